@@ -1,0 +1,3 @@
+module github.com/wispstack/wisp
+
+go 1.25.0
