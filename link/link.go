@@ -1,0 +1,76 @@
+// Package link defines wisp's link interface, batch-first: frames go out in batches through
+// WritePackets and come in in batches through a Dispatcher. Sub-packages implement links
+// (pipe, loopback, tun, impair, pcap) and Ethernet framing with ARP (link/ethernet).
+//
+// Layer: link (imports wire, memp, pbuf, stats, errs, clock, opt). Endpoints are safe for
+// concurrent use unless their doc says otherwise: WritePackets may be called from the stack
+// core while the link's own goroutine delivers received frames.
+package link
+
+import (
+	"github.com/wispstack/wisp/pbuf"
+)
+
+// Medium is what a link's frames carry.
+type Medium uint8
+
+const (
+	// MediumIP frames are bare IPv4/IPv6 packets (a TUN device, a WireGuard tunnel).
+	MediumIP Medium = iota + 1
+	// MediumEthernet frames start with a 14-byte Ethernet header.
+	MediumEthernet
+)
+
+func (m Medium) String() string {
+	switch m {
+	case MediumIP:
+		return "ip"
+	case MediumEthernet:
+		return "ethernet"
+	}
+	return "unknown"
+}
+
+// HeaderLen returns the link header length of a medium.
+func (m Medium) HeaderLen() int {
+	if m == MediumEthernet {
+		return 14
+	}
+	return 0
+}
+
+// Endpoint is one link. It never allocates per frame and never blocks the caller of
+// WritePackets for long: a full transmit queue drops and reports it.
+type Endpoint interface {
+	// Medium reports the framing.
+	Medium() Medium
+	// MTU is the largest IP packet a frame carries (the link header not counted).
+	MTU() int
+	// HardwareAddr is the link-layer address (Ethernet), zero for MediumIP.
+	HardwareAddr() [6]byte
+	// Attach sets the dispatcher that receives frames; nil detaches. A link delivers
+	// nothing before Attach.
+	Attach(d Dispatcher)
+	// WritePackets sends a batch of frames. It takes ownership of every pbuf in pkts,
+	// whatever it returns; the slice itself is borrowed. It returns how many frames were
+	// accepted; the rest were dropped, and err says why (errs.WouldBlock: queue full,
+	// errs.Clsd: link closed, errs.Val: frame larger than the MTU).
+	WritePackets(pkts []*pbuf.Pbuf) (int, error)
+	// Close stops the link's goroutines, frees every frame it still holds and makes later
+	// writes fail with errs.Clsd. It waits until no delivery is in progress.
+	Close() error
+}
+
+// Dispatcher receives frames from a link; the stack implements it.
+type Dispatcher interface {
+	// AllocRx returns a POOL chain of n bytes to receive one frame into, or nil when the pool
+	// is exhausted (the dispatcher counts it; the link drops the frame). The link owns the
+	// chain until it passes it to DeliverPackets or frees it.
+	AllocRx(n int) *pbuf.Pbuf
+	// DeliverPackets hands received frames to the stack. It takes ownership of every pbuf in
+	// pkts; the slice is borrowed. Safe for concurrent use; it takes the stack's core lock.
+	DeliverPackets(pkts []*pbuf.Pbuf)
+}
+
+// MaxBatch is the batch size links use when they have no reason to choose another.
+const MaxBatch = 64

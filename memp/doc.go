@@ -1,0 +1,11 @@
+// Package memp provides wisp's fixed pools (lwIP's memp): typed pools whose elements are all
+// allocated when the stack starts. Get beyond capacity returns nil and counts an error; a pool
+// never grows. Each pool has an ID whose lwIP name (TCP_PCB, PBUF_POOL, ...) is used in stats.
+//
+// Layer: memp (imports stats). Pools are safe for concurrent use: a pool's own small lock
+// plays the part of lwIP's SYS_ARCH_PROTECT, because pbufs may be freed outside the core (by
+// a link's delivery goroutine, or by a reader releasing a zero-copy buffer).
+//
+// wisp has no SYS_TIMEOUT pool: its timers are embedded in the objects that own them
+// (clock.Timeout), so arming a timer can neither allocate nor fail.
+package memp

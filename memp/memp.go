@@ -1,0 +1,189 @@
+package memp
+
+import (
+	"fmt"
+	"sync"
+	"unsafe"
+
+	"github.com/wispstack/wisp/stats"
+)
+
+// ID names a pool.
+type ID uint8
+
+// The pools, lwIP's set plus the pbuf header pools Go needs.
+const (
+	RawPCB       ID = iota // RAW_PCB: raw IP PCBs
+	UDPPCB                 // UDP_PCB
+	TCPPCB                 // TCP_PCB: connections (active and TIME-WAIT)
+	TCPPCBListen           // TCP_PCB_LISTEN
+	TCPSeg                 // TCP_SEG: queued segments
+	ReassData              // REASSDATA: datagrams under reassembly
+	FragPbuf               // FRAG_PBUF: fragments referencing a datagram being fragmented
+	Netbuf                 // NETBUF
+	Netconn                // NETCONN
+	ARPQueue               // ARP_QUEUE: packets waiting for ARP resolution
+	IGMPGroup              // IGMP_GROUP
+	ND6Queue               // ND6_QUEUE: packets waiting for neighbour resolution
+	MLD6Group              // MLD6_GROUP
+	Pbuf                   // PBUF: headers of REF/ROM pbufs
+	PbufRAM                // PBUF_RAM: headers of RAM pbufs (their bytes come from the heap)
+	PbufPool               // PBUF_POOL: headers and fixed chunks for received frames
+	NumIDs
+)
+
+var names = [NumIDs]string{
+	"RAW_PCB", "UDP_PCB", "TCP_PCB", "TCP_PCB_LISTEN", "TCP_SEG", "REASSDATA", "FRAG_PBUF",
+	"NETBUF", "NETCONN", "ARP_QUEUE", "IGMP_GROUP", "ND6_QUEUE", "MLD6_GROUP", "PBUF",
+	"PBUF_RAM", "PBUF_POOL",
+}
+
+func (id ID) String() string {
+	if id < NumIDs {
+		return names[id]
+	}
+	return fmt.Sprintf("memp.ID(%d)", id)
+}
+
+// Stater is anything that reports pool statistics.
+type Stater interface {
+	Stats() stats.Pool
+}
+
+// Pool is a fixed pool of n elements of type T.
+type Pool[T any] struct {
+	mu    sync.Mutex
+	items []T
+	free  []int32 // stack of free indices
+	used  []bool
+	id    ID
+	extra int // bytes per element reserved outside T (a POOL pbuf's chunk)
+	st    stats.Pool
+}
+
+// New returns a pool of n zeroed elements. extra is memory each element owns outside T
+// (counted in the element size that stats and the budget report).
+func New[T any](id ID, n, extra int) *Pool[T] {
+	if n < 0 {
+		panic("memp: negative pool size")
+	}
+	p := &Pool[T]{items: make([]T, n), free: make([]int32, n), used: make([]bool, n), id: id, extra: extra}
+	for i := range p.free {
+		p.free[i] = int32(n - 1 - i) // lowest index handed out first
+	}
+	p.st = stats.Pool{Name: id.String(), Size: ElemSize[T](extra), Avail: n}
+	return p
+}
+
+// ElemSize is the bytes one element of a pool of T with extra reserves: the element itself
+// plus its free-list and in-use bookkeeping.
+func ElemSize[T any](extra int) int {
+	var zero T
+	return int(unsafe.Sizeof(zero)) + extra + 4 + 1
+}
+
+// ID returns the pool's ID.
+func (p *Pool[T]) ID() ID { return p.id }
+
+// Cap returns the number of elements.
+func (p *Pool[T]) Cap() int { return len(p.items) }
+
+// Get returns a zeroed element, or nil (counting an error) if the pool is empty.
+func (p *Pool[T]) Get() *T {
+	x, _ := p.GetIndex()
+	return x
+}
+
+// GetIndex is Get that also returns the element's index in the pool.
+func (p *Pool[T]) GetIndex() (*T, int) {
+	p.mu.Lock()
+	n := len(p.free)
+	if n == 0 {
+		p.st.Err++
+		p.mu.Unlock()
+		return nil, -1
+	}
+	i := p.free[n-1]
+	p.free = p.free[:n-1]
+	p.used[i] = true
+	p.st.Used++
+	if p.st.Used > p.st.Max {
+		p.st.Max = p.st.Used
+	}
+	p.mu.Unlock()
+	return &p.items[i], int(i)
+}
+
+// Index returns x's index in the pool; it panics if x is not an element of p.
+func (p *Pool[T]) Index(x *T) int {
+	if len(p.items) == 0 {
+		panic(fmt.Sprintf("memp: %v: element not from this pool", p.id))
+	}
+	base := uintptr(unsafe.Pointer(&p.items[0]))
+	size := unsafe.Sizeof(p.items[0])
+	off := uintptr(unsafe.Pointer(x)) - base
+	if uintptr(unsafe.Pointer(x)) < base || off%size != 0 || off/size >= uintptr(len(p.items)) {
+		panic(fmt.Sprintf("memp: %v: element not from this pool", p.id))
+	}
+	return int(off / size)
+}
+
+// Put zeroes x and returns it to the pool. Putting an element twice, or one that is not
+// from this pool, is a bug in wisp and panics (lwIP asserts the same).
+func (p *Pool[T]) Put(x *T) {
+	i := p.Index(x)
+	var zero T
+	*x = zero
+	p.mu.Lock()
+	if !p.used[i] {
+		p.mu.Unlock()
+		panic(fmt.Sprintf("memp: %v: double free of element %d", p.id, i))
+	}
+	p.used[i] = false
+	p.free = append(p.free, int32(i))
+	p.st.Used--
+	p.mu.Unlock()
+}
+
+// At returns element i, used or not (for owners that iterate their pool).
+func (p *Pool[T]) At(i int) *T { return &p.items[i] }
+
+// InUse reports whether element i is allocated.
+func (p *Pool[T]) InUse(i int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.used[i]
+}
+
+// Stats implements Stater.
+func (p *Pool[T]) Stats() stats.Pool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.st
+}
+
+// Table is the set of pools of one stack, in ID order, for stats and budget checks.
+type Table struct {
+	pools [NumIDs]Stater
+}
+
+// Register adds a pool to the table; registering an ID twice panics.
+func (t *Table) Register(id ID, p Stater) {
+	if t.pools[id] != nil {
+		panic(fmt.Sprintf("memp: pool %v registered twice", id))
+	}
+	t.pools[id] = p
+}
+
+// Lookup returns the registered pool, or nil.
+func (t *Table) Lookup(id ID) Stater { return t.pools[id] }
+
+// Snapshot appends the stats of every registered pool to dst.
+func (t *Table) Snapshot(dst []stats.Pool) []stats.Pool {
+	for _, p := range t.pools {
+		if p != nil {
+			dst = append(dst, p.Stats())
+		}
+	}
+	return dst
+}

@@ -1,0 +1,105 @@
+package memp
+
+import (
+	"sync"
+	"testing"
+)
+
+type elem struct {
+	a, b int
+	p    *int
+}
+
+func TestPoolExhaustionAndReuse(t *testing.T) {
+	p := New[elem](TCPPCB, 3, 0)
+	var got []*elem
+	for i := 0; i < 3; i++ {
+		e := p.Get()
+		if e == nil {
+			t.Fatalf("Get %d failed", i)
+		}
+		e.a = i + 1
+		got = append(got, e)
+	}
+	if p.Get() != nil {
+		t.Fatal("Get beyond capacity succeeded")
+	}
+	st := p.Stats()
+	if st.Name != "TCP_PCB" || st.Used != 3 || st.Max != 3 || st.Err != 1 || st.Avail != 3 {
+		t.Fatalf("stats %+v", st)
+	}
+	p.Put(got[1])
+	e := p.Get()
+	if e != got[1] || e.a != 0 {
+		t.Fatalf("reuse: got %p (a=%d), want zeroed %p", e, e.a, got[1])
+	}
+	for _, e := range got {
+		p.Put(e)
+	}
+	if st := p.Stats(); st.Used != 0 || st.Max != 3 {
+		t.Fatalf("after Put: %+v", st)
+	}
+}
+
+func TestPoolRejectsForeignAndDoubleFree(t *testing.T) {
+	p := New[elem](UDPPCB, 2, 0)
+	e := p.Get()
+	p.Put(e)
+	mustPanic(t, "double free", func() { p.Put(e) })
+	mustPanic(t, "foreign", func() { p.Put(&elem{}) })
+	empty := New[elem](UDPPCB, 0, 0)
+	if empty.Get() != nil {
+		t.Fatal("empty pool handed out an element")
+	}
+}
+
+func TestPoolConcurrent(t *testing.T) {
+	p := New[elem](Pbuf, 64, 0)
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 2000; i++ {
+				if e := p.Get(); e != nil {
+					p.Put(e)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if st := p.Stats(); st.Used != 0 {
+		t.Fatalf("used %d after balanced Get/Put", st.Used)
+	}
+}
+
+func TestPoolAllocs(t *testing.T) {
+	p := New[elem](Pbuf, 4, 0)
+	if n := testing.AllocsPerRun(1000, func() { p.Put(p.Get()) }); n != 0 {
+		t.Fatalf("Get/Put allocates %v times", n)
+	}
+}
+
+func TestTable(t *testing.T) {
+	var tb Table
+	tb.Register(PbufPool, New[elem](PbufPool, 2, 100))
+	tb.Register(RawPCB, New[elem](RawPCB, 1, 0))
+	s := tb.Snapshot(nil)
+	if len(s) != 2 || s[0].Name != "RAW_PCB" || s[1].Name != "PBUF_POOL" {
+		t.Fatalf("snapshot order %+v", s)
+	}
+	if s[1].Size != ElemSize[elem](100) || s[1].Bytes() != 2*s[1].Size {
+		t.Fatalf("size %+v", s[1])
+	}
+	mustPanic(t, "register twice", func() { tb.Register(RawPCB, New[elem](RawPCB, 1, 0)) })
+}
+
+func mustPanic(t *testing.T, what string, f func()) {
+	t.Helper()
+	defer func() {
+		if recover() == nil {
+			t.Errorf("%s: no panic", what)
+		}
+	}()
+	f()
+}

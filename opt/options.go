@@ -1,0 +1,239 @@
+package opt
+
+import (
+	"fmt"
+	"time"
+)
+
+// Options sizes a stack. Every pool, heap and queue is allocated once from these numbers
+// when the stack is created and never grows: exhaustion fails the operation (ERR_MEM), drops
+// the packet or resets the connection, and counts it. Field names follow lwIP's options.
+//
+// The zero value is not useful; start from a preset (Embedded, Tunnel) and adjust.
+type Options struct {
+	// MemSize is the size in bytes of the heap that RAM pbufs (outgoing data) are carved
+	// from (lwIP MEM_SIZE). The heap is a buddy allocator with 64-byte blocks: a request is
+	// rounded up to a power of two, and one RAM pbuf is at most 64 KiB (larger requests become
+	// chains).
+	MemSize int
+	// PbufPoolSize is the number of POOL pbufs, the fixed chunks received frames are stored
+	// in (lwIP PBUF_POOL_SIZE).
+	PbufPoolSize int
+	// PbufPoolBufSize is the payload size of one POOL pbuf (lwIP PBUF_POOL_BUFSIZE). A frame
+	// larger than this is stored as a chain.
+	PbufPoolBufSize int
+	// MempNumPbuf is the number of pbuf headers for REF/ROM pbufs that point at caller
+	// memory (lwIP MEMP_NUM_PBUF).
+	MempNumPbuf int
+	// MempNumPbufRAM is the number of pbuf headers for RAM pbufs. lwIP keeps these headers
+	// inside the heap; in Go they hold pointers and so live in a pool of their own, kept out
+	// of the pointer-free payload arenas.
+	MempNumPbufRAM int
+
+	// MempNumRawPCB, MempNumUDPPCB, MempNumTCPPCB, MempNumTCPPCBListen, MempNumTCPSeg,
+	// MempNumNetconn, MempNumNetbuf: protocol control blocks and queued segments
+	// (lwIP MEMP_NUM_*).
+	MempNumRawPCB       int
+	MempNumUDPPCB       int
+	MempNumTCPPCB       int
+	MempNumTCPPCBListen int
+	MempNumTCPSeg       int
+	MempNumNetconn      int
+	MempNumNetbuf       int
+
+	// MempNumReassData is the number of datagrams (IPv4 and IPv6 together) that may be under
+	// reassembly at once (lwIP MEMP_NUM_REASSDATA).
+	MempNumReassData int
+	// IPReassMaxPbufs bounds the POOL pbufs held by all datagrams under reassembly
+	// (lwIP IP_REASS_MAX_PBUFS); when reached, the oldest datagram is dropped.
+	IPReassMaxPbufs int
+	// IPReassMaxAge is how long an incomplete datagram is kept (lwIP IP_REASS_MAXAGE,
+	// RFC 8200 §4.5 says 60 s for IPv6; lwIP uses 15 s for both by default).
+	IPReassMaxAge time.Duration
+	// MempNumFragPbuf is the number of fragments that may be in flight while an outgoing
+	// datagram is fragmented (lwIP MEMP_NUM_FRAG_PBUF).
+	MempNumFragPbuf int
+
+	// ARPTableSize is the number of IPv4 neighbour entries per stack (lwIP ARP_TABLE_SIZE).
+	ARPTableSize int
+	// MempNumARPQueue is the number of packets queued while their next hop is resolved, over
+	// all entries (lwIP MEMP_NUM_ARP_QUEUE).
+	MempNumARPQueue int
+	// ARPMaxAge is how long a resolved ARP entry is used before it is refreshed (lwIP
+	// ARP_MAXAGE).
+	ARPMaxAge time.Duration
+
+	// ND6NumNeighbors is the number of IPv6 neighbour cache entries (lwIP
+	// LWIP_ND6_NUM_NEIGHBORS); ND6NumRouters the default-router list size; ND6NumPrefixes the
+	// on-link prefix list size.
+	ND6NumNeighbors int
+	ND6NumRouters   int
+	ND6NumPrefixes  int
+	// MempNumND6Queue is the number of IPv6 packets queued while their neighbour is resolved
+	// (lwIP MEMP_NUM_ND6_QUEUE).
+	MempNumND6Queue int
+	// ND6ReachableTime is the base reachable time until a neighbour goes STALE when the
+	// router does not advertise one (RFC 4861 REACHABLE_TIME, 30 s).
+	ND6ReachableTime time.Duration
+	// ND6RetransTimer is the interval between neighbour solicitations (RFC 4861 RETRANS_TIMER).
+	ND6RetransTimer time.Duration
+	// IPv6DupAddrDetectTransmits is the number of DAD probes for a tentative address
+	// (RFC 4862 DupAddrDetectTransmits); 0 disables DAD.
+	IPv6DupAddrDetectTransmits int
+	// IPv6AutoConfig enables SLAAC from router advertisements (RFC 4862).
+	IPv6AutoConfig bool
+
+	// MempNumIGMPGroup and MempNumMLD6Group bound the multicast groups joined
+	// (lwIP MEMP_NUM_IGMP_GROUP, MEMP_NUM_MLD6_GROUP).
+	MempNumIGMPGroup int
+	MempNumMLD6Group int
+
+	// IPDefaultTTL is the TTL / hop limit of packets wisp originates (lwIP IP_DEFAULT_TTL).
+	IPDefaultTTL uint8
+	// IPForward routes packets between netifs (lwIP IP_FORWARD). Off: packets not addressed
+	// to the stack are dropped and counted.
+	IPForward bool
+	// ICMPRateLimit is the number of ICMP error messages a stack may send per second, and
+	// ICMPRateBurst the bucket depth (RFC 1812 §4.3.2.8, RFC 4443 §2.4(f)).
+	ICMPRateLimit int
+	ICMPRateBurst int
+
+	// TCPMSS is the largest segment wisp sends before the peer's MSS and the route MTU clamp
+	// it (lwIP TCP_MSS).
+	TCPMSS int
+	// TCPWnd is the receive window (lwIP TCP_WND); values above 65535 need window scaling.
+	TCPWnd int
+	// TCPSndBuf is the bytes a connection may have queued for sending (lwIP TCP_SND_BUF).
+	TCPSndBuf int
+	// TCPSndQueueLen is the number of pbufs a connection may have queued for sending
+	// (lwIP TCP_SND_QUEUELEN).
+	TCPSndQueueLen int
+	// TCPTTL is the TTL of TCP segments (lwIP TCP_TTL).
+	TCPTTL uint8
+
+	// TCPRecvMboxSize, UDPRecvMboxSize, AcceptMboxSize bound the netcon mailboxes
+	// (lwIP DEFAULT_TCP_RECVMBOX_SIZE and friends).
+	TCPRecvMboxSize int
+	UDPRecvMboxSize int
+	AcceptMboxSize  int
+}
+
+// Embedded returns the lwIP 2.1 defaults from opt.h, the configuration a microcontroller
+// starts from: a 1600-byte heap, sixteen 592-byte POOL pbufs and a 536-byte MSS.
+func Embedded() Options {
+	const mss = 536
+	return Options{
+		MemSize:         1600,
+		PbufPoolSize:    16,
+		PbufPoolBufSize: 592, // LWIP_MEM_ALIGN_SIZE(TCP_MSS+40+PBUF_LINK_HLEN)
+		MempNumPbuf:     16,
+		MempNumPbufRAM:  16,
+
+		MempNumRawPCB:       4,
+		MempNumUDPPCB:       4,
+		MempNumTCPPCB:       5,
+		MempNumTCPPCBListen: 8,
+		MempNumTCPSeg:       16,
+		MempNumNetconn:      4,
+		MempNumNetbuf:       2,
+
+		MempNumReassData: 5,
+		IPReassMaxPbufs:  10,
+		IPReassMaxAge:    15 * time.Second,
+		MempNumFragPbuf:  15,
+
+		ARPTableSize:    10,
+		MempNumARPQueue: 30,
+		ARPMaxAge:       5 * time.Minute,
+
+		ND6NumNeighbors:            10,
+		ND6NumRouters:              3,
+		ND6NumPrefixes:             5,
+		MempNumND6Queue:            20,
+		ND6ReachableTime:           30 * time.Second,
+		ND6RetransTimer:            time.Second,
+		IPv6DupAddrDetectTransmits: 1,
+		IPv6AutoConfig:             true,
+
+		MempNumIGMPGroup: 8,
+		MempNumMLD6Group: 4,
+
+		IPDefaultTTL:  255,
+		ICMPRateLimit: 100,
+		ICMPRateBurst: 10,
+
+		TCPMSS:         mss,
+		TCPWnd:         4 * mss,
+		TCPSndBuf:      2 * mss,
+		TCPSndQueueLen: (4*(2*mss) + (mss - 1)) / mss,
+		TCPTTL:         255,
+
+		TCPRecvMboxSize: 6,
+		UDPRecvMboxSize: 6,
+		AcceptMboxSize:  6,
+	}
+}
+
+// Tunnel returns the preset for userspace tunnels, TUN proxies and servers: room for
+// thousands of connections and multi-gigabit streams in a fixed 88 MiB of packet memory
+// (see the budget report: `wisp budget --preset tunnel`).
+func Tunnel() Options {
+	o := Embedded()
+	o.MemSize = 32 << 20
+	o.PbufPoolSize = 8192
+	o.PbufPoolBufSize = 2048 + 512 // a 1500-byte frame plus room for link headers and GSO metadata
+	o.MempNumPbuf = 4096
+	o.MempNumPbufRAM = 16384
+
+	o.MempNumRawPCB = 16
+	o.MempNumUDPPCB = 1024
+	o.MempNumTCPPCB = 8192
+	o.MempNumTCPPCBListen = 64
+	o.MempNumTCPSeg = 32768
+	o.MempNumNetconn = 8192
+	o.MempNumNetbuf = 4096
+
+	o.MempNumReassData = 64
+	o.IPReassMaxPbufs = 1024
+	o.IPReassMaxAge = 15 * time.Second
+	o.MempNumFragPbuf = 256
+
+	o.ARPTableSize = 256
+	o.MempNumARPQueue = 512
+	o.ND6NumNeighbors = 256
+	o.ND6NumRouters = 8
+	o.ND6NumPrefixes = 16
+	o.MempNumND6Queue = 512
+
+	o.MempNumIGMPGroup = 64
+	o.MempNumMLD6Group = 64
+
+	o.IPDefaultTTL = 64
+	o.ICMPRateLimit = 1000
+	o.ICMPRateBurst = 50
+
+	o.TCPMSS = 1460
+	o.TCPWnd = 1 << 20
+	o.TCPSndBuf = 1 << 20
+	o.TCPSndQueueLen = 4 * (1 << 20) / 1460
+	o.TCPTTL = 64
+
+	o.TCPRecvMboxSize = 256
+	o.UDPRecvMboxSize = 256
+	o.AcceptMboxSize = 128
+	return o
+}
+
+// Preset returns the named preset: "embedded" or "tunnel".
+func Preset(name string) (Options, error) {
+	switch name {
+	case "embedded":
+		return Embedded(), nil
+	case "tunnel", "server":
+		return Tunnel(), nil
+	}
+	return Options{}, fmt.Errorf("opt: unknown preset %q (have: embedded, tunnel)", name)
+}
+
+// PresetNames lists the names Preset accepts.
+func PresetNames() []string { return []string{"embedded", "tunnel"} }

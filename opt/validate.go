@@ -1,0 +1,112 @@
+package opt
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Limits the engine is built for; Validate rejects options outside them.
+const (
+	// MinPbufPoolBufSize is the smallest POOL pbuf: it must hold a full IPv6 header plus the
+	// largest TCP header so that headers are always contiguous in the first pbuf of a frame.
+	MinPbufPoolBufSize = 14 + 40 + 60
+	// MaxPbufPoolBufSize bounds one POOL chunk.
+	MaxPbufPoolBufSize = 64 << 10
+	// MinMemSize is the smallest heap: one 1-KiB block.
+	MinMemSize = 1024
+	// MaxPoolCount bounds any one pool (indices are 32-bit).
+	MaxPoolCount = 1 << 24
+	// MaxMemSize bounds the heap.
+	MaxMemSize = 1 << 34
+	// MaxTCPWnd is the largest window window scaling can express (RFC 7323 §2.3: shift ≤ 14).
+	MaxTCPWnd = 0xffff << 14
+)
+
+// Validate reports the first inconsistent setting, naming the field. A stack refuses to
+// start with options that fail validation.
+func (o *Options) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("opt: %s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	count := func(field string, v, min int) {
+		if v < min || v > MaxPoolCount {
+			bad(field, "%d out of range [%d, %d]", v, min, MaxPoolCount)
+		}
+	}
+	if o.MemSize < MinMemSize || o.MemSize > MaxMemSize {
+		bad("MemSize", "%d out of range [%d, %d]", o.MemSize, MinMemSize, MaxMemSize)
+	}
+	count("PbufPoolSize", o.PbufPoolSize, 2)
+	if o.PbufPoolBufSize < MinPbufPoolBufSize || o.PbufPoolBufSize > MaxPbufPoolBufSize {
+		bad("PbufPoolBufSize", "%d out of range [%d, %d] (must hold link+IPv6+TCP headers)",
+			o.PbufPoolBufSize, MinPbufPoolBufSize, MaxPbufPoolBufSize)
+	}
+	count("MempNumPbuf", o.MempNumPbuf, 1)
+	count("MempNumPbufRAM", o.MempNumPbufRAM, 1)
+	count("MempNumRawPCB", o.MempNumRawPCB, 0)
+	count("MempNumUDPPCB", o.MempNumUDPPCB, 0)
+	count("MempNumTCPPCB", o.MempNumTCPPCB, 0)
+	count("MempNumTCPPCBListen", o.MempNumTCPPCBListen, 0)
+	count("MempNumTCPSeg", o.MempNumTCPSeg, 0)
+	count("MempNumNetconn", o.MempNumNetconn, 0)
+	count("MempNumNetbuf", o.MempNumNetbuf, 0)
+	count("MempNumReassData", o.MempNumReassData, 0)
+	count("IPReassMaxPbufs", o.IPReassMaxPbufs, 0)
+	count("MempNumFragPbuf", o.MempNumFragPbuf, 0)
+	count("ARPTableSize", o.ARPTableSize, 1)
+	count("MempNumARPQueue", o.MempNumARPQueue, 0)
+	count("ND6NumNeighbors", o.ND6NumNeighbors, 1)
+	count("ND6NumRouters", o.ND6NumRouters, 1)
+	count("ND6NumPrefixes", o.ND6NumPrefixes, 1)
+	count("MempNumND6Queue", o.MempNumND6Queue, 0)
+	count("MempNumIGMPGroup", o.MempNumIGMPGroup, 0)
+	count("MempNumMLD6Group", o.MempNumMLD6Group, 0)
+	if o.MempNumReassData > 0 && o.IPReassMaxPbufs < 2 {
+		bad("IPReassMaxPbufs", "%d: reassembly needs at least 2 pbufs (or set MempNumReassData to 0 to disable it)", o.IPReassMaxPbufs)
+	}
+	if o.MempNumReassData > 0 && o.IPReassMaxAge <= 0 {
+		bad("IPReassMaxAge", "%v must be positive", o.IPReassMaxAge)
+	}
+	if o.ARPMaxAge <= 0 {
+		bad("ARPMaxAge", "%v must be positive", o.ARPMaxAge)
+	}
+	if o.ND6ReachableTime <= 0 {
+		bad("ND6ReachableTime", "%v must be positive", o.ND6ReachableTime)
+	}
+	if o.ND6RetransTimer <= 0 {
+		bad("ND6RetransTimer", "%v must be positive", o.ND6RetransTimer)
+	}
+	if o.IPv6DupAddrDetectTransmits < 0 || o.IPv6DupAddrDetectTransmits > 10 {
+		bad("IPv6DupAddrDetectTransmits", "%d out of range [0, 10]", o.IPv6DupAddrDetectTransmits)
+	}
+	if o.IPDefaultTTL == 0 {
+		bad("IPDefaultTTL", "must not be 0")
+	}
+	if o.ICMPRateLimit < 0 || o.ICMPRateBurst < 0 || (o.ICMPRateLimit > 0 && o.ICMPRateBurst == 0) {
+		bad("ICMPRateBurst", "%d with ICMPRateLimit %d: both non-negative, burst ≥ 1 when limiting", o.ICMPRateBurst, o.ICMPRateLimit)
+	}
+	// TCP: lwIP's own sanity checks (init.c) plus the RFC limits.
+	if o.TCPMSS < 64 || o.TCPMSS > 65535-40 {
+		bad("TCPMSS", "%d out of range [64, 65495]", o.TCPMSS)
+	}
+	if o.TCPWnd < 2*o.TCPMSS || o.TCPWnd > MaxTCPWnd {
+		bad("TCPWnd", "%d must be in [2*TCPMSS=%d, %d]", o.TCPWnd, 2*o.TCPMSS, MaxTCPWnd)
+	}
+	if o.TCPSndBuf < 2*o.TCPMSS {
+		bad("TCPSndBuf", "%d must be at least 2*TCPMSS=%d", o.TCPSndBuf, 2*o.TCPMSS)
+	}
+	if min := (2*o.TCPSndBuf + o.TCPMSS - 1) / max(o.TCPMSS, 1); o.TCPSndQueueLen < min {
+		bad("TCPSndQueueLen", "%d must be at least (2*TCPSndBuf)/TCPMSS=%d", o.TCPSndQueueLen, min)
+	}
+	if o.MempNumTCPSeg > 0 && o.MempNumTCPSeg < o.TCPSndQueueLen {
+		bad("MempNumTCPSeg", "%d must be at least TCPSndQueueLen=%d", o.MempNumTCPSeg, o.TCPSndQueueLen)
+	}
+	if o.TCPTTL == 0 {
+		bad("TCPTTL", "must not be 0")
+	}
+	if o.TCPRecvMboxSize < 1 || o.UDPRecvMboxSize < 1 || o.AcceptMboxSize < 1 {
+		bad("TCPRecvMboxSize", "mailbox sizes must be ≥ 1 (tcp %d, udp %d, accept %d)", o.TCPRecvMboxSize, o.UDPRecvMboxSize, o.AcceptMboxSize)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,207 @@
+package pbuf
+
+import (
+	"github.com/wispstack/wisp/errs"
+	"github.com/wispstack/wisp/memp"
+	"github.com/wispstack/wisp/stats"
+)
+
+// Config sizes an Allocator (the stack fills it from opt.Options).
+type Config struct {
+	PoolCount   int // PbufPoolSize: POOL pbufs
+	PoolBufSize int // PbufPoolBufSize: bytes per POOL pbuf
+	HeapSize    int // MemSize: the RAM heap in bytes
+	RefCount    int // MempNumPbuf: REF/ROM headers
+	RAMCount    int // MempNumPbufRAM: RAM headers
+}
+
+// Allocator owns one stack's pbuf memory: the POOL pool and its arena, the RAM heap, and
+// the header pools. Safe for concurrent use.
+type Allocator struct {
+	pool    *memp.Pool[Pbuf]
+	arena   []byte
+	bufSize int
+	refPool *memp.Pool[Pbuf]
+	ramPool *memp.Pool[Pbuf]
+	heap    *heap
+}
+
+// NewAllocator reserves all pbuf memory at once.
+func NewAllocator(c Config) *Allocator {
+	return &Allocator{
+		pool:    memp.New[Pbuf](memp.PbufPool, c.PoolCount, c.PoolBufSize),
+		arena:   make([]byte, c.PoolCount*c.PoolBufSize),
+		bufSize: c.PoolBufSize,
+		refPool: memp.New[Pbuf](memp.Pbuf, c.RefCount, 0),
+		ramPool: memp.New[Pbuf](memp.PbufRAM, c.RAMCount, 0),
+		heap:    newHeap(c.HeapSize),
+	}
+}
+
+// Register adds the allocator's pools to a stack's pool table.
+func (a *Allocator) Register(t *memp.Table) {
+	t.Register(memp.Pbuf, a.refPool)
+	t.Register(memp.PbufRAM, a.ramPool)
+	t.Register(memp.PbufPool, a.pool)
+}
+
+// HeapStats reports the RAM heap.
+func (a *Allocator) HeapStats() stats.Heap { return a.heap.stats() }
+
+// PoolBufSize returns the payload size of one POOL pbuf.
+func (a *Allocator) PoolBufSize() int { return a.bufSize }
+
+// ReservedBytes is the memory the allocator holds: arenas, heap bookkeeping and headers.
+func (a *Allocator) ReservedBytes() int {
+	n := len(a.arena) + len(a.heap.arena) + len(a.heap.meta)
+	for _, p := range []*memp.Pool[Pbuf]{a.pool, a.refPool, a.ramPool} {
+		s := p.Stats()
+		n += s.Size*s.Avail - a.extra(p)*s.Avail
+	}
+	return n
+}
+
+func (a *Allocator) extra(p *memp.Pool[Pbuf]) int {
+	if p == a.pool {
+		return a.bufSize
+	}
+	return 0
+}
+
+// Alloc returns a new chain of typ POOL or RAM with length payload bytes and layer bytes of
+// header room in its first pbuf (lwIP pbuf_alloc). A POOL chain uses as many chunks as
+// needed; a RAM chain is one pbuf unless length exceeds MaxRAMBlock. The caller owns the
+// result. On exhaustion it returns errs.Mem and holds nothing.
+func (a *Allocator) Alloc(layer Layer, length int, typ Type) (*Pbuf, error) {
+	if length < 0 || int(layer) < 0 {
+		return nil, errs.Val
+	}
+	var head, tail *Pbuf
+	room := int(layer)
+	rem := length
+	for {
+		var p *Pbuf
+		switch typ {
+		case POOL:
+			if room >= a.bufSize {
+				a.freeChain(head)
+				return nil, errs.Val
+			}
+			q, i := a.pool.GetIndex()
+			if q == nil {
+				a.freeChain(head)
+				return nil, errs.Mem
+			}
+			q.mem = a.arena[i*a.bufSize : (i+1)*a.bufSize : (i+1)*a.bufSize]
+			q.len = int32(min(rem, a.bufSize-room))
+			p = q
+		case RAM:
+			n := min(room+rem, MaxRAMBlock)
+			if room >= MaxRAMBlock {
+				return nil, errs.Val
+			}
+			q := a.ramPool.Get()
+			if q == nil {
+				a.freeChain(head)
+				return nil, errs.Mem
+			}
+			u, k := a.heap.alloc(n)
+			if u < 0 {
+				a.ramPool.Put(q)
+				a.freeChain(head)
+				return nil, errs.Mem
+			}
+			q.mem, q.blk, q.order = a.heap.bytes(u, k), u, int8(k)
+			q.len = int32(n - room)
+			p = q
+		default:
+			return nil, errs.Val
+		}
+		p.typ, p.a, p.off = typ, a, int32(room)
+		p.ref.Store(1)
+		rem -= int(p.len)
+		if head == nil {
+			head = p
+		} else {
+			tail.next = p
+		}
+		tail = p
+		room = 0
+		if rem == 0 {
+			break
+		}
+	}
+	// tot_len from the back.
+	tot := int32(0)
+	for p := head; p != nil; p = p.next {
+		tot += p.len
+	}
+	for p := head; p != nil; p = p.next {
+		p.totLen = tot
+		tot -= p.len
+	}
+	return head, nil
+}
+
+// AllocRef returns a one-pbuf chain of typ REF or ROM whose payload is b itself: no copy.
+// For REF, owner (may be nil) is told when wisp has released the last reference; until then
+// the caller must not modify b. ROM memory must never change. Header room is zero: the
+// layers below chain a header pbuf in front. Caller owns the result; errs.Mem when no header
+// is free.
+func (a *Allocator) AllocRef(b []byte, typ Type, owner Releaser) (*Pbuf, error) {
+	if typ != REF && typ != ROM {
+		return nil, errs.Val
+	}
+	p := a.refPool.Get()
+	if p == nil {
+		return nil, errs.Mem
+	}
+	p.typ, p.a, p.mem = typ, a, b[:len(b):len(b)]
+	p.len, p.totLen = int32(len(b)), int32(len(b))
+	p.owner = owner
+	p.ref.Store(1)
+	return p, nil
+}
+
+// Clone returns a copy of chain p in new memory of typ, with layer header room (lwIP
+// pbuf_clone). The caller keeps p and owns the copy.
+func (a *Allocator) Clone(layer Layer, typ Type, p *Pbuf) (*Pbuf, error) {
+	q, err := a.Alloc(layer, p.TotLen(), typ)
+	if err != nil {
+		return nil, err
+	}
+	if err := Copy(q, p); err != nil {
+		q.Free()
+		return nil, err
+	}
+	q.flags, q.ifIdx = p.flags, p.ifIdx
+	return q, nil
+}
+
+func (a *Allocator) freeChain(p *Pbuf) {
+	if p != nil {
+		p.Free()
+	}
+}
+
+// release returns one pbuf whose count reached zero.
+func (a *Allocator) release(p *Pbuf) {
+	switch p.typ {
+	case POOL:
+		a.pool.Put(p)
+	case RAM:
+		a.heap.release(p.blk)
+		a.ramPool.Put(p)
+	case REF, ROM:
+		owner, parent := p.owner, p.parent
+		a.refPool.Put(p)
+		if parent != nil {
+			parent.Free()
+		}
+		if owner != nil {
+			owner.Release()
+		}
+	default:
+		panic("pbuf: release of a pbuf with no type")
+	}
+}

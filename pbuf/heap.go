@@ -1,0 +1,161 @@
+package pbuf
+
+import (
+	"encoding/binary"
+	"math/bits"
+	"sync"
+
+	"github.com/wispstack/wisp/stats"
+)
+
+// Heap block geometry: blocks are powers of two from 64 bytes to 64 KiB.
+const (
+	heapUnitShift = 6
+	heapUnit      = 1 << heapUnitShift
+	heapMaxOrder  = 10 // 64 << 10 = 64 KiB
+	// MaxRAMBlock is the largest single RAM pbuf; larger allocations are chains.
+	MaxRAMBlock = heapUnit << heapMaxOrder
+	heapNone    = -1
+	heapUsedBit = 0x80
+)
+
+// heap is a buddy allocator over one pointer-free arena (the RAM pbuf heap, lwIP's mem.c).
+// Free-list links are stored in the free blocks themselves as 32-bit unit indices; the only
+// side table is one byte per 64-byte unit (order and in-use bit of the block starting there).
+type heap struct {
+	mu    sync.Mutex
+	arena []byte
+	meta  []uint8 // per unit: 0xff = not a block start; else order | heapUsedBit if used
+	free  [heapMaxOrder + 1]int32
+	st    stats.Heap
+}
+
+// HeapMetaBytes is the bookkeeping a heap of size bytes reserves beside its arena.
+func HeapMetaBytes(size int) int { return size >> heapUnitShift }
+
+func newHeap(size int) *heap {
+	size &^= heapUnit - 1
+	h := &heap{arena: make([]byte, size), meta: make([]uint8, size>>heapUnitShift)}
+	for i := range h.meta {
+		h.meta[i] = 0xff
+	}
+	for i := range h.free {
+		h.free[i] = heapNone
+	}
+	// Carve the arena into the largest aligned blocks that fit; they are the roots that
+	// buddies merge back into.
+	units := len(h.meta)
+	for u := 0; u < units; {
+		k := heapMaxOrder
+		for k > 0 && (u&(1<<k-1) != 0 || u+1<<k > units) {
+			k--
+		}
+		h.push(int32(u), k)
+		u += 1 << k
+	}
+	h.st.Avail = size
+	return h
+}
+
+func (h *heap) link(u int32) []byte { return h.arena[int(u)<<heapUnitShift:] }
+func (h *heap) next(u int32) int32  { return int32(binary.LittleEndian.Uint32(h.link(u))) }
+func (h *heap) prev(u int32) int32  { return int32(binary.LittleEndian.Uint32(h.link(u)[4:])) }
+func (h *heap) setNext(u, v int32)  { binary.LittleEndian.PutUint32(h.link(u), uint32(v)) }
+func (h *heap) setPrev(u, v int32)  { binary.LittleEndian.PutUint32(h.link(u)[4:], uint32(v)) }
+
+func (h *heap) push(u int32, k int) {
+	h.meta[u] = uint8(k)
+	head := h.free[k]
+	h.setNext(u, head)
+	h.setPrev(u, heapNone)
+	if head != heapNone {
+		h.setPrev(head, u)
+	}
+	h.free[k] = u
+}
+
+func (h *heap) unlink(u int32, k int) {
+	n, p := h.next(u), h.prev(u)
+	if p != heapNone {
+		h.setNext(p, n)
+	} else {
+		h.free[k] = n
+	}
+	if n != heapNone {
+		h.setPrev(n, p)
+	}
+}
+
+// orderFor returns the order of the smallest block holding n bytes.
+func orderFor(n int) int {
+	if n <= heapUnit {
+		return 0
+	}
+	return bits.Len(uint((n-1)>>heapUnitShift))
+}
+
+// alloc returns the first unit of a block of at least n bytes (n ≤ MaxRAMBlock) and its
+// order, or -1 when no block is free.
+func (h *heap) alloc(n int) (int32, int) {
+	want := orderFor(n)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	k := want
+	for k <= heapMaxOrder && h.free[k] == heapNone {
+		k++
+	}
+	if k > heapMaxOrder {
+		h.st.Err++
+		return -1, 0
+	}
+	u := h.free[k]
+	h.unlink(u, k)
+	for k > want { // split, keeping the lower half
+		k--
+		h.push(u+1<<k, k)
+	}
+	h.meta[u] = uint8(k) | heapUsedBit
+	h.st.Used += heapUnit << k
+	if h.st.Used > h.st.Max {
+		h.st.Max = h.st.Used
+	}
+	return u, k
+}
+
+// release returns a block and merges it with free buddies.
+func (h *heap) release(u int32) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m := h.meta[u]
+	if m == 0xff || m&heapUsedBit == 0 {
+		h.st.Illegal++
+		panic("pbuf: heap free of a block that is not allocated")
+	}
+	k := int(m &^ heapUsedBit)
+	h.st.Used -= heapUnit << k
+	units := int32(len(h.meta))
+	for k < heapMaxOrder {
+		b := u ^ 1<<k
+		parent := min(u, b)
+		if parent+1<<(k+1) > units || h.meta[b] != uint8(k) {
+			break
+		}
+		h.unlink(b, k)
+		h.meta[b] = 0xff
+		h.meta[max(u, b)] = 0xff
+		u = parent
+		k++
+	}
+	h.push(u, k)
+}
+
+func (h *heap) bytes(u int32, k int) []byte {
+	o := int(u) << heapUnitShift
+	return h.arena[o : o+heapUnit<<k : o+heapUnit<<k]
+}
+
+func (h *heap) stats() stats.Heap {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.st
+}
