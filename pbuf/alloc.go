@@ -156,7 +156,7 @@ func (a *Allocator) AllocRef(b []byte, typ Type, owner Releaser) (*Pbuf, error) 
 	if p == nil {
 		return nil, errs.Mem
 	}
-	p.typ, p.a, p.mem = typ, a, b[:len(b):len(b)]
+	p.typ, p.a, p.mem, p.pool = typ, a, b[:len(b):len(b)], a.refPool
 	p.len, p.totLen = int32(len(b)), int32(len(b))
 	p.owner = owner
 	p.ref.Store(1)
@@ -193,8 +193,8 @@ func (a *Allocator) release(p *Pbuf) {
 		a.heap.release(p.blk)
 		a.ramPool.Put(p)
 	case REF, ROM:
-		owner, parent := p.owner, p.parent
-		a.refPool.Put(p)
+		owner, parent, pool := p.owner, p.parent, p.pool
+		pool.Put(p)
 		if parent != nil {
 			parent.Free()
 		}
@@ -204,4 +204,50 @@ func (a *Allocator) release(p *Pbuf) {
 	default:
 		panic("pbuf: release of a pbuf with no type")
 	}
+}
+
+// RefRange returns a new chain of REF pbufs that share the memory of bytes [off, off+n) of
+// chain src: zero-copy views, as lwIP's FRAG_PBUF custom pbufs for IP fragmentation. Each
+// holds a reference on the src pbuf it views, so src's memory lives until every view is
+// freed. Headers come from pool (nil: the allocator's PBUF pool). src is borrowed; the
+// caller owns the result. On errs.Mem nothing is held.
+func (a *Allocator) RefRange(pool *memp.Pool[Pbuf], src *Pbuf, off, n int) (*Pbuf, error) {
+	if off < 0 || n <= 0 || off+n > src.TotLen() {
+		return nil, errs.Arg
+	}
+	if pool == nil {
+		pool = a.refPool
+	}
+	q, o := src.Skip(off)
+	var head, tail *Pbuf
+	rem := n
+	for rem > 0 {
+		t := pool.Get()
+		if t == nil {
+			a.freeChain(head)
+			return nil, errs.Mem
+		}
+		take := min(rem, int(q.len)-o)
+		t.typ, t.a, t.pool = REF, a, pool
+		t.mem = q.mem
+		t.off = q.off + int32(o)
+		t.len = int32(take)
+		t.parent = q
+		q.Ref()
+		t.ref.Store(1)
+		if head == nil {
+			head = t
+		} else {
+			tail.next = t
+		}
+		tail = t
+		rem -= take
+		q, o = q.next, 0
+	}
+	tot := int32(n)
+	for t := head; t != nil; t = t.next {
+		t.totLen = tot
+		tot -= t.len
+	}
+	return head, nil
 }

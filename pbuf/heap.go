@@ -91,7 +91,7 @@ func orderFor(n int) int {
 	if n <= heapUnit {
 		return 0
 	}
-	return bits.Len(uint((n-1)>>heapUnitShift))
+	return bits.Len(uint((n - 1) >> heapUnitShift))
 }
 
 // alloc returns the first unit of a block of at least n bytes (n ≤ MaxRAMBlock) and its

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/wispstack/wisp/errs"
+	"github.com/wispstack/wisp/memp"
 )
 
 // Type is the kind of a pbuf.
@@ -91,8 +92,9 @@ type Pbuf struct {
 	ifIdx  uint8 // receiving netif, 0 for none
 	blk    int32 // RAM: heap unit of the block
 	a      *Allocator
-	parent *Pbuf    // REF made by Split: holds a reference to the pbuf it shares memory with
-	owner  Releaser // REF: told on release
+	parent *Pbuf            // REF made by Split or RefRange: holds a reference to the pbuf it shares memory with
+	owner  Releaser         // REF: told on release
+	pool   *memp.Pool[Pbuf] // REF/ROM: the header pool it came from
 }
 
 // Next returns the next pbuf of the chain, or nil. Borrowed: the chain owns it.
@@ -342,6 +344,7 @@ func (p *Pbuf) Split(at int) (*Pbuf, error) {
 	}
 	t.typ = REF
 	t.a = p.a
+	t.pool = p.a.refPool
 	t.mem = q.mem
 	t.off = q.off + int32(o)
 	t.len = q.len - int32(o)

@@ -346,3 +346,37 @@ func (h *heap) freeCounts() (c [heapMaxOrder + 1]int) {
 	}
 	return c
 }
+
+func TestRefRange(t *testing.T) {
+	a := newTestAlloc()
+	fragPool := memp.New[Pbuf](memp.FragPbuf, 5, 0) // the three views below need 2+2+1 headers
+	p, _ := a.Alloc(LayerTransport, 600, POOL)
+	data := pattern(600)
+	p.CopyIn(data, 0)
+	var views []*Pbuf
+	for off := 0; off < 600; off += 200 {
+		v, err := a.RefRange(fragPool, p, off, 200)
+		if err != nil {
+			t.Fatal(off, err)
+		}
+		mustCheck(t, v)
+		if !bytes.Equal(v.Bytes(nil), data[off:off+200]) {
+			t.Fatalf("view at %d", off)
+		}
+		views = append(views, v)
+	}
+	if _, err := a.RefRange(fragPool, p, 0, 600); !errors.Is(err, errs.Mem) {
+		t.Fatalf("RefRange beyond the FRAG_PBUF pool: %v", err)
+	}
+	p.Free() // the views keep the memory alive
+	for i, v := range views {
+		if !bytes.Equal(v.Bytes(nil), data[i*200:i*200+200]) {
+			t.Fatal("view changed after the source was freed")
+		}
+		v.Free()
+	}
+	if s := fragPool.Stats(); s.Used != 0 {
+		t.Fatalf("FRAG_PBUF used %d", s.Used)
+	}
+	checkZero(t, a)
+}
