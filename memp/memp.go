@@ -187,3 +187,19 @@ func (t *Table) Snapshot(dst []stats.Pool) []stats.Pool {
 	}
 	return dst
 }
+
+// Decl declares a pool for the budget report: what New would reserve for it.
+type Decl struct {
+	ID    ID
+	Count int
+	Size  int // bytes per element, as ElemSize reports
+}
+
+// Bytes is the memory the declared pool reserves.
+func (d Decl) Bytes() int { return d.Count * d.Size }
+
+// DeclFor declares a pool of n elements of T with extra bytes each, as New[T](id, n, extra)
+// would create it.
+func DeclFor[T any](id ID, n, extra int) Decl {
+	return Decl{ID: id, Count: n, Size: ElemSize[T](extra)}
+}

@@ -51,22 +51,8 @@ func (a *Allocator) HeapStats() stats.Heap { return a.heap.stats() }
 // PoolBufSize returns the payload size of one POOL pbuf.
 func (a *Allocator) PoolBufSize() int { return a.bufSize }
 
-// ReservedBytes is the memory the allocator holds: arenas, heap bookkeeping and headers.
-func (a *Allocator) ReservedBytes() int {
-	n := len(a.arena) + len(a.heap.arena) + len(a.heap.meta)
-	for _, p := range []*memp.Pool[Pbuf]{a.pool, a.refPool, a.ramPool} {
-		s := p.Stats()
-		n += s.Size*s.Avail - a.extra(p)*s.Avail
-	}
-	return n
-}
-
-func (a *Allocator) extra(p *memp.Pool[Pbuf]) int {
-	if p == a.pool {
-		return a.bufSize
-	}
-	return 0
-}
+// HeapReserved is the memory the RAM heap holds: its arena and bookkeeping.
+func (a *Allocator) HeapReserved() int { return len(a.heap.arena) + len(a.heap.meta) }
 
 // Alloc returns a new chain of typ POOL or RAM with length payload bytes and layer bytes of
 // header room in its first pbuf (lwIP pbuf_alloc). A POOL chain uses as many chunks as
@@ -250,4 +236,20 @@ func (a *Allocator) RefRange(pool *memp.Pool[Pbuf], src *Pbuf, off, n int) (*Pbu
 		tot -= t.len
 	}
 	return head, nil
+}
+
+// PoolDecls declares the pools NewAllocator(c) creates, for the budget report.
+func PoolDecls(c Config) []memp.Decl {
+	return []memp.Decl{
+		memp.DeclFor[Pbuf](memp.Pbuf, c.RefCount, 0),
+		memp.DeclFor[Pbuf](memp.PbufRAM, c.RAMCount, 0),
+		memp.DeclFor[Pbuf](memp.PbufPool, c.PoolCount, c.PoolBufSize),
+	}
+}
+
+// HeapBytes is the memory NewAllocator(c) reserves for the RAM heap: the arena (rounded down
+// to 64-byte blocks) and its bookkeeping.
+func HeapBytes(c Config) int {
+	size := c.HeapSize &^ (heapUnit - 1)
+	return size + HeapMetaBytes(size)
 }
