@@ -224,8 +224,8 @@ type IPv6Chain struct {
 // headers are not interpreted; use IPv6ExtHeader.Options for that.
 //
 // Errors: ErrTruncated when a header runs past Payload Length (ErrPointer
-// names the header's length field, or the header itself when even that is
-// missing), ErrExtHeader when a Hop-by-Hop header is not first (ErrPointer
+// names the header's length field, or, when even that is missing, the Next
+// Header field that announced the header), ErrExtHeader when a Hop-by-Hop header is not first (ErrPointer
 // names the Next Header field that introduced it, ErrCode is 1).
 func WalkIPv6(b []byte) (IPv6Chain, error) {
 	var c IPv6Chain
@@ -249,7 +249,7 @@ func WalkIPv6(b []byte) (IPv6Chain, error) {
 				c.RoutingOffset = off
 			}
 			if off+2 > end {
-				c.ErrPointer, c.ErrCode = off, ICMPv6ParamErroneousField
+				c.ErrPointer, c.ErrCode = nhField, ICMPv6ParamErroneousField
 				return c, ErrTruncated
 			}
 			if off+IPv6ExtHeader(b[off:]).Len() > end {
@@ -259,7 +259,7 @@ func WalkIPv6(b []byte) (IPv6Chain, error) {
 			nh, nhField, off = b[off], off, off+IPv6ExtHeader(b[off:]).Len()
 		case ProtoIPv6Frag:
 			if off+IPv6FragmentHeaderLen > end {
-				c.ErrPointer, c.ErrCode = off, ICMPv6ParamErroneousField
+				c.ErrPointer, c.ErrCode = nhField, ICMPv6ParamErroneousField
 				return c, ErrTruncated
 			}
 			c.FragmentOffset = off
