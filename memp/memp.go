@@ -29,13 +29,14 @@ const (
 	Pbuf                   // PBUF: headers of REF/ROM pbufs
 	PbufRAM                // PBUF_RAM: headers of RAM pbufs (their bytes come from the heap)
 	PbufPool               // PBUF_POOL: headers and fixed chunks for received frames
+	ReassFrag              // REASS_FRAG: descriptors of fragments held by reassembly (wisp's own)
 	NumIDs
 )
 
 var names = [NumIDs]string{
 	"RAW_PCB", "UDP_PCB", "TCP_PCB", "TCP_PCB_LISTEN", "TCP_SEG", "REASSDATA", "FRAG_PBUF",
 	"NETBUF", "NETCONN", "ARP_QUEUE", "IGMP_GROUP", "ND6_QUEUE", "MLD6_GROUP", "PBUF",
-	"PBUF_RAM", "PBUF_POOL",
+	"PBUF_RAM", "PBUF_POOL", "REASS_FRAG",
 }
 
 func (id ID) String() string {

@@ -98,20 +98,16 @@ func NewReassembler(cfg Config) (*Reassembler, error) {
 	if cfg.MaxDatagrams > 0 {
 		nfrag = cfg.MaxPbufs
 	}
-	extra := 0
-	if cfg.MaxDatagrams > 0 {
-		per := memp.ElemSize[fragment](0)
-		extra = (nfrag*per + cfg.MaxDatagrams - 1) / cfg.MaxDatagrams
-	}
 	r := &Reassembler{
 		cfg:    cfg,
-		dgrams: memp.New[datagram](memp.ReassData, cfg.MaxDatagrams, extra),
-		frags:  memp.New[fragment](memp.ReassData, nfrag, 0),
+		dgrams: memp.New[datagram](memp.ReassData, cfg.MaxDatagrams, 0),
+		frags:  memp.New[fragment](memp.ReassFrag, nfrag, 0),
 	}
 	r.tmo.Init(r.expire)
 	r.fragmenter = NewFragmenter(cfg.Alloc, cfg.Pools, cfg.MaxFragPbufs)
 	if cfg.Pools != nil {
 		cfg.Pools.Register(memp.ReassData, r.dgrams)
+		cfg.Pools.Register(memp.ReassFrag, r.frags)
 	}
 	return r, nil
 }
@@ -574,4 +570,18 @@ func sameData(a *pbuf.Pbuf, ao int, b *pbuf.Pbuf, bo int, n int) bool {
 		}
 	}
 	return true
+}
+
+// PoolDecls declares the pools NewReassembler(cfg) creates (REASSDATA, REASS_FRAG,
+// FRAG_PBUF), for the budget report.
+func PoolDecls(maxDatagrams, maxPbufs, maxFragPbufs int) []memp.Decl {
+	nfrag := 0
+	if maxDatagrams > 0 {
+		nfrag = maxPbufs
+	}
+	return []memp.Decl{
+		memp.DeclFor[datagram](memp.ReassData, maxDatagrams, 0),
+		memp.DeclFor[fragment](memp.ReassFrag, nfrag, 0),
+		memp.DeclFor[pbuf.Pbuf](memp.FragPbuf, max(0, maxFragPbufs), 0),
+	}
 }
