@@ -204,3 +204,17 @@ func (d Decl) Bytes() int { return d.Count * d.Size }
 func DeclFor[T any](id ID, n, extra int) Decl {
 	return Decl{ID: id, Count: n, Size: ElemSize[T](extra)}
 }
+
+// TableDecl declares a fixed table that is not a pool (an ARP table, a neighbour cache):
+// Count entries of Size bytes, allocated once.
+type TableDecl struct {
+	Name  string
+	Count int
+	Size  int
+}
+
+// TableDeclFor declares a table of n entries of T.
+func TableDeclFor[T any](name string, n int) TableDecl {
+	var zero T
+	return TableDecl{Name: name, Count: n, Size: int(unsafe.Sizeof(zero))}
+}

@@ -1,0 +1,17 @@
+package ethernet
+
+import "github.com/wispstack/wisp/memp"
+
+// PoolDecls declares the ARP_QUEUE pool (shared by every Iface of a stack) for the budget
+// report.
+func PoolDecls(queueLen int) []memp.Decl {
+	return []memp.Decl{memp.DeclFor[qent](memp.ARPQueue, queueLen, 0)}
+}
+
+// TableDecl declares one Iface's ARP table of tableSize entries.
+func TableDecl(tableSize int) memp.TableDecl {
+	return memp.TableDeclFor[entry]("ARP_TABLE", tableSize)
+}
+
+// Table reports this Iface's ARP table as TableDecl would declare it.
+func (e *Iface) Table() memp.TableDecl { return TableDecl(len(e.table)) }
