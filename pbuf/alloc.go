@@ -56,7 +56,8 @@ func (a *Allocator) HeapReserved() int { return len(a.heap.arena) + len(a.heap.m
 
 // Alloc returns a new chain of typ POOL or RAM with length payload bytes and layer bytes of
 // header room in its first pbuf (lwIP pbuf_alloc). A POOL chain uses as many chunks as
-// needed; a RAM chain is one pbuf unless length exceeds MaxRAMBlock. The caller owns the
+// needed; a RAM chain is one pbuf unless length exceeds MaxRAMBlock or the heap has no
+// single free block large enough (then it is a chain of the largest free blocks). The caller owns the
 // result. On exhaustion it returns errs.Mem and holds nothing.
 func (a *Allocator) Alloc(layer Layer, length int, typ Type) (*Pbuf, error) {
 	if length < 0 || int(layer) < 0 {
@@ -93,12 +94,18 @@ func (a *Allocator) Alloc(layer Layer, length int, typ Type) (*Pbuf, error) {
 			}
 			u, k := a.heap.alloc(n)
 			if u < 0 {
+				// No single block is free: take the largest free blocks as a chain (the
+				// first must hold the header room and a byte), so a small or fragmented
+				// heap is used in full, as lwIP's first-fit heap would be.
+				u, k = a.heap.allocLargest(orderFor(n)-1, orderFor(room+1))
+			}
+			if u < 0 {
 				a.ramPool.Put(q)
 				a.freeChain(head)
 				return nil, errs.Mem
 			}
 			q.mem, q.blk, q.order = a.heap.bytes(u, k), u, int8(k)
-			q.len = int32(n - room)
+			q.len = int32(min(n, heapUnit<<k) - room)
 			p = q
 		default:
 			return nil, errs.Val

@@ -122,6 +122,27 @@ func (h *heap) alloc(n int) (int32, int) {
 	return u, k
 }
 
+// allocLargest takes the largest free block of order at most k and at least minK, whole,
+// or returns -1. It is the fallback that lets a RAM allocation use a fragmented or small
+// heap as a chain of blocks.
+func (h *heap) allocLargest(k, minK int) (int32, int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for ; k >= minK; k-- {
+		if u := h.free[k]; u != heapNone {
+			h.unlink(u, k)
+			h.meta[u] = uint8(k) | heapUsedBit
+			h.st.Used += heapUnit << k
+			if h.st.Used > h.st.Max {
+				h.st.Max = h.st.Used
+			}
+			return u, k
+		}
+	}
+	h.st.Err++
+	return -1, 0
+}
+
 // release returns a block and merges it with free buddies.
 func (h *heap) release(u int32) {
 	h.mu.Lock()

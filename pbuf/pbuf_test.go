@@ -380,3 +380,29 @@ func TestRefRange(t *testing.T) {
 	}
 	checkZero(t, a)
 }
+
+// A heap with no single block large enough still serves a request as a chain.
+func TestRAMChainFallback(t *testing.T) {
+	a := NewAllocator(Config{PoolCount: 2, PoolBufSize: 256, HeapSize: 1600, RefCount: 2, RAMCount: 8})
+	// 1600 bytes are roots of 1024, 512 and 64: the largest single block is 1024.
+	p, err := a.Alloc(LayerIP, 1500, RAM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustCheck(t, p)
+	if p.Next() == nil || p.TotLen() != 1500 || p.HeaderRoom() != int(LayerIP) {
+		t.Fatalf("fallback chain: next %v tot %d room %d", p.Next() != nil, p.TotLen(), p.HeaderRoom())
+	}
+	data := pattern(1500)
+	if err := p.CopyIn(data, 0); err != nil || !bytes.Equal(p.Bytes(nil), data) {
+		t.Fatal("fallback chain does not hold the data")
+	}
+	if _, err := a.Alloc(LayerRaw, 100, RAM); !errors.Is(err, errs.Mem) {
+		t.Fatalf("heap should be full: %v", err)
+	}
+	p.Free()
+	if _, err := a.Alloc(LayerIP, 1600, RAM); !errors.Is(err, errs.Mem) {
+		t.Fatalf("more than the heap: %v", err)
+	}
+	checkZero(t, a)
+}

@@ -15,3 +15,11 @@ func TableDecl(tableSize int) memp.TableDecl {
 
 // Table reports this Iface's ARP table as TableDecl would declare it.
 func (e *Iface) Table() memp.TableDecl { return TableDecl(len(e.table)) }
+
+// RegisterQueue creates the stack's shared ARP_QUEUE pool in pools unless it is there
+// already, so the pool exists (and shows in the budget) before any Ethernet netif does.
+func RegisterQueue(pools *memp.Table, queueLen int) {
+	if pools.Lookup(memp.ARPQueue) == nil {
+		pools.Register(memp.ARPQueue, memp.New[qent](memp.ARPQueue, max(queueLen, 0), 0))
+	}
+}
