@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/netip"
+	"time"
+
+	"github.com/wispstack/wisp/ip"
+	"github.com/wispstack/wisp/link"
+	"github.com/wispstack/wisp/link/pipe"
+	"github.com/wispstack/wisp/stack"
+)
+
+func cmdDemo(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("demo", stderr)
+	presetName := presetFlag(fs, "tunnel")
+	count := fs.Int("count", 3, "pings per target")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *count < 1 || *count > 10000 {
+		return fmt.Errorf("%w: --count %d out of range [1, 10000]", errUsage, *count)
+	}
+	o, err := preset(*presetName)
+	if err != nil {
+		return err
+	}
+	a, b := pipe.New(pipe.Config{MTU: 1500, Medium: link.MediumEthernet})
+	sa, err := stack.New(stack.Config{Options: o})
+	if err != nil {
+		return err
+	}
+	defer sa.Close()
+	sb, err := stack.New(stack.Config{Options: o})
+	if err != nil {
+		return err
+	}
+	defer sb.Close()
+	na, err := sa.AddNetif(a, stack.NetifConfig{Name: "a0", Addrs: []netip.Prefix{
+		netip.MustParsePrefix("198.18.0.1/24"), netip.MustParsePrefix("fd42:5eed::1/64")}})
+	if err != nil {
+		return err
+	}
+	nb, err := sb.AddNetif(b, stack.NetifConfig{Name: "b0", Addrs: []netip.Prefix{
+		netip.MustParsePrefix("198.18.0.2/24"), netip.MustParsePrefix("fd42:5eed::2/64")}})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, n := range []*stack.Netif{na, nb} {
+		if err := waitPreferred(ctx, n); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "two wisp stacks (preset %q) on an in-memory Ethernet pipe: a0 198.18.0.1 fd42:5eed::1, b0 198.18.0.2 fd42:5eed::2\n\n", *presetName)
+	for _, t := range []struct {
+		dst  string
+		size int
+		note string
+	}{
+		{"198.18.0.2", 56, "IPv4, resolved with ARP"},
+		{"fd42:5eed::2", 56, "IPv6, resolved with NDP"},
+		{"198.18.0.2", 4000, "IPv4, fragmented and reassembled"},
+		{"fd42:5eed::2", 4000, "IPv6, fragmented and reassembled"},
+	} {
+		dst := netip.MustParseAddr(t.dst)
+		for i := 0; i < *count; i++ {
+			rtt, err := sa.Ping(ctx, dst, t.size)
+			if err != nil {
+				return fmt.Errorf("ping %v: %w", dst, err)
+			}
+			fmt.Fprintf(stdout, "%d bytes from %v: seq=%d time=%v  (%s)\n", t.size+8, dst, i+1, rtt.Round(time.Microsecond), t.note)
+		}
+	}
+	for _, s := range []struct {
+		name string
+		st   *stack.Stack
+	}{{"a", sa}, {"b", sb}} {
+		fmt.Fprintf(stdout, "\nstack %s:\n", s.name)
+		snap := s.st.Stats()
+		if err := snap.WriteTable(stdout); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitPreferred waits until duplicate address detection has finished on every address.
+func waitPreferred(ctx context.Context, n *stack.Netif) error {
+	for {
+		ready := true
+		for _, a := range n.Addrs() {
+			switch a.State {
+			case ip.Tentative:
+				ready = false
+			case ip.Duplicated:
+				return fmt.Errorf("%s: address %v is a duplicate", n.Name(), a.Prefix)
+			}
+		}
+		if ready {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: duplicate address detection did not finish: %w", n.Name(), ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}

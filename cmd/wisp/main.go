@@ -1,0 +1,100 @@
+// Command wisp runs a wisp stack: `wisp demo` pings between two stacks in one process,
+// `wisp serve` attaches a stack to a TUN device, `wisp budget` prints the memory budget.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/wispstack/wisp/opt"
+)
+
+const usage = `usage: wisp <command> [flags]
+
+commands:
+  demo     two wisp stacks in this process ping each other over an in-memory Ethernet link
+           (IPv4 with ARP, IPv6 with NDP, a fragmented 4000-byte ping) and print their stats
+  serve    attach a wisp stack to a TUN device and answer pings:
+           wisp serve --tun NAME --addr CIDR [--addr CIDR...] [--pcap FILE] [--preset NAME]
+  budget   print the memory budget of a preset: wisp budget [--preset NAME]
+
+Run 'wisp <command> -h' for a command's flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// errUsage marks errors that should print the command's usage.
+var errUsage = errors.New("usage")
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "demo":
+		err = cmdDemo(args[1:], stdout, stderr)
+	case "serve":
+		err = cmdServe(args[1:], stdout, stderr)
+	case "budget":
+		err = cmdBudget(args[1:], stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "wisp: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "wisp %s: %v\n", args[0], err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "wisp %s: %v\n", args[0], err)
+		return 1
+	}
+}
+
+// newFlags returns a flag set that reports errors instead of exiting.
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("wisp "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parse parses flags and rejects stray arguments.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	return nil
+}
+
+func presetFlag(fs *flag.FlagSet, def string) *string {
+	return fs.String("preset", def, "options preset: "+strings.Join(opt.PresetNames(), ", "))
+}
+
+func preset(name string) (opt.Options, error) {
+	o, err := opt.Preset(name)
+	if err != nil {
+		return o, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return o, nil
+}

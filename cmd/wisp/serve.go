@@ -1,0 +1,83 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/wispstack/wisp/link"
+	"github.com/wispstack/wisp/link/pcap"
+	"github.com/wispstack/wisp/link/tun"
+	"github.com/wispstack/wisp/stack"
+)
+
+func cmdServe(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", stderr)
+	name := fs.String("tun", "", "TUN device to create or attach to (required)")
+	var addrs prefixList
+	fs.Var(&addrs, "addr", "address with prefix length, like 198.18.0.1/24 or fd42:5eed::1/64 (repeatable, at least one)")
+	pcapFile := fs.String("pcap", "", "write every frame to this pcap file")
+	mtu := fs.Int("mtu", 1500, "MTU of the TUN device")
+	presetName := presetFlag(fs, "tunnel")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *name == "" {
+		return fmt.Errorf("%w: --tun NAME is required", errUsage)
+	}
+	if len(addrs) == 0 {
+		return fmt.Errorf("%w: at least one --addr CIDR is required", errUsage)
+	}
+	if *mtu < 1280 || *mtu > 65535 {
+		return fmt.Errorf("%w: --mtu %d out of range [1280, 65535]", errUsage, *mtu)
+	}
+	o, err := preset(*presetName)
+	if err != nil {
+		return err
+	}
+	dev, err := tun.Open(*name, *mtu)
+	if err != nil {
+		return err
+	}
+	var ep link.Endpoint = dev
+	if *pcapFile != "" {
+		f, err := os.Create(*pcapFile)
+		if err != nil {
+			dev.Close()
+			return err
+		}
+		defer f.Close()
+		if ep, err = pcap.Wrap(dev, f, 65535); err != nil {
+			dev.Close()
+			return err
+		}
+	}
+	s, err := stack.New(stack.Config{Options: o})
+	if err != nil {
+		ep.Close()
+		return err
+	}
+	defer s.Close()
+	if _, err := s.AddNetif(ep, stack.NetifConfig{Name: *name, Addrs: addrs}); err != nil {
+		ep.Close()
+		return err
+	}
+	fmt.Fprintf(stdout, "wisp: serving on %s (%s), mtu %d; SIGUSR1 prints stats, SIGINT/SIGTERM stops\n", *name, addrs.String(), *mtu)
+
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	for v := range sig {
+		snap := s.Stats()
+		if err := snap.WriteTable(stdout); err != nil {
+			return err
+		}
+		if v != syscall.SIGUSR1 {
+			fmt.Fprintf(stdout, "wisp: %v, stopping\n", v)
+			return nil
+		}
+	}
+	return nil
+}

@@ -1,0 +1,44 @@
+package stack
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// core is the stack's core lock (lwIP's LOCK_TCPIP_CORE). Unlock first flushes what the
+// critical section queued for output, so every entry point ends by writing its frames.
+type core struct {
+	mu    sync.Mutex
+	flush func()
+	held  atomic.Bool
+}
+
+func (c *core) Lock() {
+	c.mu.Lock()
+	c.held.Store(true)
+}
+
+func (c *core) Unlock() {
+	if c.flush != nil {
+		c.flush()
+	}
+	c.held.Store(false)
+	c.mu.Unlock()
+}
+
+// Callback runs fn in core context and returns when it has run (lwIP's tcpip_callback, made
+// synchronous: Go callers that want it asynchronous start a goroutine). fn may use the ip
+// and transport layers directly. Callback must not be called from core context.
+func (s *Stack) Callback(fn func()) {
+	s.core.Lock()
+	defer s.core.Unlock()
+	fn()
+}
+
+// AssertCore panics unless the core lock is held. Protocol-facing helpers call it in tests
+// (lwIP's LWIP_ASSERT_CORE_LOCKED).
+func (s *Stack) AssertCore() {
+	if !s.core.held.Load() {
+		panic("wisp: core lock not held")
+	}
+}

@@ -1,0 +1,325 @@
+package stack
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"github.com/wispstack/wisp/clock"
+	"github.com/wispstack/wisp/errs"
+	"github.com/wispstack/wisp/ip"
+	"github.com/wispstack/wisp/link"
+	"github.com/wispstack/wisp/memp"
+	"github.com/wispstack/wisp/opt"
+	"github.com/wispstack/wisp/pbuf"
+	"github.com/wispstack/wisp/stats"
+)
+
+// Config creates a Stack.
+type Config struct {
+	// Options sizes everything; the zero value means opt.Tunnel().
+	Options opt.Options
+	// Clock drives timers; nil means clock.Real. Tests pass a clock.Fake.
+	Clock clock.Clock
+	// Seed seeds the stack's pseudo-random choices (IP IDs, ND delays); 0 picks one from
+	// the clock so two stacks differ. Tests fix it.
+	Seed uint64
+}
+
+// Stack is one instance of wisp.
+type Stack struct {
+	core   core
+	opts   opt.Options
+	alloc  *pbuf.Allocator
+	pools  memp.Table
+	timers *clock.Timeouts
+	ip     *ip.Layer
+	netifs []*Netif
+	closed bool
+	ping   pinger
+
+	closeOnce sync.Once
+}
+
+// New creates a stack, reserving all its memory at once. It fails if the options do not
+// validate.
+func New(c Config) (*Stack, error) {
+	o := c.Options
+	if o == (opt.Options{}) {
+		o = opt.Tunnel()
+	}
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	if c.Clock == nil {
+		c.Clock = clock.Real
+	}
+	if c.Seed == 0 {
+		c.Seed = uint64(c.Clock.Now().UnixNano()) | 1
+	}
+	s := &Stack{opts: o}
+	s.alloc = pbuf.NewAllocator(allocConfig(o))
+	s.alloc.Register(&s.pools)
+	s.timers = clock.NewTimeouts(c.Clock, &s.core)
+	l, err := ip.New(ip.Config{Options: o, Alloc: s.alloc, Timers: s.timers, Pools: &s.pools, Seed: c.Seed})
+	if err != nil {
+		return nil, fmt.Errorf("wisp: %w", err)
+	}
+	s.ip = l
+	s.core.flush = l.Flush
+	s.ping.init(s, c.Seed)
+	return s, nil
+}
+
+func allocConfig(o opt.Options) pbuf.Config {
+	return pbuf.Config{
+		PoolCount:   o.PbufPoolSize,
+		PoolBufSize: o.PbufPoolBufSize,
+		HeapSize:    o.MemSize,
+		RefCount:    o.MempNumPbuf,
+		RAMCount:    o.MempNumPbufRAM,
+	}
+}
+
+// Options returns the options the stack was created with.
+func (s *Stack) Options() opt.Options { return s.opts }
+
+// Allocator returns the stack's pbuf allocator (safe for concurrent use).
+func (s *Stack) Allocator() *pbuf.Allocator { return s.alloc }
+
+// Timers returns the stack's timer queue; use it in core context only.
+func (s *Stack) Timers() *clock.Timeouts { return s.timers }
+
+// IP returns the IP layer; use it in core context only (inside Callback or a protocol
+// callback).
+func (s *Stack) IP() *ip.Layer { return s.ip }
+
+// Pools returns the stack's pool table (safe for concurrent use).
+func (s *Stack) Pools() *memp.Table { return &s.pools }
+
+// Close removes every netif, closes their links, cancels every timer and frees every
+// queued packet. After Close the stack's pools are back to zero unless a caller still holds
+// a pbuf. Close is idempotent.
+func (s *Stack) Close() error {
+	var eps []link.Endpoint
+	s.closeOnce.Do(func() {
+		s.core.Lock()
+		s.closed = true
+		for _, n := range s.netifs {
+			n.ep.Attach(nil)
+			eps = append(eps, n.ep)
+		}
+		s.ping.closeLocked()
+		s.ip.Close()
+		s.timers.Close()
+		s.netifs = nil
+		s.core.Unlock()
+	})
+	var errsOut []error
+	for _, ep := range eps {
+		if err := ep.Close(); err != nil {
+			errsOut = append(errsOut, err)
+		}
+	}
+	return errors.Join(errsOut...)
+}
+
+// NetifConfig configures a netif added with AddNetif.
+type NetifConfig struct {
+	// Name is the netif's name in stats and errors ("wisp0" style); empty picks one.
+	Name string
+	// MTU overrides the link's MTU when smaller; 0 uses the link's.
+	MTU int
+	// Addrs are added when the netif comes up.
+	Addrs []netip.Prefix
+	// Down leaves the netif down (default: up at once).
+	Down bool
+}
+
+// Netif is a network interface of a stack. Its methods are safe for concurrent use.
+type Netif struct {
+	s        *Stack
+	n        *ip.Netif
+	ep       link.Endpoint
+	rxMemErr atomic.Uint64
+}
+
+// AddNetif attaches a link to the stack. The stack takes ownership of ep: it closes it on
+// Close or RemoveNetif.
+func (s *Stack) AddNetif(ep link.Endpoint, c NetifConfig) (*Netif, error) {
+	s.core.Lock()
+	defer s.core.Unlock()
+	if s.closed {
+		return nil, errs.Clsd
+	}
+	if c.Name == "" {
+		c.Name = fmt.Sprintf("wisp%d", len(s.netifs))
+	}
+	n, err := s.ip.AddNetif(ep, ip.NetifConfig{Name: c.Name, MTU: c.MTU})
+	if err != nil {
+		return nil, fmt.Errorf("wisp: add netif %s: %w", c.Name, err)
+	}
+	nif := &Netif{s: s, n: n, ep: ep}
+	for _, p := range c.Addrs {
+		if err := n.AddAddr(p); err != nil {
+			s.ip.RemoveNetif(n)
+			return nil, fmt.Errorf("wisp: netif %s: address %v: %w", c.Name, p, err)
+		}
+	}
+	if !c.Down {
+		n.SetUp(true)
+	}
+	s.netifs = append(s.netifs, nif)
+	ep.Attach(nif)
+	return nif, nil
+}
+
+// RemoveNetif detaches and closes the netif's link.
+func (s *Stack) RemoveNetif(nif *Netif) error {
+	s.core.Lock()
+	i := -1
+	for j, n := range s.netifs {
+		if n == nif {
+			i = j
+		}
+	}
+	if i < 0 {
+		s.core.Unlock()
+		return errs.Val
+	}
+	s.netifs = append(s.netifs[:i], s.netifs[i+1:]...)
+	nif.ep.Attach(nil)
+	err := s.ip.RemoveNetif(nif.n)
+	s.core.Unlock()
+	return errors.Join(err, nif.ep.Close())
+}
+
+// Netifs lists the stack's netifs.
+func (s *Stack) Netifs() []*Netif {
+	s.core.Lock()
+	defer s.core.Unlock()
+	return append([]*Netif(nil), s.netifs...)
+}
+
+// AllocRx implements link.Dispatcher: a POOL chain for one received frame.
+func (n *Netif) AllocRx(size int) *pbuf.Pbuf {
+	p, err := n.s.alloc.Alloc(pbuf.LayerRaw, size, pbuf.POOL)
+	if err != nil {
+		n.rxMemErr.Add(1)
+		return nil
+	}
+	return p
+}
+
+// DeliverPackets implements link.Dispatcher: the batch runs through the protocols under one
+// hold of the core lock. Takes ownership of every pbuf.
+func (n *Netif) DeliverPackets(pkts []*pbuf.Pbuf) {
+	s := n.s
+	s.core.Lock()
+	defer s.core.Unlock()
+	if s.closed {
+		for _, p := range pkts {
+			p.Free()
+		}
+		return
+	}
+	for _, p := range pkts {
+		n.n.Input(p)
+	}
+}
+
+// IP returns the ip-layer netif, for core-context code.
+func (n *Netif) IP() *ip.Netif { return n.n }
+
+// Name returns the netif's name.
+func (n *Netif) Name() string { return n.n.Name() }
+
+// Index returns the netif's index (1-based).
+func (n *Netif) Index() int { return n.n.Index() }
+
+// MTU returns the netif's MTU.
+func (n *Netif) MTU() int {
+	n.s.core.Lock()
+	defer n.s.core.Unlock()
+	return n.n.MTU()
+}
+
+// SetUp brings the netif up or down.
+func (n *Netif) SetUp(up bool) {
+	n.s.core.Lock()
+	defer n.s.core.Unlock()
+	n.n.SetUp(up)
+}
+
+// AddAddr adds an address with its prefix (198.18.0.1/24, fd42:5eed::1/64) and the
+// connected route.
+func (n *Netif) AddAddr(p netip.Prefix) error {
+	n.s.core.Lock()
+	defer n.s.core.Unlock()
+	return n.n.AddAddr(p)
+}
+
+// RemoveAddr removes an address.
+func (n *Netif) RemoveAddr(a netip.Addr) error {
+	n.s.core.Lock()
+	defer n.s.core.Unlock()
+	return n.n.RemoveAddr(a)
+}
+
+// Addrs lists the netif's addresses with their state.
+func (n *Netif) Addrs() []ip.AddrInfo {
+	n.s.core.Lock()
+	defer n.s.core.Unlock()
+	return n.n.Addrs()
+}
+
+// Route is a routing table entry.
+type Route struct {
+	Dst     netip.Prefix
+	Gateway netip.Addr // invalid: on-link
+	Netif   *Netif
+	Metric  int
+}
+
+// AddRoute adds a route (connected routes are added with addresses).
+func (s *Stack) AddRoute(r Route) error {
+	if r.Netif == nil {
+		return errs.Arg
+	}
+	s.core.Lock()
+	defer s.core.Unlock()
+	return s.ip.AddRoute(ip.Route{Dst: r.Dst, Gateway: r.Gateway, Netif: r.Netif.n, Metric: r.Metric})
+}
+
+// RemoveRoute removes the route to dst through nif.
+func (s *Stack) RemoveRoute(dst netip.Prefix, nif *Netif) error {
+	s.core.Lock()
+	defer s.core.Unlock()
+	return s.ip.RemoveRoute(dst, nif.n)
+}
+
+// Routes lists the routing table.
+func (s *Stack) Routes() []ip.Route {
+	s.core.Lock()
+	defer s.core.Unlock()
+	return s.ip.Routes()
+}
+
+// Stats returns a snapshot of every counter.
+func (s *Stack) Stats() stats.Snapshot {
+	s.core.Lock()
+	defer s.core.Unlock()
+	var snap stats.Snapshot
+	s.ip.Stats(&snap)
+	for _, n := range s.netifs {
+		m := n.rxMemErr.Load()
+		snap.Link.Memerr += m
+		snap.Link.Drop += m
+	}
+	snap.Heap = s.alloc.HeapStats()
+	snap.Pools = s.pools.Snapshot(nil)
+	snap.TimerWakeups = s.timers.Wakeups()
+	return snap
+}

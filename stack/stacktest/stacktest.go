@@ -1,0 +1,57 @@
+// Package stacktest has the checks every wisp test ends with: pools back to zero and no
+// goroutine left behind.
+//
+// Layer: stack (imports stack). For tests only.
+package stacktest
+
+import (
+	"bytes"
+	"runtime"
+	"runtime/pprof"
+	"testing"
+	"time"
+
+	"github.com/wispstack/wisp/stack"
+)
+
+// NoGoroutineLeak records how many goroutines run now and, when the test ends, fails it if
+// more are still running after a grace period (printing their stacks).
+func NoGoroutineLeak(t testing.TB) {
+	t.Helper()
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := runtime.NumGoroutine(); n > before {
+			var b bytes.Buffer
+			pprof.Lookup("goroutine").WriteTo(&b, 1)
+			t.Errorf("%d goroutines left behind (before %d, now %d):\n%s", n-before, before, n, b.String())
+		}
+	})
+}
+
+// PoolsZero fails the test unless every pool and the heap of s are empty. Call it after
+// s.Close (or when the test has freed everything it holds).
+func PoolsZero(t testing.TB, s *stack.Stack) {
+	t.Helper()
+	snap := s.Stats()
+	for _, p := range snap.PoolsInUse() {
+		t.Errorf("pool %s: %d elements still in use", p.Name, p.Used)
+	}
+	if snap.Heap.Used != 0 {
+		t.Errorf("heap: %d bytes still in use", snap.Heap.Used)
+	}
+}
+
+// Closed closes s when the test ends and then checks PoolsZero.
+func Closed(t testing.TB, s *stack.Stack) {
+	t.Helper()
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		PoolsZero(t, s)
+	})
+}
