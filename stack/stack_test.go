@@ -169,7 +169,9 @@ func TestPingDeterministic(t *testing.T) {
 	for i, dst := range []netip.Addr{addrB4.Addr(), addrB6.Addr()} {
 		sent := clk.Now()
 		var err error
-		p.a.Callback(func() { err = p.a.IP().SendEcho(netip.Addr{}, dst, 9, uint16(i), make([]byte, 3000), ip.OutputOptions{}) })
+		p.a.Callback(func() {
+			err = p.a.IP().SendEcho(netip.Addr{}, dst, 9, uint16(i), make([]byte, 3000), ip.OutputOptions{})
+		})
 		if err != nil {
 			t.Fatalf("send to %v: %v", dst, err)
 		}
