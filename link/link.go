@@ -49,7 +49,9 @@ type Endpoint interface {
 	// HardwareAddr is the link-layer address (Ethernet), zero for MediumIP.
 	HardwareAddr() [6]byte
 	// Attach sets the dispatcher that receives frames; nil detaches. A link delivers
-	// nothing before Attach.
+	// nothing before Attach. Attach must not wait for a delivery in progress: the stack
+	// calls it with its core lock held, which that delivery may be waiting for. A delivery
+	// that raced with a detach may still reach the old dispatcher, which drops it.
 	Attach(d Dispatcher)
 	// WritePackets sends a batch of frames. It takes ownership of every pbuf in pkts,
 	// whatever it returns; the slice itself is borrowed. It returns how many frames were
