@@ -164,10 +164,17 @@ func TestWispServeCLI(t *testing.T) {
 	if replies4 < 3 || replies6 < 3 {
 		t.Errorf("capture holds %d IPv4 and %d IPv6 echo replies", replies4, replies6)
 	}
-	if tshark, err := exec.LookPath("tshark"); err == nil {
-		if out, err := exec.Command(tshark, "-r", capture).CombinedOutput(); err != nil {
-			t.Errorf("tshark -r: %v\n%s", err, out)
-		}
+	// And Wireshark's own dissectors agree.
+	tshark := requireTool(t, "tshark")
+	summary, err := exec.Command(tshark, "-n", "-r", capture).CombinedOutput()
+	if err != nil {
+		t.Fatalf("tshark -r: %v\n%s", err, summary)
+	}
+	if strings.Contains(string(summary), "Malformed") {
+		t.Errorf("tshark finds malformed packets:\n%s", summary)
+	}
+	if !strings.Contains(string(summary), "Echo (ping) reply") {
+		t.Errorf("tshark sees no echo replies:\n%s", summary)
 	}
 }
 
