@@ -3,6 +3,8 @@ package stack_test
 import (
 	"context"
 	"errors"
+	"expvar"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -16,6 +18,7 @@ import (
 	"github.com/wispstack/wisp/opt"
 	"github.com/wispstack/wisp/stack"
 	"github.com/wispstack/wisp/stack/stacktest"
+	"github.com/wispstack/wisp/stats"
 )
 
 var (
@@ -319,10 +322,19 @@ func TestPublishExpvar(t *testing.T) {
 	stacktest.NoGoroutineLeak(t)
 	s, _ := stack.New(stack.Config{Options: opt.Embedded()})
 	stacktest.Closed(t, s)
-	if err := s.Publish("wisp-test-stats"); err != nil {
+	// expvar names cannot be unpublished: a fresh name per run keeps -count=N working.
+	name := fmt.Sprintf("wisp-test-stats-%d", time.Now().UnixNano())
+	if err := s.Publish(name); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Publish("wisp-test-stats"); err == nil {
+	v, ok := expvar.Get(name).(expvar.Func)
+	if !ok {
+		t.Fatalf("%s is not published as a func", name)
+	}
+	if snap, ok := v.Value().(stats.Snapshot); !ok || len(snap.Pools) == 0 {
+		t.Fatalf("expvar value %T has no pools", v.Value())
+	}
+	if err := s.Publish(name); err == nil {
 		t.Fatal("publishing a name twice succeeded")
 	}
 }

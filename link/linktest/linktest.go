@@ -209,3 +209,25 @@ func Pattern(n int, seed byte) []byte {
 	}
 	return b
 }
+
+// CheckWriteAllocs fails t unless one round of a link's hot path allocates nothing: n fresh
+// RAM frames of size bytes (header room for layer) from a written to w, then flush. It
+// attaches to rx a Dispatcher allocating from a that discards what it receives. The caller
+// closes the links and checks the pools afterwards.
+func CheckWriteAllocs(t testing.TB, a *pbuf.Allocator, w, rx link.Endpoint, flush func() int, layer pbuf.Layer, n, size int) {
+	t.Helper()
+	d := NewDispatcher(a)
+	d.Discard = true
+	rx.Attach(d)
+	ps := make([]*pbuf.Pbuf, n)
+	allocs := testing.AllocsPerRun(100, func() {
+		for i := range ps {
+			ps[i], _ = a.Alloc(layer, size, pbuf.RAM)
+		}
+		w.WritePackets(ps)
+		flush()
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per write and flush", allocs)
+	}
+}

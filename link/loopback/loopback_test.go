@@ -88,20 +88,7 @@ func TestSyncFlushBoundsAndErrors(t *testing.T) {
 func TestSyncAllocsPerRun(t *testing.T) {
 	alloc := linktest.NewAllocator()
 	l := New(Config{Sync: true})
-	d := linktest.NewDispatcher(alloc)
-	d.Discard = true
-	l.Attach(d)
-	ps := make([]*pbuf.Pbuf, 4)
-	n := testing.AllocsPerRun(100, func() {
-		for i := range ps {
-			ps[i], _ = alloc.Alloc(pbuf.LayerIP, 300, pbuf.RAM)
-		}
-		l.WritePackets(ps)
-		l.Flush()
-	})
-	if n != 0 {
-		t.Fatalf("%v allocations", n)
-	}
+	linktest.CheckWriteAllocs(t, alloc, l, l, l.Flush, pbuf.LayerIP, 4, 300)
 	l.Close()
 	linktest.CheckZero(t, alloc)
 }

@@ -1,7 +1,7 @@
 // Package pipe is an in-memory pair of links: what one End writes, the other End's
 // dispatcher receives. It is the wire of simulations and tests.
 //
-// Each direction has a bounded queue (a ring under a mutex). In async mode one delivery
+// Each direction is a bounded queue from link/internal/fifo. In async mode one delivery
 // goroutine per direction takes up to link.MaxBatch frames at a time, copies each into a
 // POOL chain from the receiving dispatcher's AllocRx (a frame belongs to the sender's
 // allocator; the receiver never holds the sender's memory), frees the sender's pbuf and
@@ -11,6 +11,7 @@
 //	End A ──WritePackets──▶ [queue A→B] ──deliver──▶ B's Dispatcher
 //	A's Dispatcher ◀──deliver── [queue B→A] ◀──WritePackets── End B
 //
-// Layer: link (imports link, pbuf, errs). Ends are safe for concurrent use. Close must not be
-// called from inside DeliverPackets (it waits for the delivery in progress).
+// Layer: link (imports link, link/internal/fifo, pbuf). Ends are safe for concurrent use.
+// Close must not be called from inside DeliverPackets (it waits for the delivery in
+// progress).
 package pipe

@@ -2,10 +2,9 @@ package pipe
 
 import (
 	"sync"
-	"sync/atomic"
 
-	"github.com/wispstack/wisp/errs"
 	"github.com/wispstack/wisp/link"
+	"github.com/wispstack/wisp/link/internal/fifo"
 	"github.com/wispstack/wisp/pbuf"
 )
 
@@ -33,22 +32,12 @@ const maxFlushRounds = 1000
 
 // End is one side of a pipe; it implements link.Endpoint.
 type End struct {
-	cfg  Config
-	mac  [6]byte
-	tx   *queue // frames written here, delivered to the peer
-	rx   *queue // frames written by the peer, delivered here
-	peer *End
-	sh   *shared
-
-	dmu  sync.RWMutex
-	disp link.Dispatcher // guarded by dmu
-}
-
-// shared is the state both Ends see.
-type shared struct {
-	closeOnce sync.Once
-	wg        sync.WaitGroup
-	done      chan struct{}
+	cfg       Config
+	mac       [6]byte
+	tx        *fifo.Queue // frames written here, delivered to the peer's dispatcher
+	rx        *fifo.Queue // frames written by the peer, delivered to this End's dispatcher
+	peer      *End
+	closeOnce *sync.Once // shared by both Ends
 }
 
 var _ link.Endpoint = (*End)(nil)
@@ -65,9 +54,9 @@ func New(cfg Config) (a, b *End) {
 	if cfg.QueueLen <= 0 {
 		cfg.QueueLen = DefaultQueueLen
 	}
-	sh := &shared{done: make(chan struct{})}
-	a = &End{cfg: cfg, sh: sh}
-	b = &End{cfg: cfg, sh: sh}
+	once := new(sync.Once)
+	a = &End{cfg: cfg, closeOnce: once}
+	b = &End{cfg: cfg, closeOnce: once}
 	a.peer, b.peer = b, a
 	if cfg.Medium == link.MediumEthernet {
 		a.mac, b.mac = cfg.MACs[0], cfg.MACs[1]
@@ -79,13 +68,12 @@ func New(cfg Config) (a, b *End) {
 		}
 	}
 	maxFrame := cfg.MTU + cfg.Medium.HeaderLen()
-	a.tx = newQueue(cfg.QueueLen, maxFrame, b)
-	b.tx = newQueue(cfg.QueueLen, maxFrame, a)
+	a.tx = fifo.New(cfg.QueueLen, maxFrame)
+	b.tx = fifo.New(cfg.QueueLen, maxFrame)
 	a.rx, b.rx = b.tx, a.tx
 	if !cfg.Sync {
-		sh.wg.Add(2)
-		go a.tx.run(sh)
-		go b.tx.run(sh)
+		a.tx.Start()
+		b.tx.Start()
 	}
 	return a, b
 }
@@ -103,27 +91,14 @@ func (e *End) HardwareAddr() [6]byte { return e.mac }
 func (e *End) Peer() *End { return e.peer }
 
 // Attach implements link.Endpoint.
-func (e *End) Attach(d link.Dispatcher) {
-	e.dmu.Lock()
-	e.disp = d
-	e.dmu.Unlock()
-	// Frames may have been queued before anyone listened.
-	e.rx.wake()
-}
-
-func (e *End) dispatcher() link.Dispatcher {
-	e.dmu.RLock()
-	d := e.disp
-	e.dmu.RUnlock()
-	return d
-}
+func (e *End) Attach(d link.Dispatcher) { e.rx.Attach(d) }
 
 // WritePackets implements link.Endpoint: it takes ownership of every pbuf in pkts. Frames
 // are accepted in order until one fails: a frame longer than MTU plus the link header
 // (errs.Val), a full queue (errs.WouldBlock) or a closed pipe (errs.Clsd); that frame and the
 // rest are dropped and counted.
 func (e *End) WritePackets(pkts []*pbuf.Pbuf) (int, error) {
-	return e.tx.put(pkts)
+	return e.tx.Put(pkts)
 }
 
 // Flush delivers, in the caller's goroutine, every frame queued in both directions, again
@@ -140,7 +115,7 @@ func (e *End) Flush() int {
 func (e *End) FlushRounds(rounds int) int {
 	total := 0
 	for r := 0; r < rounds; r++ {
-		n := e.tx.drain() + e.rx.drain()
+		n := e.tx.Drain() + e.rx.Drain()
 		total += n
 		if n == 0 {
 			break
@@ -151,219 +126,21 @@ func (e *End) FlushRounds(rounds int) int {
 
 // Queued returns how many frames wait in each direction: written here, and written by the
 // peer.
-func (e *End) Queued() (out, in int) { return e.tx.len(), e.rx.len() }
+func (e *End) Queued() (out, in int) { return e.tx.Len(), e.rx.Len() }
 
 // Stats returns the frames written on this End that reached the peer's dispatcher, and
 // those dropped on the way (queue full, too long, closed, no dispatcher, no rx buffer).
-func (e *End) Stats() (delivered, dropped uint64) {
-	return e.tx.delivered.Load(), e.tx.dropped.Load()
-}
+func (e *End) Stats() (delivered, dropped uint64) { return e.tx.Stats() }
 
 // Close implements link.Endpoint; it closes both Ends. It stops the delivery goroutines,
 // waits for a delivery in progress and frees every queued frame. It is idempotent.
 func (e *End) Close() error {
-	e.sh.closeOnce.Do(func() {
-		e.tx.close()
-		e.rx.close()
-		close(e.sh.done)
-		e.sh.wg.Wait()
-		e.tx.freeAll()
-		e.rx.freeAll()
+	e.closeOnce.Do(func() {
+		// Neither direction accepts frames once Close begins.
+		e.tx.Shut()
+		e.rx.Shut()
+		e.tx.Close()
+		e.rx.Close()
 	})
 	return nil
-}
-
-// queue is one direction: a bounded ring of frames and their delivery.
-type queue struct {
-	to       *End // receiving End
-	maxFrame int
-	signal   chan struct{} // cap 1: wakes the delivery goroutine
-
-	mu     sync.Mutex
-	ring   []*pbuf.Pbuf // guarded by mu
-	head   int          // guarded by mu
-	n      int          // guarded by mu
-	closed bool         // guarded by mu
-
-	// deliverMu serializes deliveries of this direction (the goroutine, Flush, Close) and
-	// owns the scratch slices.
-	deliverMu sync.Mutex
-	batch     []*pbuf.Pbuf
-	out       []*pbuf.Pbuf
-
-	delivered atomic.Uint64
-	dropped   atomic.Uint64
-}
-
-func newQueue(n, maxFrame int, to *End) *queue {
-	return &queue{
-		to:       to,
-		maxFrame: maxFrame,
-		signal:   make(chan struct{}, 1),
-		ring:     make([]*pbuf.Pbuf, n),
-		batch:    make([]*pbuf.Pbuf, link.MaxBatch),
-		out:      make([]*pbuf.Pbuf, 0, link.MaxBatch),
-	}
-}
-
-func (q *queue) wake() {
-	select {
-	case q.signal <- struct{}{}:
-	default:
-	}
-}
-
-func (q *queue) len() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.n
-}
-
-// put takes ownership of every pbuf in pkts.
-func (q *queue) put(pkts []*pbuf.Pbuf) (int, error) {
-	var err error
-	i := 0
-	q.mu.Lock()
-	for ; i < len(pkts); i++ {
-		p := pkts[i]
-		switch {
-		case q.closed:
-			err = errs.Clsd
-		case p.TotLen() > q.maxFrame:
-			err = errs.Val
-		case q.n == len(q.ring):
-			err = errs.WouldBlock
-		}
-		if err != nil {
-			break
-		}
-		q.ring[(q.head+q.n)%len(q.ring)] = p
-		q.n++
-	}
-	q.mu.Unlock()
-	if i > 0 {
-		q.wake()
-	}
-	for _, p := range pkts[i:] {
-		p.Free()
-		q.dropped.Add(1)
-	}
-	return i, err
-}
-
-// take moves up to MaxBatch frames into q.batch; deliverMu is held.
-func (q *queue) take() int {
-	q.mu.Lock()
-	k := min(q.n, len(q.batch))
-	for i := 0; i < k; i++ {
-		q.batch[i] = q.ring[q.head]
-		q.ring[q.head] = nil
-		q.head = (q.head + 1) % len(q.ring)
-	}
-	q.n -= k
-	q.mu.Unlock()
-	return k
-}
-
-// deliverOne delivers one batch; deliverMu is held. It returns the frames taken.
-func (q *queue) deliverOne() int {
-	k := q.take()
-	if k == 0 {
-		return 0
-	}
-	d := q.to.dispatcher()
-	out := q.out[:0]
-	for i, p := range q.batch[:k] {
-		q.batch[i] = nil
-		var r *pbuf.Pbuf
-		if d != nil {
-			r = d.AllocRx(p.TotLen())
-		}
-		if r != nil && r.TotLen() < p.TotLen() {
-			r.Free()
-			r = nil
-		}
-		if r == nil {
-			p.Free()
-			q.dropped.Add(1)
-			continue
-		}
-		if r.TotLen() > p.TotLen() {
-			r.Shrink(p.TotLen())
-		}
-		_ = pbuf.Copy(r, p) // cannot fail: r is as long as p
-		p.Free()
-		out = append(out, r)
-	}
-	if len(out) > 0 {
-		q.delivered.Add(uint64(len(out)))
-		d.DeliverPackets(out)
-		clear(out)
-	}
-	return k
-}
-
-// drain delivers what the queue holds now (for Flush); it skips a direction whose delivery
-// is already in progress, so a Flush from inside DeliverPackets cannot deadlock.
-func (q *queue) drain() int {
-	if !q.deliverMu.TryLock() {
-		return 0
-	}
-	defer q.deliverMu.Unlock()
-	total := 0
-	for want := q.len(); total < want; {
-		k := q.deliverOne()
-		if k == 0 {
-			break
-		}
-		total += k
-	}
-	return total
-}
-
-// run is the delivery goroutine of an async pipe.
-func (q *queue) run(sh *shared) {
-	defer sh.wg.Done()
-	for {
-		select {
-		case <-sh.done:
-			return
-		case <-q.signal:
-		}
-		for {
-			select {
-			case <-sh.done:
-				return
-			default:
-			}
-			q.deliverMu.Lock()
-			k := q.deliverOne()
-			q.deliverMu.Unlock()
-			if k == 0 {
-				break
-			}
-		}
-	}
-}
-
-func (q *queue) close() {
-	q.mu.Lock()
-	q.closed = true
-	q.mu.Unlock()
-}
-
-// freeAll frees every queued frame, after the goroutines stopped; it waits for a Flush in
-// progress.
-func (q *queue) freeAll() {
-	q.deliverMu.Lock()
-	defer q.deliverMu.Unlock()
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	for q.n > 0 {
-		q.ring[q.head].Free()
-		q.ring[q.head] = nil
-		q.head = (q.head + 1) % len(q.ring)
-		q.n--
-		q.dropped.Add(1)
-	}
 }

@@ -208,20 +208,7 @@ func TestConcurrentWritersRace(t *testing.T) {
 func TestSyncAllocsPerRun(t *testing.T) {
 	alloc := linktest.NewAllocator()
 	a, b := New(Config{Sync: true})
-	d := linktest.NewDispatcher(alloc)
-	d.Discard = true
-	b.Attach(d)
-	ps := make([]*pbuf.Pbuf, 8)
-	allocs := testing.AllocsPerRun(100, func() {
-		for i := range ps {
-			ps[i], _ = alloc.Alloc(pbuf.LayerLink, 200, pbuf.RAM)
-		}
-		a.WritePackets(ps)
-		a.Flush()
-	})
-	if allocs != 0 {
-		t.Fatalf("%v allocations per write+flush", allocs)
-	}
+	linktest.CheckWriteAllocs(t, alloc, a, b, a.Flush, pbuf.LayerLink, 8, 200)
 	a.Close()
 	linktest.CheckZero(t, alloc)
 }
