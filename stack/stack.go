@@ -203,7 +203,9 @@ func (s *Stack) Netifs() []*Netif {
 	return append([]*Netif(nil), s.netifs...)
 }
 
-// AllocRx implements link.Dispatcher: a POOL chain for one received frame.
+// AllocRx implements link.Dispatcher: a POOL chain for one received frame, owned by the
+// caller (the link) until it passes it to DeliverPackets; nil when the pool is exhausted
+// (counted as a LINK memerr).
 func (n *Netif) AllocRx(size int) *pbuf.Pbuf {
 	p, err := n.s.alloc.Alloc(pbuf.LayerRaw, size, pbuf.POOL)
 	if err != nil {

@@ -164,7 +164,8 @@ func (l *Link) WritePackets(pkts []*pbuf.Pbuf) (int, error) {
 }
 
 // AllocRx implements link.Dispatcher for the inner link: it forwards to the attached
-// dispatcher (nil when there is none).
+// dispatcher (nil when there is none). The returned chain is owned by the caller, as
+// link.Dispatcher.AllocRx says.
 func (l *Link) AllocRx(n int) *pbuf.Pbuf {
 	if d := l.dispatcher(); d != nil {
 		return d.AllocRx(n)

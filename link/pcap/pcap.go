@@ -137,7 +137,8 @@ func (l *Link) WritePackets(pkts []*pbuf.Pbuf) (int, error) {
 	return l.inner.WritePackets(pkts)
 }
 
-// AllocRx implements link.Dispatcher for the inner link by forwarding.
+// AllocRx implements link.Dispatcher for the inner link by forwarding; the caller owns
+// the returned chain, as link.Dispatcher.AllocRx says.
 func (l *Link) AllocRx(n int) *pbuf.Pbuf {
 	l.dmu.RLock()
 	d := l.upper
