@@ -175,13 +175,13 @@ func Embedded() Options {
 }
 
 // Tunnel returns the preset for userspace tunnels, TUN proxies and servers: room for
-// thousands of connections and multi-gigabit streams in a fixed 88 MiB of packet memory
+// thousands of connections and multi-gigabit streams in a fixed 56 MiB of packet memory
 // (see the budget report: `wisp budget --preset tunnel`).
 func Tunnel() Options {
 	o := Embedded()
 	o.MemSize = 32 << 20
 	o.PbufPoolSize = 8192
-	o.PbufPoolBufSize = 2048 + 512 // a 1500-byte frame plus room for link headers and GSO metadata
+	o.PbufPoolBufSize = 2048 + 512 // a 1500-byte frame in one chunk with room to spare; larger frames chain
 	o.MempNumPbuf = 4096
 	o.MempNumPbufRAM = 16384
 
