@@ -5,13 +5,14 @@ import (
 	"github.com/wispstack/wisp/link/ethernet"
 	"github.com/wispstack/wisp/memp"
 	"github.com/wispstack/wisp/opt"
+	"github.com/wispstack/wisp/pbuf"
 )
 
 // PoolDecls declares the pools New creates from o (reassembly, fragmentation, the ND6 and
 // ARP queues), for the budget report.
 func PoolDecls(o opt.Options) []memp.Decl {
 	d := frag.PoolDecls(o.MempNumReassData, o.IPReassMaxPbufs, o.MempNumFragPbuf)
-	d = append(d, memp.DeclFor[ndQueued](memp.ND6Queue, max(o.MempNumND6Queue, 0), 0))
+	d = append(d, memp.DeclFor[pbuf.QueueNode](memp.ND6Queue, max(o.MempNumND6Queue, 0), 0))
 	return append(d, ethernet.PoolDecls(max(o.MempNumARPQueue, 0))...)
 }
 

@@ -42,25 +42,18 @@ var nStateNames = [...]string{"FREE", "INCOMPLETE", "REACHABLE", "STALE", "DELAY
 
 func (s nState) String() string { return nStateNames[s] }
 
-// ndQueued is one packet waiting for its neighbour's link-layer address, from the
-// ND6_QUEUE pool.
-type ndQueued struct {
-	p    *pbuf.Pbuf
-	next *ndQueued
-}
-
 // neighbor is one neighbour cache entry.
 type neighbor struct {
-	state        nState
-	n            *Netif
-	addr         netip.Addr
-	mac          [6]byte
-	router       bool
-	probes       int       // solicitations sent in INCOMPLETE or PROBE
-	next         time.Time // INCOMPLETE/PROBE: next solicitation; REACHABLE: STALE; DELAY: PROBE
-	src          netip.Addr
-	used         time.Time
-	qhead, qtail *ndQueued
+	state  nState
+	n      *Netif
+	addr   netip.Addr
+	mac    [6]byte
+	router bool
+	probes int       // solicitations sent in INCOMPLETE or PROBE
+	next   time.Time // INCOMPLETE/PROBE: next solicitation; REACHABLE: STALE; DELAY: PROBE
+	src    netip.Addr
+	used   time.Time
+	q      pbuf.Queue // packets waiting for the link-layer address (ND6_QUEUE nodes)
 }
 
 // ndState is the neighbour cache of a layer (lwIP's nd6.c), fixed at
@@ -68,13 +61,13 @@ type neighbor struct {
 type ndState struct {
 	l     *Layer
 	cache []neighbor
-	queue *memp.Pool[ndQueued]
+	queue *memp.Pool[pbuf.QueueNode]
 }
 
 func (d *ndState) init(l *Layer) {
 	d.l = l
 	d.cache = make([]neighbor, max(l.opts.ND6NumNeighbors, 0))
-	d.queue = memp.New[ndQueued](memp.ND6Queue, max(l.opts.MempNumND6Queue, 0), 0)
+	d.queue = memp.New[pbuf.QueueNode](memp.ND6Queue, max(l.opts.MempNumND6Queue, 0), 0)
 	if l.pools != nil {
 		l.pools.Register(memp.ND6Queue, d.queue)
 	}
@@ -92,12 +85,7 @@ func (d *ndState) flush(n *Netif) {
 
 // free empties an entry, freeing its queue.
 func (d *ndState) free(e *neighbor) {
-	for q := e.qhead; q != nil; {
-		next := q.next
-		q.p.Free()
-		d.queue.Put(q)
-		q = next
-	}
+	e.q.Clear(d.queue)
 	*e = neighbor{}
 }
 
@@ -122,7 +110,7 @@ func (d *ndState) alloc(n *Netif, addr netip.Addr) *neighbor {
 			victim = e
 			break
 		}
-		if e.qhead != nil || e.state == nIncomplete {
+		if !e.q.Empty() || e.state == nIncomplete {
 			continue
 		}
 		if victim == nil || (e.state == nStale) != (victim.state == nStale) && e.state == nStale ||
@@ -186,42 +174,16 @@ func (d *ndState) output(n *Netif, p *pbuf.Pbuf, nh netip.Addr) error {
 // enqueue adds p to e's queue, dropping e's oldest packet when the pool is empty (lwIP
 // does the same).
 func (d *ndState) enqueue(e *neighbor, p *pbuf.Pbuf) error {
-	q := d.queue.Get()
-	if q == nil {
-		if e.qhead == nil {
-			d.l.dropPkt(p, &d.l.nd6.Memerr)
-			return errs.Mem
-		}
-		q = e.qhead
-		e.qhead = q.next
-		if e.qhead == nil {
-			e.qtail = nil
-		}
-		q.p.Free()
-		d.l.nd6.Drop++
-		d.l.nd6.Memerr++
-		*q = ndQueued{}
-	}
-	q.p = p
-	if e.qtail == nil {
-		e.qhead = q
-	} else {
-		e.qtail.next = q
-	}
-	e.qtail = q
-	return nil
+	n, err := e.q.Push(d.queue, p)
+	d.l.nd6.Drop += uint64(n)
+	d.l.nd6.Memerr += uint64(n)
+	return err
 }
 
 // sendQueue sends the packets waiting for e, now resolved.
 func (d *ndState) sendQueue(e *neighbor) {
-	q := e.qhead
-	e.qhead, e.qtail = nil, nil
-	for q != nil {
-		next := q.next
-		p := q.p
-		d.queue.Put(q)
+	for p := e.q.Pop(d.queue); p != nil; p = e.q.Pop(d.queue) {
 		_ = e.n.eth.Output(p, e.mac, uint16(wire.EtherTypeIPv6))
-		q = next
 	}
 }
 

@@ -122,8 +122,8 @@ func (l *Layer) onTimer() {
 				// MAX_MULTICAST_SOLICIT solicitations, address resolution has failed. The
 				// sender MUST return ICMP destination unreachable indications with code 3
 				// (Address Unreachable) for each packet queued".
-				for q := e.qhead; q != nil; q = q.next {
-					l.icmp6Error(e.n, q.p, wire.ICMPv6DestUnreach, wire.ICMPv6AddrUnreach, 0)
+				for p := range e.q.All() {
+					l.icmp6Error(e.n, p, wire.ICMPv6DestUnreach, wire.ICMPv6AddrUnreach, 0)
 				}
 				l.nd6.Drop++
 				l.nd6.Rterr++

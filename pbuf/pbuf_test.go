@@ -406,3 +406,48 @@ func TestRAMChainFallback(t *testing.T) {
 	}
 	checkZero(t, a)
 }
+
+func TestQueue(t *testing.T) {
+	a := newTestAlloc()
+	pool := memp.New[QueueNode](memp.ARPQueue, 2, 0)
+	var q1, q2 Queue
+	pkt := func(b byte) *Pbuf {
+		p, err := a.Alloc(LayerRaw, 1, RAM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Payload()[0] = b
+		return p
+	}
+	for _, b := range []byte{1, 2} {
+		if d, err := q1.Push(pool, pkt(b)); d != 0 || err != nil {
+			t.Fatalf("push %d: %d %v", b, d, err)
+		}
+	}
+	// The pool is empty: q1 gives up its own oldest packet, q2 has nothing to give.
+	if d, err := q1.Push(pool, pkt(3)); d != 1 || err != nil {
+		t.Fatalf("push into a full pool: %d %v", d, err)
+	}
+	if d, err := q2.Push(pool, pkt(9)); d != 1 || !errors.Is(err, errs.Mem) || !q2.Empty() {
+		t.Fatalf("push with nothing to evict: %d %v", d, err)
+	}
+	var got []byte
+	for p := range q1.All() {
+		got = append(got, p.Payload()[0])
+	}
+	if !bytes.Equal(got, []byte{2, 3}) {
+		t.Fatalf("queue holds %v, want [2 3]", got)
+	}
+	p := q1.Pop(pool)
+	if p.Payload()[0] != 2 {
+		t.Fatal("Pop is not oldest first")
+	}
+	p.Free()
+	if n := q1.Clear(pool); n != 1 || !q1.Empty() || q1.Pop(pool) != nil {
+		t.Fatalf("Clear freed %d", n)
+	}
+	if s := pool.Stats(); s.Used != 0 {
+		t.Fatalf("%d queue nodes in use", s.Used)
+	}
+	checkZero(t, a)
+}

@@ -48,13 +48,7 @@ type entry struct {
 	mac        wire.MAC
 	ctime      time.Time // pending: created; stable: last confirmed
 	lastReq    time.Time
-	q, qtail   *qent // packets waiting for resolution, oldest first
-}
-
-// qent is an ARP_QUEUE pool element: one packet waiting for resolution.
-type qent struct {
-	p    *pbuf.Pbuf
-	next *qent
+	q          pbuf.Queue // packets waiting for resolution, oldest first
 }
 
 // Lookup returns the MAC address of a resolved (or static) entry for addr.
@@ -126,7 +120,7 @@ func (e *Iface) newEntry() int {
 			continue
 		case ent.state == stateStable || ent.state == stateRefreshing:
 			rank = 3
-		case ent.q == nil:
+		case ent.q.Empty():
 			rank = 2
 		default:
 			rank = 1
@@ -143,13 +137,7 @@ func (e *Iface) newEntry() int {
 
 // clear frees ent's queue (counting each packet as a drop) and empties it.
 func (e *Iface) clear(ent *entry) {
-	for q := ent.q; q != nil; {
-		next := q.next
-		q.p.Free()
-		e.st.Drop++
-		e.queue.Put(q)
-		q = next
-	}
+	e.st.Drop += uint64(ent.q.Clear(e.queue))
 	*ent = entry{}
 }
 
@@ -157,30 +145,10 @@ func (e *Iface) clear(ent *entry) {
 // the entry's own oldest packet makes room (counted); an entry with nothing queued drops p
 // and reports errs.Mem.
 func (e *Iface) enqueue(ent *entry, p *pbuf.Pbuf) error {
-	q := e.queue.Get()
-	if q == nil {
-		if ent.q == nil {
-			e.drop(p, &e.st.Memerr)
-			return errs.Mem
-		}
-		q = ent.q
-		ent.q = q.next
-		if ent.q == nil {
-			ent.qtail = nil
-		}
-		q.p.Free()
-		q.next = nil
-		e.st.Drop++
-		e.st.Memerr++
-	}
-	q.p = p
-	if ent.qtail == nil {
-		ent.q = q
-	} else {
-		ent.qtail.next = q
-	}
-	ent.qtail = q
-	return nil
+	d, err := ent.q.Push(e.queue, p)
+	e.st.Drop += uint64(d)
+	e.st.Memerr += uint64(d)
+	return err
 }
 
 // confirm makes ent resolved to mac at now and sends what was queued for it.
@@ -189,13 +157,9 @@ func (e *Iface) confirm(ent *entry, mac wire.MAC, now time.Time) {
 	ent.mac = mac
 	ent.ctime = now
 	ent.used, ent.refreshDue, ent.tries = false, false, 0
-	for q := ent.q; q != nil; {
-		next, p := q.next, q.p
-		e.queue.Put(q)
-		q = next
+	for p := ent.q.Pop(e.queue); p != nil; p = ent.q.Pop(e.queue) {
 		e.Output(p, mac, uint16(wire.EtherTypeIPv4))
 	}
-	ent.q, ent.qtail = nil, nil
 }
 
 // refresh asks a resolved entry's owner directly whether it still has the address.

@@ -1,11 +1,14 @@
 package ethernet
 
-import "github.com/wispstack/wisp/memp"
+import (
+	"github.com/wispstack/wisp/memp"
+	"github.com/wispstack/wisp/pbuf"
+)
 
 // PoolDecls declares the ARP_QUEUE pool (shared by every Iface of a stack) for the budget
 // report.
 func PoolDecls(queueLen int) []memp.Decl {
-	return []memp.Decl{memp.DeclFor[qent](memp.ARPQueue, queueLen, 0)}
+	return []memp.Decl{memp.DeclFor[pbuf.QueueNode](memp.ARPQueue, queueLen, 0)}
 }
 
 // TableDecl declares one Iface's ARP table of tableSize entries.
@@ -20,6 +23,6 @@ func (e *Iface) Table() memp.TableDecl { return TableDecl(len(e.table)) }
 // already, so the pool exists (and shows in the budget) before any Ethernet netif does.
 func RegisterQueue(pools *memp.Table, queueLen int) {
 	if pools.Lookup(memp.ARPQueue) == nil {
-		pools.Register(memp.ARPQueue, memp.New[qent](memp.ARPQueue, max(queueLen, 0), 0))
+		pools.Register(memp.ARPQueue, memp.New[pbuf.QueueNode](memp.ARPQueue, max(queueLen, 0), 0))
 	}
 }

@@ -52,7 +52,7 @@ type Iface struct {
 	st     stats.Proto
 	table  []entry
 	hint   int // index of the entry last used for output (lwIP's netif hint)
-	queue  *memp.Pool[qent]
+	queue  *memp.Pool[pbuf.QueueNode]
 	timer  clock.Timeout
 	lead   time.Duration // refresh this long before expiry
 	closed bool
@@ -81,14 +81,14 @@ func New(hw [6]byte, up Upper, cfg Config) (*Iface, error) {
 	e := &Iface{hw: hw, up: up, cfg: cfg, table: make([]entry, cfg.TableSize)}
 	e.lead = min(refreshLead, cfg.MaxAge/2)
 	if cfg.Pools != nil {
-		if q, ok := cfg.Pools.Lookup(memp.ARPQueue).(*memp.Pool[qent]); ok {
+		if q, ok := cfg.Pools.Lookup(memp.ARPQueue).(*memp.Pool[pbuf.QueueNode]); ok {
 			e.queue = q
 		} else if cfg.Pools.Lookup(memp.ARPQueue) != nil {
 			return nil, errors.New("ethernet: ARP_QUEUE pool registered by someone else")
 		}
 	}
 	if e.queue == nil {
-		e.queue = memp.New[qent](memp.ARPQueue, cfg.QueueLen, 0)
+		e.queue = memp.New[pbuf.QueueNode](memp.ARPQueue, cfg.QueueLen, 0)
 		if cfg.Pools != nil {
 			cfg.Pools.Register(memp.ARPQueue, e.queue)
 		}
