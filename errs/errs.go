@@ -52,4 +52,9 @@ var (
 	Rst        = &Error{-14, "ERR_RST", "connection reset", syscall.ECONNRESET}
 	Clsd       = &Error{-15, "ERR_CLSD", "connection closed", syscall.ENOTCONN}
 	Arg        = &Error{-16, "ERR_ARG", "illegal argument", syscall.EIO}
+
+	// Refused is not in lwIP, which reports a reset connect as ERR_RST (ECONNRESET). A
+	// connect answered by RST (or by ICMP port unreachable) fails with Refused, so a socket
+	// reports ECONNREFUSED as every kernel does.
+	Refused = &Error{-17, "ERR_REFUSED", "connection refused", syscall.ECONNREFUSED}
 )

@@ -110,6 +110,55 @@ type Options struct {
 	TCPSndQueueLen int
 	// TCPTTL is the TTL of TCP segments (lwIP TCP_TTL).
 	TCPTTL uint8
+	// TCPMaxWnd is the largest receive window autotuning may grow a connection to while the
+	// stack's packet memory allows (TCPWnd is where every connection starts). Equal to
+	// TCPWnd: no autotuning.
+	TCPMaxWnd int
+	// TCPWndScale, TCPTimestamps and TCPSACK offer window scaling, timestamps (RFC 7323) and
+	// SACK (RFC 2018) on SYNs (lwIP LWIP_WND_SCALE, LWIP_TCP_TIMESTAMPS, LWIP_TCP_SACK_OUT).
+	// Window scaling is needed for windows above 65535.
+	TCPWndScale   bool
+	TCPTimestamps bool
+	TCPSACK       bool
+	// TCPCongestion names the congestion control: "cubic" (RFC 9438) or "newreno" (RFC 6582).
+	TCPCongestion string
+	// TCPInitCwnd is the initial congestion window in segments (RFC 6928 allows 10).
+	TCPInitCwnd int
+	// TCPMinRTO and TCPMaxRTO bound the retransmission timeout (RFC 6298 §2.4 asks for a
+	// 1 s minimum; Linux uses 200 ms). TCPInitRTO is the RTO before the first sample.
+	TCPMinRTO  time.Duration
+	TCPMaxRTO  time.Duration
+	TCPInitRTO time.Duration
+	// TCPMaxRtx and TCPSynMaxRtx are the retransmissions of a segment and of a SYN before
+	// the connection is dropped with a timeout (lwIP TCP_MAXRTX, TCP_SYNMAXRTX).
+	TCPMaxRtx    int
+	TCPSynMaxRtx int
+	// TCPMSL is the maximum segment lifetime; TIME-WAIT lasts 2*TCPMSL (lwIP TCP_MSL).
+	TCPMSL time.Duration
+	// TCPDelAckTimeout bounds how long an ACK is delayed (RFC 9293 §3.8.6.3: under 0.5 s).
+	TCPDelAckTimeout time.Duration
+	// TCPKeepIdle, TCPKeepIntvl and TCPKeepCnt are the keepalive defaults of a connection
+	// that enables keepalive (lwIP TCP_KEEPIDLE_DEFAULT, TCP_KEEPINTVL_DEFAULT,
+	// TCP_KEEPCNT_DEFAULT).
+	TCPKeepIdle  time.Duration
+	TCPKeepIntvl time.Duration
+	TCPKeepCnt   int
+	// TCPListenBacklog is the backlog of a listener that asks for none (lwIP
+	// TCP_DEFAULT_LISTEN_BACKLOG).
+	TCPListenBacklog int
+	// TCPSynCookies answers SYNs with cookies (RFC 4987) when a listener's backlog is full,
+	// instead of dropping them.
+	TCPSynCookies bool
+	// TCPOOSeqMaxPbufs bounds the pbufs one connection holds out of order (lwIP
+	// TCP_OOSEQ_MAX_PBUFS); 0 means only the window and the TCP_SEG pool bound it.
+	TCPOOSeqMaxPbufs int
+	// TCPChallengeAckLimit is the number of challenge ACKs (RFC 5961 §7) the stack sends per
+	// second.
+	TCPChallengeAckLimit int
+	// TCPPortLow and TCPPortHigh bound the ephemeral ports (RFC 6056; RFC 6335 suggests
+	// 49152-65535). UDP uses the same range.
+	TCPPortLow  uint16
+	TCPPortHigh uint16
 
 	// TCPRecvMboxSize, UDPRecvMboxSize, AcceptMboxSize bound the netcon mailboxes
 	// (lwIP DEFAULT_TCP_RECVMBOX_SIZE and friends).
@@ -167,6 +216,29 @@ func Embedded() Options {
 		TCPSndBuf:      2 * mss,
 		TCPSndQueueLen: (4*(2*mss) + (mss - 1)) / mss,
 		TCPTTL:         255,
+		TCPMaxWnd:      4 * mss,
+		TCPWndScale:    false,
+		TCPTimestamps:  true,
+		TCPSACK:        true,
+		TCPCongestion:  "newreno",
+		TCPInitCwnd:    4,
+		TCPMinRTO:      time.Second,
+		TCPMaxRTO:      60 * time.Second,
+		TCPInitRTO:     time.Second,
+		TCPMaxRtx:      12,
+		TCPSynMaxRtx:   6,
+		TCPMSL:         60 * time.Second,
+
+		TCPDelAckTimeout:     100 * time.Millisecond,
+		TCPKeepIdle:          2 * time.Hour,
+		TCPKeepIntvl:         75 * time.Second,
+		TCPKeepCnt:           9,
+		TCPListenBacklog:     255,
+		TCPSynCookies:        true,
+		TCPOOSeqMaxPbufs:     8,
+		TCPChallengeAckLimit: 10,
+		TCPPortLow:           49152,
+		TCPPortHigh:          65535,
 
 		TCPRecvMboxSize: 6,
 		UDPRecvMboxSize: 6,
@@ -217,6 +289,20 @@ func Tunnel() Options {
 	o.TCPSndBuf = 1 << 20
 	o.TCPSndQueueLen = 4 * (1 << 20) / 1460
 	o.TCPTTL = 64
+	o.TCPMaxWnd = 8 << 20
+	o.TCPWndScale = true
+	o.TCPCongestion = "cubic"
+	o.TCPInitCwnd = 10
+	o.TCPMinRTO = 200 * time.Millisecond
+	o.TCPMSL = 30 * time.Second
+	o.TCPDelAckTimeout = 40 * time.Millisecond
+	// Tunnels relay for peers that vanish: find a dead one in minutes, not hours.
+	o.TCPKeepIdle = 2 * time.Minute
+	o.TCPKeepIntvl = 15 * time.Second
+	o.TCPKeepCnt = 4
+	o.TCPListenBacklog = 1024
+	o.TCPOOSeqMaxPbufs = 0
+	o.TCPChallengeAckLimit = 1000
 
 	o.TCPRecvMboxSize = 256
 	o.UDPRecvMboxSize = 256

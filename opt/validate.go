@@ -3,6 +3,7 @@ package opt
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Limits the engine is built for; Validate rejects options outside them.
@@ -104,6 +105,47 @@ func (o *Options) Validate() error {
 	}
 	if o.TCPTTL == 0 {
 		bad("TCPTTL", "must not be 0")
+	}
+	if o.TCPMaxWnd < o.TCPWnd || o.TCPMaxWnd > MaxTCPWnd {
+		bad("TCPMaxWnd", "%d must be in [TCPWnd=%d, %d]", o.TCPMaxWnd, o.TCPWnd, MaxTCPWnd)
+	}
+	if !o.TCPWndScale && o.TCPMaxWnd > 0xffff {
+		bad("TCPMaxWnd", "%d needs TCPWndScale (windows above 65535)", o.TCPMaxWnd)
+	}
+	switch o.TCPCongestion {
+	case "cubic", "newreno":
+	default:
+		bad("TCPCongestion", "%q: want \"cubic\" or \"newreno\"", o.TCPCongestion)
+	}
+	if o.TCPInitCwnd < 1 || o.TCPInitCwnd > 64 {
+		bad("TCPInitCwnd", "%d out of range [1, 64] segments", o.TCPInitCwnd)
+	}
+	if o.TCPMinRTO <= 0 || o.TCPMaxRTO < o.TCPMinRTO || o.TCPInitRTO < o.TCPMinRTO || o.TCPInitRTO > o.TCPMaxRTO {
+		bad("TCPMinRTO", "want 0 < TCPMinRTO (%v) <= TCPInitRTO (%v) <= TCPMaxRTO (%v)", o.TCPMinRTO, o.TCPInitRTO, o.TCPMaxRTO)
+	}
+	if o.TCPMaxRtx < 1 || o.TCPSynMaxRtx < 1 {
+		bad("TCPMaxRtx", "TCPMaxRtx (%d) and TCPSynMaxRtx (%d) must be ≥ 1", o.TCPMaxRtx, o.TCPSynMaxRtx)
+	}
+	if o.TCPMSL <= 0 {
+		bad("TCPMSL", "%v must be positive", o.TCPMSL)
+	}
+	if o.TCPDelAckTimeout <= 0 || o.TCPDelAckTimeout >= 500*time.Millisecond {
+		bad("TCPDelAckTimeout", "%v must be in (0, 500ms) (RFC 9293 §3.8.6.3)", o.TCPDelAckTimeout)
+	}
+	if o.TCPKeepIdle <= 0 || o.TCPKeepIntvl <= 0 || o.TCPKeepCnt < 1 {
+		bad("TCPKeepIdle", "keepalive idle (%v) and interval (%v) must be positive and count (%d) ≥ 1", o.TCPKeepIdle, o.TCPKeepIntvl, o.TCPKeepCnt)
+	}
+	if o.TCPListenBacklog < 1 {
+		bad("TCPListenBacklog", "%d must be ≥ 1", o.TCPListenBacklog)
+	}
+	if o.TCPOOSeqMaxPbufs < 0 {
+		bad("TCPOOSeqMaxPbufs", "%d must be ≥ 0", o.TCPOOSeqMaxPbufs)
+	}
+	if o.TCPChallengeAckLimit < 0 {
+		bad("TCPChallengeAckLimit", "%d must be ≥ 0", o.TCPChallengeAckLimit)
+	}
+	if o.TCPPortLow < 1024 || o.TCPPortHigh < o.TCPPortLow || int(o.TCPPortHigh)-int(o.TCPPortLow) < 255 {
+		bad("TCPPortLow", "ephemeral range %d-%d: want 1024 <= low, at least 256 ports", o.TCPPortLow, o.TCPPortHigh)
 	}
 	if o.TCPRecvMboxSize < 1 || o.UDPRecvMboxSize < 1 || o.AcceptMboxSize < 1 {
 		bad("TCPRecvMboxSize", "mailbox sizes must be ≥ 1 (tcp %d, udp %d, accept %d)", o.TCPRecvMboxSize, o.UDPRecvMboxSize, o.AcceptMboxSize)
