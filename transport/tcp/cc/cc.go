@@ -1,8 +1,5 @@
 package cc
 
-// TEMPORARY CONTRACT SKELETON: the interface is the contract between transport/tcp and the
-// algorithms; the constructors panic until the implementation lands.
-
 import "time"
 
 // Controller sizes one connection's congestion window. Loss detection and recovery
@@ -42,13 +39,164 @@ type Controller interface {
 	OnIdle(rto time.Duration, now time.Time)
 }
 
-// CUBIC (RFC 9438) with fast convergence and the Reno-friendly region. The zero value
-// followed by Init is ready: a PCB embeds one by value (no allocation per connection).
-type CUBIC struct{ _ int }
+// Limits every Controller enforces, whatever its inputs.
+const (
+	// MaxWindow bounds cwnd and ssthresh (bytes). The cap keeps every product of a window
+	// and a segment size inside int64 and far from float64 trouble; a 1 GiB window is
+	// already 8.6 Gbit/s at a 1 s RTT. (gVisor once overflowed CUBIC's window: gvisor#11632.)
+	MaxWindow = 1 << 30
+	// MaxMSS bounds the segment size accepted by Init and SetMSS (the MSS option is 16 bits).
+	MaxMSS = 65535
+	// DefaultMSS is used when a method runs before Init (RFC 9293 §3.7.1: 536 when the
+	// peer sent no MSS option).
+	DefaultMSS = 536
+	// DefaultInitCwnd is the initial window, in segments, of a Controller used before Init
+	// (RFC 3390: 4 segments of 536 bytes).
+	DefaultInitCwnd = 4
+)
 
-// NewReno (RFC 5681, RFC 6582 window rules, RFC 3465 byte counting with L=2). The zero value
-// followed by Init is ready.
-type NewReno struct{ _ int }
+// abcL is RFC 3465's limit L: "cwnd MUST NOT be increased by more than L*SMSS bytes" per
+// ACK in slow start; L = 2*SMSS is the largest it allows.
+const abcL = 2
 
-// New returns a new controller by name ("cubic" or "newreno"), or false.
-func New(name string) (Controller, bool) { panic("cc: unimplemented") }
+// New returns a new controller by name ("cubic" or "newreno"), or false. A PCB should
+// rather embed CUBIC or NewReno by value; New allocates.
+func New(name string) (Controller, bool) {
+	switch name {
+	case "cubic":
+		return new(CUBIC), true
+	case "newreno":
+		return new(NewReno), true
+	}
+	return nil, false
+}
+
+// window is the state and the rules NewReno and CUBIC share: segment size, cwnd, ssthresh,
+// RFC 3465 byte counting, the recovery and loss flags and the values Undo restores.
+type window struct {
+	mss      int // SMSS, in [1, MaxMSS]; 0 before Init
+	iw       int // initial window in segments, for the RFC 5681 §4.1 restart window
+	cwnd     int // in [mss, MaxWindow]
+	ssthresh int // in [2*mss, MaxWindow]
+	// acc is RFC 3465's bytes_acked: congestion avoidance adds SMSS per cwnd bytes acked.
+	acc int
+	// inRecovery: between OnCongestion and OnRecoveryExit; a second OnCongestion in the
+	// same episode does not reduce again (RFC 6582 §3.2: one reduction per window of data).
+	inRecovery bool
+	// inLoss: after OnRTO until an ACK acknowledges new data; a repeated timeout keeps
+	// ssthresh (RFC 5681 §3.1: "the value of ssthresh is held constant").
+	inLoss bool
+	// canUndo: priorCwnd and priorSsthresh hold the state before the last reduction.
+	canUndo       bool
+	priorCwnd     int
+	priorSsthresh int
+}
+
+func (w *window) init(mss, initCwnd int) {
+	*w = window{}
+	w.mss = clampMSS(mss)
+	if initCwnd < 1 {
+		initCwnd = 1
+	}
+	if initCwnd > MaxWindow {
+		initCwnd = MaxWindow
+	}
+	w.iw = initCwnd
+	w.cwnd = w.clampCwnd(int64(initCwnd) * int64(w.mss))
+	// RFC 5681 §3.1: "The initial value of ssthresh SHOULD be set arbitrarily high".
+	w.ssthresh = MaxWindow
+}
+
+// ready initializes a Controller used before Init, so no method divides by a zero MSS.
+func (w *window) ready() {
+	if w.mss == 0 {
+		w.init(DefaultMSS, DefaultInitCwnd)
+	}
+}
+
+func (w *window) Cwnd() int     { return w.cwnd }
+func (w *window) Ssthresh() int { return w.ssthresh }
+
+// setMSS rescales every byte quantity so that it keeps its segment count.
+func (w *window) setMSS(mss int) {
+	w.ready()
+	mss = clampMSS(mss)
+	old := w.mss
+	if mss == old {
+		return
+	}
+	scale := func(v int) int64 { return int64(v) * int64(mss) / int64(old) }
+	w.mss = mss
+	w.cwnd = w.clampCwnd(scale(w.cwnd))
+	if w.ssthresh < MaxWindow {
+		w.ssthresh = w.clampSsthresh(scale(w.ssthresh))
+	}
+	w.ssthresh = w.clampSsthresh(int64(w.ssthresh)) // 2*SMSS may have grown
+	w.acc = int(min(scale(w.acc), int64(w.cwnd)))
+	w.priorCwnd = w.clampCwnd(scale(w.priorCwnd))
+	w.priorSsthresh = w.clampSsthresh(scale(w.priorSsthresh))
+}
+
+// slowStart grows cwnd by RFC 5681 eq. 2 with RFC 3465 byte counting and reports whether
+// the connection was in slow start. "cwnd += min(N, SMSS)" becomes min(N, L*SMSS) with
+// L = 2 (RFC 3465 §2.2), and cwnd stops at ssthresh.
+func (w *window) slowStart(acked int) bool {
+	if w.cwnd >= w.ssthresh {
+		return false
+	}
+	inc := min(acked, abcL*w.mss)
+	w.cwnd = min(w.cwnd+inc, w.ssthresh)
+	return true
+}
+
+// save records the state a spurious reduction must give back.
+func (w *window) save() {
+	w.canUndo = true
+	w.priorCwnd = w.cwnd
+	w.priorSsthresh = w.ssthresh
+}
+
+// flight is the FlightSize a reduction is computed from: never negative and never above
+// cwnd, so that a congestion signal cannot raise the window.
+func (w *window) flight(inflight int) int {
+	return max(0, min(inflight, w.cwnd))
+}
+
+// undo gives back the saved window. max, not assignment: if cwnd has grown past the
+// saved value since the reduction, the undo must not shrink it.
+func (w *window) undo() bool {
+	if !w.canUndo {
+		return false
+	}
+	w.canUndo = false
+	w.cwnd = max(w.cwnd, w.priorCwnd)
+	w.ssthresh = max(w.ssthresh, w.priorSsthresh)
+	w.inRecovery = false
+	w.inLoss = false
+	w.acc = 0
+	return true
+}
+
+// restart applies RFC 5681 §4.1: "cwnd to no more than RW before beginning
+// transmission", RW = min(IW, cwnd). ssthresh keeps three quarters of the old window
+// (RFC 2861 §3), so slow start climbs back to most of it instead of crawling up in
+// congestion avoidance.
+func (w *window) restart() {
+	w.ready()
+	w.ssthresh = w.clampSsthresh(max(int64(w.ssthresh), int64(w.cwnd)/4*3))
+	rw := min(int64(w.iw)*int64(w.mss), int64(w.cwnd))
+	w.cwnd = w.clampCwnd(rw)
+	w.acc = 0
+}
+
+func (w *window) clampCwnd(v int64) int {
+	return int(max(int64(w.mss), min(v, MaxWindow)))
+}
+
+func (w *window) clampSsthresh(v int64) int {
+	return int(max(2*int64(w.mss), min(v, MaxWindow)))
+}
+
+func clampMSS(mss int) int {
+	return max(1, min(mss, MaxMSS))
+}
