@@ -91,14 +91,18 @@ func (o *Options) Validate() error {
 	if o.TCPMSS < 64 || o.TCPMSS > 65535-40 {
 		bad("TCPMSS", "%d out of range [64, 65495]", o.TCPMSS)
 	}
-	if o.TCPWnd < 2*o.TCPMSS || o.TCPWnd > MaxTCPWnd {
-		bad("TCPWnd", "%d must be in [2*TCPMSS=%d, %d]", o.TCPWnd, 2*o.TCPMSS, MaxTCPWnd)
+	// lwIP's rules relate windows and buffers to TCP_MSS. Here TCPMSS is a cap that the
+	// route MTU lowers, so a tunnel may set 65495 and still run 1460-byte segments on
+	// Ethernet: the rules use the segment size of a 1500-byte path when TCPMSS is larger.
+	mss := min(o.TCPMSS, 1460)
+	if o.TCPWnd < 2*mss || o.TCPWnd > MaxTCPWnd {
+		bad("TCPWnd", "%d must be in [2*min(TCPMSS, 1460)=%d, %d]", o.TCPWnd, 2*mss, MaxTCPWnd)
 	}
-	if o.TCPSndBuf < 2*o.TCPMSS {
-		bad("TCPSndBuf", "%d must be at least 2*TCPMSS=%d", o.TCPSndBuf, 2*o.TCPMSS)
+	if o.TCPSndBuf < 2*mss {
+		bad("TCPSndBuf", "%d must be at least 2*min(TCPMSS, 1460)=%d", o.TCPSndBuf, 2*mss)
 	}
-	if min := (2*o.TCPSndBuf + o.TCPMSS - 1) / max(o.TCPMSS, 1); o.TCPSndQueueLen < min {
-		bad("TCPSndQueueLen", "%d must be at least (2*TCPSndBuf)/TCPMSS=%d", o.TCPSndQueueLen, min)
+	if min := (2*o.TCPSndBuf + mss - 1) / max(mss, 1); o.TCPSndQueueLen < min {
+		bad("TCPSndQueueLen", "%d must be at least (2*TCPSndBuf)/min(TCPMSS, 1460)=%d", o.TCPSndQueueLen, min)
 	}
 	if o.MempNumTCPSeg > 0 && o.MempNumTCPSeg < o.TCPSndQueueLen {
 		bad("MempNumTCPSeg", "%d must be at least TCPSndQueueLen=%d", o.MempNumTCPSeg, o.TCPSndQueueLen)

@@ -9,6 +9,7 @@ import (
 	"github.com/wispstack/wisp/memp"
 	"github.com/wispstack/wisp/opt"
 	"github.com/wispstack/wisp/pbuf"
+	"github.com/wispstack/wisp/transport/tcp"
 )
 
 // BudgetLine is one row of the memory budget: a pool, or the heap (Count 1).
@@ -32,6 +33,7 @@ func BudgetFor(o opt.Options) Budget {
 	var decls []memp.Decl
 	decls = append(decls, pbuf.PoolDecls(allocConfig(o))...)
 	decls = append(decls, ip.PoolDecls(o)...)
+	decls = append(decls, tcp.PoolDecls(o)...)
 	var b Budget
 	for id := memp.ID(0); id < memp.NumIDs; id++ {
 		for _, d := range decls {
@@ -41,7 +43,7 @@ func BudgetFor(o opt.Options) Budget {
 		}
 	}
 	b.add("MEM_HEAP", 1, pbuf.HeapBytes(allocConfig(o)))
-	for _, t := range ip.TableDecls(o) {
+	for _, t := range append(ip.TableDecls(o), tcp.TableDecls(o)...) {
 		b.add(t.Name, t.Count, t.Size)
 	}
 	return b
@@ -56,7 +58,7 @@ func (s *Stack) Budget() Budget {
 	}
 	b.add("MEM_HEAP", 1, s.alloc.HeapReserved())
 	s.core.Lock()
-	tables := s.ip.Tables()
+	tables := append(s.ip.Tables(), tcp.TableDecls(s.opts)...)
 	s.core.Unlock()
 	for _, t := range tables {
 		b.add(t.Name, t.Count, t.Size)

@@ -1,6 +1,8 @@
 package stack
 
 import (
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -15,6 +17,8 @@ import (
 	"github.com/wispstack/wisp/opt"
 	"github.com/wispstack/wisp/pbuf"
 	"github.com/wispstack/wisp/stats"
+	"github.com/wispstack/wisp/transport/tcp"
+	"github.com/wispstack/wisp/wire"
 )
 
 // Config creates a Stack.
@@ -36,6 +40,7 @@ type Stack struct {
 	pools  memp.Table
 	timers *clock.Timeouts
 	ip     *ip.Layer
+	tcp    *tcp.Proto
 	netifs []*Netif
 	closed bool
 	ping   pinger
@@ -56,6 +61,14 @@ func New(c Config) (*Stack, error) {
 	if c.Clock == nil {
 		c.Clock = clock.Real
 	}
+	// TCP's secrets (ISNs, SYN cookies, port choice; RFC 6528, RFC 4987, RFC 6056) must be
+	// unpredictable: from crypto/rand unless a test fixed the seed.
+	tcpSeed := c.Seed
+	if tcpSeed == 0 {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		tcpSeed = binary.LittleEndian.Uint64(b[:]) | 1
+	}
 	if c.Seed == 0 {
 		c.Seed = uint64(c.Clock.Now().UnixNano()) | 1
 	}
@@ -68,6 +81,13 @@ func New(c Config) (*Stack, error) {
 		return nil, fmt.Errorf("wisp: %w", err)
 	}
 	s.ip = l
+	t, err := tcp.New(tcp.Config{Options: o, IP: l, Alloc: s.alloc, Timers: s.timers, Pools: &s.pools, Seed: tcpSeed})
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("wisp: %w", err)
+	}
+	s.tcp = t
+	l.RegisterTransport(wire.ProtoTCP, t)
 	s.core.flush = l.Flush
 	s.ping.init(s, c.Seed)
 	return s, nil
@@ -96,6 +116,10 @@ func (s *Stack) Timers() *clock.Timeouts { return s.timers }
 // callback).
 func (s *Stack) IP() *ip.Layer { return s.ip }
 
+// TCP returns the stack's TCP; use its raw API in core context only (inside Lock/Unlock,
+// Callback or a TCP callback).
+func (s *Stack) TCP() *tcp.Proto { return s.tcp }
+
 // Pools returns the stack's pool table (safe for concurrent use).
 func (s *Stack) Pools() *memp.Table { return &s.pools }
 
@@ -112,6 +136,7 @@ func (s *Stack) Close() error {
 			eps = append(eps, n.ep)
 		}
 		s.ping.closeLocked()
+		s.tcp.Close()
 		s.ip.Close()
 		s.timers.Close()
 		s.netifs = nil
@@ -315,6 +340,7 @@ func (s *Stack) Stats() stats.Snapshot {
 	defer s.core.Unlock()
 	var snap stats.Snapshot
 	s.ip.Stats(&snap)
+	s.tcp.Stats(&snap)
 	for _, n := range s.netifs {
 		m := n.rxMemErr.Load()
 		snap.Link.Memerr += m

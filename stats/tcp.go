@@ -21,6 +21,7 @@ type TCPExt struct {
 	SACKRecoveries  uint64 // loss recovery episodes entered with SACK (RFC 6675)
 	RenoRecoveries  uint64 // loss recovery episodes entered without SACK (RFC 6582)
 	SpuriousRTOs    uint64 // RTOs undone because the original was acknowledged (timestamps)
+	Undos           uint64 // window reductions undone: every retransmission proved spurious (RFC 3522 timestamps, RFC 3708 D-SACK)
 	SACKBlocksRecv  uint64 // SACK blocks received and applied to the scoreboard
 	DSACKRecv       uint64 // D-SACK blocks received (RFC 2883)
 

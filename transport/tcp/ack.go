@@ -1,0 +1,364 @@
+package tcp
+
+import (
+	"time"
+
+	"github.com/wispstack/wisp/errs"
+)
+
+// processAck is "fifth, check the ACK field" for synchronized states (RFC 9293 §3.10.7.4)
+// with everything that hangs off an ACK: RFC 5961 §5.2 validation, the send window, SACK,
+// RTT samples, congestion control, loss recovery, the sent callback and the FIN's
+// acknowledgment. false: drop the segment (c may be gone, check alive).
+func (c *PCB) processAck(gen uint32) bool {
+	t := c.t
+	in := &t.in
+	ack := in.ack
+	// RFC 5961 §5.2: "If the ACK value is acceptable only if it is in the range of
+	// ((SND.UNA - MAX.SND.WND) =< SEG.ACK =< SND.NXT). All incoming segments whose ACK
+	// value doesn't satisfy the above condition MUST be discarded and an ACK sent back."
+	if seqGT(ack, c.sndNxt) || seqLT(ack, c.sndUna-uint32(max(c.maxSndWnd, 1))) {
+		t.ext.DropBadAck++
+		t.st.Drop++
+		c.challengeACK()
+		return false
+	}
+	ns := in.ns
+	inflight := int(c.sndNxt - c.sndUna)
+	// Window update: "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be updated
+	// if (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK))".
+	wnd := int(in.wnd) << c.sndScale
+	wndChanged := false
+	if seqGEQ(ack, c.sndUna) && (seqLT(c.sndWl1, in.seq) || c.sndWl1 == in.seq && seqLEQ(c.sndWl2, ack)) {
+		wndChanged = wnd != c.sndWnd
+		c.sndWnd, c.sndWl1, c.sndWl2 = wnd, in.seq, ack
+		c.maxSndWnd = max(c.maxSndWnd, wnd)
+	}
+	sacked := 0
+	if c.flags&fSACK != 0 && in.opts.NumSACK > 0 {
+		sacked = c.sackUpdate(ns)
+	}
+	if c.flags&fUndo != 0 && c.flags&fTS != 0 && in.opts.HasTimestamps && c.sndUna == c.undoMarker &&
+		seqGT(ack, c.sndUna) && in.opts.TSEcr != 0 && seqLT(in.opts.TSEcr, c.undoTSval) {
+		// RFC 3522 (Eifel): the first ACK past the retransmitted segment echoes a timestamp
+		// older than the retransmission, so the original arrived: the loss was spurious.
+		c.undo()
+	}
+	finAcked := false
+	if seqGT(ack, c.sndUna) {
+		dataAcked := c.ackData(ack, ns)
+		finAcked = c.finSent() && ack == c.sndNxt
+		c.dupAcks = 0
+		c.nrtx, c.persistN = 0, 0
+		c.keepSent = 0
+		now := in.now
+		switch {
+		case c.flags&fInRecovery != 0 && seqGEQ(ack, c.recover):
+			// RFC 6582 §3.2 step 3 / RFC 6675: a full acknowledgment ends recovery.
+			c.flags &^= fInRecovery
+			c.renoSacked = 0
+			c.cc.OnRecoveryExit(now)
+		case c.flags&fInRecovery != 0:
+			if c.flags&fSACK == 0 {
+				// RFC 6582 §3.2 step 4, partial acknowledgment: "retransmit the first
+				// unacknowledged segment" and deflate by the amount acknowledged.
+				c.renoSacked = max(c.renoSacked-dataAcked/max(c.mss, 1), 0)
+				c.markHeadLost()
+				c.flags |= fForceRetx
+			}
+		default:
+			if c.flags&fRTORecovery != 0 && seqGEQ(ack, c.recover) {
+				c.flags &^= fRTORecovery
+			}
+			limited := c.flags&fCwndLimited != 0 || 2*inflight >= c.cc.Cwnd()
+			c.cc.OnAck(dataAcked, c.lastRTT, c.minRTT, inflight, limited, now)
+		}
+		c.tlpAcked(ack)
+		if c.sndUna == c.sndNxt {
+			c.rtoAt, c.tlpAt, c.reoAt = 0, 0, 0
+		} else {
+			// RFC 6298 §5.3: "When an ACK is received that acknowledges new data, restart
+			// the retransmission timer".
+			c.armRTO(ns)
+		}
+		if dataAcked > 0 && c.sentFn != nil && c.flags&fAppClosed == 0 {
+			c.sentFn(c, dataAcked)
+			if !c.alive(gen) {
+				return false
+			}
+		}
+	} else if ack == c.sndUna && inflight > 0 && in.dataLen == 0 && !in.hasFIN() &&
+		(c.flags&fSACK == 0 && !wndChanged || sacked > 0) {
+		// RFC 5681 §2 "duplicate acknowledgment"; with SACK, RFC 6675 counts ACKs that
+		// SACK new data.
+		c.dupAcks++
+		if c.flags&fSACK == 0 {
+			c.renoSacked = min(c.renoSacked+1, max(c.rtxq.n-1, 0))
+		}
+	}
+	if c.flags&fSACK != 0 {
+		c.rackDetectLoss(ns)
+	}
+	c.maybeEnterRecovery(ns)
+	if finAcked {
+		return c.finWasAcked(gen)
+	}
+	return true
+}
+
+// finWasAcked moves the state on when our FIN is acknowledged (RFC 9293 §3.10.7.4,
+// FIN-WAIT-1, CLOSING, LAST-ACK).
+func (c *PCB) finWasAcked(gen uint32) bool {
+	switch c.state {
+	case StateFinWait1:
+		c.setState(StateFinWait2)
+		if c.flags&fAppClosed != 0 {
+			// Linux's tcp_fin_timeout: an orphaned FIN-WAIT-2 does not wait forever.
+			c.closeAt = c.t.in.ns + int64(2*c.t.opts.TCPMSL)
+			c.schedule()
+		}
+	case StateClosing:
+		c.enterTimeWait()
+	case StateLastAck:
+		// "The only thing that can arrive in this state is an acknowledgment of our FIN.
+		// If our FIN is now acknowledged, delete the TCB, enter the CLOSED state".
+		c.abandon(errs.Clsd)
+		return false
+	}
+	return c.alive(gen)
+}
+
+// ackData removes what ack covers from the retransmission and send queues, takes an RTT
+// sample (Karn: never from a retransmitted segment) and updates RACK. It returns the data
+// bytes newly acknowledged (SYN and FIN excluded).
+func (c *PCB) ackData(ack uint32, ns int64) int {
+	t := c.t
+	in := &t.in
+	var rttXmit int64 = -1
+	for s := c.rtxq.head; s != nil; s = c.rtxq.head {
+		if seqGT(s.end(), ack) {
+			if seqLT(s.seq, ack) {
+				// Partly acknowledged: keep the rest.
+				d := int(ack - s.seq)
+				c.dropAccounting(s, d)
+				if s.flags&sSYN != 0 {
+					s.flags &^= sSYN
+				}
+				s.seq = ack
+				s.len -= int32(d)
+			}
+			break
+		}
+		c.rtxq.pop()
+		if c.rack.hint == s {
+			c.rack.hint = nil
+		}
+		if s.flags&sSacked == 0 {
+			c.rackUpdate(s, ns)
+		}
+		c.dropAccounting(s, int(s.len))
+		if s.flags&sEverRetx == 0 && s.xmit > rttXmit {
+			rttXmit = s.xmit
+		}
+		t.freeSeg(s)
+	}
+	acked := 0
+	for r := c.sndq.head; r != nil; r = c.sndq.head {
+		if seqLEQ(r.end(), ack) {
+			acked += int(r.len)
+			c.sndBufUsed -= int(r.len)
+			c.sndq.pop()
+			if c.pos == r {
+				c.pos = r.next
+			}
+			t.freeSeg(r)
+			continue
+		}
+		if seqLT(r.seq, ack) {
+			d := int(ack - r.seq)
+			acked += d
+			c.sndBufUsed -= d
+			r.seq += uint32(d)
+			r.off += int32(d)
+			r.len -= int32(d)
+		}
+		break
+	}
+	c.sndUna = ack
+	c.lastRTT = 0
+	switch {
+	case rttXmit >= 0:
+		c.rttSample(durationNs(ns - rttXmit))
+	case c.flags&fTS != 0 && in.opts.HasTimestamps && in.opts.TSEcr != 0:
+		// RFC 7323 §4.1: with timestamps, retransmitted segments give samples too.
+		ms := int64(int32(c.tsNow() - in.opts.TSEcr))
+		if ms >= 0 && ms < 3600*1000 {
+			c.rttSample(time.Duration(ms) * time.Millisecond)
+		}
+	}
+	return acked
+}
+
+// dropAccounting removes n bytes of s from the SACK/lost/retransmitted counters.
+func (c *PCB) dropAccounting(s *seg, n int) {
+	switch {
+	case s.flags&sSacked != 0:
+		c.sackedBytes -= n
+	default:
+		if s.flags&sLost != 0 {
+			c.lostBytes -= n
+		}
+		if s.flags&sRetrans != 0 {
+			c.retransOut -= n
+		}
+	}
+}
+
+// rttSample feeds one RTT measurement to the estimator (RFC 6298 §2).
+func (c *PCB) rttSample(r time.Duration) {
+	const g = time.Millisecond // clock granularity G
+	c.lastRTT = r
+	if c.minRTT == 0 || r < c.minRTT {
+		c.minRTT = max(r, time.Microsecond)
+	}
+	if !c.hasRTT {
+		// (2.2) "SRTT <- R, RTTVAR <- R/2, RTO <- SRTT + max (G, K*RTTVAR)".
+		c.srtt, c.rttvar = r, r/2
+		c.hasRTT = true
+	} else {
+		// (2.3) "RTTVAR <- (1 - beta) * RTTVAR + beta * |SRTT - R'|,
+		// SRTT <- (1 - alpha) * SRTT + alpha * R'" with alpha = 1/8, beta = 1/4.
+		d := c.srtt - r
+		if d < 0 {
+			d = -d
+		}
+		c.rttvar = c.rttvar - c.rttvar/4 + d/4
+		c.srtt = c.srtt - c.srtt/8 + r/8
+	}
+	// (2.4) asks for a minimum RTO; like Linux, the minimum bounds the variance term
+	// instead, so the RTO stays at least TCPMinRTO above SRTT: with a 200 ms minimum and a
+	// 200 ms path an RTO of SRTT + 4·RTTVAR ≈ 210 ms would fire on any queueing delay.
+	rto := c.srtt + max(g, 4*c.rttvar, c.t.opts.TCPMinRTO)
+	c.rto = min(rto, c.t.opts.TCPMaxRTO) // (2.5) a maximum
+}
+
+// maybeEnterRecovery starts fast recovery when loss has been detected: three duplicate
+// ACKs (RFC 5681 §3.2, RFC 6582), RFC 6675's IsLost, or RACK (RFC 8985).
+func (c *PCB) maybeEnterRecovery(ns int64) {
+	if c.flags&(fInRecovery|fRTORecovery) != 0 || c.rtxq.head == nil {
+		return
+	}
+	// With SACK, RACK (and RFC 6675's IsLost before any reordering was seen) decide what is
+	// lost, as Linux does with RACK on: counting duplicate ACKs alone would retransmit
+	// spuriously under reordering. Without SACK, the third duplicate ACK is the signal.
+	if c.flags&fSACK == 0 && c.dupAcks >= 3 && c.lostBytes == 0 {
+		if !seqGT(c.sndUna, c.recover) && c.recover != c.iss {
+			// RFC 6582 §3.2 step 2: "If the Cumulative Acknowledgment field didn't cover
+			// more than recover, do not enter fast retransmit".
+			return
+		}
+		c.markHeadLost()
+	}
+	if c.lostBytes == 0 {
+		return
+	}
+	t := c.t
+	c.flags |= fInRecovery | fForceRetx
+	c.recover = c.sndNxt
+	c.startEpisode()
+	if c.flags&fSACK != 0 {
+		t.ext.SACKRecoveries++
+	} else {
+		t.ext.RenoRecoveries++
+	}
+	c.cc.OnCongestion(c.flight(), t.in.now)
+	c.rack.tlpOut = false
+}
+
+// flight is RFC 5681's FlightSize: "The amount of data that has been sent but not yet
+// cumulatively acknowledged" (SACKed data included).
+func (c *PCB) flight() int { return int(c.sndNxt - c.sndUna) }
+
+// markHeadLost marks the first unacknowledged segment lost (fast retransmit).
+func (c *PCB) markHeadLost() {
+	s := c.rtxq.head
+	if s == nil || s.flags&sSacked != 0 {
+		return
+	}
+	if s.flags&sLost == 0 {
+		s.flags |= sLost
+		c.lostBytes += int(s.len)
+	} else if s.flags&sRetrans != 0 {
+		s.flags &^= sRetrans
+		c.retransOut -= int(s.len)
+	}
+}
+
+// startEpisode remembers where a window reduction began, so that it can be undone if it
+// proves spurious (RFC 3522 with timestamps, RFC 3708 with D-SACK).
+func (c *PCB) startEpisode() {
+	c.undoMarker = c.sndUna
+	c.undoTSval = c.tsNow()
+	c.undoRetrans = 0
+	c.flags |= fUndo
+}
+
+// undo reverts the last window reduction: every retransmission of the episode was
+// spurious (the originals arrived).
+func (c *PCB) undo() {
+	t := c.t
+	if c.flags&fRTORecovery != 0 {
+		t.ext.SpuriousRTOs++
+	}
+	t.ext.Undos++
+	c.cc.Undo()
+	c.flags &^= fInRecovery | fRTORecovery | fUndo
+	c.unmarkLost()
+	c.dupAcks, c.renoSacked = 0, 0
+}
+
+// unmarkLost forgets every loss mark (a spurious timeout was undone).
+func (c *PCB) unmarkLost() {
+	for s := c.rtxq.head; s != nil; s = s.next {
+		if s.flags&sSacked == 0 {
+			if s.flags&sLost != 0 {
+				c.lostBytes -= int(s.len)
+			}
+			if s.flags&sRetrans != 0 {
+				c.retransOut -= int(s.len)
+			}
+		}
+		s.flags &^= sLost | sRetrans
+	}
+}
+
+// onRTO applies a retransmission timeout: congestion response, every unSACKed segment
+// marked lost (RFC 6675 §5.1, RFC 8985 §6.3), retransmission of the first.
+func (c *PCB) onRTO(ns int64) {
+	t := c.t
+	now := t.now()
+	if c.nrtx == 1 {
+		c.startEpisode()
+		c.cc.OnRTO(c.flight(), now)
+	}
+	for s := c.rtxq.head; s != nil; s = s.next {
+		if s.flags&sSacked != 0 {
+			continue
+		}
+		if s.flags&sLost == 0 {
+			s.flags |= sLost
+			c.lostBytes += int(s.len)
+		}
+		if s.flags&sRetrans != 0 {
+			s.flags &^= sRetrans
+			c.retransOut -= int(s.len)
+		}
+	}
+	c.flags &^= fInRecovery
+	c.flags |= fRTORecovery
+	c.recover = c.sndNxt
+	c.dupAcks, c.renoSacked = 0, 0
+	c.rack.tlpOut = false
+	c.tlpAt, c.reoAt = 0, 0
+	c.retransmitLost(ns)
+}

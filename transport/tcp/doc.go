@@ -1,0 +1,48 @@
+// Package tcp is wisp's TCP (RFC 9293) with lwIP's raw callback API: PCBs from fixed pools,
+// pbuf chains in and out, callbacks in the core context, nothing allocated per segment.
+//
+// What it implements: the full state machine (active, passive and simultaneous open,
+// half-close, simultaneous close, TIME-WAIT with 2·MSL and recycling of the oldest TIME-WAIT
+// PCB when TCP_PCB runs out), RST rules of RFC 9293 §3.10.7 in every state, RFC 5961
+// (challenge ACKs, rate limited stack-wide), options (MSS clamped to the route MTU, window
+// scaling, timestamps with RTTM and PAWS — RFC 7323, SACK-permitted and SACK blocks —
+// RFC 2018, generated and used), RTO per RFC 6298 with backoff and Karn's rule, fast
+// retransmit and NewReno (RFC 5681, RFC 6582), SACK-based recovery with a scoreboard and
+// pipe (RFC 6675), RACK-TLP (RFC 8985), Eifel spurious-RTO undo with timestamps (RFC 3522),
+// congestion control through package cc (CUBIC, RFC 9438, or NewReno), delayed ACKs, Nagle
+// and TCP_NODELAY, SWS avoidance on both sides, persist timer and zero-window probes,
+// keepalive, listen backlog with SYN cookies (RFC 4987) when it is full, RFC 6528 ISNs,
+// RFC 6056 ephemeral ports, PMTU updates from ICMP (RFC 1191, RFC 8201), receive window
+// autotuning bounded by the stack's free packet memory.
+//
+// Files by role: proto.go (Proto, demux tables), pcb.go (the PCB), listen.go and cookie.go
+// (passive open), input.go (validation and demux), states.go (the state machine), ack.go
+// (acknowledgments, RTT, recovery), rack.go (SACK scoreboard, RACK-TLP), recv.go (data
+// reception, out-of-order queue, SACK generation), window.go (options, autotuning),
+// sender.go and output.go (what to send, building segments), timers.go, ports.go, icmp.go,
+// pcbapi.go (the raw API on a PCB).
+//
+// Memory: TCP_PCB (connections, TIME-WAIT included), TCP_PCB_LISTEN and TCP_SEG (one
+// record per queued pbuf of send data, per segment in flight, per out-of-order segment)
+// are memp pools created once in New; the demux tables are fixed arrays. Data written with
+// WriteCopy lives in RAM pbufs from the stack's heap (errs.Mem when it is exhausted);
+// segments are cut at output time as zero-copy views of that data behind a small header
+// pbuf. Received data is the pbuf the link filled, delivered without copying.
+//
+// Not implemented (known gaps): Proportional Rate Reduction (RFC 6937; recovery sets cwnd
+// to ssthresh at once and sends by RFC 6675 pipe), F-RTO (RFC 5682; spurious timeouts are
+// detected with timestamps and D-SACK only), send-buffer autotuning (TCPSndBuf is fixed, so
+// a long fat path is limited to TCPSndBuf per RTT), ECN, TCP Fast Open, urgent data (URG is
+// ignored and the data delivered inline, as RFC 6093 recommends), MD5/AO signatures. Zero
+// window probes are Linux's (an ACK one below SND.UNA), not RFC 9293's one octet of data.
+// TCPMSS caps the send MSS: links with MTU 9000 or 65535 need a TCPMSS to match. The SACK
+// scoreboard is a list walked linearly (fine for thousands of segments in flight).
+//
+// Layer: transport. Imports the base packages (opt, stats, clock, errs), wire, memp, pbuf,
+// ip and transport/tcp/cc, transport/tcp/secret.
+//
+// Concurrency: none. A Proto and everything it owns run in the stack's core context (the
+// core lock held, or inside a callback or timer the stack runs); every exported function
+// must be called there. Timers are clock.Timeouts embedded in the PCBs; time comes from
+// Config.Timers.Now(), never the wall clock; no goroutine is ever started.
+package tcp

@@ -1,0 +1,181 @@
+package tcp
+
+import (
+	"encoding/binary"
+	"time"
+
+	"github.com/wispstack/wisp/ip"
+	"github.com/wispstack/wisp/pbuf"
+	"github.com/wispstack/wisp/wire"
+)
+
+// segIn is the segment being processed, parsed once (Proto.in: one at a time, core context).
+type segIn struct {
+	hdr              *ip.Header
+	srcPort, dstPort uint16
+	seq, ack         uint32
+	flags            wire.TCPFlags
+	wnd              uint16
+	dataLen          int // payload bytes (SYN and FIN not counted)
+	hl               int // header length
+	opts             wire.TCPOptions
+	now              time.Time
+	ns               int64
+}
+
+func (in *segIn) hasFIN() bool { return in.flags&wire.TCPFlagFIN != 0 }
+func (in *segIn) hasSYN() bool { return in.flags&wire.TCPFlagSYN != 0 }
+func (in *segIn) hasACK() bool { return in.flags&wire.TCPFlagACK != 0 }
+func (in *segIn) hasRST() bool { return in.flags&wire.TCPFlagRST != 0 }
+
+// segLen is SEG.LEN: data plus one for each of SYN and FIN.
+func (in *segIn) segLen() int {
+	n := in.dataLen
+	if in.hasSYN() {
+		n++
+	}
+	if in.hasFIN() {
+		n++
+	}
+	return n
+}
+
+// Input takes ownership of p (starting at the TCP header); h is borrowed (ip.Transport).
+// Every field is validated before anything else looks at the segment, each failure counted
+// under its own reason.
+func (t *Proto) Input(h *ip.Header, p *pbuf.Pbuf) {
+	held := t.holdClock()
+	t.input(h, p)
+	t.releaseClock(held)
+}
+
+func (t *Proto) input(h *ip.Header, p *pbuf.Pbuf) {
+	t.st.Recv++
+	if t.closed {
+		p.Free()
+		return
+	}
+	b, ok := p.Header(wire.TCPMinHeaderLen)
+	if !ok {
+		t.st.Lenerr++
+		t.dropSeg(p, &t.ext.DropBadHeader)
+		return
+	}
+	tcp := wire.TCP(b)
+	hl := tcp.HeaderLen()
+	total := p.TotLen()
+	if hl < wire.TCPMinHeaderLen || hl > total {
+		t.st.Lenerr++
+		t.dropSeg(p, &t.ext.DropBadHeader)
+		return
+	}
+	if b, ok = p.Header(hl); !ok {
+		// The pool holds link+IP+TCP headers in one chunk (opt.Validate); a frame split
+		// inside its TCP header is malformed.
+		t.st.Lenerr++
+		t.dropSeg(p, &t.ext.DropBadHeader)
+		return
+	}
+	tcp = wire.TCP(b)
+	if p.Flags()&pbuf.FlagChecksumOK == 0 {
+		sum := wire.PseudoHeaderChecksum(wire.ProtoTCP, h.Src, h.Dst, uint32(total))
+		if p.Next() == nil {
+			sum = wire.Checksum(p.Payload(), sum)
+		} else {
+			sum = ip.ChainChecksum(p, 0, total, sum)
+		}
+		if wire.Finish(sum) != 0 {
+			t.st.Chkerr++
+			t.dropSeg(p, &t.ext.DropBadChecksum)
+			return
+		}
+	}
+	in := &t.in
+	in.hdr = h
+	in.srcPort, in.dstPort = tcp.SrcPort(), tcp.DstPort()
+	in.seq, in.ack = tcp.SeqNum(), tcp.AckNum()
+	in.flags = tcp.Flags()
+	in.wnd = tcp.Window()
+	in.dataLen = total - hl
+	in.hl = hl
+	f := in.flags
+	// RFC 9293 §3.1: SYN with FIN or RST, and FIN or RST without ACK outside the handshake,
+	// mean nothing a conforming peer sends; RFC 1122 §4.2.3.10: TCP is unicast only; port 0
+	// is reserved (RFC 6335 §6).
+	if f&wire.TCPFlagSYN != 0 && f&(wire.TCPFlagFIN|wire.TCPFlagRST) != 0 ||
+		in.srcPort == 0 || in.dstPort == 0 {
+		t.st.Proterr++
+		t.dropSeg(p, &t.ext.DropBadHeader)
+		return
+	}
+	if h.Broadcast || h.Multicast || h.Dst.IsMulticast() || h.Src.IsMulticast() || h.Src.IsUnspecified() {
+		t.st.Proterr++
+		t.dropSeg(p, &t.ext.DropBadHeader)
+		return
+	}
+	if !t.parseOptions(tcp[wire.TCPMinHeaderLen:hl]) {
+		t.st.Opterr++
+		t.dropSeg(p, &t.ext.DropBadOption)
+		return
+	}
+	in.now = t.now()
+	in.ns = t.nowNs()
+	if c := t.lookupConn(h.Dst, h.Src, in.dstPort, in.srcPort); c != nil {
+		if in.dataLen == 0 {
+			// Nothing to deliver: the header pbuf (and any padding) can go at once.
+			p.Free()
+			p = nil
+		} else {
+			p = trimFront(p, hl)
+		}
+		c.input(p)
+		return
+	}
+	if l := t.lookupListener(h.Dst, in.dstPort); l != nil {
+		t.listenInput(l, p)
+		return
+	}
+	// RFC 9293 §3.10.7.1: "If the state is CLOSED (i.e., TCB does not exist) then all data
+	// in the incoming segment is discarded. An incoming segment containing a RST is
+	// discarded. An incoming segment not containing a RST causes a RST to be sent".
+	if f&wire.TCPFlagRST == 0 {
+		if f&wire.TCPFlagACK != 0 {
+			t.resetFor(in.ack, 0, false)
+		} else {
+			t.resetFor(0, in.seq+uint32(in.segLen()), true)
+		}
+	}
+	t.dropSeg(p, &t.ext.DropNoPCB)
+}
+
+// parseOptions parses the options area into t.in.opts; false if malformed. The common
+// layouts (nothing; NOP NOP TS) are decoded without the general parser.
+func (t *Proto) parseOptions(b []byte) bool {
+	o := &t.in.opts
+	switch {
+	case len(b) == 0:
+		*o = wire.TCPOptions{}
+		return true
+	case len(b) == 12 && b[0] == wire.TCPOptNOP && b[1] == wire.TCPOptNOP && b[2] == wire.TCPOptTimestamps && b[3] == 10:
+		*o = wire.TCPOptions{HasTimestamps: true, TSVal: binary.BigEndian.Uint32(b[4:]), TSEcr: binary.BigEndian.Uint32(b[8:])}
+		return true
+	}
+	opts, err := wire.ParseTCPOptions(b)
+	if err != nil {
+		return false
+	}
+	*o = opts
+	return true
+}
+
+// dropSeg frees p (nil is fine) and counts one dropped segment under reason (nil: not an
+// error, such as an ignored RST).
+func (t *Proto) dropSeg(p *pbuf.Pbuf, reason *uint64) {
+	if p != nil {
+		p.Free()
+	}
+	if reason != nil {
+		*reason++
+		t.st.Drop++
+	}
+}

@@ -1,0 +1,212 @@
+package tcp
+
+import (
+	"net/netip"
+
+	"github.com/wispstack/wisp/errs"
+	"github.com/wispstack/wisp/pbuf"
+	"github.com/wispstack/wisp/wire"
+)
+
+// Listener is a listening PCB (lwIP struct tcp_pcb_listen), from the TCP_PCB_LISTEN pool.
+type Listener struct {
+	t            *Proto
+	local        netip.AddrPort
+	hnext        *Listener // port bucket chain
+	anext, aprev *Listener // Proto.lsnAll
+	acceptFn     AcceptFunc
+	arg          any
+	backlog      int
+	pending      int // SYN-RECEIVED connections and accepted ones still delayed
+	ttl, tos     uint8
+	flags        pcbFlags // fReuseAddr, fNoDelay, fKeepAlive inherited by new connections
+	keepIdle     int64
+}
+
+// OnAccept sets the accept callback (lwIP tcp_accept). Without one, connections are reset.
+func (l *Listener) OnAccept(fn AcceptFunc) { l.acceptFn = fn }
+
+// SetArg sets the value Arg returns (lwIP tcp_arg).
+func (l *Listener) SetArg(arg any) { l.arg = arg }
+
+// Arg returns the value set with SetArg.
+func (l *Listener) Arg() any { return l.arg }
+
+// Addr returns the local address and port.
+func (l *Listener) Addr() netip.AddrPort { return l.local }
+
+// Close stops listening and frees the listener; connections not yet accepted are reset.
+func (l *Listener) Close() error {
+	if l.t == nil {
+		return errs.Conn
+	}
+	t := l.t
+	for c := t.all.head; c != nil; {
+		next := c.anext
+		if c.listener == l {
+			c.listener = nil
+			wasPending := c.flags&fBacklog != 0
+			c.flags &^= fBacklog | fBacklogDelayed
+			if wasPending && c.state == StateSynReceived {
+				// Not accepted yet: the connection goes with its listener (reset, as
+				// lwIP does). Accepted ones (even delayed) belong to the application.
+				c.sendRST(c.sndNxt, c.rcvNxt, true)
+				c.abandon(nil)
+			}
+		}
+		c = next
+	}
+	l.free()
+	return nil
+}
+
+// free unlinks the listener and returns it to the pool.
+func (l *Listener) free() {
+	t := l.t
+	for pp := &t.lbuckets[uint32(l.local.Port())&t.lmask]; *pp != nil; pp = &(*pp).hnext {
+		if *pp == l {
+			*pp = l.hnext
+			break
+		}
+	}
+	if l.aprev != nil {
+		l.aprev.anext = l.anext
+	} else {
+		t.lsnAll = l.anext
+	}
+	if l.anext != nil {
+		l.anext.aprev = l.aprev
+	}
+	t.listeners.Put(l)
+}
+
+// Listen turns a bound PCB into a Listener (lwIP tcp_listen_with_backlog): c returns to the
+// pool and must not be used again. backlog ≤ 0 means Options.TCPListenBacklog. errs.Mem
+// when TCP_PCB_LISTEN is exhausted (c then stays a usable CLOSED PCB).
+func (c *PCB) Listen(backlog int) (*Listener, error) {
+	if c.t == nil || c.flags&fDying != 0 {
+		return nil, errs.Conn
+	}
+	if c.state != StateClosed {
+		return nil, errs.IsConn
+	}
+	t := c.t
+	if c.flags&fBound == 0 {
+		if err := c.Bind(netip.AddrPort{}); err != nil {
+			return nil, err
+		}
+	}
+	local := netip.AddrPortFrom(c.laddr, c.lport)
+	// Two listeners on one address and port are never allowed, SO_REUSEADDR or not.
+	for o := t.lbuckets[uint32(c.lport)&t.lmask]; o != nil; o = o.hnext {
+		if o.local == local {
+			return nil, errs.Use
+		}
+	}
+	l := t.listeners.Get()
+	if l == nil {
+		return nil, errs.Mem
+	}
+	if backlog <= 0 {
+		backlog = t.opts.TCPListenBacklog
+	}
+	*l = Listener{t: t, local: local, backlog: backlog, ttl: c.ttl, tos: c.tos,
+		flags: c.flags & (fReuseAddr | fNoDelay | fKeepAlive)}
+	b := &t.lbuckets[uint32(c.lport)&t.lmask]
+	l.hnext = *b
+	*b = l
+	l.anext = t.lsnAll
+	if t.lsnAll != nil {
+		t.lsnAll.aprev = l
+	}
+	t.lsnAll = l
+	c.free()
+	return l, nil
+}
+
+// listenInput handles a segment that reached listener l (RFC 9293 §3.10.7.2): a SYN makes
+// a SYN-RECEIVED connection (or, with the backlog full, a SYN cookie), an ACK may complete
+// a cookie handshake, everything else is answered as the RFC says. Takes ownership of p.
+func (t *Proto) listenInput(l *Listener, p *pbuf.Pbuf) {
+	in := &t.in
+	f := in.flags
+	switch {
+	case f&wire.TCPFlagRST != 0:
+		// "An incoming RST should be ignored."
+		t.dropSeg(p, nil)
+		return
+	case f&wire.TCPFlagACK != 0:
+		if f&wire.TCPFlagSYN == 0 && t.opts.TCPSynCookies && t.cookieACK(l, p) {
+			return
+		}
+		// "Any acknowledgment is bad if it arrives on a connection still in the LISTEN
+		// state. An acceptable reset segment should be formed ... <SEQ=SEG.ACK><CTL=RST>".
+		t.resetFor(in.ack, 0, false)
+		t.dropSeg(p, &t.ext.DropListen)
+		return
+	case f&wire.TCPFlagSYN == 0:
+		t.dropSeg(p, &t.ext.DropListen)
+		return
+	}
+	// RFC 1122 §4.2.3.10: a SYN to a broadcast or multicast address is silently dropped.
+	if in.hdr.Broadcast || in.hdr.Multicast {
+		t.dropSeg(p, &t.ext.DropListen)
+		return
+	}
+	if l.acceptFn == nil {
+		t.resetFor(0, in.seq+uint32(in.dataLen)+1, true)
+		t.dropSeg(p, &t.ext.DropListen)
+		return
+	}
+	if l.pending >= l.backlog {
+		t.ext.ListenOverflows++
+		if t.opts.TCPSynCookies {
+			t.sendCookie(l)
+			p.Free()
+			return
+		}
+		t.dropSeg(p, &t.ext.DropListen)
+		return
+	}
+	c := t.allocPCB()
+	if c == nil {
+		if t.opts.TCPSynCookies {
+			// No PCB to hold the half-open connection: a cookie keeps the state in the
+			// network instead; the final ACK finds out whether a PCB is free by then.
+			t.sendCookie(l)
+			p.Free()
+			return
+		}
+		t.st.Memerr++
+		t.dropSeg(p, &t.ext.DropMem)
+		return
+	}
+	c.initPassive(l, in)
+	c.initSend(in.now)
+	c.irs = in.seq
+	c.rcvNxt = in.seq + 1
+	c.rcvAdv = c.rcvNxt
+	c.applySynOptions(&in.opts)
+	c.cc.SetMSS(c.mss)
+	c.sndWnd = int(in.wnd) // a SYN's window is never scaled (RFC 7323 §2.2)
+	c.maxSndWnd = c.sndWnd
+	c.sndWl1, c.sndWl2 = in.seq, 0
+	c.setState(StateSynReceived)
+	t.hashInsert(c)
+	c.flags |= fBacklog
+	l.pending++
+	// RFC 9293 §3.10.7.2: "any other control or text should be queued for processing
+	// later" — data on a SYN is rare; it is dropped and the peer retransmits it.
+	p.Free()
+	c.queueSYN()
+}
+
+// initPassive fills a new PCB from listener l and the SYN in.
+func (c *PCB) initPassive(l *Listener, in *segIn) {
+	c.laddr, c.raddr, c.dst = in.hdr.Dst, in.hdr.Src, in.hdr.Src
+	c.lport, c.rport = in.dstPort, in.srcPort
+	c.listener = l
+	c.ttl, c.tos = l.ttl, l.tos
+	c.flags |= fBound | fPassive | l.flags&(fReuseAddr|fNoDelay|fKeepAlive)
+	c.phsum = wire.PseudoHeaderChecksum(wire.ProtoTCP, c.laddr, c.raddr, 0)
+}

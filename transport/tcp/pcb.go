@@ -1,0 +1,333 @@
+package tcp
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/wispstack/wisp/clock"
+	"github.com/wispstack/wisp/errs"
+	"github.com/wispstack/wisp/ip"
+	"github.com/wispstack/wisp/transport/tcp/cc"
+	"github.com/wispstack/wisp/wire"
+)
+
+// PCB is one connection (lwIP struct tcp_pcb). PCBs come from the TCP_PCB pool; the struct
+// holds every piece of per-connection state, so a connection allocates nothing after
+// NewPCB. Variable names follow RFC 9293 §3.3.1.
+type PCB struct {
+	t     *Proto
+	idx   int32 // index in the TCP_PCB pool
+	state State
+	flags pcbFlags
+
+	// Identity. Addresses are kept without zone for demultiplexing; dst is the remote
+	// address as the application gave it (a link-local zone selects the netif).
+	laddr, raddr netip.Addr
+	dst          netip.Addr
+	lport, rport uint16
+	hash         uint32
+	hnext        *PCB // connection hash chain
+	anext, aprev *PCB // Proto.all
+	tnext, tprev *PCB // Proto.timeWait
+	listener     *Listener
+	phsum        uint32 // pseudo-header checksum without the length
+	ttl, tos     uint8
+
+	// Application.
+	arg       any
+	recvFn    RecvFunc
+	sentFn    SentFunc
+	errFn     ErrFunc
+	pollFn    PollFunc
+	connFn    ConnectedFunc
+	pollEvery time.Duration
+
+	// Send sequence space (RFC 9293 §3.3.1). sndNxt is the highest sequence number sent
+	// (SND.MAX in some texts): retransmissions come from rtxq and never move it back.
+	iss, sndUna, sndNxt uint32
+	sndWnd              int // peer's window, scaled, in bytes
+	sndWl1, sndWl2      uint32
+	maxSndWnd           int // largest window the peer has offered (sender SWS, RFC 9293 §3.8.6.2.1)
+	sndScale, rcvScale  uint8
+	mss                 int // effective send MSS (payload bytes per segment, options excluded)
+	peerMSS             int
+	advMSS              int // the MSS we announced
+
+	// Send queue: application data from SND.UNA to sndEnd, one record per pbuf, plus the
+	// cursor at SND.NXT; FIN (once queued) takes the sequence number sndEnd.
+	sndq       segQueue
+	sndEnd     uint32
+	sndBufUsed int // bytes in sndq (unacked and unsent)
+	pos        *seg
+	posOff     int // bytes of pos before SND.NXT
+	pushSeq    uint32
+	rtxq       segQueue // sent and not acknowledged, one record per segment
+
+	// Retransmission timer state (RFC 6298).
+	srtt, rttvar, rto time.Duration
+	minRTT            time.Duration
+	lastRTT           time.Duration // sample of the last ACK (0: none)
+	hasRTT            bool
+	nrtx              int // consecutive RTO expirations
+	rtxCount          uint64
+	lastSend          int64
+	softErr           error
+
+	// Loss recovery.
+	cc          cc.Controller
+	recover     uint32 // RFC 6582 "recover": SND.NXT when recovery began
+	dupAcks     int
+	sackedBytes int
+	lostBytes   int
+	retransOut  int
+	highSacked  uint32 // end of the highest SACKed byte (valid when sackedBytes > 0)
+	renoSacked  int    // without SACK: duplicate ACKs counted as segments that left (RFC 6582)
+	undoMarker  uint32 // SND.UNA when the last window reduction began (for spurious undo)
+	undoTSval   uint32 // our TSval when it began: an ACK echoing an older one proves it spurious
+	undoRetrans int    // retransmissions of the episode not yet proven spurious by D-SACK
+	rcvMSS      int    // largest segment received (what "full-sized" means for delayed ACKs)
+	rack        rackState
+
+	// Receive sequence space.
+	irs, rcvNxt uint32
+	rcvAdv      uint32 // right edge of the window last advertised (never moves left)
+	rcvBuf      int    // current receive buffer (window when the application keeps up)
+	rcvBufMax   int    // autotuning limit (TCPMaxWnd or SetRcvBuf)
+	rcvUser     int    // SetRcvBuf value, 0 = autotune
+	rcvUnread   int    // delivered to RecvFunc and not yet Recved
+	ooseq       segQueue
+	ooPbufs     int
+	sacks       [wire.TCPMaxSACKBlocks]wire.SACKBlock // blocks to report, most recent first
+	nsacks      int
+	dsack       wire.SACKBlock // a D-SACK block (RFC 2883) to report once
+	segsUnacked int            // full segments received since the last ACK (delayed ACK)
+	drs         drsState
+
+	// Timestamps (RFC 7323).
+	tsRecent    uint32
+	tsRecentAge int64
+	tsOff       uint32
+	lastAckSent uint32
+
+	// Timers: one Timeout, scheduled for the earliest deadline (ns since epoch, 0 = none).
+	tmo       clock.Timeout
+	tmoAt     int64 // deadline tmo is scheduled for
+	rtoAt     int64 // RTO, SYN retransmission or persist probe
+	tlpAt     int64
+	reoAt     int64 // RACK reordering timer
+	delackAt  int64
+	keepAt    int64
+	pollAt    int64
+	closeAt   int64 // TIME-WAIT end, FIN-WAIT-2 timeout
+	persistN  int   // persist backoff exponent
+	keepIdle  time.Duration
+	keepIntvl time.Duration
+	keepCnt   int
+	keepSent  int
+	lastRecv  int64
+
+	// Congestion controllers, embedded so a connection allocates nothing; cc points at one.
+	ccImpl ccImpl
+
+	// spare is a retransmission-queue record of the PCB's own: with TCP_SEG exhausted (the
+	// send queues hold every record) a connection can still send, coalescing what it sends
+	// into this one record, so the acknowledgments that free records can come back.
+	spare seg
+}
+
+type pcbFlags uint32
+
+const (
+	fHashed         pcbFlags = 1 << iota // in the connection hash
+	fBound                               // has a local port
+	fReuseAddr                           // SO_REUSEADDR
+	fNoDelay                             // Nagle off
+	fKeepAlive                           // keepalive on
+	fAckNow                              // send an ACK at the end of processing
+	fFinQueued                           // FIN follows the queued data (Close/Shutdown tx)
+	fRxShut                              // receiving side closed: data is answered with RST
+	fAppClosed                           // Close called: no more callbacks; the stack frees the PCB
+	fSACK                                // SACK-permitted negotiated (RFC 2018)
+	fTS                                  // timestamps negotiated (RFC 7323)
+	fWS                                  // window scaling negotiated
+	fInRecovery                          // fast recovery (RFC 6582 / RFC 6675)
+	fRTORecovery                         // after an RTO, until SND.NXT at its time is acked
+	fBacklog                             // counted in its listener's backlog
+	fBacklogDelayed                      // BacklogDelayed called
+	fFinRcvd                             // FIN received and counted in RCV.NXT
+	fDying                               // being freed: the ErrFunc runs
+	fMore                                // the last write had WriteMore
+	fPassive                             // created by a listener
+	fNeedOutput                          // output failed for memory: retry from the timer
+	fSentErr                             // ErrFunc already scheduled/called
+	fRcvdSYNTS                           // peer's SYN carried timestamps
+	fRcvdSYNSACK                         // peer's SYN carried SACK-permitted
+	fRcvdSYNWS                           // peer's SYN carried window scale
+	fWndUpdate                           // a window update is due
+	fCwndLimited                         // the last send stopped at the congestion window
+	fBoundIdle                           // bound and CLOSED (counted in Proto.boundIdle)
+	fUndo                                // the last window reduction may still be undone
+	fForceRetx                           // the next retransmission ignores pipe (recovery start)
+)
+
+// alive reports whether c is still the connection it was when gen was read: code that ran
+// a callback checks it before touching c again.
+func (c *PCB) alive(gen uint32) bool {
+	return c.t != nil && c.t.gens[c.idx] == gen && c.flags&fDying == 0
+}
+
+// gen returns c's generation.
+func (c *PCB) gen() uint32 { return c.t.gens[c.idx] }
+
+// allocPCB takes a PCB from the pool; when it is exhausted the oldest TIME-WAIT PCB is
+// recycled (lwIP tcp_alloc). nil (and PCBExhausted) when neither works.
+func (t *Proto) allocPCB() *PCB {
+	c, i := t.pcbs.GetIndex()
+	if c == nil {
+		if tw := t.timeWait.head; tw != nil {
+			t.ext.TimeWaitRecycled++
+			tw.abandon(errs.Abrt) // lwIP tcp_kill_timewait aborts it
+			c, i = t.pcbs.GetIndex()
+		} else if o := t.oldestOrphan(); o != nil {
+			// Then, as lwIP's tcp_kill_state(LAST_ACK / CLOSING), the oldest connection
+			// the application has closed and whose data is all acknowledged.
+			o.sendRST(o.sndNxt, o.rcvNxt, true)
+			o.abandon(nil)
+			c, i = t.pcbs.GetIndex()
+		}
+	}
+	if c == nil {
+		t.ext.PCBExhausted++
+		return nil
+	}
+	c.t = t
+	c.idx = int32(i)
+	c.state = StateClosed
+	c.ttl = t.opts.TCPTTL
+	c.rto = t.opts.TCPInitRTO
+	c.keepIdle, c.keepIntvl, c.keepCnt = t.opts.TCPKeepIdle, t.opts.TCPKeepIntvl, t.opts.TCPKeepCnt
+	c.rcvBuf = t.opts.TCPWnd
+	c.rcvBufMax = max(t.opts.TCPMaxWnd, t.opts.TCPWnd)
+	c.tmo.Init(c.onTimer)
+	t.all.pushAll(c)
+	return c
+}
+
+// oldestOrphan returns the oldest PCB the application closed that waits only for the
+// peer (LAST-ACK, CLOSING, FIN-WAIT-2), or nil.
+func (t *Proto) oldestOrphan() *PCB {
+	for c := t.all.head; c != nil; c = c.anext {
+		if c.flags&fAppClosed != 0 && (c.state == StateLastAck || c.state == StateClosing || c.state == StateFinWait2) {
+			return c
+		}
+	}
+	return nil
+}
+
+// free releases everything c holds and returns it to the pool. No callback runs.
+func (c *PCB) free() {
+	t := c.t
+	if t == nil {
+		return
+	}
+	t.timers.Cancel(&c.tmo)
+	t.hashRemove(c)
+	if c.state == StateTimeWait {
+		t.timeWait.removeTW(c)
+	}
+	if c.flags&fBacklog != 0 && c.listener != nil {
+		c.listener.pending--
+	}
+	if c.flags&fBoundIdle != 0 {
+		t.boundIdle--
+	}
+	t.freeQueue(&c.sndq)
+	t.freeQueue(&c.rtxq)
+	t.freeQueue(&c.ooseq)
+	t.all.removeAll(c)
+	t.gens[c.idx]++
+	t.pcbs.Put(c)
+}
+
+// abandon ends a connection for good: it leaves every table, tells the application with
+// err (unless it closed the PCB already, or err is nil) and frees the PCB.
+func (c *PCB) abandon(err error) {
+	if c.t == nil || c.flags&fDying != 0 {
+		return
+	}
+	fn := c.errFn
+	if c.flags&fAppClosed != 0 || c.flags&fPassive != 0 && c.flags&fBacklog != 0 && c.state == StateSynReceived {
+		fn = nil // the application never saw this connection, or let it go
+	}
+	c.flags |= fDying
+	c.t.hashRemove(c)
+	c.t.timers.Cancel(&c.tmo)
+	if c.state == StateTimeWait {
+		c.t.timeWait.removeTW(c)
+	}
+	c.state = StateClosed
+	if fn != nil && err != nil {
+		fn(c, err)
+	}
+	c.free()
+}
+
+// setState moves c to s, keeping the TIME-WAIT list in step.
+func (c *PCB) setState(s State) {
+	if c.state == StateTimeWait && s != StateTimeWait {
+		c.t.timeWait.removeTW(c)
+	}
+	if s == StateTimeWait && c.state != StateTimeWait {
+		c.t.timeWait.pushTW(c)
+	}
+	c.state = s
+}
+
+// synchronized reports whether c is in a synchronized state (RFC 9293 §3.5.2, group 3).
+func (c *PCB) synchronized() bool { return c.state >= StateEstablished }
+
+// canSend reports whether new data may still be queued.
+func (c *PCB) canSend() bool {
+	if c.flags&fFinQueued != 0 {
+		return false
+	}
+	switch c.state {
+	case StateSynSent, StateSynReceived, StateEstablished, StateCloseWait:
+		return true
+	}
+	return false
+}
+
+// mtuMSS returns the largest segment payload the route to the peer carries.
+func (c *PCB) mtuMSS() int { return c.t.routeMSS(c.dst) }
+
+// routeMSS returns the largest segment payload (no options) the route to dst carries: the
+// netif MTU less IP and TCP headers (a local destination loops back: 64 KiB).
+func (t *Proto) routeMSS(dst netip.Addr) int {
+	hl := wire.IPv4MinHeaderLen
+	if dst.Is6() && !dst.Is4In6() {
+		hl = wire.IPv6HeaderLen
+	}
+	mtu := 0
+	if t.ip.IsLocal(dst.WithZone("")) {
+		mtu = 65535
+	} else if n, _, err := t.ip.Lookup(dst); err == nil && n != nil {
+		mtu = n.MTU()
+	}
+	if mtu <= 0 {
+		mtu = 1500
+	}
+	m := mtu - hl - wire.TCPMinHeaderLen
+	if hl == wire.IPv6HeaderLen {
+		m = max(m, 1220) // RFC 8200 §5: every IPv6 link carries 1280
+	}
+	return min(max(m, 64), 65535-hl-wire.TCPMinHeaderLen)
+}
+
+// outOpts are the IP output options of c.
+func (c *PCB) outOpts() ip.OutputOptions {
+	return ip.OutputOptions{TTL: c.ttl, TOS: c.tos}
+}
+
+// errConnState maps a state to the error of an operation that needs a connection.
+func errNotConnected() error { return errs.Conn }

@@ -1,0 +1,275 @@
+package tcp
+
+import (
+	"time"
+
+	"github.com/wispstack/wisp/wire"
+)
+
+// rackState is RACK-TLP's per-connection state (RFC 8985 §5.2), plus the SACK scoreboard's
+// walking hint.
+type rackState struct {
+	xmit       int64  // RACK.xmit_ts: send time of the most recently sent segment delivered
+	endSeq     uint32 // RACK.end_seq
+	rtt        time.Duration
+	fack       uint32 // highest sequence number SACKed or acknowledged (RACK.fack)
+	reordering bool   // RACK.reordering_seen
+	reoMult    int    // RACK.reo_wnd_mult
+	reoPersist int    // RACK.reo_wnd_persist
+	dsackRound uint32 // RACK.dsack_round
+	valid      bool
+	tlpOut     bool   // a TLP episode is in progress (TLP.end_seq valid)
+	tlpEnd     uint32 // TLP.end_seq
+	tlpRetx    bool   // the probe was a retransmission
+	hint       *seg   // rtxq record to start SACK walks from (nil: the head)
+}
+
+// sackUpdate applies the SACK blocks of the segment being processed to the scoreboard
+// (RFC 2018 §5, RFC 6675 §4) and returns the bytes newly SACKed. D-SACK blocks (RFC 2883
+// §4: the first block below SEG.ACK, or inside the second) only feed RACK's reordering
+// window.
+func (c *PCB) sackUpdate(ns int64) int {
+	t := c.t
+	in := &t.in
+	blocks := in.opts.SACKBlocks[:in.opts.NumSACK]
+	newly := 0
+	for i, b := range blocks {
+		if i == 0 && (seqLEQ(b.Right, in.ack) ||
+			len(blocks) > 1 && seqLEQ(blocks[1].Left, b.Left) && seqLEQ(b.Right, blocks[1].Right)) {
+			t.ext.DSACKRecv++
+			c.rackDSACK()
+			if c.flags&fUndo != 0 && c.undoRetrans > 0 && seqGEQ(b.Left, c.undoMarker) && seqLEQ(b.Right, c.sndNxt) {
+				// RFC 3708: a D-SACK for a retransmission of the episode shows it was
+				// unnecessary; when all were, undo the reduction.
+				c.undoRetrans -= max(int(b.Right-b.Left)/max(c.mss, 1), 1)
+				if c.undoRetrans <= 0 {
+					c.undo()
+				}
+			}
+			continue
+		}
+		// A block must lie within what we sent and be above the cumulative ACK.
+		if !seqLT(b.Left, b.Right) || seqGT(b.Right, c.sndNxt) || seqLEQ(b.Right, in.ack) ||
+			int(b.Right-b.Left) > 1<<30 {
+			continue
+		}
+		left := seqMax(b.Left, in.ack)
+		t.ext.SACKBlocksRecv++
+		s := c.rack.hint
+		if s == nil || seqGT(s.seq, left) {
+			s = c.rtxq.head
+		}
+		for ; s != nil && seqLT(s.seq, b.Right); s = s.next {
+			if seqLT(s.seq, left) || seqGT(s.end(), b.Right) || s.flags&sSacked != 0 {
+				continue
+			}
+			// Newly SACKed: out of the lost and retransmitted counts, into sacked.
+			if s.flags&sLost != 0 {
+				c.lostBytes -= int(s.len)
+			}
+			if s.flags&sRetrans != 0 {
+				c.retransOut -= int(s.len)
+			}
+			s.flags = s.flags&^(sLost|sRetrans) | sSacked
+			c.sackedBytes += int(s.len)
+			newly += int(s.len)
+			if c.sackedBytes == int(s.len) || seqGT(s.end(), c.highSacked) {
+				c.highSacked = s.end()
+			}
+			c.rackUpdate(s, ns)
+			c.rack.hint = s
+		}
+	}
+	if newly > 0 && !c.rack.reordering {
+		c.markLostDupThresh()
+	}
+	return newly
+}
+
+// markLostDupThresh is RFC 6675's IsLost for every hole: a segment is lost when more than
+// (DupThresh - 1) * SMSS bytes above it have been SACKed.
+func (c *PCB) markLostDupThresh() {
+	above := c.sackedBytes
+	limit := 2 * c.mss
+	for s := c.rtxq.head; s != nil && above > limit; s = s.next {
+		if s.flags&sSacked != 0 {
+			above -= int(s.len)
+			continue
+		}
+		if s.flags&sLost == 0 {
+			s.flags |= sLost
+			c.lostBytes += int(s.len)
+		}
+	}
+}
+
+// rackUpdate is RFC 8985 §6.2 step 2 (RACK.min_RTT and RACK.rtt, xmit_ts, end_seq) and
+// step 3 (reordering detection) for one newly acknowledged or SACKed segment.
+func (c *PCB) rackUpdate(s *seg, ns int64) {
+	in := &c.t.in
+	rtt := durationNs(ns - s.xmit)
+	if s.flags&sEverRetx != 0 {
+		// "If Segment has been retransmitted, the ACK may be for the original": skip
+		// samples that cannot belong to the retransmission.
+		if c.flags&fTS != 0 && in.opts.HasTimestamps && seqLT(in.opts.TSEcr, s.tsval) ||
+			rtt < c.minRTT {
+			return
+		}
+	}
+	if !c.rack.valid {
+		c.rack.fack = s.end()
+	} else if seqLT(s.end(), c.rack.fack) && s.flags&sEverRetx == 0 {
+		c.rack.reordering = true
+	}
+	c.rack.fack = seqMax(c.rack.fack, s.end())
+	c.rack.rtt = rtt
+	if !c.rack.valid || s.xmit > c.rack.xmit || s.xmit == c.rack.xmit && seqGT(s.end(), c.rack.endSeq) {
+		c.rack.xmit, c.rack.endSeq, c.rack.valid = s.xmit, s.end(), true
+	}
+}
+
+// rackDSACK adapts the reordering window to a D-SACK (RFC 8985 §6.2 step 4).
+func (c *PCB) rackDSACK() {
+	c.rack.reordering = true
+	if seqGT(c.sndUna, c.rack.dsackRound) || c.rack.dsackRound == 0 {
+		c.rack.dsackRound = c.sndNxt
+		c.rack.reoMult = min(c.rack.reoMult+1, 32)
+		c.rack.reoPersist = 16
+	}
+}
+
+// reoWnd is RACK.reo_wnd (RFC 8985 §6.2 step 4).
+func (c *PCB) reoWnd() time.Duration {
+	if !c.rack.reordering {
+		if c.flags&(fInRecovery|fRTORecovery) != 0 || c.sackedBytes >= 3*c.mss {
+			return 0
+		}
+	}
+	m := max(c.rack.reoMult, 1)
+	return min(time.Duration(m)*c.minRTT/4, c.srtt)
+}
+
+// rackDetectLoss marks segments lost that were sent before the most recently delivered one
+// and have waited longer than RACK.rtt + reo_wnd (RFC 8985 §6.2 step 5), and arms the
+// reordering timer for the rest.
+func (c *PCB) rackDetectLoss(ns int64) {
+	if !c.rack.valid {
+		return
+	}
+	reo := c.reoWnd()
+	var timeout int64
+	for s := c.rtxq.head; s != nil; s = s.next {
+		if s.flags&sSacked != 0 {
+			continue
+		}
+		// RACK_sent_after(RACK.xmit_ts, RACK.end_seq, Segment.xmit_ts, Segment.end_seq).
+		// On a tie of send times the sequence number only orders original transmissions:
+		// a retransmission at the same instant went out after them.
+		if s.xmit > c.rack.xmit || s.xmit == c.rack.xmit &&
+			(s.flags&sEverRetx != 0 || !seqGT(c.rack.endSeq, s.end())) {
+			if s.flags&sEverRetx == 0 {
+				break // original transmissions after this one were sent later still
+			}
+			continue
+		}
+		if s.flags&sLost != 0 && s.flags&sRetrans == 0 {
+			continue // already waiting for retransmission
+		}
+		remaining := s.xmit + int64(c.rack.rtt+reo) - ns
+		if remaining <= 0 {
+			c.t.ext.RACKLosses++
+			if s.flags&sLost == 0 {
+				s.flags |= sLost
+				c.lostBytes += int(s.len)
+			}
+			if s.flags&sRetrans != 0 {
+				s.flags &^= sRetrans
+				c.retransOut -= int(s.len)
+			}
+		} else if remaining > timeout {
+			timeout = remaining
+		}
+	}
+	if timeout > 0 {
+		c.reoAt = ns + timeout
+		c.schedule()
+	}
+}
+
+// armTLP schedules a tail loss probe (RFC 8985 §7.2): PTO = 2 * SRTT, plus a delayed-ACK
+// allowance when one segment is in flight, never later than the RTO.
+func (c *PCB) armTLP(ns int64) {
+	if c.flags&fSACK == 0 || c.flags&(fInRecovery|fRTORecovery) != 0 || c.rack.tlpOut ||
+		c.state != StateEstablished && c.state != StateCloseWait || c.sndNxt == c.sndUna {
+		c.tlpAt = 0
+		return
+	}
+	pto := time.Second
+	if c.hasRTT {
+		pto = 2 * c.srtt
+		if int(c.sndNxt-c.sndUna) <= c.mss {
+			pto += 200 * time.Millisecond // WCDelAckT
+		}
+		pto = max(pto, 2*time.Millisecond)
+	}
+	at := ns + int64(pto)
+	if c.rtoAt != 0 && at >= c.rtoAt {
+		c.tlpAt = 0
+		return
+	}
+	c.tlpAt = at
+}
+
+// tlpExpired sends the probe (RFC 8985 §7.3): new data if the windows allow, else the last
+// segment again.
+func (c *PCB) tlpExpired(ns int64) {
+	if c.flags&fSACK == 0 || c.flags&(fInRecovery|fRTORecovery) != 0 || c.rack.tlpOut || c.sndNxt == c.sndUna {
+		return
+	}
+	t := c.t
+	unsent := int(int32(c.sndEnd - c.sndNxt))
+	wndLeft := int(int32(c.sndUna + uint32(c.sndWnd) - c.sndNxt))
+	sent := false
+	if unsent > 0 && wndLeft >= min(unsent, c.segMSS()) {
+		sent = c.sendSeg(min(unsent, c.segMSS()), false, ns)
+		c.rack.tlpRetx = false
+	}
+	if !sent {
+		s := c.rtxq.tail
+		if s == nil || s.flags&sSacked != 0 {
+			return
+		}
+		if !c.retransmit(s, ns) {
+			return
+		}
+		// The probe is not a loss signal: keep it out of the retransmitted count.
+		if s.flags&sRetrans != 0 {
+			s.flags &^= sRetrans
+			c.retransOut -= int(s.len)
+		}
+		s.flags |= sTLP
+		c.rack.tlpRetx = true
+	}
+	t.ext.TLPs++
+	c.rack.tlpOut = true
+	c.rack.tlpEnd = c.sndNxt
+	c.armRTO(ns)
+}
+
+// tlpAcked ends a TLP episode (RFC 8985 §7.4): when a retransmitted probe repaired the only
+// loss (the ACK covers it and no D-SACK said the original arrived), the congestion window
+// is reduced once.
+func (c *PCB) tlpAcked(ack uint32) {
+	if !c.rack.tlpOut || seqLT(ack, c.rack.tlpEnd) {
+		return
+	}
+	c.rack.tlpOut = false
+	in := &c.t.in
+	dsack := in.opts.NumSACK > 0 && seqLEQ(in.opts.SACKBlocks[0].Right, ack)
+	if c.rack.tlpRetx && !dsack && c.flags&(fInRecovery|fRTORecovery) == 0 {
+		c.cc.OnCongestion(c.flight(), in.now)
+		c.cc.OnRecoveryExit(in.now)
+	}
+}
+
+var _ = wire.TCPOptSACK

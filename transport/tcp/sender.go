@@ -1,0 +1,317 @@
+package tcp
+
+import (
+	"time"
+
+	"github.com/wispstack/wisp/errs"
+	"github.com/wispstack/wisp/wire"
+)
+
+// output sends what the windows allow now (lwIP tcp_output): lost segments first (RFC 6675
+// NextSeg rule 1), then new data subject to the peer's window, the congestion window,
+// Nagle (RFC 9293 §3.7.4) and sender SWS avoidance (§3.8.6.2.1), then a FIN, then a pure
+// ACK if one is owed and nothing else carried it.
+func (c *PCB) output() error {
+	if c.t == nil || c.flags&fDying != 0 {
+		return nil
+	}
+	switch c.state {
+	case StateClosed, StateListen, StateSynSent, StateSynReceived:
+		return nil
+	case StateTimeWait:
+		if c.flags&fAckNow != 0 {
+			c.sendAck()
+		}
+		return nil
+	}
+	t := c.t
+	ns := t.nowNs()
+	c.flags &^= fNeedOutput
+	// RFC 5681 §4.1: "when TCP has not received a segment for more than one retransmission
+	// timeout", restart from the restart window (the controller computes it).
+	if c.sndNxt == c.sndUna && c.lastSend != 0 && ns-c.lastSend > int64(c.rto) && c.sndEnd != c.sndNxt {
+		c.cc.OnIdle(c.rto, t.now())
+	}
+	if c.lostBytes > 0 {
+		c.retransmitLost(ns)
+	}
+	c.sendNewData(ns)
+	if c.flags&fAckNow != 0 {
+		c.sendAck()
+	}
+	c.armAfterSend(ns)
+	if c.flags&fNeedOutput != 0 {
+		return errs.Mem
+	}
+	return nil
+}
+
+// finSent reports whether our FIN has been sent.
+func (c *PCB) finSent() bool { return c.flags&fFinQueued != 0 && c.sndNxt == c.sndEnd+1 }
+
+// segMSS is the payload of a full segment now: the MSS less the SACK option this segment
+// would carry.
+func (c *PCB) segMSS() int {
+	m := c.mss
+	if c.flags&fSACK != 0 && (c.nsacks > 0 || c.dsack != (wire.SACKBlock{})) {
+		k := c.nsacks
+		if c.dsack != (wire.SACKBlock{}) {
+			k++
+		}
+		if c.flags&fTS != 0 {
+			k = min(k, 3)
+		}
+		m -= 4 + 8*min(k, 4)
+	}
+	return max(m, 1)
+}
+
+// pipe is RFC 6675's estimate of the bytes in the network: outstanding, less SACKed and
+// lost, plus retransmitted (Linux's packets_out - sacked_out - lost_out + retrans_out).
+func (c *PCB) pipe() int {
+	return int(c.sndNxt-c.sndUna) - c.sackedBytes - c.lostBytes + c.retransOut - c.renoSacked*c.mss
+}
+
+// sendNewData sends new segments while the windows allow.
+func (c *PCB) sendNewData(ns int64) {
+	for {
+		unsent := int(int32(c.sndEnd - c.sndNxt))
+		if unsent < 0 {
+			return // FIN sent
+		}
+		finNow := c.flags&fFinQueued != 0
+		if unsent == 0 && !finNow {
+			return
+		}
+		mss := c.segMSS()
+		n := min(unsent, mss)
+		if n > 0 {
+			wndLeft := int(int32(c.sndUna + uint32(c.sndWnd) - c.sndNxt))
+			if wndLeft < n {
+				// RFC 9293 §3.8.6.2.1: send a partial segment only when "at least a
+				// fraction Fs of the maximum window can be sent" (Fs = 1/2).
+				if wndLeft <= 0 || wndLeft < c.maxSndWnd/2 {
+					return
+				}
+				n = wndLeft
+			}
+			if pipe := c.pipe(); pipe > 0 && pipe+n > c.cc.Cwnd() {
+				return
+			}
+			if n < mss && n == unsent && !finNow && c.flags&fNoDelay == 0 && c.sndNxt != c.sndUna {
+				// Nagle (RFC 9293 §3.7.4): hold a small tail while data is
+				// unacknowledged (WriteMore only clears PSH, as lwIP's
+				// TCP_WRITE_FLAG_MORE: with nothing in flight the tail goes).
+				return
+			}
+		}
+		fin := finNow && int(c.sndEnd-c.sndNxt) == n
+		if !c.sendSeg(n, fin, ns) {
+			return
+		}
+	}
+}
+
+// sendSeg sends n new bytes at SND.NXT (with FIN if fin) and records the segment.
+func (c *PCB) sendSeg(n int, fin bool, ns int64) bool {
+	t := c.t
+	s := t.newSeg()
+	var merge *seg
+	if s == nil {
+		// TCP_SEG is exhausted: extend the last record in flight if it is a plain one,
+		// else use the PCB's spare; the connection must be able to send to free memory.
+		if tl := c.rtxq.tail; tl != nil && tl.end() == c.sndNxt && tl.flags&(sSYN|sFIN|sSacked|sLost|sRetrans|sEverRetx) == 0 {
+			merge = tl
+		} else if c.spare.flags&sSpare == 0 {
+			s = &c.spare
+			s.flags = sSpare
+		} else {
+			t.st.Memerr++
+			c.flags |= fNeedOutput
+			c.armRetry()
+			return false
+		}
+	}
+	h := hdr{seq: c.sndNxt, flags: wire.TCPFlagACK}
+	end := c.sndNxt + uint32(n)
+	if fin {
+		h.flags |= wire.TCPFlagFIN
+	}
+	if n > 0 && (end == c.sndEnd && c.flags&fMore == 0 || end == c.pushSeq) {
+		h.flags |= wire.TCPFlagPSH
+	}
+	if err := c.emit(&h, n); err == errs.Mem {
+		if s != nil {
+			t.freeSeg(s)
+		}
+		c.flags |= fNeedOutput
+		c.armRetry()
+		return false
+	}
+	l := int32(n)
+	if fin {
+		l++
+	}
+	if merge != nil {
+		merge.len += l
+		if fin {
+			merge.flags |= sFIN
+		}
+		merge.xmit, merge.tsval = ns, h.opts.TSVal
+	} else {
+		s.seq, s.len = c.sndNxt, l
+		if fin {
+			s.flags |= sFIN
+		}
+		s.xmits, s.xmit, s.tsval = 1, ns, h.opts.TSVal
+		c.rtxq.push(s)
+	}
+	c.sndNxt += uint32(l)
+	for c.pos != nil && !seqLT(c.sndNxt, c.pos.seq+uint32(c.pos.len)) {
+		c.pos = c.pos.next
+	}
+	c.lastSend = ns
+	if c.rtoAt == 0 {
+		c.armRTO(ns)
+	}
+	return true
+}
+
+// retransmitLost retransmits segments marked lost, in order, while pipe allows (RFC 6675
+// §5 step (C): "the sender MUST transmit ... while cwnd - pipe >= 1 SMSS").
+func (c *PCB) retransmitLost(ns int64) {
+	for s := c.rtxq.head; s != nil && c.lostBytes > 0; s = s.next {
+		if s.flags&(sLost|sSacked|sRetrans) != sLost {
+			continue
+		}
+		// RFC 5681 §3.2 step 4 / RFC 6675 §5 step (4.2): the first retransmission of a
+		// recovery episode goes out whatever pipe says.
+		if pipe := c.pipe(); pipe > 0 && pipe+int(s.len) > c.cc.Cwnd() && c.flags&fForceRetx == 0 {
+			return
+		}
+		if !c.retransmit(s, ns) {
+			return
+		}
+		c.flags &^= fForceRetx
+	}
+}
+
+// retransmit sends segment s again. False when memory ran out.
+func (c *PCB) retransmit(s *seg, ns int64) bool {
+	t := c.t
+	if s.flags&sSYN != 0 {
+		c.sendSYN(s)
+		return true
+	}
+	n := int(s.len)
+	fin := s.flags&sFIN != 0
+	if fin {
+		n--
+	}
+	if m := c.segMSS(); n > m {
+		// The path MTU shrank since s was sent, or this copy carries SACK blocks the
+		// original did not, or s coalesces several segments (TCP_SEG ran out): split it
+		// so each piece fits. Without a record to split into, send the first piece only;
+		// the rest goes again after the partial acknowledgment or the next timeout.
+		c.splitSeg(s, m)
+		n, fin = m, false
+	}
+	h := hdr{seq: s.seq, flags: wire.TCPFlagACK}
+	if fin {
+		h.flags |= wire.TCPFlagFIN
+	}
+	if n > 0 && s.seq+uint32(n) == c.sndEnd {
+		h.flags |= wire.TCPFlagPSH
+	}
+	if err := c.emit(&h, n); err == errs.Mem {
+		c.flags |= fNeedOutput
+		c.armRetry()
+		return false
+	}
+	if s.flags&sRetrans == 0 {
+		s.flags |= sRetrans
+		c.retransOut += int(s.len)
+	}
+	s.flags |= sEverRetx
+	s.xmits++
+	s.xmit, s.tsval = ns, h.opts.TSVal
+	if c.flags&fUndo != 0 {
+		c.undoRetrans++
+	}
+	t.ext.Retransmits++
+	if c.flags&fInRecovery != 0 {
+		t.ext.FastRetransmits++
+	}
+	c.rtxCount++
+	c.lastSend = ns
+	if c.rtoAt == 0 || s == c.rtxq.head {
+		// Linux re-arms the RTO when the head is retransmitted: it waits for this copy.
+		c.armRTO(ns)
+	}
+	return true
+}
+
+// splitSeg cuts rtxq record s after n bytes of data, keeping its flags on both pieces
+// (FIN only on the second). False when TCP_SEG is exhausted.
+func (c *PCB) splitSeg(s *seg, n int) bool {
+	r := c.t.newSeg()
+	if r == nil {
+		return false
+	}
+	*r = *s
+	r.flags &^= sSpare
+	r.seq = s.seq + uint32(n)
+	r.len = s.len - int32(n)
+	s.len = int32(n)
+	s.flags &^= sFIN
+	r.next = s.next
+	s.next = r
+	if c.rtxq.tail == s {
+		c.rtxq.tail = r
+	}
+	c.rtxq.n++
+	return true
+}
+
+// armAfterSend keeps the retransmission-side timers consistent after output: RTO while
+// data is outstanding (RFC 6298 §5.1), a tail loss probe (RFC 8985 §7.2), or the persist
+// timer when the peer's window blocks queued data with nothing in flight (RFC 9293
+// §3.8.6.1).
+func (c *PCB) armAfterSend(ns int64) {
+	if c.sndNxt == c.sndUna {
+		c.rtoAt, c.tlpAt = 0, 0
+		if c.sndEnd != c.sndNxt || c.flags&fFinQueued != 0 && !c.finSent() {
+			c.armPersist(ns)
+		}
+	} else {
+		c.persistN = 0
+		if c.rtoAt == 0 {
+			c.armRTO(ns)
+		}
+		c.armTLP(ns)
+	}
+	c.schedule()
+}
+
+// rtoDuration is the current RTO with backoff (RFC 6298 §5.5), bounded by TCPMaxRTO.
+func (c *PCB) rtoDuration() time.Duration {
+	r := c.rto
+	for i := 0; i < c.nrtx && r < c.t.opts.TCPMaxRTO; i++ {
+		r *= 2
+	}
+	return min(r, c.t.opts.TCPMaxRTO)
+}
+
+// armRTO (re)starts the retransmission timer.
+func (c *PCB) armRTO(ns int64) {
+	c.rtoAt = ns + int64(c.rtoDuration())
+	c.schedule()
+}
+
+// armRetry makes sure the timer runs soon to retry an output that failed for memory.
+func (c *PCB) armRetry() {
+	if c.rtoAt == 0 {
+		c.rtoAt = c.t.nowNs() + int64(c.t.opts.TCPMinRTO)
+		c.schedule()
+	}
+}

@@ -1,0 +1,298 @@
+package tcp
+
+import (
+	"math"
+	"time"
+
+	"github.com/wispstack/wisp/errs"
+	"github.com/wispstack/wisp/wire"
+)
+
+// Each PCB has one clock.Timeout. The deadlines of its timers (retransmission/persist,
+// tail loss probe, RACK reordering, delayed ACK, keepalive, poll, TIME-WAIT) are kept as
+// numbers; the Timeout is scheduled for the earliest. Scheduling is lazy: a deadline that
+// moves later (the RTO restarted by every ACK) leaves the Timeout where it is, and when it
+// fires early it just reschedules. An idle connection without keepalive or poll has no
+// deadline and nothing scheduled.
+
+// schedule makes the Timeout fire no later than the earliest deadline.
+func (c *PCB) schedule() {
+	t := c.t
+	if t == nil {
+		return
+	}
+	next := int64(math.MaxInt64)
+	for _, d := range [...]int64{c.rtoAt, c.tlpAt, c.reoAt, c.delackAt, c.keepAt, c.pollAt, c.closeAt} {
+		if d != 0 && d < next {
+			next = d
+		}
+	}
+	if next == math.MaxInt64 {
+		// Nothing due: a pending Timeout is left to fire once and find nothing (cheaper
+		// than cancelling and re-arming it around every idle moment of a busy flow).
+		return
+	}
+	if c.tmo.Pending() && c.tmoAt <= next {
+		return
+	}
+	c.tmoAt = next
+	t.timers.Schedule(&c.tmo, time.Duration(next-t.nowNs()))
+}
+
+// onTimer runs in core context when the Timeout falls due.
+func (c *PCB) onTimer() {
+	t := c.t
+	if t == nil || c.flags&fDying != 0 {
+		return
+	}
+	held := t.holdClock()
+	c.timer()
+	t.releaseClock(held)
+}
+
+func (c *PCB) timer() {
+	t := c.t
+	now := t.now()
+	ns := t.nanos(now)
+	gen := c.gen()
+	if c.closeAt != 0 && ns >= c.closeAt {
+		c.closeAt = 0
+		if c.state == StateTimeWait {
+			c.abandon(errs.Clsd)
+		} else {
+			// FIN-WAIT-2 of a closed connection whose peer never sends its FIN.
+			c.abandon(errs.Timeout)
+		}
+		return
+	}
+	if c.delackAt != 0 && ns >= c.delackAt {
+		c.delackAt = 0
+		if c.state != StateClosed {
+			t.ext.DelayedACKs++
+			c.sendAck()
+		}
+	}
+	if c.rtoAt != 0 && ns >= c.rtoAt {
+		c.rtoAt = 0
+		c.rtoExpired(ns)
+		if !c.alive(gen) {
+			return
+		}
+	}
+	if c.tlpAt != 0 && ns >= c.tlpAt {
+		c.tlpAt = 0
+		c.tlpExpired(ns)
+	}
+	if c.reoAt != 0 && ns >= c.reoAt {
+		c.reoAt = 0
+		c.rackDetectLoss(ns)
+		c.maybeEnterRecovery(ns)
+		c.output()
+	}
+	if c.keepAt != 0 && ns >= c.keepAt {
+		c.keepAt = 0
+		c.keepalive(ns)
+		if !c.alive(gen) {
+			return
+		}
+	}
+	if c.pollAt != 0 && ns >= c.pollAt {
+		c.pollAt = 0
+		if c.pollFn != nil && c.flags&fAppClosed == 0 {
+			c.pollFn(c)
+			if !c.alive(gen) {
+				return
+			}
+		}
+		if c.pollFn != nil && c.pollEvery > 0 {
+			c.pollAt = ns + int64(c.pollEvery)
+		}
+		c.output()
+	}
+	if c.flags&fNeedOutput != 0 {
+		c.output()
+	}
+	c.armKeepalive()
+	c.schedule()
+}
+
+// rtoExpired handles the retransmission timer: SYN retries, persist probes and the RTO
+// proper (RFC 6298 §5.4-5.7).
+func (c *PCB) rtoExpired(ns int64) {
+	t := c.t
+	switch c.state {
+	case StateSynSent, StateSynReceived:
+		c.nrtx++
+		if c.nrtx > t.opts.TCPSynMaxRtx {
+			t.ext.Timeouts++
+			err := error(errs.Timeout)
+			if c.softErr != nil {
+				err = c.softErr
+			}
+			if c.flags&fPassive != 0 {
+				err = nil
+			}
+			c.abandon(err)
+			return
+		}
+		t.ext.RTOs++
+		t.ext.Retransmits++
+		c.rtxCount++
+		c.retransmitSYN()
+		return
+	case StateClosed, StateListen, StateTimeWait:
+		return
+	}
+	if c.sndNxt == c.sndUna {
+		c.persistExpired(ns)
+		return
+	}
+	if c.flags&fNeedOutput != 0 && c.rtxq.head != nil && c.rtxq.head.xmits == 0 {
+		c.output()
+		return
+	}
+	c.nrtx++
+	t.ext.RTOs++
+	if c.nrtx > t.opts.TCPMaxRtx {
+		t.ext.Timeouts++
+		c.sendRST(c.sndNxt, c.rcvNxt, true)
+		err := error(errs.Timeout)
+		if c.softErr != nil {
+			err = c.softErr
+		}
+		c.abandon(err)
+		return
+	}
+	c.onRTO(ns)
+	c.armRTO(ns)
+}
+
+// persistExpired sends a zero-window probe, or, when the window has opened enough for
+// something but sender SWS avoidance held it, sends what fits (RFC 9293 §3.8.6.2.1's
+// override timeout).
+func (c *PCB) persistExpired(ns int64) {
+	t := c.t
+	unsent := int(int32(c.sndEnd - c.sndNxt))
+	wndLeft := int(int32(c.sndUna + uint32(c.sndWnd) - c.sndNxt))
+	if unsent > 0 && wndLeft > 0 {
+		n := min(unsent, wndLeft, c.segMSS())
+		c.sendSeg(n, false, ns)
+		return
+	}
+	if unsent <= 0 && (c.flags&fFinQueued == 0 || c.finSent()) {
+		return
+	}
+	if unsent <= 0 {
+		c.output() // only the FIN is left: it needs no window
+		return
+	}
+	// RFC 9293 §3.8.6.1: "The sending TCP peer must regularly transmit at least one octet
+	// of new data (if available), or retransmit to the receiving TCP peer even if the send
+	// window is zero". Like Linux, the probe is a segment one below SND.UNA, which the
+	// receiver must answer with an ACK carrying its current window.
+	t.ext.ZeroWindowProbes++
+	h := hdr{seq: c.sndUna - 1, flags: wire.TCPFlagACK}
+	_ = c.emit(&h, 0)
+	c.persistN = min(c.persistN+1, 16)
+	c.armPersist(ns)
+}
+
+// armPersist starts the persist timer when queued data waits for the peer's window and
+// nothing is in flight.
+func (c *PCB) armPersist(ns int64) {
+	if c.rtoAt != 0 && c.persistN == 0 {
+		return
+	}
+	unsent := int(int32(c.sndEnd - c.sndNxt))
+	if unsent <= 0 {
+		return
+	}
+	wndLeft := int(int32(c.sndUna + uint32(c.sndWnd) - c.sndNxt))
+	if wndLeft >= min(unsent, c.segMSS()) {
+		return // not the window that holds the data (Nagle, memory)
+	}
+	d := c.rtoDuration()
+	for i := 0; i < c.persistN && d < c.t.opts.TCPMaxRTO; i++ {
+		d *= 2
+	}
+	c.rtoAt = ns + int64(min(d, c.t.opts.TCPMaxRTO))
+}
+
+// armTimeWait (re)starts the 2 MSL timeout of TIME-WAIT (RFC 9293 §3.10.7.4).
+func (c *PCB) armTimeWait() {
+	c.rtoAt, c.tlpAt, c.reoAt, c.delackAt, c.keepAt, c.pollAt = 0, 0, 0, 0, 0, 0
+	c.closeAt = c.t.nowNs() + int64(2*c.t.opts.TCPMSL)
+	c.schedule()
+}
+
+// enterTimeWait moves c to TIME-WAIT: buffers are released at once, only the 4-tuple and
+// the sequence numbers stay.
+func (c *PCB) enterTimeWait() {
+	t := c.t
+	c.setState(StateTimeWait)
+	t.freeQueue(&c.sndq)
+	t.freeQueue(&c.rtxq)
+	t.freeQueue(&c.ooseq)
+	c.pos = nil
+	c.ooPbufs = 0
+	c.sackedBytes, c.lostBytes, c.retransOut, c.renoSacked = 0, 0, 0, 0
+	c.armTimeWait()
+}
+
+// armKeepalive sets the keepalive deadline of an idle synchronized connection: the last
+// segment received plus the idle time, plus an interval per unanswered probe.
+func (c *PCB) armKeepalive() {
+	if c.flags&fKeepAlive == 0 || c.state != StateEstablished && c.state != StateCloseWait {
+		c.keepAt = 0
+		return
+	}
+	c.keepAt = c.lastRecv + int64(c.keepIdle) + int64(c.keepSent)*int64(c.keepIntvl)
+	if c.keepAt <= c.lastRecv {
+		c.keepAt = c.lastRecv + 1
+	}
+}
+
+// startKeepalive arms keepalive when a connection with it enabled becomes established.
+func (c *PCB) startKeepalive() {
+	if c.flags&fKeepAlive != 0 {
+		c.lastRecv = c.t.nowNs()
+		c.armKeepalive()
+		c.schedule()
+	}
+}
+
+// keepalive sends a probe or gives up (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6).
+func (c *PCB) keepalive(ns int64) {
+	t := c.t
+	if c.flags&fKeepAlive == 0 || c.state != StateEstablished && c.state != StateCloseWait {
+		return
+	}
+	due := c.lastRecv + int64(c.keepIdle) + int64(c.keepSent)*int64(c.keepIntvl)
+	if ns < due {
+		return
+	}
+	if c.sndNxt != c.sndUna {
+		// Data in flight: the retransmission timer watches the peer.
+		c.lastRecv = ns - int64(c.keepIdle)
+		return
+	}
+	if c.keepSent >= c.keepCnt {
+		t.ext.KeepaliveTimeouts++
+		c.sendRST(c.sndNxt, c.rcvNxt, true)
+		c.abandon(errs.Timeout)
+		return
+	}
+	c.keepSent++
+	t.ext.KeepaliveProbes++
+	// RFC 1122 §4.2.3.6: a keep-alive segment carries SEG.SEQ = SND.NXT-1.
+	h := hdr{seq: c.sndNxt - 1, flags: wire.TCPFlagACK}
+	_ = c.emit(&h, 0)
+}
+
+// durationNs converts a nanosecond difference to a Duration (negative becomes 0).
+func durationNs(d int64) time.Duration {
+	if d < 0 {
+		return 0
+	}
+	return time.Duration(d)
+}
