@@ -1,0 +1,146 @@
+package conformance
+
+// SYN-RECEIVED: RFC 9293 §3.10.7.4 for a passive open.
+
+import (
+	"testing"
+	"time"
+
+	"github.com/wispstack/wisp/wire"
+)
+
+// RFC 9293 §3.10.7.4, SYN-RECEIVED, RST: "If this connection was initiated with a passive
+// OPEN (i.e., came from the LISTEN state), then return this connection to LISTEN state and
+// return. The user need not be informed."
+func TestSynRcvdRSTReturnsToListen(t *testing.T) {
+	bothFamilies(t, func(t *testing.T, f family) {
+		e := newEnv(t, f)
+		ls := e.listen(listenPort, 0)
+		c := e.synToListener(ls, plain())
+		before := e.ext()
+		e.inject(c.seg(wire.TCPFlagRST, nil)) // seq = RCV.NXT
+		e.expectNothing("RST in SYN-RECEIVED")
+		if len(ls.accepted) != 0 {
+			t.Fatal("AcceptFunc called for a reset half-open connection")
+		}
+		if conns, lsn := e.tcp.NumPCBs(); conns != 0 || lsn != 1 {
+			t.Errorf("NumPCBs %d/%d after RST in SYN-RECEIVED, want 0/1", conns, lsn)
+		}
+		checkDelta(t, "ResetsRecv", before.ResetsRecv, e.ext().ResetsRecv, 1)
+		// The ACK that would have completed it now gets RST <SEQ=SEG.ACK>, and the listener
+		// takes a new connection.
+		c.ack()
+		e.expectSeg("ACK after the half-open connection was reset", wire.TCPFlagRST, c.iss+1, 0)
+		e.passiveOpen(ls, plain())
+	})
+}
+
+// A retransmitted SYN in SYN-RECEIVED is answered with the SYN-ACK again (or, taking RFC 9293
+// §3.10.7.4 literally, an ACK <SEQ=SND.NXT><ACK=RCV.NXT>), never with a new ISS or a RST;
+// the connection then completes.
+func TestSynRcvdDuplicateSyn(t *testing.T) {
+	bothFamilies(t, func(t *testing.T, f family) {
+		e := newEnv(t, f)
+		ls := e.listen(listenPort, 0)
+		po := plain()
+		c := e.synToListener(ls, po)
+		conns0, _ := e.tcp.NumPCBs()
+		e.inject(segment{srcPort: c.rport, dstPort: c.lport, seq: c.irs, flags: wire.TCPFlagSYN, wnd: po.wnd,
+			opts: po.synOptions(e)})
+		s := e.next()
+		switch {
+		case flagsEq(s.Flags, wire.TCPFlagSYN|wire.TCPFlagACK) && s.SeqNum == c.iss && s.AckNum == c.irs+1:
+		case flagsEq(s.Flags, wire.TCPFlagACK) && s.SeqNum == c.iss+1 && s.AckNum == c.irs+1:
+		default:
+			t.Fatalf("duplicate SYN: got %v, want SYN-ACK seq=%d ack=%d (or ACK seq=%d)", s, c.iss, c.irs+1, c.iss+1)
+		}
+		e.expectNothing("after the answer to a duplicate SYN")
+		if conns, _ := e.tcp.NumPCBs(); conns != conns0 {
+			t.Errorf("duplicate SYN created state: %d connections, %d before", conns, conns0)
+		}
+		c.ack()
+		if len(ls.accepted) != 1 {
+			t.Fatal("handshake did not complete after a duplicate SYN")
+		}
+	})
+}
+
+// RFC 9293 §3.10.7.4, SYN-RECEIVED, ACK: "If the segment acknowledgment is not acceptable,
+// form a reset segment <SEQ=SEG.ACK><CTL=RST> and send it."
+func TestSynRcvdBadAckGetsRST(t *testing.T) {
+	bothFamilies(t, func(t *testing.T, f family) {
+		e := newEnv(t, f)
+		ls := e.listen(listenPort, 0)
+		c := e.synToListener(ls, plain())
+		for _, ack := range []uint32{c.iss + 5, c.iss} {
+			c.ackTo(ack)
+			e.expectSeg("unacceptable ACK in SYN-RECEIVED", wire.TCPFlagRST, ack, 0)
+			if len(ls.accepted) != 0 {
+				t.Fatal("accepted on an unacceptable ACK")
+			}
+		}
+		c.ack()
+		if len(ls.accepted) != 1 {
+			t.Fatal("the acceptable ACK did not complete the handshake")
+		}
+	})
+}
+
+// The ACK that completes the handshake may carry data: it is delivered after AcceptFunc.
+func TestSynRcvdAckWithData(t *testing.T) {
+	bothFamilies(t, func(t *testing.T, f family) {
+		e := newEnv(t, f)
+		ls := e.listen(listenPort, 0)
+		c := e.synToListener(ls, plain())
+		c.send(wire.TCPFlagACK|wire.TCPFlagPSH, []byte("hello"))
+		if len(ls.accepted) != 1 {
+			t.Fatal("not accepted")
+		}
+		if got := string(ls.recs[0].data); got != "hello" {
+			t.Errorf("data on the handshake ACK: delivered %q, want \"hello\"", got)
+		}
+		e.advance(e.o.TCPDelAckTimeout)
+		c.expectAck("ACK of the handshake data")
+	})
+}
+
+// The SYN-ACK is retransmitted with backoff; after TCPSynMaxRtx the half-open connection is
+// dropped without ever reaching AcceptFunc.
+func TestSynRcvdSynAckRetransmitThenDrop(t *testing.T) {
+	e := newEnv(t, v4)
+	ls := e.listen(listenPort, 0)
+	c := e.synToListener(ls, plain())
+	t0 := c.synack.at
+	var times []time.Duration
+	for e.elapsed()-t0 < time.Minute {
+		e.advance(10 * time.Millisecond)
+		for _, s := range e.drain() {
+			if s.Flags.Has(wire.TCPFlagRST) {
+				continue
+			}
+			if !flagsEq(s.Flags, wire.TCPFlagSYN|wire.TCPFlagACK) || s.SeqNum != c.iss || s.AckNum != c.irs+1 {
+				t.Fatalf("expected a SYN-ACK retransmission, got %v", s)
+			}
+			times = append(times, s.at-t0)
+		}
+		if conns, _ := e.tcp.NumPCBs(); conns == 0 {
+			break
+		}
+	}
+	if len(times) != e.o.TCPSynMaxRtx {
+		t.Errorf("%d SYN-ACK retransmissions at %v, want %d", len(times), times, e.o.TCPSynMaxRtx)
+	}
+	rto, prev := e.o.TCPInitRTO, time.Duration(0)
+	for i, at := range times {
+		if d := at - prev; d < rto-10*time.Millisecond || d > rto+20*time.Millisecond {
+			t.Errorf("SYN-ACK retransmission %d after %v, want %v", i+1, d, rto)
+		}
+		prev, rto = at, rto*2
+	}
+	if conns, _ := e.tcp.NumPCBs(); conns != 0 {
+		t.Errorf("half-open connection still there after %v", e.elapsed()-t0)
+	}
+	if len(ls.accepted) != 0 {
+		t.Error("AcceptFunc called for a connection that never completed")
+	}
+}
