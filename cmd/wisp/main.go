@@ -18,8 +18,9 @@ const usage = `usage: wisp <command> [flags]
 commands:
   demo     two wisp stacks in this process ping each other over an in-memory Ethernet link
            (IPv4 with ARP, IPv6 with NDP, a fragmented 4000-byte ping) and print their stats
-  serve    attach a wisp stack to a TUN device and answer pings:
-           wisp serve --tun NAME --addr CIDR [--addr CIDR...] [--pcap FILE] [--preset NAME]
+  serve    attach a wisp stack to a TUN device, answer pings and serve TCP echo/discard:
+           wisp serve --tun NAME --addr CIDR [--addr CIDR...] [--echo PORT] [--discard PORT]
+                      [--pcap FILE] [--mtu N] [--preset NAME]
   budget   print the memory budget of a preset: wisp budget [--preset NAME]
 
 Run 'wisp <command> -h' for a command's flags.

@@ -3,14 +3,17 @@ package main
 import (
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/wispstack/wisp/internal/tcpapp"
 	"github.com/wispstack/wisp/link"
 	"github.com/wispstack/wisp/link/pcap"
 	"github.com/wispstack/wisp/link/tun"
 	"github.com/wispstack/wisp/stack"
+	"github.com/wispstack/wisp/transport/tcp"
 )
 
 func cmdServe(args []string, stdout, stderr io.Writer) error {
@@ -21,7 +24,13 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	pcapFile := fs.String("pcap", "", "write every frame to this pcap file")
 	mtu := fs.Int("mtu", 1500, "MTU of the TUN device")
 	presetName := presetFlag(fs, "tunnel")
+	var echo, discard portList
+	fs.Var(&echo, "echo", "serve TCP echo (RFC 862) on this port of every --addr (repeatable)")
+	fs.Var(&discard, "discard", "serve TCP discard (RFC 863) on this port of every --addr (repeatable)")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := distinctPorts(echo, discard); err != nil {
 		return err
 	}
 	if *name == "" {
@@ -64,6 +73,20 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		ep.Close()
 		return err
 	}
+	for _, sv := range []struct {
+		name  string
+		ports portList
+		start func(*stack.Stack, netip.AddrPort) (*tcp.Listener, error)
+	}{{"echo", echo, tcpapp.Echo}, {"discard", discard, tcpapp.Discard}} {
+		for _, port := range sv.ports {
+			for _, a := range addrs {
+				if _, err := sv.start(s, netip.AddrPortFrom(a.Addr(), port)); err != nil {
+					return fmt.Errorf("%s: %w", sv.name, err)
+				}
+			}
+			fmt.Fprintf(stdout, "wisp: tcp %s on port %d\n", sv.name, port)
+		}
+	}
 	fmt.Fprintf(stdout, "wisp: serving on %s (%s), mtu %d; SIGUSR1 prints stats, SIGINT/SIGTERM stops\n", *name, addrs.String(), *mtu)
 
 	sig := make(chan os.Signal, 4)
@@ -77,6 +100,20 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		if v != syscall.SIGUSR1 {
 			fmt.Fprintf(stdout, "wisp: %v, stopping\n", v)
 			return nil
+		}
+	}
+	return nil
+}
+
+// distinctPorts rejects a port given twice, to --echo and --discard or to one of them.
+func distinctPorts(lists ...portList) error {
+	seen := map[uint16]bool{}
+	for _, l := range lists {
+		for _, p := range l {
+			if seen[p] {
+				return fmt.Errorf("%w: port %d is given twice (--echo and --discard need distinct ports)", errUsage, p)
+			}
+			seen[p] = true
 		}
 	}
 	return nil

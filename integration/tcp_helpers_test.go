@@ -1,0 +1,248 @@
+package integration
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/wispstack/wisp/internal/tcpapp"
+	"github.com/wispstack/wisp/link"
+	"github.com/wispstack/wisp/link/tun"
+	"github.com/wispstack/wisp/opt"
+	"github.com/wispstack/wisp/stack"
+	"github.com/wispstack/wisp/stack/stacktest"
+)
+
+// bigTransfer is the size of the kernel transfers: 100 MiB, shrunk under -short and -race.
+func bigTransfer() int64 {
+	if testing.Short() || raceEnabled {
+		return 8 << 20
+	}
+	return 100 << 20
+}
+
+// tcpEnv is a wisp stack on a TUN device whose kernel side lives in a namespace of the test:
+// wisp has 198.18.<net>.2/24 and fd42:5eed:<net>::2/64, the kernel .1 and ::1.
+type tcpEnv struct {
+	ns         *netns
+	s          *stack.Stack
+	wisp, kern [2]netip.Addr // [0] IPv4, [1] IPv6
+}
+
+var families = []struct {
+	name string
+	idx  int
+	net  string
+}{{"IPv4", 0, "tcp4"}, {"IPv6", 1, "tcp6"}}
+
+// newTCPEnv builds the environment; wrap (may be nil) wraps the TUN link before the stack
+// attaches it (impairment, capture). The stack is closed, its pools checked, the namespace
+// removed and the goroutines counted when the test ends.
+func newTCPEnv(t *testing.T, subnet int, wrap func(link.Endpoint) link.Endpoint) *tcpEnv {
+	t.Helper()
+	ns := newNetns(t)
+	stacktest.NoGoroutineLeak(t)
+	e := &tcpEnv{ns: ns}
+	e.wisp[0] = netip.MustParseAddr(fmt.Sprintf("198.18.%d.2", subnet))
+	e.kern[0] = netip.MustParseAddr(fmt.Sprintf("198.18.%d.1", subnet))
+	e.wisp[1] = netip.MustParseAddr(fmt.Sprintf("fd42:5eed:%x::2", subnet))
+	e.kern[1] = netip.MustParseAddr(fmt.Sprintf("fd42:5eed:%x::1", subnet))
+	var dev *tun.Device
+	var err error
+	ns.do(t, func() { dev, err = tun.Open("wisp0", 1500) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ep link.Endpoint = dev
+	if wrap != nil {
+		ep = wrap(dev)
+	}
+	if e.s, err = stack.New(stack.Config{Options: opt.Tunnel()}); err != nil {
+		ep.Close()
+		t.Fatal(err)
+	}
+	stacktest.Closed(t, e.s)
+	if _, err := e.s.AddNetif(ep, stack.NetifConfig{Name: "wisp0", Addrs: []netip.Prefix{
+		netip.PrefixFrom(e.wisp[0], 24), netip.PrefixFrom(e.wisp[1], 64)}}); err != nil {
+		ep.Close()
+		t.Fatal(err)
+	}
+	ns.run(t, "ip", "addr", "add", e.kern[0].String()+"/24", "dev", "wisp0")
+	ns.run(t, "ip", "-6", "addr", "add", e.kern[1].String()+"/64", "dev", "wisp0", "nodad")
+	ns.run(t, "ip", "link", "set", "wisp0", "up")
+	return e
+}
+
+// listen opens a kernel listener inside the namespace; it is closed when the test ends.
+func (ns *netns) listen(t *testing.T, network string, addr netip.AddrPort) *net.TCPListener {
+	t.Helper()
+	var l *net.TCPListener
+	var err error
+	ns.do(t, func() { l, err = net.ListenTCP(network, net.TCPAddrFromAddrPort(addr)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// dial connects a kernel socket of the namespace to addr.
+func (ns *netns) dial(t *testing.T, network string, addr netip.AddrPort) *net.TCPConn {
+	t.Helper()
+	var c *net.TCPConn
+	var err error
+	ns.do(t, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var conn net.Conn
+		conn, err = (&net.Dialer{}).DialContext(ctx, network, addr.String())
+		if err == nil {
+			c = conn.(*net.TCPConn)
+		}
+	})
+	if err != nil {
+		t.Fatalf("kernel dials %v: %v", addr, err)
+	}
+	t.Cleanup(func() { c.Close() }) // unblocks a kernelPeer left behind by a failure
+	return c
+}
+
+// peerResult is what a kernel peer saw.
+type peerResult struct {
+	sent, recv int64
+	sum        [32]byte
+	err        error
+}
+
+// kernelPeer is the kernel-side mirror of tcpapp.Transfer: it writes n bytes of the pattern
+// of seed then half-closes (n > 0), while it reads and checksums everything until end of
+// file; with n == 0 it half-closes after end of file. It closes conn.
+func kernelPeer(conn *net.TCPConn, n int64, seed uint64, deadline time.Time) peerResult {
+	defer conn.Close()
+	conn.SetDeadline(deadline)
+	var res peerResult
+	werr := make(chan error, 1)
+	go func() {
+		if n == 0 {
+			werr <- nil
+			return
+		}
+		buf := make([]byte, 256<<10)
+		for res.sent < n {
+			k := int(min(int64(len(buf)), n-res.sent))
+			tcpapp.FillPattern(buf[:k], seed, res.sent)
+			w, err := conn.Write(buf[:k])
+			res.sent += int64(w)
+			if err != nil {
+				werr <- fmt.Errorf("kernel write after %d bytes: %w", res.sent, err)
+				return
+			}
+		}
+		werr <- conn.CloseWrite()
+	}()
+	h := sha256.New()
+	buf := make([]byte, 256<<10)
+	var rerr error
+	for {
+		k, err := conn.Read(buf)
+		h.Write(buf[:k])
+		res.recv += int64(k)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			rerr = fmt.Errorf("kernel read after %d bytes: %w", res.recv, err)
+			break
+		}
+	}
+	if n == 0 && rerr == nil {
+		rerr = conn.CloseWrite()
+	}
+	res.err = errors.Join(rerr, <-werr)
+	h.Sum(res.sum[:0])
+	return res
+}
+
+// kernelServe accepts one connection on l and runs kernelPeer on it. The connection is
+// closed when the test ends, so a failure leaves no goroutine behind.
+func kernelServe(t *testing.T, l *net.TCPListener, n int64, seed uint64, deadline time.Time) <-chan peerResult {
+	ch := make(chan peerResult, 1)
+	conn := make(chan *net.TCPConn, 1)
+	t.Cleanup(func() {
+		l.Close()
+		select {
+		case c := <-conn:
+			c.Close()
+		default:
+		}
+	})
+	go func() {
+		l.SetDeadline(deadline)
+		c, err := l.AcceptTCP()
+		if err != nil {
+			ch <- peerResult{err: fmt.Errorf("kernel accept: %w", err)}
+			return
+		}
+		conn <- c
+		ch <- kernelPeer(c, n, seed, deadline)
+	}()
+	return ch
+}
+
+// waitTransfer waits for a wisp transfer and fails the test, with the connection's state,
+// if it does not end cleanly in time.
+func waitTransfer(t *testing.T, ctx context.Context, what string, tr *tcpapp.Transfer) (int64, [32]byte) {
+	t.Helper()
+	n, sum, err := tr.Wait(ctx)
+	if err != nil {
+		q, r := tr.Progress()
+		info, ok := tr.Info()
+		t.Fatalf("%s: wisp side: %v (queued %d, received %d; open %v %+v)", what, err, q, r, ok, info)
+	}
+	return n, sum
+}
+
+// checkPeer fails the test unless the kernel peer ended cleanly having received want bytes
+// with sum wantSum.
+func checkPeer(t *testing.T, what string, res peerResult, want int64, wantSum [32]byte) {
+	t.Helper()
+	if res.err != nil {
+		t.Fatalf("%s: kernel side: %v (sent %d, received %d)", what, res.err, res.sent, res.recv)
+	}
+	if res.recv != want || res.sum != wantSum {
+		t.Fatalf("%s: kernel received %d bytes (sha256 %x), want %d (%x)", what, res.recv, res.sum[:8], want, wantSum[:8])
+	}
+}
+
+// checkSum fails the test unless wisp received want bytes with sum wantSum.
+func checkSum(t *testing.T, what string, n int64, sum [32]byte, want int64, wantSum [32]byte) {
+	t.Helper()
+	if n != want || sum != wantSum {
+		t.Fatalf("%s: wisp received %d bytes (sha256 %x), want %d (%x)", what, n, sum[:8], want, wantSum[:8])
+	}
+}
+
+// logRate logs a transfer's throughput.
+func logRate(t *testing.T, what string, bytes int64, d time.Duration) {
+	t.Helper()
+	t.Logf("%s: %d MiB in %v = %.0f Mbit/s", what, bytes>>20, d.Round(time.Millisecond), float64(bytes)*8/d.Seconds()/1e6)
+}
+
+// sums caches PatternSum, which costs a pass over the bytes.
+var sums = map[[2]uint64][32]byte{}
+
+func patternSum(n int64, seed uint64) [32]byte {
+	k := [2]uint64{uint64(n), seed}
+	if s, ok := sums[k]; ok {
+		return s
+	}
+	s := tcpapp.PatternSum(n, seed)
+	sums[k] = s
+	return s
+}

@@ -1,0 +1,101 @@
+package integration
+
+import (
+	"context"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// `wisp serve --echo 7 --discard 9` in a namespace: kernel clients get their bytes echoed
+// exactly (IPv4 and IPv6) and can pour bytes into discard; the stats printed at exit count
+// TCP.
+func TestWispServeTCP(t *testing.T) {
+	ns := newNetns(t)
+	bin := buildWisp(t)
+	out := newSyncBuffer()
+	cmd := ns.cmd(bin, "serve", "--tun", "wisp1", "--addr", "198.18.14.2/24", "--addr", "fd42:5eed:14::2/64",
+		"--echo", "7", "--discard", "9")
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	ns.waitLink(t, "wisp1")
+	ns.run(t, "ip", "addr", "add", "198.18.14.1/24", "dev", "wisp1")
+	ns.run(t, "ip", "-6", "addr", "add", "fd42:5eed:14::1/64", "dev", "wisp1", "nodad")
+	ns.run(t, "ip", "link", "set", "wisp1", "up")
+	waitFor(t, func() bool { return strings.Contains(out.String(), "serving on") }, "wisp serve to start:\n"+out.String())
+
+	n := int64(16 << 20)
+	if testing.Short() || raceEnabled {
+		n = 2 << 20
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	for _, f := range families {
+		wisp := netip.MustParseAddr([]string{"198.18.14.2", "fd42:5eed:14::2"}[f.idx])
+		start := time.Now()
+		c := ns.dial(t, f.net, netip.AddrPortFrom(wisp, 7))
+		checkPeer(t, f.name+" echo", kernelPeer(c, n, 51, deadline), n, patternSum(n, 51))
+		logRate(t, f.name+" wisp serve echo (each way)", n, time.Since(start))
+
+		start = time.Now()
+		c = ns.dial(t, f.net, netip.AddrPortFrom(wisp, 9))
+		// Discard closes when the client does: the client then reads end of file.
+		checkPeer(t, f.name+" discard", kernelPeer(c, n, 52, deadline), 0, patternSum(0, 0))
+		logRate(t, f.name+" wisp serve discard", n, time.Since(start))
+	}
+
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		exited <- err
+		if err != nil {
+			t.Fatalf("wisp serve exited with %v:\n%s", err, out.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("wisp serve did not stop on SIGTERM:\n%s", out.String())
+	}
+	s := out.String()
+	for _, want := range []string{"tcp echo on port 7", "tcp discard on port 9", "TCP", "PassiveOpens"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("wisp serve output lacks %q:\n%s", want, s)
+		}
+	}
+}
+
+// Bad --echo/--discard values exit with status 2 and say what is wrong.
+func TestWispServeTCPBadFlags(t *testing.T) {
+	bin := buildWisp(t)
+	base := []string{"serve", "--tun", "x", "--addr", "198.18.0.1/24"}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--echo", "0"}, "out of range [1, 65535]"},
+		{[]string{"--echo", "65536"}, "out of range [1, 65535]"},
+		{[]string{"--discard", "-9"}, "out of range [1, 65535]"},
+		{[]string{"--echo", "echo"}, "not a port number"},
+		{[]string{"--discard", ""}, "not a port number"},
+		{[]string{"--echo", "7", "--discard", "7"}, "port 7 is given twice"},
+	} {
+		args := append(append([]string{}, base...), c.args...)
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+			t.Errorf("%v: exit %v, want 2\n%s", c.args, err, out)
+		}
+		if !strings.Contains(string(out), c.want) {
+			t.Errorf("%v: output lacks %q:\n%s", c.args, c.want, out)
+		}
+	}
+}
