@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/wispstack/wisp/internal/tcpapp"
 	"github.com/wispstack/wisp/ip"
 	"github.com/wispstack/wisp/link"
 	"github.com/wispstack/wisp/link/pipe"
@@ -17,11 +18,15 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("demo", stderr)
 	presetName := presetFlag(fs, "tunnel")
 	count := fs.Int("count", 3, "pings per target")
+	tcpMiB := fs.Int("tcp-mib", 64, "MiB to send over TCP each way (0: none)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *count < 1 || *count > 10000 {
 		return fmt.Errorf("%w: --count %d out of range [1, 10000]", errUsage, *count)
+	}
+	if *tcpMiB < 0 || *tcpMiB > 1<<16 {
+		return fmt.Errorf("%w: --tcp-mib %d out of range [0, 65536]", errUsage, *tcpMiB)
 	}
 	o, err := preset(*presetName)
 	if err != nil {
@@ -75,6 +80,14 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "%d bytes from %v: seq=%d time=%v  (%s)\n", t.size+8, dst, i+1, rtt.Round(time.Microsecond), t.note)
 		}
 	}
+	if *tcpMiB > 0 {
+		fmt.Fprintln(stdout)
+		for _, dst := range []string{"198.18.0.2", "fd42:5eed::2"} {
+			if err := demoTCP(ctx, stdout, sa, sb, netip.MustParseAddr(dst), int64(*tcpMiB)<<20); err != nil {
+				return err
+			}
+		}
+	}
 	for _, s := range []struct {
 		name string
 		st   *stack.Stack
@@ -85,6 +98,36 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// demoTCP streams n bytes from a to a sink on b over TCP and checks them with sha256.
+func demoTCP(ctx context.Context, w io.Writer, a, b *stack.Stack, dst netip.Addr, n int64) error {
+	const seed = 42
+	srv, err := tcpapp.Sink(b, netip.AddrPortFrom(dst, 5001))
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	start := time.Now()
+	tx := tcpapp.Send(a, srv.Addr(), n, seed)
+	rx, err := srv.Accept(ctx)
+	if err != nil {
+		return fmt.Errorf("tcp %v: accept: %w", srv.Addr(), err)
+	}
+	if _, _, err := tx.Wait(ctx); err != nil {
+		return fmt.Errorf("tcp %v: send: %w", srv.Addr(), err)
+	}
+	got, sum, err := rx.Wait(ctx)
+	if err != nil {
+		return fmt.Errorf("tcp %v: receive: %w", srv.Addr(), err)
+	}
+	d := time.Since(start)
+	if got != n || sum != tcpapp.PatternSum(n, seed) {
+		return fmt.Errorf("tcp %v: received %d bytes (sent %d) and they differ", srv.Addr(), got, n)
+	}
+	fmt.Fprintf(w, "TCP %v: %d MiB in %v = %.2f Gbit/s, sha256 verified\n", srv.Addr(), n>>20,
+		d.Round(time.Millisecond), float64(n)*8/d.Seconds()/1e9)
 	return nil
 }
 
