@@ -24,6 +24,7 @@ type TCPExt struct {
 	Undos           uint64 // window reductions undone: every retransmission proved spurious (RFC 3522 timestamps, RFC 3708 D-SACK)
 	SACKBlocksRecv  uint64 // SACK blocks received and applied to the scoreboard
 	DSACKRecv       uint64 // D-SACK blocks received (RFC 2883)
+	DSACKSent       uint64 // duplicate segments received and reported with a D-SACK block (RFC 2883)
 
 	ChallengeACKs        uint64 // challenge ACKs sent (RFC 5961)
 	ChallengeACKsLimited uint64 // challenge ACKs suppressed by TCPChallengeAckLimit

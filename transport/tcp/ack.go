@@ -25,6 +25,7 @@ func (c *PCB) processAck(gen uint32) bool {
 	}
 	ns := in.ns
 	inflight := int(c.sndNxt - c.sndUna)
+	unaBefore, sackedBefore := c.sndUna, c.sackedBytes
 	// Window update: "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be updated
 	// if (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK))".
 	wnd := int(in.wnd) << c.sndScale
@@ -38,10 +39,18 @@ func (c *PCB) processAck(gen uint32) bool {
 	if c.flags&fSACK != 0 && in.opts.NumSACK > 0 {
 		sacked = c.sackUpdate(ns)
 	}
-	if c.flags&fUndo != 0 && c.flags&fTS != 0 && in.opts.HasTimestamps && c.sndUna == c.undoMarker &&
-		seqGT(ack, c.sndUna) && in.opts.TSEcr != 0 && seqLT(in.opts.TSEcr, c.undoTSval) {
-		// RFC 3522 (Eifel): the first ACK past the retransmitted segment echoes a timestamp
-		// older than the retransmission, so the original arrived: the loss was spurious.
+	if c.flags&fUndo != 0 && c.retransTSSet && c.flags&fTS != 0 && in.opts.HasTimestamps &&
+		in.opts.TSEcr != 0 && seqGT(ack, c.sndUna) && seqLT(in.opts.TSEcr, c.retransTS) &&
+		(c.flags&fRTORecovery != 0 && c.sndUna == c.undoMarker ||
+			c.flags&fInRecovery != 0 && seqGEQ(ack, c.recover)) {
+		// RFC 3522 (Eifel) §3.2: "if the value of the Timestamp Echo Reply field of the
+		// acceptable ACK's Timestamps option is smaller than the value of RetransmitTS"
+		// (the TSval of the first retransmission), the original arrived: the loss was
+		// spurious. After a timeout the first ACK past the retransmitted head decides, so
+		// that the rest of the window is not sent again. In fast recovery the ACK that ends
+		// it decides: the receiver's TS.Recent only moves forward (RFC 7323 §4.3 with PAWS),
+		// so an echo still older than the first retransmission proves that no
+		// retransmission of the episode filled a hole.
 		c.undo()
 	}
 	finAcked := false
@@ -58,6 +67,7 @@ func (c *PCB) processAck(gen uint32) bool {
 			c.flags &^= fInRecovery
 			c.renoSacked = 0
 			c.cc.OnRecoveryExit(now)
+			c.rackRecoveryExit()
 		case c.flags&fInRecovery != 0:
 			if c.flags&fSACK == 0 {
 				// RFC 6582 §3.2 step 4, partial acknowledgment: "retransmit the first
@@ -69,6 +79,7 @@ func (c *PCB) processAck(gen uint32) bool {
 		default:
 			if c.flags&fRTORecovery != 0 && seqGEQ(ack, c.recover) {
 				c.flags &^= fRTORecovery
+				c.rackRecoveryExit()
 			}
 			limited := c.flags&fCwndLimited != 0 || 2*inflight >= c.cc.Cwnd()
 			c.cc.OnAck(dataAcked, c.lastRTT, c.minRTT, inflight, limited, now)
@@ -99,7 +110,13 @@ func (c *PCB) processAck(gen uint32) bool {
 	if c.flags&fSACK != 0 {
 		c.rackDetectLoss(ns)
 	}
-	c.maybeEnterRecovery(ns)
+	// RFC 6937 §3: "DeliveredData = change_in(snd.una) + change_in(SACKd)".
+	c.lastDelivered = int(c.sndUna-unaBefore) + c.sackedBytes - sackedBefore
+	if c.flags&(fInRecovery|fSACK) == fInRecovery|fSACK {
+		c.prrAck(c.lastDelivered)
+	} else {
+		c.maybeEnterRecovery(ns) // counts this ACK's DeliveredData if it starts recovery
+	}
 	if finAcked {
 		return c.finWasAcked(gen)
 	}
@@ -188,12 +205,12 @@ func (c *PCB) ackData(ack uint32, ns int64) int {
 	c.lastRTT = 0
 	switch {
 	case rttXmit >= 0:
-		c.rttSample(durationNs(ns - rttXmit))
+		c.rttSample(durationNs(ns-rttXmit), ns)
 	case c.flags&fTS != 0 && in.opts.HasTimestamps && in.opts.TSEcr != 0:
 		// RFC 7323 §4.1: with timestamps, retransmitted segments give samples too.
 		ms := int64(int32(c.tsNow() - in.opts.TSEcr))
 		if ms >= 0 && ms < 3600*1000 {
-			c.rttSample(time.Duration(ms) * time.Millisecond)
+			c.rttSample(time.Duration(ms)*time.Millisecond, ns)
 		}
 	}
 	return acked
@@ -214,13 +231,12 @@ func (c *PCB) dropAccounting(s *seg, n int) {
 	}
 }
 
-// rttSample feeds one RTT measurement to the estimator (RFC 6298 §2).
-func (c *PCB) rttSample(r time.Duration) {
+// rttSample feeds one RTT measurement, taken at ns, to the estimator (RFC 6298 §2) and to
+// the windowed minimum.
+func (c *PCB) rttSample(r time.Duration, ns int64) {
 	const g = time.Millisecond // clock granularity G
 	c.lastRTT = r
-	if c.minRTT == 0 || r < c.minRTT {
-		c.minRTT = max(r, time.Microsecond)
-	}
+	c.minRTT = c.minRTTf.update(max(r, time.Microsecond), ns, minRTTWindow)
 	if !c.hasRTT {
 		// (2.2) "SRTT <- R, RTTVAR <- R/2, RTO <- SRTT + max (G, K*RTTVAR)".
 		c.srtt, c.rttvar = r, r/2
@@ -273,6 +289,37 @@ func (c *PCB) maybeEnterRecovery(ns int64) {
 	}
 	c.cc.OnCongestion(c.flight(), t.in.now)
 	c.rack.tlpOut = false
+	// RFC 6937 §3, at the beginning of recovery: "prr_delivered = 0, prr_out = 0,
+	// RecoverFS = snd.nxt-snd.una".
+	c.prrDelivered, c.prrOut, c.prrSndcnt = 0, 0, 0
+	c.recoverFS = c.flight()
+	if c.flags&fSACK != 0 {
+		// The ACK that revealed the loss counts as the first ACK of recovery, also when
+		// RACK's reordering timer made the decision later (RFC 8985 §6.2 step 5).
+		c.prrAck(c.lastDelivered)
+	}
+}
+
+// prrAck is RFC 6937 §3 "On every ACK during recovery": how much may be sent now. Above
+// ssthresh the sending rate is reduced in proportion to what is delivered, so that recovery
+// ends with about ssthresh in flight; below it (more was lost than the reduction asked
+// for), slow start brings pipe back up, bounded by PRR-SSRB.
+func (c *PCB) prrAck(delivered int) {
+	c.prrDelivered += max(delivered, 0)
+	pipe := c.pipe()
+	ss := c.cc.Ssthresh()
+	var sndcnt int
+	if pipe > ss {
+		// "sndcnt = CEIL(prr_delivered * ssthresh / RecoverFS) - prr_out".
+		fs := int64(max(c.recoverFS, 1))
+		sndcnt = int((int64(c.prrDelivered)*int64(ss)+fs-1)/fs) - c.prrOut
+	} else {
+		// PRR-SSRB: "limit = MAX(prr_delivered - prr_out, DeliveredData) + MSS;
+		// sndcnt = MIN(ssthresh - pipe, limit)".
+		limit := max(c.prrDelivered-c.prrOut, delivered) + c.mss
+		sndcnt = min(ss-pipe, limit)
+	}
+	c.prrSndcnt = max(sndcnt, 0)
 }
 
 // flight is RFC 5681's FlightSize: "The amount of data that has been sent but not yet
@@ -298,8 +345,8 @@ func (c *PCB) markHeadLost() {
 // proves spurious (RFC 3522 with timestamps, RFC 3708 with D-SACK).
 func (c *PCB) startEpisode() {
 	c.undoMarker = c.sndUna
-	c.undoTSval = c.tsNow()
-	c.undoRetrans = 0
+	c.retransTSSet = false
+	c.undoRetrans, c.rtxLogN = 0, 0
 	c.flags |= fUndo
 }
 

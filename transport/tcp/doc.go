@@ -17,8 +17,9 @@
 //
 // Files by role: proto.go (Proto, demux tables), pcb.go (the PCB), listen.go and cookie.go
 // (passive open), input.go (validation and demux), states.go (the state machine), ack.go
-// (acknowledgments, RTT, recovery), rack.go (SACK scoreboard, RACK-TLP), recv.go (data
-// reception, out-of-order queue, SACK generation), window.go (options, autotuning),
+// (acknowledgments, RTT, recovery, PRR), rtt.go (windowed minimum RTT), rack.go (SACK
+// scoreboard, RACK-TLP), recv.go (data reception, out-of-order queue, SACK generation),
+// window.go (options, autotuning),
 // sender.go and output.go (what to send, building segments), timers.go, ports.go, icmp.go,
 // pcbapi.go (the raw API on a PCB).
 //
@@ -29,9 +30,12 @@
 // segments are cut at output time as zero-copy views of that data behind a small header
 // pbuf. Received data is the pbuf the link filled, delivered without copying.
 //
-// Not implemented (known gaps): Proportional Rate Reduction (RFC 6937; recovery sets cwnd
-// to ssthresh at once and sends by RFC 6675 pipe), F-RTO (RFC 5682; spurious timeouts are
-// detected with timestamps and D-SACK only), send-buffer autotuning (TCPSndBuf is fixed, so
+// SACK fast recovery paces what it sends with Proportional Rate Reduction (RFC 6937,
+// PRR-SSRB); RACK is the only loss detector with SACK, its reordering window grows with
+// D-SACK rounds and uses a 10 s windowed minimum RTT (rtt.go).
+//
+// Not implemented (known gaps): F-RTO (RFC 5682; spurious timeouts are detected with
+// timestamps and D-SACK only), send-buffer autotuning (TCPSndBuf is fixed, so
 // a long fat path is limited to TCPSndBuf per RTT), ECN, TCP Fast Open, urgent data (URG is
 // ignored and the data delivered inline, as RFC 6093 recommends), MD5/AO signatures. Zero
 // window probes are Linux's (an ACK one below SND.UNA), not RFC 9293's one octet of data.

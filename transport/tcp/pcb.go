@@ -65,7 +65,8 @@ type PCB struct {
 
 	// Retransmission timer state (RFC 6298).
 	srtt, rttvar, rto time.Duration
-	minRTT            time.Duration
+	minRTT            time.Duration // windowed minimum of the samples (minRTT filter)
+	minRTTf           minFilter
 	lastRTT           time.Duration // sample of the last ACK (0: none)
 	hasRTT            bool
 	nrtx              int // consecutive RTO expirations
@@ -74,19 +75,30 @@ type PCB struct {
 	softErr           error
 
 	// Loss recovery.
-	cc          cc.Controller
-	recover     uint32 // RFC 6582 "recover": SND.NXT when recovery began
-	dupAcks     int
-	sackedBytes int
-	lostBytes   int
-	retransOut  int
-	highSacked  uint32 // end of the highest SACKed byte (valid when sackedBytes > 0)
-	renoSacked  int    // without SACK: duplicate ACKs counted as segments that left (RFC 6582)
-	undoMarker  uint32 // SND.UNA when the last window reduction began (for spurious undo)
-	undoTSval   uint32 // our TSval when it began: an ACK echoing an older one proves it spurious
-	undoRetrans int    // retransmissions of the episode not yet proven spurious by D-SACK
-	rcvMSS      int    // largest segment received (what "full-sized" means for delayed ACKs)
-	rack        rackState
+	cc           cc.Controller
+	recover      uint32 // RFC 6582 "recover": SND.NXT when recovery began
+	dupAcks      int
+	sackedBytes  int
+	lostBytes    int
+	retransOut   int
+	highSacked   uint32 // end of the highest SACKed byte (valid when sackedBytes > 0)
+	renoSacked   int    // without SACK: duplicate ACKs counted as segments that left (RFC 6582)
+	undoMarker   uint32 // SND.UNA when the last window reduction began (for spurious undo)
+	retransTS    uint32 // RFC 3522 RetransmitTS: TSval of the episode's first retransmission
+	retransTSSet bool
+	undoRetrans  int // retransmissions of the episode not yet proven spurious by D-SACK
+	// rtxLog holds the ranges retransmitted in the episode that no D-SACK has reported
+	// yet; rtxLogN > len(rtxLog) means it overflowed.
+	rtxLog  [16]wire.SACKBlock
+	rtxLogN int
+	rcvMSS  int // largest segment received (what "full-sized" means for delayed ACKs)
+	// Proportional Rate Reduction (RFC 6937) during SACK fast recovery.
+	prrDelivered  int // prr_delivered: bytes delivered to the receiver since recovery began
+	prrOut        int // prr_out: bytes sent since recovery began
+	recoverFS     int // RecoverFS: FlightSize when recovery began
+	prrSndcnt     int // sndcnt of the latest ACK, less what has been sent since
+	lastDelivered int // DeliveredData of the latest ACK
+	rack          rackState
 
 	// Receive sequence space.
 	irs, rcvNxt uint32

@@ -9,19 +9,20 @@ import (
 // rackState is RACK-TLP's per-connection state (RFC 8985 §5.2), plus the SACK scoreboard's
 // walking hint.
 type rackState struct {
-	xmit       int64  // RACK.xmit_ts: send time of the most recently sent segment delivered
-	endSeq     uint32 // RACK.end_seq
-	rtt        time.Duration
-	fack       uint32 // highest sequence number SACKed or acknowledged (RACK.fack)
-	reordering bool   // RACK.reordering_seen
-	reoMult    int    // RACK.reo_wnd_mult
-	reoPersist int    // RACK.reo_wnd_persist
-	dsackRound uint32 // RACK.dsack_round
-	valid      bool
-	tlpOut     bool   // a TLP episode is in progress (TLP.end_seq valid)
-	tlpEnd     uint32 // TLP.end_seq
-	tlpRetx    bool   // the probe was a retransmission
-	hint       *seg   // rtxq record to start SACK walks from (nil: the head)
+	xmit         int64  // RACK.xmit_ts: send time of the most recently sent segment delivered
+	endSeq       uint32 // RACK.end_seq
+	rtt          time.Duration
+	fack         uint32 // highest sequence number SACKed or acknowledged (RACK.fack)
+	reordering   bool   // RACK.reordering_seen
+	reoMult      int    // RACK.reo_wnd_mult (0 stands for the initial 1)
+	reoPersist   int    // RACK.reo_wnd_persist
+	dsackRound   uint32 // RACK.dsack_round (valid when inDSACKRound)
+	inDSACKRound bool   // RACK.dsack_round is not None
+	valid        bool
+	tlpOut       bool   // a TLP episode is in progress (TLP.end_seq valid)
+	tlpEnd       uint32 // TLP.end_seq
+	tlpRetx      bool   // the probe was a retransmission
+	hint         *seg   // rtxq record to start SACK walks from (nil: the head)
 }
 
 // sackUpdate applies the SACK blocks of the segment being processed to the scoreboard
@@ -38,10 +39,11 @@ func (c *PCB) sackUpdate(ns int64) int {
 			len(blocks) > 1 && seqLEQ(blocks[1].Left, b.Left) && seqLEQ(b.Right, blocks[1].Right)) {
 			t.ext.DSACKRecv++
 			c.rackDSACK()
-			if c.flags&fUndo != 0 && c.undoRetrans > 0 && seqGEQ(b.Left, c.undoMarker) && seqLEQ(b.Right, c.sndNxt) {
-				// RFC 3708: a D-SACK for a retransmission of the episode shows it was
-				// unnecessary; when all were, undo the reduction.
-				c.undoRetrans -= max(int(b.Right-b.Left)/max(c.mss, 1), 1)
+			if c.flags&fUndo != 0 && c.undoRetrans > 0 && c.dsackCoversRetx(b) {
+				// RFC 3708 §3: "If the TCP sender receives a DSACK for a retransmitted
+				// segment ... the sender SHOULD consider the retransmission spurious";
+				// when every retransmission of the episode was, the reduction is undone.
+				c.undoRetrans--
 				if c.undoRetrans <= 0 {
 					c.undo()
 				}
@@ -80,27 +82,43 @@ func (c *PCB) sackUpdate(ns int64) int {
 			c.rack.hint = s
 		}
 	}
-	if newly > 0 && !c.rack.reordering {
-		c.markLostDupThresh()
-	}
+	// No separate DupThresh marking (RFC 6675 IsLost): RACK is the loss detector with
+	// SACK. Until reordering has been seen, RACK.reo_wnd is 0 once DupThresh segments are
+	// SACKed (RFC 8985 §6.2 step 4), which marks every hole below a SACKed segment sent
+	// after it, as IsLost would; once reordering was seen, the reordering window, not a
+	// segment count, decides.
 	return newly
 }
 
-// markLostDupThresh is RFC 6675's IsLost for every hole: a segment is lost when more than
-// (DupThresh - 1) * SMSS bytes above it have been SACKed.
-func (c *PCB) markLostDupThresh() {
-	above := c.sackedBytes
-	limit := 2 * c.mss
-	for s := c.rtxq.head; s != nil && above > limit; s = s.next {
-		if s.flags&sSacked != 0 {
-			above -= int(s.len)
-			continue
-		}
-		if s.flags&sLost == 0 {
-			s.flags |= sLost
-			c.lostBytes += int(s.len)
+// dsackCoversRetx reports whether D-SACK block b reports a copy of a segment retransmitted
+// in the current episode, and forgets that retransmission so that the same report (an
+// ACK the link duplicated) is not counted twice. A duplicate the network made of a segment
+// sent once also draws a D-SACK: it says nothing about our retransmissions. When the log
+// overflowed, any block inside the episode counts, as RFC 3708 does.
+func (c *PCB) dsackCoversRetx(b wire.SACKBlock) bool {
+	if !seqGEQ(b.Left, c.undoMarker) || !seqLEQ(b.Right, c.sndNxt) {
+		return false
+	}
+	if c.rtxLogN > len(c.rtxLog) {
+		return true
+	}
+	for i := 0; i < c.rtxLogN; i++ {
+		r := c.rtxLog[i]
+		if seqGEQ(b.Left, r.Left) && seqLEQ(b.Right, r.Right) {
+			c.rtxLogN--
+			c.rtxLog[i] = c.rtxLog[c.rtxLogN]
+			return true
 		}
 	}
+	return false
+}
+
+// logRetx remembers a retransmission of the episode for dsackCoversRetx.
+func (c *PCB) logRetx(seq, end uint32) {
+	if c.rtxLogN < len(c.rtxLog) {
+		c.rtxLog[c.rtxLogN] = wire.SACKBlock{Left: seq, Right: end}
+	}
+	c.rtxLogN = min(c.rtxLogN+1, len(c.rtxLog)+1)
 }
 
 // rackUpdate is RFC 8985 §6.2 step 2 (RACK.min_RTT and RACK.rtt, xmit_ts, end_seq) and
@@ -128,17 +146,40 @@ func (c *PCB) rackUpdate(s *seg, ns int64) {
 	}
 }
 
-// rackDSACK adapts the reordering window to a D-SACK (RFC 8985 §6.2 step 4).
+// rackDSACK adapts the reordering window to a D-SACK (RFC 8985 §6.2 step 4): "Grow the
+// reordering window per round that sees DSACK. Reset the window after 16 DSACK-free
+// recoveries." A D-SACK also means the network reorders (or duplicates): RACK stops
+// treating DupThresh SACKed segments as proof of loss.
 func (c *PCB) rackDSACK() {
 	c.rack.reordering = true
-	if seqGT(c.sndUna, c.rack.dsackRound) || c.rack.dsackRound == 0 {
+	if c.rack.inDSACKRound && seqGEQ(c.sndUna, c.rack.dsackRound) {
+		// "If RACK.dsack_round is not None AND SND.UNA >= RACK.dsack_round:
+		// RACK.dsack_round = None".
+		c.rack.inDSACKRound = false
+	}
+	if !c.rack.inDSACKRound {
+		// "RACK.dsack_round = SND.NXT, RACK.reo_wnd_mult += 1, RACK.reo_wnd_persist = 16".
+		c.rack.inDSACKRound = true
 		c.rack.dsackRound = c.sndNxt
-		c.rack.reoMult = min(c.rack.reoMult+1, 32)
+		c.rack.reoMult = min(max(c.rack.reoMult, 1)+1, 64)
 		c.rack.reoPersist = 16
 	}
 }
 
-// reoWnd is RACK.reo_wnd (RFC 8985 §6.2 step 4).
+// rackRecoveryExit is the other half of RFC 8985 §6.2 step 4: "Else if exiting Fast or RTO
+// recovery: RACK.reo_wnd_persist -= 1; If RACK.reo_wnd_persist <= 0: RACK.reo_wnd_mult = 1".
+func (c *PCB) rackRecoveryExit() {
+	c.rack.reoPersist--
+	if c.rack.reoPersist <= 0 {
+		c.rack.reoPersist = 0
+		c.rack.reoMult = 1
+	}
+}
+
+// reoWnd is RACK.reo_wnd (RFC 8985 §6.2 step 4): "If RACK.reordering_seen is FALSE: If in
+// Fast or RTO recovery: Return 0; Else if RACK.segs_sacked >= DupThresh: Return 0. Return
+// min(RACK.reo_wnd_mult * RACK.min_RTT / 4, SRTT)". min_RTT is a windowed minimum
+// (minRTTWindow), so a path whose delay grew gets a window sized for it.
 func (c *PCB) reoWnd() time.Duration {
 	if !c.rack.reordering {
 		if c.flags&(fInRecovery|fRTORecovery) != 0 || c.sackedBytes >= 3*c.mss {
@@ -196,8 +237,19 @@ func (c *PCB) rackDetectLoss(ns int64) {
 	}
 }
 
-// armTLP schedules a tail loss probe (RFC 8985 §7.2): PTO = 2 * SRTT, plus a delayed-ACK
-// allowance when one segment is in flight, never later than the RTO.
+// PTO bounds (RFC 8985 §7.2). WCDelAckT is "the worst-case delayed ACK timer", which the
+// RFC recommends to be 200 ms; the floor is Linux's: on a sub-millisecond path 2*SRTT is
+// shorter than the jitter of the ACK clock itself (a receiver that delays its ACK, an
+// application that pauses), and probes would fire without any loss.
+const (
+	tlpWCDelAckT = 200 * time.Millisecond
+	tlpMinPTO    = 10 * time.Millisecond
+)
+
+// armTLP schedules a tail loss probe (RFC 8985 §7.2): "If SRTT is available: PTO = 2 *
+// SRTT; If FlightSize is equal to one segment: PTO += WCDelAckT; Else: PTO = 1 sec". And:
+// "If Now + PTO > TCP_RTO_expiration(): PTO = TCP_RTO_expiration() - Now", so the probe
+// goes out no later than the RTO would have fired (tlpExpired then re-arms the RTO).
 func (c *PCB) armTLP(ns int64) {
 	if c.flags&fSACK == 0 || c.flags&(fInRecovery|fRTORecovery) != 0 || c.rack.tlpOut ||
 		c.state != StateEstablished && c.state != StateCloseWait || c.sndNxt == c.sndUna {
@@ -208,14 +260,13 @@ func (c *PCB) armTLP(ns int64) {
 	if c.hasRTT {
 		pto = 2 * c.srtt
 		if int(c.sndNxt-c.sndUna) <= c.mss {
-			pto += 200 * time.Millisecond // WCDelAckT
+			pto += tlpWCDelAckT
 		}
-		pto = max(pto, 2*time.Millisecond)
+		pto = max(pto, tlpMinPTO)
 	}
 	at := ns + int64(pto)
-	if c.rtoAt != 0 && at >= c.rtoAt {
-		c.tlpAt = 0
-		return
+	if c.rtoAt != 0 && at > c.rtoAt {
+		at = c.rtoAt
 	}
 	c.tlpAt = at
 }
@@ -271,5 +322,3 @@ func (c *PCB) tlpAcked(ack uint32) {
 		c.cc.OnRecoveryExit(in.now)
 	}
 }
-
-var _ = wire.TCPOptSACK

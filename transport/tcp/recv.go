@@ -20,6 +20,7 @@ func (c *PCB) receive(p *pbuf.Pbuf, gen uint32) {
 		d := int(c.rcvNxt - seq)
 		if c.flags&fSACK != 0 && n > 0 {
 			c.dsack = wire.SACKBlock{Left: seq, Right: seq + uint32(min(d, n))}
+			t.ext.DSACKSent++
 		}
 		if d >= n {
 			if p != nil {
@@ -180,6 +181,7 @@ func (c *PCB) ooInsert(p *pbuf.Pbuf, seq uint32, n int, fin bool) {
 			// Entirely a duplicate of queued data.
 			if c.flags&fSACK != 0 && n > 0 {
 				c.dsack = wire.SACKBlock{Left: seq, Right: end}
+				t.ext.DSACKSent++
 			}
 			if p != nil {
 				p.Free()

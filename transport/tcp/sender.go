@@ -95,7 +95,7 @@ func (c *PCB) sendNewData(ns int64) {
 				}
 				n = wndLeft
 			}
-			if pipe := c.pipe(); pipe > 0 && pipe+n > c.cc.Cwnd() {
+			if !c.windowAllows(n) {
 				return
 			}
 			if n < mss && n == unsent && !finNow && c.flags&fNoDelay == 0 && c.sndNxt != c.sndUna {
@@ -167,6 +167,7 @@ func (c *PCB) sendSeg(n int, fin bool, ns int64) bool {
 		c.rtxq.push(s)
 	}
 	c.sndNxt += uint32(l)
+	c.prrSent(int(l))
 	for c.pos != nil && !seqLT(c.sndNxt, c.pos.seq+uint32(c.pos.len)) {
 		c.pos = c.pos.next
 	}
@@ -175,6 +176,26 @@ func (c *PCB) sendSeg(n int, fin bool, ns int64) bool {
 		c.armRTO(ns)
 	}
 	return true
+}
+
+// windowAllows reports whether n more bytes may be sent: in SACK fast recovery, PRR's
+// sndcnt (RFC 6937 §3: "prr_out ... strictly less than or equal to sndcnt"); otherwise
+// RFC 6675's "cwnd - pipe >= 1 SMSS" (a segment is let go when nothing is in the network).
+func (c *PCB) windowAllows(n int) bool {
+	if c.flags&(fInRecovery|fSACK) == fInRecovery|fSACK {
+		return c.prrSndcnt >= n
+	}
+	pipe := c.pipe()
+	return pipe <= 0 || pipe+n <= c.cc.Cwnd()
+}
+
+// prrSent accounts n bytes sent during recovery: "On any data transmission or
+// retransmission: prr_out += (data sent)" (RFC 6937 §3).
+func (c *PCB) prrSent(n int) {
+	if c.flags&fInRecovery != 0 {
+		c.prrOut += n
+		c.prrSndcnt -= n
+	}
 }
 
 // retransmitLost retransmits segments marked lost, in order, while pipe allows (RFC 6675
@@ -186,7 +207,7 @@ func (c *PCB) retransmitLost(ns int64) {
 		}
 		// RFC 5681 §3.2 step 4 / RFC 6675 §5 step (4.2): the first retransmission of a
 		// recovery episode goes out whatever pipe says.
-		if pipe := c.pipe(); pipe > 0 && pipe+int(s.len) > c.cc.Cwnd() && c.flags&fForceRetx == 0 {
+		if c.flags&fForceRetx == 0 && !c.windowAllows(int(s.len)) {
 			return
 		}
 		if !c.retransmit(s, ns) {
@@ -233,10 +254,17 @@ func (c *PCB) retransmit(s *seg, ns int64) bool {
 		c.retransOut += int(s.len)
 	}
 	s.flags |= sEverRetx
+	c.prrSent(n)
 	s.xmits++
 	s.xmit, s.tsval = ns, h.opts.TSVal
-	if c.flags&fUndo != 0 {
+	if c.flags&fUndo != 0 && c.flags&(fInRecovery|fRTORecovery) != 0 {
+		// A retransmission of the episode (a tail loss probe is not one: RFC 8985 §7.4
+		// judges it on its own).
 		c.undoRetrans++
+		c.logRetx(s.seq, s.seq+uint32(n))
+		if !c.retransTSSet {
+			c.retransTS, c.retransTSSet = h.opts.TSVal, true
+		}
 	}
 	t.ext.Retransmits++
 	if c.flags&fInRecovery != 0 {

@@ -63,6 +63,7 @@ func (c *PCB) input(p *pbuf.Pbuf) {
 			if c.flags&fSACK != 0 && in.dataLen > 0 && seqLT(in.seq, c.rcvNxt) {
 				// RFC 2883 §4: report the duplicate as the first SACK block (D-SACK).
 				c.dsack = wire.SACKBlock{Left: in.seq, Right: seqMin(in.seq+uint32(in.dataLen), c.rcvNxt)}
+				t.ext.DSACKSent++
 			}
 			if c.state == StateTimeWait && in.hasFIN() {
 				// "The only thing that can arrive in this state is a retransmission of
@@ -364,7 +365,7 @@ func (c *PCB) ackSYN(ack uint32) {
 	s := c.rtxq.head
 	if s != nil && s.flags&sSYN != 0 && seqGEQ(ack, s.end()) {
 		if s.flags&sEverRetx == 0 {
-			c.rttSample(durationNs(t.in.ns - s.xmit))
+			c.rttSample(durationNs(t.in.ns-s.xmit), t.in.ns)
 		}
 		c.rtxq.pop()
 		t.freeSeg(s)

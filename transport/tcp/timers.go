@@ -72,16 +72,18 @@ func (c *PCB) timer() {
 			c.sendAck()
 		}
 	}
+	if c.tlpAt != 0 && ns >= c.tlpAt {
+		// Before the RTO: a PTO capped at the RTO's deadline sends the probe instead of
+		// the timeout (RFC 8985 §7.2), and the probe re-arms the RTO.
+		c.tlpAt = 0
+		c.tlpExpired(ns)
+	}
 	if c.rtoAt != 0 && ns >= c.rtoAt {
 		c.rtoAt = 0
 		c.rtoExpired(ns)
 		if !c.alive(gen) {
 			return
 		}
-	}
-	if c.tlpAt != 0 && ns >= c.tlpAt {
-		c.tlpAt = 0
-		c.tlpExpired(ns)
 	}
 	if c.reoAt != 0 && ns >= c.reoAt {
 		c.reoAt = 0
