@@ -108,8 +108,9 @@ func (n *Netif) addAddr(p netip.Prefix, o Origin, valid, preferred time.Time) *i
 	}
 	n.addrs = append(n.addrs, a)
 	l.addConnected(n, p)
+	l.changed()
 	if p.Addr().Is6() && n.eth != nil && l.opts.IPv6DupAddrDetectTransmits > 0 {
-		a.state = Tentative
+		l.setState(a, Tentative)
 		if n.up {
 			l.nd.startDAD(n, a, false)
 		}
@@ -137,6 +138,7 @@ func (n *Netif) removeAddrAt(i int) {
 	copy(n.addrs[i:], n.addrs[i+1:])
 	n.addrs[len(n.addrs)-1] = nil
 	n.addrs = n.addrs[:len(n.addrs)-1]
+	n.l.changed()
 	n.l.removeConnected(n, x.prefix)
 }
 

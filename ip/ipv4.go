@@ -64,20 +64,28 @@ func (l *Layer) input4(n *Netif, p *pbuf.Pbuf, looped bool) {
 		p.Shrink(tl)
 	}
 	src, dst := ip.Src(), ip.Dst()
-	// RFC 1122 §3.2.1.3: a source that is a broadcast or multicast address (or class E)
-	// "MUST be silently discarded"; loopback addresses "MUST NOT appear outside a host".
-	if src == broadcast4 || src.IsMulticast() || isClassE(src) || n.isBroadcast4(src) ||
-		!looped && (src.IsLoopback() || dst.IsLoopback()) {
-		l.dropPkt(p, &l.ip.Err)
-		return
-	}
-	bcast := n.isBroadcast4(dst)
-	mcast := dst.IsMulticast()
-	if !bcast && !mcast {
-		if m := l.localNetif(dst); m == nil {
-			l.forward4(n, p)
+	var bcast, mcast bool
+	if c := &l.in4; c.hit(l, n, src, dst, looped) {
+		// The same addresses as the last packet delivered: the checks below passed.
+		bcast, mcast = c.bcast, dst.IsMulticast()
+	} else {
+		// RFC 1122 §3.2.1.3: a source that is a broadcast or multicast address (or class
+		// E) "MUST be silently discarded"; loopback addresses "MUST NOT appear outside a
+		// host".
+		if src == broadcast4 || src.IsMulticast() || isClassE(src) || n.isBroadcast4(src) ||
+			!looped && (src.IsLoopback() || dst.IsLoopback()) {
+			l.dropPkt(p, &l.ip.Err)
 			return
 		}
+		bcast = n.isBroadcast4(dst)
+		mcast = dst.IsMulticast()
+		if !bcast && !mcast {
+			if m := l.localNetif(dst); m == nil {
+				l.forward4(n, p)
+				return
+			}
+		}
+		c.set(l, n, src, dst, looped, bcast)
 	}
 	if ip.IsFragment() {
 		// RFC 791 §3.2: fragments are reassembled at the destination.
@@ -224,6 +232,25 @@ type OutputOptions struct {
 	Netif        *Netif
 }
 
+// routeCached is route through the family's one-entry cache; bcast reports (IPv4) that dst
+// is a broadcast address of n.
+func (l *Layer) routeCached(dst netip.Addr, force *Netif) (n *Netif, nh netip.Addr, local, bcast bool, err error) {
+	c := &l.route4
+	if dst.Is6() {
+		c = &l.route6
+	}
+	if c.valid && c.gen == l.gen && c.dst == dst && c.force == force {
+		return c.n, c.nh, c.local, c.bcast, nil
+	}
+	n, nh, local, err = l.route(dst, force)
+	if err != nil {
+		return nil, nh, false, false, err
+	}
+	bcast = dst.Is4() && n.isBroadcast4(dst)
+	*c = routeCache{gen: l.gen, dst: dst, force: force, n: n, nh: nh, local: local, bcast: bcast, valid: true}
+	return n, nh, local, bcast, nil
+}
+
 // route picks the egress for dst: a local address loops back; o.Netif forces the netif.
 func (l *Layer) route(dst netip.Addr, force *Netif) (n *Netif, nh netip.Addr, local bool, err error) {
 	if m := l.localNetif(dst.WithZone("")); m != nil {
@@ -245,14 +272,14 @@ func (l *Layer) route(dst netip.Addr, force *Netif) (n *Netif, nh netip.Addr, lo
 
 // output4 is Output for IPv4.
 func (l *Layer) output4(p *pbuf.Pbuf, src, dst netip.Addr, proto uint8, o OutputOptions) error {
-	n, nh, local, err := l.route(dst, o.Netif)
+	n, nh, local, bcast, err := l.routeCached(dst, o.Netif)
 	if err != nil {
 		l.ip.Drop++
 		l.ip.Rterr++
 		p.Free()
 		return errs.Rte
 	}
-	if n.isBroadcast4(dst) {
+	if bcast {
 		nh = broadcast4 // ethernet maps only the limited broadcast
 	}
 	if !src.IsValid() {

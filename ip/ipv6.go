@@ -29,26 +29,31 @@ func (l *Layer) input6(n *Netif, p *pbuf.Pbuf, looped bool) {
 		p.Shrink(tl) // link padding
 	}
 	src, dst := ip.Src(), ip.Dst()
-	// RFC 4291 §2.7: "Multicast addresses must not be used as source addresses"; §2.5.3:
-	// the loopback address "must never be sent outside a single node", nor received.
-	if src.IsMulticast() || !looped && (src.IsLoopback() || dst.IsLoopback()) || dst.IsUnspecified() {
-		l.dropPkt(p, &l.ip6.Err)
-		return
-	}
 	mcast := dst.IsMulticast()
-	if mcast {
-		if !n.inGroup(dst) {
-			l.dropPkt(p, &l.ip6.Err) // a group we have not joined
-			return
-		}
-	} else if l.localNetif(dst) == nil {
-		if l.findLocal(dst) != nil {
-			// RFC 4862 §5.4: a packet to a tentative address "MUST be silently discarded".
+	if c := &l.in6; !c.hit(l, n, src, dst, looped) {
+		// RFC 4291 §2.7: "Multicast addresses must not be used as source addresses";
+		// §2.5.3: the loopback address "must never be sent outside a single node", nor
+		// received.
+		if src.IsMulticast() || !looped && (src.IsLoopback() || dst.IsLoopback()) || dst.IsUnspecified() {
 			l.dropPkt(p, &l.ip6.Err)
 			return
 		}
-		l.forward6(n, p)
-		return
+		if mcast {
+			if !n.inGroup(dst) {
+				l.dropPkt(p, &l.ip6.Err) // a group we have not joined
+				return
+			}
+		} else if l.localNetif(dst) == nil {
+			if l.findLocal(dst) != nil {
+				// RFC 4862 §5.4: a packet to a tentative address "MUST be silently
+				// discarded".
+				l.dropPkt(p, &l.ip6.Err)
+				return
+			}
+			l.forward6(n, p)
+			return
+		}
+		c.set(l, n, src, dst, looped, false)
 	}
 	l.walk6(n, p, src, dst, mcast, false)
 }
@@ -265,7 +270,7 @@ func (l *Layer) forward6(in *Netif, p *pbuf.Pbuf) {
 
 // output6 is Output for IPv6.
 func (l *Layer) output6(p *pbuf.Pbuf, src, dst netip.Addr, proto uint8, o OutputOptions) error {
-	n, nh, local, err := l.route(dst, o.Netif)
+	n, nh, local, _, err := l.routeCached(dst, o.Netif)
 	if err != nil {
 		l.ip6.Drop++
 		l.ip6.Rterr++

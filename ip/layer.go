@@ -129,6 +129,13 @@ type Layer struct {
 	inHdr, ctlHdr Header
 	scratch       []byte // chained echo data and quotes, grown on the slow path
 	closed        bool
+
+	// Caches of per-packet answers (cache.go), valid while gen is unchanged.
+	gen    uint64
+	in4    inCache
+	in6    inCache
+	route4 routeCache
+	route6 routeCache
 }
 
 // New builds a Layer. It registers the ND6_QUEUE pool (and, through frag, REASSDATA and

@@ -477,11 +477,11 @@ func (d *ndState) startDAD(n *Netif, a *ifAddr, ifUp bool) {
 	}
 	if d.l.opts.IPv6DupAddrDetectTransmits <= 0 {
 		if a.state == Tentative {
-			a.state = Preferred
+			d.l.setState(a, Preferred)
 		}
 		return
 	}
-	a.state = Tentative
+	d.l.setState(a, Tentative)
 	a.dadLeft = d.l.opts.IPv6DupAddrDetectTransmits
 	a.dadNext = d.l.now()
 	if ifUp {
@@ -491,7 +491,7 @@ func (d *ndState) startDAD(n *Netif, a *ifAddr, ifUp bool) {
 
 // dadFailed marks a duplicate (RFC 4862 §5.4.5): it is never used.
 func (d *ndState) dadFailed(n *Netif, a *ifAddr) {
-	a.state = Duplicated
+	d.l.setState(a, Duplicated)
 	a.dadLeft = 0
 	d.l.nd6.Err++
 	d.l.rearm()

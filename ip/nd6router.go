@@ -126,7 +126,7 @@ func (d *ndState) prefixInfo(n *Netif, pi wire.NDPPrefixInfo, now time.Time) {
 	// (e) an address from this prefix exists: refresh the lifetimes.
 	a.preferredUntil = lifetimeEnd(now, preferred)
 	if a.state == Deprecated && preferred != 0 {
-		a.state = Preferred
+		l.setState(a, Preferred)
 	}
 	// The "two hours" rule protects against a spoofed RA cutting the valid lifetime short:
 	// "1. If the received Valid Lifetime is greater than 2 hours or greater than

@@ -110,6 +110,7 @@ func (l *Layer) AddNetif(ep link.Endpoint, c NetifConfig) (*Netif, error) {
 		l.list[i] = l.list[i-1]
 	}
 	l.list[i] = n
+	l.changed() // its name and index now resolve zones
 	return n, nil
 }
 
@@ -121,6 +122,7 @@ func (l *Layer) RemoveNetif(n *Netif) error {
 	}
 	n.shutdown()
 	l.netifs[n.index] = nil
+	l.changed()
 	for i, o := range l.list {
 		if o == n {
 			l.list = append(l.list[:i], l.list[i+1:]...)
@@ -136,6 +138,7 @@ func (l *Layer) RemoveNetif(n *Netif) error {
 func (n *Netif) shutdown() {
 	n.SetUp(false)
 	n.addrs = nil
+	n.l.changed()
 	if n.eth != nil {
 		n.eth.Close()
 	}
@@ -221,6 +224,7 @@ func (n *Netif) SetUp(up bool) {
 		return
 	}
 	n.up = up
+	l.changed()
 	if !up {
 		if n.eth != nil {
 			n.eth.Flush()
@@ -242,6 +246,7 @@ func (n *Netif) SetUp(up bool) {
 			n.addrs[i] = nil
 		}
 		n.addrs = kept
+		l.changed()
 		l.removeAutoRoutes(n)
 		l.rearm()
 		return

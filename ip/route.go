@@ -51,6 +51,7 @@ func (l *Layer) AddRoute(r Route) error {
 		}
 	}
 	l.routes = append(l.routes, routeEntry{Route: r, kind: routeStatic})
+	l.changed()
 	return nil
 }
 
@@ -140,6 +141,7 @@ func (l *Layer) filterRoutes(keep func(e *routeEntry) bool) {
 	}
 	clear(l.routes[len(out):])
 	l.routes = out
+	l.changed()
 }
 
 // addConnected adds (or counts another reference to) the on-link route of an address.
@@ -153,6 +155,7 @@ func (l *Layer) addConnected(n *Netif, p netip.Prefix) {
 		}
 	}
 	l.routes = append(l.routes, routeEntry{Route: Route{Dst: p, Netif: n}, kind: routeConnected, refs: 1})
+	l.changed()
 }
 
 // removeConnected drops one reference to the on-link route of an address.
@@ -193,5 +196,6 @@ func (l *Layer) setRARoute(n *Netif, dst netip.Prefix, gw netip.Addr, expires ti
 	if !remove {
 		l.routes = append(l.routes, routeEntry{Route: Route{Dst: dst, Gateway: gw, Netif: n, Metric: raMetric},
 			kind: routeRA, expires: expires})
+		l.changed()
 	}
 }

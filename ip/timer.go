@@ -97,11 +97,11 @@ func (l *Layer) onTimer() {
 					l.nd.sendNS(n, unspecified6, a.snm, a.prefix.Addr())
 				} else {
 					// §5.4.3: no answer RetransTimer after the last: the address is unique.
-					a.state = Preferred
+					l.setState(a, Preferred)
 				}
 			}
 			if a.state == Preferred && !a.preferredUntil.IsZero() && due(a.preferredUntil) {
-				a.state = Deprecated // RFC 4862 §5.5.4
+				l.setState(a, Deprecated) // RFC 4862 §5.5.4
 			}
 		}
 		if n.rsLeft > 0 && due(n.rsNext) {

@@ -4,7 +4,10 @@
 //
 // Layer: memp (imports stats). Pools are safe for concurrent use: a pool's own small lock
 // plays the part of lwIP's SYS_ARCH_PROTECT, because pbufs may be freed outside the core (by
-// a link's delivery goroutine, or by a reader releasing a zero-copy buffer).
+// a link's delivery goroutine, or by a reader releasing a zero-copy buffer). An owner of
+// several pools can make them share one lock (NewShared) and take it once for a batch of
+// operations (Lock, GetLocked, PutLocked, Unlock): pbuf's allocator does, for its header
+// pools and heap.
 //
 // wisp has no SYS_TIMEOUT pool: its timers are embedded in the objects that own them
 // (clock.Timeout), so arming a timer can neither allocate nor fail.

@@ -2,6 +2,7 @@ package memp
 
 import (
 	"fmt"
+	"math/bits"
 	"sync"
 	"unsafe"
 
@@ -53,27 +54,63 @@ type Stater interface {
 
 // Pool is a fixed pool of n elements of type T.
 type Pool[T any] struct {
-	mu    sync.Mutex
+	mu *sync.Mutex // guards free, used and st: own, or shared with an owner (NewShared)
+	// Every field below mu is guarded by it.
+	free []int32 // stack of free indices
+	used []bool
+	st   stats.Pool
+
+	own   sync.Mutex
 	items []T
-	free  []int32 // stack of free indices
-	used  []bool
 	id    ID
 	extra int // bytes per element reserved outside T (a POOL pbuf's chunk)
-	st    stats.Pool
+	// Index divides by the element size without a DIV: off>>shift times inv (the inverse
+	// of the odd part of the size modulo 2^64) is off/size when off is a multiple of it.
+	size  uintptr
+	shift uint
+	inv   uintptr
 }
 
 // New returns a pool of n zeroed elements. extra is memory each element owns outside T
 // (counted in the element size that stats and the budget report).
 func New[T any](id ID, n, extra int) *Pool[T] {
+	return NewShared[T](id, n, extra, nil)
+}
+
+// NewShared is New for a pool guarded by mu instead of a lock of its own, so that an owner
+// that keeps several pools (pbuf's allocator: three header pools and its heap) takes one
+// lock for a whole batch of operations: Lock, GetLocked/PutLocked..., Unlock. Get, Put and
+// Stats take mu themselves. mu nil: the pool's own lock (New).
+func NewShared[T any](id ID, n, extra int, mu *sync.Mutex) *Pool[T] {
 	if n < 0 {
 		panic("memp: negative pool size")
 	}
 	p := &Pool[T]{items: make([]T, n), free: make([]int32, n), used: make([]bool, n), id: id, extra: extra}
+	p.mu = mu
+	if mu == nil {
+		p.mu = &p.own
+	}
 	for i := range p.free {
 		p.free[i] = int32(n - 1 - i) // lowest index handed out first
 	}
 	p.st = stats.Pool{Name: id.String(), Size: ElemSize[T](extra), Avail: n}
+	var zero T
+	p.size = unsafe.Sizeof(zero)
+	if p.size != 0 {
+		p.shift = uint(bits.TrailingZeros64(uint64(p.size)))
+		p.inv = inverse(p.size >> p.shift)
+	}
 	return p
+}
+
+// inverse returns the inverse of odd d modulo 2^64 (Newton's iteration: each step doubles
+// the number of correct low bits, and d*d ≡ 1 mod 8 gives three to start with).
+func inverse(d uintptr) uintptr {
+	x := d
+	for range 5 {
+		x *= 2 - d*x
+	}
+	return x
 }
 
 // ElemSize is the bytes one element of a pool of T with extra reserves: the element itself
@@ -98,10 +135,23 @@ func (p *Pool[T]) Get() *T {
 // GetIndex is Get that also returns the element's index in the pool.
 func (p *Pool[T]) GetIndex() (*T, int) {
 	p.mu.Lock()
+	x, i := p.GetLocked()
+	p.mu.Unlock()
+	return x, i
+}
+
+// Lock takes the pool's lock (shared with its owner's other pools for a NewShared pool),
+// for a batch of GetLocked and PutLocked.
+func (p *Pool[T]) Lock() { p.mu.Lock() }
+
+// Unlock releases the lock Lock took.
+func (p *Pool[T]) Unlock() { p.mu.Unlock() }
+
+// GetLocked is GetIndex for a caller that holds the pool's lock.
+func (p *Pool[T]) GetLocked() (*T, int) {
 	n := len(p.free)
 	if n == 0 {
 		p.st.Err++
-		p.mu.Unlock()
 		return nil, -1
 	}
 	i := p.free[n-1]
@@ -111,22 +161,26 @@ func (p *Pool[T]) GetIndex() (*T, int) {
 	if p.st.Used > p.st.Max {
 		p.st.Max = p.st.Used
 	}
-	p.mu.Unlock()
 	return &p.items[i], int(i)
 }
 
 // Index returns x's index in the pool; it panics if x is not an element of p.
 func (p *Pool[T]) Index(x *T) int {
-	if len(p.items) == 0 {
+	if len(p.items) == 0 || p.size == 0 {
+		if len(p.items) != 0 && x == &p.items[0] {
+			return 0 // zero-size elements share one address: indices cannot be told apart
+		}
 		panic(fmt.Sprintf("memp: %v: element not from this pool", p.id))
 	}
-	base := uintptr(unsafe.Pointer(&p.items[0]))
-	size := unsafe.Sizeof(p.items[0])
-	off := uintptr(unsafe.Pointer(x)) - base
-	if uintptr(unsafe.Pointer(x)) < base || off%size != 0 || off/size >= uintptr(len(p.items)) {
+	off := uintptr(unsafe.Pointer(x)) - uintptr(unsafe.Pointer(&p.items[0]))
+	// A pointer below the base wraps off to a huge value and fails the bound like one
+	// past the end; an offset that is not a multiple of the size gives an i whose product
+	// with the size is not off.
+	i := (off >> p.shift) * p.inv
+	if i >= uintptr(len(p.items)) || i*p.size != off {
 		panic(fmt.Sprintf("memp: %v: element not from this pool", p.id))
 	}
-	return int(off / size)
+	return int(i)
 }
 
 // Put zeroes x and returns it to the pool. Putting an element twice, or one that is not
@@ -136,14 +190,33 @@ func (p *Pool[T]) Put(x *T) {
 	var zero T
 	*x = zero
 	p.mu.Lock()
-	if !p.used[i] {
-		p.mu.Unlock()
+	ok := p.putIndex(i)
+	p.mu.Unlock()
+	if !ok {
 		panic(fmt.Sprintf("memp: %v: double free of element %d", p.id, i))
+	}
+}
+
+// PutLocked is Put for a caller that holds the pool's lock. It panics (with the lock still
+// held) on a double free or a foreign element.
+func (p *Pool[T]) PutLocked(x *T) {
+	i := p.Index(x)
+	var zero T
+	*x = zero
+	if !p.putIndex(i) {
+		panic(fmt.Sprintf("memp: %v: double free of element %d", p.id, i))
+	}
+}
+
+// putIndex frees element i; false if it was not in use (a double free).
+func (p *Pool[T]) putIndex(i int) bool {
+	if !p.used[i] {
+		return false
 	}
 	p.used[i] = false
 	p.free = append(p.free, int32(i))
 	p.st.Used--
-	p.mu.Unlock()
+	return true
 }
 
 // At returns element i, used or not (for owners that iterate their pool).

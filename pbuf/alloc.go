@@ -1,6 +1,8 @@
 package pbuf
 
 import (
+	"sync"
+
 	"github.com/wispstack/wisp/errs"
 	"github.com/wispstack/wisp/memp"
 	"github.com/wispstack/wisp/stats"
@@ -18,6 +20,10 @@ type Config struct {
 // Allocator owns one stack's pbuf memory: the POOL pool and its arena, the RAM heap, and
 // the header pools. Safe for concurrent use.
 type Allocator struct {
+	// mu guards the three header pools and the heap together, so that allocating a chain,
+	// a RAM pbuf (a header and a block) or freeing a chain takes it once, not once per
+	// pool operation: the lock's atomics were the largest cost of pbufs per packet.
+	mu      sync.Mutex
 	pool    *memp.Pool[Pbuf]
 	arena   []byte
 	bufSize int
@@ -28,14 +34,16 @@ type Allocator struct {
 
 // NewAllocator reserves all pbuf memory at once.
 func NewAllocator(c Config) *Allocator {
-	return &Allocator{
-		pool:    memp.New[Pbuf](memp.PbufPool, c.PoolCount, c.PoolBufSize),
+	a := &Allocator{
 		arena:   make([]byte, c.PoolCount*c.PoolBufSize),
 		bufSize: c.PoolBufSize,
-		refPool: memp.New[Pbuf](memp.Pbuf, c.RefCount, 0),
-		ramPool: memp.New[Pbuf](memp.PbufRAM, c.RAMCount, 0),
 		heap:    newHeap(c.HeapSize),
 	}
+	a.pool = memp.NewShared[Pbuf](memp.PbufPool, c.PoolCount, c.PoolBufSize, &a.mu)
+	a.refPool = memp.NewShared[Pbuf](memp.Pbuf, c.RefCount, 0, &a.mu)
+	a.ramPool = memp.NewShared[Pbuf](memp.PbufRAM, c.RAMCount, 0, &a.mu)
+	a.heap.mu = &a.mu
+	return a
 }
 
 // Register adds the allocator's pools to a stack's pool table.
@@ -63,55 +71,63 @@ func (a *Allocator) Alloc(layer Layer, length int, typ Type) (*Pbuf, error) {
 	if length < 0 || int(layer) < 0 {
 		return nil, errs.Val
 	}
+	switch typ {
+	case POOL:
+		if int(layer) >= a.bufSize {
+			return nil, errs.Val
+		}
+	case RAM:
+		if int(layer) >= MaxRAMBlock {
+			return nil, errs.Val
+		}
+	default:
+		return nil, errs.Val
+	}
 	var head, tail *Pbuf
 	room := int(layer)
 	rem := length
+	// One lock for the whole chain. The pbufs are not visible to anyone else until Alloc
+	// returns, so their fields (the count included) are written without atomics.
+	a.mu.Lock()
 	for {
 		var p *Pbuf
-		switch typ {
-		case POOL:
-			if room >= a.bufSize {
-				a.freeChain(head)
-				return nil, errs.Val
-			}
-			q, i := a.pool.GetIndex()
+		if typ == POOL {
+			q, i := a.pool.GetLocked()
 			if q == nil {
+				a.mu.Unlock()
 				a.freeChain(head)
 				return nil, errs.Mem
 			}
 			q.mem = a.arena[i*a.bufSize : (i+1)*a.bufSize : (i+1)*a.bufSize]
 			q.len = int32(min(rem, a.bufSize-room))
 			p = q
-		case RAM:
+		} else {
 			n := min(room+rem, MaxRAMBlock)
-			if room >= MaxRAMBlock {
-				return nil, errs.Val
-			}
-			q := a.ramPool.Get()
+			q, _ := a.ramPool.GetLocked()
 			if q == nil {
+				a.mu.Unlock()
 				a.freeChain(head)
 				return nil, errs.Mem
 			}
-			u, k := a.heap.alloc(n)
+			u, k := a.heap.allocLocked(n)
 			if u < 0 {
 				// No single block is free: take the largest free blocks as a chain (the
 				// first must hold the header room and a byte), so a small or fragmented
 				// heap is used in full, as lwIP's first-fit heap would be.
-				u, k = a.heap.allocLargest(orderFor(n)-1, orderFor(room+1))
+				u, k = a.heap.allocLargestLocked(orderFor(n)-1, orderFor(room+1))
 			}
 			if u < 0 {
-				a.ramPool.Put(q)
+				a.ramPool.PutLocked(q)
+				a.mu.Unlock()
 				a.freeChain(head)
 				return nil, errs.Mem
 			}
 			q.mem, q.blk, q.order = a.heap.bytes(u, k), u, int8(k)
 			q.len = int32(min(n, heapUnit<<k) - room)
 			p = q
-		default:
-			return nil, errs.Val
 		}
 		p.typ, p.a, p.off = typ, a, int32(room)
-		p.ref.Store(1)
+		p.ref = 1
 		rem -= int(p.len)
 		if head == nil {
 			head = p
@@ -124,11 +140,9 @@ func (a *Allocator) Alloc(layer Layer, length int, typ Type) (*Pbuf, error) {
 			break
 		}
 	}
+	a.mu.Unlock()
 	// tot_len from the back.
-	tot := int32(0)
-	for p := head; p != nil; p = p.next {
-		tot += p.len
-	}
+	tot := int32(length)
 	for p := head; p != nil; p = p.next {
 		p.totLen = tot
 		tot -= p.len
@@ -152,7 +166,7 @@ func (a *Allocator) AllocRef(b []byte, typ Type, owner Releaser) (*Pbuf, error) 
 	p.typ, p.a, p.mem, p.pool = typ, a, b[:len(b):len(b)], a.refPool
 	p.len, p.totLen = int32(len(b)), int32(len(b))
 	p.owner = owner
-	p.ref.Store(1)
+	p.ref = 1 // not yet shared: no atomic needed
 	return p, nil
 }
 
@@ -177,28 +191,6 @@ func (a *Allocator) freeChain(p *Pbuf) {
 	}
 }
 
-// release returns one pbuf whose count reached zero.
-func (a *Allocator) release(p *Pbuf) {
-	switch p.typ {
-	case POOL:
-		a.pool.Put(p)
-	case RAM:
-		a.heap.release(p.blk)
-		a.ramPool.Put(p)
-	case REF, ROM:
-		owner, parent, pool := p.owner, p.parent, p.pool
-		pool.Put(p)
-		if parent != nil {
-			parent.Free()
-		}
-		if owner != nil {
-			owner.Release()
-		}
-	default:
-		panic("pbuf: release of a pbuf with no type")
-	}
-}
-
 // RefRange returns a new chain of REF pbufs that share the memory of bytes [off, off+n) of
 // chain src: zero-copy views, as lwIP's FRAG_PBUF custom pbufs for IP fragmentation. Each
 // holds a reference on the src pbuf it views, so src's memory lives until every view is
@@ -214,9 +206,11 @@ func (a *Allocator) RefRange(pool *memp.Pool[Pbuf], src *Pbuf, off, n int) (*Pbu
 	q, o := src.Skip(off)
 	var head, tail *Pbuf
 	rem := n
+	pool.Lock() // once for all the views
 	for rem > 0 {
-		t := pool.Get()
+		t, _ := pool.GetLocked()
 		if t == nil {
+			pool.Unlock()
 			a.freeChain(head)
 			return nil, errs.Mem
 		}
@@ -226,8 +220,8 @@ func (a *Allocator) RefRange(pool *memp.Pool[Pbuf], src *Pbuf, off, n int) (*Pbu
 		t.off = q.off + int32(o)
 		t.len = int32(take)
 		t.parent = q
-		q.Ref()
-		t.ref.Store(1)
+		q.Ref()   // q may be shared: atomic
+		t.ref = 1 // t is not: plain
 		if head == nil {
 			head = t
 		} else {
@@ -237,6 +231,7 @@ func (a *Allocator) RefRange(pool *memp.Pool[Pbuf], src *Pbuf, off, n int) (*Pbu
 		rem -= take
 		q, o = q.next, 0
 	}
+	pool.Unlock()
 	tot := int32(n)
 	for t := head; t != nil; t = t.next {
 		t.totLen = tot

@@ -23,7 +23,8 @@ const (
 // Free-list links are stored in the free blocks themselves as 32-bit unit indices; the only
 // side table is one byte per 64-byte unit (order and in-use bit of the block starting there).
 type heap struct {
-	mu    sync.Mutex
+	mu    *sync.Mutex // the allocator's lock (its own in tests); guards meta, free, st and the links
+	own   sync.Mutex
 	arena []byte
 	meta  []uint8 // per unit: 0xff = not a block start; else order | heapUsedBit if used
 	free  [heapMaxOrder + 1]int32
@@ -36,6 +37,7 @@ func HeapMetaBytes(size int) int { return size >> heapUnitShift }
 func newHeap(size int) *heap {
 	size &^= heapUnit - 1
 	h := &heap{arena: make([]byte, size), meta: make([]uint8, size>>heapUnitShift)}
+	h.mu = &h.own
 	for i := range h.meta {
 		h.meta[i] = 0xff
 	}
@@ -97,9 +99,14 @@ func orderFor(n int) int {
 // alloc returns the first unit of a block of at least n bytes (n ≤ MaxRAMBlock) and its
 // order, or -1 when no block is free.
 func (h *heap) alloc(n int) (int32, int) {
-	want := orderFor(n)
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	return h.allocLocked(n)
+}
+
+// allocLocked is alloc with h.mu held.
+func (h *heap) allocLocked(n int) (int32, int) {
+	want := orderFor(n)
 	k := want
 	for k <= heapMaxOrder && h.free[k] == heapNone {
 		k++
@@ -122,12 +129,11 @@ func (h *heap) alloc(n int) (int32, int) {
 	return u, k
 }
 
-// allocLargest takes the largest free block of order at most k and at least minK, whole,
+// allocLargestLocked takes the largest free block of order at most k and at least minK, whole,
 // or returns -1. It is the fallback that lets a RAM allocation use a fragmented or small
 // heap as a chain of blocks.
-func (h *heap) allocLargest(k, minK int) (int32, int) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+// h.mu must be held.
+func (h *heap) allocLargestLocked(k, minK int) (int32, int) {
 	for ; k >= minK; k-- {
 		if u := h.free[k]; u != heapNone {
 			h.unlink(u, k)
@@ -147,6 +153,11 @@ func (h *heap) allocLargest(k, minK int) (int32, int) {
 func (h *heap) release(u int32) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.releaseLocked(u)
+}
+
+// releaseLocked is release with h.mu held.
+func (h *heap) releaseLocked(u int32) {
 	m := h.meta[u]
 	if m == 0xff || m&heapUsedBit == 0 {
 		h.st.Illegal++

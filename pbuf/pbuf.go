@@ -85,7 +85,10 @@ type Pbuf struct {
 	off    int32
 	len    int32
 	totLen int32
-	ref    atomic.Int32
+	// ref is the reference count. It changes atomically once the pbuf can be shared, but
+	// a pbuf not yet handed out (Alloc) and one whose count is 1 (Free: only its holder
+	// can touch it) are written plainly; see Free.
+	ref    int32
 	typ    Type
 	flags  Flags
 	order  int8  // RAM: heap block order
@@ -134,30 +137,22 @@ func (p *Pbuf) IfIndex() int { return int(p.ifIdx) }
 func (p *Pbuf) SetIfIndex(i int) { p.ifIdx = uint8(i) }
 
 // Refs returns the reference count of this pbuf.
-func (p *Pbuf) Refs() int { return int(p.ref.Load()) }
+func (p *Pbuf) Refs() int { return int(atomic.LoadInt32(&p.ref)) }
 
 // Ref adds a reference to p (only p, as lwIP's pbuf_ref: the rest of the chain is held
 // through p).
-func (p *Pbuf) Ref() { p.ref.Add(1) }
+func (p *Pbuf) Ref() { atomic.AddInt32(&p.ref, 1) }
 
 // Free drops one reference to p and releases every pbuf of the chain whose count reaches
 // zero, stopping at the first still referenced. It returns how many pbufs were released.
 // Takes ownership of the caller's reference. Free of nil is a no-op.
 func (p *Pbuf) Free() int {
-	n := 0
-	for p != nil {
-		switch r := p.ref.Add(-1); {
-		case r > 0:
-			return n
-		case r < 0:
-			panic("pbuf: Free of a pbuf that is already free")
-		}
-		next := p.next
-		p.a.release(p)
-		n++
-		p = next
+	if p == nil {
+		return 0
 	}
-	return n
+	var f freer
+	defer f.unlock() // a double-free panic must not leave the allocator locked
+	return f.free(p)
 }
 
 // AddHeader moves the payload start back by n bytes to prepend a header (lwIP
@@ -351,7 +346,7 @@ func (p *Pbuf) Split(at int) (*Pbuf, error) {
 	t.totLen = q.totLen - int32(o)
 	t.next = q.next
 	t.parent = q
-	t.ref.Store(1)
+	t.ref = 1
 	q.Ref()
 	q.next = nil
 	q.len = int32(o)
@@ -372,8 +367,8 @@ func (p *Pbuf) Check() error {
 		if q.totLen != want {
 			return fmt.Errorf("pbuf: tot_len %d != len %d + next.tot_len", q.totLen, q.len)
 		}
-		if q.ref.Load() <= 0 {
-			return fmt.Errorf("pbuf: reference count %d in a live chain", q.ref.Load())
+		if r := atomic.LoadInt32(&q.ref); r <= 0 {
+			return fmt.Errorf("pbuf: reference count %d in a live chain", r)
 		}
 		if q.off < 0 || int(q.off+q.len) > len(q.mem) {
 			return fmt.Errorf("pbuf: payload [%d,%d) outside memory of %d", q.off, q.off+q.len, len(q.mem))

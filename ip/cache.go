@@ -1,0 +1,56 @@
+package ip
+
+import "net/netip"
+
+// Per-packet caches. A bulk transfer sends and receives packet after packet between the
+// same two addresses, so the input checks (is the source acceptable, is the destination a
+// broadcast, which netif holds it) and the output route are the same each time. The
+// caches remember one answer each, valid for one generation of the configuration: every
+// change of a netif, an address (or its state) or a route calls changed, which bumps
+// Layer.gen and so invalidates them all. Only answers that let the packet through are
+// cached; drops take the full checks.
+
+// changed invalidates the caches. Call it after every change of netifs (added, removed,
+// up or down), addresses (added, removed, state) or routes.
+func (l *Layer) changed() { l.gen++ }
+
+// setState changes an address's state (and so whether it is usable, which the caches
+// depend on).
+func (l *Layer) setState(a *ifAddr, s AddrState) {
+	if a.state != s {
+		a.state = s
+		l.changed()
+	}
+}
+
+// inCache remembers the last packet accepted for local delivery by input4 or input6.
+type inCache struct {
+	gen      uint64
+	n        *Netif
+	src, dst netip.Addr
+	looped   bool
+	bcast    bool // IPv4: dst is a broadcast address of n
+	valid    bool
+}
+
+// hit reports whether a packet from src to dst on n was the last one accepted.
+func (c *inCache) hit(l *Layer, n *Netif, src, dst netip.Addr, looped bool) bool {
+	return c.valid && c.gen == l.gen && c.n == n && c.dst == dst && c.src == src && c.looped == looped
+}
+
+func (c *inCache) set(l *Layer, n *Netif, src, dst netip.Addr, looped, bcast bool) {
+	*c = inCache{gen: l.gen, n: n, src: src, dst: dst, looped: looped, bcast: bcast, valid: true}
+}
+
+// routeCache remembers the last successful route: route(dst, force) and, for IPv4,
+// whether dst is a broadcast address of the egress netif.
+type routeCache struct {
+	gen   uint64
+	dst   netip.Addr
+	force *Netif
+	n     *Netif
+	nh    netip.Addr
+	local bool
+	bcast bool
+	valid bool
+}
