@@ -39,7 +39,9 @@
 // a long fat path is limited to TCPSndBuf per RTT), ECN, TCP Fast Open, urgent data (URG is
 // ignored and the data delivered inline, as RFC 6093 recommends), MD5/AO signatures. Zero
 // window probes are Linux's (an ACK one below SND.UNA), not RFC 9293's one octet of data.
-// TCPMSS caps the send MSS: links with MTU 9000 or 65535 need a TCPMSS to match. The SACK
+// TCPMSS caps the send MSS below what the route MTU allows (the tunnel preset sets 65495, so
+// the route decides; the embedded preset keeps lwIP's 536). A full link transmit queue
+// drops frames and TCP recovers as from loss: link back-pressure does not reach TCP. The SACK
 // scoreboard is a list walked linearly (fine for thousands of segments in flight).
 //
 // Layer: transport. Imports the base packages (opt, stats, clock, errs), wire, memp, pbuf,
