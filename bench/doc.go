@@ -1,0 +1,14 @@
+// Command bench runs wisp side by side with gVisor netstack (as wireguard-go configures it,
+// and tuned the way the issue describes Tailscale's tuning) and, as root, the Linux kernel
+// between two network namespaces, and prints one table of every scenario with the ratios
+// wisp/netstack. See README.md for what each scenario measures and RESULTS.md for the last
+// full run.
+//
+// Layer: bench (imports every wisp package, gVisor and wireguard-go's pins, x/sys/unix).
+//
+// Concurrency: each engine runs in a network of its own (two stacks joined by the shared
+// link, or two namespaces for the kernel), opened and closed around every run. The wisp
+// driver (wispconn.go) calls the raw TCP API only in core context (Stack.Callback or a TCP
+// callback) and hands data to the benchmark goroutines through mutex-guarded queues and a
+// sync.Cond; gVisor and the kernel are used through their net.Conn APIs.
+package main

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"sync"
+
+	"github.com/wispstack/wisp/errs"
+	"github.com/wispstack/wisp/link"
+	"github.com/wispstack/wisp/opt"
+	"github.com/wispstack/wisp/pbuf"
+	"github.com/wispstack/wisp/stack"
+	"github.com/wispstack/wisp/stats"
+)
+
+// wispEngine is wisp with its tunnel preset (opt.Tunnel()), driven through the raw TCP API
+// in core context (wconn). The only change to the preset: TCP_PCB is raised when a
+// scenario holds more connections than the preset has PCBs, and the table says so.
+type wispEngine struct{}
+
+func (wispEngine) name() string    { return "wisp" }
+func (wispEngine) missing() string { return "" }
+
+type wispNet struct {
+	a, b   *stack.Stack
+	ea, eb *wispEndpoint
+	l      *sharedLink
+	adjust []string
+}
+
+func (wispEngine) open(cfg netConfig) (network, error) {
+	o := opt.Tunnel()
+	n := &wispNet{}
+	// Each stack holds cfg.Conns connections; TIME-WAIT PCBs are recycled when the pool runs
+	// out, so only live connections need a slot.
+	if need := cfg.Conns + 64; need > o.MempNumTCPPCB {
+		n.adjust = append(n.adjust, fmt.Sprintf("MempNumTCPPCB %d → %d (the scenario holds %d connections per stack)",
+			o.MempNumTCPPCB, need, cfg.Conns))
+		o.MempNumTCPPCB = need
+	}
+	mtu := cfg.MTU
+	if cfg.LargeSegments {
+		mtu = 65535
+		n.adjust = append(n.adjust, "large-segment variant = a 65535-byte MTU link (wisp has no GSO)")
+	}
+	var err error
+	if n.a, err = stack.New(stack.Config{Options: o}); err != nil {
+		return nil, err
+	}
+	if n.b, err = stack.New(stack.Config{Options: o}); err != nil {
+		n.a.Close()
+		return nil, err
+	}
+	n.ea = &wispEndpoint{mtu: mtu}
+	n.eb = &wispEndpoint{mtu: mtu}
+	n.l = newLink(linkConfig{MTU: mtu, Impair: cfg.Impair}, n.ea, n.eb)
+	n.ea.out, n.eb.out = n.l.ab, n.l.ba
+	for _, x := range []struct {
+		s    *stack.Stack
+		ep   *wispEndpoint
+		addr netip.Addr
+	}{{n.a, n.ea, addrA}, {n.b, n.eb, addrB}} {
+		if _, err := x.s.AddNetif(x.ep, stack.NetifConfig{Name: "bench0", Addrs: []netip.Prefix{netip.PrefixFrom(x.addr, 24)}}); err != nil {
+			n.close()
+			return nil, err
+		}
+	}
+	n.l.start()
+	return n, nil
+}
+
+func (n *wispNet) listen(port uint16) (listener, error) {
+	return wispListen(n.b, netip.AddrPortFrom(addrB, port))
+}
+
+func (n *wispNet) dial(port uint16) (conn, error) {
+	return wispDial(n.a, netip.AddrPortFrom(addrB, port))
+}
+
+func (n *wispNet) listenUDP(uint16) (packetConn, error) { return nil, notAvailable("no UDP yet") }
+func (n *wispNet) dialUDP(uint16) (packetConn, error)   { return nil, notAvailable("no UDP yet") }
+
+func (n *wispNet) packets() uint64 {
+	return n.l.ab.stats.Packets.Load() + n.l.ba.stats.Packets.Load()
+}
+
+func (n *wispNet) linkSummary() string { return n.l.summary() }
+
+func (n *wispNet) notes() []string { return n.adjust }
+
+// memory sums both stacks' pools and heap: what is in use now and what was reserved.
+func (n *wispNet) memory() engineMemory {
+	var m engineMemory
+	for _, s := range []*stack.Stack{n.a, n.b} {
+		snap := s.Stats()
+		m.InUse += int64(snap.Heap.Used)
+		for _, p := range snap.Pools {
+			m.InUse += int64(p.Used) * int64(p.Size)
+			if p.Name == "TCP_PCB" {
+				m.PCBSize = int64(p.Size)
+				m.PCBSlots += int64(p.Avail)
+			}
+		}
+		m.Reserved += int64(s.Budget().Total)
+	}
+	return m
+}
+
+func (n *wispNet) close() error {
+	if n.l != nil {
+		n.l.close()
+	}
+	for _, s := range []*stack.Stack{n.a, n.b} {
+		if s != nil {
+			s.Close()
+		}
+	}
+	return nil
+}
+
+var _ = stats.Snapshot{}
+
+// wispEndpoint is wisp's side of the shared link: a link.Endpoint (MediumIP, like a TUN) that
+// puts the stack's frames on the link by reference and receives by copying into POOL chains
+// from the stack's AllocRx.
+type wispEndpoint struct {
+	mtu int
+	out *direction
+
+	mu   sync.RWMutex
+	disp link.Dispatcher // guarded by mu
+	rx   []*pbuf.Pbuf    // delivery scratch; used by the delivery goroutine only
+}
+
+var _ link.Endpoint = (*wispEndpoint)(nil)
+
+func (e *wispEndpoint) Medium() link.Medium   { return link.MediumIP }
+func (e *wispEndpoint) MTU() int              { return e.mtu }
+func (e *wispEndpoint) HardwareAddr() [6]byte { return [6]byte{} }
+func (e *wispEndpoint) Close() error          { return nil }
+func (e *wispEndpoint) release(owner any)     { owner.(*pbuf.Pbuf).Free() }
+func (e *wispEndpoint) Attach(d link.Dispatcher) {
+	e.mu.Lock()
+	e.disp = d
+	e.mu.Unlock()
+}
+
+// WritePackets takes ownership of every frame: queued by reference, or freed when the
+// queue is full (counted by the link; errs.WouldBlock).
+func (e *wispEndpoint) WritePackets(pkts []*pbuf.Pbuf) (int, error) {
+	d := e.out
+	n := 0
+	var err error
+	d.lock()
+	for _, p := range pkts {
+		f := d.slot(p.TotLen())
+		if f == nil {
+			p.Free()
+			err = errs.WouldBlock
+			continue
+		}
+		for q := p; q != nil; q = q.Next() {
+			if q.Len() > 0 {
+				f.parts = append(f.parts, q.Payload())
+			}
+		}
+		f.owner = p
+		n++
+	}
+	d.unlock()
+	return n, err
+}
+
+// deliver copies each frame into a POOL chain of the receiving stack (the one copy) and
+// delivers the batch under one hold of its core lock.
+func (e *wispEndpoint) deliver(frames []frame) {
+	e.mu.RLock()
+	d := e.disp
+	e.mu.RUnlock()
+	if d == nil {
+		return
+	}
+	out := e.rx[:0]
+	for i := range frames {
+		f := &frames[i]
+		p := d.AllocRx(f.size)
+		if p == nil {
+			continue // counted by the stack as a LINK memerr
+		}
+		if p.TotLen() > f.size {
+			p.Shrink(f.size)
+		}
+		off := 0
+		for _, part := range f.parts {
+			_ = p.CopyIn(part, off)
+			off += len(part)
+		}
+		out = append(out, p)
+	}
+	if len(out) > 0 {
+		d.DeliverPackets(out)
+		clear(out)
+	}
+	e.rx = out[:0]
+}
