@@ -42,7 +42,7 @@ func (l *Listener) Close() error {
 	}
 	t := l.t
 	for c := t.all.head; c != nil; {
-		next := c.anext
+		next := c.all.next
 		if c.listener == l {
 			c.listener = nil
 			wasPending := c.flags&fBacklog != 0

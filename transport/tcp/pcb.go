@@ -26,9 +26,9 @@ type PCB struct {
 	dst          netip.Addr
 	lport, rport uint16
 	hash         uint32
-	hnext        *PCB // connection hash chain
-	anext, aprev *PCB // Proto.all
-	tnext, tprev *PCB // Proto.timeWait
+	hnext        *PCB    // connection hash chain
+	all          pcbLink // Proto.all
+	tw           pcbLink // Proto.timeWait
 	listener     *Listener
 	phsum        uint32 // pseudo-header checksum without the length
 	ttl, tos     uint8
@@ -221,14 +221,14 @@ func (t *Proto) allocPCB() *PCB {
 	c.rcvBuf = t.opts.TCPWnd
 	c.rcvBufMax = max(t.opts.TCPMaxWnd, t.opts.TCPWnd)
 	c.tmo.Init(c.onTimer)
-	t.all.pushAll(c)
+	t.all.push(c)
 	return c
 }
 
 // oldestOrphan returns the oldest PCB the application closed that waits only for the
 // peer (LAST-ACK, CLOSING, FIN-WAIT-2), or nil.
 func (t *Proto) oldestOrphan() *PCB {
-	for c := t.all.head; c != nil; c = c.anext {
+	for c := t.all.head; c != nil; c = c.all.next {
 		if c.flags&fAppClosed != 0 && (c.state == StateLastAck || c.state == StateClosing || c.state == StateFinWait2) {
 			return c
 		}
@@ -245,7 +245,7 @@ func (c *PCB) free() {
 	t.timers.Cancel(&c.tmo)
 	t.hashRemove(c)
 	if c.state == StateTimeWait {
-		t.timeWait.removeTW(c)
+		t.timeWait.remove(c)
 	}
 	if c.flags&fBacklog != 0 && c.listener != nil {
 		c.listener.pending--
@@ -256,7 +256,7 @@ func (c *PCB) free() {
 	t.freeQueue(&c.sndq)
 	t.freeQueue(&c.rtxq)
 	t.freeQueue(&c.ooseq)
-	t.all.removeAll(c)
+	t.all.remove(c)
 	t.gens[c.idx]++
 	t.pcbs.Put(c)
 }
@@ -275,7 +275,7 @@ func (c *PCB) abandon(err error) {
 	c.t.hashRemove(c)
 	c.t.timers.Cancel(&c.tmo)
 	if c.state == StateTimeWait {
-		c.t.timeWait.removeTW(c)
+		c.t.timeWait.remove(c)
 	}
 	c.state = StateClosed
 	if fn != nil && err != nil {
@@ -287,10 +287,10 @@ func (c *PCB) abandon(err error) {
 // setState moves c to s, keeping the TIME-WAIT list in step.
 func (c *PCB) setState(s State) {
 	if c.state == StateTimeWait && s != StateTimeWait {
-		c.t.timeWait.removeTW(c)
+		c.t.timeWait.remove(c)
 	}
 	if s == StateTimeWait && c.state != StateTimeWait {
-		c.t.timeWait.pushTW(c)
+		c.t.timeWait.push(c)
 	}
 	c.state = s
 }

@@ -53,7 +53,7 @@ func (t *Proto) portTaken(skip *PCB, addr netip.Addr, port uint16) bool {
 		}
 	}
 	reuse := skip != nil && skip.flags&fReuseAddr != 0
-	for o := t.all.head; o != nil; o = o.anext {
+	for o := t.all.head; o != nil; o = o.all.next {
 		if o == skip || o.flags&fBound == 0 || o.lport != port || !overlaps(o.laddr, addr) {
 			continue
 		}
@@ -76,7 +76,7 @@ func (t *Proto) portBlocksConnect(addr netip.Addr, port uint16) bool {
 	if t.boundIdle == 0 {
 		return false
 	}
-	for o := t.all.head; o != nil; o = o.anext {
+	for o := t.all.head; o != nil; o = o.all.next {
 		if o.flags&fBound != 0 && o.state == StateClosed && o.lport == port && overlaps(o.laddr, addr) {
 			return true
 		}

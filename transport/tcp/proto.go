@@ -119,6 +119,7 @@ func New(c Config) (*Proto, error) {
 		c.Pools.Register(memp.TCPSeg, t.segs)
 	}
 	t.challengeSec = -1
+	t.timeWait.tw = true
 	return t, nil
 }
 
@@ -149,7 +150,7 @@ func (t *Proto) Close() {
 	}
 	t.closed = true
 	for c := t.all.head; c != nil; {
-		next := c.anext
+		next := c.all.next
 		if c.state != StateClosed && c.state != StateTimeWait && c.state != StateSynSent && c.state != StateListen {
 			c.sendRST(c.sndNxt, c.rcvNxt, true)
 		}
@@ -310,17 +311,28 @@ func (t *Proto) lookupListener(laddr netip.Addr, lport uint16) *Listener {
 	return wild
 }
 
-// pcbList is an intrusive doubly linked list of PCBs; which links it uses depends on the
-// list (all: anext/aprev, timeWait: tnext/tprev).
+// pcbLink is one PCB's place in a pcbList.
+type pcbLink struct{ next, prev *PCB }
+
+// pcbList is an intrusive doubly linked list of PCBs. A PCB is on two lists at once (all,
+// and timeWait while in TIME-WAIT), each through its own pcbLink, which link picks.
 type pcbList struct {
 	head, tail *PCB
 	n          int
+	tw         bool // the list links through PCB.tw rather than PCB.all
 }
 
-func (l *pcbList) pushAll(c *PCB) {
-	c.aprev, c.anext = l.tail, nil
+func (l *pcbList) link(c *PCB) *pcbLink {
+	if l.tw {
+		return &c.tw
+	}
+	return &c.all
+}
+
+func (l *pcbList) push(c *PCB) {
+	*l.link(c) = pcbLink{prev: l.tail}
 	if l.tail != nil {
-		l.tail.anext = c
+		l.link(l.tail).next = c
 	} else {
 		l.head = c
 	}
@@ -328,43 +340,18 @@ func (l *pcbList) pushAll(c *PCB) {
 	l.n++
 }
 
-func (l *pcbList) removeAll(c *PCB) {
-	if c.aprev != nil {
-		c.aprev.anext = c.anext
+func (l *pcbList) remove(c *PCB) {
+	lk := l.link(c)
+	if lk.prev != nil {
+		l.link(lk.prev).next = lk.next
 	} else {
-		l.head = c.anext
+		l.head = lk.next
 	}
-	if c.anext != nil {
-		c.anext.aprev = c.aprev
+	if lk.next != nil {
+		l.link(lk.next).prev = lk.prev
 	} else {
-		l.tail = c.aprev
+		l.tail = lk.prev
 	}
-	c.anext, c.aprev = nil, nil
-	l.n--
-}
-
-func (l *pcbList) pushTW(c *PCB) {
-	c.tprev, c.tnext = l.tail, nil
-	if l.tail != nil {
-		l.tail.tnext = c
-	} else {
-		l.head = c
-	}
-	l.tail = c
-	l.n++
-}
-
-func (l *pcbList) removeTW(c *PCB) {
-	if c.tprev != nil {
-		c.tprev.tnext = c.tnext
-	} else {
-		l.head = c.tnext
-	}
-	if c.tnext != nil {
-		c.tnext.tprev = c.tprev
-	} else {
-		l.tail = c.tprev
-	}
-	c.tnext, c.tprev = nil, nil
+	*lk = pcbLink{}
 	l.n--
 }
