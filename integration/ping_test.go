@@ -97,38 +97,15 @@ func buildWisp(t *testing.T) string {
 func TestWispServeCLI(t *testing.T) {
 	requireTool(t, "ping")
 	ns := newNetns(t)
-	bin := buildWisp(t)
 	capture := filepath.Join(t.TempDir(), "serve.pcap")
-	out := newSyncBuffer()
-	cmd := ns.cmd(bin, "serve", "--tun", "wisp1", "--addr", "198.18.2.2/24", "--addr", "fd42:5eed:2::2/64", "--pcap", capture)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
-	ns.waitLink(t, "wisp1")
-	ns.run(t, "ip", "addr", "add", "198.18.2.1/24", "dev", "wisp1")
-	ns.run(t, "ip", "-6", "addr", "add", "fd42:5eed:2::1/64", "dev", "wisp1", "nodad")
-	ns.run(t, "ip", "link", "set", "wisp1", "up")
+	srv := startServe(t, ns, "198.18.2.1/24", "fd42:5eed:2::1/64",
+		"--addr", "198.18.2.2/24", "--addr", "fd42:5eed:2::2/64", "--pcap", capture)
+	out := srv.out
 	kernelPings(t, ns, "198.18.2.2", "fd42:5eed:2::2")
 
-	cmd.Process.Signal(syscall.SIGUSR1)
+	srv.cmd.Process.Signal(syscall.SIGUSR1)
 	waitFor(t, func() bool { return strings.Contains(out.String(), "ICMPv6") }, "stats on SIGUSR1:\n"+out.String())
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-exited:
-		exited <- err
-		if err != nil {
-			t.Fatalf("wisp serve exited with %v:\n%s", err, out.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("wisp serve did not stop on SIGTERM:\n%s", out.String())
-	}
+	srv.stop(t)
 
 	// The capture decodes: IPv4 and IPv6 echo replies with valid structure.
 	f, err := os.Open(capture)

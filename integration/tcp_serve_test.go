@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -15,24 +14,9 @@ import (
 // TCP.
 func TestWispServeTCP(t *testing.T) {
 	ns := newNetns(t)
-	bin := buildWisp(t)
-	out := newSyncBuffer()
-	cmd := ns.cmd(bin, "serve", "--tun", "wisp1", "--addr", "198.18.14.2/24", "--addr", "fd42:5eed:14::2/64",
-		"--echo", "7", "--discard", "9")
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
-	ns.waitLink(t, "wisp1")
-	ns.run(t, "ip", "addr", "add", "198.18.14.1/24", "dev", "wisp1")
-	ns.run(t, "ip", "-6", "addr", "add", "fd42:5eed:14::1/64", "dev", "wisp1", "nodad")
-	ns.run(t, "ip", "link", "set", "wisp1", "up")
+	srv := startServe(t, ns, "198.18.14.1/24", "fd42:5eed:14::1/64",
+		"--addr", "198.18.14.2/24", "--addr", "fd42:5eed:14::2/64", "--echo", "7", "--discard", "9")
+	out := srv.out
 	waitFor(t, func() bool { return strings.Contains(out.String(), "serving on") }, "wisp serve to start:\n"+out.String())
 
 	n := int64(16 << 20)
@@ -56,16 +40,7 @@ func TestWispServeTCP(t *testing.T) {
 		logRate(t, f.name+" wisp serve discard", n, time.Since(start))
 	}
 
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-exited:
-		exited <- err
-		if err != nil {
-			t.Fatalf("wisp serve exited with %v:\n%s", err, out.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("wisp serve did not stop on SIGTERM:\n%s", out.String())
-	}
+	srv.stop(t)
 	s := out.String()
 	for _, want := range []string{"tcp echo on port 7", "tcp discard on port 9", "TCP", "PassiveOpens"} {
 		if !strings.Contains(s, want) {
