@@ -111,6 +111,9 @@ func (l *Layer) input4(n *Netif, p *pbuf.Pbuf, looped bool) {
 // takes ownership.
 func (l *Layer) deliver(h *Header, p *pbuf.Pbuf) {
 	v6 := h.Dst.Is6()
+	if l.rawListen[h.Proto] > 0 && l.raw != nil && l.rawOffer(h, p) {
+		return
+	}
 	switch {
 	case !v6 && h.Proto == wire.ProtoICMP:
 		l.icmp4Input(h, p)
@@ -147,6 +150,20 @@ func (l *Layer) deliver(h *Header, p *pbuf.Pbuf) {
 		l.icmp4Error(h.Netif, p, wire.ICMPv4DestUnreach, wire.ICMPv4ProtoUnreach, 0)
 	}
 	l.dropPkt(p, &l.ip.Proterr)
+}
+
+// rawOffer offers p (at its IP header) to the raw hook positioned at the transport header,
+// and restores the IP header when the hook did not eat it. It reports whether p was eaten.
+func (l *Layer) rawOffer(h *Header, p *pbuf.Pbuf) bool {
+	if p.Len() < h.HeaderLen {
+		return false // headers spread over pbufs (reassembled): not offered
+	}
+	_ = p.RemoveHeader(h.HeaderLen)
+	if l.raw.RawInput(h, p) {
+		return true
+	}
+	_ = p.AddHeader(h.HeaderLen)
+	return false
 }
 
 // forward4 routes a packet not addressed to this stack (RFC 1812 §5.2) or drops it when
@@ -229,7 +246,15 @@ type OutputOptions struct {
 	TTL          uint8 // 0: Options.IPDefaultTTL (IPv6: the router-advertised hop limit)
 	TOS          uint8 // IPv4 TOS / IPv6 traffic class
 	DontFragment bool  // IPv4: set DF and fail rather than fragment
-	Netif        *Netif
+	// Netif forces the egress netif (SO_BINDTODEVICE, IP_MULTICAST_IF).
+	Netif *Netif
+	// FailIfFull makes Output fail with errs.Mem, dropping p and counting Memerr, when the
+	// egress link's transmit queue has no room (link.TxRoomer): a datagram sender hears
+	// ENOMEM, as esp-lwip's UDP does, instead of the frame being dropped at flush.
+	FailIfFull bool
+	// MulticastLoop delivers a copy of a multicast packet to this stack too when the
+	// egress netif is a member of the group (IP_MULTICAST_LOOP, IPV6_MULTICAST_LOOP).
+	MulticastLoop bool
 }
 
 // routeCached is route through the family's one-entry cache; bcast reports (IPv4) that dst
@@ -278,6 +303,12 @@ func (l *Layer) output4(p *pbuf.Pbuf, src, dst netip.Addr, proto uint8, o Output
 		l.ip.Rterr++
 		p.Free()
 		return errs.Rte
+	}
+	if o.FailIfFull && !local && n.full() {
+		l.ip.Drop++
+		l.ip.Memerr++
+		p.Free()
+		return errs.Mem
 	}
 	if bcast {
 		nh = broadcast4 // ethernet maps only the limited broadcast

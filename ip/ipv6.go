@@ -277,6 +277,12 @@ func (l *Layer) output6(p *pbuf.Pbuf, src, dst netip.Addr, proto uint8, o Output
 		p.Free()
 		return errs.Rte
 	}
+	if o.FailIfFull && !local && n.full() {
+		l.ip6.Drop++
+		l.ip6.Memerr++
+		p.Free()
+		return errs.Mem
+	}
 	dst = dst.WithZone("")
 	if !src.IsValid() {
 		if src, err = l.SourceFor(dst, n); err != nil {

@@ -41,6 +41,18 @@ type Transport interface {
 	ControlInput(h *Header, kind ControlKind, mtu int, quoted []byte)
 }
 
+// Raw sees packets before their protocol does, as lwIP's raw_input: raw PCBs and ICMP echo
+// (ping) sockets. The stack registers one with SetRaw; the Layer calls it only for protocols
+// switched on with RawListen, so the hot path pays one array load.
+type Raw interface {
+	// RawInput is offered every packet of a listened protocol that is addressed to this
+	// stack, after IP validation and reassembly, before the protocol handles it. p starts
+	// at the transport (or ICMP) header; h is borrowed for the call, p is borrowed unless
+	// RawInput returns true ("eaten"), in which case it took ownership and the packet goes
+	// no further. Raw PCBs that only want a copy clone or reference p and return false.
+	RawInput(h *Header, p *pbuf.Pbuf) bool
+}
+
 // ControlKind is the kind of an ICMP error reported to a transport.
 type ControlKind uint8
 
@@ -104,6 +116,8 @@ type Layer struct {
 	list       []*Netif    // in index order
 	routes     []routeEntry
 	transports [256]Transport
+	raw        Raw
+	rawListen  [256]int32 // per protocol: how many raw listeners want it (RawListen)
 	echoFn     func(h *Header, id, seq uint16, data []byte)
 
 	loopq, loopNext []loopItem
@@ -202,6 +216,19 @@ func (l *Layer) Close() {
 // RegisterTransport sets the handler of protocol proto (nil removes it). ICMP (1) and ICMPv6
 // (58) are the Layer's own; a transport registered for them is ignored.
 func (l *Layer) RegisterTransport(proto uint8, t Transport) { l.transports[proto] = t }
+
+// SetRaw registers the raw hook (nil removes it).
+func (l *Layer) SetRaw(r Raw) { l.raw = r }
+
+// RawListen adds (on) or removes one raw listener for protocol proto; packets of proto are
+// offered to the Raw hook while at least one listener remains.
+func (l *Layer) RawListen(proto uint8, on bool) {
+	if on {
+		l.rawListen[proto]++
+	} else if l.rawListen[proto] > 0 {
+		l.rawListen[proto]--
+	}
+}
 
 // SetEchoHandler sets the function called, in core context, for every echo reply received;
 // data is borrowed for the call.

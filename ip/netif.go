@@ -33,6 +33,7 @@ type Netif struct {
 	addrs  []*ifAddr
 	batch  []*pbuf.Pbuf
 	stats  stats.Proto
+	roomer link.TxRoomer // ep, when its transmit queue can fill
 
 	// Learned from router advertisements (RFC 4861 §6.3.4); zero: use the defaults.
 	mtu6      int
@@ -70,6 +71,7 @@ func (l *Layer) AddNetif(ep link.Endpoint, c NetifConfig) (*Netif, error) {
 	if n.mtu == 0 {
 		n.mtu = ep.MTU()
 	}
+	n.roomer, _ = ep.(link.TxRoomer)
 	if n.mtu < minMTU4 {
 		return nil, errs.Val
 	}
@@ -303,6 +305,13 @@ func (n *Netif) xmit(p *pbuf.Pbuf) {
 		n.flush()
 	}
 	n.batch = append(n.batch, p)
+}
+
+// full reports whether the link would refuse another frame at the next flush: its queue
+// has no room beyond the frames already batched (link.TxRoomer). Links that do not say are
+// never full.
+func (n *Netif) full() bool {
+	return n.roomer != nil && n.roomer.TxRoom() <= len(n.batch)
 }
 
 // flush writes the batch to the endpoint, which takes ownership of every frame.

@@ -63,6 +63,15 @@ type Endpoint interface {
 	Close() error
 }
 
+// TxRoomer is implemented by links whose transmit queue can fill. TxRoom reports how many
+// frames WritePackets would accept now; it is a hint (a concurrent delivery may free room),
+// so a caller that sees room may still be refused. Wrappers report their inner link's room,
+// or a large number when it does not say. The stack uses it to fail a datagram send with
+// errs.Mem (ENOMEM) instead of dropping the datagram silently at the next flush.
+type TxRoomer interface {
+	TxRoom() int
+}
+
 // Dispatcher receives frames from a link; the stack implements it.
 type Dispatcher interface {
 	// AllocRx returns a POOL chain of n bytes to receive one frame into, or nil when the pool

@@ -35,6 +35,15 @@ func (s *Stack) Callback(fn func()) {
 	fn()
 }
 
+// Lock takes the core lock (lwIP's LOCK_TCPIP_CORE) for code outside core context that
+// drives the ip and transport layers directly, as the netconn layer does; Unlock flushes
+// the frames the critical section queued, then releases it. Prefer Callback; never call
+// Lock from core context (callbacks, timers), which already holds it.
+func (s *Stack) Lock() { s.core.Lock() }
+
+// Unlock flushes queued output and releases the core lock taken by Lock.
+func (s *Stack) Unlock() { s.core.Unlock() }
+
 // AssertCore panics unless the core lock is held. Protocol-facing helpers call it in tests
 // (lwIP's LWIP_ASSERT_CORE_LOCKED).
 func (s *Stack) AssertCore() {

@@ -1,6 +1,7 @@
 package impair
 
 import (
+	"math"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -161,6 +162,15 @@ func (l *Link) Held() (tx, rx int) {
 // inner link's error for the frames passed on at once, or 0 and errs.Clsd after Close.
 func (l *Link) WritePackets(pkts []*pbuf.Pbuf) (int, error) {
 	return l.tx.input(pkts)
+}
+
+// TxRoom implements link.TxRoomer: the inner link's room (frames held for a delay are not
+// counted against it), or math.MaxInt when the inner link does not say.
+func (l *Link) TxRoom() int {
+	if r, ok := l.inner.(link.TxRoomer); ok {
+		return r.TxRoom()
+	}
+	return math.MaxInt
 }
 
 // AllocRx implements link.Dispatcher for the inner link: it forwards to the attached

@@ -67,6 +67,9 @@ func (l *Link) Stats() (delivered, dropped uint64) { return l.q.Stats() }
 // queue full, errs.Clsd); that one and the rest are dropped and counted.
 func (l *Link) WritePackets(pkts []*pbuf.Pbuf) (int, error) { return l.q.Put(pkts) }
 
+// TxRoom implements link.TxRoomer: the free slots of the loop queue.
+func (l *Link) TxRoom() int { return l.q.Room() }
+
 // Flush delivers queued frames in the caller's goroutine, again until the queue is empty or
 // a bound on rounds is reached, and returns how many it took. Meant for sync mode; a Flush
 // from inside DeliverPackets returns 0.

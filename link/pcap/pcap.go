@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 	"sync"
 
 	"github.com/wispstack/wisp/clock"
@@ -135,6 +136,15 @@ func (l *Link) Records() uint64 {
 func (l *Link) WritePackets(pkts []*pbuf.Pbuf) (int, error) {
 	l.record(pkts)
 	return l.inner.WritePackets(pkts)
+}
+
+// TxRoom implements link.TxRoomer: the inner link's room, or math.MaxInt when it does not
+// say.
+func (l *Link) TxRoom() int {
+	if r, ok := l.inner.(link.TxRoomer); ok {
+		return r.TxRoom()
+	}
+	return math.MaxInt
 }
 
 // AllocRx implements link.Dispatcher for the inner link by forwarding; the caller owns

@@ -101,6 +101,9 @@ func (e *End) WritePackets(pkts []*pbuf.Pbuf) (int, error) {
 	return e.tx.Put(pkts)
 }
 
+// TxRoom implements link.TxRoomer: the free slots of this end's transmit queue.
+func (e *End) TxRoom() int { return e.tx.Room() }
+
 // Flush delivers, in the caller's goroutine, every frame queued in both directions, again
 // and again until both queues are empty or a bound on rounds is reached (two peers answering
 // each other forever must not spin). It returns how many frames it took off the queues. It

@@ -91,6 +91,16 @@ func (q *Queue) Stats() (delivered, dropped uint64) {
 	return q.delivered.Load(), q.dropped.Load()
 }
 
+// Room returns how many more frames Put would accept now (0 once closed).
+func (q *Queue) Room() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return 0
+	}
+	return len(q.ring) - q.n
+}
+
 // Put takes ownership of every pbuf in pkts, whatever it returns; the slice is borrowed.
 // Frames are accepted in order until one fails: a closed queue (errs.Clsd), a frame longer
 // than maxFrame (errs.Val) or a full queue (errs.WouldBlock); that frame and the rest are
