@@ -57,4 +57,19 @@ var (
 	// connect answered by RST (or by ICMP port unreachable) fails with Refused, so a socket
 	// reports ECONNREFUSED as every kernel does.
 	Refused = &Error{-17, "ERR_REFUSED", "connection refused", syscall.ECONNREFUSED}
+
+	// The codes below are not in lwIP either: each is an errno a socket must be able to
+	// report distinctly, where lwIP folds it into ERR_RTE, ERR_VAL or ERR_MEM.
+
+	// NetUnreach: no route to the destination's network (ICMP net unreachable, or a send
+	// with no matching route).
+	NetUnreach = &Error{-18, "ERR_NETUNREACH", "network unreachable", syscall.ENETUNREACH}
+	// NetDown: the route's netif is down.
+	NetDown = &Error{-19, "ERR_NETDOWN", "network is down", syscall.ENETDOWN}
+	// MsgSize: a datagram larger than the protocol allows (or ICMP packet too big).
+	MsgSize = &Error{-20, "ERR_MSGSIZE", "message too long", syscall.EMSGSIZE}
+	// AddrNotAvail: bind to an address that is not local.
+	AddrNotAvail = &Error{-21, "ERR_ADDRNOTAVAIL", "address not available", syscall.EADDRNOTAVAIL}
+	// Access: a broadcast send on a socket without SO_BROADCAST.
+	Access = &Error{-22, "ERR_ACCES", "permission denied", syscall.EACCES}
 )

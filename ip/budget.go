@@ -9,10 +9,12 @@ import (
 )
 
 // PoolDecls declares the pools New creates from o (reassembly, fragmentation, the ND6 and
-// ARP queues), for the budget report.
+// ARP queues, the IGMP and MLD group tables), for the budget report.
 func PoolDecls(o opt.Options) []memp.Decl {
 	d := frag.PoolDecls(o.MempNumReassData, o.IPReassMaxPbufs, o.MempNumFragPbuf)
 	d = append(d, memp.DeclFor[pbuf.QueueNode](memp.ND6Queue, max(o.MempNumND6Queue, 0), 0))
+	d = append(d, memp.DeclFor[group](memp.IGMPGroup, max(o.MempNumIGMPGroup, 0), 0))
+	d = append(d, memp.DeclFor[group](memp.MLD6Group, max(o.MempNumMLD6Group, 0), 0))
 	return append(d, ethernet.PoolDecls(max(o.MempNumARPQueue, 0))...)
 }
 

@@ -101,7 +101,7 @@ func (l *Layer) icmp6Input(h *Header, p *pbuf.Pbuf) {
 		wire.ICMPv6NeighborAdvert, wire.ICMPv6Redirect:
 		l.nd.input(h, p)
 	case wire.ICMPv6MLDQuery, wire.ICMPv6MLDReport, wire.ICMPv6MLDDone, wire.ICMPv6MLDv2Report:
-		p.Free() // MLD is not implemented: wisp reports no groups
+		l.mldInput(h, p)
 	default:
 		// RFC 4443 §2.4(a), (b): unknown error messages go to the upper layer (none wants
 		// them here), unknown informational messages "MUST be silently discarded".

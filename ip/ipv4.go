@@ -79,6 +79,12 @@ func (l *Layer) input4(n *Netif, p *pbuf.Pbuf, looped bool) {
 		}
 		bcast = n.isBroadcast4(dst)
 		mcast = dst.IsMulticast()
+		if mcast && !n.isMember(dst) {
+			// RFC 1112 §6.2: a host delivers multicast datagrams only for groups its
+			// interface belongs to (224.0.0.1 always).
+			l.dropPkt(p, &l.ip.Err)
+			return
+		}
 		if !bcast && !mcast {
 			if m := l.localNetif(dst); m == nil {
 				l.forward4(n, p)
@@ -117,6 +123,9 @@ func (l *Layer) deliver(h *Header, p *pbuf.Pbuf) {
 	switch {
 	case !v6 && h.Proto == wire.ProtoICMP:
 		l.icmp4Input(h, p)
+		return
+	case !v6 && h.Proto == wire.ProtoIGMP:
+		l.igmpInput(h, p)
 		return
 	case v6 && h.Proto == wire.ProtoICMPv6:
 		l.icmp6Input(h, p)
@@ -335,6 +344,12 @@ func (l *Layer) output4(p *pbuf.Pbuf, src, dst netip.Addr, proto uint8, o Output
 			p.Free()
 			return errs.Val // message too long
 		}
+		if o.MulticastLoop && dst.IsMulticast() && n.isMember(dst) {
+			var hb [wire.IPv4MinHeaderLen]byte
+			r.PayloadLen = p.TotLen()
+			_ = r.Emit(hb[:])
+			l.loopMcast(n, hb[:], p)
+		}
 		return l.fragment4(n, p, &r, nh, 0, false)
 	}
 	if wire.IPv4MinHeaderLen+p.TotLen() > 0xffff {
@@ -355,6 +370,9 @@ func (l *Layer) output4(p *pbuf.Pbuf, src, dst netip.Addr, proto uint8, o Output
 	l.ip.Xmit++
 	if local {
 		return l.loopback(n, p)
+	}
+	if o.MulticastLoop && dst.IsMulticast() && n.isMember(dst) {
+		l.loopMcast(n, nil, p)
 	}
 	return l.send4(n, p, nh, src)
 }

@@ -39,7 +39,7 @@ func (l *Layer) input6(n *Netif, p *pbuf.Pbuf, looped bool) {
 			return
 		}
 		if mcast {
-			if !n.inGroup(dst) {
+			if !n.isMember(dst) {
 				l.dropPkt(p, &l.ip6.Err) // a group we have not joined
 				return
 			}
@@ -314,6 +314,12 @@ func (l *Layer) send6Hdr(n *Netif, p *pbuf.Pbuf, src, dst, nh netip.Addr, proto 
 			return errs.Val
 		}
 		if wire.IPv6HeaderLen+p.TotLen() > mtu {
+			if o.MulticastLoop && dst.IsMulticast() && n.isMember(dst) {
+				var hb [wire.IPv6HeaderLen]byte
+				r.PayloadLen = p.TotLen()
+				_ = r.Emit(hb[:])
+				l.loopMcast(n, hb[:], p)
+			}
 			// RFC 8200 §5: the source fragments packets larger than the path MTU.
 			return l.fragment6(n, p, &r, nh, mtu)
 		}
@@ -336,6 +342,9 @@ func (l *Layer) send6Hdr(n *Netif, p *pbuf.Pbuf, src, dst, nh netip.Addr, proto 
 	l.ip6.Xmit++
 	if local {
 		return l.loopback(n, p)
+	}
+	if o.MulticastLoop && dst.IsMulticast() && n.isMember(dst) {
+		l.loopMcast(n, nil, p)
 	}
 	return l.send6(n, p, nh)
 }

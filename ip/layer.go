@@ -136,7 +136,12 @@ type Layer struct {
 	nd  ndState
 	tmo clock.Timeout
 
-	ip, icmp, ip6, icmp6, nd6 stats.Proto
+	// Multicast memberships (mcast.go): the IGMP_GROUP and MLD6_GROUP pools and the one
+	// timer of every pending report.
+	igmpPool, mldPool *memp.Pool[group]
+	mcTmo             clock.Timeout
+
+	ip, icmp, ip6, icmp6, nd6, igmp, mld6 stats.Proto
 
 	// Scratch headers passed to transports: a pointer to a local would escape through the
 	// interface call and allocate on the hot path.
@@ -186,7 +191,12 @@ func New(cfg Config) (*Layer, error) {
 	l.reass, l.frags = r, r.Fragmenter()
 	l.nd.init(l)
 	l.tmo.Init(l.onTimer)
+	l.mcTmo.Init(l.mcTimer)
+	l.igmpPool = memp.New[group](memp.IGMPGroup, max(o.MempNumIGMPGroup, 0), 0)
+	l.mldPool = memp.New[group](memp.MLD6Group, max(o.MempNumMLD6Group, 0), 0)
 	if cfg.Pools != nil {
+		cfg.Pools.Register(memp.IGMPGroup, l.igmpPool)
+		cfg.Pools.Register(memp.MLD6Group, l.mldPool)
 		// The ARP queue pool is shared by every Ethernet netif; creating it now makes the
 		// stack's reservation independent of which netifs are added later.
 		ethernet.RegisterQueue(cfg.Pools, o.MempNumARPQueue)
@@ -210,6 +220,7 @@ func (l *Layer) Close() {
 	l.loopq = l.loopq[:0]
 	l.reass.Close()
 	l.timers.Cancel(&l.tmo)
+	l.timers.Cancel(&l.mcTmo)
 	l.closed = true
 }
 
@@ -237,10 +248,11 @@ func (l *Layer) SetEchoHandler(fn func(h *Header, id, seq uint16, data []byte)) 
 // RateLimited reports how many ICMP errors the token bucket suppressed.
 func (l *Layer) RateLimited() uint64 { return l.rateLimited }
 
-// Stats fills the IP, ICMP, IPFrag, IP6, ICMP6, IP6Frag, ND6, Etharp (sum of the ethernet
-// interfaces) and Link (sum of the netifs) records of s.
+// Stats fills the IP, ICMP, IGMP, IPFrag, IP6, ICMP6, MLD6, IP6Frag, ND6, Etharp (sum of
+// the ethernet interfaces) and Link (sum of the netifs) records of s.
 func (l *Layer) Stats(s *stats.Snapshot) {
 	s.IP, s.ICMP, s.IP6, s.ICMP6, s.ND6 = l.ip, l.icmp, l.ip6, l.icmp6, l.nd6
+	s.IGMP, s.MLD6 = l.igmp, l.mld6
 	s.IPFrag, s.IP6Frag = *l.reass.Stats4(), *l.reass.Stats6()
 	s.Etharp, s.Link = stats.Proto{}, stats.Proto{}
 	for _, n := range l.list {
@@ -330,6 +342,10 @@ func (l *Layer) dropPkt(p *pbuf.Pbuf, reason *uint64) {
 		l.icmp6.Drop++
 	case l.in(reason, &l.nd6):
 		l.nd6.Drop++
+	case l.in(reason, &l.igmp):
+		l.igmp.Drop++
+	case l.in(reason, &l.mld6):
+		l.mld6.Drop++
 	}
 }
 

@@ -44,6 +44,9 @@ type Netif struct {
 	// Router solicitations still to send and when the next is due (RFC 4861 §6.3.7).
 	rsLeft int
 	rsNext time.Time
+
+	// Multicast memberships and IGMP / MLD state (mcast.go).
+	mc4, mc6 mcFamily
 }
 
 // AddNetif adds a netif over ep with the lowest free index (1..255). An Ethernet endpoint
@@ -139,6 +142,7 @@ func (l *Layer) RemoveNetif(n *Netif) error {
 // shutdown takes n down for good: flushes everything it holds and closes its Iface.
 func (n *Netif) shutdown() {
 	n.SetUp(false)
+	n.l.mcShutdown(n)
 	n.addrs = nil
 	n.l.changed()
 	if n.eth != nil {
@@ -251,6 +255,7 @@ func (n *Netif) SetUp(up bool) {
 		l.changed()
 		l.removeAutoRoutes(n)
 		l.rearm()
+		l.mcDown(n)
 		return
 	}
 	if n.eth != nil {
@@ -274,6 +279,7 @@ func (n *Netif) SetUp(up bool) {
 		}
 	}
 	l.rearm()
+	l.mcUp(n)
 }
 
 // Input takes ownership of one received frame: an Ethernet frame or a bare IP packet,

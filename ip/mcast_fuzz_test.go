@@ -1,0 +1,60 @@
+package ip
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/wispstack/wisp/link"
+)
+
+// fuzzMcast feeds pkt to a layer with joined groups of both families, lets every timer
+// run, and closes it: no panic, nothing left in any pool (env.close checks).
+func fuzzMcast(t *testing.T, pkt []byte) {
+	o := testOptions()
+	o.MempNumIGMPGroup, o.MempNumMLD6Group = 2, 2
+	e := newEnv(t, o, 5)
+	ep := &capEP{medium: link.MediumIP, mtu: 1500, discard: true}
+	n, _ := e.l.AddNetif(ep, NetifConfig{})
+	_ = n.AddAddr(mustPrefix(v4A, 24))
+	_ = n.AddAddr(mustPrefix(ll6A, 64))
+	n.SetUp(true)
+	for _, g := range []netip.Addr{grp1, grp2, grp6a, grp6b} {
+		_ = e.l.JoinGroup(n, g)
+	}
+	e.inject(n, pkt)
+	_ = e.l.LeaveGroup(n, grp2)
+	e.clk.Advance(time.Hour) // every pending report, whatever delay the input asked for
+	e.l.Flush()
+	e.close()
+}
+
+func FuzzIGMPInput(f *testing.F) {
+	f.Add(igmpQueryPkt(allSystems4, 3, 50, netip.Addr{}, 2, 125, true)[24:], true)
+	f.Add(igmpQueryPkt(allSystems4, 2, 100, netip.Addr{}, 0, 0, true)[24:], true)
+	f.Add(igmpQueryPkt(allSystems4, 1, 0, netip.Addr{}, 0, 0, false)[24:], false)
+	f.Add(igmpQueryPkt(grp1, 3, 0xff, grp1, 7, 0xff, true, grp2)[24:], true)
+	f.Add([]byte{igmpV2Report, 0, 0, 0, 239, 1, 1, 1}, true)
+	f.Fuzz(func(t *testing.T, msg []byte, ra bool) {
+		if len(msg) < 4 || len(msg) > 1400 {
+			return
+		}
+		dst := allSystems4
+		if len(msg) >= 8 && msg[4] == 239 {
+			dst = grp1
+		}
+		fuzzMcast(t, igmpPkt(query4, dst, append([]byte(nil), msg...), ra, 1))
+	})
+}
+
+func FuzzMLDInput(f *testing.F) {
+	f.Add(mldQueryPkt(ll6Q, allNodes, true, 2000, netip.Addr{}, 1, true)[48:], uint8(1), true)
+	f.Add(mldQueryPkt(ll6Q, allNodes, false, 2000, netip.Addr{}, 1, true)[48:], uint8(1), true)
+	f.Add(mldQueryPkt(ll6Q, allNodes, true, 0xffff, grp6a, 1, true)[48:], uint8(1), true)
+	f.Fuzz(func(t *testing.T, msg []byte, hop uint8, ra bool) {
+		if len(msg) < 4 || len(msg) > 1400 {
+			return
+		}
+		fuzzMcast(t, mldPkt(ll6Q, allNodes, append([]byte(nil), msg...), hop, ra))
+	})
+}
