@@ -159,6 +159,12 @@ type Options struct {
 	// 49152-65535). UDP uses the same range.
 	TCPPortLow  uint16
 	TCPPortHigh uint16
+	// TCPKeepConnWhenIPChanges keeps TCP connections alive when their local address is
+	// removed from its netif (esp-lwip CONFIG_LWIP_TCP_KEEP_CONNECTION_WHEN_IP_CHANGES), for
+	// links whose address comes back (a DHCP renewal, a roaming tunnel). Off (the default,
+	// lwIP's behaviour): removing an address aborts every connection bound to it, and their
+	// owners hear ERR_ABRT. Listeners are never closed either way.
+	TCPKeepConnWhenIPChanges bool
 
 	// TCPRecvMboxSize, UDPRecvMboxSize, AcceptMboxSize bound the netcon mailboxes
 	// (lwIP DEFAULT_TCP_RECVMBOX_SIZE and friends).

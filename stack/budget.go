@@ -9,7 +9,9 @@ import (
 	"github.com/wispstack/wisp/memp"
 	"github.com/wispstack/wisp/opt"
 	"github.com/wispstack/wisp/pbuf"
+	"github.com/wispstack/wisp/transport/raw"
 	"github.com/wispstack/wisp/transport/tcp"
+	"github.com/wispstack/wisp/transport/udp"
 )
 
 // BudgetLine is one row of the memory budget: a pool, or the heap (Count 1).
@@ -34,6 +36,8 @@ func BudgetFor(o opt.Options) Budget {
 	decls = append(decls, pbuf.PoolDecls(allocConfig(o))...)
 	decls = append(decls, ip.PoolDecls(o)...)
 	decls = append(decls, tcp.PoolDecls(o)...)
+	decls = append(decls, udp.PoolDecls(o)...)
+	decls = append(decls, raw.PoolDecls(o)...)
 	var b Budget
 	for id := memp.ID(0); id < memp.NumIDs; id++ {
 		for _, d := range decls {
@@ -43,7 +47,7 @@ func BudgetFor(o opt.Options) Budget {
 		}
 	}
 	b.add("MEM_HEAP", 1, pbuf.HeapBytes(allocConfig(o)))
-	for _, t := range append(ip.TableDecls(o), tcp.TableDecls(o)...) {
+	for _, t := range transportTables(ip.TableDecls(o), o) {
 		b.add(t.Name, t.Count, t.Size)
 	}
 	return b
@@ -58,12 +62,18 @@ func (s *Stack) Budget() Budget {
 	}
 	b.add("MEM_HEAP", 1, s.alloc.HeapReserved())
 	s.core.Lock()
-	tables := append(s.ip.Tables(), tcp.TableDecls(s.opts)...)
+	tables := transportTables(s.ip.Tables(), s.opts)
 	s.core.Unlock()
 	for _, t := range tables {
 		b.add(t.Name, t.Count, t.Size)
 	}
 	return b
+}
+
+// transportTables appends the transports' fixed tables to the ip layer's.
+func transportTables(t []memp.TableDecl, o opt.Options) []memp.TableDecl {
+	t = append(t, tcp.TableDecls(o)...)
+	return append(t, udp.TableDecls(o)...)
 }
 
 func (b *Budget) add(name string, count, size int) {

@@ -17,7 +17,9 @@ import (
 	"github.com/wispstack/wisp/opt"
 	"github.com/wispstack/wisp/pbuf"
 	"github.com/wispstack/wisp/stats"
+	"github.com/wispstack/wisp/transport/raw"
 	"github.com/wispstack/wisp/transport/tcp"
+	"github.com/wispstack/wisp/transport/udp"
 	"github.com/wispstack/wisp/wire"
 )
 
@@ -41,6 +43,8 @@ type Stack struct {
 	timers *clock.Timeouts
 	ip     *ip.Layer
 	tcp    *tcp.Proto
+	udp    *udp.Proto
+	raw    *raw.Proto
 	netifs []*Netif
 	closed bool
 	ping   pinger
@@ -88,9 +92,37 @@ func New(c Config) (*Stack, error) {
 	}
 	s.tcp = t
 	l.RegisterTransport(wire.ProtoTCP, t)
+	// UDP's ephemeral ports (RFC 6056) are as secret as TCP's: the same seed, another key.
+	u, err := udp.New(udp.Config{Options: o, IP: l, Alloc: s.alloc, Timers: s.timers, Pools: &s.pools,
+		Seed: splitSeed(tcpSeed, 0x756470)})
+	if err != nil {
+		t.Close()
+		l.Close()
+		return nil, fmt.Errorf("wisp: %w", err)
+	}
+	s.udp = u
+	l.RegisterTransport(wire.ProtoUDP, u)
+	r, err := raw.New(raw.Config{Options: o, IP: l, Alloc: s.alloc, Pools: &s.pools, Seed: splitSeed(tcpSeed, 0x726177)})
+	if err != nil {
+		u.Close()
+		t.Close()
+		l.Close()
+		return nil, fmt.Errorf("wisp: %w", err)
+	}
+	s.raw = r
+	l.SetRaw(r)
 	s.core.flush = l.Flush
 	s.ping.init(s, c.Seed)
+	r.ReserveIdent(s.ping.id) // ping PCBs must not eat the replies Stack.Ping waits for
 	return s, nil
+}
+
+// splitSeed derives an independent seed for one user of a stack's seed (splitmix64).
+func splitSeed(seed, salt uint64) uint64 {
+	z := seed + salt*0x9e3779b97f4a7c15
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return z ^ z>>31
 }
 
 func allocConfig(o opt.Options) pbuf.Config {
@@ -120,6 +152,13 @@ func (s *Stack) IP() *ip.Layer { return s.ip }
 // Callback or a TCP callback).
 func (s *Stack) TCP() *tcp.Proto { return s.tcp }
 
+// UDP returns the stack's UDP; use its raw API in core context only (inside Lock/Unlock,
+// Callback or a UDP callback).
+func (s *Stack) UDP() *udp.Proto { return s.udp }
+
+// Raw returns the stack's raw and ping PCBs; use them in core context only.
+func (s *Stack) Raw() *raw.Proto { return s.raw }
+
 // Pools returns the stack's pool table (safe for concurrent use).
 func (s *Stack) Pools() *memp.Table { return &s.pools }
 
@@ -137,6 +176,8 @@ func (s *Stack) Close() error {
 		}
 		s.ping.closeLocked()
 		s.tcp.Close()
+		s.udp.Close()
+		s.raw.Close()
 		s.ip.Close()
 		s.timers.Close()
 		s.netifs = nil
@@ -201,7 +242,8 @@ func (s *Stack) AddNetif(ep link.Endpoint, c NetifConfig) (*Netif, error) {
 	return nif, nil
 }
 
-// RemoveNetif detaches and closes the netif's link.
+// RemoveNetif detaches and closes the netif's link. Its addresses go with it, and with them
+// (unless Options.TCPKeepConnWhenIPChanges) the TCP connections bound to them.
 func (s *Stack) RemoveNetif(nif *Netif) error {
 	s.core.Lock()
 	i := -1
@@ -216,7 +258,13 @@ func (s *Stack) RemoveNetif(nif *Netif) error {
 	}
 	s.netifs = append(s.netifs[:i], s.netifs[i+1:]...)
 	nif.ep.Attach(nil)
+	addrs := nif.n.Addrs()
 	err := s.ip.RemoveNetif(nif.n)
+	if err == nil {
+		for _, a := range addrs {
+			s.addrRemoved(a.Prefix.Addr())
+		}
+	}
 	s.core.Unlock()
 	return errors.Join(err, nif.ep.Close())
 }
@@ -288,11 +336,25 @@ func (n *Netif) AddAddr(p netip.Prefix) error {
 	return n.n.AddAddr(p)
 }
 
-// RemoveAddr removes an address.
+// RemoveAddr removes an address. Unless Options.TCPKeepConnWhenIPChanges, every TCP
+// connection bound to it is aborted (its owner hears errs.Abrt).
 func (n *Netif) RemoveAddr(a netip.Addr) error {
 	n.s.core.Lock()
 	defer n.s.core.Unlock()
-	return n.n.RemoveAddr(a)
+	if err := n.n.RemoveAddr(a); err != nil {
+		return err
+	}
+	n.s.addrRemoved(a)
+	return nil
+}
+
+// addrRemoved runs in core context after address a left its netif: TCP connections bound
+// to it are aborted unless the options keep them (esp-lwip's
+// CONFIG_LWIP_TCP_KEEP_CONNECTION_WHEN_IP_CHANGES).
+func (s *Stack) addrRemoved(a netip.Addr) {
+	if !s.opts.TCPKeepConnWhenIPChanges {
+		s.tcp.AbortLocal(a)
+	}
 }
 
 // Addrs lists the netif's addresses with their state.
@@ -341,6 +403,7 @@ func (s *Stack) Stats() stats.Snapshot {
 	var snap stats.Snapshot
 	s.ip.Stats(&snap)
 	s.tcp.Stats(&snap)
+	s.udp.Stats(&snap)
 	for _, n := range s.netifs {
 		m := n.rxMemErr.Load()
 		snap.Link.Memerr += m

@@ -1,0 +1,164 @@
+package raw
+
+import (
+	"encoding/binary"
+	"net/netip"
+
+	"github.com/wispstack/wisp/errs"
+	"github.com/wispstack/wisp/ip"
+	"github.com/wispstack/wisp/pbuf"
+	"github.com/wispstack/wisp/wire"
+)
+
+// The largest payloads ip can carry without jumbograms.
+const (
+	MaxPayload4 = 0xffff - wire.IPv4MinHeaderLen
+	MaxPayload6 = 0xffff
+)
+
+// Send sends p to the connected peer; it takes ownership. errs.Conn if not connected.
+func (c *PCB) Send(p *pbuf.Pbuf) error {
+	if !c.usable() {
+		p.Free()
+		return errs.Clsd
+	}
+	if !c.raddr.IsValid() {
+		p.Free()
+		return errs.Conn
+	}
+	return c.send(p, c.rdst)
+}
+
+// SendTo sends p to dst; it takes ownership of p whatever the result.
+//
+// Ping PCB: p is a whole ICMP (ICMPv6) echo request, header and data: its type must be echo
+// request and its code 0 (errs.Val otherwise); the stack writes the PCB's identifier
+// (choosing one first if needed) and the checksum. Raw PCB: p is the protocol payload; an
+// IPv6 PCB with a checksum offset gets its checksum written there.
+//
+// Errors: errs.Mem (no memory, or the link queue full), errs.MsgSize (too large for one IP
+// packet), errs.NetUnreach (no route), errs.NetDown (the netif is down), errs.Val (bad
+// destination or message), errs.Clsd.
+func (c *PCB) SendTo(p *pbuf.Pbuf, dst netip.Addr) error {
+	if !c.usable() {
+		p.Free()
+		return errs.Clsd
+	}
+	return c.send(p, dst.Unmap())
+}
+
+func (c *PCB) send(pb *pbuf.Pbuf, dst netip.Addr) error {
+	if pb == nil {
+		return errs.Val
+	}
+	p := c.p
+	if !c.family(dst) || dst.IsUnspecified() {
+		pb.Free()
+		return errs.Val
+	}
+	n := pb.TotLen()
+	if !c.v6 && n > MaxPayload4 || c.v6 && n > MaxPayload6 {
+		pb.Free()
+		return errs.MsgSize
+	}
+	bare := dst.WithZone("")
+	o := ip.OutputOptions{TTL: c.ttl, TOS: c.tos, FailIfFull: true}
+	if bare.IsMulticast() {
+		o.TTL, o.MulticastLoop = c.mcTTL, c.mcLoop
+		if o.Netif = p.ip.NetifForGroup(dst, int(c.mcIf)); o.Netif == nil {
+			pb.Free()
+			switch {
+			case c.mcIf == 0:
+				return errs.NetUnreach
+			case p.ip.NetifByIndex(int(c.mcIf)) == nil:
+				return errs.Val
+			}
+			return errs.NetDown
+		}
+	}
+	src := c.laddr
+	if !src.IsValid() || src.IsUnspecified() || src.IsMulticast() {
+		nif := o.Netif
+		if nif == nil && dst.Zone() != "" {
+			nif, _, _ = p.ip.Lookup(dst) // the zone names the netif of a link-local peer
+		}
+		var err error
+		if src, err = p.ip.SourceFor(bare, nif); err != nil {
+			pb.Free()
+			return p.routeErr(bare, o.Netif)
+		}
+	}
+	if c.ping {
+		if err := c.fillEcho(pb, src, bare); err != nil {
+			pb.Free()
+			return err
+		}
+	} else if c.v6 && c.csum >= 0 {
+		if c.csum+2 > n {
+			pb.Free()
+			return errs.Val
+		}
+		var zero [2]byte
+		_ = pb.CopyIn(zero[:], c.csum)
+		s := wire.Finish(ip.ChainChecksum(pb, 0, n, wire.PseudoHeaderChecksum(c.proto, src, bare, uint32(n))))
+		var b [2]byte
+		binary.BigEndian.PutUint16(b[:], s)
+		_ = pb.CopyIn(b[:], c.csum)
+	}
+	switch err := p.ip.Output(pb, src, dst, c.proto, o); err {
+	case nil, errs.Mem:
+		return err
+	case errs.Rte:
+		return p.routeErr(bare, o.Netif)
+	default:
+		return err
+	}
+}
+
+// fillEcho checks that pb is an echo request and writes the identifier and checksum.
+func (c *PCB) fillEcho(pb *pbuf.Pbuf, src, dst netip.Addr) error {
+	var h [wire.ICMPv4HeaderLen]byte
+	if pb.CopyOut(h[:], 0) < len(h) {
+		return errs.Val
+	}
+	want := uint8(wire.ICMPv4EchoRequest)
+	if c.v6 {
+		want = wire.ICMPv6EchoRequest
+	}
+	if h[0] != want || h[1] != 0 {
+		return errs.Val
+	}
+	if !c.hasIdent {
+		id, ok := c.p.pickIdent(c)
+		if !ok {
+			return errs.Use
+		}
+		c.ident, c.hasIdent = id, true
+	}
+	binary.BigEndian.PutUint16(h[4:], c.ident)
+	h[2], h[3] = 0, 0
+	_ = pb.CopyIn(h[:], 0)
+	n := pb.TotLen()
+	var s uint32
+	if c.v6 {
+		// RFC 4443 §2.3: the ICMPv6 checksum covers the pseudo-header too.
+		s = wire.PseudoHeaderChecksum(wire.ProtoICMPv6, src, dst, uint32(n))
+	}
+	binary.BigEndian.PutUint16(h[2:], wire.Finish(ip.ChainChecksum(pb, 0, n, s)))
+	return pb.CopyIn(h[2:4], 2)
+}
+
+// routeErr tells why there is no route to dst: errs.NetDown when the forced netif or a
+// netif with a route to dst is down, else errs.NetUnreach (slow path: it copies the
+// routing table).
+func (p *Proto) routeErr(dst netip.Addr, force *ip.Netif) error {
+	if force != nil && !force.Up() {
+		return errs.NetDown
+	}
+	for _, r := range p.ip.Routes() {
+		if r.Dst.Contains(dst) && r.Netif != nil && !r.Netif.Up() {
+			return errs.NetDown
+		}
+	}
+	return errs.NetUnreach
+}

@@ -1,0 +1,392 @@
+package raw_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wispstack/wisp/clock"
+	"github.com/wispstack/wisp/errs"
+	"github.com/wispstack/wisp/ip"
+	"github.com/wispstack/wisp/link"
+	"github.com/wispstack/wisp/link/loopback"
+	"github.com/wispstack/wisp/link/pipe"
+	"github.com/wispstack/wisp/opt"
+	"github.com/wispstack/wisp/pbuf"
+	"github.com/wispstack/wisp/stack"
+	"github.com/wispstack/wisp/stack/stacktest"
+	"github.com/wispstack/wisp/transport/raw"
+	"github.com/wispstack/wisp/wire"
+)
+
+var (
+	pfxA4 = netip.MustParsePrefix("198.18.0.1/24")
+	pfxB4 = netip.MustParsePrefix("198.18.0.2/24")
+	pfxA6 = netip.MustParsePrefix("fd42:5eed::1/64")
+	pfxB6 = netip.MustParsePrefix("fd42:5eed::2/64")
+)
+
+func testOpts() opt.Options {
+	o := opt.Embedded()
+	o.MemSize = 256 << 10
+	o.PbufPoolSize = 64
+	o.PbufPoolBufSize = 1600
+	o.MempNumRawPCB = 8
+	o.IPv6AutoConfig = false
+	o.IPv6DupAddrDetectTransmits = 0
+	return o
+}
+
+type pair struct {
+	a, b   *stack.Stack
+	na, nb *stack.Netif
+	pa     *pipe.End
+}
+
+func newStack(t testing.TB, seed uint64) *stack.Stack {
+	t.Helper()
+	s, err := stack.New(stack.Config{Options: testOpts(), Clock: clock.NewFake(time.Unix(1e9, 0)), Seed: seed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stacktest.Closed(t, s)
+	return s
+}
+
+// newPair connects two stacks by a synchronous pipe (bare IP frames).
+func newPair(t testing.TB) *pair {
+	t.Helper()
+	if _, fuzz := t.(*testing.F); !fuzz {
+		stacktest.NoGoroutineLeak(t)
+	}
+	pa, pb := pipe.New(pipe.Config{Medium: link.MediumIP, Sync: true})
+	p := &pair{a: newStack(t, 1), b: newStack(t, 2), pa: pa}
+	var err error
+	if p.na, err = p.a.AddNetif(pa, stack.NetifConfig{Addrs: []netip.Prefix{pfxA4, pfxA6}}); err != nil {
+		t.Fatal(err)
+	}
+	if p.nb, err = p.b.AddNetif(pb, stack.NetifConfig{Addrs: []netip.Prefix{pfxB4, pfxB6}}); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// echoRequest builds an ICMP (v6: ICMPv6) echo request with an identifier the stack will
+// overwrite.
+func echoRequest(v6 bool, seq uint16, data []byte) []byte {
+	b := make([]byte, 8+len(data))
+	b[0] = wire.ICMPv4EchoRequest
+	if v6 {
+		b[0] = wire.ICMPv6EchoRequest
+	}
+	binary.BigEndian.PutUint16(b[4:], 0xdead)
+	binary.BigEndian.PutUint16(b[6:], seq)
+	copy(b[8:], data)
+	return b
+}
+
+type msg struct {
+	b    []byte
+	info raw.RecvInfo
+}
+
+type sink struct{ got []msg }
+
+func (k *sink) recv(c *raw.PCB, p *pbuf.Pbuf, info *raw.RecvInfo) {
+	k.got = append(k.got, msg{p.Bytes(nil), *info})
+	p.Free()
+}
+
+func buf(t testing.TB, s *stack.Stack, b []byte) *pbuf.Pbuf {
+	t.Helper()
+	p, err := s.Allocator().Alloc(pbuf.LayerIP, len(b), pbuf.RAM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = p.CopyIn(b, 0)
+	return p
+}
+
+func TestPingSecondStack(t *testing.T) {
+	p := newPair(t)
+	for _, dst := range []netip.Addr{pfxB4.Addr(), pfxB6.Addr()} {
+		v6 := dst.Is6()
+		var c *raw.PCB
+		k := &sink{}
+		var err error
+		p.a.Callback(func() {
+			if c, err = p.a.Raw().NewPing(v6); err != nil {
+				return
+			}
+			c.OnRecv(k.recv)
+			if err = c.Bind(netip.Addr{}); err != nil {
+				return
+			}
+			err = c.SendTo(buf(t, p.a, echoRequest(v6, 7, []byte("payload"))), dst)
+		})
+		if err != nil {
+			t.Fatalf("%v: %v", dst, err)
+		}
+		p.pa.Flush()
+		if len(k.got) != 1 {
+			t.Fatalf("%v: %d replies", dst, len(k.got))
+		}
+		m := wire.ICMPv4(k.got[0].b)
+		want := uint8(wire.ICMPv4EchoReply)
+		if v6 {
+			want = wire.ICMPv6EchoReply
+		}
+		if m.Type() != want || m.Ident() != c.Ident() || m.Seq() != 7 || !bytes.Equal(m.Payload(), []byte("payload")) {
+			t.Errorf("%v: reply % x (ident %d)", dst, k.got[0].b, c.Ident())
+		}
+		if k.got[0].info.Src != dst || k.got[0].info.IfIndex != p.na.Index() {
+			t.Errorf("info %+v", k.got[0].info)
+		}
+		p.a.Callback(c.Close)
+	}
+	// The PCB ate the replies before ICMP saw them (as lwIP's raw_input does).
+	if s := p.a.Stats(); s.ICMP.Recv != 0 || s.ICMP6.Recv != 0 {
+		t.Errorf("ICMP counters %+v %+v", s.ICMP, s.ICMP6)
+	}
+}
+
+// A ping to our own address goes round the loopback link.
+func TestPingSelfOverLoopback(t *testing.T) {
+	stacktest.NoGoroutineLeak(t)
+	s := newStack(t, 3)
+	lo := loopback.New(loopback.Config{Sync: true})
+	if _, err := s.AddNetif(lo, stack.NetifConfig{Name: "lo", Addrs: []netip.Prefix{
+		netip.MustParsePrefix("127.0.0.1/8"), netip.MustParsePrefix("::1/128")}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, dst := range []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()} {
+		var c *raw.PCB
+		k := &sink{}
+		var err error
+		s.Callback(func() {
+			c, _ = s.Raw().NewPing(dst.Is6())
+			c.OnRecv(k.recv)
+			if err = c.Connect(dst); err == nil {
+				err = c.Send(buf(t, s, echoRequest(dst.Is6(), 1, []byte("me"))))
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 4 {
+			lo.Flush()
+			s.Callback(func() {}) // Unlock flushes what delivery queued
+		}
+		if len(k.got) != 1 || k.got[0].info.Src != dst {
+			t.Fatalf("%v: %d replies", dst, len(k.got))
+		}
+		s.Callback(c.Close)
+	}
+}
+
+func TestPingRules(t *testing.T) {
+	p := newPair(t)
+	p.a.Callback(func() {
+		r := p.a.Raw()
+		a, _ := r.NewPing(false)
+		b, _ := r.NewPing(false)
+		c, _ := r.NewPing(true)
+		if err := a.BindIdent(100); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.BindIdent(100); err != errs.Use {
+			t.Errorf("duplicate identifier: %v", err)
+		}
+		if err := c.BindIdent(100); err != nil {
+			t.Errorf("other family: %v", err)
+		}
+		if err := b.Bind(netip.MustParseAddr("198.18.0.9")); err != errs.AddrNotAvail {
+			t.Errorf("foreign address: %v", err)
+		}
+		if err := b.Bind(netip.MustParseAddr("fd42:5eed::1")); err != errs.Val {
+			t.Errorf("wrong family: %v", err)
+		}
+		// Not an echo request.
+		bad := echoRequest(false, 1, nil)
+		bad[0] = wire.ICMPv4EchoReply
+		if err := a.SendTo(buf(t, p.a, bad), pfxB4.Addr()); err != errs.Val {
+			t.Errorf("echo reply sent: %v", err)
+		}
+		if err := a.SendTo(buf(t, p.a, []byte{8, 0}), pfxB4.Addr()); err != errs.Val {
+			t.Errorf("short message: %v", err)
+		}
+		if err := a.SendTo(buf(t, p.a, echoRequest(false, 1, nil)), netip.MustParseAddr("10.9.9.9")); err != errs.NetUnreach {
+			t.Errorf("no route: %v", err)
+		}
+		if err := a.Send(buf(t, p.a, echoRequest(false, 1, nil))); err != errs.Conn {
+			t.Errorf("unconnected Send: %v", err)
+		}
+		for _, x := range []*raw.PCB{a, b, c} {
+			x.Close()
+		}
+		if r.NumPCBs() != 0 {
+			t.Errorf("%d PCBs left", r.NumPCBs())
+		}
+	})
+}
+
+// Raw PCBs get copies: of ICMP (which ip still answers), and of a protocol nobody
+// implements, which then earns no protocol unreachable.
+func TestRawCopies(t *testing.T) {
+	p := newPair(t)
+	var icmp, icmp6, exp, exp6, tx, tx6 *raw.PCB
+	ki, ki6, ke, ke6 := &sink{}, &sink{}, &sink{}, &sink{}
+	p.b.Callback(func() {
+		r := p.b.Raw()
+		icmp, _ = r.NewRaw(false, wire.ProtoICMP)
+		icmp6, _ = r.NewRaw(true, wire.ProtoICMPv6)
+		exp, _ = r.NewRaw(false, 253)
+		exp6, _ = r.NewRaw(true, 253)
+		if err := exp6.SetChecksumOffset(2); err != nil {
+			t.Fatal(err)
+		}
+		icmp.OnRecv(ki.recv)
+		icmp6.OnRecv(ki6.recv)
+		exp.OnRecv(ke.recv)
+		exp6.OnRecv(ke6.recv)
+	})
+	p.a.Callback(func() {
+		r := p.a.Raw()
+		tx, _ = r.NewRaw(false, 253)
+		tx6, _ = r.NewRaw(true, 253)
+		if err := tx6.SetChecksumOffset(3); err != errs.Val {
+			t.Errorf("odd offset: %v", err)
+		}
+		if err := tx.SetChecksumOffset(2); err != errs.Val {
+			t.Errorf("IPv4 offset: %v", err)
+		}
+		_ = tx6.SetChecksumOffset(2)
+		for _, x := range []struct {
+			c   *raw.PCB
+			dst netip.Addr
+		}{{tx, pfxB4.Addr()}, {tx6, pfxB6.Addr()}} {
+			if err := x.c.SendTo(buf(t, p.a, []byte("abcdefgh")), x.dst); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	p.pa.Flush()
+	if len(ke.got) != 1 || string(ke.got[0].b) != "abcdefgh" || len(ke6.got) != 1 || ke6.got[0].b[0] != 'a' {
+		t.Fatalf("protocol 253: v4 %d, v6 %d", len(ke.got), len(ke6.got))
+	}
+	if s := p.a.Stats(); s.ICMP.Recv+s.ICMP6.Recv != 0 {
+		t.Errorf("protocol unreachable sent for a protocol a raw PCB took: %+v %+v", s.ICMP, s.ICMP6)
+	}
+	// Pings from A reach B's raw ICMP PCBs as copies; B still answers them.
+	p.a.Callback(func() {
+		for _, dst := range []netip.Addr{pfxB4.Addr(), pfxB6.Addr()} {
+			_ = p.a.IP().SendEcho(netip.Addr{}, dst, 1, 1, []byte("x"), ipOpts)
+		}
+	})
+	p.pa.Flush()
+	if len(ki.got) != 1 || ki.got[0].b[0] != wire.ICMPv4EchoRequest || len(ki6.got) != 1 || ki6.got[0].b[0] != wire.ICMPv6EchoRequest {
+		t.Errorf("raw ICMP copies: v4 %d v6 %d", len(ki.got), len(ki6.got))
+	}
+	if s := p.b.Stats(); s.ICMP.Xmit != 1 || s.ICMP6.Xmit != 1 {
+		t.Errorf("B did not answer: %+v %+v", s.ICMP, s.ICMP6)
+	}
+	p.a.Callback(func() { tx.Close(); tx6.Close() })
+	p.b.Callback(func() { icmp.Close(); icmp6.Close(); exp.Close(); exp6.Close() })
+}
+
+// FuzzRawInput offers arbitrary ICMP, ICMPv6 and protocol-253 packets to a stack with ping
+// and raw PCBs; every pbuf must come back.
+func FuzzRawInput(f *testing.F) {
+	f.Add(echoRequest(false, 1, []byte("x")), uint8(0), true)
+	f.Add([]byte{0, 0, 0, 0, 0, 5, 0, 1}, uint8(0), true)
+	f.Add([]byte{129, 0, 0, 0, 0, 5, 0, 1, 9}, uint8(1), true)
+	f.Add([]byte{1, 2, 3}, uint8(2), false)
+	p := newPair(f)
+	var pcbs []*raw.PCB
+	p.b.Callback(func() {
+		r := p.b.Raw()
+		for _, v6 := range []bool{false, true} {
+			pg, _ := r.NewPing(v6)
+			_ = pg.BindIdent(5)
+			c, _ := r.NewRaw(v6, 253)
+			if v6 {
+				_ = c.SetChecksumOffset(0)
+			}
+			for _, x := range []*raw.PCB{pg, c} {
+				x.OnRecv(func(_ *raw.PCB, q *pbuf.Pbuf, _ *raw.RecvInfo) { q.Free() })
+				pcbs = append(pcbs, x)
+			}
+		}
+	})
+	defer p.b.Callback(func() {
+		for _, c := range pcbs {
+			c.Close()
+		}
+	})
+	f.Fuzz(func(t *testing.T, b []byte, kind uint8, fix bool) {
+		if len(b) > 1400 {
+			return
+		}
+		proto, src, dst := uint8(wire.ProtoICMP), pfxA4.Addr(), pfxB4.Addr()
+		switch kind % 4 {
+		case 1:
+			proto, src, dst = wire.ProtoICMPv6, pfxA6.Addr(), pfxB6.Addr()
+		case 2:
+			proto = 253
+		case 3:
+			proto, src, dst = 253, pfxA6.Addr(), pfxB6.Addr()
+		}
+		b = append([]byte(nil), b...)
+		if fix && len(b) >= 4 {
+			b[2], b[3] = 0, 0
+			var s uint32
+			if dst.Is6() {
+				s = wire.PseudoHeaderChecksum(proto, src, dst, uint32(len(b)))
+			}
+			binary.BigEndian.PutUint16(b[2:], wire.Finish(wire.Checksum(b, s)))
+		}
+		inject(t, p.nb, packet(proto, src, dst, b))
+		p.pa.Flush()
+		snap := p.b.Stats()
+		for _, pl := range snap.Pools {
+			if strings.HasPrefix(pl.Name, "PBUF") && pl.Used != 0 {
+				t.Fatalf("pool %s: %d in use", pl.Name, pl.Used)
+			}
+		}
+		if snap.Heap.Used != 0 {
+			t.Fatalf("heap: %d bytes in use", snap.Heap.Used)
+		}
+	})
+}
+
+// packet builds an IP packet carrying payload.
+func packet(proto uint8, src, dst netip.Addr, payload []byte) []byte {
+	if src.Is4() {
+		b := make([]byte, wire.IPv4MinHeaderLen+len(payload))
+		r := wire.IPv4Repr{TTL: 64, Protocol: proto, Src: src, Dst: dst, PayloadLen: len(payload)}
+		_ = r.Emit(b)
+		copy(b[wire.IPv4MinHeaderLen:], payload)
+		return b
+	}
+	b := make([]byte, wire.IPv6HeaderLen+len(payload))
+	r := wire.IPv6Repr{NextHeader: proto, HopLimit: 64, Src: src, Dst: dst, PayloadLen: len(payload)}
+	_ = r.Emit(b)
+	copy(b[wire.IPv6HeaderLen:], payload)
+	return b
+}
+
+// inject delivers a raw IP packet to the stack behind n as its link would.
+func inject(t testing.TB, n *stack.Netif, pkt []byte) {
+	t.Helper()
+	q := n.AllocRx(len(pkt))
+	if q == nil {
+		t.Fatal("AllocRx")
+	}
+	_ = q.CopyIn(pkt, 0)
+	n.DeliverPackets([]*pbuf.Pbuf{q})
+}
+
+var ipOpts = ip.OutputOptions{}

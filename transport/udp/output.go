@@ -1,0 +1,295 @@
+package udp
+
+import (
+	"encoding/binary"
+	"net/netip"
+
+	"github.com/wispstack/wisp/errs"
+	"github.com/wispstack/wisp/ip"
+	"github.com/wispstack/wisp/pbuf"
+	"github.com/wispstack/wisp/wire"
+)
+
+// The largest payloads: a 65535-byte IPv4 datagram less 20 bytes of IP header and 8 of
+// UDP; an IPv6 payload of 65535 bytes less 8 (jumbograms are not supported).
+const (
+	MaxPayload4 = 0xffff - wire.IPv4MinHeaderLen - wire.UDPHeaderLen
+	MaxPayload6 = 0xffff - wire.UDPHeaderLen
+)
+
+var bcast4 = netip.AddrFrom4([4]byte{255, 255, 255, 255})
+
+// Send sends p to the connected peer (lwIP udp_send). It takes ownership of p. errs.Conn if
+// c is not connected; otherwise as SendTo.
+func (c *PCB) Send(p *pbuf.Pbuf) error {
+	if !c.usable() {
+		p.Free()
+		return errs.Clsd
+	}
+	if c.flags&fConnected == 0 {
+		p.Free()
+		return errs.Conn
+	}
+	return c.send(p, c.rdst, c.rport, netip.Addr{}, 0, false)
+}
+
+// SendTo sends p to dst (lwIP udp_sendto). It takes ownership of p, which is the payload:
+// the 8-byte header goes in its header room (allocate it at pbuf.LayerTransport) or, when
+// there is none, in a RAM pbuf chained in front. An unbound PCB is bound to an ephemeral
+// port first. Errors: errs.Mem (no memory, or the egress link's queue is full), errs.MsgSize
+// (payload over MaxPayload4 / MaxPayload6), errs.Access (a broadcast destination without
+// SetBroadcast), errs.NetUnreach (no route), errs.NetDown (the netif is down), errs.Val (bad
+// destination, port 0, wrong family), errs.Use (no ephemeral port), errs.Clsd.
+func (c *PCB) SendTo(p *pbuf.Pbuf, dst netip.AddrPort) error {
+	if !c.usable() {
+		p.Free()
+		return errs.Clsd
+	}
+	return c.send(p, dst.Addr(), dst.Port(), netip.Addr{}, 0, true)
+}
+
+// SendToFrom is SendTo with an IP_PKTINFO choice: src (when valid) is the source address,
+// which must be local (errs.AddrNotAvail otherwise), and ifIndex (when not 0) the egress
+// netif. It takes ownership of p.
+func (c *PCB) SendToFrom(p *pbuf.Pbuf, dst netip.AddrPort, src netip.Addr, ifIndex int) error {
+	if !c.usable() {
+		p.Free()
+		return errs.Clsd
+	}
+	if src.IsValid() {
+		s := src.Unmap().WithZone("")
+		if s.IsUnspecified() {
+			src = netip.Addr{}
+		} else if !c.p.ip.IsLocal(s) {
+			p.Free()
+			c.p.fail(&c.p.st.Err)
+			return errs.AddrNotAvail
+		} else {
+			src = s
+		}
+	}
+	return c.send(p, dst.Addr(), dst.Port(), src, ifIndex, true)
+}
+
+// fail counts a refused send.
+func (p *Proto) fail(reason *uint64) {
+	p.st.Drop++
+	*reason++
+}
+
+// send is every send; it takes ownership of pb. checkFamily is false for the connected
+// peer, checked by Connect.
+func (c *PCB) send(pb *pbuf.Pbuf, dst netip.Addr, dport uint16, src netip.Addr, ifIndex int, checkFamily bool) error {
+	p := c.p
+	if pb == nil {
+		return errs.Val
+	}
+	mapped := dst.Is4In6()
+	dst = dst.Unmap()
+	if !dst.IsValid() || dst.IsUnspecified() || dport == 0 {
+		pb.Free()
+		p.fail(&p.st.Err)
+		return errs.Val
+	}
+	if checkFamily {
+		if err := c.familyOK(dst, mapped); err != nil {
+			pb.Free()
+			p.fail(&p.st.Err)
+			return err
+		}
+	}
+	if src.IsValid() && src.Is4() != dst.Is4() {
+		pb.Free()
+		p.fail(&p.st.Err)
+		return errs.Val
+	}
+	limit := MaxPayload6
+	if dst.Is4() {
+		limit = MaxPayload4
+	}
+	if pb.TotLen() > limit {
+		pb.Free()
+		p.fail(&p.st.Lenerr)
+		return errs.MsgSize
+	}
+	bare := dst.WithZone("")
+	o := ip.OutputOptions{TTL: c.ttl, TOS: c.tos, FailIfFull: true}
+	if dst.IsMulticast() || bare == bcast4 {
+		o.TTL, o.MulticastLoop = c.mcTTL, c.flags&fMcastLoop != 0
+		if bare == bcast4 {
+			o.TTL, o.MulticastLoop = c.ttl, false
+		}
+		if ifIndex == 0 {
+			ifIndex = int(c.mcIf)
+		}
+	}
+	// SO_BROADCAST: Linux refuses a broadcast destination with EACCES unless it is set.
+	if dst.Is4() && c.flags&fBroadcast == 0 && (bare == bcast4 || p.isBroadcast(bare, nil)) {
+		pb.Free()
+		p.fail(&p.st.Err)
+		return errs.Access
+	}
+	if c.flags&fBound == 0 {
+		if err := c.bind(netip.Addr{}, 0); err != nil {
+			pb.Free()
+			p.fail(&p.st.Err)
+			return err
+		}
+	}
+	if ifIndex != 0 || dst.IsMulticast() || bare == bcast4 {
+		n, err := p.egress(dst, ifIndex)
+		if err != nil {
+			pb.Free()
+			p.fail(&p.st.Rterr)
+			return err
+		}
+		o.Netif = n
+	}
+	if !src.IsValid() {
+		src = c.laddr
+		if isWild(src) || src.IsMulticast() || src == bcast4 {
+			n := o.Netif
+			if n == nil && dst.Zone() != "" {
+				n, _, _ = p.ip.Lookup(dst) // the zone names the netif of a link-local peer
+			}
+			var err error
+			if src, err = p.ip.SourceFor(bare, n); err != nil {
+				pb.Free()
+				p.fail(&p.st.Rterr)
+				return p.routeErr(dst, o.Netif)
+			}
+		}
+	}
+	pb, err := p.header(pb)
+	if err != nil {
+		p.fail(&p.st.Memerr)
+		return err
+	}
+	ulen := pb.TotLen()
+	hb := pb.Payload()[:wire.UDPHeaderLen]
+	binary.BigEndian.PutUint16(hb[0:], c.lport)
+	binary.BigEndian.PutUint16(hb[2:], dport)
+	binary.BigEndian.PutUint16(hb[4:], uint16(ulen))
+	binary.BigEndian.PutUint16(hb[6:], 0)
+	if dst.Is6() || c.flags&fNoChecksum == 0 {
+		sum := wire.Finish(ip.ChainChecksum(pb, 0, ulen, wire.PseudoHeaderChecksum(wire.ProtoUDP, src, bare, uint32(ulen))))
+		// RFC 768: "If the computed checksum is zero, it is transmitted as all ones".
+		if sum == 0 {
+			sum = 0xffff
+		}
+		binary.BigEndian.PutUint16(hb[6:], sum)
+	}
+	switch err := p.ip.Output(pb, src, dst, wire.ProtoUDP, o); err {
+	case nil:
+		p.st.Xmit++
+		return nil
+	case errs.Rte:
+		p.fail(&p.st.Rterr)
+		return p.routeErr(dst, o.Netif)
+	case errs.Mem:
+		p.fail(&p.st.Memerr)
+		return err
+	default:
+		p.fail(&p.st.Err)
+		return err
+	}
+}
+
+// header puts the UDP header in front of payload pb (owned): in its header room, else in
+// a RAM pbuf chained in front. It returns the datagram; on errs.Mem pb is freed.
+func (p *Proto) header(pb *pbuf.Pbuf) (*pbuf.Pbuf, error) {
+	if pb.Type() != pbuf.REF && pb.Type() != pbuf.ROM && pb.HeaderRoom() >= wire.UDPHeaderLen &&
+		pb.AddHeader(wire.UDPHeaderLen) == nil {
+		return pb, nil
+	}
+	h, err := p.alloc.Alloc(pbuf.LayerIP, wire.UDPHeaderLen, pbuf.RAM)
+	if err != nil {
+		pb.Free()
+		return nil, errs.Mem
+	}
+	h.SetFlags(pb.Flags())
+	if pb.TotLen() == 0 {
+		pb.Free()
+	} else {
+		pbuf.Cat(h, pb)
+	}
+	return h, nil
+}
+
+// egress returns the netif a send to dst leaves by: ifIndex's when set; for multicast and
+// the limited broadcast, ip.NetifForGroup's choice (the route's netif, else the first up
+// netif with an address of dst's family, as Linux's IP_MULTICAST_IF default amounts to on
+// a host with one link); for unicast the route's (nil for a local address: ip loops it).
+func (p *Proto) egress(dst netip.Addr, ifIndex int) (*ip.Netif, error) {
+	bare := dst.WithZone("")
+	if ifIndex == 0 && !bare.IsMulticast() && bare != bcast4 {
+		n, _, err := p.ip.Lookup(dst)
+		if err != nil {
+			if p.ip.IsLocal(bare) {
+				return nil, nil
+			}
+			return nil, p.routeErr(dst, nil)
+		}
+		return n, nil
+	}
+	if n := p.ip.NetifForGroup(dst, ifIndex); n != nil {
+		return n, nil
+	}
+	if ifIndex > 0 {
+		if n := p.ip.NetifByIndex(ifIndex); n == nil {
+			return nil, errs.Val
+		}
+		return nil, errs.NetDown
+	}
+	return nil, errs.NetUnreach
+}
+
+// routeErr tells why there is no route to dst: errs.NetDown when the forced netif or a
+// netif with a route to dst is down, else errs.NetUnreach. Slow path only (it copies the
+// routing table).
+func (p *Proto) routeErr(dst netip.Addr, force *ip.Netif) error {
+	if force != nil && !force.Up() {
+		return errs.NetDown
+	}
+	bare := dst.WithZone("")
+	for _, r := range p.ip.Routes() {
+		if r.Dst.Contains(bare) && r.Netif != nil && !r.Netif.Up() {
+			return errs.NetDown
+		}
+	}
+	return errs.NetUnreach
+}
+
+// isBroadcast reports whether IPv4 a is the directed broadcast address of a subnet of n
+// (nil: of the netif the route to a uses). A directed broadcast has its host bits set, so
+// its last bit is 1 (wisp's netifs have no broadcast address for /31 and /32): even
+// addresses are answered without looking at the netif.
+//
+// TODO(ip): an allocation-free ip.Layer.IsBroadcast would replace Addrs, which copies the
+// netif's address list (one allocation per send to an odd IPv4 address).
+func (p *Proto) isBroadcast(a netip.Addr, n *ip.Netif) bool {
+	if !a.Is4() || a.As4()[3]&1 == 0 {
+		return false
+	}
+	if n == nil {
+		var err error
+		if n, _, err = p.ip.Lookup(a); err != nil {
+			return false
+		}
+	}
+	for _, x := range n.Addrs() {
+		pf := x.Prefix
+		if pf.Addr().Is4() && pf.Bits() < 31 && a == directedBroadcast(pf) {
+			return true
+		}
+	}
+	return false
+}
+
+// directedBroadcast returns the all-ones host address of an IPv4 prefix.
+func directedBroadcast(pf netip.Prefix) netip.Addr {
+	b := pf.Addr().As4()
+	v := binary.BigEndian.Uint32(b[:]) | ^uint32(0)>>pf.Bits()
+	binary.BigEndian.PutUint32(b[:], v)
+	return netip.AddrFrom4(b)
+}
