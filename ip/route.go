@@ -199,3 +199,41 @@ func (l *Layer) setRARoute(n *Netif, dst netip.Prefix, gw netip.Addr, expires ti
 		l.changed()
 	}
 }
+
+// RouteErr tells a transport why dst has no route: errs.NetDown when the forced netif, or a
+// netif holding a route to dst, is down (ENETDOWN), else errs.NetUnreach (ENETUNREACH).
+// Slow path only; it allocates nothing.
+func (l *Layer) RouteErr(dst netip.Addr, force *Netif) error {
+	if force != nil && !force.up {
+		return errs.NetDown
+	}
+	dst = dst.WithZone("")
+	for i := range l.routes {
+		if e := &l.routes[i]; e.Dst.Contains(dst) && e.Netif != nil && !e.Netif.up {
+			return errs.NetDown
+		}
+	}
+	return errs.NetUnreach
+}
+
+// IsBroadcast reports whether IPv4 a is the limited broadcast or a directed broadcast
+// address of a subnet on n (nil: the netif of the route to a). It allocates nothing.
+func (l *Layer) IsBroadcast(a netip.Addr, n *Netif) bool {
+	a = a.Unmap()
+	if !a.Is4() {
+		return false
+	}
+	if a == broadcast4 {
+		return true
+	}
+	if a.As4()[3]&1 == 0 {
+		return false // host bits all ones is odd; /31 and /32 have no broadcast address
+	}
+	if n == nil {
+		var ok bool
+		if n, _, ok = l.lookup(a, nil); !ok {
+			return false
+		}
+	}
+	return n.isBroadcast4(a)
+}

@@ -85,7 +85,7 @@ func (c *PCB) send(pb *pbuf.Pbuf, dst netip.Addr) error {
 		var err error
 		if src, err = p.ip.SourceFor(bare, nif); err != nil {
 			pb.Free()
-			return p.routeErr(bare, o.Netif)
+			return p.ip.RouteErr(bare, o.Netif)
 		}
 	}
 	if c.ping {
@@ -109,7 +109,7 @@ func (c *PCB) send(pb *pbuf.Pbuf, dst netip.Addr) error {
 	case nil, errs.Mem:
 		return err
 	case errs.Rte:
-		return p.routeErr(bare, o.Netif)
+		return p.ip.RouteErr(bare, o.Netif)
 	default:
 		return err
 	}
@@ -146,19 +146,4 @@ func (c *PCB) fillEcho(pb *pbuf.Pbuf, src, dst netip.Addr) error {
 	}
 	binary.BigEndian.PutUint16(h[2:], wire.Finish(ip.ChainChecksum(pb, 0, n, s)))
 	return pb.CopyIn(h[2:4], 2)
-}
-
-// routeErr tells why there is no route to dst: errs.NetDown when the forced netif or a
-// netif with a route to dst is down, else errs.NetUnreach (slow path: it copies the
-// routing table).
-func (p *Proto) routeErr(dst netip.Addr, force *ip.Netif) error {
-	if force != nil && !force.Up() {
-		return errs.NetDown
-	}
-	for _, r := range p.ip.Routes() {
-		if r.Dst.Contains(dst) && r.Netif != nil && !r.Netif.Up() {
-			return errs.NetDown
-		}
-	}
-	return errs.NetUnreach
 }

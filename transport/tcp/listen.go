@@ -111,7 +111,7 @@ func (c *PCB) Listen(backlog int) (*Listener, error) {
 		backlog = t.opts.TCPListenBacklog
 	}
 	*l = Listener{t: t, local: local, backlog: backlog, ttl: c.ttl, tos: c.tos,
-		flags: c.flags & (fReuseAddr | fNoDelay | fKeepAlive)}
+		flags: c.flags & (fReuseAddr | fNoDelay | fKeepAlive | fV6Only)}
 	b := &t.lbuckets[uint32(c.lport)&t.lmask]
 	l.hnext = *b
 	*b = l

@@ -178,6 +178,7 @@ const (
 	fWndUpdate                           // a window update is due
 	fCwndLimited                         // the last send stopped at the congestion window
 	fBoundIdle                           // bound and CLOSED (counted in Proto.boundIdle)
+	fV6Only                              // IPV6_V6ONLY: a listener on :: hears no IPv4
 	fUndo                                // the last window reduction may still be undone
 	fForceRetx                           // the next retransmission ignores pipe (recovery start)
 )

@@ -471,6 +471,16 @@ func (c *PCB) SetReuseAddr(on bool) {
 	}
 }
 
+// SetV6Only sets IPV6_V6ONLY for a PCB that will listen on "::": off (the default, as on
+// Linux), the listener also accepts IPv4 connections (RFC 3493 §3.7); on, IPv6 only.
+func (c *PCB) SetV6Only(on bool) {
+	if on {
+		c.flags |= fV6Only
+	} else {
+		c.flags &^= fV6Only
+	}
+}
+
 // SetTTL sets the TTL (hop limit) of the connection's segments.
 func (c *PCB) SetTTL(ttl uint8) { c.ttl = ttl }
 

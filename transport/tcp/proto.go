@@ -293,22 +293,28 @@ func (t *Proto) hashRemove(c *PCB) {
 }
 
 // lookupListener finds the listener for a segment to laddr:lport: an exact address match
-// first, then a wildcard of the same family (or any family for a dual-stack wildcard).
+// first, then a wildcard of the same family, then a dual-stack wildcard (no address, or
+// "::" without V6Only, which hears IPv4 as well, RFC 3493 §3.7).
 func (t *Proto) lookupListener(laddr netip.Addr, lport uint16) *Listener {
-	var wild *Listener
+	var wild, dual *Listener
 	for l := t.lbuckets[uint32(lport)&t.lmask]; l != nil; l = l.hnext {
 		if l.local.Port() != lport {
 			continue
 		}
 		a := l.local.Addr()
-		if a == laddr {
+		switch {
+		case a == laddr:
 			return l
-		}
-		if !a.IsValid() || a.IsUnspecified() && a.Is4() == laddr.Is4() {
+		case a.IsUnspecified() && a.Is4() == laddr.Is4():
 			wild = l
+		case !a.IsValid() || a.IsUnspecified() && a.Is6() && l.flags&fV6Only == 0:
+			dual = l
 		}
 	}
-	return wild
+	if wild != nil {
+		return wild
+	}
+	return dual
 }
 
 // pcbLink is one PCB's place in a pcbList.

@@ -156,7 +156,7 @@ func (c *PCB) send(pb *pbuf.Pbuf, dst netip.Addr, dport uint16, src netip.Addr, 
 			if src, err = p.ip.SourceFor(bare, n); err != nil {
 				pb.Free()
 				p.fail(&p.st.Rterr)
-				return p.routeErr(dst, o.Netif)
+				return p.ip.RouteErr(dst, o.Netif)
 			}
 		}
 	}
@@ -185,7 +185,7 @@ func (c *PCB) send(pb *pbuf.Pbuf, dst netip.Addr, dport uint16, src netip.Addr, 
 		return nil
 	case errs.Rte:
 		p.fail(&p.st.Rterr)
-		return p.routeErr(dst, o.Netif)
+		return p.ip.RouteErr(dst, o.Netif)
 	case errs.Mem:
 		p.fail(&p.st.Memerr)
 		return err
@@ -228,7 +228,7 @@ func (p *Proto) egress(dst netip.Addr, ifIndex int) (*ip.Netif, error) {
 			if p.ip.IsLocal(bare) {
 				return nil, nil
 			}
-			return nil, p.routeErr(dst, nil)
+			return nil, p.ip.RouteErr(dst, nil)
 		}
 		return n, nil
 	}
@@ -244,52 +244,6 @@ func (p *Proto) egress(dst netip.Addr, ifIndex int) (*ip.Netif, error) {
 	return nil, errs.NetUnreach
 }
 
-// routeErr tells why there is no route to dst: errs.NetDown when the forced netif or a
-// netif with a route to dst is down, else errs.NetUnreach. Slow path only (it copies the
-// routing table).
-func (p *Proto) routeErr(dst netip.Addr, force *ip.Netif) error {
-	if force != nil && !force.Up() {
-		return errs.NetDown
-	}
-	bare := dst.WithZone("")
-	for _, r := range p.ip.Routes() {
-		if r.Dst.Contains(bare) && r.Netif != nil && !r.Netif.Up() {
-			return errs.NetDown
-		}
-	}
-	return errs.NetUnreach
-}
-
-// isBroadcast reports whether IPv4 a is the directed broadcast address of a subnet of n
-// (nil: of the netif the route to a uses). A directed broadcast has its host bits set, so
-// its last bit is 1 (wisp's netifs have no broadcast address for /31 and /32): even
-// addresses are answered without looking at the netif.
-//
-// TODO(ip): an allocation-free ip.Layer.IsBroadcast would replace Addrs, which copies the
-// netif's address list (one allocation per send to an odd IPv4 address).
-func (p *Proto) isBroadcast(a netip.Addr, n *ip.Netif) bool {
-	if !a.Is4() || a.As4()[3]&1 == 0 {
-		return false
-	}
-	if n == nil {
-		var err error
-		if n, _, err = p.ip.Lookup(a); err != nil {
-			return false
-		}
-	}
-	for _, x := range n.Addrs() {
-		pf := x.Prefix
-		if pf.Addr().Is4() && pf.Bits() < 31 && a == directedBroadcast(pf) {
-			return true
-		}
-	}
-	return false
-}
-
-// directedBroadcast returns the all-ones host address of an IPv4 prefix.
-func directedBroadcast(pf netip.Prefix) netip.Addr {
-	b := pf.Addr().As4()
-	v := binary.BigEndian.Uint32(b[:]) | ^uint32(0)>>pf.Bits()
-	binary.BigEndian.PutUint32(b[:], v)
-	return netip.AddrFrom4(b)
-}
+// isBroadcast reports whether IPv4 a is a broadcast address of n (nil: of the netif the
+// route to a uses).
+func (p *Proto) isBroadcast(a netip.Addr, n *ip.Netif) bool { return p.ip.IsBroadcast(a, n) }

@@ -156,7 +156,7 @@ func (c *PCB) Connect(raddr netip.AddrPort) error {
 		}
 		src, err := p.ip.SourceFor(dst.WithZone(""), n)
 		if err != nil {
-			return p.routeErr(dst, nil)
+			return p.ip.RouteErr(dst, nil)
 		}
 		local = src
 	}

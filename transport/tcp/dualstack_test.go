@@ -1,0 +1,112 @@
+package tcp_test
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/wispstack/wisp/clock"
+	"github.com/wispstack/wisp/errs"
+	"github.com/wispstack/wisp/link"
+	"github.com/wispstack/wisp/link/pipe"
+	"github.com/wispstack/wisp/opt"
+	"github.com/wispstack/wisp/stack"
+	"github.com/wispstack/wisp/stack/stacktest"
+	"github.com/wispstack/wisp/transport/tcp"
+)
+
+// A listener on "::" hears IPv4 unless V6Only (RFC 3493 §3.7, Linux's default), and an
+// IPv4 wildcard on the same port wins over it for IPv4.
+func TestDualStackListener(t *testing.T) {
+	stacktest.NoGoroutineLeak(t)
+	o := opt.Embedded()
+	o.IPv6AutoConfig = false
+	o.IPv6DupAddrDetectTransmits = 0
+	o.MempNumTCPPCB = 16
+	o.MempNumTCPPCBListen = 8
+	clk := clock.NewFake(time.Unix(1e9, 0))
+	pa, pb := pipe.New(pipe.Config{Medium: link.MediumIP, Sync: true})
+	var ss [2]*stack.Stack
+	for i, ep := range []*pipe.End{pa, pb} {
+		s, err := stack.New(stack.Config{Options: o, Clock: clk, Seed: uint64(i + 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stacktest.Closed(t, s)
+		addrs := []netip.Prefix{netip.MustParsePrefix("198.18.0.1/24"), netip.MustParsePrefix("fd42:5eed::1/64")}
+		if i == 1 {
+			addrs = []netip.Prefix{netip.MustParsePrefix("198.18.0.2/24"), netip.MustParsePrefix("fd42:5eed::2/64")}
+		}
+		if _, err := s.AddNetif(ep, stack.NetifConfig{Addrs: addrs}); err != nil {
+			t.Fatal(err)
+		}
+		ss[i] = s
+	}
+	a, b := ss[0], ss[1]
+	got := map[string]int{}
+	var lsns []*tcp.Listener
+	var accepted []*tcp.PCB
+	listen := func(addr string, v6only bool) {
+		c, _ := b.TCP().NewPCB()
+		c.SetV6Only(v6only)
+		if err := c.Bind(netip.MustParseAddrPort(addr)); err != nil {
+			t.Fatalf("bind %s: %v", addr, err)
+		}
+		l, err := c.Listen(4)
+		if err != nil {
+			t.Fatalf("listen %s: %v", addr, err)
+		}
+		l.OnAccept(func(l *tcp.Listener, c *tcp.PCB) {
+			got[l.Addr().String()]++
+			accepted = append(accepted, c)
+		})
+		lsns = append(lsns, l)
+	}
+	var failed []error
+	dial := func(dst string) *tcp.PCB {
+		c, _ := a.TCP().NewPCB()
+		c.OnErr(func(_ *tcp.PCB, err error) { failed = append(failed, err) })
+		if err := c.Connect(netip.MustParseAddrPort(dst), nil); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	var conns []*tcp.PCB
+	b.Callback(func() {
+		listen("[::]:80", false)
+		listen("[::]:81", true)
+		listen("[::]:82", false)
+		listen("0.0.0.0:82", false)
+	})
+	a.Callback(func() {
+		for _, d := range []string{"198.18.0.2:80", "[fd42:5eed::2]:80", "198.18.0.2:81", "[fd42:5eed::2]:81", "198.18.0.2:82", "[fd42:5eed::2]:82"} {
+			conns = append(conns, dial(d))
+		}
+	})
+	pa.Flush()
+	want := map[string]int{"[::]:80": 2, "[::]:81": 1, "[::]:82": 1, "0.0.0.0:82": 1}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("listener %s accepted %d, want %d (all: %v)", k, got[k], v, got)
+		}
+	}
+	if len(failed) != 1 || failed[0] != errs.Refused {
+		t.Errorf("connect errors %v, want one refusal (IPv4 to the V6Only listener)", failed)
+	}
+	a.Callback(func() {
+		for _, c := range conns {
+			if c.State() != tcp.StateClosed {
+				c.Abort()
+			}
+		}
+	})
+	b.Callback(func() {
+		for _, c := range accepted {
+			c.Abort()
+		}
+		for _, l := range lsns {
+			_ = l.Close()
+		}
+	})
+	pa.Flush()
+}
