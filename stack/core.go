@@ -44,6 +44,18 @@ func (s *Stack) Lock() { s.core.Lock() }
 // Unlock flushes queued output and releases the core lock taken by Lock.
 func (s *Stack) Unlock() { s.core.Unlock() }
 
+// OnClose registers fn to run in core context when the stack closes, before its protocols
+// free their PCBs (the upper layers use it to wake their blocked callers). It reports
+// false, without registering, when the stack is already closed. Core context: call it
+// inside Callback or between Lock and Unlock.
+func (s *Stack) OnClose(fn func()) bool {
+	if s.closed {
+		return false
+	}
+	s.onClose = append(s.onClose, fn)
+	return true
+}
+
 // AssertCore panics unless the core lock is held. Protocol-facing helpers call it in tests
 // (lwIP's LWIP_ASSERT_CORE_LOCKED).
 func (s *Stack) AssertCore() {

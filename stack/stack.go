@@ -47,6 +47,7 @@ type Stack struct {
 	raw    *raw.Proto
 	netifs []*Netif
 	closed bool
+	onClose []func() // core context, run first by Close (OnClose)
 	ping   pinger
 
 	closeOnce sync.Once
@@ -174,6 +175,10 @@ func (s *Stack) Close() error {
 			n.ep.Attach(nil)
 			eps = append(eps, n.ep)
 		}
+		for _, fn := range s.onClose {
+			fn()
+		}
+		s.onClose = nil
 		s.ping.closeLocked()
 		s.tcp.Close()
 		s.udp.Close()

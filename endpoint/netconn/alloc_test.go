@@ -1,0 +1,90 @@
+package netconn_test
+
+import (
+	"io"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/wispstack/wisp/endpoint/netconn"
+)
+
+// Steady-state Read and Write allocate nothing (the whole path: netconn, TCP, IP, pipe).
+func TestTCPReadWriteAllocs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocation counts")
+	}
+	a, b := newPair(t, tunnel())
+	c, s := connPair(t, a, b, 0)
+	wbuf := pattern(4096, 9)
+	rbuf := make([]byte, 4096)
+	round := func() {
+		if _, err := c.Write(wbuf); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(s, rbuf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 200 {
+		round()
+	}
+	if n := testing.AllocsPerRun(500, round); n != 0 {
+		t.Errorf("%.2f allocations per Write+Read round, want 0", n)
+	}
+	// Zero-copy receive too.
+	recv := func() {
+		if _, err := c.Write(wbuf); err != nil {
+			t.Fatal(err)
+		}
+		for got := 0; got < len(wbuf); {
+			buf, err := s.Recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got += buf.Len()
+			buf.Release()
+		}
+	}
+	for range 100 {
+		recv()
+	}
+	if n := testing.AllocsPerRun(300, recv); n != 0 {
+		t.Errorf("%.2f allocations per Write+Recv round, want 0", n)
+	}
+}
+
+// UDP sends and reads allocate nothing in steady state.
+func TestUDPAllocs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocation counts")
+	}
+	a, b := newPair(t, tunnel())
+	srv, err := netconn.ListenUDP(b, netip.AddrPortFrom(addrB[0], 0), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cli, err := netconn.DialUDP(a, netip.AddrPort{}, srv.LocalAddr(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	srv.SetReadDeadline(time.Now().Add(time.Minute))
+	msg := pattern(512, 1)
+	buf := make([]byte, 1500)
+	round := func() {
+		if _, err := cli.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := srv.ReadMsg(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 100 {
+		round()
+	}
+	if n := testing.AllocsPerRun(300, round); n != 0 {
+		t.Errorf("%.2f allocations per UDP Write+ReadMsg, want 0", n)
+	}
+}

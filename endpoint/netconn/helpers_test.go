@@ -1,0 +1,92 @@
+package netconn_test
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/wispstack/wisp/endpoint/netconn"
+	"github.com/wispstack/wisp/link"
+	"github.com/wispstack/wisp/link/pipe"
+	"github.com/wispstack/wisp/opt"
+	"github.com/wispstack/wisp/stack"
+	"github.com/wispstack/wisp/stack/stacktest"
+)
+
+var (
+	addrA = [2]netip.Addr{netip.MustParseAddr("198.18.0.1"), netip.MustParseAddr("fd42:5eed::1")}
+	addrB = [2]netip.Addr{netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("fd42:5eed::2")}
+	fams  = []string{"IPv4", "IPv6"}
+)
+
+// newPair joins two stacks by an asynchronous IP pipe; both are closed and checked for
+// leaks (pools at zero, no goroutine left) when the test ends.
+func newPair(t *testing.T, o opt.Options) (a, b *stack.Stack) {
+	t.Helper()
+	stacktest.NoGoroutineLeak(t)
+	pa, pb := pipe.New(pipe.Config{MTU: 1500, Medium: link.MediumIP})
+	var err error
+	if a, err = stack.New(stack.Config{Options: o, Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	stacktest.Closed(t, a)
+	if b, err = stack.New(stack.Config{Options: o, Seed: 2}); err != nil {
+		t.Fatal(err)
+	}
+	stacktest.Closed(t, b)
+	if _, err := a.AddNetif(pa, stack.NetifConfig{Name: "a0", Addrs: []netip.Prefix{
+		netip.PrefixFrom(addrA[0], 24), netip.PrefixFrom(addrA[1], 64)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.AddNetif(pb, stack.NetifConfig{Name: "b0", Addrs: []netip.Prefix{
+		netip.PrefixFrom(addrB[0], 24), netip.PrefixFrom(addrB[1], 64)}}); err != nil {
+		t.Fatal(err)
+	}
+	return a, b
+}
+
+func ctxFor(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// connPair returns an established connection from a to b's listener (fam 0 IPv4, 1 IPv6),
+// the listener already closed. Both conns are closed when the test ends.
+func connPair(t *testing.T, a, b *stack.Stack, fam int) (client, server *netconn.TCPConn) {
+	t.Helper()
+	l, err := netconn.ListenTCP(b, netip.AddrPortFrom(addrB[fam], 0), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	type res struct {
+		c   *netconn.TCPConn
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		c, err := l.Accept()
+		ch <- res{c, err}
+	}()
+	client, err = netconn.DialTCP(ctxFor(t, 10*time.Second), a, netip.AddrPort{}, l.Addr(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := <-ch
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	server = r.c
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return client, server
+}
+
+// tunnel is the Tunnel preset with small windows so tests run fast.
+func tunnel() opt.Options {
+	o := opt.Tunnel()
+	o.TCPWnd, o.TCPMaxWnd, o.TCPSndBuf = 256<<10, 256<<10, 256<<10
+	o.TCPSndQueueLen = 4 * o.TCPSndBuf / 1460
+	return o
+}

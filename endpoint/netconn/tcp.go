@@ -1,0 +1,430 @@
+package netconn
+
+import (
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wispstack/wisp/errs"
+	"github.com/wispstack/wisp/pbuf"
+	"github.com/wispstack/wisp/stack"
+	"github.com/wispstack/wisp/transport/tcp"
+)
+
+// TCPConn is a TCP connection (lwIP's netconn of type NETCONN_TCP). Every method is safe
+// for concurrent use; concurrent Reads (and concurrent Writes) are served one at a time.
+//
+// Receive side: the PCB's RecvFunc queues the chains it is given in a ring (rq) that grows
+// on demand up to TCPRecvMboxSize slots (beyond that, chains are concatenated onto the
+// last one); the receive window bounds the bytes. Read copies out and frees; the bytes it
+// consumed are returned to TCP (Recved) once they reach a quarter window, not per Read.
+type TCPConn struct {
+	s    *stack.Stack
+	reg  *registry
+	node node // registry list (core lock)
+
+	// Core lock.
+	pcb     *tcp.PCB // nil once the PCB is gone (error, abort, stack closed) or given to the stack by Close
+	polling bool     // a poll is armed to retry a write that failed for lack of memory
+	keepOn  bool
+	// SetKeepAliveParams values (zero: the Options default) and SetWriteBuffer's cap.
+	keepIdle, keepIntvl time.Duration
+	keepCnt             int
+	sndBufCap           int
+
+	ref refOwner // WriteRef's pbuf owner; its count is atomic
+
+	rmu, wmu sync.Mutex // serialize readers, writers
+
+	mu        sync.Mutex // guards the fields below; taken after the core lock, never before it
+	rq        []*pbuf.Pbuf
+	rqHead    int
+	rqLen     int
+	roff      int // bytes of rq[rqHead] already read
+	rbytes    int // bytes queued
+	pending   int // bytes consumed (read, or released Bufs) not yet given back to TCP
+	thresh    int // pending at which Recved is called
+	mss       int // the connection's MSS, for thresh
+	rcvBuf    int // SetReadBuffer; 0 default
+	mboxSize  int
+	fin       bool // the peer's FIN arrived
+	rdShut    bool // CloseRead
+	wrShut    bool // CloseWrite
+	closed    bool // Close or Abort
+	connected bool
+	gone      bool  // the PCB is gone (err holds why)
+	err       error // why the connection is gone: returned by every later call
+	soErr     error // pending asynchronous error (Err, SO_ERROR); cleared when read
+	linger    int   // SetLinger; <0 default
+	laddr     netip.AddrPort
+	raddr     netip.AddrPort
+	dl        deadlines
+	rch, wch  chan struct{}
+}
+
+var errVal error = errs.Val
+
+// refOwner is the pbuf.Releaser of WriteRef's REF pbufs.
+type refOwner struct {
+	c *TCPConn
+	n atomic.Int32 // REF pbufs the stack still holds
+}
+
+// Release implements pbuf.Releaser; it runs in whichever goroutine freed the pbuf.
+func (r *refOwner) Release() {
+	if r.n.Add(-1) == 0 {
+		wake(r.c.wch)
+	}
+}
+
+// newTCPConn makes the connection object for pcb (core context); the caller has reserved a
+// netconn and links it into the registry.
+func newTCPConn(s *stack.Stack, r *registry, pcb *tcp.PCB) *TCPConn {
+	o := s.Options()
+	c := &TCPConn{s: s, reg: r, pcb: pcb, linger: -1, mboxSize: max(o.TCPRecvMboxSize, 1),
+		rch: make(chan struct{}, 1), wch: make(chan struct{}, 1)}
+	c.ref.c = c
+	c.dl.rd.init(&c.mu, c.rch)
+	c.dl.wd.init(&c.mu, c.wch)
+	c.mss = o.TCPMSS
+	c.thresh = recvThresh(o.TCPWnd, c.mss)
+	pcb.SetArg(c)
+	pcb.OnRecv(tcpRecv)
+	pcb.OnSent(tcpSent)
+	pcb.OnErr(tcpErr)
+	r.add(&c.node, c)
+	return c
+}
+
+// recvThresh is how many consumed bytes are returned to TCP at once: a quarter window, so
+// the peer is never stalled by the batching (it stalls only when the window is nearly
+// closed, and then three quarters of it wait here), or every byte when the window is
+// smaller than two segments.
+func recvThresh(wnd, mss int) int {
+	if wnd < 2*mss {
+		return 1
+	}
+	return max(wnd/4, 1)
+}
+
+// setMSSLocked records the connection's MSS once known and recomputes thresh (c.mu held).
+func (c *TCPConn) setMSSLocked(mss int) {
+	if mss > 0 {
+		c.mss = mss
+		c.thresh = recvThresh(c.wnd(), mss)
+	}
+}
+
+// wnd is the receive buffer the threshold is a quarter of (c.mu held).
+func (c *TCPConn) wnd() int {
+	if c.rcvBuf > 0 {
+		return c.rcvBuf
+	}
+	return c.s.Options().TCPWnd
+}
+
+// Core-context callbacks. None blocks: each updates the mailbox under c.mu and wakes.
+
+// tcpRecv takes ownership of p.
+func tcpRecv(pcb *tcp.PCB, p *pbuf.Pbuf) {
+	c := pcb.Arg().(*TCPConn)
+	c.mu.Lock()
+	if p == nil {
+		c.fin = true
+		c.mu.Unlock()
+		wake(c.rch)
+		return
+	}
+	if c.rdShut || c.closed {
+		// Nobody will read it (CloseRead): consume it at once, as lwIP's tcp_recv_null.
+		n := p.TotLen()
+		c.mu.Unlock()
+		p.Free()
+		pcb.Recved(n)
+		return
+	}
+	c.rbytes += p.TotLen()
+	c.push(p)
+	c.mu.Unlock()
+	wake(c.rch)
+}
+
+func tcpSent(pcb *tcp.PCB, n int) { wake(pcb.Arg().(*TCPConn).wch) }
+
+func tcpPoll(pcb *tcp.PCB) { wake(pcb.Arg().(*TCPConn).wch) }
+
+func tcpConnected(pcb *tcp.PCB) {
+	c := pcb.Arg().(*TCPConn)
+	c.mu.Lock()
+	c.connected = true
+	c.laddr, c.raddr = pcb.LocalAddr(), pcb.RemoteAddr()
+	c.setMSSLocked(pcb.Info().MSS)
+	c.mu.Unlock()
+	wake(c.wch)
+}
+
+// tcpErr: the PCB is gone (freed when this returns).
+func tcpErr(pcb *tcp.PCB, err error) {
+	c := pcb.Arg().(*TCPConn)
+	c.pcb = nil
+	c.polling = false
+	c.mu.Lock()
+	c.gone = true
+	if c.err == nil {
+		c.err = err
+	}
+	if err != errs.Clsd {
+		c.soErr = err
+	}
+	c.mu.Unlock()
+	wake(c.rch)
+	wake(c.wch)
+}
+
+// stackClosed implements member (core context): the stack frees the PCB itself.
+func (c *TCPConn) stackClosed() {
+	c.pcb = nil
+	c.mu.Lock()
+	c.gone = true
+	c.err = net.ErrClosed
+	c.freeQueueLocked()
+	c.mu.Unlock()
+	wake(c.rch)
+	wake(c.wch)
+}
+
+// push appends chain p to the ring (c.mu held), growing it up to mboxSize slots.
+func (c *TCPConn) push(p *pbuf.Pbuf) {
+	if c.rqLen == c.mboxSize {
+		pbuf.Cat(c.rq[(c.rqHead+c.rqLen-1)%len(c.rq)], p)
+		return
+	}
+	if c.rqLen == len(c.rq) {
+		n := min(max(4, 2*len(c.rq)), c.mboxSize)
+		rq := make([]*pbuf.Pbuf, n)
+		for i := range c.rqLen {
+			rq[i] = c.rq[(c.rqHead+i)%len(c.rq)]
+		}
+		c.rq, c.rqHead = rq, 0
+	}
+	c.rq[(c.rqHead+c.rqLen)%len(c.rq)] = p
+	c.rqLen++
+}
+
+// pop removes the head chain (c.mu held).
+func (c *TCPConn) pop() *pbuf.Pbuf {
+	p := c.rq[c.rqHead]
+	c.rq[c.rqHead] = nil
+	c.rqHead = (c.rqHead + 1) % len(c.rq)
+	c.rqLen--
+	c.roff = 0
+	return p
+}
+
+// freeQueueLocked frees everything queued and returns how many bytes it held (c.mu held).
+func (c *TCPConn) freeQueueLocked() int {
+	n := c.rbytes
+	for c.rqLen > 0 {
+		c.pop().Free()
+	}
+	c.rbytes = 0
+	return n
+}
+
+// readLocked copies queued bytes into b (c.mu held), freeing what it consumed.
+func (c *TCPConn) readLocked(b []byte) int {
+	n := 0
+	for n < len(b) && c.rqLen > 0 {
+		p := c.rq[c.rqHead]
+		k := p.CopyOut(b[n:], c.roff)
+		n += k
+		c.roff += k
+		if c.roff >= p.TotLen() {
+			c.pop().Free()
+			continue
+		}
+		// Free the pbufs read in full, so the next copy does not walk them again.
+		for p.Len() <= c.roff {
+			rest := p.Dechain()
+			c.roff -= p.Len()
+			p.Free()
+			p = rest
+		}
+		c.rq[c.rqHead] = p
+	}
+	c.rbytes -= n
+	c.pending += n
+	return n
+}
+
+// readErr is what a reader gets when nothing is queued (c.mu held): nil to wait.
+func (c *TCPConn) readErrLocked() error {
+	switch {
+	case c.closed:
+		return net.ErrClosed
+	case c.fin || c.rdShut:
+		return io.EOF
+	case c.gone:
+		return c.err
+	}
+	return nil
+}
+
+// Read reads queued data, waiting for some. It returns io.EOF once the peer has closed its
+// side and everything before the FIN has been read; os.ErrDeadlineExceeded when the read
+// deadline passes; net.ErrClosed after Close; the connection's error (errs.Rst,
+// errs.Timeout, errs.Abrt, ...) when it is gone.
+func (c *TCPConn) Read(b []byte) (int, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	c.mu.Lock()
+	for {
+		if c.closed {
+			c.mu.Unlock()
+			return 0, net.ErrClosed
+		}
+		if c.dl.rd.expired {
+			c.mu.Unlock()
+			return 0, os.ErrDeadlineExceeded
+		}
+		if c.rbytes > 0 {
+			break
+		}
+		if len(b) == 0 {
+			c.mu.Unlock()
+			return 0, nil
+		}
+		if err := c.readErrLocked(); err != nil {
+			c.mu.Unlock()
+			return 0, c.mapErr(err)
+		}
+		c.mu.Unlock()
+		<-c.rch
+		c.mu.Lock()
+	}
+	n := c.readLocked(b)
+	flush := c.pending >= c.thresh
+	c.mu.Unlock()
+	if flush {
+		c.flushRecved()
+	}
+	return n, nil
+}
+
+// Recv returns the oldest queued chain without copying, waiting for one; errors as Read.
+// The caller must Release the Buf; the receive window reopens by its length only then.
+func (c *TCPConn) Recv() (*Buf, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	c.mu.Lock()
+	for {
+		if c.closed {
+			c.mu.Unlock()
+			return nil, net.ErrClosed
+		}
+		if c.dl.rd.expired {
+			c.mu.Unlock()
+			return nil, os.ErrDeadlineExceeded
+		}
+		if c.rbytes > 0 {
+			break
+		}
+		if err := c.readErrLocked(); err != nil {
+			c.mu.Unlock()
+			return nil, c.mapErr(err)
+		}
+		c.mu.Unlock()
+		<-c.rch
+		c.mu.Lock()
+	}
+	off := c.roff
+	p := c.pop()
+	b := newBuf(p, off, c)
+	c.rbytes -= b.n
+	c.mu.Unlock()
+	return b, nil
+}
+
+// consumed records n bytes released by a Buf.
+func (c *TCPConn) consumed(n int) {
+	c.mu.Lock()
+	c.pending += n
+	flush := c.pending >= c.thresh && !c.gone
+	c.mu.Unlock()
+	if flush {
+		c.flushRecved()
+	}
+}
+
+// flushRecved gives consumed bytes back to TCP, reopening the window. Not in core context.
+func (c *TCPConn) flushRecved() {
+	c.mu.Lock()
+	n := c.pending
+	c.pending = 0
+	c.mu.Unlock()
+	if n == 0 {
+		return
+	}
+	c.s.Lock()
+	if c.pcb != nil {
+		c.pcb.Recved(n)
+	}
+	c.s.Unlock()
+}
+
+// mapErr turns errs.Abrt into net.ErrClosed when the abort came from the stack's Close.
+func (c *TCPConn) mapErr(err error) error {
+	if err == errs.Abrt && c.reg.isClosed() {
+		return net.ErrClosed
+	}
+	return err
+}
+
+// Buffered returns how many bytes Read can return now without waiting (FIONREAD).
+func (c *TCPConn) Buffered() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rbytes
+}
+
+// LocalAddr returns the local address and port (they stay known after the connection is
+// gone).
+func (c *TCPConn) LocalAddr() netip.AddrPort {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.laddr
+}
+
+// RemoteAddr returns the peer's address and port.
+func (c *TCPConn) RemoteAddr() netip.AddrPort {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.raddr
+}
+
+// SetDeadline sets both deadlines (net.Conn); the zero time clears them. Waiting calls
+// re-evaluate at once.
+func (c *TCPConn) SetDeadline(t time.Time) error { c.dl.setBoth(&c.mu, t); return nil }
+
+// SetReadDeadline sets the deadline of Read and Recv.
+func (c *TCPConn) SetReadDeadline(t time.Time) error { c.dl.setRead(&c.mu, t); return nil }
+
+// SetWriteDeadline sets the deadline of Write and WriteRef.
+func (c *TCPConn) SetWriteDeadline(t time.Time) error { c.dl.setWrite(&c.mu, t); return nil }
+
+// Err returns the pending asynchronous error (SO_ERROR) and clears it: errs.Rst,
+// errs.Timeout, errs.Abrt, errs.Refused, errs.Rte; nil when there is none.
+func (c *TCPConn) Err() error {
+	c.mu.Lock()
+	err := c.soErr
+	c.soErr = nil
+	c.mu.Unlock()
+	if err != nil {
+		return c.mapErr(err)
+	}
+	return nil
+}

@@ -1,0 +1,342 @@
+package netconn
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wispstack/wisp/errs"
+	"github.com/wispstack/wisp/stack"
+	"github.com/wispstack/wisp/transport/tcp"
+)
+
+// TCPOptions configure DialTCP. A nil *TCPOptions means the defaults: NoDelay true (as Go
+// sets TCP_NODELAY), the rest false.
+type TCPOptions struct {
+	ReuseAddr bool // SO_REUSEADDR before binding laddr
+	NoDelay   bool // TCP_NODELAY
+	V6Only    bool // IPV6_V6ONLY: refuse an IPv4 (or IPv4-mapped) raddr with errs.NetUnreach
+}
+
+var defaultTCPOptions = TCPOptions{NoDelay: true}
+
+// needBind reports whether laddr asks for a specific address or port.
+func needBind(laddr netip.AddrPort) bool {
+	return laddr.Port() != 0 || laddr.Addr().IsValid() && !laddr.Addr().IsUnspecified()
+}
+
+// DialTCP opens a TCP connection from laddr (the zero AddrPort, or an unspecified address
+// and port 0: chosen by the stack) to raddr and waits until it is established. Errors:
+// ctx.Err() when ctx ends first (the connect is aborted), errs.Refused (RST or ICMP
+// unreachable answered the SYN), errs.Timeout (SYN retransmissions exhausted), errs.Rte (no
+// route), errs.Use, errs.Val, errs.Mem (no PCB, or MempNumNetconn reached), errs.Clsd (the
+// stack is closed).
+func DialTCP(ctx context.Context, s *stack.Stack, laddr, raddr netip.AddrPort, o *TCPOptions) (*TCPConn, error) {
+	if o == nil {
+		o = &defaultTCPOptions
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if o.V6Only && raddr.Addr().Unmap().Is4() {
+		return nil, errs.NetUnreach
+	}
+	s.Lock()
+	c, err := dialLocked(s, laddr, raddr, o)
+	s.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	for {
+		c.mu.Lock()
+		connected, gone, cerr := c.connected, c.gone, c.err
+		c.mu.Unlock()
+		if connected {
+			return c, nil
+		}
+		if gone {
+			c.dialFailed()
+			return nil, c.mapErr(cerr)
+		}
+		select {
+		case <-c.wch:
+		case <-ctx.Done():
+			s.Lock()
+			c.mu.Lock()
+			connected = c.connected
+			c.mu.Unlock()
+			if !connected && c.pcb != nil {
+				pcb := c.pcb
+				c.pcb = nil
+				pcb.OnErr(nil)
+				pcb.Abort()
+			}
+			s.Unlock()
+			if connected {
+				return c, nil
+			}
+			c.dialFailed()
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// dialLocked makes the PCB and starts the connect (core context).
+func dialLocked(s *stack.Stack, laddr, raddr netip.AddrPort, o *TCPOptions) (*TCPConn, error) {
+	r, err := registryFor(s)
+	if err != nil {
+		return nil, err
+	}
+	if !r.reserve() {
+		return nil, errs.Mem
+	}
+	pcb, err := s.TCP().NewPCB()
+	if err != nil {
+		r.release()
+		return nil, err
+	}
+	pcb.SetReuseAddr(o.ReuseAddr)
+	pcb.SetNoDelay(o.NoDelay)
+	if needBind(laddr) {
+		if err := pcb.Bind(laddr); err != nil {
+			pcb.Close()
+			r.release()
+			return nil, err
+		}
+	}
+	c := newTCPConn(s, r, pcb)
+	if err := pcb.Connect(raddr, tcpConnected); err != nil {
+		r.remove(&c.node)
+		c.pcb = nil
+		pcb.Close()
+		r.release()
+		return nil, err
+	}
+	return c, nil
+}
+
+// dialFailed releases a connection whose dial failed (not in core context).
+func (c *TCPConn) dialFailed() {
+	c.s.Lock()
+	c.reg.remove(&c.node)
+	c.s.Unlock()
+	c.mu.Lock()
+	c.closed = true
+	c.freeQueueLocked()
+	c.mu.Unlock()
+	c.reg.release()
+}
+
+// ListenOptions configure ListenTCP.
+type ListenOptions struct {
+	Backlog   int  // ≤ 0: Options.TCPListenBacklog
+	ReuseAddr bool // SO_REUSEADDR
+	V6Only    bool // IPV6_V6ONLY on an unspecified IPv6 address: IPv4 SYNs are refused
+}
+
+// TCPListener is a listening TCP socket (lwIP's netconn_listen). Connections that complete
+// the handshake wait in its accept mailbox (at most AcceptMboxSize, and they count against
+// the backlog until accepted); beyond that, new ones are reset. Every method is safe for
+// concurrent use.
+type TCPListener struct {
+	s    *stack.Stack
+	reg  *registry
+	node node // core lock
+
+	l     *tcp.Listener // core lock; nil once closed
+	addr  netip.AddrPort
+	limit int
+
+	amu sync.Mutex // serializes Accept
+
+	mu        sync.Mutex
+	q         []*TCPConn // accept mailbox ring
+	qHead     int
+	qLen      int
+	closed    bool
+	gone      bool // the stack closed
+	dl        deadline
+	ach       chan struct{}
+	overflows atomic.Uint64
+}
+
+// ListenTCP listens on laddr (an unspecified address listens on every local address of
+// both families unless V6Only; port 0 picks one: see Addr). Errors: errs.Use (address in
+// use), errs.Val (not a local address), errs.Mem (no listener PCB, or MempNumNetconn
+// reached), errs.Clsd (the stack is closed).
+func ListenTCP(s *stack.Stack, laddr netip.AddrPort, o *ListenOptions) (*TCPListener, error) {
+	if o == nil {
+		o = &ListenOptions{}
+	}
+	s.Lock()
+	defer s.Unlock()
+	r, err := registryFor(s)
+	if err != nil {
+		return nil, err
+	}
+	if !r.reserve() {
+		return nil, errs.Mem
+	}
+	pcb, err := s.TCP().NewPCB()
+	if err != nil {
+		r.release()
+		return nil, err
+	}
+	pcb.SetReuseAddr(o.ReuseAddr)
+	pcb.SetNoDelay(true)
+	pcb.SetV6Only(o.V6Only)
+	if err := pcb.Bind(laddr); err != nil {
+		pcb.Close()
+		r.release()
+		return nil, err
+	}
+	tl, err := pcb.Listen(o.Backlog)
+	if err != nil {
+		pcb.Close()
+		r.release()
+		return nil, err
+	}
+	l := &TCPListener{s: s, reg: r, l: tl, addr: tl.Addr(), limit: max(s.Options().AcceptMboxSize, 1),
+		ach: make(chan struct{}, 1)}
+	l.dl.init(&l.mu, l.ach)
+	tl.SetArg(l)
+	tl.OnAccept(tcpAccept)
+	r.add(&l.node, l)
+	return l, nil
+}
+
+// tcpAccept runs in core context when a connection reaches ESTABLISHED.
+func tcpAccept(tl *tcp.Listener, pcb *tcp.PCB) {
+	l := tl.Arg().(*TCPListener)
+	l.mu.Lock()
+	full := l.closed || l.qLen >= l.limit
+	l.mu.Unlock()
+	if full || !l.reg.reserve() {
+		// lwIP: the accept mailbox is full (or no netconn is left): abort the connection.
+		l.overflows.Add(1)
+		pcb.Abort()
+		return
+	}
+	c := newTCPConn(l.s, l.reg, pcb)
+	c.connected = true
+	c.laddr, c.raddr = pcb.LocalAddr(), pcb.RemoteAddr()
+	c.setMSSLocked(pcb.Info().MSS)
+	pcb.BacklogDelayed()
+	l.mu.Lock()
+	if l.qLen == len(l.q) {
+		n := min(max(4, 2*len(l.q)), l.limit)
+		q := make([]*TCPConn, n)
+		for i := range l.qLen {
+			q[i] = l.q[(l.qHead+i)%len(l.q)]
+		}
+		l.q, l.qHead = q, 0
+	}
+	l.q[(l.qHead+l.qLen)%len(l.q)] = c
+	l.qLen++
+	l.mu.Unlock()
+	wake(l.ach)
+}
+
+// stackClosed implements member.
+func (l *TCPListener) stackClosed() {
+	l.l = nil
+	l.mu.Lock()
+	l.gone = true
+	l.mu.Unlock()
+	wake(l.ach)
+}
+
+// Accept waits for the next connection. Errors: os.ErrDeadlineExceeded, net.ErrClosed
+// (after Close, or when the stack closed).
+func (l *TCPListener) Accept() (*TCPConn, error) {
+	l.amu.Lock()
+	defer l.amu.Unlock()
+	l.mu.Lock()
+	for {
+		if l.closed || l.gone {
+			l.mu.Unlock()
+			return nil, net.ErrClosed
+		}
+		if l.dl.expired {
+			l.mu.Unlock()
+			return nil, os.ErrDeadlineExceeded
+		}
+		if l.qLen > 0 {
+			break
+		}
+		l.mu.Unlock()
+		<-l.ach
+		l.mu.Lock()
+	}
+	c := l.q[l.qHead]
+	l.q[l.qHead] = nil
+	l.qHead = (l.qHead + 1) % len(l.q)
+	l.qLen--
+	l.mu.Unlock()
+	l.s.Lock()
+	if c.pcb != nil {
+		c.pcb.BacklogAccepted()
+	}
+	l.s.Unlock()
+	return c, nil
+}
+
+// Close stops listening: connections waiting in the mailbox are reset, a blocked Accept
+// returns net.ErrClosed. A second Close returns net.ErrClosed.
+func (l *TCPListener) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return net.ErrClosed
+	}
+	l.closed = true
+	var q []*TCPConn
+	for l.qLen > 0 {
+		q = append(q, l.q[l.qHead])
+		l.q[l.qHead] = nil
+		l.qHead = (l.qHead + 1) % len(l.q)
+		l.qLen--
+	}
+	l.dl.stop()
+	l.mu.Unlock()
+	wake(l.ach)
+	for _, c := range q {
+		c.Abort()
+	}
+	l.s.Lock()
+	if l.l != nil {
+		l.l.Close()
+		l.l = nil
+	}
+	l.reg.remove(&l.node)
+	l.s.Unlock()
+	l.reg.release()
+	wake(l.ach)
+	return nil
+}
+
+// Addr returns the address and port the listener is bound to.
+func (l *TCPListener) Addr() netip.AddrPort { return l.addr }
+
+// SetDeadline sets the deadline of Accept; the zero time clears it.
+func (l *TCPListener) SetDeadline(t time.Time) error {
+	l.mu.Lock()
+	l.dl.set(t)
+	l.mu.Unlock()
+	return nil
+}
+
+// Overflows counts connections reset because the accept mailbox was full or no netconn
+// was left (the listener's share of lwIP's failed netconn allocations).
+func (l *TCPListener) Overflows() uint64 { return l.overflows.Load() }
+
+// Pending returns how many connections wait in the accept mailbox.
+func (l *TCPListener) Pending() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.qLen
+}
