@@ -32,7 +32,7 @@ func needBind(laddr netip.AddrPort) bool {
 // DialTCP opens a TCP connection from laddr (the zero AddrPort, or an unspecified address
 // and port 0: chosen by the stack) to raddr and waits until it is established. Errors:
 // ctx.Err() when ctx ends first (the connect is aborted), errs.Refused (RST or ICMP
-// unreachable answered the SYN), errs.Timeout (SYN retransmissions exhausted), errs.Rte (no
+// unreachable answered the SYN), errs.Timeout (SYN retransmissions exhausted), errs.NetUnreach (no
 // route), errs.Use, errs.Val, errs.Mem (no PCB, or MempNumNetconn reached), errs.Clsd (the
 // stack is closed).
 func DialTCP(ctx context.Context, s *stack.Stack, laddr, raddr netip.AddrPort, o *TCPOptions) (*TCPConn, error) {

@@ -15,8 +15,8 @@ import (
 	"github.com/wispstack/wisp/transport/tcp"
 )
 
-// A listener on "::" hears IPv4 unless V6Only (RFC 3493 §3.7, Linux's default), and an
-// IPv4 wildcard on the same port wins over it for IPv4.
+// A listener on "::" hears IPv4 unless V6Only (RFC 3493 §3.7, Linux's default), so it
+// holds the port for IPv4 binds too; with V6Only an IPv4 wildcard can share the port.
 func TestDualStackListener(t *testing.T) {
 	stacktest.NoGoroutineLeak(t)
 	o := opt.Embedded()
@@ -75,8 +75,15 @@ func TestDualStackListener(t *testing.T) {
 	b.Callback(func() {
 		listen("[::]:80", false)
 		listen("[::]:81", true)
-		listen("[::]:82", false)
+		listen("[::]:82", true)
 		listen("0.0.0.0:82", false)
+		for _, addr := range []string{"0.0.0.0:80", "198.18.0.2:80"} {
+			c, _ := b.TCP().NewPCB()
+			if err := c.Bind(netip.MustParseAddrPort(addr)); err != errs.Use {
+				t.Errorf("bind %s beside a dual-stack [::]:80: %v, want errs.Use", addr, err)
+			}
+			c.Close()
+		}
 	})
 	a.Callback(func() {
 		for _, d := range []string{"198.18.0.2:80", "[fd42:5eed::2]:80", "198.18.0.2:81", "[fd42:5eed::2]:81", "198.18.0.2:82", "[fd42:5eed::2]:82"} {

@@ -61,7 +61,8 @@ func (c *PCB) Bind(addr netip.AddrPort) error {
 }
 
 // Connect starts an active open to raddr (lwIP tcp_connect); fn is called on success. An
-// unbound PCB gets the route's source address and an ephemeral port. errs.Rte with no route,
+// unbound PCB gets the route's source address and an ephemeral port. errs.NetUnreach with no
+// route (ENETUNREACH, as connect(2)),
 // errs.IsConn if not CLOSED, errs.Use if the 4-tuple is taken, errs.Mem without memory.
 func (c *PCB) Connect(raddr netip.AddrPort, fn ConnectedFunc) error {
 	if !c.usable() {
@@ -82,15 +83,15 @@ func (c *PCB) Connect(raddr netip.AddrPort, fn ConnectedFunc) error {
 	if !local.IsValid() || local.IsUnspecified() {
 		n, _, err := t.ip.Lookup(dst)
 		if err != nil && !t.ip.IsLocal(dst.WithZone("")) {
-			return errs.Rte
+			return errs.NetUnreach
 		}
 		src, err := t.ip.SourceFor(dst.WithZone(""), n)
 		if err != nil {
-			return errs.Rte
+			return errs.NetUnreach
 		}
 		local = src
 	} else if _, _, err := t.ip.Lookup(dst); err != nil && !t.ip.IsLocal(dst.WithZone("")) {
-		return errs.Rte
+		return errs.NetUnreach
 	}
 	remote := netip.AddrPortFrom(dst.WithZone(""), raddr.Port())
 	port := c.lport

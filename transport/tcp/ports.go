@@ -33,13 +33,14 @@ func (t *Proto) pickPort(local netip.Addr, remote netip.AddrPort) (uint16, bool)
 }
 
 // overlaps reports whether two local addresses (invalid or unspecified: wildcard) can
-// receive the same segment.
-func overlaps(a, b netip.Addr) bool {
+// receive the same segment. v6only tells, for an unspecified IPv6 address, whether it is
+// IPV6_V6ONLY: without it "::" holds the port for IPv4 as well (RFC 3493 §3.7, Linux).
+func overlaps(a netip.Addr, aV6Only bool, b netip.Addr, bV6Only bool) bool {
 	if !a.IsValid() || !b.IsValid() {
 		return true
 	}
 	if a.Is4() != b.Is4() {
-		return false
+		return a.Is6() && a.IsUnspecified() && !aV6Only || b.Is6() && b.IsUnspecified() && !bV6Only
 	}
 	return a.IsUnspecified() || b.IsUnspecified() || a == b
 }
@@ -47,14 +48,15 @@ func overlaps(a, b netip.Addr) bool {
 // portTaken reports whether binding addr:port would conflict with a listener or another
 // PCB (skip, may be nil). TIME-WAIT PCBs do not block a PCB with SO_REUSEADDR.
 func (t *Proto) portTaken(skip *PCB, addr netip.Addr, port uint16) bool {
+	v6only := skip != nil && skip.flags&fV6Only != 0
 	for l := t.lbuckets[uint32(port)&t.lmask]; l != nil; l = l.hnext {
-		if l.local.Port() == port && overlaps(l.local.Addr(), addr) {
+		if l.local.Port() == port && overlaps(l.local.Addr(), l.flags&fV6Only != 0, addr, v6only) {
 			return true
 		}
 	}
 	reuse := skip != nil && skip.flags&fReuseAddr != 0
 	for o := t.all.head; o != nil; o = o.all.next {
-		if o == skip || o.flags&fBound == 0 || o.lport != port || !overlaps(o.laddr, addr) {
+		if o == skip || o.flags&fBound == 0 || o.lport != port || !overlaps(o.laddr, o.flags&fV6Only != 0, addr, v6only) {
 			continue
 		}
 		if o.state == StateTimeWait && reuse {
@@ -69,7 +71,7 @@ func (t *Proto) portTaken(skip *PCB, addr netip.Addr, port uint16) bool {
 // unconnected PCB (connections on it are fine as long as the 4-tuple differs).
 func (t *Proto) portBlocksConnect(addr netip.Addr, port uint16) bool {
 	for l := t.lbuckets[uint32(port)&t.lmask]; l != nil; l = l.hnext {
-		if l.local.Port() == port && overlaps(l.local.Addr(), addr) {
+		if l.local.Port() == port && overlaps(l.local.Addr(), l.flags&fV6Only != 0, addr, false) {
 			return true
 		}
 	}
@@ -77,7 +79,7 @@ func (t *Proto) portBlocksConnect(addr netip.Addr, port uint16) bool {
 		return false
 	}
 	for o := t.all.head; o != nil; o = o.all.next {
-		if o.flags&fBound != 0 && o.state == StateClosed && o.lport == port && overlaps(o.laddr, addr) {
+		if o.flags&fBound != 0 && o.state == StateClosed && o.lport == port && overlaps(o.laddr, o.flags&fV6Only != 0, addr, false) {
 			return true
 		}
 	}

@@ -397,15 +397,15 @@ func TestWindowScaleNegotiation(t *testing.T) {
 	})
 }
 
-// Connect errors (api.go): no route is errs.Rte; a second Connect is errs.IsConn.
+// Connect errors (api.go): no route is errs.NetUnreach; a second Connect is errs.IsConn.
 func TestConnectErrors(t *testing.T) {
 	e := newEnv(t, v4)
 	pcb, err := e.tcp.NewPCB()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pcb.Connect(netipAP("203.0.113.9", 80), nil); !errors.Is(err, errs.Rte) {
-		t.Errorf("Connect without a route: %v, want errs.Rte", err)
+	if err := pcb.Connect(netipAP("203.0.113.9", 80), nil); !errors.Is(err, errs.NetUnreach) {
+		t.Errorf("Connect without a route: %v, want errs.NetUnreach", err)
 	}
 	if err := pcb.Close(); err != nil {
 		t.Error(err)

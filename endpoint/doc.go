@@ -1,0 +1,47 @@
+// Package endpoint is wisp's socket layer: package net's API on a wisp stack. A Net made
+// from a *stack.Stack has Dial, DialContext, Listen and ListenPacket with net's
+// signatures, DialTCP / ListenTCP / DialUDP / ListenUDP with *net.TCPAddr and
+// *net.UDPAddr, their netip.AddrPort variants and ping sockets named as in wireguard-go's
+// tun/netstack. The types it returns implement net.Conn, net.Listener and net.PacketConn,
+// so net/http, crypto/tls and io.Copy run over wisp unchanged:
+//
+//	n := endpoint.New(s)
+//	l, _ := n.Listen("tcp", ":80")
+//	http.Serve(l, handler)
+//
+// Networks: "tcp", "tcp4", "tcp6", "udp", "udp4", "udp6", "ping4", "ping6" and
+// "ip4:icmp" / "ip6:ipv6-icmp" (ICMP echo sockets, like Linux's unprivileged ping
+// sockets). Other IP protocols and Unix sockets fail with EPROTONOSUPPORT. Addresses are IP
+// literals; "localhost" names the stack's loopback addresses when it has them. There is no
+// resolver: other names fail with a *net.DNSError. A "tcp" or "udp" socket on a wildcard
+// address is dual-stack: it accepts IPv4 and reports IPv4 peers v4-mapped
+// (::ffff:198.18.0.1), as Go does on a kernel dual-stack socket.
+//
+// Errors are what package net returns, with errnos where a kernel would give them: every
+// error is a *net.OpError (Op "dial", "listen", "accept", "read", "write", "close", "set"
+// or "get") whose Err is a syscall.Errno mapped once from the core's errs sentinel (so
+// errors.Is(err, syscall.ECONNREFUSED) holds), except io.EOF, returned bare as net does;
+// os.ErrDeadlineExceeded when a deadline passes (Timeout() true); net.ErrClosed after
+// Close; a context's end in DialContext (errors.Is context.Canceled or
+// context.DeadlineExceeded, with net's texts); and *net.AddrError / *net.DNSError /
+// net.UnknownNetworkError for bad arguments. Before connecting, Dial checks the route as
+// connect(2) does: ENETUNREACH without one, ENETDOWN when its netif is down. UDP sends
+// never block for room: a full link queue fails with ENOMEM, as lwIP documents.
+//
+// connect(2)'s EINPROGRESS and EALREADY have no place in a blocking API; StartDialTCP is
+// the non-blocking connect that returns them (see its documentation).
+//
+// Socket options are typed methods (SetNoDelay, SetKeepAliveConfig, SetLinger,
+// SetBroadcast, JoinGroup, ...) and GetsockoptInt / SetsockoptInt by level and name with
+// golang.org/x/sys/unix constants (see sockopt.go for the list and units); unknown ones
+// fail with ENOPROTOOPT.
+//
+// Concurrency: every exported method of every type is safe for concurrent use. Close from
+// any goroutine unblocks every Read, Write and Accept in progress on that socket (they
+// return net.ErrClosed). No method may be called from the stack's core context (a raw-API
+// callback), which would deadlock.
+//
+// Layer: endpoint (imports endpoint/netconn, stack, ip, transport, errs and
+// golang.org/x/sys/unix). It does not own the stack: closing the stack closes what
+// sockets are left.
+package endpoint

@@ -1,0 +1,216 @@
+package endpoint
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wispstack/wisp/opt"
+	"github.com/wispstack/wisp/stack"
+)
+
+// isErrno checks that err is a *net.OpError whose Err is errno, as package net reports a
+// kernel socket's errors.
+func isErrno(t *testing.T, err error, errno syscall.Errno) {
+	t.Helper()
+	var oe *net.OpError
+	if !errors.As(err, &oe) {
+		t.Fatalf("want *net.OpError with %v, got %T %v", errno, err, err)
+	}
+	if !errors.Is(err, errno) {
+		t.Fatalf("want %v, got %v", errno, err)
+	}
+	if e, ok := oe.Err.(syscall.Errno); !ok || e != errno {
+		t.Fatalf("OpError.Err = %#v, want the errno %v", oe.Err, errno)
+	}
+}
+
+func TestErrnoConnRefused(t *testing.T) {
+	p := newPair(t, pairConfig{})
+	_, err := p.na.Dial("tcp", "198.18.0.2:9")
+	isErrno(t, err, syscall.ECONNREFUSED)
+	if oe := err.(*net.OpError); oe.Op != "dial" || oe.Net != "tcp" || oe.Addr.String() != "198.18.0.2:9" {
+		t.Fatalf("%#v", oe)
+	}
+}
+
+func TestErrnoAddrInUse(t *testing.T) {
+	p := newPair(t, pairConfig{})
+	l, err := p.nb.Listen("tcp4", "198.18.0.2:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, err = p.nb.Listen("tcp4", "198.18.0.2:8080")
+	isErrno(t, err, syscall.EADDRINUSE)
+	// The dual-stack wildcard taken twice.
+	l2, err := p.nb.Listen("tcp", ":8081")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.Close()
+	_, err = p.nb.Listen("tcp", ":8081")
+	isErrno(t, err, syscall.EADDRINUSE)
+	// The dual-stack wildcard holds the port for IPv4 too, as on Linux.
+	_, err = p.nb.Listen("tcp", ":8080")
+	isErrno(t, err, syscall.EADDRINUSE)
+	_, err = p.nb.Listen("tcp4", "198.18.0.2:8081")
+	isErrno(t, err, syscall.EADDRINUSE)
+}
+
+// Removing the address a connection is bound to aborts it (esp-lwip's default, unless
+// Options.TCPKeepConnWhenIPChanges).
+func TestErrnoConnAborted(t *testing.T) {
+	p := newPair(t, pairConfig{})
+	c, s := p.tcpPair(t, 0)
+	defer c.Close()
+	defer s.Close()
+	if err := p.nifA.RemoveAddr(addrA[0]); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.Read(make([]byte, 1))
+	isErrno(t, err, syscall.ECONNABORTED)
+}
+
+func TestErrnoConnReset(t *testing.T) {
+	p := newPair(t, pairConfig{})
+	c, s := p.tcpPair(t, 1)
+	defer c.Close()
+	if err := s.SetLinger(0); err != nil {
+		t.Fatal(err)
+	}
+	s.Close() // RST
+	_, err := c.Read(make([]byte, 1))
+	isErrno(t, err, syscall.ECONNRESET)
+}
+
+func TestErrnoNetUnreach(t *testing.T) {
+	p := newPair(t, pairConfig{})
+	_, err := p.na.Dial("tcp", "10.9.9.9:80")
+	isErrno(t, err, syscall.ENETUNREACH)
+	_, err = p.na.Dial("tcp", "[2001:db8::1]:80")
+	isErrno(t, err, syscall.ENETUNREACH)
+}
+
+func TestErrnoNetDown(t *testing.T) {
+	p := newPair(t, pairConfig{})
+	p.nifA.SetUp(false)
+	_, err := p.na.Dial("tcp", "198.18.0.2:80")
+	isErrno(t, err, syscall.ENETDOWN)
+	p.nifA.SetUp(true)
+}
+
+// A SYN into the void (an on-link address nobody has) times out after the SYN retries.
+func TestErrnoTimedOut(t *testing.T) {
+	p := newPair(t, pairConfig{opts: shortOpts()})
+	_, err := p.na.Dial("tcp", "198.18.0.99:80")
+	isErrno(t, err, syscall.ETIMEDOUT)
+}
+
+// A router answers the SYN with ICMP destination unreachable: once the SYN retries are
+// spent the connect reports EHOSTUNREACH (RFC 1122 §4.2.3.9: a soft error, reported when
+// the connection gives up).
+func TestErrnoHostUnreach(t *testing.T) {
+	o := shortOpts()
+	o.IPForward = true
+	p := newPair(t, pairConfig{opts: o})
+	nif := p.a.Netifs()[0]
+	if err := p.a.AddRoute(stack.Route{Dst: netip.MustParsePrefix("10.0.0.0/8"), Gateway: addrB[0], Netif: nif}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := p.na.Dial("tcp", "10.1.1.1:80") // B has no route to 10/8: ICMP unreachable
+	isErrno(t, err, syscall.EHOSTUNREACH)
+}
+
+// StartDialTCP is the non-blocking connect: EINPROGRESS at once, EALREADY for a second
+// connect while the handshake runs, EISCONN once connected.
+func TestErrnoInProgressAlready(t *testing.T) {
+	p := newPair(t, pairConfig{opts: shortOpts()})
+	l, err := p.nb.ListenTCP("tcp", &net.TCPAddr{Port: 7000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	// To a silent address the handshake stays in progress for a while.
+	silent := &net.TCPAddr{IP: net.ParseIP("198.18.0.99"), Port: 80}
+	c, err := p.na.StartDialTCP("tcp", nil, silent)
+	isErrno(t, err, syscall.EINPROGRESS)
+	isErrno(t, c.Connect(silent), syscall.EALREADY)
+	if v, err := c.GetsockoptInt(syscall.SOL_SOCKET, syscall.SO_ERROR); v != 0 || err != nil {
+		t.Fatalf("SO_ERROR while connecting: %d %v", v, err)
+	}
+	isErrno(t, c.WaitConnect(context.Background()), syscall.ETIMEDOUT)
+	c.Close()
+
+	// A connect that succeeds.
+	c, err = p.na.StartDialTCP("tcp", nil, &net.TCPAddr{IP: addrB[0].AsSlice(), Port: 7000})
+	isErrno(t, err, syscall.EINPROGRESS)
+	go func() {
+		if s, err := l.Accept(); err == nil {
+			s.Write([]byte("x"))
+			s.Close()
+		}
+	}()
+	b := make([]byte, 1)
+	if n, err := c.Read(b); n != 1 || err != nil { // waits for the handshake
+		t.Fatalf("read %d %v", n, err)
+	}
+	isErrno(t, c.Connect(nil), syscall.EISCONN)
+	c.Close()
+
+	// Close abandons a connect in progress; nothing is left behind.
+	c, _ = p.na.StartDialTCP("tcp", nil, silent)
+	time.Sleep(5 * time.Millisecond)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestErrnoProtoNoSupport(t *testing.T) {
+	p := newPair(t, pairConfig{})
+	_, err := p.na.Dial("ip4:99", "198.18.0.2")
+	isErrno(t, err, syscall.EPROTONOSUPPORT)
+	_, err = p.na.ListenPacket("ip4:99", "0.0.0.0")
+	isErrno(t, err, syscall.EPROTONOSUPPORT)
+	_, err = p.na.Dial("unix", "/tmp/x")
+	isErrno(t, err, syscall.EPROTONOSUPPORT)
+	_, err = p.na.Dial("bogus", "x")
+	var un net.UnknownNetworkError
+	if !errors.As(err, &un) {
+		t.Fatalf("unknown network: %v", err)
+	}
+}
+
+// The stack's netconn count is a pool: beyond Options.MempNumNetconn a dial fails with
+// ENOMEM.
+func TestErrnoNoMemConns(t *testing.T) {
+	o := opt.Tunnel()
+	o.MempNumNetconn = 3
+	p := newPair(t, pairConfig{opts: o})
+	l, err := p.nb.Listen("tcp", ":7001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for {
+		c, err := p.na.Dial("tcp", "198.18.0.2:7001")
+		if err != nil {
+			isErrno(t, err, syscall.ENOMEM)
+			break
+		}
+		conns = append(conns, c)
+		if len(conns) > 3 {
+			t.Fatal("MempNumNetconn not enforced")
+		}
+	}
+}

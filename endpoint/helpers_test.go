@@ -1,0 +1,130 @@
+package endpoint
+
+import (
+	"net"
+	"net/netip"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/wispstack/wisp/link"
+	"github.com/wispstack/wisp/link/pipe"
+	"github.com/wispstack/wisp/opt"
+	"github.com/wispstack/wisp/stack"
+	"github.com/wispstack/wisp/stack/stacktest"
+)
+
+var (
+	addrA = [2]netip.Addr{netip.MustParseAddr("198.18.0.1"), netip.MustParseAddr("fd42:5eed::1")}
+	addrB = [2]netip.Addr{netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("fd42:5eed::2")}
+)
+
+// pairConfig varies newPair.
+type pairConfig struct {
+	opts     opt.Options
+	queueLen int         // pipe queue per direction (0: default)
+	medium   link.Medium // 0: MediumIP
+}
+
+// pair is two stacks joined by an asynchronous pipe, with a Net on each.
+type pair struct {
+	a, b       *stack.Stack
+	na, nb     *Net
+	nifA, nifB *stack.Netif
+}
+
+// newPair joins two stacks by an asynchronous pipe; when the test ends both are closed and
+// checked: pools at zero, no goroutine left.
+func newPair(t testing.TB, c pairConfig) *pair {
+	t.Helper()
+	stacktest.NoGoroutineLeak(t)
+	if c.opts == (opt.Options{}) {
+		c.opts = opt.Tunnel()
+	}
+	if c.medium == 0 {
+		c.medium = link.MediumIP
+	}
+	pa, pb := pipe.New(pipe.Config{MTU: 1500, Medium: c.medium, QueueLen: c.queueLen})
+	p := &pair{}
+	var err error
+	if p.a, err = stack.New(stack.Config{Options: c.opts, Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	stacktest.Closed(t, p.a)
+	if p.b, err = stack.New(stack.Config{Options: c.opts, Seed: 2}); err != nil {
+		t.Fatal(err)
+	}
+	stacktest.Closed(t, p.b)
+	if p.nifA, err = p.a.AddNetif(pa, stack.NetifConfig{Name: "a0", Addrs: []netip.Prefix{
+		netip.PrefixFrom(addrA[0], 24), netip.PrefixFrom(addrA[1], 64)}}); err != nil {
+		t.Fatal(err)
+	}
+	if p.nifB, err = p.b.AddNetif(pb, stack.NetifConfig{Name: "b0", Addrs: []netip.Prefix{
+		netip.PrefixFrom(addrB[0], 24), netip.PrefixFrom(addrB[1], 64)}}); err != nil {
+		t.Fatal(err)
+	}
+	p.na, p.nb = New(p.a), New(p.b)
+	waitUsable(t, p.a, addrA[1])
+	waitUsable(t, p.b, addrB[1])
+	return p
+}
+
+// waitUsable waits for duplicate address detection to finish on a.
+func waitUsable(t testing.TB, s *stack.Stack, a netip.Addr) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s.Lock()
+		ok := s.IP().IsLocal(a)
+		s.Unlock()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v never became usable", a)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// tcpPair returns an established TCP connection from p.a to p.b (fam 0 IPv4, 1 IPv6);
+// the listener is closed before it returns.
+func (p *pair) tcpPair(t testing.TB, fam int) (client, server *TCPConn) {
+	t.Helper()
+	l, err := p.nb.ListenTCPAddrPort(netip.AddrPortFrom(addrB[fam], 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	type res struct {
+		c   *TCPConn
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		c, err := l.AcceptTCP()
+		ch <- res{c, err}
+	}()
+	client, err = p.na.DialTCPAddrPort(netip.AddrPortFrom(addrB[fam], l.Addr().(*net.TCPAddr).AddrPort().Port()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := <-ch
+	if r.err != nil {
+		client.Close()
+		t.Fatal(r.err)
+	}
+	return client, r.c
+}
+
+// shortOpts are options with fast TCP timers, for failure scenarios.
+func shortOpts() opt.Options {
+	o := opt.Tunnel()
+	o.TCPInitRTO = 20 * time.Millisecond
+	o.TCPMinRTO = 20 * time.Millisecond
+	o.TCPSynMaxRtx = 2
+	o.TCPMaxRtx = 3
+	return o
+}
+
+func fmtInt(i int) string { return strconv.Itoa(i) }

@@ -1,0 +1,327 @@
+package endpoint
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/wispstack/wisp/errs"
+	"github.com/wispstack/wisp/stack"
+)
+
+// Net is the socket layer of one stack: package net's functions (Dial, Listen,
+// ListenPacket, DialTCP, ...) on wisp instead of the kernel. It holds no state of its own
+// beyond the stack; any number of Nets may share a stack, and all methods are safe for
+// concurrent use.
+type Net struct {
+	s *stack.Stack
+}
+
+// New returns the socket layer of s. It does not own s: closing every conn is the caller's
+// job, and closing s (which aborts what is left) too.
+func New(s *stack.Stack) *Net { return &Net{s: s} }
+
+// Stack returns the stack n works on.
+func (n *Net) Stack() *stack.Stack { return n.s }
+
+// Dial connects to address on the named network, as net.Dial: "tcp", "tcp4", "tcp6",
+// "udp", "udp4", "udp6", "ping4", "ping6", "ip4:icmp", "ip6:ipv6-icmp". Addresses are IP
+// literals ("198.18.0.1:80", "[fd42:5eed::1]:80"); "localhost" names the stack's loopback
+// addresses when it has some. Wisp does not resolve names: any other host fails with a
+// *net.DNSError.
+func (n *Net) Dial(network, address string) (net.Conn, error) {
+	var d Dialer
+	d.Net = n
+	return d.DialContext(context.Background(), network, address)
+}
+
+// DialContext is Dial with a context: canceling it or passing its deadline aborts the
+// connect (the error then wraps an error that errors.Is context.Canceled or
+// context.DeadlineExceeded, as package net's does).
+func (n *Net) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	var d Dialer
+	d.Net = n
+	return d.DialContext(ctx, network, address)
+}
+
+// Listen announces on the local address, as net.Listen: "tcp", "tcp4", "tcp6". An empty or
+// unspecified host on "tcp" listens dual-stack (IPv4 connections are accepted and their
+// addresses reported v4-mapped, as Go does).
+func (n *Net) Listen(network, address string) (net.Listener, error) {
+	var lc ListenConfig
+	lc.Net = n
+	return lc.Listen(context.Background(), network, address)
+}
+
+// ListenPacket announces on the local address, as net.ListenPacket: "udp", "udp4",
+// "udp6" (a UDPConn) or "ping4", "ping6", "ip4:icmp", "ip6:ipv6-icmp" (a PingConn, an ICMP
+// echo socket). Other IP protocols fail with EPROTONOSUPPORT.
+func (n *Net) ListenPacket(network, address string) (net.PacketConn, error) {
+	var lc ListenConfig
+	lc.Net = n
+	return lc.ListenPacket(context.Background(), network, address)
+}
+
+// Dialer holds options for connecting, like net.Dialer.
+type Dialer struct {
+	// Net is the socket layer to dial on (required).
+	Net *Net
+	// Timeout bounds the connect (0: none; the TCP SYN retries still end it).
+	Timeout time.Duration
+	// Deadline is an absolute time after which the connect fails (zero: none).
+	Deadline time.Time
+	// LocalAddr is the local address to bind (a *net.TCPAddr, *net.UDPAddr or *PingAddr);
+	// nil picks one from the route.
+	LocalAddr net.Addr
+	// KeepAlive is the keep-alive period of TCP conns, as net.Dialer's: 0 enables keep-alive
+	// with the defaults (15 s, as Go), negative leaves it off. KeepAliveConfig, when Enable,
+	// wins.
+	KeepAlive       time.Duration
+	KeepAliveConfig net.KeepAliveConfig
+}
+
+// Dial is DialContext with context.Background.
+func (d *Dialer) Dial(network, address string) (net.Conn, error) {
+	return d.DialContext(context.Background(), network, address)
+}
+
+// DialContext connects as net.Dialer.DialContext does. Only a "localhost" address names
+// more than one IP; each is tried in turn (the first error is returned).
+func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	k, f, err := parseNetwork(network)
+	if err != nil {
+		return nil, opError("dial", network, nil, nil, err)
+	}
+	if ctx == nil {
+		panic("endpoint: nil context")
+	}
+	if d.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d.Timeout)
+		defer cancel()
+	}
+	if !d.Deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, d.Deadline)
+		defer cancel()
+	}
+	n := d.Net
+	host, port := address, uint16(0)
+	if k != kindPing {
+		if host, port, err = splitHostPort(address); err != nil {
+			return nil, opError("dial", network, nil, nil, err)
+		}
+	}
+	addrs, err := n.resolve(host, f, true)
+	if err != nil {
+		return nil, opError("dial", network, nil, nil, err)
+	}
+	var first error
+	for _, a := range addrs {
+		if err := ctx.Err(); err != nil {
+			return nil, opError("dial", network, nil, nil, err)
+		}
+		raddr := netip.AddrPortFrom(a, port)
+		var c net.Conn
+		switch k {
+		case kindTCP:
+			var la netip.AddrPort
+			if d.LocalAddr != nil {
+				ta, ok := d.LocalAddr.(*net.TCPAddr)
+				if la, ok = tcpAddrPort(ta); !ok {
+					return nil, opError("dial", network, d.LocalAddr, nil, errAFNoSupport)
+				}
+			}
+			var tc *TCPConn
+			tc, err = n.dialTCP(ctx, network, f, la, raddr)
+			if err == nil {
+				d.keepAlive(tc)
+				c = tc
+			}
+		case kindUDP:
+			var la netip.AddrPort
+			if d.LocalAddr != nil {
+				ua, ok := d.LocalAddr.(*net.UDPAddr)
+				if la, ok = udpAddrPort(ua); !ok {
+					return nil, opError("dial", network, d.LocalAddr, nil, errAFNoSupport)
+				}
+			}
+			var uc *UDPConn
+			uc, err = n.dialUDP(network, f, la, raddr)
+			if err == nil {
+				c = uc
+			}
+		case kindPing:
+			var la netip.Addr
+			if d.LocalAddr != nil {
+				var ok bool
+				if la, ok = pingAddrOf(d.LocalAddr); !ok {
+					return nil, opError("dial", network, d.LocalAddr, nil, errAFNoSupport)
+				}
+			}
+			var pc *PingConn
+			pc, err = n.dialPing(network, la, a)
+			if err == nil {
+				c = pc
+			}
+		}
+		if err == nil {
+			return c, nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	if first == nil {
+		first = opError("dial", network, nil, nil, errMissingAddr)
+	}
+	return nil, first
+}
+
+func (d *Dialer) keepAlive(c *TCPConn) {
+	cfg := d.KeepAliveConfig
+	if !cfg.Enable {
+		if d.KeepAlive < 0 {
+			return
+		}
+		cfg = net.KeepAliveConfig{Enable: true, Idle: d.KeepAlive, Interval: d.KeepAlive}
+	}
+	_ = c.SetKeepAliveConfig(cfg)
+}
+
+// ListenConfig holds options for listening, like net.ListenConfig.
+type ListenConfig struct {
+	// Net is the socket layer to listen on (required).
+	Net *Net
+	// KeepAlive and KeepAliveConfig apply to accepted TCP conns, as in net.ListenConfig
+	// (0: keep-alive on with Go's defaults; negative: off).
+	KeepAlive       time.Duration
+	KeepAliveConfig net.KeepAliveConfig
+}
+
+// Listen announces on the local address (see Net.Listen).
+func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (net.Listener, error) {
+	k, f, err := parseNetwork(network)
+	if err == nil && k != kindTCP {
+		err = net.UnknownNetworkError(network)
+	}
+	if err != nil {
+		return nil, opError("listen", network, nil, nil, err)
+	}
+	la, err := lc.Net.localAddr(address, f)
+	if err != nil {
+		return nil, opError("listen", network, nil, nil, err)
+	}
+	l, err := lc.Net.listenTCP(network, f, la)
+	if err != nil {
+		return nil, err
+	}
+	l.ka = Dialer{KeepAlive: lc.KeepAlive, KeepAliveConfig: lc.KeepAliveConfig}
+	return l, nil
+}
+
+// ListenPacket announces on the local address (see Net.ListenPacket).
+func (lc *ListenConfig) ListenPacket(ctx context.Context, network, address string) (net.PacketConn, error) {
+	k, f, err := parseNetwork(network)
+	if err == nil && k == kindTCP {
+		err = net.UnknownNetworkError(network)
+	}
+	if err != nil {
+		return nil, opError("listen", network, nil, nil, err)
+	}
+	if k == kindPing {
+		addrs, err := lc.Net.resolve(address, f, false)
+		if err != nil {
+			return nil, opError("listen", network, nil, nil, err)
+		}
+		var a netip.Addr
+		if len(addrs) > 0 {
+			a = addrs[0]
+		} else if f != famAny {
+			a = wildcard(f)
+		}
+		return lc.Net.dialPing(network, a, netip.Addr{})
+	}
+	la, err := lc.Net.localAddr(address, f)
+	if err != nil {
+		return nil, opError("listen", network, nil, nil, err)
+	}
+	return lc.Net.listenUDP(network, f, la)
+}
+
+// localAddr parses a listen address "host:port" (empty host: every address).
+func (n *Net) localAddr(address string, f family) (netip.AddrPort, error) {
+	host, port, err := splitHostPort(address)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	addrs, err := n.resolve(host, f, false)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	var a netip.Addr
+	if len(addrs) > 0 {
+		a = addrs[0]
+	}
+	return netip.AddrPortFrom(a, port), nil
+}
+
+// resolve turns a host into addresses of family f: an IP literal, "" (none: the wildcard
+// when listening; the loopback addresses when dialing, as package net dials "the local
+// system"), or "localhost" (the stack's loopback addresses). Names need DNS, which the
+// socket layer does not do: a *net.DNSError.
+func (n *Net) resolve(host string, f family, dial bool) ([]netip.Addr, error) {
+	if host == "" && !dial {
+		return nil, nil
+	}
+	if host != "" && !strings.EqualFold(host, "localhost") {
+		a, err := netip.ParseAddr(host)
+		if err != nil {
+			return nil, &net.DNSError{Err: errNoResolver, Name: host, IsNotFound: true}
+		}
+		if !matchFamily(a, f) {
+			return nil, &net.AddrError{Err: errNoSuitable.Error(), Addr: host}
+		}
+		if f != fam6 {
+			a = a.Unmap()
+		}
+		return []netip.Addr{a}, nil
+	}
+	var out []netip.Addr
+	n.s.Lock()
+	for _, a := range [...]netip.Addr{netip.AddrFrom4([4]byte{127, 0, 0, 1}), netip.IPv6Loopback()} {
+		if matchFamily(a, f) && n.s.IP().IsLocal(a) {
+			out = append(out, a)
+		}
+	}
+	n.s.Unlock()
+	if len(out) == 0 {
+		return nil, &net.DNSError{Err: errNoResolver, Name: host, IsNotFound: true}
+	}
+	return out, nil
+}
+
+// routeErr tells why dst cannot be reached before a connect is tried, as the kernel's
+// connect(2) does: ENETUNREACH without a route, ENETDOWN when the only routes go through a
+// netif that is down. nil when a route exists (or dst is local).
+func (n *Net) routeErr(dst netip.Addr) error {
+	n.s.Lock()
+	defer n.s.Unlock()
+	l := n.s.IP()
+	if l.IsLocal(dst.WithZone("")) {
+		return nil
+	}
+	if _, _, err := l.Lookup(dst); err == nil {
+		return nil
+	}
+	if dst.Zone() == "" {
+		for _, r := range l.Routes() {
+			if r.Dst.Contains(dst) && r.Netif != nil && !r.Netif.Up() {
+				return errs.NetDown
+			}
+		}
+	}
+	return errs.NetUnreach
+}

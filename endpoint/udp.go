@@ -1,0 +1,392 @@
+package endpoint
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/wispstack/wisp/endpoint/netconn"
+)
+
+// UDPConn is a UDP socket: a net.Conn (when connected) and a net.PacketConn, with the
+// methods of *net.UDPConn that make sense without a file descriptor. ReadMsgUDP and
+// WriteMsgUDP carry IP_PKTINFO / IPV6_PKTINFO as Linux control messages (parseable with
+// golang.org/x/net/ipv4.ControlMessage) once SetsockoptInt(IPPROTO_IP, IP_PKTINFO, 1)
+// (or IPV6_RECVPKTINFO) enabled them. Every method is safe for concurrent use; Close
+// unblocks every reader.
+type UDPConn struct {
+	n       *Net
+	c       *netconn.UDPConn
+	network string
+	v6sock  bool
+	laddr   *net.UDPAddr
+	raddr   *net.UDPAddr // nil when not connected
+
+	pktinfo atomic.Bool
+	opts    udpOpts
+	timeo   callTimeouts
+}
+
+// udpOpts are the option values a UDPConn reports back through GetsockoptInt.
+type udpOpts struct {
+	mu                            sync.Mutex
+	reuseAddr, broadcast, noCheck bool
+	v6only                        bool
+	rcvBuf                        int
+	ttl, tos                      int
+	mcastIf, mcastTTL             int
+	mcastLoop                     bool
+}
+
+func (n *Net) newUDPConn(network string, v6sock bool, c *netconn.UDPConn, o *netconn.UDPOptions) *UDPConn {
+	u := &UDPConn{n: n, c: c, network: network, v6sock: v6sock}
+	so := n.s.Options()
+	u.opts.reuseAddr, u.opts.v6only, u.opts.broadcast = o.ReuseAddr, o.V6Only, o.Broadcast
+	u.opts.ttl, u.opts.mcastTTL, u.opts.mcastLoop = int(so.IPDefaultTTL), 1, true
+	u.opts.rcvBuf = so.UDPRecvMboxSize * so.PbufPoolBufSize
+	u.laddr = udpAddrOf(c.LocalAddr(), v6sock)
+	if ra := c.RemoteAddr(); ra.IsValid() {
+		u.raddr = udpAddrOf(ra, v6sock)
+	}
+	return u
+}
+
+func (c *UDPConn) err(op string, dst net.Addr, err error) error {
+	return opError(op, c.network, c.laddr, dst, err)
+}
+
+// dialUDP opens a UDP socket connected to raddr.
+func (n *Net) dialUDP(network string, f family, laddr, raddr netip.AddrPort) (*UDPConn, error) {
+	v6sock := f == fam6 || raddr.Addr().Is6() && !raddr.Addr().Is4In6()
+	ra := udpAddrOf(raddr, v6sock)
+	dst := raddr.Addr().Unmap()
+	if err := n.routeErr(dst); err != nil {
+		return nil, opError("dial", network, nil, ra, err)
+	}
+	o := &netconn.UDPOptions{V6Only: f == fam6}
+	c, err := netconn.DialUDP(n.s, unmapAP(laddr), netip.AddrPortFrom(dst, raddr.Port()), o)
+	if err != nil {
+		return nil, opError("dial", network, nil, ra, err)
+	}
+	return n.newUDPConn(network, v6sock, c, o), nil
+}
+
+// listenUDP opens an unconnected UDP socket on laddr (invalid address: every address,
+// dual-stack on "udp").
+func (n *Net) listenUDP(network string, f family, laddr netip.AddrPort) (*UDPConn, error) {
+	a := laddr.Addr()
+	v6sock := f == fam6 || f == famAny && (!a.IsValid() || a.Is6() && !a.Is4In6())
+	switch {
+	case !a.IsValid():
+		a = wildcard(f)
+	case f != fam6:
+		a = a.Unmap()
+	}
+	o := &netconn.UDPOptions{V6Only: f == fam6}
+	la := netip.AddrPortFrom(a, laddr.Port())
+	c, err := netconn.ListenUDP(n.s, la, o)
+	if err != nil {
+		return nil, opError("listen", network, nil, udpAddrOf(la, v6sock), err)
+	}
+	return n.newUDPConn(network, v6sock, c, o), nil
+}
+
+// DialUDP opens a connected UDP socket, as net.DialUDP.
+func (n *Net) DialUDP(network string, laddr, raddr *net.UDPAddr) (*UDPConn, error) {
+	k, f, err := parseNetwork(network)
+	if err == nil && k != kindUDP {
+		err = net.UnknownNetworkError(network)
+	}
+	if err != nil {
+		return nil, opError("dial", network, laddr, raddr, err)
+	}
+	if raddr == nil {
+		return nil, opError("dial", network, laddr, nil, errMissingAddr)
+	}
+	la, ok1 := udpAddrPort(laddr)
+	ra, ok2 := udpAddrPort(raddr)
+	if !ok1 || !ok2 || !ra.Addr().IsValid() || !matchFamily(ra.Addr(), f) {
+		return nil, opError("dial", network, laddr, raddr, errInval)
+	}
+	return n.dialUDP(network, f, la, ra)
+}
+
+// ListenUDP opens an unconnected UDP socket, as net.ListenUDP (laddr nil: every address,
+// an ephemeral port).
+func (n *Net) ListenUDP(network string, laddr *net.UDPAddr) (*UDPConn, error) {
+	k, f, err := parseNetwork(network)
+	if err == nil && k != kindUDP {
+		err = net.UnknownNetworkError(network)
+	}
+	if err != nil {
+		return nil, opError("listen", network, nil, laddr, err)
+	}
+	la, ok := udpAddrPort(laddr)
+	if !ok || la.Addr().IsValid() && !matchFamily(la.Addr(), f) {
+		return nil, opError("listen", network, nil, laddr, errInval)
+	}
+	return n.listenUDP(network, f, la)
+}
+
+// DialUDPAddrPort opens a UDP socket connected to raddr, bound to laddr (zero: chosen by
+// the route), as wireguard-go's netstack Net.DialUDPAddrPort.
+func (n *Net) DialUDPAddrPort(laddr, raddr netip.AddrPort) (*UDPConn, error) {
+	network, f := "udp4", fam4
+	if raddr.Addr().Is6() && !raddr.Addr().Is4In6() {
+		network, f = "udp6", fam6
+	}
+	if !raddr.IsValid() {
+		return n.listenUDPAddrPort(laddr)
+	}
+	return n.dialUDP(network, f, laddr, raddr)
+}
+
+// ListenUDPAddrPort opens an unconnected UDP socket on laddr (an invalid address: every
+// address, dual-stack).
+func (n *Net) ListenUDPAddrPort(laddr netip.AddrPort) (*UDPConn, error) {
+	return n.listenUDPAddrPort(laddr)
+}
+
+func (n *Net) listenUDPAddrPort(laddr netip.AddrPort) (*UDPConn, error) {
+	network, f := "udp", famAny
+	switch a := laddr.Addr(); {
+	case a.Is4() || a.Is4In6():
+		network, f = "udp4", fam4
+	case a.Is6() && !a.IsUnspecified():
+		network, f = "udp6", fam6
+	}
+	return n.listenUDP(network, f, laddr)
+}
+
+// Read reads one datagram (from the connected peer, or from anyone).
+func (c *UDPConn) Read(b []byte) (int, error) {
+	n, _, err := c.ReadFromUDPAddrPort(b)
+	return n, err
+}
+
+// ReadFrom reads one datagram and its sender (a *net.UDPAddr). A datagram longer than b
+// is truncated (the rest is lost), as recvfrom(2) does.
+func (c *UDPConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, ap, err := c.ReadFromUDPAddrPort(b)
+	if err != nil {
+		return n, nil, err
+	}
+	return n, udpAddrOf(ap, c.v6sock), nil
+}
+
+// ReadFromUDP is ReadFrom returning a *net.UDPAddr.
+func (c *UDPConn) ReadFromUDP(b []byte) (int, *net.UDPAddr, error) {
+	n, ap, err := c.ReadFromUDPAddrPort(b)
+	if err != nil {
+		return n, nil, err
+	}
+	return n, udpAddrOf(ap, c.v6sock), nil
+}
+
+// ReadFromUDPAddrPort is ReadFrom returning a netip.AddrPort (IPv4 senders v4-mapped on a
+// dual-stack socket, as Go reports them).
+func (c *UDPConn) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) {
+	c.timeo.arm(c.c, true)
+	n, m, err := c.c.ReadMsg(b)
+	if err != nil {
+		return n, netip.AddrPort{}, c.err("read", c.remote(), c.timeo.fix(err, true))
+	}
+	return n, netip.AddrPortFrom(report(m.Src.Addr(), c.v6sock), m.Src.Port()), nil
+}
+
+// ReadMsgUDP reads one datagram, its control messages into oob (IP_PKTINFO or
+// IPV6_PKTINFO when enabled) and flags (MSG_TRUNC when b was too short), as net.UDPConn.
+func (c *UDPConn) ReadMsgUDP(b, oob []byte) (n, oobn, flags int, addr *net.UDPAddr, err error) {
+	var ap netip.AddrPort
+	n, oobn, flags, ap, err = c.ReadMsgUDPAddrPort(b, oob)
+	if err == nil {
+		addr = udpAddrOf(ap, c.v6sock)
+	}
+	return
+}
+
+// ReadMsgUDPAddrPort is ReadMsgUDP returning a netip.AddrPort.
+func (c *UDPConn) ReadMsgUDPAddrPort(b, oob []byte) (n, oobn, flags int, addr netip.AddrPort, err error) {
+	var m netconn.Meta
+	c.timeo.arm(c.c, true)
+	n, m, err = c.c.ReadMsg(b)
+	if err != nil {
+		return n, 0, 0, addr, c.err("read", c.remote(), c.timeo.fix(err, true))
+	}
+	if m.Truncated {
+		flags |= unix.MSG_TRUNC
+	}
+	if c.pktinfo.Load() {
+		oobn = putPktInfo(oob, m.Dst, m.IfIndex)
+		if oobn < 0 {
+			oobn, flags = 0, flags|unix.MSG_CTRUNC
+		}
+	}
+	return n, oobn, flags, netip.AddrPortFrom(report(m.Src.Addr(), c.v6sock), m.Src.Port()), nil
+}
+
+// Write sends b to the connected peer: EDESTADDRREQ when the socket is not connected.
+func (c *UDPConn) Write(b []byte) (int, error) {
+	if c.raddr == nil {
+		return 0, c.err("write", nil, errDestAddrReq)
+	}
+	n, err := c.c.Write(b)
+	if err != nil {
+		return n, c.err("write", c.raddr, err)
+	}
+	return n, nil
+}
+
+// WriteTo sends one datagram to addr (a *net.UDPAddr): EMSGSIZE when b is longer than a
+// datagram can be, ENOMEM when the link queue (or the stack's memory) is full — UDP never
+// blocks for room, as lwIP documents.
+func (c *UDPConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok || ua == nil {
+		return 0, c.err("write", addr, errInval)
+	}
+	return c.WriteToUDP(b, ua)
+}
+
+// WriteToUDP is WriteTo with a *net.UDPAddr.
+func (c *UDPConn) WriteToUDP(b []byte, addr *net.UDPAddr) (int, error) {
+	ap, ok := udpAddrPort(addr)
+	if !ok || addr == nil || !ap.Addr().IsValid() {
+		return 0, c.err("write", addr, errInval)
+	}
+	return c.writeTo(b, ap, addr)
+}
+
+// WriteToUDPAddrPort is WriteTo with a netip.AddrPort.
+func (c *UDPConn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error) {
+	return c.writeTo(b, addr, nil)
+}
+
+func (c *UDPConn) writeTo(b []byte, ap netip.AddrPort, na net.Addr) (int, error) {
+	if c.raddr != nil {
+		return 0, c.err("write", c.addrOr(na, ap), net.ErrWriteToConnected)
+	}
+	n, err := c.c.WriteTo(b, unmapAP(ap))
+	if err != nil {
+		return n, c.err("write", c.addrOr(na, ap), err)
+	}
+	return n, nil
+}
+
+func (c *UDPConn) addrOr(na net.Addr, ap netip.AddrPort) net.Addr {
+	if na != nil {
+		return na
+	}
+	return udpAddrOf(ap, c.v6sock)
+}
+
+// WriteMsgUDP sends one datagram with control messages: IP_PKTINFO / IPV6_PKTINFO in oob
+// choose the source address and the netif. addr must be nil on a connected socket.
+func (c *UDPConn) WriteMsgUDP(b, oob []byte, addr *net.UDPAddr) (n, oobn int, err error) {
+	var ap netip.AddrPort
+	if addr != nil {
+		var ok bool
+		if ap, ok = udpAddrPort(addr); !ok || !ap.Addr().IsValid() {
+			return 0, 0, c.err("write", addr, errInval)
+		}
+	}
+	return c.WriteMsgUDPAddrPort(b, oob, ap)
+}
+
+// WriteMsgUDPAddrPort is WriteMsgUDP with a netip.AddrPort (zero on a connected socket).
+func (c *UDPConn) WriteMsgUDPAddrPort(b, oob []byte, addr netip.AddrPort) (n, oobn int, err error) {
+	switch {
+	case c.raddr != nil && addr.IsValid():
+		return 0, 0, c.err("write", udpAddrOf(addr, c.v6sock), net.ErrWriteToConnected)
+	case c.raddr == nil && !addr.IsValid():
+		return 0, 0, c.err("write", nil, errDestAddrReq)
+	case c.raddr != nil:
+		addr = c.c.RemoteAddr()
+	}
+	src, ifIndex, err := parsePktInfo(oob)
+	if err != nil {
+		return 0, 0, c.err("write", udpAddrOf(addr, c.v6sock), err)
+	}
+	if len(oob) == 0 {
+		if c.raddr != nil {
+			n, err = c.c.Write(b)
+		} else {
+			n, err = c.c.WriteTo(b, unmapAP(addr))
+		}
+	} else {
+		n, err = c.c.WriteToFrom(b, unmapAP(addr), src.Unmap(), ifIndex)
+	}
+	if err != nil {
+		return n, 0, c.err("write", udpAddrOf(addr, c.v6sock), err)
+	}
+	return n, len(oob), nil
+}
+
+// Close closes the socket, leaving its multicast groups; reads in progress return
+// net.ErrClosed.
+func (c *UDPConn) Close() error { return c.err("close", nil, c.c.Close()) }
+
+// LocalAddr returns the local address (a *net.UDPAddr).
+func (c *UDPConn) LocalAddr() net.Addr { return c.laddr }
+
+// RemoteAddr returns the connected peer (a *net.UDPAddr), or nil.
+func (c *UDPConn) RemoteAddr() net.Addr {
+	if c.raddr == nil {
+		return nil
+	}
+	return c.raddr
+}
+
+func (c *UDPConn) remote() net.Addr {
+	if c.raddr == nil {
+		return nil
+	}
+	return c.raddr
+}
+
+// SetDeadline sets the read and write deadlines.
+func (c *UDPConn) SetDeadline(t time.Time) error {
+	return c.err("set", nil, c.timeo.setDeadlines(c.c, true, true, t))
+}
+
+// SetReadDeadline sets the deadline of reads, those in progress included.
+func (c *UDPConn) SetReadDeadline(t time.Time) error {
+	return c.err("set", nil, c.timeo.setDeadlines(c.c, true, false, t))
+}
+
+// SetWriteDeadline sets the deadline of writes (UDP writes never wait for room, so this
+// only matters for the checks it makes).
+func (c *UDPConn) SetWriteDeadline(t time.Time) error {
+	return c.err("set", nil, c.timeo.setDeadlines(c.c, false, true, t))
+}
+
+// SetReadBuffer bounds the bytes of datagrams queued for reading (on top of the
+// UDPRecvMboxSize datagram count).
+func (c *UDPConn) SetReadBuffer(bytes int) error {
+	if bytes <= 0 {
+		return c.err("set", nil, errInval)
+	}
+	err := c.c.SetReadBuffer(bytes)
+	if err == nil {
+		c.opts.mu.Lock()
+		c.opts.rcvBuf = bytes
+		c.opts.mu.Unlock()
+	}
+	return c.err("set", nil, err)
+}
+
+// SetWriteBuffer is accepted for compatibility: UDP sends are not buffered by the socket.
+func (c *UDPConn) SetWriteBuffer(bytes int) error {
+	if bytes <= 0 {
+		return c.err("set", nil, errInval)
+	}
+	return nil
+}
+
+// Buffered returns the size of the next datagram queued for reading (FIONREAD on a UDP
+// socket), or 0.
+func (c *UDPConn) Buffered() int { return c.c.Buffered() }

@@ -1,0 +1,331 @@
+package endpoint
+
+import (
+	"net/netip"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// SetBroadcast allows sending to broadcast addresses (SO_BROADCAST; off by default, when
+// such a send fails with EACCES).
+func (c *UDPConn) SetBroadcast(on bool) error {
+	return c.err("set", nil, c.setInt(unix.SOL_SOCKET, unix.SO_BROADCAST, b2i(on)))
+}
+
+// SetNoChecksum sends IPv4 datagrams without a checksum (SO_NO_CHECK).
+func (c *UDPConn) SetNoChecksum(on bool) error {
+	return c.err("set", nil, c.setInt(unix.SOL_SOCKET, unix.SO_NO_CHECK, b2i(on)))
+}
+
+// SetTTL sets the TTL (hop limit) of unicast datagrams (IP_TTL / IPV6_UNICAST_HOPS).
+func (c *UDPConn) SetTTL(ttl int) error {
+	return c.err("set", nil, c.setInt(unix.IPPROTO_IP, unix.IP_TTL, ttl))
+}
+
+// SetTOS sets the TOS / traffic class byte (IP_TOS / IPV6_TCLASS).
+func (c *UDPConn) SetTOS(tos int) error {
+	return c.err("set", nil, c.setInt(unix.IPPROTO_IP, unix.IP_TOS, tos))
+}
+
+// SetPktInfo makes ReadMsgUDP return IP_PKTINFO / IPV6_PKTINFO control messages.
+func (c *UDPConn) SetPktInfo(on bool) error {
+	return c.err("set", nil, c.setInt(unix.IPPROTO_IP, unix.IP_PKTINFO, b2i(on)))
+}
+
+// SetMulticastInterface chooses the netif multicast datagrams leave by (0: the route's).
+func (c *UDPConn) SetMulticastInterface(ifIndex int) error {
+	return c.err("set", nil, c.setInt(unix.IPPROTO_IP, unix.IP_MULTICAST_IF, ifIndex))
+}
+
+// SetMulticastTTL sets the TTL of multicast datagrams (default 1).
+func (c *UDPConn) SetMulticastTTL(ttl int) error {
+	return c.err("set", nil, c.setInt(unix.IPPROTO_IP, unix.IP_MULTICAST_TTL, ttl))
+}
+
+// SetMulticastLoopback sets whether multicast datagrams sent loop back to this host's
+// members (default on).
+func (c *UDPConn) SetMulticastLoopback(on bool) error {
+	return c.err("set", nil, c.setInt(unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP, b2i(on)))
+}
+
+// JoinGroup joins multicast group g on netif ifIndex (0: the route's); the socket leaves
+// its groups on Close.
+func (c *UDPConn) JoinGroup(g netip.Addr, ifIndex int) error {
+	return c.err("set", nil, c.c.JoinGroup(g.Unmap(), ifIndex))
+}
+
+// LeaveGroup leaves a group joined with JoinGroup.
+func (c *UDPConn) LeaveGroup(g netip.Addr, ifIndex int) error {
+	return c.err("set", nil, c.c.LeaveGroup(g.Unmap(), ifIndex))
+}
+
+// GetsockoptInt reads an option: SO_REUSEADDR, SO_BROADCAST, SO_NO_CHECK, SO_RCVBUF,
+// SO_SNDBUF, SO_ERROR, SO_TYPE, SO_ACCEPTCONN, SO_RCVTIMEO / SO_SNDTIMEO (ms), IP_TTL,
+// IP_TOS, IP_PKTINFO, IP_MULTICAST_IF / TTL / LOOP and their IPv6 counterparts,
+// IPV6_V6ONLY, IPV6_RECVPKTINFO.
+func (c *UDPConn) GetsockoptInt(level, name int) (int, error) {
+	v, err := c.getInt(level, name)
+	return v, c.err("get", nil, err)
+}
+
+func (c *UDPConn) getInt(level, name int) (int, error) {
+	if level == unix.SOL_SOCKET && name == unix.SO_ERROR {
+		return soErrno(c.c.Err()), nil
+	}
+	if level == unix.SOL_SOCKET && name == unix.SO_RCVTIMEO {
+		return int(c.timeo.get(true).Milliseconds()), nil
+	}
+	if level == unix.SOL_SOCKET && name == unix.SO_SNDTIMEO {
+		return int(c.timeo.get(false).Milliseconds()), nil
+	}
+	o, err := c.c.Sockopts()
+	if err != nil {
+		return 0, err
+	}
+	switch (optKey{level, name}) {
+	case optKey{unix.SOL_SOCKET, unix.SO_TYPE}:
+		return unix.SOCK_DGRAM, nil
+	case optKey{unix.SOL_SOCKET, unix.SO_ACCEPTCONN}:
+		return 0, nil
+	case optKey{unix.SOL_SOCKET, unix.SO_REUSEADDR}:
+		return b2i(o.ReuseAddr), nil
+	case optKey{unix.SOL_SOCKET, unix.SO_BROADCAST}:
+		return b2i(o.Broadcast), nil
+	case optKey{unix.SOL_SOCKET, unix.SO_NO_CHECK}:
+		return b2i(o.NoChecksum), nil
+	case optKey{unix.SOL_SOCKET, unix.SO_RCVBUF}:
+		if o.ReadBuffer > 0 {
+			return o.ReadBuffer, nil
+		}
+		c.opts.mu.Lock()
+		defer c.opts.mu.Unlock()
+		return c.opts.rcvBuf, nil
+	case optKey{unix.SOL_SOCKET, unix.SO_SNDBUF}:
+		return 65535, nil // sends are not buffered: report the largest datagram
+	case optKey{unix.IPPROTO_IP, unix.IP_TTL}, optKey{unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS}:
+		return int(o.TTL), nil
+	case optKey{unix.IPPROTO_IP, unix.IP_TOS}, optKey{unix.IPPROTO_IPV6, unix.IPV6_TCLASS}:
+		return int(o.TOS), nil
+	case optKey{unix.IPPROTO_IP, unix.IP_PKTINFO}, optKey{unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO}:
+		return b2i(o.PktInfo), nil
+	case optKey{unix.IPPROTO_IP, unix.IP_MULTICAST_IF}, optKey{unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_IF}:
+		return o.MulticastInterface, nil
+	case optKey{unix.IPPROTO_IP, unix.IP_MULTICAST_TTL}, optKey{unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_HOPS}:
+		return int(o.MulticastTTL), nil
+	case optKey{unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP}, optKey{unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_LOOP}:
+		return b2i(o.MulticastLoop), nil
+	case optKey{unix.IPPROTO_IPV6, unix.IPV6_V6ONLY}:
+		if !c.v6sock {
+			return 0, errNoProtoOpt
+		}
+		return b2i(o.V6Only), nil
+	}
+	return 0, errNoProtoOpt
+}
+
+// SetsockoptInt changes an option (see GetsockoptInt). SO_REUSEADDR and IPV6_V6ONLY matter
+// only before bind, which Listen and Dial have done: EINVAL.
+func (c *UDPConn) SetsockoptInt(level, name, v int) error {
+	return c.err("set", nil, c.setInt(level, name, v))
+}
+
+func (c *UDPConn) setInt(level, name, v int) error {
+	o := &c.opts
+	switch (optKey{level, name}) {
+	case optKey{unix.SOL_SOCKET, unix.SO_RCVTIMEO}, optKey{unix.SOL_SOCKET, unix.SO_SNDTIMEO}:
+		d, ok := msDuration(v)
+		if !ok {
+			return errInval
+		}
+		c.timeo.set(c.c, name == unix.SO_RCVTIMEO, d)
+		return nil
+	case optKey{unix.SOL_SOCKET, unix.SO_RCVBUF}:
+		return unwrap(c.SetReadBuffer(v))
+	case optKey{unix.SOL_SOCKET, unix.SO_SNDBUF}:
+		return unwrap(c.SetWriteBuffer(v))
+	case optKey{unix.IPPROTO_IP, unix.IP_PKTINFO}, optKey{unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO}:
+		c.c.SetPktInfo(v != 0)
+		c.pktinfo.Store(v != 0)
+		return nil
+	case optKey{unix.IPPROTO_IP, unix.IP_MULTICAST_IF}, optKey{unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_IF}:
+		if v < 0 {
+			return errInval
+		}
+		if err := c.c.SetMulticastInterface(v); err != nil {
+			return err
+		}
+		o.mu.Lock()
+		o.mcastIf = v
+		o.mu.Unlock()
+		return nil
+	case optKey{unix.IPPROTO_IP, unix.IP_MULTICAST_TTL}, optKey{unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_HOPS}:
+		if v == -1 {
+			v = 1
+		}
+		if v < 0 || v > 255 {
+			return errInval
+		}
+		if err := c.c.SetMulticastTTL(v); err != nil {
+			return err
+		}
+		o.mu.Lock()
+		o.mcastTTL = v
+		o.mu.Unlock()
+		return nil
+	case optKey{unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP}, optKey{unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_LOOP}:
+		if err := c.c.SetMulticastLoop(v != 0); err != nil {
+			return err
+		}
+		o.mu.Lock()
+		o.mcastLoop = v != 0
+		o.mu.Unlock()
+		return nil
+	case optKey{unix.SOL_SOCKET, unix.SO_REUSEADDR}:
+		return errInval
+	case optKey{unix.IPPROTO_IPV6, unix.IPV6_V6ONLY}:
+		if !c.v6sock {
+			return errNoProtoOpt
+		}
+		return errInval
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	switch (optKey{level, name}) {
+	case optKey{unix.SOL_SOCKET, unix.SO_BROADCAST}:
+		if err := c.c.SetBroadcast(v != 0); err != nil {
+			return err
+		}
+		o.broadcast = v != 0
+	case optKey{unix.SOL_SOCKET, unix.SO_NO_CHECK}:
+		if err := c.c.SetNoChecksum(v != 0); err != nil {
+			return err
+		}
+		o.noCheck = v != 0
+	case optKey{unix.IPPROTO_IP, unix.IP_TTL}, optKey{unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS}:
+		if !checkTTL(v) {
+			return errInval
+		}
+		if v == -1 {
+			v = int(c.n.s.Options().IPDefaultTTL)
+		}
+		if err := c.c.SetTTL(uint8(v)); err != nil {
+			return err
+		}
+		o.ttl = v
+	case optKey{unix.IPPROTO_IP, unix.IP_TOS}, optKey{unix.IPPROTO_IPV6, unix.IPV6_TCLASS}:
+		if v < -1 || v > 255 {
+			return errInval
+		}
+		if err := c.c.SetTOS(uint8(max(v, 0))); err != nil {
+			return err
+		}
+		o.tos = max(v, 0)
+	default:
+		return errNoProtoOpt
+	}
+	return nil
+}
+
+// SetsockoptIPMreq joins (IP_ADD_MEMBERSHIP) or leaves (IP_DROP_MEMBERSHIP) an IPv4 group
+// with a struct ip_mreq: Interface is the address of the netif (0.0.0.0: the route's).
+func (c *UDPConn) SetsockoptIPMreq(level, name int, m *unix.IPMreq) error {
+	if m == nil {
+		return c.err("set", nil, errInval)
+	}
+	ifIndex := 0
+	if a := netip.AddrFrom4(m.Interface); !a.IsUnspecified() {
+		if ifIndex = c.n.ifIndexOf(a); ifIndex == 0 {
+			return c.err("set", nil, unix.EADDRNOTAVAIL)
+		}
+	}
+	return c.membership(level, name, netip.AddrFrom4(m.Multiaddr), ifIndex)
+}
+
+// SetsockoptIPMreqn is SetsockoptIPMreq with a struct ip_mreqn (Ifindex wins over
+// Address).
+func (c *UDPConn) SetsockoptIPMreqn(level, name int, m *unix.IPMreqn) error {
+	if m == nil {
+		return c.err("set", nil, errInval)
+	}
+	ifIndex := int(m.Ifindex)
+	if a := netip.AddrFrom4(m.Address); ifIndex == 0 && !a.IsUnspecified() {
+		if ifIndex = c.n.ifIndexOf(a); ifIndex == 0 {
+			return c.err("set", nil, unix.EADDRNOTAVAIL)
+		}
+	}
+	return c.membership(level, name, netip.AddrFrom4(m.Multiaddr), ifIndex)
+}
+
+// SetsockoptIPv6Mreq joins (IPV6_JOIN_GROUP) or leaves (IPV6_LEAVE_GROUP) an IPv6 group
+// with a struct ipv6_mreq (Interface: netif index, 0 for the route's).
+func (c *UDPConn) SetsockoptIPv6Mreq(level, name int, m *unix.IPv6Mreq) error {
+	if m == nil {
+		return c.err("set", nil, errInval)
+	}
+	return c.membership(level, name, netip.AddrFrom16(m.Multiaddr), int(m.Interface))
+}
+
+func (c *UDPConn) membership(level, name int, g netip.Addr, ifIndex int) error {
+	var err error
+	switch (optKey{level, name}) {
+	case optKey{unix.IPPROTO_IP, unix.IP_ADD_MEMBERSHIP}, optKey{unix.IPPROTO_IPV6, unix.IPV6_JOIN_GROUP}:
+		err = c.c.JoinGroup(g.Unmap(), ifIndex)
+	case optKey{unix.IPPROTO_IP, unix.IP_DROP_MEMBERSHIP}, optKey{unix.IPPROTO_IPV6, unix.IPV6_LEAVE_GROUP}:
+		err = c.c.LeaveGroup(g.Unmap(), ifIndex)
+	default:
+		err = errNoProtoOpt
+	}
+	return c.err("set", nil, err)
+}
+
+// SetsockoptBytes sets an option from its C struct bytes (native byte order): ip_mreq (8
+// bytes) or ip_mreqn (12) for IP_ADD/DROP_MEMBERSHIP, ipv6_mreq (20) for
+// IPV6_JOIN/LEAVE_GROUP, in_addr (4) or ip_mreqn for IP_MULTICAST_IF, timeval for
+// SO_RCVTIMEO / SO_SNDTIMEO, and a 4-byte int for any int option.
+func (c *UDPConn) SetsockoptBytes(level, name int, b []byte) error {
+	k := optKey{level, name}
+	switch {
+	case (k == optKey{unix.IPPROTO_IP, unix.IP_ADD_MEMBERSHIP} || k == optKey{unix.IPPROTO_IP, unix.IP_DROP_MEMBERSHIP}) && len(b) == unix.SizeofIPMreq:
+		return c.SetsockoptIPMreq(level, name, &unix.IPMreq{Multiaddr: [4]byte(b[0:4]), Interface: [4]byte(b[4:8])})
+	case (k == optKey{unix.IPPROTO_IP, unix.IP_ADD_MEMBERSHIP} || k == optKey{unix.IPPROTO_IP, unix.IP_DROP_MEMBERSHIP}) && len(b) == unix.SizeofIPMreqn:
+		return c.SetsockoptIPMreqn(level, name, &unix.IPMreqn{Multiaddr: [4]byte(b[0:4]), Address: [4]byte(b[4:8]), Ifindex: int32(ne.Uint32(b[8:12]))})
+	case (k == optKey{unix.IPPROTO_IPV6, unix.IPV6_JOIN_GROUP} || k == optKey{unix.IPPROTO_IPV6, unix.IPV6_LEAVE_GROUP}) && len(b) == unix.SizeofIPv6Mreq:
+		return c.SetsockoptIPv6Mreq(level, name, &unix.IPv6Mreq{Multiaddr: [16]byte(b[0:16]), Interface: ne.Uint32(b[16:20])})
+	case k == optKey{unix.IPPROTO_IP, unix.IP_MULTICAST_IF} && (len(b) == 4 || len(b) == unix.SizeofIPMreqn):
+		// in_addr of the netif, or ip_mreqn { multiaddr (ignored), address, ifindex }.
+		a, ifIndex := netip.AddrFrom4([4]byte(b[0:4])), 0
+		if len(b) == unix.SizeofIPMreqn {
+			a, ifIndex = netip.AddrFrom4([4]byte(b[4:8])), int(int32(ne.Uint32(b[8:12])))
+		}
+		if ifIndex == 0 && !a.IsUnspecified() {
+			if ifIndex = c.n.ifIndexOf(a); ifIndex == 0 {
+				return c.err("set", nil, unix.EADDRNOTAVAIL)
+			}
+		}
+		return c.SetsockoptInt(level, name, ifIndex)
+	case level == unix.SOL_SOCKET && (name == unix.SO_RCVTIMEO || name == unix.SO_SNDTIMEO) && len(b) == 16:
+		// struct timeval { time_t tv_sec; suseconds_t tv_usec; } on 64-bit Linux.
+		sec, usec := int64(ne.Uint64(b[0:8])), int64(ne.Uint64(b[8:16]))
+		if sec < 0 || usec < 0 || usec >= 1e6 {
+			return c.err("set", nil, errInval)
+		}
+		c.timeo.set(c.c, name == unix.SO_RCVTIMEO, time.Duration(sec)*time.Second+time.Duration(usec)*time.Microsecond)
+		return nil
+	case len(b) == 4:
+		return c.SetsockoptInt(level, name, int(int32(ne.Uint32(b))))
+	}
+	return c.err("set", nil, errInval)
+}
+
+// ifIndexOf returns the index of the netif holding address a, or 0.
+func (n *Net) ifIndexOf(a netip.Addr) int {
+	for _, nif := range n.s.Netifs() {
+		for _, ai := range nif.Addrs() {
+			if ai.Prefix.Addr() == a {
+				return nif.Index()
+			}
+		}
+	}
+	return 0
+}
