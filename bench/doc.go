@@ -10,5 +10,6 @@
 // link, or two namespaces for the kernel), opened and closed around every run. The wisp
 // driver (wispconn.go) calls the raw TCP API only in core context (Stack.Callback or a TCP
 // callback) and hands data to the benchmark goroutines through mutex-guarded queues and a
-// sync.Cond; gVisor and the kernel are used through their net.Conn APIs.
+// sync.Cond; wisp's UDP, gVisor and the kernel are used through their net.Conn and
+// net.PacketConn APIs (wisp's through package endpoint).
 package main

@@ -77,9 +77,6 @@ func (n *wispNet) dial(port uint16) (conn, error) {
 	return wispDial(n.a, netip.AddrPortFrom(addrB, port))
 }
 
-func (n *wispNet) listenUDP(uint16) (packetConn, error) { return nil, notAvailable("no UDP yet") }
-func (n *wispNet) dialUDP(uint16) (packetConn, error)   { return nil, notAvailable("no UDP yet") }
-
 func (n *wispNet) packets() uint64 {
 	return n.l.ab.stats.Packets.Load() + n.l.ba.stats.Packets.Load()
 }

@@ -18,8 +18,10 @@ const usage = `usage: wisp <command> [flags]
 commands:
   demo     two wisp stacks in this process ping each other over an in-memory Ethernet link
            (IPv4 with ARP, IPv6 with NDP, a fragmented 4000-byte ping) and print their stats
-  serve    attach a wisp stack to a TUN device, answer pings and serve TCP echo/discard:
+  serve    attach a wisp stack to a TUN device, answer pings and serve TCP echo/discard,
+           HTTP and UDP echo:
            wisp serve --tun NAME --addr CIDR [--addr CIDR...] [--echo PORT] [--discard PORT]
+                      [--http PORT [--http-root DIR]] [--udp-echo PORT]
                       [--pcap FILE] [--mtu N] [--preset NAME]
   budget   print the memory budget of a preset: wisp budget [--preset NAME]
 

@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/wispstack/wisp/endpoint"
 	"github.com/wispstack/wisp/internal/tcpapp"
 	"github.com/wispstack/wisp/link"
 	"github.com/wispstack/wisp/link/pcap"
@@ -27,10 +28,23 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	var echo, discard portList
 	fs.Var(&echo, "echo", "serve TCP echo (RFC 862) on this port of every --addr (repeatable)")
 	fs.Var(&discard, "discard", "serve TCP discard (RFC 863) on this port of every --addr (repeatable)")
+	var httpPorts, udpEcho portList
+	fs.Var(&httpPorts, "http", "serve HTTP (net/http on wisp's socket layer) on this port of every --addr (repeatable)")
+	root := fs.String("http-root", "", "with --http: serve the files of this directory instead of the built-in site\n(an index page and /bytes/N: N bytes of the test pattern)")
+	fs.Var(&udpEcho, "udp-echo", "serve UDP echo (RFC 862) on this port of every --addr (repeatable)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := distinctPorts(echo, discard); err != nil {
+	if err := distinctPorts("--echo, --discard and --http", echo, discard, httpPorts); err != nil {
+		return err
+	}
+	if err := distinctPorts("--udp-echo", udpEcho); err != nil {
+		return err
+	}
+	if *root != "" && len(httpPorts) == 0 {
+		return fmt.Errorf("%w: --http-root needs --http PORT", errUsage)
+	}
+	if err := httpRoot(*root); err != nil {
 		return err
 	}
 	if *name == "" {
@@ -87,6 +101,13 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "wisp: tcp %s on port %d\n", sv.name, port)
 		}
 	}
+	title := fmt.Sprintf("wisp serve on %s (%s)", *name, addrs.String())
+	a, err := startApps(endpoint.New(s), addrs, title, httpPorts, *root, udpEcho, stdout)
+	if err != nil {
+		return err
+	}
+	// Runs before s.Close (deferred earlier): conns close on a live stack.
+	defer a.close()
 	fmt.Fprintf(stdout, "wisp: serving on %s (%s), mtu %d; SIGUSR1 prints stats, SIGINT/SIGTERM stops\n", *name, addrs.String(), *mtu)
 
 	sig := make(chan os.Signal, 4)
@@ -105,13 +126,13 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// distinctPorts rejects a port given twice, to --echo and --discard or to one of them.
-func distinctPorts(lists ...portList) error {
+// distinctPorts rejects a port given twice to the flags named (which share one port space).
+func distinctPorts(flags string, lists ...portList) error {
 	seen := map[uint16]bool{}
 	for _, l := range lists {
 		for _, p := range l {
 			if seen[p] {
-				return fmt.Errorf("%w: port %d is given twice (--echo and --discard need distinct ports)", errUsage, p)
+				return fmt.Errorf("%w: port %d is given twice (%s need distinct ports)", errUsage, p, flags)
 			}
 			seen[p] = true
 		}

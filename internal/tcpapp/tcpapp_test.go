@@ -300,9 +300,9 @@ func TestErrors(t *testing.T) {
 	if _, _, err := tcpapp.Send(a, netip.AddrPortFrom(addrB[0], 1), 10, 1).Wait(ctx); !errors.Is(err, errs.Refused) {
 		t.Errorf("connect to a closed port: %v, want %v", err, errs.Refused)
 	}
-	// No route.
-	if _, _, err := tcpapp.Recv(a, netip.MustParseAddrPort("198.19.0.1:7")).Wait(ctx); !errors.Is(err, errs.Rte) {
-		t.Errorf("connect with no route: %v, want %v", err, errs.Rte)
+	// No route: ENETUNREACH, as Linux's connect(2).
+	if _, _, err := tcpapp.Recv(a, netip.MustParseAddrPort("198.19.0.1:7")).Wait(ctx); !errors.Is(err, errs.NetUnreach) {
+		t.Errorf("connect with no route: %v, want %v", err, errs.NetUnreach)
 	}
 	// Abort resets: the client reports errs.Abrt, the server errs.Rst.
 	sink, err := tcpapp.Sink(b, netip.AddrPortFrom(addrB[0], 9))
