@@ -36,19 +36,19 @@ type Config struct {
 
 // Stack is one instance of wisp.
 type Stack struct {
-	core   core
-	opts   opt.Options
-	alloc  *pbuf.Allocator
-	pools  memp.Table
-	timers *clock.Timeouts
-	ip     *ip.Layer
-	tcp    *tcp.Proto
-	udp    *udp.Proto
-	raw    *raw.Proto
-	netifs []*Netif
-	closed bool
+	core    core
+	opts    opt.Options
+	alloc   *pbuf.Allocator
+	pools   memp.Table
+	timers  *clock.Timeouts
+	ip      *ip.Layer
+	tcp     *tcp.Proto
+	udp     *udp.Proto
+	raw     *raw.Proto
+	netifs  []*Netif
+	closed  bool
 	onClose []func() // core context, run first by Close (OnClose)
-	ping   pinger
+	ping    pinger
 
 	closeOnce sync.Once
 }
