@@ -161,7 +161,20 @@ func liveCapture(t *testing.T, ns *netns, dev string, fields ...string) *syncBuf
 		c.Process.Kill()
 		<-exited
 	})
-	waitFor(t, func() bool { return strings.Contains(stderr.String(), "Capturing on") }, "tshark to start:\n"+stderr.String())
+	// tshark loads every dissector before it captures: on a loaded CI machine (go test runs
+	// packages in parallel) that takes well over waitFor's 10 s.
+	deadline := time.Now().Add(90 * time.Second)
+	for !strings.Contains(stderr.String(), "Capturing on") {
+		select {
+		case <-exited:
+			t.Fatalf("tshark exited before capturing:\n%s", stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for tshark to start:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	return out
 }
 
