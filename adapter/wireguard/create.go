@@ -1,0 +1,132 @@
+package wireguard
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"golang.zx2c4.com/wireguard/tun"
+
+	"github.com/wispstack/wisp/clock"
+	"github.com/wispstack/wisp/endpoint"
+	"github.com/wispstack/wisp/endpoint/dns"
+	"github.com/wispstack/wisp/opt"
+	"github.com/wispstack/wisp/stack"
+)
+
+// Options are wisp's knobs beyond netstack's CreateNetTUN arguments.
+type Options struct {
+	// Stack sizes the stack (pools, heap, windows); the zero value means opt.Tunnel().
+	Stack opt.Options
+	// Clock drives the stack's timers and the DNS cache; nil means the real clock.
+	Clock clock.Clock
+	// Seed fixes the stack's pseudo-random choices (tests); 0 picks one.
+	Seed uint64
+	// BatchSize is the device's BatchSize: packets per Read and per DeliverPackets
+	// (0: DefaultBatchSize).
+	BatchSize int
+	// QueueLen bounds the frames queued from the stack to wireguard-go; a full queue drops,
+	// as a NIC's does (0: DefaultQueueLen).
+	QueueLen int
+	// DNSTimeout bounds one DNS query to one server (0: 5 s, as netstack).
+	DNSTimeout time.Duration
+	// DNSCacheSize bounds the DNS cache in names (0: dns.DefaultCacheSize; negative: no
+	// cache, as netstack).
+	DNSCacheSize int
+}
+
+// Defaults of Options.
+const (
+	DefaultBatchSize = 128
+	DefaultQueueLen  = 1024
+)
+
+// CreateNetTUN creates a wisp stack with the given local addresses, reached through the
+// returned tun.Device, and the socket layer on it, as wireguard-go's
+// tun/netstack.CreateNetTUN does: every address gets a host prefix (/32, /128) and the
+// default route of its family points at the device. dnsServers answer LookupHost and names
+// given to Dial, queried over the tunnel on port 53.
+func CreateNetTUN(localAddresses, dnsServers []netip.Addr, mtu int) (tun.Device, *Net, error) {
+	return CreateNetTUNWithOptions(localAddresses, dnsServers, mtu, Options{})
+}
+
+// CreateNetTUNWithOptions is CreateNetTUN with wisp's options. The device it returns is a
+// *Device.
+func CreateNetTUNWithOptions(localAddresses, dnsServers []netip.Addr, mtu int, o Options) (tun.Device, *Net, error) {
+	if mtu < 576 || mtu > 65535 {
+		// RFC 791: every IPv4 host must accept 576-byte datagrams; 1280 for IPv6 is checked
+		// below when an IPv6 address is configured.
+		return nil, nil, fmt.Errorf("wireguard: MTU %d out of range [576, 65535]", mtu)
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = DefaultBatchSize
+	}
+	if o.QueueLen <= 0 {
+		o.QueueLen = DefaultQueueLen
+	}
+	var prefixes []netip.Prefix
+	var hasV4, hasV6 bool
+	for _, a := range localAddresses {
+		a = a.Unmap()
+		switch {
+		case !a.IsValid():
+			return nil, nil, errors.New("wireguard: invalid local address")
+		case a.Is4():
+			hasV4 = true
+		default:
+			hasV6 = true
+			if mtu < 1280 {
+				// RFC 8200 §5: "IPv6 requires that every link in the Internet have an MTU of
+				// 1280 octets or greater."
+				return nil, nil, fmt.Errorf("wireguard: MTU %d below IPv6's minimum of 1280", mtu)
+			}
+		}
+		prefixes = append(prefixes, netip.PrefixFrom(a.WithZone(""), a.BitLen()))
+	}
+	s, err := stack.New(stack.Config{Options: o.Stack, Clock: o.Clock, Seed: o.Seed})
+	if err != nil {
+		return nil, nil, err
+	}
+	dev := newDevice(mtu, o.BatchSize, o.QueueLen)
+	dev.closer = s.Close
+	nif, err := s.AddNetif(dev.Link(), stack.NetifConfig{Name: "wg0", MTU: mtu, Addrs: prefixes})
+	if err != nil {
+		s.Close()
+		dev.Close()
+		return nil, nil, err
+	}
+	for _, r := range []struct {
+		dst netip.Prefix
+		on  bool
+	}{
+		{netip.PrefixFrom(netip.IPv4Unspecified(), 0), hasV4},
+		{netip.PrefixFrom(netip.IPv6Unspecified(), 0), hasV6},
+	} {
+		if !r.on {
+			continue
+		}
+		if err := s.AddRoute(stack.Route{Dst: r.dst, Netif: nif}); err != nil {
+			dev.Close()
+			return nil, nil, fmt.Errorf("wireguard: default route %v: %w", r.dst, err)
+		}
+	}
+	n := &Net{
+		ep:    endpoint.New(s),
+		dev:   dev,
+		hasV4: hasV4,
+		hasV6: hasV6,
+	}
+	servers := make([]netip.AddrPort, 0, len(dnsServers))
+	for _, a := range dnsServers {
+		servers = append(servers, netip.AddrPortFrom(a.Unmap(), 53))
+	}
+	n.res = &dns.Resolver{
+		Servers:   servers,
+		Dial:      n.dialDNS,
+		Timeout:   o.DNSTimeout,
+		CacheSize: o.DNSCacheSize,
+		Clock:     o.Clock,
+	}
+	return dev, n, nil
+}

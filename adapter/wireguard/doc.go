@@ -1,0 +1,24 @@
+// Package wireguard runs wisp under wireguard-go: a drop-in for
+// golang.zx2c4.com/wireguard/tun/netstack. A program written for netstack changes only its
+// import line,
+//
+//	import netstack "github.com/wispstack/wisp/adapter/wireguard"
+//
+//	tun, tnet, err := netstack.CreateNetTUN(addrs, dnsServers, 1420)
+//	dev := device.NewDevice(tun, conn.NewDefaultBind(), logger)
+//	l, err := tnet.ListenTCP(&net.TCPAddr{Port: 80})
+//
+// and gets wisp's stack: a fixed memory budget (Net.Budget), counters (Net.Stats), and a
+// tun.Device that moves packets in batches (BatchSize > 1) with no allocation and no
+// channel operation per packet. Net has every method of netstack's Net with the same
+// parameter types; where netstack returns gonet's TCPConn, TCPListener and UDPConn, Net
+// returns endpoint's, which have their methods. Host names given to Dial and LookupHost
+// are resolved over the tunnel by endpoint/dns (UDP, TCP on truncation, a TTL cache).
+// CreateNetTUNWithOptions takes wisp's Options (stack sizing, clock, batch and queue).
+//
+// Layer: adapter (imports endpoint, endpoint/dns, stack, link, pbuf, opt, clock, stats,
+// errs and golang.zx2c4.com/wireguard/tun). It is the only wisp package that imports
+// wireguard-go, besides bench and tests. Concurrency: Device and Net are safe for
+// concurrent use; closing the Device closes the stack and every socket on it, and leaves
+// no goroutine behind.
+package wireguard
