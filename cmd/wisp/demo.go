@@ -5,33 +5,75 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/wispstack/wisp/internal/tcpapp"
 	"github.com/wispstack/wisp/ip"
 	"github.com/wispstack/wisp/link"
 	"github.com/wispstack/wisp/link/pipe"
+	"github.com/wispstack/wisp/opt"
 	"github.com/wispstack/wisp/stack"
 )
 
+// optInt is an int flag that knows whether it was set, for defaults that depend on
+// another flag.
+type optInt struct {
+	v   int
+	set bool
+}
+
+func (f *optInt) String() string { return strconv.Itoa(f.v) }
+
+func (f *optInt) Set(s string) error {
+	v, err := strconv.Atoi(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a number", s)
+	}
+	f.v, f.set = v, true
+	return nil
+}
+
+func (f *optInt) or(def int) int {
+	if f.set {
+		return f.v
+	}
+	return def
+}
+
+// cmdDemo runs the WireGuard demo (wgdemo.go), or with --plain the Ethernet one.
 func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("demo", stderr)
 	presetName := presetFlag(fs, "tunnel")
+	plain := fs.Bool("plain", false, "instead of the WireGuard demo: two wisp stacks on an in-memory Ethernet link\n(ARP, NDP, fragmented pings, TCP each way over IPv4 and IPv6)")
 	count := fs.Int("count", 3, "pings per target")
-	tcpMiB := fs.Int("tcp-mib", 64, "MiB to send over TCP each way (0: none)")
+	var tcpMiB optInt
+	fs.Var(&tcpMiB, "tcp-mib", "MiB to send over TCP: through the tunnel (default 256), or with --plain each way\nin each family (default 64); 0: none")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *count < 1 || *count > 10000 {
 		return fmt.Errorf("%w: --count %d out of range [1, 10000]", errUsage, *count)
 	}
-	if *tcpMiB < 0 || *tcpMiB > 1<<16 {
-		return fmt.Errorf("%w: --tcp-mib %d out of range [0, 65536]", errUsage, *tcpMiB)
+	mib := tcpMiB.or(256)
+	if *plain {
+		mib = tcpMiB.or(64)
+	}
+	if mib < 0 || mib > 1<<16 {
+		return fmt.Errorf("%w: --tcp-mib %d out of range [0, 65536]", errUsage, mib)
 	}
 	o, err := preset(*presetName)
 	if err != nil {
 		return err
 	}
+	if !*plain {
+		return wgDemo(stdout, o, *presetName, *count, mib)
+	}
+	return plainDemo(stdout, o, *presetName, *count, mib)
+}
+
+// plainDemo is the demo of two wisp stacks on an in-memory Ethernet link.
+func plainDemo(stdout io.Writer, o opt.Options, presetName string, count, tcpMiB int) error {
 	a, b := pipe.New(pipe.Config{MTU: 1500, Medium: link.MediumEthernet})
 	sa, err := stack.New(stack.Config{Options: o})
 	if err != nil {
@@ -60,7 +102,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	fmt.Fprintf(stdout, "two wisp stacks (preset %q) on an in-memory Ethernet pipe: a0 198.18.0.1 fd42:5eed::1, b0 198.18.0.2 fd42:5eed::2\n\n", *presetName)
+	fmt.Fprintf(stdout, "two wisp stacks (preset %q) on an in-memory Ethernet pipe: a0 198.18.0.1 fd42:5eed::1, b0 198.18.0.2 fd42:5eed::2\n\n", presetName)
 	for _, t := range []struct {
 		dst  string
 		size int
@@ -72,7 +114,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 		{"fd42:5eed::2", 4000, "IPv6, fragmented and reassembled"},
 	} {
 		dst := netip.MustParseAddr(t.dst)
-		for i := 0; i < *count; i++ {
+		for i := 0; i < count; i++ {
 			rtt, err := sa.Ping(ctx, dst, t.size)
 			if err != nil {
 				return fmt.Errorf("ping %v: %w", dst, err)
@@ -80,10 +122,10 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "%d bytes from %v: seq=%d time=%v  (%s)\n", t.size+8, dst, i+1, rtt.Round(time.Microsecond), t.note)
 		}
 	}
-	if *tcpMiB > 0 {
+	if tcpMiB > 0 {
 		fmt.Fprintln(stdout)
 		for _, dst := range []string{"198.18.0.2", "fd42:5eed::2"} {
-			if err := demoTCP(ctx, stdout, sa, sb, netip.MustParseAddr(dst), int64(*tcpMiB)<<20); err != nil {
+			if err := demoTCP(ctx, stdout, sa, sb, netip.MustParseAddr(dst), int64(tcpMiB)<<20); err != nil {
 				return err
 			}
 		}

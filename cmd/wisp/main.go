@@ -1,5 +1,7 @@
-// Command wisp runs a wisp stack: `wisp demo` pings between two stacks in one process,
-// `wisp serve` attaches a stack to a TUN device, `wisp budget` prints the memory budget.
+// Command wisp runs a wisp stack: `wisp demo` runs two WireGuard peers over wisp in one
+// process (--plain: two stacks on an Ethernet pipe), `wisp serve` attaches a stack to a TUN
+// device, `wisp wg` is a userspace WireGuard peer with wisp as its stack, `wisp budget`
+// prints the memory budget.
 package main
 
 import (
@@ -16,13 +18,20 @@ import (
 const usage = `usage: wisp <command> [flags]
 
 commands:
-  demo     two wisp stacks in this process ping each other over an in-memory Ethernet link
-           (IPv4 with ARP, IPv6 with NDP, a fragmented 4000-byte ping) and print their stats
+  demo     two WireGuard peers in this process (wireguard-go over wisp, in-memory binds):
+           pings and a 256 MiB TCP transfer through the tunnel, its throughput and wisp's
+           memory budget; --plain: two wisp stacks on an in-memory Ethernet link instead
+           (ARP, NDP, fragmented pings, TCP each way)
   serve    attach a wisp stack to a TUN device, answer pings and serve TCP echo/discard,
            HTTP and UDP echo:
            wisp serve --tun NAME --addr CIDR [--addr CIDR...] [--echo PORT] [--discard PORT]
                       [--http PORT [--http-root DIR]] [--udp-echo PORT]
                       [--pcap FILE] [--mtu N] [--preset NAME]
+  wg       a userspace WireGuard peer (wireguard-go) with wisp as its stack, configured by a
+           wg-quick file; serves the services of serve on its tunnel addresses and can run a
+           SOCKS5 proxy on the host that dials through the tunnel:
+           wisp wg --config FILE [--echo PORT] [--discard PORT] [--http PORT [--http-root DIR]]
+                   [--udp-echo PORT] [--socks5 HOST:PORT] [--preset NAME] [-v]
   budget   print the memory budget of a preset: wisp budget [--preset NAME]
 
 Run 'wisp <command> -h' for a command's flags.
@@ -46,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdDemo(args[1:], stdout, stderr)
 	case "serve":
 		err = cmdServe(args[1:], stdout, stderr)
+	case "wg":
+		err = cmdWg(args[1:], stdout, stderr)
 	case "budget":
 		err = cmdBudget(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"net/netip"
@@ -25,26 +26,12 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	pcapFile := fs.String("pcap", "", "write every frame to this pcap file")
 	mtu := fs.Int("mtu", 1500, "MTU of the TUN device")
 	presetName := presetFlag(fs, "tunnel")
-	var echo, discard portList
-	fs.Var(&echo, "echo", "serve TCP echo (RFC 862) on this port of every --addr (repeatable)")
-	fs.Var(&discard, "discard", "serve TCP discard (RFC 863) on this port of every --addr (repeatable)")
-	var httpPorts, udpEcho portList
-	fs.Var(&httpPorts, "http", "serve HTTP (net/http on wisp's socket layer) on this port of every --addr (repeatable)")
-	root := fs.String("http-root", "", "with --http: serve the files of this directory instead of the built-in site\n(an index page and /bytes/N: N bytes of the test pattern)")
-	fs.Var(&udpEcho, "udp-echo", "serve UDP echo (RFC 862) on this port of every --addr (repeatable)")
+	var sv services
+	sv.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := distinctPorts("--echo, --discard and --http", echo, discard, httpPorts); err != nil {
-		return err
-	}
-	if err := distinctPorts("--udp-echo", udpEcho); err != nil {
-		return err
-	}
-	if *root != "" && len(httpPorts) == 0 {
-		return fmt.Errorf("%w: --http-root needs --http PORT", errUsage)
-	}
-	if err := httpRoot(*root); err != nil {
+	if err := sv.check(); err != nil {
 		return err
 	}
 	if *name == "" {
@@ -87,6 +74,71 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		ep.Close()
 		return err
 	}
+	if err := startTCPApps(s, addrs, sv.echo, sv.discard, stdout); err != nil {
+		return err
+	}
+	title := fmt.Sprintf("wisp serve on %s (%s)", *name, addrs.String())
+	a, err := startApps(endpoint.New(s), addrs, title, sv.http, sv.root, sv.udpEcho, stdout)
+	if err != nil {
+		return err
+	}
+	// Runs before s.Close (deferred earlier): conns close on a live stack.
+	defer a.close()
+	fmt.Fprintf(stdout, "wisp: serving on %s (%s), mtu %d; SIGUSR1 prints stats, SIGINT/SIGTERM stops\n", *name, addrs.String(), *mtu)
+
+	return waitSignals(s, stdout)
+}
+
+// waitSignals prints s's stats on SIGUSR1 and returns after printing them once more on
+// SIGINT or SIGTERM.
+func waitSignals(s *stack.Stack, stdout io.Writer) error {
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	for v := range sig {
+		snap := s.Stats()
+		if err := snap.WriteTable(stdout); err != nil {
+			return err
+		}
+		if v != syscall.SIGUSR1 {
+			fmt.Fprintf(stdout, "wisp: %v, stopping\n", v)
+			return nil
+		}
+	}
+	return nil
+}
+
+// services are the flags of the services `wisp serve` and `wisp wg` run.
+type services struct {
+	echo, discard, http, udpEcho portList
+	root                         string
+}
+
+func (sv *services) register(fs *flag.FlagSet) {
+	fs.Var(&sv.echo, "echo", "serve TCP echo (RFC 862) on this port of every address (repeatable)")
+	fs.Var(&sv.discard, "discard", "serve TCP discard (RFC 863) on this port of every address (repeatable)")
+	fs.Var(&sv.http, "http", "serve HTTP (net/http on wisp's socket layer) on this port of every address (repeatable)")
+	fs.StringVar(&sv.root, "http-root", "", "with --http: serve the files of this directory instead of the built-in site\n(an index page and /bytes/N: N bytes of the test pattern)")
+	fs.Var(&sv.udpEcho, "udp-echo", "serve UDP echo (RFC 862) on this port of every address (repeatable)")
+}
+
+// check validates the service flags after parsing.
+func (sv *services) check() error {
+	if err := distinctPorts("--echo, --discard and --http", sv.echo, sv.discard, sv.http); err != nil {
+		return err
+	}
+	if err := distinctPorts("--udp-echo", sv.udpEcho); err != nil {
+		return err
+	}
+	if sv.root != "" && len(sv.http) == 0 {
+		return fmt.Errorf("%w: --http-root needs --http PORT", errUsage)
+	}
+	return httpRoot(sv.root)
+}
+
+// startTCPApps starts TCP echo and discard (raw-API services of internal/tcpapp) on every
+// port given, on every address of addrs. They stop with the stack.
+func startTCPApps(s *stack.Stack, addrs []netip.Prefix, echo, discard portList, stdout io.Writer) error {
 	for _, sv := range []struct {
 		name  string
 		ports portList
@@ -99,28 +151,6 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 				}
 			}
 			fmt.Fprintf(stdout, "wisp: tcp %s on port %d\n", sv.name, port)
-		}
-	}
-	title := fmt.Sprintf("wisp serve on %s (%s)", *name, addrs.String())
-	a, err := startApps(endpoint.New(s), addrs, title, httpPorts, *root, udpEcho, stdout)
-	if err != nil {
-		return err
-	}
-	// Runs before s.Close (deferred earlier): conns close on a live stack.
-	defer a.close()
-	fmt.Fprintf(stdout, "wisp: serving on %s (%s), mtu %d; SIGUSR1 prints stats, SIGINT/SIGTERM stops\n", *name, addrs.String(), *mtu)
-
-	sig := make(chan os.Signal, 4)
-	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sig)
-	for v := range sig {
-		snap := s.Stats()
-		if err := snap.WriteTable(stdout); err != nil {
-			return err
-		}
-		if v != syscall.SIGUSR1 {
-			fmt.Fprintf(stdout, "wisp: %v, stopping\n", v)
-			return nil
 		}
 	}
 	return nil

@@ -1,0 +1,207 @@
+package integration
+
+import (
+	"crypto/ecdh"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wispstack/wisp/internal/wgconf"
+)
+
+// wgKeys returns a fresh private key and its public key.
+func wgKeys(t *testing.T) (priv, pub wgconf.Key) {
+	t.Helper()
+	k, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wgconf.Key(k.Bytes()), wgconf.Key(k.PublicKey().Bytes())
+}
+
+// vethPair joins two namespaces with a veth pair, names ifA in a and ifB in b, gives them
+// the addresses and brings them up. The pair goes away with the namespaces.
+func vethPair(t *testing.T, a, b *netns, ifA, addrA, ifB, addrB string) {
+	t.Helper()
+	if out, err := exec.Command("ip", "link", "add", ifA, "netns", a.name, "type", "veth",
+		"peer", "name", ifB, "netns", b.name).CombinedOutput(); err != nil {
+		t.Fatalf("ip link add veth: %v: %s", err, out)
+	}
+	a.run(t, "ip", "addr", "add", addrA, "dev", ifA)
+	a.run(t, "ip", "link", "set", ifA, "up")
+	b.run(t, "ip", "addr", "add", addrB, "dev", ifB)
+	b.run(t, "ip", "link", "set", ifB, "up")
+}
+
+// wireguardGo returns the path of the wireguard-go program: the Debian package's (what the
+// README's test command installs) or, when it is missing, one built from the module cache
+// (go build golang.zx2c4.com/wireguard, the version go.mod pins).
+func wireguardGo(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("wireguard-go"); err == nil {
+		t.Logf("wireguard-go: %s (installed)", p)
+		return p
+	}
+	bin := filepath.Join(t.TempDir(), "wireguard-go")
+	if out, err := exec.Command("go", "build", "-o", bin, "golang.zx2c4.com/wireguard").CombinedOutput(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("wireguard-go is not installed and does not build: %v\n%s", err, out)
+		}
+		t.Skipf("wireguard-go is not installed and does not build: %v\n%s", err, out)
+	}
+	t.Logf("wireguard-go: built from the module cache")
+	return bin
+}
+
+// kernelWG runs wireguard-go on a kernel TUN named dev in ns, configured by `wg set` with
+// the key in keyFile, the listen port and one peer, and gives it the addresses; it is
+// stopped when the test ends.
+func kernelWG(t *testing.T, ns *netns, dev string, priv wgconf.Key, port int, peer wgconf.Key, endpoint string, allowed []string, addrs []string) {
+	t.Helper()
+	requireTool(t, "wg")
+	wgo := wireguardGo(t)
+	out := newSyncBuffer()
+	c := ns.cmd(wgo, "-f", dev)
+	// wireguard-go refuses to run on Linux, where the kernel has WireGuard, unless told.
+	c.Env = append(os.Environ(), "WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1", "LOG_LEVEL=error")
+	c.Stdout, c.Stderr = out, out
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- c.Wait() }()
+	t.Cleanup(func() {
+		c.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			c.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("wireguard-go output:\n%s", out.String())
+		}
+	})
+	ns.waitLink(t, dev)
+	// The UAPI socket appears a moment after the device.
+	sock := "/var/run/wireguard/" + dev + ".sock"
+	waitFor(t, func() bool { _, err := os.Stat(sock); return err == nil }, sock)
+	keyFile := filepath.Join(t.TempDir(), "private.key")
+	if err := os.WriteFile(keyFile, []byte(priv.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"wg", "set", dev, "private-key", keyFile, "listen-port", fmt.Sprint(port),
+		"peer", peer.String(), "allowed-ips", strings.Join(allowed, ",")}
+	if endpoint != "" {
+		args = append(args, "endpoint", endpoint)
+	}
+	ns.run(t, args...)
+	for _, a := range addrs {
+		if strings.Contains(a, ":") {
+			ns.run(t, "ip", "-6", "addr", "add", a, "dev", dev, "nodad")
+		} else {
+			ns.run(t, "ip", "addr", "add", a, "dev", dev)
+		}
+	}
+	ns.run(t, "ip", "link", "set", dev, "up")
+}
+
+// wispWG is a `wisp wg` process.
+type wispWG struct {
+	servedWisp
+}
+
+// startWispWG writes conf to a file and runs `wisp wg --config FILE args...` in ns; the
+// process is killed at cleanup. It waits until wisp says the tunnel is up.
+func startWispWG(t *testing.T, ns *netns, conf string, args ...string) *wispWG {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "wisp.conf")
+	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w := &wispWG{servedWisp{out: newSyncBuffer(), exited: make(chan error, 1)}}
+	w.cmd = ns.cmd(append([]string{buildWisp(t), "wg", "--config", file}, args...)...)
+	w.cmd.Stdout, w.cmd.Stderr = w.out, w.out
+	if err := w.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { w.exited <- w.cmd.Wait() }()
+	t.Cleanup(func() {
+		w.cmd.Process.Kill()
+		<-w.exited
+	})
+	waitFor(t, func() bool { return strings.Contains(w.out.String(), "wg up") }, "wisp wg to start:\n"+w.out.String())
+	return w
+}
+
+// dnsServer answers A and AAAA queries for the names in zone over UDP on pc (RFC 1035
+// §4.1), NXDOMAIN for other names, until pc is closed.
+func dnsServer(pc net.PacketConn, zone map[string][]netip.Addr) {
+	buf := make([]byte, 512)
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		if resp := dnsAnswer(buf[:n], zone); resp != nil {
+			pc.WriteTo(resp, from)
+		}
+	}
+}
+
+func dnsAnswer(q []byte, zone map[string][]netip.Addr) []byte {
+	if len(q) < 12 || binary.BigEndian.Uint16(q[4:]) != 1 {
+		return nil
+	}
+	// QNAME: labels up to the root; then QTYPE, QCLASS.
+	i := 12
+	var labels []string
+	for i < len(q) && q[i] != 0 {
+		l := int(q[i])
+		if l > 63 || i+1+l > len(q) {
+			return nil
+		}
+		labels = append(labels, strings.ToLower(string(q[i+1:i+1+l])))
+		i += 1 + l
+	}
+	if i+5 > len(q) {
+		return nil
+	}
+	qtype := binary.BigEndian.Uint16(q[i+1:])
+	question := q[12 : i+5]
+	addrs, known := zone[strings.Join(labels, ".")]
+	resp := append([]byte{}, q[:2]...)
+	flags := uint16(0x8180) // QR, RD, RA; RCODE 0
+	if !known {
+		flags |= 3 // NXDOMAIN
+	}
+	var answers [][]byte
+	for _, a := range addrs {
+		if (qtype == 1 && a.Is4()) || (qtype == 28 && a.Is6()) {
+			rr := []byte{0xc0, 12} // a pointer to the question's name
+			rr = binary.BigEndian.AppendUint16(rr, qtype)
+			rr = binary.BigEndian.AppendUint16(rr, 1)
+			rr = binary.BigEndian.AppendUint32(rr, 60)
+			rr = binary.BigEndian.AppendUint16(rr, uint16(len(a.AsSlice())))
+			answers = append(answers, append(rr, a.AsSlice()...))
+		}
+	}
+	resp = binary.BigEndian.AppendUint16(resp, flags)
+	resp = binary.BigEndian.AppendUint16(resp, 1)
+	resp = binary.BigEndian.AppendUint16(resp, uint16(len(answers)))
+	resp = append(resp, 0, 0, 0, 0)
+	resp = append(resp, question...)
+	for _, rr := range answers {
+		resp = append(resp, rr...)
+	}
+	return resp
+}
