@@ -26,14 +26,15 @@ func gvisorAt(addr netip.Addr, dnsServers ...netip.Addr) func(*testing.T) side {
 	return func(t *testing.T) side { return newGvisorSide(t, addr, dnsServers...) }
 }
 
-// transferSize is the default run's transfer: 64 MiB, less under the race detector;
-// WISP_WG_BIG=1 makes it 1 GiB.
-func transferSize(t *testing.T) int64 {
+// transferSize is a transfer's size: 64 MiB, less under the race detector; big ones (wisp
+// to wisp, A to B: the 1 GB byte-exact transfer) and every one with WISP_WG_BIG=1
+// are 1 GiB unless -short.
+func transferSize(t *testing.T, big bool) int64 {
 	switch {
-	case os.Getenv("WISP_WG_BIG") != "" && !testing.Short():
-		return 1 << 30
 	case raceEnabled:
 		return 4 << 20
+	case (big || os.Getenv("WISP_WG_BIG") != "") && !testing.Short():
+		return 1 << 30
 	}
 	return 64 << 20
 }
@@ -86,12 +87,12 @@ func tunnelSuite(t *testing.T, b func(netip.Addr, ...netip.Addr) func(*testing.T
 		}
 	})
 	t.Run("transfer A to B", func(t *testing.T) {
-		size := transferSize(t)
+		size := transferSize(t, sb.wisp != nil)
 		d := transfer(t, sa.net, sb.net, addrB, size)
 		t.Logf("%d MiB A→B in %v: %.0f Mbit/s", size>>20, d.Round(time.Millisecond), float64(size)*8/d.Seconds()/1e6)
 	})
 	t.Run("transfer B to A", func(t *testing.T) {
-		size := transferSize(t)
+		size := transferSize(t, false)
 		d := transfer(t, sb.net, sa.net, addrA, size)
 		t.Logf("%d MiB B→A in %v: %.0f Mbit/s", size>>20, d.Round(time.Millisecond), float64(size)*8/d.Seconds()/1e6)
 	})
