@@ -23,7 +23,7 @@ func TestHarnessSmoke(t *testing.T) {
 	jsonFile := filepath.Join(t.TempDir(), "r.json")
 	o := options{
 		smoke:    true,
-		run:      `^(bulk/1x1500|bulk/8x1500|rr|connrate|idle|stalled|loss/1%-0ms|loss/0%-50ms|udp/64|large/1x1500)$`,
+		run:      `^(bulk/1x1500|bulk/8x1500|rr|connrate|idle|stalled|loss/1%-0ms|loss/0%-50ms|udp/64|large/1x1500|wg/bulk|wg/rr|wg/stalled)$`,
 		engines:  `^(wisp|netstack)$`,
 		jsonFile: jsonFile,
 		out:      &out,
@@ -36,7 +36,8 @@ func TestHarnessSmoke(t *testing.T) {
 	t.Logf("smoke run took %v\n%s\n%s", time.Since(start), progress.String(), out.String())
 	table := out.String()
 	for _, want := range []string{"TCP bulk, 1 stream, MTU 1500", "round trip median", "connections",
-		"Go heap per connection", "memory held", "loss 1%", "UDP 64-byte", "VARIANT large segments"} {
+		"Go heap per connection", "memory held", "loss 1%", "UDP 64-byte", "VARIANT large segments",
+		"WireGuard (2 wireguard-go devices, channel binds): TCP bulk", "resident set growth"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("table lacks %q", want)
 		}
@@ -59,10 +60,15 @@ func TestHarnessSmoke(t *testing.T) {
 		t.Fatal("no rows in JSON")
 	}
 	for _, r := range doc.Rows {
-		if r.Scenario == "bulk/1x1500" && r.Metric == "gbps" {
-			if v := r.Values["netstack"]; v == nil || *v <= 0 {
-				t.Errorf("netstack bulk throughput missing: %+v", r)
+		if (r.Scenario == "bulk/1x1500" || r.Scenario == "wg/bulk") && r.Metric == "gbps" {
+			for _, e := range []string{"wisp", "netstack"} {
+				if v := r.Values[e]; v == nil || *v <= 0 {
+					t.Errorf("%s %s throughput missing: %+v", e, r.Scenario, r)
+				}
 			}
+		}
+		if r.Scenario == "wg/rr" && r.Metric == "p50" && r.RatioNS == nil {
+			t.Errorf("wg/rr has no wisp/netstack ratio: %+v", r)
 		}
 	}
 	if g := waitGoroutines(g0); g > g0 {
@@ -189,5 +195,41 @@ func TestLinkHotPathNoAllocs(t *testing.T) {
 	}
 	if b.n == 0 {
 		t.Fatal("nothing delivered")
+	}
+}
+
+// TestWGUDPSmoke runs the WireGuard scenarios over real UDP (wg-udp/*) in their smallest
+// form: as root only, since they need the namespace the harness creates. It checks that
+// both stacks produce figures and that the namespace is gone afterwards.
+func TestWGUDPSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	if why := (kernelEngine{}).missing(); why != "" {
+		t.Skip(why)
+	}
+	g0 := runtime.NumGoroutine()
+	var out, progress bytes.Buffer
+	o := options{smoke: true, run: `^wg-udp/(bulk|rr)$`, engines: `^(wisp|netstack)$`, out: &out, progress: &progress}
+	if err := run(o); err != nil {
+		t.Fatal(err)
+	}
+	cleanupKernel()
+	table := out.String()
+	t.Logf("\n%s\n%s", progress.String(), table)
+	if strings.Contains(table, "FAIL") {
+		if strings.Contains(table, "ip netns add") {
+			t.Skipf("cannot create a network namespace here:\n%s", table)
+		}
+		t.Errorf("a run failed:\n%s\n%s", table, progress.String())
+	}
+	if strings.Contains(table, "n/a[") {
+		t.Errorf("a figure is missing:\n%s", table)
+	}
+	if _, err := os.Stat("/run/netns/" + wgNSName); err == nil {
+		t.Errorf("namespace %s left behind", wgNSName)
+	}
+	if g := waitGoroutines(g0); g > g0 {
+		t.Errorf("%d goroutines left behind", g-g0)
 	}
 }

@@ -34,6 +34,9 @@ type netConfig struct {
 	// LargeSegments selects the labelled variant where each engine may put segments larger
 	// than the MTU on the link (gVisor GSO; wisp a larger-MTU link).
 	LargeSegments bool
+	// WireGuard selects a WireGuard network (wireguard.go): two wireguard-go devices, each
+	// over a stack of the engine's kind, joined by the bind; MTU is the tunnel's.
+	WireGuard wgBind
 }
 
 // network is two stacks joined by a link.

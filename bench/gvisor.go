@@ -74,6 +74,12 @@ type gvNet struct {
 }
 
 func (g gvEngine) open(cfg netConfig) (network, error) {
+	if cfg.WireGuard != wgNone {
+		if g.tuned {
+			return nil, notAvailable("tun/netstack exposes no stack to tune")
+		}
+		return openWG(false, cfg)
+	}
 	n := &gvNet{gso: cfg.LargeSegments}
 	var err error
 	if n.a, err = newGVisorStack(g.tuned); err != nil {
@@ -187,8 +193,9 @@ func (l gvListener) close() error { return l.l.Close() }
 type netConn struct{ net.Conn }
 
 func (c netConn) setNoDelay(on bool) {
-	// gVisor's default is already no delay (TCPDelayEnabled false); the kernel's Go default too.
-	if tc, ok := c.Conn.(*net.TCPConn); ok {
+	// gVisor's default is already no delay (TCPDelayEnabled false), and gonet has no
+	// SetNoDelay; the kernel's Go default and wisp's endpoint too.
+	if tc, ok := c.Conn.(interface{ SetNoDelay(bool) error }); ok {
 		_ = tc.SetNoDelay(on)
 	}
 }

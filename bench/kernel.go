@@ -57,11 +57,12 @@ func ipCmd(args ...string) error {
 	return nil
 }
 
-// cleanupKernel deletes the namespaces (and with them the veth pair). Safe to call anytime.
+// cleanupKernel deletes the namespaces (the kernel engine's, with their veth pair, and the
+// WireGuard scenarios' wgNSName). Safe to call anytime.
 func cleanupKernel() {
 	kernelMu.Lock()
 	defer kernelMu.Unlock()
-	for _, ns := range kernelNS {
+	for _, ns := range append(kernelNS[:], wgNSName) {
 		if _, err := os.Stat("/run/netns/" + ns); err == nil {
 			_ = ipCmd("netns", "del", ns)
 		}
@@ -98,6 +99,9 @@ type kernelNet struct {
 func (kernelEngine) open(cfg netConfig) (network, error) {
 	if cfg.Impair.active() {
 		return nil, notAvailable("no netem in this kernel")
+	}
+	if cfg.WireGuard != wgNone {
+		return nil, notAvailable("a userspace WireGuard scenario")
 	}
 	cleanupStale()
 	cleanupKernel()
@@ -169,7 +173,10 @@ func (n *kernelNet) waitUp() error {
 }
 
 // in runs fn on a thread switched into namespace i. Sockets created there stay in it.
-func (n *kernelNet) in(i int, fn func() error) error {
+func (n *kernelNet) in(i int, fn func() error) error { return inNamespace(n.nsfd[i], fn) }
+
+// inNamespace runs fn on a thread switched into the network namespace open as nsfd.
+func inNamespace(nsfd int, fn func() error) error {
 	runtime.LockOSThread()
 	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -177,7 +184,7 @@ func (n *kernelNet) in(i int, fn func() error) error {
 		return err
 	}
 	defer unix.Close(orig)
-	if err := unix.Setns(n.nsfd[i], unix.CLONE_NEWNET); err != nil {
+	if err := unix.Setns(nsfd, unix.CLONE_NEWNET); err != nil {
 		runtime.UnlockOSThread()
 		return err
 	}

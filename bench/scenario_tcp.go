@@ -50,6 +50,12 @@ func (r bulkResult) values() map[string]float64 {
 // runBulk sends from A to B over streams connections for warm+dur and measures the bytes B
 // received during dur.
 func runBulk(n network, streams int, warm, dur time.Duration) (bulkResult, error) {
+	return runBulkProbe(n, streams, warm, dur, nil)
+}
+
+// runBulkProbe is runBulk that calls probe (if not nil) after the measured interval, while
+// the transfer still runs (the memory rows of the WireGuard scenario look there).
+func runBulkProbe(n network, streams int, warm, dur time.Duration, probe func()) (bulkResult, error) {
 	var res bulkResult
 	l, err := n.listen(portBulk)
 	if err != nil {
@@ -148,6 +154,9 @@ func runBulk(n network, streams int, warm, dur time.Duration) (bulkResult, error
 	time.Sleep(dur)
 	res.s1 = takeSample()
 	b1, p1 := received.Load(), n.packets()
+	if probe != nil {
+		probe()
+	}
 	err = firstErr(&readErr, &writeErr)
 	finish()
 	res.bytes = b1 - b0

@@ -212,7 +212,7 @@ func scenarios() []scenario {
 			},
 		})
 	}
-	return out
+	return append(out, wgScenarios()...)
 }
 
 // stalledNote flags a transfer that moved nothing during the measurement (the figure is a

@@ -29,6 +29,9 @@ type wispNet struct {
 }
 
 func (wispEngine) open(cfg netConfig) (network, error) {
+	if cfg.WireGuard != wgNone {
+		return openWG(true, cfg)
+	}
 	o := opt.Tunnel()
 	n := &wispNet{}
 	// Each stack holds cfg.Conns connections; TIME-WAIT PCBs are recycled when the pool runs
