@@ -35,10 +35,10 @@ type Allocator struct {
 // NewAllocator reserves all pbuf memory at once.
 func NewAllocator(c Config) *Allocator {
 	a := &Allocator{
-		arena:   make([]byte, c.PoolCount*c.PoolBufSize),
 		bufSize: c.PoolBufSize,
 		heap:    newHeap(c.HeapSize),
 	}
+	a.arena = newArena(a, c.PoolCount*c.PoolBufSize)
 	a.pool = memp.NewShared[Pbuf](memp.PbufPool, c.PoolCount, c.PoolBufSize, &a.mu)
 	a.refPool = memp.NewShared[Pbuf](memp.Pbuf, c.RefCount, 0, &a.mu)
 	a.ramPool = memp.NewShared[Pbuf](memp.PbufRAM, c.RAMCount, 0, &a.mu)

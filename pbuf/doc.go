@@ -13,7 +13,9 @@
 //   - ROM: points at memory that never changes (constants); nothing is told on release.
 //
 // Payload bytes live in arenas allocated once and holding no pointers, so the garbage
-// collector never scans packet data and an allocation can never grow memory. Pbuf headers
+// collector never scans packet data and an allocation can never grow memory. On Linux the
+// arenas are anonymous mappings outside the Go heap (arena_linux.go), so a stack's
+// reservation neither moves the collector's heap goal nor costs memory until it is used. Pbuf headers
 // come from memp pools.
 //
 // Header room: Alloc reserves room in front of the payload for the headers of the layers

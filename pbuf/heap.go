@@ -36,7 +36,8 @@ func HeapMetaBytes(size int) int { return size >> heapUnitShift }
 
 func newHeap(size int) *heap {
 	size &^= heapUnit - 1
-	h := &heap{arena: make([]byte, size), meta: make([]uint8, size>>heapUnitShift)}
+	h := &heap{meta: make([]uint8, size>>heapUnitShift)}
+	h.arena = newArena(h, size)
 	h.mu = &h.own
 	for i := range h.meta {
 		h.meta[i] = 0xff
