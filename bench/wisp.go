@@ -92,16 +92,7 @@ func (n *wispNet) notes() []string { return n.adjust }
 func (n *wispNet) memory() engineMemory {
 	var m engineMemory
 	for _, s := range []*stack.Stack{n.a, n.b} {
-		snap := s.Stats()
-		m.InUse += int64(snap.Heap.Used)
-		for _, p := range snap.Pools {
-			m.InUse += int64(p.Used) * int64(p.Size)
-			if p.Name == "TCP_PCB" {
-				m.PCBSize = int64(p.Size)
-				m.PCBSlots += int64(p.Avail)
-			}
-		}
-		m.Reserved += int64(s.Budget().Total)
+		m.add(s)
 	}
 	return m
 }
