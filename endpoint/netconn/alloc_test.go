@@ -2,11 +2,8 @@ package netconn_test
 
 import (
 	"io"
-	"net/netip"
 	"testing"
 	"time"
-
-	"github.com/wispstack/wisp/endpoint/netconn"
 )
 
 // Steady-state Read and Write allocate nothing (the whole path: netconn, TCP, IP, pipe).
@@ -60,16 +57,7 @@ func TestUDPAllocs(t *testing.T) {
 		t.Skip("allocation counts")
 	}
 	a, b := newPair(t, tunnel())
-	srv, err := netconn.ListenUDP(b, netip.AddrPortFrom(addrB[0], 0), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	cli, err := netconn.DialUDP(a, netip.AddrPort{}, srv.LocalAddr(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	srv, cli := udpPair(t, a, b, 0)
 	srv.SetReadDeadline(time.Now().Add(time.Minute))
 	msg := pattern(512, 1)
 	buf := make([]byte, 1500)

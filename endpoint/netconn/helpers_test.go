@@ -2,6 +2,7 @@ package netconn_test
 
 import (
 	"context"
+	"math/rand/v2"
 	"net/netip"
 	"testing"
 	"time"
@@ -81,6 +82,33 @@ func connPair(t *testing.T, a, b *stack.Stack, fam int) (client, server *netconn
 	server = r.c
 	t.Cleanup(func() { client.Close(); server.Close() })
 	return client, server
+}
+
+// udpPair returns a UDP socket listening on b (fam 0 IPv4, 1 IPv6) and one on a connected
+// to it. Both are closed when the test ends.
+func udpPair(t *testing.T, a, b *stack.Stack, fam int) (srv, cli *netconn.UDPConn) {
+	t.Helper()
+	srv, err := netconn.ListenUDP(b, netip.AddrPortFrom(addrB[fam], 0), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	cli, err = netconn.DialUDP(a, netip.AddrPort{}, srv.LocalAddr(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return srv, cli
+}
+
+// pattern returns n seeded pseudo-random bytes.
+func pattern(n int, seed uint64) []byte {
+	b := make([]byte, n)
+	r := rand.New(rand.NewPCG(seed, 7))
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
 }
 
 // tunnel is the Tunnel preset with small windows so tests run fast.

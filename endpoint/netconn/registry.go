@@ -127,3 +127,31 @@ func (r *registry) isClosed() bool {
 	r.s.Unlock()
 	return r.closed.Load()
 }
+
+// openPCB is the setup every connection and listener shares (core context): it takes a
+// netconn from s's MempNumNetconn budget, makes a PCB with newPCB and runs setup on it
+// (options, Bind, Connect, Listen). On any error the PCB is closed with closePCB and the
+// netconn given back, so the caller has nothing to undo; on success the caller owns both
+// and links its connection into the registry. Errors: errs.Clsd (s is closed), errs.Mem
+// (MempNumNetconn reached), and those of newPCB and setup.
+func openPCB[P any](s *stack.Stack, newPCB func() (P, error), closePCB func(P), setup func(P) error) (*registry, P, error) {
+	var none P
+	r, err := registryFor(s)
+	if err != nil {
+		return nil, none, err
+	}
+	if !r.reserve() {
+		return nil, none, errs.Mem
+	}
+	pcb, err := newPCB()
+	if err != nil {
+		r.release()
+		return nil, none, err
+	}
+	if err := setup(pcb); err != nil {
+		closePCB(pcb)
+		r.release()
+		return nil, none, err
+	}
+	return r, pcb, nil
+}

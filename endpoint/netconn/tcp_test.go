@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -18,15 +17,6 @@ import (
 	"github.com/wispstack/wisp/errs"
 	"github.com/wispstack/wisp/opt"
 )
-
-func pattern(n int, seed uint64) []byte {
-	b := make([]byte, n)
-	r := rand.New(rand.NewPCG(seed, 7))
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
 
 // A transfer both ways, byte-exact, with odd read sizes, in both families.
 func TestTCPTransfer(t *testing.T) {

@@ -87,26 +87,16 @@ func DialTCP(ctx context.Context, s *stack.Stack, laddr, raddr netip.AddrPort, o
 
 // dialLocked makes the PCB and starts the connect (core context).
 func dialLocked(s *stack.Stack, laddr, raddr netip.AddrPort, o *TCPOptions) (*TCPConn, error) {
-	r, err := registryFor(s)
-	if err != nil {
-		return nil, err
-	}
-	if !r.reserve() {
-		return nil, errs.Mem
-	}
-	pcb, err := s.TCP().NewPCB()
-	if err != nil {
-		r.release()
-		return nil, err
-	}
-	pcb.SetReuseAddr(o.ReuseAddr)
-	pcb.SetNoDelay(o.NoDelay)
-	if needBind(laddr) {
-		if err := pcb.Bind(laddr); err != nil {
-			pcb.Close()
-			r.release()
-			return nil, err
+	r, pcb, err := openPCB(s, s.TCP().NewPCB, closeTCP, func(pcb *tcp.PCB) error {
+		pcb.SetReuseAddr(o.ReuseAddr)
+		pcb.SetNoDelay(o.NoDelay)
+		if needBind(laddr) {
+			return pcb.Bind(laddr)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	c := newTCPConn(s, r, pcb)
 	if err := pcb.Connect(raddr, tcpConnected); err != nil {
@@ -118,6 +108,10 @@ func dialLocked(s *stack.Stack, laddr, raddr netip.AddrPort, o *TCPOptions) (*TC
 	}
 	return c, nil
 }
+
+// closeTCP is openPCB's closePCB for TCP: the PCB is still CLOSED, which tcp.PCB.Close
+// frees at once without an error.
+func closeTCP(pcb *tcp.PCB) { _ = pcb.Close() }
 
 // dialFailed releases a connection whose dial failed (not in core context).
 func (c *TCPConn) dialFailed() {
@@ -174,30 +168,18 @@ func ListenTCP(s *stack.Stack, laddr netip.AddrPort, o *ListenOptions) (*TCPList
 	}
 	s.Lock()
 	defer s.Unlock()
-	r, err := registryFor(s)
+	var tl *tcp.Listener
+	r, _, err := openPCB(s, s.TCP().NewPCB, closeTCP, func(pcb *tcp.PCB) error {
+		pcb.SetReuseAddr(o.ReuseAddr)
+		pcb.SetNoDelay(true)
+		pcb.SetV6Only(o.V6Only)
+		err := pcb.Bind(laddr)
+		if err == nil {
+			tl, err = pcb.Listen(o.Backlog)
+		}
+		return err
+	})
 	if err != nil {
-		return nil, err
-	}
-	if !r.reserve() {
-		return nil, errs.Mem
-	}
-	pcb, err := s.TCP().NewPCB()
-	if err != nil {
-		r.release()
-		return nil, err
-	}
-	pcb.SetReuseAddr(o.ReuseAddr)
-	pcb.SetNoDelay(true)
-	pcb.SetV6Only(o.V6Only)
-	if err := pcb.Bind(laddr); err != nil {
-		pcb.Close()
-		r.release()
-		return nil, err
-	}
-	tl, err := pcb.Listen(o.Backlog)
-	if err != nil {
-		pcb.Close()
-		r.release()
 		return nil, err
 	}
 	l := &TCPListener{s: s, reg: r, l: tl, addr: tl.Addr(), limit: max(s.Options().AcceptMboxSize, 1),

@@ -18,16 +18,7 @@ func TestUDPExchange(t *testing.T) {
 	for fam, name := range fams {
 		t.Run(name, func(t *testing.T) {
 			a, b := newPair(t, tunnel())
-			srv, err := netconn.ListenUDP(b, netip.AddrPortFrom(addrB[fam], 0), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer srv.Close()
-			cli, err := netconn.DialUDP(a, netip.AddrPort{}, srv.LocalAddr(), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cli.Close()
+			srv, cli := udpPair(t, a, b, fam)
 			msg := pattern(1200, 5)
 			if n, err := cli.Write(msg); n != len(msg) || err != nil {
 				t.Fatalf("Write: %d %v", n, err)
@@ -73,16 +64,7 @@ func TestUDPMboxDrops(t *testing.T) {
 	o := tunnel()
 	o.UDPRecvMboxSize = 4
 	a, b := newPair(t, o)
-	srv, err := netconn.ListenUDP(b, netip.AddrPortFrom(addrB[0], 0), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	cli, err := netconn.DialUDP(a, netip.AddrPort{}, srv.LocalAddr(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	srv, cli := udpPair(t, a, b, 0)
 	for i := range 10 {
 		if _, err := cli.Write([]byte{byte(i)}); err != nil {
 			t.Fatal(err)
