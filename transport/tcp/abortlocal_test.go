@@ -1,6 +1,7 @@
 package tcp_test
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -18,29 +19,7 @@ import (
 // AbortLocal aborts the connections bound to the address, and only those: listeners and
 // connections on another address stay.
 func TestAbortLocal(t *testing.T) {
-	stacktest.NoGoroutineLeak(t)
-	o := opt.Embedded()
-	o.IPv6AutoConfig = false
-	o.IPv6DupAddrDetectTransmits = 0
-	clk := clock.NewFake(time.Unix(1e9, 0))
-	pa, pb := pipe.New(pipe.Config{Medium: link.MediumIP, Sync: true})
-	var ss [2]*stack.Stack
-	for i, ep := range []*pipe.End{pa, pb} {
-		s, err := stack.New(stack.Config{Options: o, Clock: clk, Seed: uint64(i + 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		stacktest.Closed(t, s)
-		addrs := []netip.Prefix{netip.MustParsePrefix("198.18.0.1/24"), netip.MustParsePrefix("fd42:5eed::1/64")}
-		if i == 1 {
-			addrs = []netip.Prefix{netip.MustParsePrefix("198.18.0.2/24"), netip.MustParsePrefix("fd42:5eed::2/64")}
-		}
-		if _, err := s.AddNetif(ep, stack.NetifConfig{Addrs: addrs}); err != nil {
-			t.Fatal(err)
-		}
-		ss[i] = s
-	}
-	a, b := ss[0], ss[1]
+	a, b, pa := syncPair(t, opt.Embedded())
 	var accepted []*tcp.PCB
 	var lsn *tcp.Listener
 	b.Callback(func() {
@@ -90,4 +69,30 @@ func TestAbortLocal(t *testing.T) {
 		}
 		_ = lsn.Close()
 	})
+}
+
+// syncPair returns two stacks (198.18.0.1 and fd42:5eed::1; .2 and ::2) over a synchronous
+// IP pipe on a fake clock, checked for leaks when the test ends; pa.Flush() runs the wire.
+func syncPair(t *testing.T, o opt.Options) (a, b *stack.Stack, pa *pipe.End) {
+	t.Helper()
+	stacktest.NoGoroutineLeak(t)
+	o.IPv6AutoConfig = false
+	o.IPv6DupAddrDetectTransmits = 0
+	clk := clock.NewFake(time.Unix(1e9, 0))
+	pa, pb := pipe.New(pipe.Config{Medium: link.MediumIP, Sync: true})
+	var ss [2]*stack.Stack
+	for i, ep := range []*pipe.End{pa, pb} {
+		s, err := stack.New(stack.Config{Options: o, Clock: clk, Seed: uint64(i + 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stacktest.Closed(t, s)
+		n := fmt.Sprint(i + 1)
+		addrs := []netip.Prefix{netip.MustParsePrefix("198.18.0." + n + "/24"), netip.MustParsePrefix("fd42:5eed::" + n + "/64")}
+		if _, err := s.AddNetif(ep, stack.NetifConfig{Addrs: addrs}); err != nil {
+			t.Fatal(err)
+		}
+		ss[i] = s
+	}
+	return ss[0], ss[1], pa
 }

@@ -3,46 +3,19 @@ package tcp_test
 import (
 	"net/netip"
 	"testing"
-	"time"
 
-	"github.com/wispstack/wisp/clock"
 	"github.com/wispstack/wisp/errs"
-	"github.com/wispstack/wisp/link"
-	"github.com/wispstack/wisp/link/pipe"
 	"github.com/wispstack/wisp/opt"
-	"github.com/wispstack/wisp/stack"
-	"github.com/wispstack/wisp/stack/stacktest"
 	"github.com/wispstack/wisp/transport/tcp"
 )
 
 // A listener on "::" hears IPv4 unless V6Only (RFC 3493 §3.7, Linux's default), so it
 // holds the port for IPv4 binds too; with V6Only an IPv4 wildcard can share the port.
 func TestDualStackListener(t *testing.T) {
-	stacktest.NoGoroutineLeak(t)
 	o := opt.Embedded()
-	o.IPv6AutoConfig = false
-	o.IPv6DupAddrDetectTransmits = 0
 	o.MempNumTCPPCB = 16
 	o.MempNumTCPPCBListen = 8
-	clk := clock.NewFake(time.Unix(1e9, 0))
-	pa, pb := pipe.New(pipe.Config{Medium: link.MediumIP, Sync: true})
-	var ss [2]*stack.Stack
-	for i, ep := range []*pipe.End{pa, pb} {
-		s, err := stack.New(stack.Config{Options: o, Clock: clk, Seed: uint64(i + 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		stacktest.Closed(t, s)
-		addrs := []netip.Prefix{netip.MustParsePrefix("198.18.0.1/24"), netip.MustParsePrefix("fd42:5eed::1/64")}
-		if i == 1 {
-			addrs = []netip.Prefix{netip.MustParsePrefix("198.18.0.2/24"), netip.MustParsePrefix("fd42:5eed::2/64")}
-		}
-		if _, err := s.AddNetif(ep, stack.NetifConfig{Addrs: addrs}); err != nil {
-			t.Fatal(err)
-		}
-		ss[i] = s
-	}
-	a, b := ss[0], ss[1]
+	a, b, pa := syncPair(t, o)
 	got := map[string]int{}
 	var lsns []*tcp.Listener
 	var accepted []*tcp.PCB
