@@ -95,11 +95,13 @@ func (n *Netif) AddAddr(p netip.Prefix) error {
 		return errs.Use
 	}
 	n.addAddr(p, Manual, time.Time{}, time.Time{})
+	n.l.snmSync(n, true)
 	n.l.rearm()
 	return nil
 }
 
-// addAddr adds an address and its connected route, starting DAD where it applies.
+// addAddr adds an address and its connected route, starting DAD where it applies. The
+// caller then calls snmSync (SetUp leaves it to mcUp's reports).
 func (n *Netif) addAddr(p netip.Prefix, o Origin, valid, preferred time.Time) *ifAddr {
 	l := n.l
 	a := &ifAddr{prefix: p, state: Preferred, origin: o, validUntil: valid, preferredUntil: preferred}
@@ -140,6 +142,7 @@ func (n *Netif) removeAddrAt(i int) {
 	n.addrs = n.addrs[:len(n.addrs)-1]
 	n.l.changed()
 	n.l.removeConnected(n, x.prefix)
+	n.l.snmSync(n, true)
 }
 
 // Addrs returns the netif's addresses.
@@ -206,7 +209,8 @@ func (n *Netif) isBroadcast4(dst netip.Addr) bool {
 
 // inGroup reports whether n listens to IPv6 multicast group g: the all-nodes groups and
 // the solicited-node group of each of its addresses, tentative ones included (RFC 4862
-// §5.4.2 joins it before sending the first probe). Never all-routers: wisp is a host.
+// §5.4.2 joins it before sending the first probe); MLD reports the latter (snm.go). Never
+// all-routers: wisp is a host.
 func (n *Netif) inGroup(g netip.Addr) bool {
 	if g == allNodes || g == allNodesIface {
 		return true

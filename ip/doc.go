@@ -18,10 +18,19 @@
 // reaches transports only for joined groups, 224.0.0.1, the all-nodes and solicited-node
 // groups; queries must pass the RFC checks (checksum, length, Router Alert, MLD link-local
 // source and hop limit 1). Output: OutputOptions.MulticastLoop loops a copy back when the
-// egress netif is a member. Only any-source membership exists (every group is EXCLUDE {}):
-// there is no source-filtering API (RFC 3678), and group-and-source-specific queries are
-// answered with IS_EX{}. The solicited-node groups are accepted without joining and not
-// reported in MLD.
+// egress netif is a member; OutputOptions.LoopOnly (IP_MULTICAST_TTL 0) keeps a multicast
+// packet off the link, delivering it to local members only. Only any-source membership
+// exists (every group is EXCLUDE {}): there is no source-filtering API (RFC 3678), and
+// group-and-source-specific queries are answered with IS_EX{}.
+//
+// Solicited-node groups (RFC 4861 §7.2.1): every netif accepts the group of each of its
+// IPv6 addresses, tentative ones included, without JoinGroup. On Ethernet netifs (those
+// that run Neighbor Discovery) MLD also reports them like joined groups: state-change
+// reports from the moment DAD starts (after its random delay when the netif comes up, RFC
+// 4862 §5.4.2; from :: while no link-local address is assigned), answers to queries, and
+// a leave when the last address using the group is removed or found duplicated. They are
+// held by the addresses, not in the MLD6_GROUP pool (MempNumMLD6Group bounds JoinGroup
+// only), and Groups does not list them.
 //
 // Layer: ip. It imports the base packages (opt, stats, clock, errs), wire, memp, pbuf, link,
 // link/ethernet and ip/frag. Transports are reached through the Transport interface the
@@ -50,8 +59,8 @@
 //	Rterr    no route (output and forwarding)
 //	Memerr   pool, heap or queue exhausted; IGMP/MLD: group table full on JoinGroup
 //
-// Not implemented yet: multicast source filtering, multicast forwarding, MLD reports for
-// the solicited-node groups, IPv4 options processing (options are accepted and ignored,
+// Not implemented yet: multicast source filtering, multicast forwarding, IPv4 options
+// processing (options are accepted and ignored,
 // and not copied into forwarded fragments), redirects, a path-MTU cache (PTB/Frag-needed
 // are passed to transports via ControlInput), DHCP.
 package ip

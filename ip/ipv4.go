@@ -264,6 +264,12 @@ type OutputOptions struct {
 	// MulticastLoop delivers a copy of a multicast packet to this stack too when the
 	// egress netif is a member of the group (IP_MULTICAST_LOOP, IPV6_MULTICAST_LOOP).
 	MulticastLoop bool
+	// LoopOnly keeps a multicast packet on this host: IP_MULTICAST_TTL 0 /
+	// IPV6_MULTICAST_HOPS 0 on Linux. Nothing goes on the link; with MulticastLoop and
+	// the egress netif a member, the packet (TTL / hop limit 0 in its header, TTL ignored,
+	// never fragmented) is delivered locally at Flush; otherwise it is dropped without
+	// error or counter, as Linux does. Unicast and broadcast destinations ignore it.
+	LoopOnly bool
 }
 
 // routeCached is route through the family's one-entry cache; bcast reports (IPv4) that dst
@@ -313,7 +319,12 @@ func (l *Layer) output4(p *pbuf.Pbuf, src, dst netip.Addr, proto uint8, o Output
 		p.Free()
 		return errs.Rte
 	}
-	if o.FailIfFull && !local && n.full() {
+	loopOnly := o.LoopOnly && dst.IsMulticast() && !local
+	if loopOnly && (!o.MulticastLoop || !n.isMember(dst)) {
+		p.Free() // no local member to give it to, and it must not leave
+		return nil
+	}
+	if o.FailIfFull && !local && !loopOnly && n.full() {
 		l.ip.Drop++
 		l.ip.Memerr++
 		p.Free()
@@ -331,13 +342,16 @@ func (l *Layer) output4(p *pbuf.Pbuf, src, dst netip.Addr, proto uint8, o Output
 		}
 	}
 	ttl := o.TTL
-	if ttl == 0 {
+	switch {
+	case loopOnly:
+		ttl = 0 // what Linux's looped copy carries
+	case ttl == 0:
 		ttl = l.opts.IPDefaultTTL
 	}
 	r := wire.IPv4Repr{TOS: o.TOS, ID: l.ip4ID, DontFragment: o.DontFragment, TTL: ttl,
 		Protocol: proto, Src: src, Dst: dst}
 	l.ip4ID++
-	if !local && wire.IPv4MinHeaderLen+p.TotLen() > n.mtu {
+	if !local && !loopOnly && wire.IPv4MinHeaderLen+p.TotLen() > n.mtu {
 		if o.DontFragment {
 			l.ip.Drop++
 			l.ip.Lenerr++
@@ -368,7 +382,7 @@ func (l *Layer) output4(p *pbuf.Pbuf, src, dst netip.Addr, proto uint8, o Output
 	hb, _ := p.Header(wire.IPv4MinHeaderLen)
 	_ = r.Emit(hb)
 	l.ip.Xmit++
-	if local {
+	if local || loopOnly {
 		return l.loopback(n, p)
 	}
 	if o.MulticastLoop && dst.IsMulticast() && n.isMember(dst) {

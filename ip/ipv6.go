@@ -277,13 +277,18 @@ func (l *Layer) output6(p *pbuf.Pbuf, src, dst netip.Addr, proto uint8, o Output
 		p.Free()
 		return errs.Rte
 	}
-	if o.FailIfFull && !local && n.full() {
+	dst = dst.WithZone("")
+	loopOnly := o.LoopOnly && dst.IsMulticast() && !local
+	if loopOnly && (!o.MulticastLoop || !n.isMember(dst)) {
+		p.Free() // no local member to give it to, and it must not leave
+		return nil
+	}
+	if o.FailIfFull && !local && !loopOnly && n.full() {
 		l.ip6.Drop++
 		l.ip6.Memerr++
 		p.Free()
 		return errs.Mem
 	}
-	dst = dst.WithZone("")
 	if !src.IsValid() {
 		if src, err = l.SourceFor(dst, n); err != nil {
 			l.ip6.Drop++
@@ -292,13 +297,18 @@ func (l *Layer) output6(p *pbuf.Pbuf, src, dst netip.Addr, proto uint8, o Output
 			return errs.Rte
 		}
 	}
-	return l.send6Hdr(n, p, src.WithZone(""), dst, nh, proto, o, local)
+	o.LoopOnly = loopOnly // send6Hdr: hop limit 0, not the default
+	if loopOnly {
+		o.TTL = 0
+	}
+	return l.send6Hdr(n, p, src.WithZone(""), dst, nh, proto, o, local || loopOnly)
 }
 
 // send6Hdr builds the IPv6 header (fragmenting if needed) and sends; it takes ownership.
+// local loops the packet back instead (a local destination, or o.LoopOnly: hop limit 0).
 func (l *Layer) send6Hdr(n *Netif, p *pbuf.Pbuf, src, dst, nh netip.Addr, proto uint8, o OutputOptions, local bool) error {
 	hop := o.TTL
-	if hop == 0 {
+	if hop == 0 && !o.LoopOnly {
 		hop = l.opts.IPDefaultTTL
 		if n.hopLimit != 0 {
 			hop = n.hopLimit // RFC 4861 §6.3.4: CurHopLimit from the router

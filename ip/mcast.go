@@ -16,8 +16,15 @@ import (
 //
 // A membership is one (netif, group) element of the IGMP_GROUP or MLD6_GROUP pool,
 // refcounted by JoinGroup/LeaveGroup and linked into its netif's list for the family. The
-// engine in this file is family-neutral; igmp.go and mld6.go parse and build the messages.
-// One clock.Timeout (Layer.mcTmo) serves every pending report, armed only while one is.
+// engine in mcengine.go is family-neutral; igmp.go and mld6.go parse and build the
+// messages. One clock.Timeout (Layer.mcTmo) serves every pending report, armed only while
+// one is.
+//
+// The solicited-node groups of a netif's IPv6 addresses (snm.go) are memberships in the
+// same list, reported like joined ones, but held by the addresses rather than by
+// JoinGroup: their elements come from the Go heap with the address (an address is a heap
+// object already, and their number is the number of addresses, not something
+// MempNumMLD6Group could bound), so the MLD6_GROUP pool counts only what JoinGroup took.
 
 // mcMode is a netif's host compatibility mode for a family (RFC 3376 §7.2.1, RFC 3810
 // §8.2.1).
@@ -46,6 +53,10 @@ type group struct {
 	next *group
 	addr netip.Addr
 	refs int32 // JoinGroup calls not yet left; 0 while a v3 leave is still being reported
+	// snm: the solicited-node group of one of n's addresses (snm.go), a membership
+	// whatever refs says. heap: the element is not from the MLD6_GROUP pool (it was
+	// created for a solicited-node group).
+	snm, heap bool
 
 	// State-change (unsolicited) reports still to send and when the next is due; leaving
 	// makes them v3 TO_IN{} records instead of joins.
@@ -59,6 +70,10 @@ type group struct {
 	// leave is ours to send.
 	lastReporter bool
 }
+
+// joined reports whether e is a membership now: joined by JoinGroup, or the solicited-node
+// group of an address. false while only a leave is still being reported.
+func (e *group) joined() bool { return e.refs > 0 || e.snm }
 
 // mcFamily is one netif's multicast state for IPv4 or IPv6.
 type mcFamily struct {
@@ -161,7 +176,8 @@ func (l *Layer) mc(n *Netif, v6 bool) (*mcFamily, *memp.Pool[group], *stats.Prot
 // makes the netif accept packets to g and sends unsolicited reports ([Robustness Variable]
 // of them, the first at once, the others at random intervals up to the Unsolicited Report
 // Interval); later joins only count. n nil picks NetifForGroup(g, 0). Joins of the implicit
-// groups (224.0.0.1, ff02::1, ff01::1) succeed and do nothing. errs.Val: g is not multicast,
+// groups (224.0.0.1, ff02::1, ff01::1) succeed and do nothing; a join of a solicited-node
+// group an address of n already holds only counts (no pool element, no report). errs.Val: g is not multicast,
 // or n is not a netif of this layer; errs.Mem: the group table (MempNumIGMPGroup /
 // MempNumMLD6Group) is full, counted in the family's Memerr; errs.Rte: no netif for g;
 // errs.Clsd after Close. Core context.
@@ -184,8 +200,9 @@ func (l *Layer) JoinGroup(n *Netif, g netip.Addr) error {
 	}
 	f, pool, st := l.mc(n, g.Is6())
 	if e := f.find(g); e != nil {
+		was := e.joined()
 		e.refs++
-		if e.refs == 1 {
+		if !was {
 			// Rejoined while the leave was still being reported.
 			l.changed()
 			l.stateChange(n, f, e, false)
@@ -239,8 +256,8 @@ func (l *Layer) LeaveGroup(n *Netif, g netip.Addr) error {
 		return errs.Val
 	}
 	e.refs--
-	if e.refs > 0 {
-		return nil
+	if e.joined() {
+		return nil // more joins, or the solicited-node group of an address, hold it
 	}
 	l.changed()
 	l.stateChange(n, f, e, true)
@@ -248,7 +265,8 @@ func (l *Layer) LeaveGroup(n *Netif, g netip.Addr) error {
 }
 
 // Groups returns the groups joined on n (nil: on every netif), IPv4 and IPv6, newest
-// first per netif; the implicit groups are not listed. A new slice.
+// first per netif; the implicit groups and the solicited-node groups the addresses hold
+// (unless JoinGroup joined them too) are not listed. A new slice.
 func (l *Layer) Groups(n *Netif) []netip.Addr {
 	var out []netip.Addr
 	add := func(m *Netif) {

@@ -58,3 +58,35 @@ func FuzzMLDInput(f *testing.F) {
 		fuzzMcast(t, mldPkt(ll6Q, allNodes, append([]byte(nil), msg...), hop, ra))
 	})
 }
+
+// FuzzMLDInputEthernet is FuzzMLDInput on an Ethernet netif, where the solicited-node
+// groups of its addresses (one shared by two of them) are reported too; an address goes
+// and another is added after the input.
+func FuzzMLDInputEthernet(f *testing.F) {
+	f.Add(mldQueryPkt(ll6Q, allNodes, true, 2000, netip.Addr{}, 1, true)[48:], uint8(1), true)
+	f.Add(mldQueryPkt(ll6Q, allNodes, false, 2000, netip.Addr{}, 1, true)[48:], uint8(1), true)
+	f.Add(mldQueryPkt(ll6Q, allNodes, true, 0xffff, solicitedNode(v6A), 1, true)[48:], uint8(1), true)
+	f.Fuzz(func(t *testing.T, msg []byte, hop uint8, ra bool) {
+		if len(msg) < 4 || len(msg) > 1400 {
+			return
+		}
+		o := testOptions()
+		o.MempNumMLD6Group = 1
+		e := newEnv(t, o, 6)
+		ep := &capEP{medium: link.MediumEthernet, mtu: 1500, hw: [6]byte{2, 0, 0, 0, 0, 1}, discard: true}
+		n, _ := e.l.AddNetif(ep, NetifConfig{})
+		_ = n.AddAddr(mustPrefix(v6A, 64))
+		_ = n.AddAddr(mustPrefix(mustAddr("fd43::1"), 64))
+		n.SetUp(true)
+		_ = e.l.JoinGroup(n, grp6b)
+		_ = e.l.JoinGroup(n, solicitedNode(v6A))
+		e.clk.Advance(500 * time.Millisecond)
+		e.l.Flush()
+		e.inject(n, ethMLD(mldPkt(ll6Q, allNodes, append([]byte(nil), msg...), hop, ra)))
+		_ = n.RemoveAddr(v6A)
+		_ = n.AddAddr(mustPrefix(v6B, 64))
+		e.clk.Advance(time.Hour)
+		e.l.Flush()
+		e.close()
+	})
+}

@@ -113,7 +113,7 @@ func (l *Layer) mcQueryInput(n *Netif, v6 bool, q *mcQuery) {
 		// to the random value only if the requested Max Response Time is less than the
 		// remaining value of the running timer". RFC 2710 §4 likewise.
 		for e := f.groups; e != nil; e = e.next {
-			if e.refs == 0 || !reportable(e.addr) || q.group.IsValid() && q.group != e.addr {
+			if !e.joined() || !reportable(e.addr) || q.group.IsValid() && q.group != e.addr {
 				continue
 			}
 			if e.respAt.IsZero() || e.respAt.Sub(now) > q.maxResp {
@@ -136,7 +136,7 @@ func (l *Layer) mcQueryInput(n *Netif, v6 bool, q *mcQuery) {
 		// 3-4. A Group-Specific (or Group-and-Source-Specific: the answer is the whole
 		// any-source state, IS_EX{}) Query sets the group timer, or keeps the earlier of
 		// the pending one and the new delay.
-		if e := f.find(q.group); e != nil && e.refs > 0 && reportable(e.addr) &&
+		if e := f.find(q.group); e != nil && e.joined() && reportable(e.addr) &&
 			(e.respAt.IsZero() || at.Before(e.respAt)) {
 			e.respAt = at
 		}
@@ -154,7 +154,7 @@ func (l *Layer) mcReportHeard(n *Netif, v6 bool, g netip.Addr) {
 	// RFC 2236 §3: "If a host receives another host's Report (version 1 or 2) while it has
 	// a timer running, it stops its timer for the specified group and does not send a
 	// Report for that group"; it is then no longer the last reporter. RFC 2710 §4 alike.
-	if e := f.find(g); e != nil && e.refs > 0 && !e.respAt.IsZero() {
+	if e := f.find(g); e != nil && e.joined() && !e.respAt.IsZero() {
 		e.respAt = time.Time{}
 		e.lastReporter = false
 		l.mcRearm()
@@ -168,7 +168,7 @@ func (l *Layer) mcDowngrade(f *mcFamily) {
 	for e := f.groups; e != nil; {
 		next := e.next
 		e.respAt, e.changeLeft = time.Time{}, 0
-		if e.refs == 0 {
+		if !e.joined() {
 			l.freeGroup(f, e)
 		}
 		e = next
@@ -181,6 +181,10 @@ func (l *Layer) freeGroup(f *mcFamily, e *group) {
 		if *pp == e {
 			*pp = e.next
 			f.count--
+			if e.heap {
+				e.next = nil // a solicited-node element: the garbage collector takes it
+				return
+			}
 			_, pool, _ := l.mc(e.n, e.addr.Is6())
 			pool.Put(e)
 			return
@@ -189,19 +193,32 @@ func (l *Layer) freeGroup(f *mcFamily, e *group) {
 }
 
 // mcUp reports every group of n when it comes up, as on a join (RFC 3376 §5.1 counts an
-// interface coming up as a state change).
+// interface coming up as a state change). A solicited-node group held only by addresses
+// whose first DAD probe waits is reported when that probe goes (snmJoin).
 func (l *Layer) mcUp(n *Netif) {
 	for _, f := range [2]*mcFamily{&n.mc4, &n.mc6} {
 		for e := f.groups; e != nil; {
 			next := e.next
-			if e.refs == 0 {
+			switch {
+			case !e.joined():
 				l.freeGroup(f, e)
-			} else {
+			case e.refs == 0 && e.snm:
+				l.snmJoin(n, f, e)
+			default:
 				l.stateChange(n, f, e, false)
 			}
 			e = next
 		}
 	}
+}
+
+// delayedJoin schedules the state-change reports of a join of e to start at at instead of
+// now: [Robustness Variable] of them, the first at at, from mcTimer.
+func (l *Layer) delayedJoin(f *mcFamily, e *group, at time.Time) {
+	e.leaving, e.respAt = false, time.Time{}
+	e.changeLeft = uint8(f.robustness())
+	e.changeAt = at
+	l.mcRearm()
 }
 
 // mcDown forgets what n had pending and what it learned from queriers; its memberships
@@ -294,7 +311,7 @@ func (l *Layer) mcTimer() {
 				next := e.next
 				if due(e.respAt) {
 					e.respAt = time.Time{}
-					if e.refs > 0 {
+					if e.joined() {
 						if mode == modeV3 {
 							l.sendRecord(n, v6, e.addr, recIsEx)
 						} else {
@@ -319,7 +336,7 @@ func (l *Layer) mcTimer() {
 					}
 					if e.changeLeft > 0 {
 						e.changeAt = now.Add(l.randDur(uri))
-					} else if e.refs == 0 {
+					} else if !e.joined() {
 						l.freeGroup(f, e)
 					}
 				}

@@ -201,14 +201,14 @@ func (l *Layer) mldSendV2(n *Netif, g netip.Addr, typ uint8) {
 	for {
 		k := 1
 		if !g.IsValid() {
-			for ; e != nil && (e.refs == 0 || !reportable(e.addr)); e = e.next {
+			for ; e != nil && (!e.joined() || !reportable(e.addr)); e = e.next {
 			}
 			if e == nil {
 				return
 			}
 			k = 0
 			for x := e; x != nil && k < per; x = x.next {
-				if x.refs > 0 && reportable(x.addr) {
+				if x.joined() && reportable(x.addr) {
 					k++
 				}
 			}
@@ -225,7 +225,7 @@ func (l *Layer) mldSendV2(n *Netif, g netip.Addr, typ uint8) {
 			rec[0] = typ
 			a := g
 			if !g.IsValid() {
-				for e.refs == 0 || !reportable(e.addr) {
+				for !e.joined() || !reportable(e.addr) {
 					e = e.next
 				}
 				a, e = e.addr, e.next

@@ -493,6 +493,7 @@ func (d *ndState) startDAD(n *Netif, a *ifAddr, ifUp bool) {
 func (d *ndState) dadFailed(n *Netif, a *ifAddr) {
 	d.l.setState(a, Duplicated)
 	a.dadLeft = 0
+	d.l.snmSync(n, true) // its solicited-node group goes unless another address holds it
 	d.l.nd6.Err++
 	d.l.rearm()
 }

@@ -121,6 +121,7 @@ func (d *ndState) prefixInfo(n *Netif, pi wire.NDPPrefixInfo, now time.Time) {
 			return
 		}
 		n.addAddr(netip.PrefixFrom(addr, 64), SLAAC, lifetimeEnd(now, valid), lifetimeEnd(now, preferred))
+		l.snmSync(n, true)
 		return
 	}
 	// (e) an address from this prefix exists: refresh the lifetimes.

@@ -253,6 +253,7 @@ func (n *Netif) SetUp(up bool) {
 		}
 		n.addrs = kept
 		l.changed()
+		l.snmSync(n, true) // down: the groups of the addresses gone are freed unreported
 		l.removeAutoRoutes(n)
 		l.rearm()
 		l.mcDown(n)
@@ -278,6 +279,7 @@ func (n *Netif) SetUp(up bool) {
 			n.rsNext = l.now().Add(l.randDur(maxRtrSolicitationDelay))
 		}
 	}
+	l.snmSync(n, false) // mcUp reports them
 	l.rearm()
 	l.mcUp(n)
 }

@@ -51,10 +51,11 @@ func (c *UDPConn) SetMulticastInterface(ifIndex int) error {
 }
 
 // SetMulticastTTL sets the TTL (hop limit) of multicast datagrams (IP_MULTICAST_TTL,
-// IPV6_MULTICAST_HOPS), 1..255; default 1. TTL 0 (Linux: loop back only, never send) is
-// not supported: errs.Val, rather than the default TTL the core would use for 0.
+// IPV6_MULTICAST_HOPS), 0..255; default 1. 0 keeps them on this host, as Linux does: they
+// reach local members when SetMulticastLoop is on (the default) and are never sent on the
+// link. errs.Val out of range.
 func (c *UDPConn) SetMulticastTTL(ttl int) error {
-	if ttl < 1 || ttl > 255 {
+	if ttl < 0 || ttl > 255 {
 		return errs.Val
 	}
 	return c.withPCB(func(p *udp.PCB) error { p.SetMulticastTTL(uint8(ttl)); return nil })

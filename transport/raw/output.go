@@ -64,7 +64,8 @@ func (c *PCB) send(pb *pbuf.Pbuf, dst netip.Addr) error {
 	bare := dst.WithZone("")
 	o := ip.OutputOptions{TTL: c.ttl, TOS: c.tos, FailIfFull: true}
 	if bare.IsMulticast() {
-		o.TTL, o.MulticastLoop = c.mcTTL, c.mcLoop
+		// Multicast TTL 0: local members only, nothing on the wire (Linux).
+		o.TTL, o.MulticastLoop, o.LoopOnly = c.mcTTL, c.mcLoop, c.mcTTL == 0
 		if o.Netif = p.ip.NetifForGroup(dst, int(c.mcIf)); o.Netif == nil {
 			pb.Free()
 			switch {

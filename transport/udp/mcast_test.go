@@ -87,3 +87,49 @@ func TestMulticastDeliveryAndLoop(t *testing.T) {
 		})
 	}
 }
+
+// Multicast TTL 0 (IP_MULTICAST_TTL 0): the datagram reaches the sender's stack's members
+// (loop on) with TTL 0 and never the link; with loop off it goes nowhere, without error.
+func TestMulticastTTLZero(t *testing.T) {
+	for _, g := range []string{"239.1.2.3", "ff15::1234"} {
+		t.Run(g, func(t *testing.T) {
+			p := newPair(t, pairConfig{})
+			join(t, p.b, p.nb, g)
+			join(t, p.a, p.na, g)
+			p.flush()
+			gp := netip.AddrPortFrom(netip.MustParseAddr(g), 5000)
+			wild := "0.0.0.0:5000"
+			if gp.Addr().Is6() {
+				wild = "[::]:5000"
+			}
+			peer, kp := reuseListen(t, p.b, wild)
+			self, ks := reuseListen(t, p.a, wild)
+			for _, loop := range []bool{true, false} {
+				var err error
+				var wire0, wire1 uint64
+				p.a.Callback(func() { wire0 = p.na.IP().Stats().Xmit })
+				p.a.Callback(func() {
+					self.SetMulticastTTL(0)
+					self.SetMulticastLoop(loop)
+					err = self.SendTo(payload(t, p.a, []byte("local")), gp)
+				})
+				p.flush()
+				p.a.Callback(func() { wire1 = p.na.IP().Stats().Xmit })
+				if err != nil || wire1 != wire0 {
+					t.Fatalf("loop %v: err %v, %d frames on the link", loop, err, wire1-wire0)
+				}
+			}
+			if len(ks.got) != 1 || string(ks.got[0].data) != "local" || ks.got[0].info.TTL != 0 {
+				t.Fatalf("local member got %d datagrams (%+v), want 1 with TTL 0", len(ks.got), ks.got)
+			}
+			if len(kp.got) != 0 {
+				t.Fatalf("the peer stack got %d datagrams", len(kp.got))
+			}
+			if st := p.a.Stats().UDP; st.Drop != 0 || st.Xmit != 2 {
+				t.Fatalf("UDP %+v", st)
+			}
+			p.b.Callback(peer.Close)
+			p.a.Callback(self.Close)
+		})
+	}
+}

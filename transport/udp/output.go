@@ -116,8 +116,10 @@ func (c *PCB) send(pb *pbuf.Pbuf, dst netip.Addr, dport uint16, src netip.Addr, 
 	o := ip.OutputOptions{TTL: c.ttl, TOS: c.tos, FailIfFull: true}
 	if dst.IsMulticast() || bare == bcast4 {
 		o.TTL, o.MulticastLoop = c.mcTTL, c.flags&fMcastLoop != 0
+		// Multicast TTL 0: local members only, nothing on the wire (Linux).
+		o.LoopOnly = c.mcTTL == 0
 		if bare == bcast4 {
-			o.TTL, o.MulticastLoop = c.ttl, false
+			o.TTL, o.MulticastLoop, o.LoopOnly = c.ttl, false, false
 		}
 		if ifIndex == 0 {
 			ifIndex = int(c.mcIf)

@@ -303,7 +303,9 @@ func (c *PCB) SetMulticastNetif(ifIndex int) { c.mcIf = int32(ifIndex) }
 // MulticastNetif returns the value SetMulticastNetif set.
 func (c *PCB) MulticastNetif() int { return int(c.mcIf) }
 
-// SetMulticastTTL sets the TTL / hop limit of multicast sends (default 1).
+// SetMulticastTTL sets the TTL / hop limit of multicast sends (default 1). 0 keeps them on
+// this host, as Linux's IP_MULTICAST_TTL 0: delivered to local members when MulticastLoop
+// is on (with TTL 0), never sent on the link (ip.OutputOptions.LoopOnly).
 func (c *PCB) SetMulticastTTL(ttl uint8) { c.mcTTL = ttl }
 
 // MulticastTTL returns the multicast TTL.
