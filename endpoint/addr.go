@@ -15,61 +15,107 @@ const (
 	kindTCP  kind = iota + 1 // SOCK_STREAM, IPPROTO_TCP
 	kindUDP                  // SOCK_DGRAM, IPPROTO_UDP
 	kindPing                 // SOCK_DGRAM, IPPROTO_ICMP / IPPROTO_ICMPV6 (ping socket)
+	kindRaw                  // SOCK_RAW of one IP protocol
 )
 
 // family restricts the addresses a network accepts.
 type family uint8
 
 const (
-	famAny family = iota // "tcp", "udp": either, dual-stack when listening on a wildcard
-	fam4                 // "tcp4", "udp4", "ping4", "ip4:icmp"
-	fam6                 // "tcp6", "udp6", "ping6", "ip6:ipv6-icmp"
+	famAny family = iota // "tcp", "udp", "ip:N": either, dual-stack when listening on a wildcard
+	fam4                 // "tcp4", "udp4", "ping4", "ip4:icmp", "ip4:N"
+	fam6                 // "tcp6", "udp6", "ping6", "ip6:ipv6-icmp", "ip6:N"
+)
+
+// IP protocol numbers the network parser treats specially.
+const (
+	protoICMP   = 1
+	protoICMPv6 = 58
+	protoRaw    = 255 // IPPROTO_RAW: a send-only socket with IP_HDRINCL on Linux
 )
 
 // parseNetwork understands the network names of package net that wisp implements. Names
-// package net knows but wisp does not implement (raw IP protocols other than ICMP echo,
-// Unix sockets) fail with EPROTONOSUPPORT, as socket(2) would; anything else is a
+// package net knows but wisp does not implement (Unix sockets, the raw protocols
+// rawProtoErr refuses) fail with EPROTONOSUPPORT, as socket(2) would; anything else is a
 // net.UnknownNetworkError, as package net reports it.
 func parseNetwork(network string) (kind, family, error) {
+	k, f, _, err := parseNetworkProto(network)
+	return k, f, err
+}
+
+// parseNetworkProto is parseNetwork that also returns the IP protocol of an "ip4:proto"
+// network. "ip4:icmp" ("ip4:1", "ip:icmp") and "ip6:ipv6-icmp" ("ip6:58", "ip6:icmpv6")
+// name ping sockets (kindPing), as they always have in wisp: DialIP and ListenIP, whose
+// result is an *IPConn, open raw sockets for them instead. Other protocols are raw
+// sockets (kindRaw).
+func parseNetworkProto(network string) (kind, family, uint8, error) {
 	switch network {
 	case "tcp":
-		return kindTCP, famAny, nil
+		return kindTCP, famAny, 0, nil
 	case "tcp4":
-		return kindTCP, fam4, nil
+		return kindTCP, fam4, 0, nil
 	case "tcp6":
-		return kindTCP, fam6, nil
+		return kindTCP, fam6, 0, nil
 	case "udp":
-		return kindUDP, famAny, nil
+		return kindUDP, famAny, 0, nil
 	case "udp4":
-		return kindUDP, fam4, nil
+		return kindUDP, fam4, 0, nil
 	case "udp6":
-		return kindUDP, fam6, nil
+		return kindUDP, fam6, 0, nil
 	case "ping4":
-		return kindPing, fam4, nil
+		return kindPing, fam4, protoICMP, nil
 	case "ping6":
-		return kindPing, fam6, nil
+		return kindPing, fam6, protoICMPv6, nil
 	case "ping":
-		return kindPing, famAny, nil
+		return kindPing, famAny, 0, nil
 	case "unix", "unixgram", "unixpacket", "ip", "ip4", "ip6":
-		return 0, 0, errProtoNoSupp
+		return 0, 0, 0, errProtoNoSupp
 	}
 	afnet, proto, ok := strings.Cut(network, ":")
 	if !ok || (afnet != "ip" && afnet != "ip4" && afnet != "ip6") {
-		return 0, 0, net.UnknownNetworkError(network)
+		return 0, 0, 0, net.UnknownNetworkError(network)
 	}
 	num, known := protoNumber(proto)
 	if !known {
-		return 0, 0, net.UnknownNetworkError(network)
+		return 0, 0, 0, net.UnknownNetworkError(network)
 	}
-	// Only ICMP echo is served, through ping sockets (like Linux's unprivileged
-	// SOCK_DGRAM/IPPROTO_ICMP): a raw socket of another protocol is not supported.
+	f := famAny
+	switch afnet {
+	case "ip4":
+		f = fam4
+	case "ip6":
+		f = fam6
+	}
+	// ICMP echo keeps its ping socket (like Linux's unprivileged SOCK_DGRAM/IPPROTO_ICMP;
+	// package net would open a SOCK_RAW one): existing callers rely on it.
 	switch {
-	case num == 1 && afnet != "ip6":
-		return kindPing, fam4, nil
-	case num == 58 && afnet != "ip4":
-		return kindPing, fam6, nil
+	case num == protoICMP && f != fam6:
+		return kindPing, fam4, protoICMP, nil
+	case num == protoICMPv6 && f != fam4:
+		return kindPing, fam6, protoICMPv6, nil
 	}
-	return 0, 0, errProtoNoSupp
+	if err := rawProtoErr(num, f == fam6); err != nil {
+		return 0, 0, 0, err
+	}
+	return kindRaw, f, uint8(num), nil
+}
+
+// rawProtoErr tells whether a raw socket of proto may be opened (v6: for IPv6; an "ip:N"
+// network checks again once its address gave the family). EPROTONOSUPPORT for protocol
+// 0 (Linux's socket(AF_INET, SOCK_RAW, 0) fails so too), for IPPROTO_RAW (255: a
+// header-included send-only socket; wisp's raw PCBs always build the IP header) and, on
+// IPv6, for the extension headers (RFC 8200 §4: they are not upper-layer protocols, and
+// ip consumes them before raw PCBs see the packet).
+func rawProtoErr(num int, v6 bool) error {
+	switch num {
+	case 0, protoRaw:
+		return errProtoNoSupp
+	case 43, 44, 59, 60: // Routing, Fragment, No Next Header, Destination Options
+		if v6 {
+			return errProtoNoSupp
+		}
+	}
+	return nil
 }
 
 // protoNumber parses the protocol of an "ip4:proto" network: a number or one of the names

@@ -58,6 +58,7 @@ func (n *Net) StartDialTCP(network string, laddr, raddr *net.TCPAddr) (*TCPConn,
 	c := &TCPConn{n: n, network: network, v6sock: v6sock, pending: p, raddr: tcpAddrOf(ra, v6sock)}
 	c.initOpts()
 	opts := &netconn.TCPOptions{NoDelay: true, V6Only: f == fam6}
+	c.opts.v6only = opts.V6Only
 	go func() {
 		nc, err := netconn.DialTCP(ctx, n.s, unmapAP(la), p.raddr, opts)
 		c.timeo.mu.Lock()

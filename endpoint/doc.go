@@ -1,21 +1,37 @@
 // Package endpoint is wisp's socket layer: package net's API on a wisp stack. A Net made
 // from a *stack.Stack has Dial, DialContext, Listen and ListenPacket with net's
-// signatures, DialTCP / ListenTCP / DialUDP / ListenUDP with *net.TCPAddr and
-// *net.UDPAddr, their netip.AddrPort variants and ping sockets named as in wireguard-go's
-// tun/netstack. The types it returns implement net.Conn, net.Listener and net.PacketConn,
-// so net/http, crypto/tls and io.Copy run over wisp unchanged:
+// signatures, DialTCP / ListenTCP / DialUDP / ListenUDP / DialIP / ListenIP with
+// *net.TCPAddr, *net.UDPAddr and *net.IPAddr, their netip.AddrPort variants and ping
+// sockets named as in wireguard-go's tun/netstack. The types it returns implement
+// net.Conn, net.Listener and net.PacketConn, so net/http, crypto/tls and io.Copy run over
+// wisp unchanged:
 //
 //	n := endpoint.New(s)
 //	l, _ := n.Listen("tcp", ":80")
 //	http.Serve(l, handler)
 //
-// Networks: "tcp", "tcp4", "tcp6", "udp", "udp4", "udp6", "ping4", "ping6" and
+// Networks: "tcp", "tcp4", "tcp6", "udp", "udp4", "udp6", "ping4", "ping6",
 // "ip4:icmp" / "ip6:ipv6-icmp" (ICMP echo sockets, like Linux's unprivileged ping
-// sockets). Other IP protocols and Unix sockets fail with EPROTONOSUPPORT. Addresses are IP
-// literals; "localhost" names the stack's loopback addresses when it has them. There is no
-// resolver: other names fail with a *net.DNSError. A "tcp" or "udp" socket on a wildcard
-// address is dual-stack: it accepts IPv4 and reports IPv4 peers v4-mapped
-// (::ffff:198.18.0.1), as Go does on a kernel dual-stack socket.
+// sockets), and "ip4:proto" / "ip6:proto" / "ip:proto" for any other IP protocol, by
+// number or by the names package net knows without /etc/protocols (an *IPConn: a raw
+// socket, like net.IPConn). Through Dial and ListenPacket, ICMP and ICMPv6 keep naming ping
+// sockets, as they always have in wisp (package net would open raw ones); DialIP and
+// ListenIP open raw sockets for them too. Raw sockets send protocol payloads and read
+// packets from the transport header on, in both families: unlike Linux's AF_INET raw
+// sockets, whose read(2) and recvmsg(2) (package net's Read and ReadMsgIP) include the
+// IPv4 header, wisp never returns it (see IPConn). Protocol 0, IPPROTO_RAW (255: no
+// IP_HDRINCL), the IPv6 extension headers and Unix sockets fail with EPROTONOSUPPORT.
+// Addresses are IP literals; "localhost" names the stack's loopback addresses when it has
+// them. There is no resolver: other names fail with a *net.DNSError. A "tcp" or "udp"
+// socket on a wildcard address is dual-stack: it accepts IPv4 and reports IPv4 peers
+// v4-mapped (::ffff:198.18.0.1), as Go does on a kernel dual-stack socket.
+//
+// Options before bind: package net sets them through the syscall.RawConn that
+// ListenConfig.Control and Dialer.Control receive, which a userspace stack cannot give.
+// ListenConfig has ReuseAddr (SO_REUSEADDR) and V6Only (IPV6_V6ONLY) fields and Dialer a
+// ReuseAddr field instead, applied to TCP and UDP sockets before they bind. Once a socket
+// is bound (when Dial, Listen or ListenPacket return), SetsockoptInt of SO_REUSEADDR or
+// IPV6_V6ONLY fails with EINVAL.
 //
 // Errors are what package net returns, with errnos where a kernel would give them: every
 // error is a *net.OpError (Op "dial", "listen", "accept", "read", "write", "close", "set"

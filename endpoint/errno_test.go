@@ -172,9 +172,17 @@ func TestErrnoInProgressAlready(t *testing.T) {
 
 func TestErrnoProtoNoSupport(t *testing.T) {
 	p := newPair(t, pairConfig{})
-	_, err := p.na.Dial("ip4:99", "198.18.0.2")
+	// Raw sockets of protocol 0 fail so on Linux too; IPPROTO_RAW (header included) and
+	// IPv6 extension headers are not offered.
+	_, err := p.na.Dial("ip4:0", "198.18.0.2")
 	isErrno(t, err, syscall.EPROTONOSUPPORT)
-	_, err = p.na.ListenPacket("ip4:99", "0.0.0.0")
+	_, err = p.na.ListenPacket("ip4:0", "0.0.0.0")
+	isErrno(t, err, syscall.EPROTONOSUPPORT)
+	_, err = p.na.ListenPacket("ip6:255", "::")
+	isErrno(t, err, syscall.EPROTONOSUPPORT)
+	_, err = p.na.ListenIP("ip6:44", nil)
+	isErrno(t, err, syscall.EPROTONOSUPPORT)
+	_, err = p.na.Dial("ip:44", "fd42:5eed::2")
 	isErrno(t, err, syscall.EPROTONOSUPPORT)
 	_, err = p.na.Dial("unix", "/tmp/x")
 	isErrno(t, err, syscall.EPROTONOSUPPORT)

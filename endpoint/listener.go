@@ -26,10 +26,10 @@ type TCPListener struct {
 
 // listenTCP listens on laddr; an invalid address means every local address (dual-stack on
 // "tcp").
-func (n *Net) listenTCP(network string, f family, laddr netip.AddrPort) (*TCPListener, error) {
+func (n *Net) listenTCP(network string, f family, laddr netip.AddrPort, bo bindOpts) (*TCPListener, error) {
 	a := laddr.Addr()
 	v6sock := f == fam6 || f == famAny && (!a.IsValid() || a.Is6() && !a.Is4In6())
-	o := &netconn.ListenOptions{V6Only: f == fam6}
+	o := &netconn.ListenOptions{V6Only: f == fam6 || bo.v6only && v6sock, ReuseAddr: bo.reuseAddr}
 	switch {
 	case !a.IsValid():
 		a = wildcard(f) // "::" without V6Only listens on both families
@@ -41,7 +41,7 @@ func (n *Net) listenTCP(network string, f family, laddr netip.AddrPort) (*TCPLis
 	if err != nil {
 		return nil, opError("listen", network, nil, la, err)
 	}
-	tl := &TCPListener{n: n, l: l, network: network, v6sock: v6sock, v6only: o.V6Only}
+	tl := &TCPListener{n: n, l: l, network: network, v6sock: v6sock, v6only: o.V6Only, reuseAddr: o.ReuseAddr}
 	tl.addr = tcpAddrOf(l.Addr(), v6sock)
 	return tl, nil
 }
@@ -60,7 +60,7 @@ func (n *Net) ListenTCP(network string, laddr *net.TCPAddr) (*TCPListener, error
 	if !ok || la.Addr().IsValid() && !matchFamily(la.Addr(), f) {
 		return nil, opError("listen", network, nil, laddr, errInval)
 	}
-	return n.listenTCP(network, f, la)
+	return n.listenTCP(network, f, la, bindOpts{})
 }
 
 // ListenTCPAddrPort listens on laddr ("tcp4" or "tcp6" by its family; an invalid address
@@ -73,7 +73,7 @@ func (n *Net) ListenTCPAddrPort(laddr netip.AddrPort) (*TCPListener, error) {
 	case a.Is6() && !a.IsUnspecified():
 		network, f = "tcp6", fam6
 	}
-	return n.listenTCP(network, f, laddr)
+	return n.listenTCP(network, f, laddr, bindOpts{})
 }
 
 // Accept waits for the next connection (a *TCPConn).
@@ -92,6 +92,8 @@ func (l *TCPListener) AcceptTCP() (*TCPConn, error) {
 		return nil, opError("accept", l.network, nil, l.addr, err)
 	}
 	c := l.n.newTCPConn(l.network, l.v6sock, nc)
+	// An accepted socket inherits the listener's bind-time options, as on Linux.
+	c.opts.reuseAddr, c.opts.v6only = l.reuseAddr, l.v6only
 	if l.ka.KeepAlive >= 0 || l.ka.KeepAliveConfig.Enable {
 		l.ka.keepAlive(c)
 	}

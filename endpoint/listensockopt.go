@@ -28,7 +28,7 @@ func (l *TCPListener) GetsockoptInt(level, name int) (int, error) {
 
 // SetsockoptInt on a listener: the options that matter (SO_REUSEADDR, IPV6_V6ONLY) act at
 // bind, which Listen has done, so they fail with EINVAL (as Linux answers IPV6_V6ONLY
-// on a bound socket).
+// on a bound socket). Set them before bind with ListenConfig.ReuseAddr and V6Only.
 func (l *TCPListener) SetsockoptInt(level, name, v int) error {
 	if _, err := l.GetsockoptInt(level, name); err != nil {
 		return opError("set", l.network, nil, l.addr, errNoProtoOpt)

@@ -27,10 +27,11 @@ func New(s *stack.Stack) *Net { return &Net{s: s} }
 func (n *Net) Stack() *stack.Stack { return n.s }
 
 // Dial connects to address on the named network, as net.Dial: "tcp", "tcp4", "tcp6",
-// "udp", "udp4", "udp6", "ping4", "ping6", "ip4:icmp", "ip6:ipv6-icmp". Addresses are IP
-// literals ("198.18.0.1:80", "[fd42:5eed::1]:80"); "localhost" names the stack's loopback
-// addresses when it has some. Wisp does not resolve names: any other host fails with a
-// *net.DNSError.
+// "udp", "udp4", "udp6", "ping4", "ping6", "ip4:icmp", "ip6:ipv6-icmp" (ping sockets) and
+// "ip4:proto", "ip6:proto", "ip:proto" for other IP protocols (an *IPConn, a raw socket;
+// the address has no port). Addresses are IP literals ("198.18.0.1:80",
+// "[fd42:5eed::1]:80"); "localhost" names the stack's loopback addresses when it has
+// some. Wisp does not resolve names: any other host fails with a *net.DNSError.
 func (n *Net) Dial(network, address string) (net.Conn, error) {
 	var d Dialer
 	d.Net = n
@@ -56,8 +57,10 @@ func (n *Net) Listen(network, address string) (net.Listener, error) {
 }
 
 // ListenPacket announces on the local address, as net.ListenPacket: "udp", "udp4",
-// "udp6" (a UDPConn) or "ping4", "ping6", "ip4:icmp", "ip6:ipv6-icmp" (a PingConn, an ICMP
-// echo socket). Other IP protocols fail with EPROTONOSUPPORT.
+// "udp6" (a UDPConn), "ping4", "ping6", "ip4:icmp", "ip6:ipv6-icmp" (a PingConn, an ICMP
+// echo socket) or "ip4:proto", "ip6:proto", "ip:proto" for other IP protocols (an
+// *IPConn; the address has no port; "ip:proto" without an address is IPv4). Protocol 0,
+// IPPROTO_RAW (255) and the IPv6 extension headers fail with EPROTONOSUPPORT.
 func (n *Net) ListenPacket(network, address string) (net.PacketConn, error) {
 	var lc ListenConfig
 	lc.Net = n
@@ -72,9 +75,17 @@ type Dialer struct {
 	Timeout time.Duration
 	// Deadline is an absolute time after which the connect fails (zero: none).
 	Deadline time.Time
-	// LocalAddr is the local address to bind (a *net.TCPAddr, *net.UDPAddr or *PingAddr);
-	// nil picks one from the route.
+	// LocalAddr is the local address to bind (a *net.TCPAddr, *net.UDPAddr, *PingAddr or,
+	// for raw sockets, *net.IPAddr); nil picks one from the route.
 	LocalAddr net.Addr
+	// ReuseAddr sets SO_REUSEADDR on TCP and UDP sockets before they bind LocalAddr (TCP:
+	// a local port still in TIME-WAIT may be taken again; UDP: the port may be shared
+	// with other sockets that set it). It stands in for the syscall.RawConn of
+	// net.Dialer.Control, which a userspace stack cannot give: once Dial returns, the
+	// socket is bound and SetsockoptInt(SOL_SOCKET, SO_REUSEADDR) fails with EINVAL.
+	// There is no V6Only: a dialing socket's family is its peer's, as in package net,
+	// and "tcp6" / "udp6" sockets are IPV6_V6ONLY already.
+	ReuseAddr bool
 	// KeepAlive is the keep-alive period of TCP conns, as net.Dialer's: 0 enables keep-alive
 	// with the defaults (15 s, as Go), negative leaves it off. KeepAliveConfig, when Enable,
 	// wins.
@@ -90,7 +101,7 @@ func (d *Dialer) Dial(network, address string) (net.Conn, error) {
 // DialContext connects as net.Dialer.DialContext does. Only a "localhost" address names
 // more than one IP; each is tried in turn (the first error is returned).
 func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
-	k, f, err := parseNetwork(network)
+	k, f, proto, err := parseNetworkProto(network)
 	if err != nil {
 		return nil, opError("dial", network, nil, nil, err)
 	}
@@ -109,7 +120,7 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 	}
 	n := d.Net
 	host, port := address, uint16(0)
-	if k != kindPing {
+	if k != kindPing && k != kindRaw {
 		if host, port, err = splitHostPort(address); err != nil {
 			return nil, opError("dial", network, nil, nil, err)
 		}
@@ -118,6 +129,7 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 	if err != nil {
 		return nil, opError("dial", network, nil, nil, err)
 	}
+	bo := bindOpts{reuseAddr: d.ReuseAddr}
 	var first error
 	for _, a := range addrs {
 		if err := ctx.Err(); err != nil {
@@ -135,7 +147,7 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 				}
 			}
 			var tc *TCPConn
-			tc, err = n.dialTCP(ctx, network, f, la, raddr)
+			tc, err = n.dialTCP(ctx, network, f, la, raddr, bo)
 			if err == nil {
 				d.keepAlive(tc)
 				c = tc
@@ -149,7 +161,7 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 				}
 			}
 			var uc *UDPConn
-			uc, err = n.dialUDP(network, f, la, raddr)
+			uc, err = n.dialUDP(network, f, la, raddr, bo)
 			if err == nil {
 				c = uc
 			}
@@ -165,6 +177,19 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 			pc, err = n.dialPing(network, la, a)
 			if err == nil {
 				c = pc
+			}
+		case kindRaw:
+			var la netip.Addr
+			if d.LocalAddr != nil {
+				ia, ok := d.LocalAddr.(*net.IPAddr)
+				if la, ok = ipAddrOf(ia); !ok || ia == nil {
+					return nil, opError("dial", network, d.LocalAddr, nil, errAFNoSupport)
+				}
+			}
+			var ic *IPConn
+			ic, err = n.openIP(network, f, proto, la, a)
+			if err == nil {
+				c = ic
 			}
 		}
 		if err == nil {
@@ -199,7 +224,23 @@ type ListenConfig struct {
 	// (0: keep-alive on with Go's defaults; negative: off).
 	KeepAlive       time.Duration
 	KeepAliveConfig net.KeepAliveConfig
+	// ReuseAddr and V6Only are the options of TCP and UDP sockets that act at bind, set
+	// before Listen or ListenPacket binds. They stand in for the syscall.RawConn of
+	// net.ListenConfig.Control, which a userspace stack cannot give; once bound,
+	// SetsockoptInt of SO_REUSEADDR or IPV6_V6ONLY fails with EINVAL.
+	//
+	// ReuseAddr is SO_REUSEADDR: a TCP listener may take a port whose connections are in
+	// TIME-WAIT; UDP sockets that all set it may share a port (a unicast datagram goes to
+	// one of them, a broadcast or multicast one to each). V6Only is IPV6_V6ONLY on an IPv6 socket ("tcp" / "udp" on "::" or an
+	// empty host, where it stops the dual stack: IPv4 is then free for a separate
+	// "tcp4" socket on the same port); "tcp6" / "udp6" sockets always have it, IPv4
+	// sockets ignore it.
+	ReuseAddr bool
+	V6Only    bool
 }
+
+// bindOpts are the options a Dialer or ListenConfig sets before bind.
+type bindOpts struct{ reuseAddr, v6only bool }
 
 // Listen announces on the local address (see Net.Listen).
 func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (net.Listener, error) {
@@ -214,7 +255,7 @@ func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (ne
 	if err != nil {
 		return nil, opError("listen", network, nil, nil, err)
 	}
-	l, err := lc.Net.listenTCP(network, f, la)
+	l, err := lc.Net.listenTCP(network, f, la, bindOpts{reuseAddr: lc.ReuseAddr, v6only: lc.V6Only})
 	if err != nil {
 		return nil, err
 	}
@@ -224,14 +265,14 @@ func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (ne
 
 // ListenPacket announces on the local address (see Net.ListenPacket).
 func (lc *ListenConfig) ListenPacket(ctx context.Context, network, address string) (net.PacketConn, error) {
-	k, f, err := parseNetwork(network)
+	k, f, proto, err := parseNetworkProto(network)
 	if err == nil && k == kindTCP {
 		err = net.UnknownNetworkError(network)
 	}
 	if err != nil {
 		return nil, opError("listen", network, nil, nil, err)
 	}
-	if k == kindPing {
+	if k == kindPing || k == kindRaw {
 		addrs, err := lc.Net.resolve(address, f, false)
 		if err != nil {
 			return nil, opError("listen", network, nil, nil, err)
@@ -242,13 +283,25 @@ func (lc *ListenConfig) ListenPacket(ctx context.Context, network, address strin
 		} else if f != famAny {
 			a = wildcard(f)
 		}
-		return lc.Net.dialPing(network, a, netip.Addr{})
+		if k == kindRaw {
+			return packetConn(lc.Net.openIP(network, f, proto, a, netip.Addr{}))
+		}
+		return packetConn(lc.Net.dialPing(network, a, netip.Addr{}))
 	}
 	la, err := lc.Net.localAddr(address, f)
 	if err != nil {
 		return nil, opError("listen", network, nil, nil, err)
 	}
-	return lc.Net.listenUDP(network, f, la)
+	return packetConn(lc.Net.listenUDP(network, f, la, bindOpts{reuseAddr: lc.ReuseAddr, v6only: lc.V6Only}))
+}
+
+// packetConn returns c as a net.PacketConn, or a nil interface (not a typed nil pointer)
+// with err.
+func packetConn[C net.PacketConn](c C, err error) (net.PacketConn, error) {
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // localAddr parses a listen address "host:port" (empty host: every address).

@@ -245,7 +245,7 @@ func (c *TCPConn) ready() (*netconn.TCPConn, error) {
 }
 
 // dialTCP connects to raddr from laddr (zero: chosen by the route).
-func (n *Net) dialTCP(ctx context.Context, network string, f family, laddr, raddr netip.AddrPort) (*TCPConn, error) {
+func (n *Net) dialTCP(ctx context.Context, network string, f family, laddr, raddr netip.AddrPort, bo bindOpts) (*TCPConn, error) {
 	v6sock := f == fam6 || raddr.Addr().Is6() && !raddr.Addr().Is4In6()
 	ra := tcpAddrOf(raddr, v6sock)
 	var la net.Addr
@@ -256,11 +256,14 @@ func (n *Net) dialTCP(ctx context.Context, network string, f family, laddr, radd
 	if err := n.routeErr(dst); err != nil {
 		return nil, opError("dial", network, la, ra, err)
 	}
-	c, err := netconn.DialTCP(ctx, n.s, unmapAP(laddr), netip.AddrPortFrom(dst, raddr.Port()), &netconn.TCPOptions{NoDelay: true, V6Only: f == fam6})
+	o := &netconn.TCPOptions{NoDelay: true, V6Only: f == fam6, ReuseAddr: bo.reuseAddr}
+	c, err := netconn.DialTCP(ctx, n.s, unmapAP(laddr), netip.AddrPortFrom(dst, raddr.Port()), o)
 	if err != nil {
 		return nil, opError("dial", network, la, ra, err)
 	}
-	return n.newTCPConn(network, v6sock, c), nil
+	tc := n.newTCPConn(network, v6sock, c)
+	tc.opts.reuseAddr, tc.opts.v6only = o.ReuseAddr, o.V6Only
+	return tc, nil
 }
 
 func unmapAP(ap netip.AddrPort) netip.AddrPort {
@@ -295,7 +298,7 @@ func (n *Net) DialContextTCP(ctx context.Context, network string, laddr, raddr *
 	if !matchFamily(ra.Addr(), f) {
 		return nil, opError("dial", network, laddr, raddr, errAFNoSupport)
 	}
-	return n.dialTCP(ctx, network, f, la, ra)
+	return n.dialTCP(ctx, network, f, la, ra, bindOpts{})
 }
 
 // DialTCPAddrPort connects to raddr ("tcp4" or "tcp6" by its family), as wireguard-go's
@@ -310,5 +313,5 @@ func (n *Net) DialContextTCPAddrPort(ctx context.Context, raddr netip.AddrPort) 
 	if raddr.Addr().Is6() && !raddr.Addr().Is4In6() {
 		network, f = "tcp6", fam6
 	}
-	return n.dialTCP(ctx, network, f, netip.AddrPort{}, raddr)
+	return n.dialTCP(ctx, network, f, netip.AddrPort{}, raddr, bindOpts{})
 }

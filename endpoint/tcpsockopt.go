@@ -89,10 +89,11 @@ func soErrno(err error) int {
 }
 
 // SetsockoptInt changes an option: SO_KEEPALIVE, SO_RCVBUF, SO_SNDBUF, SO_RCVTIMEO /
-// SO_SNDTIMEO (ms), SO_REUSEADDR (recorded: it matters only before bind, which Dial has
-// done), IP_TTL / IPV6_UNICAST_HOPS, IP_TOS / IPV6_TCLASS, TCP_NODELAY, TCP_KEEPIDLE
-// (TCPKeepAlive), TCP_KEEPINTVL, TCP_KEEPCNT. IPV6_V6ONLY cannot change once connected
-// (EINVAL, as Linux).
+// SO_SNDTIMEO (ms), IP_TTL / IPV6_UNICAST_HOPS, IP_TOS / IPV6_TCLASS, TCP_NODELAY,
+// TCP_KEEPIDLE (TCPKeepAlive), TCP_KEEPINTVL, TCP_KEEPCNT. SO_REUSEADDR and IPV6_V6ONLY
+// act at bind, which Dial and Accept have done: both fail with EINVAL (Linux fails
+// IPV6_V6ONLY so, and accepts a useless SO_REUSEADDR; wisp does not pretend). Set them
+// before bind with Dialer.ReuseAddr and ListenConfig.ReuseAddr / V6Only.
 func (c *TCPConn) SetsockoptInt(level, name, v int) error {
 	return c.err("set", c.setInt(level, name, v))
 }
@@ -113,10 +114,7 @@ func (c *TCPConn) setInt(level, name, v int) error {
 		c.setTimeo(name == unix.SO_RCVTIMEO, d)
 		return nil
 	case optKey{unix.SOL_SOCKET, unix.SO_REUSEADDR}:
-		c.opts.mu.Lock()
-		c.opts.reuseAddr = v != 0
-		c.opts.mu.Unlock()
-		return nil
+		return errInval
 	case optKey{unix.SOL_SOCKET, unix.SO_LINGER}:
 		return unwrap(c.SetLinger(v))
 	case optKey{unix.IPPROTO_IP, unix.IP_TTL}, optKey{unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS}:

@@ -60,14 +60,14 @@ func (c *UDPConn) err(op string, dst net.Addr, err error) error {
 }
 
 // dialUDP opens a UDP socket connected to raddr.
-func (n *Net) dialUDP(network string, f family, laddr, raddr netip.AddrPort) (*UDPConn, error) {
+func (n *Net) dialUDP(network string, f family, laddr, raddr netip.AddrPort, bo bindOpts) (*UDPConn, error) {
 	v6sock := f == fam6 || raddr.Addr().Is6() && !raddr.Addr().Is4In6()
 	ra := udpAddrOf(raddr, v6sock)
 	dst := raddr.Addr().Unmap()
 	if err := n.routeErr(dst); err != nil {
 		return nil, opError("dial", network, nil, ra, err)
 	}
-	o := &netconn.UDPOptions{V6Only: f == fam6}
+	o := &netconn.UDPOptions{V6Only: f == fam6, ReuseAddr: bo.reuseAddr}
 	c, err := netconn.DialUDP(n.s, unmapAP(laddr), netip.AddrPortFrom(dst, raddr.Port()), o)
 	if err != nil {
 		return nil, opError("dial", network, nil, ra, err)
@@ -77,7 +77,7 @@ func (n *Net) dialUDP(network string, f family, laddr, raddr netip.AddrPort) (*U
 
 // listenUDP opens an unconnected UDP socket on laddr (invalid address: every address,
 // dual-stack on "udp").
-func (n *Net) listenUDP(network string, f family, laddr netip.AddrPort) (*UDPConn, error) {
+func (n *Net) listenUDP(network string, f family, laddr netip.AddrPort, bo bindOpts) (*UDPConn, error) {
 	a := laddr.Addr()
 	v6sock := f == fam6 || f == famAny && (!a.IsValid() || a.Is6() && !a.Is4In6())
 	switch {
@@ -86,7 +86,7 @@ func (n *Net) listenUDP(network string, f family, laddr netip.AddrPort) (*UDPCon
 	case f != fam6:
 		a = a.Unmap()
 	}
-	o := &netconn.UDPOptions{V6Only: f == fam6}
+	o := &netconn.UDPOptions{V6Only: f == fam6 || bo.v6only && v6sock, ReuseAddr: bo.reuseAddr}
 	la := netip.AddrPortFrom(a, laddr.Port())
 	c, err := netconn.ListenUDP(n.s, la, o)
 	if err != nil {
@@ -112,7 +112,7 @@ func (n *Net) DialUDP(network string, laddr, raddr *net.UDPAddr) (*UDPConn, erro
 	if !ok1 || !ok2 || !ra.Addr().IsValid() || !matchFamily(ra.Addr(), f) {
 		return nil, opError("dial", network, laddr, raddr, errInval)
 	}
-	return n.dialUDP(network, f, la, ra)
+	return n.dialUDP(network, f, la, ra, bindOpts{})
 }
 
 // ListenUDP opens an unconnected UDP socket, as net.ListenUDP (laddr nil: every address,
@@ -129,7 +129,7 @@ func (n *Net) ListenUDP(network string, laddr *net.UDPAddr) (*UDPConn, error) {
 	if !ok || la.Addr().IsValid() && !matchFamily(la.Addr(), f) {
 		return nil, opError("listen", network, nil, laddr, errInval)
 	}
-	return n.listenUDP(network, f, la)
+	return n.listenUDP(network, f, la, bindOpts{})
 }
 
 // DialUDPAddrPort opens a UDP socket connected to raddr, bound to laddr (zero: chosen by
@@ -142,7 +142,7 @@ func (n *Net) DialUDPAddrPort(laddr, raddr netip.AddrPort) (*UDPConn, error) {
 	if !raddr.IsValid() {
 		return n.listenUDPAddrPort(laddr)
 	}
-	return n.dialUDP(network, f, laddr, raddr)
+	return n.dialUDP(network, f, laddr, raddr, bindOpts{})
 }
 
 // ListenUDPAddrPort opens an unconnected UDP socket on laddr (an invalid address: every
@@ -159,7 +159,7 @@ func (n *Net) listenUDPAddrPort(laddr netip.AddrPort) (*UDPConn, error) {
 	case a.Is6() && !a.IsUnspecified():
 		network, f = "udp6", fam6
 	}
-	return n.listenUDP(network, f, laddr)
+	return n.listenUDP(network, f, laddr, bindOpts{})
 }
 
 // Read reads one datagram (from the connected peer, or from anyone).

@@ -125,7 +125,8 @@ func (c *UDPConn) getInt(level, name int) (int, error) {
 }
 
 // SetsockoptInt changes an option (see GetsockoptInt). SO_REUSEADDR and IPV6_V6ONLY matter
-// only before bind, which Listen and Dial have done: EINVAL.
+// only before bind, which Listen and Dial have done: EINVAL. Set them before bind with
+// Dialer.ReuseAddr and ListenConfig.ReuseAddr / V6Only.
 func (c *UDPConn) SetsockoptInt(level, name, v int) error {
 	return c.err("set", nil, c.setInt(level, name, v))
 }

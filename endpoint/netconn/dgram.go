@@ -11,7 +11,7 @@ import (
 	"github.com/wispstack/wisp/stack"
 )
 
-// dgramConn is the part UDPConn and PingConn share: the datagram mailbox with its mutex,
+// dgramConn is the part UDPConn, PingConn and RawConn share: the datagram mailbox with its mutex,
 // wakeup channel and deadlines, the closed and gone states, the registry link, the
 // blocking receive, the checks and copy of a send, and the first half of Close. Each
 // protocol keeps its PCB (core lock), its addresses and what it alone offers.
@@ -209,7 +209,8 @@ type binder[A any] interface {
 }
 
 // bindConnect binds pcb to laddr when bind is set, then connects it to raddr when raddr is
-// valid: the setup ListenUDP, DialUDP, ListenPing and DialPing share (core context).
+// valid: the setup ListenUDP, DialUDP, ListenPing, DialPing, ListenRaw
+// and DialRaw share (core context).
 func bindConnect[A interface{ IsValid() bool }](pcb binder[A], laddr, raddr A, bind bool) error {
 	if bind {
 		if err := pcb.Bind(laddr); err != nil {

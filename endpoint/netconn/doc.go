@@ -1,5 +1,5 @@
-// Package netconn is wisp's sequential API, lwIP's netconn in Go: goroutine-safe TCP, UDP
-// and ping connections over the raw callback API of transport/tcp, transport/udp and
+// Package netconn is wisp's sequential API, lwIP's netconn in Go: goroutine-safe TCP, UDP,
+// ping and raw IP connections over the raw callback API of transport/tcp, transport/udp and
 // transport/raw. The socket layer (package endpoint) wraps these in net.Conn,
 // net.Listener and net.PacketConn and maps their errors to syscall.Errno.
 //
@@ -30,10 +30,10 @@
 //
 // Mailboxes: TCP queues the chains TCP delivers (TCP cannot be refused data, so the
 // receive window is the byte bound; TCPRecvMboxSize bounds the ring's slots, and later
-// chains are concatenated onto the last one). UDP and ping queue at most UDPRecvMboxSize
-// datagrams (and SetReadBuffer bytes) and drop the rest, counted by Drops. A listener's
-// mailbox holds at most AcceptMboxSize connections, counted against the backlog until
-// accepted; beyond, new connections are reset and counted by Overflows.
+// chains are concatenated onto the last one). UDP, ping and raw sockets queue at most
+// UDPRecvMboxSize datagrams (and SetReadBuffer bytes) and drop the rest, counted by Drops.
+// A listener's mailbox holds at most AcceptMboxSize connections, counted against the
+// backlog until accepted; beyond, new connections are reset and counted by Overflows.
 //
 // Limits: the connections of one stack are bounded by Options.MempNumNetconn (errs.Mem
 // beyond; a connection counts from creation until Close, an accepted one from the moment
