@@ -7,8 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/wispstack/wisp/endpoint/netconn"
 )
 
@@ -213,10 +211,9 @@ func (c *IPConn) ReadFrom(b []byte) (int, net.Addr, error) {
 
 // ReadFromIP is ReadFrom returning a *net.IPAddr.
 func (c *IPConn) ReadFromIP(b []byte) (int, *net.IPAddr, error) {
-	c.timeo.arm(c.c, true)
-	n, m, err := c.c.ReadMsg(b)
+	n, m, err := c.timeo.readMsg(c.c, b)
 	if err != nil {
-		return n, nil, c.err("read", c.remote(), c.timeo.fix(err, true))
+		return n, nil, c.err("read", c.remote(), err)
 	}
 	return n, netIPAddr(m.Src.Addr()), nil
 }
@@ -225,35 +222,19 @@ func (c *IPConn) ReadFromIP(b []byte) (int, *net.IPAddr, error) {
 // once enabled by SetsockoptInt) and flags (MSG_TRUNC when b was too short), as
 // net.IPConn.
 func (c *IPConn) ReadMsgIP(b, oob []byte) (n, oobn, flags int, addr *net.IPAddr, err error) {
-	var m netconn.Meta
-	c.timeo.arm(c.c, true)
-	n, m, err = c.c.ReadMsg(b)
+	n, m, err := c.timeo.readMsg(c.c, b)
 	if err != nil {
-		return n, 0, 0, nil, c.err("read", c.remote(), c.timeo.fix(err, true))
+		return n, 0, 0, nil, c.err("read", c.remote(), err)
 	}
-	if m.Truncated {
-		flags |= unix.MSG_TRUNC
-	}
-	if c.pktinfo.Load() {
-		oobn = putPktInfo(oob, m.Dst, m.IfIndex)
-		if oobn < 0 {
-			oobn, flags = 0, flags|unix.MSG_CTRUNC
-		}
-	}
+	oobn, flags = recvControl(&m, oob, c.pktinfo.Load())
 	return n, oobn, flags, netIPAddr(m.Src.Addr()), nil
 }
 
 // Write sends b, a protocol payload, to the connected peer: EDESTADDRREQ when the socket
 // is not connected.
 func (c *IPConn) Write(b []byte) (int, error) {
-	if c.raddr == nil {
-		return 0, c.err("write", nil, errDestAddrReq)
-	}
-	n, err := c.c.Write(b)
-	if err != nil {
-		return n, c.err("write", c.raddr, err)
-	}
-	return n, nil
+	n, err := writeConnected(c.c, b, c.remote())
+	return n, c.err("write", c.remote(), err)
 }
 
 // WriteTo sends b, a protocol payload, in one IP packet to addr (a *net.IPAddr of the

@@ -32,6 +32,9 @@ func (c *IPConn) GetsockoptInt(level, name int) (int, error) {
 }
 
 func (c *IPConn) getInt(level, name int) (int, error) {
+	if v, ok := getDgramOpt(&c.timeo, level, name); ok {
+		return v, nil
+	}
 	switch (optKey{level, name}) {
 	case optKey{unix.SOL_SOCKET, unix.SO_TYPE}:
 		return unix.SOCK_RAW, nil
@@ -45,10 +48,6 @@ func (c *IPConn) getInt(level, name int) (int, error) {
 	case optKey{unix.SOL_SOCKET, unix.SO_ACCEPTCONN}, optKey{unix.SOL_SOCKET, unix.SO_ERROR},
 		optKey{unix.SOL_SOCKET, unix.SO_REUSEADDR}:
 		return 0, nil
-	case optKey{unix.SOL_SOCKET, unix.SO_RCVTIMEO}:
-		return int(c.timeo.get(true).Milliseconds()), nil
-	case optKey{unix.SOL_SOCKET, unix.SO_SNDTIMEO}:
-		return int(c.timeo.get(false).Milliseconds()), nil
 	case optKey{unix.SOL_SOCKET, unix.SO_SNDBUF}:
 		return 65535, nil // sends are not buffered: report the largest packet
 	case optKey{unix.IPPROTO_IP, unix.IP_PKTINFO}, optKey{unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO}:
@@ -96,18 +95,10 @@ func (c *IPConn) SetsockoptInt(level, name, v int) error {
 }
 
 func (c *IPConn) setInt(level, name, v int) error {
+	if ok, err := setDgramOpt(&c.timeo, c.c, c, level, name, v); ok {
+		return err
+	}
 	switch (optKey{level, name}) {
-	case optKey{unix.SOL_SOCKET, unix.SO_RCVTIMEO}, optKey{unix.SOL_SOCKET, unix.SO_SNDTIMEO}:
-		d, ok := msDuration(v)
-		if !ok {
-			return errInval
-		}
-		c.timeo.set(c.c, name == unix.SO_RCVTIMEO, d)
-		return nil
-	case optKey{unix.SOL_SOCKET, unix.SO_RCVBUF}:
-		return unwrap(c.SetReadBuffer(v))
-	case optKey{unix.SOL_SOCKET, unix.SO_SNDBUF}:
-		return unwrap(c.SetWriteBuffer(v))
 	case optKey{unix.SOL_SOCKET, unix.SO_REUSEADDR}:
 		return errInval
 	case optKey{unix.IPPROTO_IP, unix.IP_PKTINFO}, optKey{unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO}:
@@ -129,10 +120,8 @@ func (c *IPConn) setInt(level, name, v int) error {
 		}
 		return c.c.SetMulticastInterface(v)
 	case optKey{unix.IPPROTO_IP, unix.IP_MULTICAST_TTL}, optKey{unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_HOPS}:
-		if v == -1 {
-			v = 1
-		}
-		if v < 0 || v > 255 {
+		v, ok := mcastTTL(v)
+		if !ok {
 			return errInval
 		}
 		return c.c.SetMulticastTTL(v)

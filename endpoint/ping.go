@@ -151,14 +151,8 @@ func (c *PingConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 
 // Write sends one echo request message to the connected peer (EDESTADDRREQ if none).
 func (c *PingConn) Write(b []byte) (int, error) {
-	if c.raddr == nil {
-		return 0, c.err("write", nil, errDestAddrReq)
-	}
-	n, err := c.c.Write(b)
-	if err != nil {
-		return n, c.err("write", c.raddr, err)
-	}
-	return n, nil
+	n, err := writeConnected(c.c, b, c.remote())
+	return n, c.err("write", c.remote(), err)
 }
 
 // Close closes the socket; reads in progress return net.ErrClosed.

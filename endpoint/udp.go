@@ -7,8 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/wispstack/wisp/endpoint/netconn"
 )
 
@@ -190,10 +188,9 @@ func (c *UDPConn) ReadFromUDP(b []byte) (int, *net.UDPAddr, error) {
 // ReadFromUDPAddrPort is ReadFrom returning a netip.AddrPort (IPv4 senders v4-mapped on a
 // dual-stack socket, as Go reports them).
 func (c *UDPConn) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) {
-	c.timeo.arm(c.c, true)
-	n, m, err := c.c.ReadMsg(b)
+	n, m, err := c.timeo.readMsg(c.c, b)
 	if err != nil {
-		return n, netip.AddrPort{}, c.err("read", c.remote(), c.timeo.fix(err, true))
+		return n, netip.AddrPort{}, c.err("read", c.remote(), err)
 	}
 	return n, netip.AddrPortFrom(report(m.Src.Addr(), c.v6sock), m.Src.Port()), nil
 }
@@ -211,34 +208,18 @@ func (c *UDPConn) ReadMsgUDP(b, oob []byte) (n, oobn, flags int, addr *net.UDPAd
 
 // ReadMsgUDPAddrPort is ReadMsgUDP returning a netip.AddrPort.
 func (c *UDPConn) ReadMsgUDPAddrPort(b, oob []byte) (n, oobn, flags int, addr netip.AddrPort, err error) {
-	var m netconn.Meta
-	c.timeo.arm(c.c, true)
-	n, m, err = c.c.ReadMsg(b)
+	n, m, err := c.timeo.readMsg(c.c, b)
 	if err != nil {
-		return n, 0, 0, addr, c.err("read", c.remote(), c.timeo.fix(err, true))
+		return n, 0, 0, addr, c.err("read", c.remote(), err)
 	}
-	if m.Truncated {
-		flags |= unix.MSG_TRUNC
-	}
-	if c.pktinfo.Load() {
-		oobn = putPktInfo(oob, m.Dst, m.IfIndex)
-		if oobn < 0 {
-			oobn, flags = 0, flags|unix.MSG_CTRUNC
-		}
-	}
+	oobn, flags = recvControl(&m, oob, c.pktinfo.Load())
 	return n, oobn, flags, netip.AddrPortFrom(report(m.Src.Addr(), c.v6sock), m.Src.Port()), nil
 }
 
 // Write sends b to the connected peer: EDESTADDRREQ when the socket is not connected.
 func (c *UDPConn) Write(b []byte) (int, error) {
-	if c.raddr == nil {
-		return 0, c.err("write", nil, errDestAddrReq)
-	}
-	n, err := c.c.Write(b)
-	if err != nil {
-		return n, c.err("write", c.raddr, err)
-	}
-	return n, nil
+	n, err := writeConnected(c.c, b, c.remote())
+	return n, c.err("write", c.remote(), err)
 }
 
 // WriteTo sends one datagram to addr (a *net.UDPAddr): EMSGSIZE when b is longer than a
@@ -334,12 +315,7 @@ func (c *UDPConn) Close() error { return c.err("close", nil, c.c.Close()) }
 func (c *UDPConn) LocalAddr() net.Addr { return c.laddr }
 
 // RemoteAddr returns the connected peer (a *net.UDPAddr), or nil.
-func (c *UDPConn) RemoteAddr() net.Addr {
-	if c.raddr == nil {
-		return nil
-	}
-	return c.raddr
-}
+func (c *UDPConn) RemoteAddr() net.Addr { return c.remote() }
 
 func (c *UDPConn) remote() net.Addr {
 	if c.raddr == nil {

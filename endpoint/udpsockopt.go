@@ -73,11 +73,8 @@ func (c *UDPConn) getInt(level, name int) (int, error) {
 	if level == unix.SOL_SOCKET && name == unix.SO_ERROR {
 		return soErrno(c.c.Err()), nil
 	}
-	if level == unix.SOL_SOCKET && name == unix.SO_RCVTIMEO {
-		return int(c.timeo.get(true).Milliseconds()), nil
-	}
-	if level == unix.SOL_SOCKET && name == unix.SO_SNDTIMEO {
-		return int(c.timeo.get(false).Milliseconds()), nil
+	if v, ok := getDgramOpt(&c.timeo, level, name); ok {
+		return v, nil
 	}
 	o, err := c.c.Sockopts()
 	if err != nil {
@@ -132,19 +129,11 @@ func (c *UDPConn) SetsockoptInt(level, name, v int) error {
 }
 
 func (c *UDPConn) setInt(level, name, v int) error {
+	if ok, err := setDgramOpt(&c.timeo, c.c, c, level, name, v); ok {
+		return err
+	}
 	o := &c.opts
 	switch (optKey{level, name}) {
-	case optKey{unix.SOL_SOCKET, unix.SO_RCVTIMEO}, optKey{unix.SOL_SOCKET, unix.SO_SNDTIMEO}:
-		d, ok := msDuration(v)
-		if !ok {
-			return errInval
-		}
-		c.timeo.set(c.c, name == unix.SO_RCVTIMEO, d)
-		return nil
-	case optKey{unix.SOL_SOCKET, unix.SO_RCVBUF}:
-		return unwrap(c.SetReadBuffer(v))
-	case optKey{unix.SOL_SOCKET, unix.SO_SNDBUF}:
-		return unwrap(c.SetWriteBuffer(v))
 	case optKey{unix.IPPROTO_IP, unix.IP_PKTINFO}, optKey{unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO}:
 		c.c.SetPktInfo(v != 0)
 		c.pktinfo.Store(v != 0)
@@ -161,10 +150,8 @@ func (c *UDPConn) setInt(level, name, v int) error {
 		o.mu.Unlock()
 		return nil
 	case optKey{unix.IPPROTO_IP, unix.IP_MULTICAST_TTL}, optKey{unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_HOPS}:
-		if v == -1 {
-			v = 1
-		}
-		if v < 0 || v > 255 {
+		v, ok := mcastTTL(v)
+		if !ok {
 			return errInval
 		}
 		if err := c.c.SetMulticastTTL(v); err != nil {

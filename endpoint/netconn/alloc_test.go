@@ -59,20 +59,5 @@ func TestUDPAllocs(t *testing.T) {
 	a, b := newPair(t, tunnel())
 	srv, cli := udpPair(t, a, b, 0)
 	srv.SetReadDeadline(time.Now().Add(time.Minute))
-	msg := pattern(512, 1)
-	buf := make([]byte, 1500)
-	round := func() {
-		if _, err := cli.Write(msg); err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := srv.ReadMsg(buf); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for range 100 {
-		round()
-	}
-	if n := testing.AllocsPerRun(300, round); n != 0 {
-		t.Errorf("%.2f allocations per UDP Write+ReadMsg, want 0", n)
-	}
+	zeroAllocs(t, "UDP", srv, cli)
 }

@@ -181,6 +181,30 @@ func (c *dgramConn) close(closePCB func()) error {
 	return nil
 }
 
+// buffered is Buffered: the size of the next queued datagram, 0 if none.
+func (c *dgramConn) buffered() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.box.next()
+}
+
+// setReadBuffer is SetReadBuffer: it bounds the bytes the mailbox holds (0: no bound).
+func (c *dgramConn) setReadBuffer(n int) error {
+	if n < 0 {
+		return errVal
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.box.maxB = n
+	return nil
+}
+
+// knownNetif reports whether ifIndex is 0 (let the route decide) or names a netif of the
+// stack: the check of SetMulticastInterface (core context).
+func (c *dgramConn) knownNetif(ifIndex int) bool {
+	return ifIndex == 0 || ifIndex > 0 && c.s.IP().NetifByIndex(ifIndex) != nil
+}
+
 // Drops counts datagrams (a PingConn's: echo replies) dropped because the mailbox was full.
 func (c *dgramConn) Drops() uint64 { return locked(&c.mu, &c.box.drops) }
 

@@ -101,6 +101,60 @@ func udpPair(t *testing.T, a, b *stack.Stack, fam int) (srv, cli *netconn.UDPCon
 	return srv, cli
 }
 
+// mcastMember returns a UDP socket of s on port (every address) that joined group g on
+// the route's netif; it is closed when the test ends.
+func mcastMember(t *testing.T, s *stack.Stack, port uint16, g netip.Addr) *netconn.UDPConn {
+	t.Helper()
+	c, err := netconn.ListenUDP(s, netip.AddrPortFrom(netip.Addr{}, port), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.JoinGroup(g, 0); err != nil {
+		t.Fatalf("JoinGroup: %v", err)
+	}
+	return c
+}
+
+// dialUDP returns a UDP socket of s connected to raddr, closed when the test ends.
+func dialUDP(t *testing.T, s *stack.Stack, raddr netip.AddrPort) *netconn.UDPConn {
+	t.Helper()
+	c, err := netconn.DialUDP(s, netip.AddrPort{}, raddr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// msgConn is the side of a datagram conn (UDP, ping, raw) the exchange tests use.
+type msgConn interface {
+	Write(b []byte) (int, error)
+	ReadMsg(b []byte) (int, netconn.Meta, error)
+}
+
+// zeroAllocs checks that a Write of 512 bytes on cli and a ReadMsg on srv allocate
+// nothing in steady state; what names them in the failure.
+func zeroAllocs(t *testing.T, what string, srv, cli msgConn) {
+	t.Helper()
+	msg := pattern(512, 3)
+	buf := make([]byte, 1500)
+	round := func() {
+		if _, err := cli.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := srv.ReadMsg(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 100 {
+		round()
+	}
+	if n := testing.AllocsPerRun(300, round); n != 0 {
+		t.Errorf("%.2f allocations per %s Write+ReadMsg, want 0", n, what)
+	}
+}
+
 // pattern returns n seeded pseudo-random bytes.
 func pattern(n int, seed uint64) []byte {
 	b := make([]byte, n)

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wispstack/wisp/endpoint/netconn"
 	"github.com/wispstack/wisp/errs"
 )
 
@@ -19,22 +18,11 @@ func TestUDPMulticastJoinLeave(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			a, b := newPair(t, tunnel())
 			g := groups[fam]
-			srv, err := netconn.ListenUDP(b, netip.AddrPortFrom(netip.Addr{}, 5353), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer srv.Close()
-			if err := srv.JoinGroup(g, 0); err != nil {
-				t.Fatalf("JoinGroup: %v", err)
-			}
+			srv := mcastMember(t, b, 5353, g)
 			if err := srv.JoinGroup(addrB[fam], 0); err != errs.Val {
 				t.Errorf("JoinGroup(unicast) = %v, want errs.Val", err)
 			}
-			cli, err := netconn.DialUDP(a, netip.AddrPort{}, netip.AddrPortFrom(g, 5353), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cli.Close()
+			cli := dialUDP(t, a, netip.AddrPortFrom(g, 5353))
 			msg := pattern(300, 7)
 			if _, err := cli.Write(msg); err != nil {
 				t.Fatal(err)

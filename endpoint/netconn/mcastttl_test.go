@@ -18,26 +18,8 @@ func TestUDPMulticastTTLZero(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			a, b := newPair(t, tunnel())
 			g := groups[fam]
-			local, err := netconn.ListenUDP(a, netip.AddrPortFrom(netip.Addr{}, 5354), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer local.Close()
-			peer, err := netconn.ListenUDP(b, netip.AddrPortFrom(netip.Addr{}, 5354), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer peer.Close()
-			for _, c := range []*netconn.UDPConn{local, peer} {
-				if err := c.JoinGroup(g, 0); err != nil {
-					t.Fatal(err)
-				}
-			}
-			cli, err := netconn.DialUDP(a, netip.AddrPort{}, netip.AddrPortFrom(g, 5354), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cli.Close()
+			local, peer := mcastMember(t, a, 5354, g), mcastMember(t, b, 5354, g)
+			cli := dialUDP(t, a, netip.AddrPortFrom(g, 5354))
 			for _, bad := range []int{-1, 256} {
 				if err := cli.SetMulticastTTL(bad); err != errs.Val {
 					t.Errorf("SetMulticastTTL(%d) = %v, want errs.Val", bad, err)

@@ -1,11 +1,9 @@
 package netconn
 
 import (
-	"net"
 	"net/netip"
 
 	"github.com/wispstack/wisp/errs"
-	"github.com/wispstack/wisp/pbuf"
 	"github.com/wispstack/wisp/stack"
 	"github.com/wispstack/wisp/transport/raw"
 )
@@ -19,17 +17,11 @@ import (
 // UDP mailbox size; beyond, they are dropped and counted (Drops). Sends never block: a full
 // link fails them with errs.Mem. Every method is safe for concurrent use.
 type RawConn struct {
-	dgramConn
-
-	pcb *raw.PCB // core lock; nil once closed or the stack closed
+	rawCore
 
 	// Set at creation.
 	v6    bool
 	proto uint8
-
-	// Guarded by dgramConn.mu.
-	laddr netip.Addr
-	raddr netip.Addr
 }
 
 // ListenRaw opens a raw socket of IP protocol proto bound to laddr, whose family (an
@@ -48,54 +40,25 @@ func DialRaw(s *stack.Stack, proto uint8, laddr, raddr netip.Addr) (*RawConn, er
 }
 
 func openRaw(s *stack.Stack, proto uint8, laddr, raddr netip.Addr) (*RawConn, error) {
-	fam := raddr.Unmap()
-	if !fam.IsValid() {
-		fam = laddr.Unmap()
-	}
-	if !fam.IsValid() {
-		return nil, errs.Val
-	}
-	v6 := fam.Is6()
-	s.Lock()
-	defer s.Unlock()
-	newRaw := func() (*raw.PCB, error) { return s.Raw().NewRaw(v6, proto) }
-	r, pcb, err := openPCB(s, newRaw, (*raw.PCB).Close, func(pcb *raw.PCB) error {
-		return bindConnect(pcb, laddr, raddr, laddr.IsValid() || !raddr.IsValid())
-	})
+	v6, err := rawFamily(laddr, raddr)
 	if err != nil {
 		return nil, err
 	}
-	c := &RawConn{pcb: pcb, v6: v6, proto: proto, laddr: pcb.LocalAddr(), raddr: pcb.RemoteAddr()}
-	c.init(s, r)
-	pcb.SetArg(c)
-	pcb.OnRecv(rawRecv)
-	r.add(&c.node, c)
+	c := &RawConn{v6: v6, proto: proto}
+	c.maxLen = raw.MaxPayload4
+	if v6 {
+		c.maxLen = raw.MaxPayload6
+	}
+	newRaw := func() (*raw.PCB, error) { return s.Raw().NewRaw(v6, proto) }
+	if err := c.open(s, laddr, raddr, newRaw); err != nil {
+		return nil, err
+	}
 	return c, nil
-}
-
-// rawRecv takes ownership of p, a copy of a packet from its transport header on (core
-// context).
-func rawRecv(pcb *raw.PCB, p *pbuf.Pbuf, info *raw.RecvInfo) {
-	c := pcb.Arg().(*RawConn)
-	c.deliver(p, &Meta{Src: netip.AddrPortFrom(info.Src, 0), Dst: info.Dst, IfIndex: info.IfIndex,
-		TTL: info.TTL, TOS: info.TOS})
-}
-
-// stackClosed implements member.
-func (c *RawConn) stackClosed() {
-	c.pcb = nil
-	c.stackGone()
 }
 
 // ReadMsg reads one packet (from its transport header on) into b; Meta.Truncated when b
 // was short (the rest is lost). Errors: os.ErrDeadlineExceeded, net.ErrClosed.
 func (c *RawConn) ReadMsg(b []byte) (int, Meta, error) { return c.readMsg(b) }
-
-// ReadFrom reads one packet and returns its sender.
-func (c *RawConn) ReadFrom(b []byte) (int, netip.Addr, error) {
-	n, m, err := c.readMsg(b)
-	return n, m.Src.Addr(), err
-}
 
 // WriteTo sends b as the payload of one IP packet of the socket's protocol to dst (an
 // IPv6 socket with a checksum offset gets its checksum written there). Errors: errs.Val
@@ -106,56 +69,6 @@ func (c *RawConn) WriteTo(b []byte, dst netip.Addr) (int, error) {
 	return c.send(b, dst, false)
 }
 
-// Write sends b to the connected peer; errs.Conn when not connected.
-func (c *RawConn) Write(b []byte) (int, error) {
-	return c.send(b, netip.Addr{}, true)
-}
-
-// send copies b into a new pbuf (outside the core lock) and sends it.
-func (c *RawConn) send(b []byte, dst netip.Addr, connected bool) (int, error) {
-	maxLen := raw.MaxPayload4
-	if c.v6 {
-		maxLen = raw.MaxPayload6
-	}
-	p, err := c.payload(b, maxLen)
-	if err != nil {
-		return 0, err
-	}
-	c.s.Lock()
-	defer c.s.Unlock()
-	pcb := c.pcb
-	if pcb == nil {
-		p.Free()
-		return 0, net.ErrClosed
-	}
-	if connected {
-		err = pcb.Send(p)
-	} else {
-		err = pcb.SendTo(p, dst)
-	}
-	if err != nil {
-		return 0, err
-	}
-	return len(b), nil
-}
-
-// Close closes the socket and frees the queued packets; blocked and later calls return
-// net.ErrClosed. A second Close returns net.ErrClosed.
-func (c *RawConn) Close() error {
-	return c.close(func() {
-		if c.pcb != nil {
-			c.pcb.Close()
-			c.pcb = nil
-		}
-	})
-}
-
-// LocalAddr returns the bound address (invalid or unspecified: any).
-func (c *RawConn) LocalAddr() netip.Addr { return locked(&c.mu, &c.laddr) }
-
-// RemoteAddr returns the connected peer (invalid when not connected).
-func (c *RawConn) RemoteAddr() netip.Addr { return locked(&c.mu, &c.raddr) }
-
 // Proto returns the IP protocol of the socket.
 func (c *RawConn) Proto() uint8 { return c.proto }
 
@@ -163,33 +76,11 @@ func (c *RawConn) Proto() uint8 { return c.proto }
 func (c *RawConn) V6() bool { return c.v6 }
 
 // Buffered returns the size of the next queued packet, 0 if none.
-func (c *RawConn) Buffered() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.box.next()
-}
+func (c *RawConn) Buffered() int { return c.buffered() }
 
 // SetReadBuffer bounds the bytes of queued packets (SO_RCVBUF), on top of the
 // UDPRecvMboxSize count; 0 removes the bound. A packet always fits an empty mailbox.
-func (c *RawConn) SetReadBuffer(n int) error {
-	if n < 0 {
-		return errVal
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.box.maxB = n
-	return nil
-}
-
-// withPCB runs fn on the PCB in core context; net.ErrClosed once closed.
-func (c *RawConn) withPCB(fn func(p *raw.PCB) error) error {
-	c.s.Lock()
-	defer c.s.Unlock()
-	if c.pcb == nil {
-		return net.ErrClosed
-	}
-	return fn(c.pcb)
-}
+func (c *RawConn) SetReadBuffer(n int) error { return c.setReadBuffer(n) }
 
 // SetTTL sets the TTL (hop limit) of unicast sends (IP_TTL, IPV6_UNICAST_HOPS); 0: the
 // stack's default.
@@ -213,7 +104,7 @@ func (c *RawConn) SetChecksumOffset(off int) error {
 // IPV6_MULTICAST_IF); 0 lets the route decide. errs.Val for an unknown netif.
 func (c *RawConn) SetMulticastInterface(ifIndex int) error {
 	return c.withPCB(func(p *raw.PCB) error {
-		if ifIndex < 0 || ifIndex > 0 && c.s.IP().NetifByIndex(ifIndex) == nil {
+		if !c.knownNetif(ifIndex) {
 			return errs.Val
 		}
 		p.SetMulticastNetif(ifIndex)

@@ -193,20 +193,5 @@ func TestRawAllocs(t *testing.T) {
 	}
 	defer cli.Close()
 	srv.SetReadDeadline(time.Now().Add(time.Minute))
-	msg := pattern(512, 3)
-	buf := make([]byte, 1500)
-	round := func() {
-		if _, err := cli.Write(msg); err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := srv.ReadMsg(buf); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for range 100 {
-		round()
-	}
-	if n := testing.AllocsPerRun(300, round); n != 0 {
-		t.Errorf("%.2f allocations per raw Write+ReadMsg, want 0", n)
-	}
+	zeroAllocs(t, "raw", srv, cli)
 }

@@ -200,11 +200,7 @@ func (c *UDPConn) RemoteAddr() netip.AddrPort { return locked(&c.mu, &c.raddr) }
 
 // Buffered returns the size of the next datagram (FIONREAD on a Linux UDP socket), 0 if
 // none is queued.
-func (c *UDPConn) Buffered() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.box.next()
-}
+func (c *UDPConn) Buffered() int { return c.buffered() }
 
 // Queued returns the datagrams and bytes waiting in the mailbox.
 func (c *UDPConn) Queued() (datagrams, bytes int) {
@@ -222,15 +218,7 @@ func (c *UDPConn) Err() error {
 
 // SetReadBuffer bounds the bytes of queued datagrams (SO_RCVBUF), on top of the
 // UDPRecvMboxSize count; 0 removes the bound. A datagram always fits an empty mailbox.
-func (c *UDPConn) SetReadBuffer(n int) error {
-	if n < 0 {
-		return errVal
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.box.maxB = n
-	return nil
-}
+func (c *UDPConn) SetReadBuffer(n int) error { return c.setReadBuffer(n) }
 
 // SetPktInfo records whether the socket layer should report IP_PKTINFO (Meta always
 // carries it); PktInfo reads it back.

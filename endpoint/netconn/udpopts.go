@@ -42,7 +42,7 @@ func (c *UDPConn) SetTOS(tos uint8) error {
 // IPV6_MULTICAST_IF); 0 lets the route decide. errs.Val for an unknown netif.
 func (c *UDPConn) SetMulticastInterface(ifIndex int) error {
 	return c.withPCB(func(p *udp.PCB) error {
-		if ifIndex < 0 || ifIndex > 0 && c.s.IP().NetifByIndex(ifIndex) == nil {
+		if !c.knownNetif(ifIndex) {
 			return errs.Val
 		}
 		p.SetMulticastNetif(ifIndex)

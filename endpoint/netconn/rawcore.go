@@ -1,0 +1,148 @@
+package netconn
+
+import (
+	"net"
+	"net/netip"
+
+	"github.com/wispstack/wisp/errs"
+	"github.com/wispstack/wisp/pbuf"
+	"github.com/wispstack/wisp/stack"
+	"github.com/wispstack/wisp/transport/raw"
+)
+
+// rawCore is the part PingConn and RawConn share on top of dgramConn: a transport/raw PCB
+// and its addresses, the open path, the receive callback, the stack-close hook, ReadFrom,
+// Write and the send behind it and WriteTo, and Close. Each type keeps what it alone has:
+// ping's echo identifier, raw's protocol, family and options.
+type rawCore struct {
+	dgramConn
+
+	pcb *raw.PCB // core lock; nil once closed or the stack closed
+
+	// Set at creation.
+	maxLen    int     // the longest payload a send takes
+	pingIdent *uint16 // PingConn's identifier, refreshed at open and after each send; nil on a RawConn
+
+	// Guarded by dgramConn.mu.
+	laddr netip.Addr
+	raddr netip.Addr
+}
+
+// rawFamily returns whether a socket opened with laddr and raddr is an IPv6 one: raddr's
+// family, else laddr's; errs.Val when neither is valid.
+func rawFamily(laddr, raddr netip.Addr) (v6 bool, err error) {
+	fam := raddr.Unmap()
+	if !fam.IsValid() {
+		fam = laddr.Unmap()
+	}
+	if !fam.IsValid() {
+		return false, errs.Val
+	}
+	return fam.Is6(), nil
+}
+
+// open makes c's PCB with newPCB, binds it to laddr (when valid, or when raddr is not),
+// connects it to raddr (when valid), and links c into the stack's registry. Errors: those
+// of openPCB and of the PCB's Bind and Connect.
+func (c *rawCore) open(s *stack.Stack, laddr, raddr netip.Addr, newPCB func() (*raw.PCB, error)) error {
+	s.Lock()
+	defer s.Unlock()
+	r, pcb, err := openPCB(s, newPCB, (*raw.PCB).Close, func(pcb *raw.PCB) error {
+		return bindConnect(pcb, laddr, raddr, laddr.IsValid() || !raddr.IsValid())
+	})
+	if err != nil {
+		return err
+	}
+	c.pcb, c.laddr, c.raddr = pcb, pcb.LocalAddr(), pcb.RemoteAddr()
+	if c.pingIdent != nil {
+		*c.pingIdent = pcb.Ident()
+	}
+	c.init(s, r)
+	pcb.SetArg(c)
+	pcb.OnRecv(rawRecv)
+	r.add(&c.node, c)
+	return nil
+}
+
+// rawRecv takes ownership of p: a whole echo reply message on a ping PCB, a copy of a
+// packet from its transport header on on a raw one (core context).
+func rawRecv(pcb *raw.PCB, p *pbuf.Pbuf, info *raw.RecvInfo) {
+	c := pcb.Arg().(*rawCore)
+	c.deliver(p, &Meta{Src: netip.AddrPortFrom(info.Src, 0), Dst: info.Dst, IfIndex: info.IfIndex,
+		TTL: info.TTL, TOS: info.TOS})
+}
+
+// stackClosed implements member.
+func (c *rawCore) stackClosed() {
+	c.pcb = nil
+	c.stackGone()
+}
+
+// ReadFrom reads one message (see ReadMsg) and returns its sender.
+func (c *rawCore) ReadFrom(b []byte) (int, netip.Addr, error) {
+	n, m, err := c.readMsg(b)
+	return n, m.Src.Addr(), err
+}
+
+// Write sends b to the connected peer; errs.Conn when not connected.
+func (c *rawCore) Write(b []byte) (int, error) {
+	return c.send(b, netip.Addr{}, true)
+}
+
+// send copies b into a new pbuf (outside the core lock) and sends it to dst, or to the
+// connected peer when connected.
+func (c *rawCore) send(b []byte, dst netip.Addr, connected bool) (int, error) {
+	p, err := c.payload(b, c.maxLen)
+	if err != nil {
+		return 0, err
+	}
+	c.s.Lock()
+	defer c.s.Unlock()
+	pcb := c.pcb
+	if pcb == nil {
+		p.Free()
+		return 0, net.ErrClosed
+	}
+	if connected {
+		err = pcb.Send(p)
+	} else {
+		err = pcb.SendTo(p, dst)
+	}
+	if c.pingIdent != nil {
+		// A ping PCB chooses its identifier at the first send when Bind did not.
+		c.mu.Lock()
+		*c.pingIdent = pcb.Ident()
+		c.mu.Unlock()
+	}
+	if err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// Close closes the socket and frees the queued messages; blocked and later calls return
+// net.ErrClosed. A second Close returns net.ErrClosed.
+func (c *rawCore) Close() error {
+	return c.close(func() {
+		if c.pcb != nil {
+			c.pcb.Close()
+			c.pcb = nil
+		}
+	})
+}
+
+// LocalAddr returns the bound address (invalid or unspecified: any).
+func (c *rawCore) LocalAddr() netip.Addr { return locked(&c.mu, &c.laddr) }
+
+// RemoteAddr returns the connected peer (invalid when not connected).
+func (c *rawCore) RemoteAddr() netip.Addr { return locked(&c.mu, &c.raddr) }
+
+// withPCB runs fn on the PCB in core context; net.ErrClosed once closed.
+func (c *rawCore) withPCB(fn func(p *raw.PCB) error) error {
+	c.s.Lock()
+	defer c.s.Unlock()
+	if c.pcb == nil {
+		return net.ErrClosed
+	}
+	return fn(c.pcb)
+}
