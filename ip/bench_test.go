@@ -21,9 +21,9 @@ func (t *nullTransport) ControlInput(*Header, ControlKind, int, []byte) {}
 func hotEnv(tb testing.TB) (*env, *Netif, *nullTransport) {
 	e := newEnv(tb, testOptions(), 1)
 	n, _ := e.l.AddNetif(&capEP{medium: link.MediumIP, mtu: 1500, discard: true}, NetifConfig{})
-	_ = n.AddAddr(netip.MustParsePrefix("10.9.0.1/16"))
+	_ = n.AddAddr(netip.MustParsePrefix("198.18.9.1/16"))
 	_ = n.AddAddr(netip.PrefixFrom(v4A, 24))
-	_ = n.AddAddr(netip.MustParsePrefix("fd00:9::1/64"))
+	_ = n.AddAddr(netip.MustParsePrefix("fd42:5eed:9::1/64"))
 	_ = n.AddAddr(netip.PrefixFrom(v6A, 64))
 	n.SetUp(true)
 	_ = e.l.AddRoute(Route{Dst: netip.MustParsePrefix("0.0.0.0/0"), Gateway: mustAddr("198.18.0.254"), Netif: n})

@@ -39,10 +39,10 @@ import (
 )
 
 var (
-	wispV4 = netip.MustParsePrefix("10.99.0.1/24")
-	gvV4   = netip.MustParsePrefix("10.99.0.2/24")
-	wispV6 = netip.MustParsePrefix("fd00:99::1/64")
-	gvV6   = netip.MustParsePrefix("fd00:99::2/64")
+	wispV4 = netip.MustParsePrefix("198.18.99.1/24")
+	gvV4   = netip.MustParsePrefix("198.18.99.2/24")
+	wispV6 = netip.MustParsePrefix("fd42:5eed:99::1/64")
+	gvV6   = netip.MustParsePrefix("fd42:5eed:99::2/64")
 )
 
 const gvNIC tcpip.NICID = 1

@@ -18,8 +18,8 @@ import (
 )
 
 var (
-	tunAddr  = netip.MustParseAddr("10.77.0.1")
-	peerAddr = netip.MustParseAddr("10.77.0.2")
+	tunAddr  = netip.MustParseAddr("198.18.77.1")
+	peerAddr = netip.MustParseAddr("198.18.77.2")
 )
 
 // echoRequest builds an IPv4 ICMP echo request from src to dst at offset off of a buffer.

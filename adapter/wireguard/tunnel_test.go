@@ -14,8 +14,8 @@ import (
 )
 
 var (
-	addrA = netip.MustParseAddr("10.99.0.1")
-	addrB = netip.MustParseAddr("10.99.0.2")
+	addrA = netip.MustParseAddr("198.18.99.1")
+	addrB = netip.MustParseAddr("198.18.99.2")
 )
 
 func wispAt(addr netip.Addr, dnsServers ...netip.Addr) func(*testing.T) side {
@@ -137,7 +137,7 @@ func TestNetstackResolvesThroughWisp(t *testing.T) {
 // listens: RST), connects to the second, as netstack's DialContext does.
 func TestDialContextTriesEachAddress(t *testing.T) {
 	sa, sb := pair(t, wispAt(addrA, addrB), wispAt(addrB))
-	other := netip.MustParseAddr("10.99.0.3") // B's second address, where nothing listens on 80
+	other := netip.MustParseAddr("198.18.99.3") // B's second address, where nothing listens on 80
 	if err := sb.wisp.Stack().Netifs()[0].AddAddr(netip.PrefixFrom(other, 32)); err != nil {
 		t.Fatal(err)
 	}

@@ -26,12 +26,12 @@ type config struct {
 }
 
 func main() {
-	addr := flag.String("addr", "192.168.4.28", "this peer's tunnel address")
-	dns := flag.String("dns", "192.168.4.29", "DNS server, reached through the tunnel")
+	addr := flag.String("addr", "198.18.4.28", "this peer's tunnel address")
+	dns := flag.String("dns", "198.18.4.29", "DNS server, reached through the tunnel")
 	key := flag.String("key", "21936e79cb995e9ec981e4b1c25a112ea8cb25de153bf2008e482bb5889c312b", "private key (hex)")
 	peer := flag.String("peer", "102b430b8f1d6ae51a097754ccffd636410a9d85e23cc321841f2b8197d55a62", "the server's public key (hex)")
 	endpoint := flag.String("endpoint", "127.0.0.1:58120", "the server's UDP endpoint")
-	url := flag.String("url", "http://192.168.4.29/", "page to fetch")
+	url := flag.String("url", "http://198.18.4.29/", "page to fetch")
 	flag.Parse()
 	body, err := fetch(conn.NewDefaultBind(), config{
 		addr: netip.MustParseAddr(*addr), dns: netip.MustParseAddr(*dns),

@@ -19,7 +19,7 @@ func TestFetch(t *testing.T) {
 	stacktest.NoGoroutineLeak(t)
 	clientPriv, clientPub := wgtest.Keypair(t)
 	serverPriv, serverPub := wgtest.Keypair(t)
-	serverAddr := netip.MustParseAddr("192.168.4.29")
+	serverAddr := netip.MustParseAddr("198.18.4.29")
 	binds := wgtest.Binds()
 
 	tun, tnet, err := netstack.CreateNetTUN([]netip.Addr{serverAddr}, nil, 1420)
@@ -27,7 +27,7 @@ func TestFetch(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { stacktest.PoolsZero(t, tnet.Stack()) }) // after the device closes
-	wgtest.Up(t, tun, binds[1], fmt.Sprintf("private_key=%s\npublic_key=%s\nallowed_ip=192.168.4.28/32\n", serverPriv, clientPub))
+	wgtest.Up(t, tun, binds[1], fmt.Sprintf("private_key=%s\npublic_key=%s\nallowed_ip=198.18.4.28/32\n", serverPriv, clientPub))
 	pc, err := tnet.ListenUDP(&net.UDPAddr{Port: 53})
 	if err != nil {
 		t.Fatal(err)
@@ -45,14 +45,14 @@ func TestFetch(t *testing.T) {
 	t.Cleanup(func() { srv.Close(); <-done })
 
 	body, err := fetch(binds[0], config{
-		addr: netip.MustParseAddr("192.168.4.28"), dns: serverAddr,
+		addr: netip.MustParseAddr("198.18.4.28"), dns: serverAddr,
 		privateKey: clientPriv, peerKey: serverPub, endpoint: wgtest.Endpoint0,
 		url: "http://server.wisp.test/",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(body, "hello 192.168.4.28:") {
+	if !strings.HasPrefix(body, "hello 198.18.4.28:") {
 		t.Errorf("body %q", body)
 	}
 }

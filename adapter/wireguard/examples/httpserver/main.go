@@ -28,11 +28,11 @@ type config struct {
 }
 
 func main() {
-	addr := flag.String("addr", "192.168.4.29", "this peer's tunnel address")
+	addr := flag.String("addr", "198.18.4.29", "this peer's tunnel address")
 	key := flag.String("key", "881f19ceaaad5b61b180578d53e80109de51dbbaf7f565910ddec666bdf356d8", "private key (hex)")
 	peer := flag.String("peer", "bb8a7262a35b177f922f801a81babdc8c67e18f97d6d6b5fc1b9f6111fb5431a", "the client's public key (hex)")
 	port := flag.Int("port", 58120, "UDP port to listen on")
-	allowed := flag.String("allowed", "192.168.4.28/32", "the client's tunnel addresses")
+	allowed := flag.String("allowed", "198.18.4.28/32", "the client's tunnel addresses")
 	flag.Parse()
 	err := serve(context.Background(), conn.NewDefaultBind(), config{
 		addr: netip.MustParseAddr(*addr), privateKey: *key, peerKey: *peer,

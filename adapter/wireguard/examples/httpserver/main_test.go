@@ -26,12 +26,12 @@ func TestServe(t *testing.T) {
 	served := make(chan error, 1)
 	go func() {
 		served <- serve(ctx, binds[1], config{
-			addr: netip.MustParseAddr("192.168.4.29"), privateKey: serverPriv, peerKey: clientPub,
-			listenPort: 58120, allowedIP: netip.MustParsePrefix("192.168.4.28/32"), keepalive: 25,
+			addr: netip.MustParseAddr("198.18.4.29"), privateKey: serverPriv, peerKey: clientPub,
+			listenPort: 58120, allowedIP: netip.MustParsePrefix("198.18.4.28/32"), keepalive: 25,
 		})
 	}()
 
-	tun, tnet, err := netstack.CreateNetTUN([]netip.Addr{netip.MustParseAddr("192.168.4.28")}, nil, 1420)
+	tun, tnet, err := netstack.CreateNetTUN([]netip.Addr{netip.MustParseAddr("198.18.4.28")}, nil, 1420)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func TestServe(t *testing.T) {
 	client := http.Client{Transport: tr, Timeout: 5 * time.Second}
 	var body []byte
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		resp, err := client.Get("http://192.168.4.29/")
+		resp, err := client.Get("http://198.18.4.29/")
 		if err == nil {
 			body, err = io.ReadAll(resp.Body)
 			resp.Body.Close()

@@ -29,12 +29,12 @@ type config struct {
 }
 
 func main() {
-	addr := flag.String("addr", "192.168.4.30", "this peer's tunnel address")
-	dns := flag.String("dns", "192.168.4.29", "DNS server, reached through the tunnel")
+	addr := flag.String("addr", "198.18.4.30", "this peer's tunnel address")
+	dns := flag.String("dns", "198.18.4.29", "DNS server, reached through the tunnel")
 	key := flag.String("key", "5261955f43f1c15da9818d79a5a09a0abcd7abab3b4795939c0d7f9ee08b3792", "private key (hex)")
 	peer := flag.String("peer", "102b430b8f1d6ae51a097754ccffd636410a9d85e23cc321841f2b8197d55a62", "the peer's public key (hex)")
 	endpoint := flag.String("endpoint", "127.0.0.1:58120", "the peer's UDP endpoint")
-	host := flag.String("host", "192.168.4.29", "host to ping (a name or an address)")
+	host := flag.String("host", "198.18.4.29", "host to ping (a name or an address)")
 	flag.Parse()
 	rtt, err := ping(conn.NewDefaultBind(), config{
 		addr: netip.MustParseAddr(*addr), dns: netip.MustParseAddr(*dns),

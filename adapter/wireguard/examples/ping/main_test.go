@@ -21,9 +21,9 @@ func TestPing(t *testing.T) {
 			stacktest.NoGoroutineLeak(t)
 			myPriv, myPub := wgtest.Keypair(t)
 			peerPriv, peerPub := wgtest.Keypair(t)
-			peerAddr := netip.MustParseAddr("192.168.4.29")
+			peerAddr := netip.MustParseAddr("198.18.4.29")
 			binds := wgtest.Binds()
-			uapi := fmt.Sprintf("private_key=%s\npublic_key=%s\nallowed_ip=192.168.4.30/32\n", peerPriv, myPub)
+			uapi := fmt.Sprintf("private_key=%s\npublic_key=%s\nallowed_ip=198.18.4.30/32\n", peerPriv, myPub)
 			var pc net.PacketConn
 			if peer == "wisp" {
 				tun, tnet, err := wisp.CreateNetTUN([]netip.Addr{peerAddr}, nil, 1420)
@@ -47,7 +47,7 @@ func TestPing(t *testing.T) {
 			}
 			wgtest.ServeDNS(t, pc, map[string]netip.Addr{"peer.wisp.test.": peerAddr})
 			rtt, err := ping(binds[0], config{
-				addr: netip.MustParseAddr("192.168.4.30"), dns: peerAddr,
+				addr: netip.MustParseAddr("198.18.4.30"), dns: peerAddr,
 				privateKey: myPriv, peerKey: peerPub, endpoint: wgtest.Endpoint0, host: "peer.wisp.test",
 			})
 			if err != nil {
