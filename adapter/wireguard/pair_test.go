@@ -166,25 +166,42 @@ func pingOnce(t *testing.T, n peerNet, dst netip.Addr) time.Duration {
 	buf := make([]byte, 1500)
 	// As ping(8), one lost datagram is not a failure: up to 5 requests, 2 s apart. A retry
 	// is logged, so a path that loses packets shows.
+	//
+	// The read waits before the request goes out: wireguard-go's netstack PingConn.ReadFrom
+	// registers for "readable" only when called and never looks at its queue first, so a
+	// reply that arrives between Write and Read is never reported (with wisp answering in
+	// microseconds, -race on a loaded machine lost all five that way). wisp's PingConn
+	// checks its mailbox first and needs none of this.
 	const attempts = 5
+	type result struct {
+		n   int
+		err error
+	}
 	for i := 1; ; i++ {
 		if err := c.SetReadDeadline(time.Now().Add(2 * time.Second)); err != nil {
 			t.Fatal(err)
 		}
+		got := make(chan result, 1)
+		go func() {
+			n, err := c.Read(buf)
+			got <- result{n, err}
+		}()
+		time.Sleep(10 * time.Millisecond) // let the reader start waiting
 		start := time.Now()
 		if _, err := c.Write(req); err != nil {
+			<-got
 			t.Fatalf("ping %v: write: %v", dst, err)
 		}
-		n2, err := c.Read(buf)
-		if errors.Is(err, os.ErrDeadlineExceeded) && i < attempts {
+		r := <-got
+		if errors.Is(r.err, os.ErrDeadlineExceeded) && i < attempts {
 			t.Logf("ping %v: no reply to request %d within 2 s; sending another", dst, i)
 			continue
 		}
-		if err != nil {
-			t.Fatalf("ping %v: read (request %d of %d): %v", dst, i, attempts, err)
+		if r.err != nil {
+			t.Fatalf("ping %v: read (request %d of %d): %v", dst, i, attempts, r.err)
 		}
-		if n2 < 12 || buf[0] != 0 || string(buf[8:n2]) != "wisp" {
-			t.Fatalf("ping %v: bad reply % x", dst, buf[:n2])
+		if r.n < 12 || buf[0] != 0 || string(buf[8:r.n]) != "wisp" {
+			t.Fatalf("ping %v: bad reply % x", dst, buf[:r.n])
 		}
 		return time.Since(start)
 	}

@@ -62,6 +62,16 @@ func tunnelSuite(t *testing.T, b func(netip.Addr, ...netip.Addr) func(*testing.T
 		}
 	})
 	t.Run("ping", func(t *testing.T) {
+		if sa.wisp != nil {
+			before := sa.wisp.Stats()
+			defer func() {
+				if t.Failed() {
+					after := sa.wisp.Stats()
+					t.Logf("A's counters during the pings: IP %+v -> %+v; ICMP %+v -> %+v; LINK %+v -> %+v",
+						before.IP, after.IP, before.ICMP, after.ICMP, before.Link, after.Link)
+				}
+			}()
+		}
 		t.Logf("ping A→B %v, B→A %v", pingOnce(t, sa.net, addrB), pingOnce(t, sb.net, addrA))
 	})
 	t.Run("DNS", func(t *testing.T) {
