@@ -119,7 +119,7 @@ func (l *Layer) igmpInput(h *Header, p *pbuf.Pbuf) {
 	p.Free()
 }
 
-// dropIGMP frees p and counts a drop under reason, a field of l.igmp.
+// dropIGMP takes ownership of p, frees it and counts a drop under reason, a field of l.igmp.
 func (l *Layer) dropIGMP(p *pbuf.Pbuf, reason *uint64) {
 	p.Free()
 	*reason++
@@ -127,7 +127,7 @@ func (l *Layer) dropIGMP(p *pbuf.Pbuf, reason *uint64) {
 }
 
 // hasRouterAlert4 reports whether the options of the IPv4 header at the start of p (hl
-// bytes) carry a Router Alert (RFC 2113).
+// bytes) carry a Router Alert (RFC 2113). p is borrowed.
 func hasRouterAlert4(p *pbuf.Pbuf, hl int) bool {
 	var b [wire.IPv4MaxHeaderLen]byte
 	opts := b[:p.CopyOut(b[:hl], 0)]
@@ -164,8 +164,8 @@ func (l *Layer) igmpSource(n *Netif) netip.Addr {
 	return netip.IPv4Unspecified()
 }
 
-// igmpAlloc allocates an IGMP packet with mlen bytes of message; nil (counted) when out of
-// memory.
+// igmpAlloc allocates an IGMP packet with mlen bytes of message, owned by the caller; nil
+// (counted) when out of memory.
 func (l *Layer) igmpAlloc(mlen int) *pbuf.Pbuf {
 	p, err := l.alloc.Alloc(pbuf.LayerLink, igmpHdrLen+mlen, pbuf.RAM)
 	if err != nil {

@@ -162,7 +162,8 @@ func (l *Layer) deliver(h *Header, p *pbuf.Pbuf) {
 }
 
 // rawOffer offers p (at its IP header) to the raw hook positioned at the transport header,
-// and restores the IP header when the hook did not eat it. It reports whether p was eaten.
+// and restores the IP header when the hook did not eat it. It reports whether p was eaten:
+// then the hook owns p; otherwise p stays the caller's.
 func (l *Layer) rawOffer(h *Header, p *pbuf.Pbuf) bool {
 	if p.Len() < h.HeaderLen {
 		return false // headers spread over pbufs (reassembled): not offered

@@ -107,7 +107,7 @@ func (l *Layer) mldInput(h *Header, p *pbuf.Pbuf) {
 	p.Free()
 }
 
-// dropMLD frees p and counts a drop under reason, a field of l.mld6.
+// dropMLD takes ownership of p, frees it and counts a drop under reason, a field of l.mld6.
 func (l *Layer) dropMLD(p *pbuf.Pbuf, reason *uint64) {
 	p.Free()
 	*reason++
@@ -115,7 +115,7 @@ func (l *Layer) dropMLD(p *pbuf.Pbuf, reason *uint64) {
 }
 
 // hasRouterAlert6 reports whether the IPv6 packet p carries a Router Alert option for MLD
-// (value 0) in its Hop-by-Hop Options header.
+// (value 0) in its Hop-by-Hop Options header. p is borrowed.
 func hasRouterAlert6(p *pbuf.Pbuf) bool {
 	c, err := walkChain(p)
 	if err != nil || c.HopByHopOffset == 0 {
@@ -145,8 +145,8 @@ func (l *Layer) mldSource(n *Netif) netip.Addr {
 	return mldUnspecSrc
 }
 
-// mldAlloc allocates an MLD packet with mlen bytes of message; nil (counted) when out of
-// memory.
+// mldAlloc allocates an MLD packet with mlen bytes of message, owned by the caller; nil
+// (counted) when out of memory.
 func (l *Layer) mldAlloc(mlen int) *pbuf.Pbuf {
 	p, err := l.alloc.Alloc(pbuf.LayerLink, mldHdrLen+mlen, pbuf.RAM)
 	if err != nil {

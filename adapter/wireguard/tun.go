@@ -158,7 +158,7 @@ func (d *Device) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 }
 
 // pop moves up to n frames from the ring into d.rbuf (d.rmu held) and reports whether the
-// ring is closed.
+// ring is closed; the caller owns the frames and must Free each.
 func (d *Device) pop(n int) ([]*pbuf.Pbuf, bool) {
 	batch := d.rbuf[:0]
 	d.mu.Lock()

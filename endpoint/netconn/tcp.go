@@ -197,7 +197,8 @@ func (c *TCPConn) stackClosed() {
 	wake(c.wch)
 }
 
-// push appends chain p to the ring (c.mu held), growing it up to mboxSize slots.
+// push appends chain p to the ring (c.mu held), growing it up to mboxSize slots; the ring
+// takes ownership of p.
 func (c *TCPConn) push(p *pbuf.Pbuf) {
 	if c.rqLen == c.mboxSize {
 		pbuf.Cat(c.rq[(c.rqHead+c.rqLen-1)%len(c.rq)], p)
@@ -215,7 +216,7 @@ func (c *TCPConn) push(p *pbuf.Pbuf) {
 	c.rqLen++
 }
 
-// pop removes the head chain (c.mu held).
+// pop removes the head chain (c.mu held, the ring not empty); the caller owns it.
 func (c *TCPConn) pop() *pbuf.Pbuf {
 	p := c.rq[c.rqHead]
 	c.rq[c.rqHead] = nil
