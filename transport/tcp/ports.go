@@ -46,7 +46,10 @@ func overlaps(a netip.Addr, aV6Only bool, b netip.Addr, bV6Only bool) bool {
 }
 
 // portTaken reports whether binding addr:port would conflict with a listener or another
-// PCB (skip, may be nil). TIME-WAIT PCBs do not block a PCB with SO_REUSEADDR.
+// PCB (skip, may be nil). A listener always does. With SO_REUSEADDR on skip, a TIME-WAIT PCB
+// does not, nor does a connection that has SO_REUSEADDR itself (an accepted one inherits
+// its listener's): a server restarted with SO_REUSEADDR binds while its old connections
+// finish closing, as on Linux and in lwIP (SO_REUSE).
 func (t *Proto) portTaken(skip *PCB, addr netip.Addr, port uint16) bool {
 	v6only := skip != nil && skip.flags&fV6Only != 0
 	for l := t.lbuckets[uint32(port)&t.lmask]; l != nil; l = l.hnext {
@@ -59,7 +62,7 @@ func (t *Proto) portTaken(skip *PCB, addr netip.Addr, port uint16) bool {
 		if o == skip || o.flags&fBound == 0 || o.lport != port || !overlaps(o.laddr, o.flags&fV6Only != 0, addr, v6only) {
 			continue
 		}
-		if o.state == StateTimeWait && reuse {
+		if reuse && (o.state == StateTimeWait || o.flags&fReuseAddr != 0) {
 			continue
 		}
 		return true

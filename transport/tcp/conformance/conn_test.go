@@ -81,9 +81,18 @@ type listener struct {
 // listen binds a PCB to the local address of the family at port and listens.
 func (e *env) listen(port uint16, backlog int) *listener {
 	e.t.Helper()
+	return e.listenWith(port, backlog, nil)
+}
+
+// listenWith is listen with setup (may be nil) applied to the PCB before Bind.
+func (e *env) listenWith(port uint16, backlog int, setup func(*tcp.PCB)) *listener {
+	e.t.Helper()
 	pcb, err := e.tcp.NewPCB()
 	if err != nil {
 		e.t.Fatalf("NewPCB: %v", err)
+	}
+	if setup != nil {
+		setup(pcb)
 	}
 	if err := pcb.Bind(netip.AddrPortFrom(e.local, port)); err != nil {
 		e.t.Fatalf("Bind: %v", err)

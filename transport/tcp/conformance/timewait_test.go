@@ -5,6 +5,8 @@ package conformance
 
 import (
 	"errors"
+	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -141,6 +143,44 @@ func TestTimeWaitHoldsPortUnlessReuseAddr(t *testing.T) {
 		t.Errorf("Bind to a port in TIME-WAIT with SetReuseAddr: %v", err)
 	}
 	p.Close()
+}
+
+// A server restarted with SO_REUSEADDR binds its port while the old listener's accepted
+// connections are still open, as on Linux and in lwIP: both sides must have SO_REUSEADDR
+// (the accepted PCB inherits its listener's). A listener always holds its port.
+func TestRestartWithReuseAddrWhileConnectionsLive(t *testing.T) {
+	for _, oldReuse := range []bool{false, true} {
+		t.Run(fmt.Sprintf("old-listener-reuse=%v", oldReuse), func(t *testing.T) {
+			e := newEnv(t, v4)
+			ls := e.listenWith(listenPort, 0, func(p *tcp.PCB) { p.SetReuseAddr(oldReuse) })
+			c := e.passiveOpen(ls, plain())
+			bind := func(reuse bool) error {
+				p, _ := e.tcp.NewPCB()
+				defer p.Close()
+				p.SetReuseAddr(reuse)
+				return p.Bind(netip.AddrPortFrom(netip.Addr{}, listenPort))
+			}
+			if err := bind(true); !errors.Is(err, errs.Use) {
+				t.Errorf("Bind with SO_REUSEADDR while the listener is open: %v, want errs.Use", err)
+			}
+			if err := ls.l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := bind(false); !errors.Is(err, errs.Use) {
+				t.Errorf("Bind without SO_REUSEADDR next to an established connection: %v, want errs.Use", err)
+			}
+			err := bind(true)
+			if oldReuse && err != nil {
+				t.Errorf("Bind with SO_REUSEADDR next to a connection that has it: %v", err)
+			}
+			if !oldReuse && !errors.Is(err, errs.Use) {
+				t.Errorf("Bind with SO_REUSEADDR next to a connection without it: %v, want errs.Use", err)
+			}
+			if c.pcb.State() != tcp.StateEstablished {
+				t.Errorf("old connection in %v", c.pcb.State())
+			}
+		})
+	}
 }
 
 // A listener can be closed and its port listened on again at once.
