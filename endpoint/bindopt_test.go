@@ -67,6 +67,52 @@ func TestListenConfigV6OnlyTCP(t *testing.T) {
 	}
 }
 
+// A restarted server listens again on its port while a connection its old listener accepted
+// is still open, as with package net on Linux (SO_REUSEADDR on every TCP listener); a
+// second listener beside a live one still fails.
+func TestListenAgainWhileAcceptedConnLive(t *testing.T) {
+	p := newPair(t, pairConfig{})
+	l, err := p.nb.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	_, err = p.nb.Listen("tcp", ":"+port)
+	isErrno(t, err, syscall.EADDRINUSE)
+	if v, err := l.(*TCPListener).GetsockoptInt(unix.SOL_SOCKET, unix.SO_REUSEADDR); err != nil || v != 1 {
+		t.Fatalf("listener SO_REUSEADDR %d %v", v, err)
+	}
+	errc := make(chan error, 1)
+	var accepted net.Conn
+	go func() {
+		var err error
+		accepted, err = l.Accept()
+		errc <- err
+	}()
+	c, err := p.na.Dial("tcp", net.JoinHostPort(addrB[0].String(), port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	defer accepted.Close()
+	l.Close()
+	l2, err := p.nb.Listen("tcp", ":"+port)
+	if err != nil {
+		t.Fatalf("listen again beside the old listener's live connection: %v", err)
+	}
+	defer l2.Close()
+	if _, err := c.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	var b [1]byte
+	if _, err := accepted.Read(b[:]); err != nil || b[0] != 'x' {
+		t.Fatalf("old connection after the new listen: %q %v", b, err)
+	}
+}
+
 // ListenConfig.ReuseAddr lets UDP sockets share a port; without it the second bind fails.
 // Once bound, SO_REUSEADDR cannot change.
 func TestListenConfigReuseAddrUDP(t *testing.T) {

@@ -29,7 +29,9 @@ type TCPListener struct {
 func (n *Net) listenTCP(network string, f family, laddr netip.AddrPort, bo bindOpts) (*TCPListener, error) {
 	a := laddr.Addr()
 	v6sock := f == fam6 || f == famAny && (!a.IsValid() || a.Is6() && !a.Is4In6())
-	o := &netconn.ListenOptions{V6Only: f == fam6 || bo.v6only && v6sock, ReuseAddr: bo.reuseAddr}
+	// TCP listeners always have SO_REUSEADDR, as package net gives them on Linux: a server
+	// listens again on its port while its old connections finish.
+	o := &netconn.ListenOptions{V6Only: f == fam6 || bo.v6only && v6sock, ReuseAddr: true}
 	switch {
 	case !a.IsValid():
 		a = wildcard(f) // "::" without V6Only listens on both families

@@ -229,9 +229,10 @@ type ListenConfig struct {
 	// net.ListenConfig.Control, which a userspace stack cannot give; once bound,
 	// SetsockoptInt of SO_REUSEADDR or IPV6_V6ONLY fails with EINVAL.
 	//
-	// ReuseAddr is SO_REUSEADDR: a TCP listener may take a port whose connections are in
-	// TIME-WAIT; UDP sockets that all set it may share a port (a unicast datagram goes to
-	// one of them, a broadcast or multicast one to each). V6Only is IPV6_V6ONLY on an IPv6 socket ("tcp" / "udp" on "::" or an
+	// ReuseAddr is SO_REUSEADDR for UDP sockets: those that all set it may share a port (a
+	// unicast datagram goes to one of them, a broadcast or multicast one to each). TCP
+	// listeners have SO_REUSEADDR whatever it says, as package net's do on Linux: a server
+	// listens again on its port while its old connections are closing or in TIME-WAIT. V6Only is IPV6_V6ONLY on an IPv6 socket ("tcp" / "udp" on "::" or an
 	// empty host, where it stops the dual stack: IPv4 is then free for a separate
 	// "tcp4" socket on the same port); "tcp6" / "udp6" sockets always have it, IPv4
 	// sockets ignore it.
