@@ -29,7 +29,9 @@ func TestRemoveAddrAbortsConnections(t *testing.T) {
 				var accepted []*tcp.PCB
 				p.b.Callback(func() {
 					c, _ := p.b.TCP().NewPCB()
-					_ = c.Bind(netip.MustParseAddrPort("198.18.0.2:80"))
+					if err := c.Bind(netip.MustParseAddrPort("198.18.0.2:80")); err != nil {
+						t.Error(err)
+					}
 					lsn, _ = c.Listen(2)
 					lsn.OnAccept(func(_ *tcp.Listener, c *tcp.PCB) { accepted = append(accepted, c) })
 				})

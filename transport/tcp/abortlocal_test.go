@@ -24,7 +24,9 @@ func TestAbortLocal(t *testing.T) {
 	var lsn *tcp.Listener
 	b.Callback(func() {
 		c, _ := b.TCP().NewPCB()
-		_ = c.Bind(netip.AddrPortFrom(netip.Addr{}, 80)) // both families
+		if err := c.Bind(netip.AddrPortFrom(netip.Addr{}, 80)); err != nil { // both families
+			t.Fatal(err)
+		}
 		lsn, _ = c.Listen(4)
 		lsn.OnAccept(func(_ *tcp.Listener, c *tcp.PCB) { accepted = append(accepted, c) })
 	})
@@ -41,7 +43,9 @@ func TestAbortLocal(t *testing.T) {
 			conns = append(conns, c)
 		}
 		l, _ := a.TCP().NewPCB()
-		_ = l.Bind(netip.MustParseAddrPort("198.18.0.1:81"))
+		if err := l.Bind(netip.MustParseAddrPort("198.18.0.1:81")); err != nil {
+			t.Fatal(err)
+		}
 		alsn, _ = l.Listen(1)
 	})
 	pa.Flush()

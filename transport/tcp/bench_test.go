@@ -36,7 +36,9 @@ func newBulk(tb testing.TB, mtu int, flags WriteFlags, mod func(*opt.Options)) *
 	tb.Cleanup(func() { bk.stop = true })
 	w.b.do(func() {
 		c, _ := w.b.tcp.NewPCB()
-		_ = c.Bind(netip.AddrPortFrom(netip.Addr{}, 80))
+		if err := c.Bind(netip.AddrPortFrom(netip.Addr{}, 80)); err != nil {
+			tb.Fatal(err)
+		}
 		l, err := c.Listen(0)
 		if err != nil {
 			tb.Fatal(err)

@@ -25,7 +25,9 @@ func TestSynCookiesEndToEnd(t *testing.T) {
 	srv := newApp(w.b)
 	w.b.do(func() {
 		c, _ := w.b.tcp.NewPCB()
-		_ = c.Bind(netip.AddrPortFrom(netip.Addr{}, 80))
+		if err := c.Bind(netip.AddrPortFrom(netip.Addr{}, 80)); err != nil {
+			t.Fatal(err)
+		}
 		l, err := c.Listen(1)
 		if err != nil {
 			t.Fatal(err)

@@ -64,7 +64,9 @@ func newPeer(tb testing.TB) *peer {
 	pr := &peer{n: n, ep: ep, seq: 1000, buf: make([]byte, 2048), tsval: 1}
 	n.do(func() {
 		c, _ := n.tcp.NewPCB()
-		_ = c.Bind(netip.AddrPortFrom(netip.Addr{}, 80))
+		if err := c.Bind(netip.AddrPortFrom(netip.Addr{}, 80)); err != nil {
+			tb.Fatal(err)
+		}
 		l, _ := c.Listen(0)
 		l.OnAccept(func(l *Listener, c *PCB) {
 			pr.c = c

@@ -61,7 +61,13 @@ func (p *stackPair) transfer(t testing.TB, n int, verify bool) time.Duration {
 	rcvd := 0
 	p.b.Callback(func() {
 		c, _ := p.b.TCP().NewPCB()
-		_ = c.Bind(netip.MustParseAddrPort("0.0.0.0:80"))
+		// The previous transfer's accepted PCB may still be in LAST-ACK on port 80; a
+		// restarting server needs SO_REUSEADDR then, exactly as on Linux.
+		c.SetReuseAddr(true)
+		if err := c.Bind(netip.MustParseAddrPort("0.0.0.0:80")); err != nil {
+			t.Error(err)
+			return
+		}
 		l, err := c.Listen(0)
 		if err != nil {
 			t.Error(err)
@@ -106,8 +112,10 @@ func (p *stackPair) transfer(t testing.TB, n int, verify bool) time.Duration {
 		}
 		c.Output()
 	}
+	failed := make(chan error, 1)
 	p.a.Callback(func() {
 		c, _ := p.a.TCP().NewPCB()
+		c.OnErr(func(_ *tcp.PCB, err error) { failed <- err })
 		c.OnSent(func(c *tcp.PCB, _ int) { fill(c) })
 		if err := c.Connect(netip.MustParseAddrPort("198.18.0.2:80"), func(c *tcp.PCB) { fill(c) }); err != nil {
 			t.Error(err)
@@ -118,6 +126,8 @@ func (p *stackPair) transfer(t testing.TB, n int, verify bool) time.Duration {
 		if r != n || verify && string(got.Sum(nil)) != string(want.Sum(nil)) {
 			t.Fatalf("received %d of %d bytes, sha256 match %v", r, n, string(got.Sum(nil)) == string(want.Sum(nil)))
 		}
+	case err := <-failed:
+		t.Fatalf("sender's connection failed after %d bytes: %v", sent, err)
 	case <-time.After(60 * time.Second):
 		t.Fatalf("transfer stalled: %d of %d received", rcvd, n)
 	}
