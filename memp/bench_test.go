@@ -38,6 +38,11 @@ func TestGetPutNoAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { p.Put(p.Get()) }); n != 0 {
 		t.Errorf("%v allocations", n)
 	}
+	// A lazy pool allocates when it makes a chunk, then never again for the same mark.
+	l := NewLazy[pbufSized](TCPPCB, 1000, 0)
+	if n := testing.AllocsPerRun(100, func() { l.Put(l.Get()) }); n != 0 {
+		t.Errorf("lazy pool: %v allocations", n)
+	}
 }
 
 type odd struct{ b [3]byte } // size 3: Index's inverse of an odd part
@@ -50,6 +55,15 @@ func TestIndexSizes(t *testing.T) {
 	checkIndex(t, New[odd](UDPPCB, 50, 0))
 	checkIndex(t, New[mixed](UDPPCB, 50, 0))
 	checkIndex(t, New[pbufSized](UDPPCB, 50, 0))
+	for _, l := range []*Pool[odd]{NewLazy[odd](UDPPCB, 50, 0), NewLazy[odd](UDPPCB, 1000, 0)} {
+		for l.Get() != nil { // make every chunk
+		}
+		checkIndex(t, l)
+	}
+	lm := NewLazy[mixed](TCPPCB, 700, 0)
+	for lm.Get() != nil {
+	}
+	checkIndex(t, lm)
 }
 
 func checkIndex[T any](t *testing.T, p *Pool[T]) {

@@ -1,6 +1,13 @@
-// Package memp provides wisp's fixed pools (lwIP's memp): typed pools whose elements are all
-// allocated when the stack starts. Get beyond capacity returns nil and counts an error; a pool
-// never grows. Each pool has an ID whose lwIP name (TCP_PCB, PBUF_POOL, ...) is used in stats.
+// Package memp provides wisp's fixed pools (lwIP's memp): typed pools of a size fixed when
+// the stack starts. Get beyond capacity returns nil and counts an error; a pool never grows
+// past its size. Each pool has an ID whose lwIP name (TCP_PCB, PBUF_POOL, ...) is used in
+// stats.
+//
+// Most pools make all their elements at New. Pools taken per connection (TCP_PCB, UDP_PCB)
+// are lazy (NewLazy, like lwIP's MEMP_MEM_MALLOC but still bounded): they make elements in
+// chunks as their high-water mark rises and keep them, so an idle stack does not hold
+// thousands of PCBs in the Go heap. The budget reserves every pool at its full size either
+// way.
 //
 // Layer: memp (imports stats). Pools are safe for concurrent use: a pool's own small lock
 // plays the part of lwIP's SYS_ARCH_PROTECT, because pbufs may be freed outside the core (by

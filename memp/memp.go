@@ -61,9 +61,15 @@ type Pool[T any] struct {
 	st   stats.Pool
 
 	own   sync.Mutex
-	items []T
-	id    ID
-	extra int // bytes per element reserved outside T (a POOL pbuf's chunk)
+	items []T // eager pools: every element, made at New
+	// Lazy pools (NewLazy) make their elements in chunks of 1<<chunkShift as the high-water
+	// mark rises; next is the first index never handed out. Guarded by mu.
+	chunks     [][]T
+	chunkShift uint
+	next       int
+	n          int
+	id         ID
+	extra      int // bytes per element reserved outside T (a POOL pbuf's chunk)
 	// Index divides by the element size without a DIV: off>>shift times inv (the inverse
 	// of the odd part of the size modulo 2^64) is off/size when off is a multiple of it.
 	size  uintptr
@@ -85,13 +91,42 @@ func NewShared[T any](id ID, n, extra int, mu *sync.Mutex) *Pool[T] {
 	if n < 0 {
 		panic("memp: negative pool size")
 	}
-	p := &Pool[T]{items: make([]T, n), free: make([]int32, n), used: make([]bool, n), id: id, extra: extra}
+	p := newPool[T](id, n, extra, mu)
+	p.items = make([]T, n)
+	p.free = make([]int32, n)
+	for i := range p.free {
+		p.free[i] = int32(n - 1 - i) // lowest index handed out first
+	}
+	p.next = n
+	return p
+}
+
+// NewLazy is New for a pool whose elements are made as they are first needed, in chunks
+// (lwIP's MEMP_MEM_MALLOC, bounded): the pool still never holds more than n, and the budget
+// still reserves n, but an idle stack does not keep n elements in the Go heap. Made chunks
+// are kept (the high-water mark), so Get and Put cost what they cost in an eager pool once
+// the pool has grown; Put finds an element's chunk by a scan, so NewLazy suits pools taken
+// per connection (PCBs), not per packet.
+func NewLazy[T any](id ID, n, extra int) *Pool[T] {
+	if n < 0 {
+		panic("memp: negative pool size")
+	}
+	p := newPool[T](id, n, extra, nil)
+	if p.size == 0 {
+		panic("memp: lazy pool of zero-size elements")
+	}
+	p.free = make([]int32, 0, n)
+	// At most about 64 chunks, of at least 8 elements each.
+	p.chunkShift = uint(max(3, bits.Len(uint(max(n-1, 0)/64))))
+	p.chunks = make([][]T, (n+1<<p.chunkShift-1)>>p.chunkShift)
+	return p
+}
+
+func newPool[T any](id ID, n, extra int, mu *sync.Mutex) *Pool[T] {
+	p := &Pool[T]{used: make([]bool, n), id: id, extra: extra, n: n}
 	p.mu = mu
 	if mu == nil {
 		p.mu = &p.own
-	}
-	for i := range p.free {
-		p.free[i] = int32(n - 1 - i) // lowest index handed out first
 	}
 	p.st = stats.Pool{Name: id.String(), Size: ElemSize[T](extra), Avail: n}
 	var zero T
@@ -124,7 +159,7 @@ func ElemSize[T any](extra int) int {
 func (p *Pool[T]) ID() ID { return p.id }
 
 // Cap returns the number of elements.
-func (p *Pool[T]) Cap() int { return len(p.items) }
+func (p *Pool[T]) Cap() int { return p.n }
 
 // Get returns a zeroed element, or nil (counting an error) if the pool is empty.
 func (p *Pool[T]) Get() *T {
@@ -151,6 +186,9 @@ func (p *Pool[T]) Unlock() { p.mu.Unlock() }
 func (p *Pool[T]) GetLocked() (*T, int) {
 	n := len(p.free)
 	if n == 0 {
+		if p.next < p.n {
+			return p.grow()
+		}
 		p.st.Err++
 		return nil, -1
 	}
@@ -161,11 +199,39 @@ func (p *Pool[T]) GetLocked() (*T, int) {
 	if p.st.Used > p.st.Max {
 		p.st.Max = p.st.Used
 	}
-	return &p.items[i], int(i)
+	return p.at(int(i)), int(i)
 }
 
-// Index returns x's index in the pool; it panics if x is not an element of p.
+// grow hands out a lazy pool's first never-used element, making its chunk if needed.
+func (p *Pool[T]) grow() (*T, int) {
+	i := p.next
+	p.next++
+	c := i >> p.chunkShift
+	if p.chunks[c] == nil {
+		p.chunks[c] = make([]T, min(1<<p.chunkShift, p.n-c<<p.chunkShift))
+	}
+	p.used[i] = true
+	p.st.Used++
+	if p.st.Used > p.st.Max {
+		p.st.Max = p.st.Used
+	}
+	return p.at(i), i
+}
+
+// at returns element i; for a lazy pool its chunk must exist.
+func (p *Pool[T]) at(i int) *T {
+	if p.chunks == nil {
+		return &p.items[i]
+	}
+	return &p.chunks[i>>p.chunkShift][i&(1<<p.chunkShift-1)]
+}
+
+// Index returns x's index in the pool; it panics if x is not an element of p. For a lazy
+// pool (NewLazy) the caller holds the pool's lock.
 func (p *Pool[T]) Index(x *T) int {
+	if p.chunks != nil {
+		return p.lazyIndex(x)
+	}
 	if len(p.items) == 0 || p.size == 0 {
 		if len(p.items) != 0 && x == &p.items[0] {
 			return 0 // zero-size elements share one address: indices cannot be told apart
@@ -183,9 +249,30 @@ func (p *Pool[T]) Index(x *T) int {
 	return int(i)
 }
 
+// lazyIndex is Index for a lazy pool: the chunk holding x, then its place there. p.mu must
+// be held (grow sets chunk slots).
+func (p *Pool[T]) lazyIndex(x *T) int {
+	for c, ch := range p.chunks {
+		if len(ch) == 0 {
+			continue
+		}
+		off := uintptr(unsafe.Pointer(x)) - uintptr(unsafe.Pointer(&ch[0]))
+		if i := (off >> p.shift) * p.inv; i < uintptr(len(ch)) && i*p.size == off {
+			return c<<p.chunkShift + int(i)
+		}
+	}
+	panic(fmt.Sprintf("memp: %v: element not from this pool", p.id))
+}
+
 // Put zeroes x and returns it to the pool. Putting an element twice, or one that is not
 // from this pool, is a bug in wisp and panics (lwIP asserts the same).
 func (p *Pool[T]) Put(x *T) {
+	if p.chunks != nil {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.PutLocked(x)
+		return
+	}
 	i := p.Index(x)
 	var zero T
 	*x = zero
@@ -219,8 +306,14 @@ func (p *Pool[T]) putIndex(i int) bool {
 	return true
 }
 
-// At returns element i, used or not (for owners that iterate their pool).
-func (p *Pool[T]) At(i int) *T { return &p.items[i] }
+// At returns element i, used or not (for owners that iterate their pool); in a lazy pool,
+// nil for an element never made (it has never been in use).
+func (p *Pool[T]) At(i int) *T {
+	if p.chunks != nil && p.chunks[i>>p.chunkShift] == nil {
+		return nil
+	}
+	return p.at(i)
+}
 
 // InUse reports whether element i is allocated.
 func (p *Pool[T]) InUse(i int) bool {

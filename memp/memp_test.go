@@ -103,3 +103,101 @@ func mustPanic(t *testing.T, what string, f func()) {
 	}()
 	f()
 }
+
+// A lazy pool makes its elements in chunks as the high-water mark rises, hands them out
+// lowest index first like an eager pool, never exceeds its size, and rejects foreign
+// elements and double frees.
+func TestLazyPool(t *testing.T) {
+	for _, n := range []int{1, 7, 8, 9, 100, 4096, 5000} {
+		p := NewLazy[elem](TCPPCB, n, 0)
+		if st := p.Stats(); st.Avail != n || st.Size != ElemSize[elem](0) {
+			t.Fatalf("n=%d: stats %+v", n, st)
+		}
+		made := func() (c int) {
+			for _, ch := range p.chunks {
+				c += len(ch)
+			}
+			return c
+		}
+		if made() != 0 {
+			t.Fatalf("n=%d: %d elements made before any Get", n, made())
+		}
+		got := make([]*elem, 0, n)
+		for i := 0; i < n; i++ {
+			e, idx := p.GetIndex()
+			if e == nil || idx != i {
+				t.Fatalf("n=%d: Get %d gave %p index %d", n, i, e, idx)
+			}
+			if e.a != 0 {
+				t.Fatalf("n=%d: element %d not zeroed", n, i)
+			}
+			e.a = i + 1
+			if p.At(i) != e || p.Index(e) != i {
+				t.Fatalf("n=%d: At/Index of %d disagree", n, i)
+			}
+			got = append(got, e)
+			if i == 0 && n > 64 && made() >= n {
+				t.Fatalf("n=%d: first Get made every element", n)
+			}
+		}
+		if made() != n {
+			t.Fatalf("n=%d: %d elements made for %d in use", n, made(), n)
+		}
+		if p.Get() != nil {
+			t.Fatalf("n=%d: Get beyond capacity succeeded", n)
+		}
+		if p.Stats().Err != 1 {
+			t.Fatalf("n=%d: exhaustion not counted: %+v", n, p.Stats())
+		}
+		last := got[len(got)-1]
+		p.Put(last)
+		if e := p.Get(); e != last || e.a != 0 {
+			t.Fatalf("n=%d: reuse gave %p a=%d, want zeroed %p", n, e, e.a, last)
+		}
+		for _, e := range got {
+			p.Put(e)
+		}
+		mustPanic(t, "double free", func() { p.Put(got[0]) })
+		mustPanic(t, "foreign", func() { p.Put(&elem{}) })
+		if st := p.Stats(); st.Used != 0 || st.Max != n {
+			t.Fatalf("n=%d: after Put %+v", n, st)
+		}
+	}
+	p := NewLazy[elem](UDPPCB, 100, 0)
+	if p.At(99) != nil {
+		t.Fatal("At of a never-made element is not nil")
+	}
+	if NewLazy[elem](UDPPCB, 0, 0).Get() != nil {
+		t.Fatal("empty lazy pool handed out an element")
+	}
+	mustPanic(t, "zero-size", func() { NewLazy[struct{}](UDPPCB, 4, 0) })
+}
+
+// Concurrent Get/Put on a lazy pool while it grows (run with -race).
+func TestLazyPoolConcurrent(t *testing.T) {
+	p := NewLazy[elem](TCPPCB, 512, 0)
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []*elem
+			for i := 0; i < 2000; i++ {
+				if e := p.Get(); e != nil {
+					mine = append(mine, e)
+				}
+				if len(mine) > 40 || i%3 == 0 && len(mine) > 0 {
+					p.Put(mine[0])
+					mine = mine[1:]
+				}
+			}
+			for _, e := range mine {
+				p.Put(e)
+			}
+		}()
+	}
+	wg.Wait()
+	if st := p.Stats(); st.Used != 0 {
+		t.Fatalf("used %d after balanced Get/Put", st.Used)
+	}
+}

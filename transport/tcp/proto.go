@@ -93,7 +93,7 @@ func New(c Config) (*Proto, error) {
 		timers:    c.Timers,
 		pools:     c.Pools,
 		keys:      newKeys(c.Seed),
-		pcbs:      memp.New[PCB](memp.TCPPCB, o.MempNumTCPPCB, 0),
+		pcbs:      memp.NewLazy[PCB](memp.TCPPCB, o.MempNumTCPPCB, 0), // made as connections need them
 		listeners: memp.New[Listener](memp.TCPPCBListen, o.MempNumTCPPCBListen, 0),
 		segs:      memp.New[seg](memp.TCPSeg, o.MempNumTCPSeg, 0),
 		gens:      make([]uint32, o.MempNumTCPPCB),

@@ -55,7 +55,7 @@ func New(c Config) (*Proto, error) {
 		opts:    o,
 		ip:      c.IP,
 		alloc:   c.Alloc,
-		pcbs:    memp.New[PCB](memp.UDPPCB, max(o.MempNumUDPPCB, 0), 0),
+		pcbs:    memp.NewLazy[PCB](memp.UDPPCB, max(o.MempNumUDPPCB, 0), 0),
 		rng:     rand.New(rand.NewPCG(c.Seed, c.Seed^0x7564702d706f7274)),
 		buckets: make([]*PCB, n),
 		mask:    uint32(n - 1),
