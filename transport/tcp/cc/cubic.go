@@ -24,7 +24,7 @@ const (
 // CUBIC (RFC 9438) with fast convergence and the Reno-friendly region. The zero value
 // followed by Init is ready: a PCB embeds one by value (no allocation per connection).
 //
-// Slow start is NewReno's (RFC 5681 with RFC 3465 L=2), with HyStart++ (RFC 9406) the
+// Slow start is RFC 5681 with byte counting, L = 8 under HyStart++ (RFC 9406 §4.2) the
 // first time, which leaves slow start when the RTT rises. In congestion avoidance the
 // window follows W_cubic(t) = C*(t-K)^3 + W_max (t: time since the stage began), or the
 // Reno estimate W_est when that is larger. A loss sets ssthresh = 0.7*FlightSize and
@@ -97,7 +97,7 @@ func (c *CUBIC) OnAck(acked int, rtt, minRTT time.Duration, inflight int, cwndLi
 		c.appLimitedSince = time.Time{}
 	}
 	if c.cwnd < c.ssthresh {
-		// RFC 5681 slow start with RFC 3465 L=2, and HyStart++ the first time.
+		// RFC 5681 slow start: HyStart++ (L = 8) the first time, RFC 3465 (L = 2) after.
 		c.cwnd = min(c.cwnd+c.hs.onAck(&c.window, acked, rtt, inflight), c.ssthresh)
 		c.frac = 0
 		return

@@ -10,6 +10,11 @@ const (
 	hsNRTTSample    = 8
 	hsCSSGrowthDiv  = 4
 	hsCSSRounds     = 5
+	// hsL is §4.2's L for a sender that does not pace: in HyStart++'s slow start, "cwnd =
+	// cwnd + min(N, L * SMSS)" with L = 8, so that stretch ACKs (a receiver that
+	// acknowledges a GRO-merged or batched burst at once, as Linux and wisp do) still
+	// double the window per round trip. Slow start after a timeout keeps RFC 3465's L = 2.
+	hsL = 8
 )
 
 // hystart is RFC 9406 HyStart++: in the initial slow start, a round whose minimum RTT is
@@ -35,10 +40,10 @@ type hystart struct {
 // onAck runs one slow start ACK of N = acked bytes for w and returns the bytes to add
 // to cwnd; it sets ssthresh when CSS ends.
 func (h *hystart) onAck(w *window, acked int, rtt time.Duration, inflight int) int {
-	inc := min(acked, abcL*w.mss) // min(N, L*SMSS)
 	if h.done {
-		return inc
+		return min(acked, abcL*w.mss) // RFC 3465: min(N, L*SMSS), L = 2
 	}
+	inc := min(acked, hsL*w.mss)
 	if h.roundLeft <= 0 {
 		// A round begins: "lastRoundMinRTT = currentRoundMinRTT; currentRoundMinRTT =
 		// infinity; rttSampleCount = 0".

@@ -79,34 +79,42 @@ func TestSlowStartDoublesPerRTT(t *testing.T) {
 	}
 }
 
-// RFC 3465 §2.2: "cwnd MUST NOT be increased by more than L*SMSS bytes" for one ACK.
+// RFC 3465 §2.2: "cwnd MUST NOT be increased by more than L*SMSS bytes" for one ACK, with
+// L = 2 for NewReno; CUBIC's first slow start runs HyStart++, whose L is 8 (RFC 9406 §4.2).
 func TestSlowStartABCLimit(t *testing.T) {
-	for _, tc := range []struct{ acked, inc int }{
-		{1, 1},
-		{500, 500},
-		{testMSS, testMSS},
-		{2 * testMSS, 2 * testMSS},
-		{3 * testMSS, 2 * testMSS},
-		{100 * testMSS, 2 * testMSS},
-		{1 << 62, 2 * testMSS},
-		{0, 0},
-		{-testMSS, 0},
-	} {
+	limit := func(c Controller) int {
+		if c.Name() == "cubic" {
+			return 8
+		}
+		return 2
+	}
+	for _, acked := range []int{1, 500, testMSS, 2 * testMSS, 3 * testMSS, 8 * testMSS, 9 * testMSS, 100 * testMSS, 1 << 62, 0, -testMSS} {
 		for _, c := range controllers() {
+			want := max(0, min(acked, limit(c)*testMSS))
 			before := c.Cwnd()
-			c.OnAck(tc.acked, 0, 0, before, true, t0)
-			if got := c.Cwnd() - before; got != tc.inc {
-				t.Errorf("%s ack of %d: cwnd grew %d, want %d", c.Name(), tc.acked, got, tc.inc)
+			c.OnAck(acked, 0, 0, before, true, t0)
+			if got := c.Cwnd() - before; got != want {
+				t.Errorf("%s ack of %d: cwnd grew %d, want %d", c.Name(), acked, got, want)
 			}
 		}
 	}
-	// Four-segment ACKs grow the window by half per RTT, not double.
+	// ACKs of twice L segments grow the window by half per RTT, not double.
 	for _, c := range controllers() {
-		c.Init(testMSS, 12, t0)
-		ackRound(c, 4*testMSS, 100*time.Millisecond, t0)
-		if c.Cwnd() != 18*testMSS {
-			t.Errorf("%s: cwnd %d after a round of 4-segment ACKs, want %d", c.Name(), c.Cwnd(), 18*testMSS)
+		l := limit(c)
+		c.Init(testMSS, 12*l, t0)
+		ackRound(c, 2*l*testMSS, 100*time.Millisecond, t0)
+		if want := 18 * l * testMSS; c.Cwnd() != want {
+			t.Errorf("%s: cwnd %d after a round of %d-segment ACKs, want %d", c.Name(), c.Cwnd(), 2*l, want)
 		}
+	}
+	// After a timeout CUBIC's slow start is RFC 3465's again: L = 2.
+	c := &CUBIC{}
+	c.Init(testMSS, 10, t0)
+	c.OnRTO(10*testMSS, t0)
+	before := c.Cwnd()
+	c.OnAck(8*testMSS, 0, 0, before, true, t0)
+	if got := c.Cwnd() - before; got != 2*testMSS {
+		t.Errorf("cubic after RTO: an 8-segment ACK grew cwnd %d, want %d", got, 2*testMSS)
 	}
 }
 
