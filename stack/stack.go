@@ -294,7 +294,8 @@ func (n *Netif) AllocRx(size int) *pbuf.Pbuf {
 }
 
 // DeliverPackets implements link.Dispatcher: the batch runs through the protocols under one
-// hold of the core lock. Takes ownership of every pbuf.
+// hold of the core lock, and TCP acknowledges in-order data once per connection for the
+// whole batch (tcp.Proto.BeginBatch). Takes ownership of every pbuf.
 func (n *Netif) DeliverPackets(pkts []*pbuf.Pbuf) {
 	s := n.s
 	s.core.Lock()
@@ -305,9 +306,15 @@ func (n *Netif) DeliverPackets(pkts []*pbuf.Pbuf) {
 		}
 		return
 	}
+	if len(pkts) == 1 {
+		n.n.Input(pkts[0])
+		return
+	}
+	s.tcp.BeginBatch()
 	for _, p := range pkts {
 		n.n.Input(p)
 	}
+	s.tcp.EndBatch()
 }
 
 // IP returns the ip-layer netif, for core-context code.

@@ -10,7 +10,8 @@
 // retransmit and NewReno (RFC 5681, RFC 6582), SACK-based recovery with a scoreboard and
 // pipe (RFC 6675), RACK-TLP (RFC 8985), Eifel spurious-RTO undo with timestamps (RFC 3522),
 // congestion control through package cc (CUBIC, RFC 9438, or NewReno), delayed ACKs, Nagle
-// and TCP_NODELAY, SWS avoidance on both sides, persist timer and zero-window probes,
+// and TCP_NODELAY, one ACK per batch of in-order segments a link delivers together (at most
+// eight full segments each; batch.go), SWS avoidance on both sides, persist timer and zero-window probes,
 // keepalive, listen backlog with SYN cookies (RFC 4987) when it is full, RFC 6528 ISNs,
 // RFC 6056 ephemeral ports, PMTU updates from ICMP (RFC 1191, RFC 8201), receive window
 // autotuning bounded by the stack's free packet memory.
@@ -19,13 +20,13 @@
 // (passive open), input.go (validation and demux), states.go (the state machine), ack.go
 // (acknowledgments, RTT, recovery, PRR), rtt.go (windowed minimum RTT), rack.go (SACK
 // scoreboard, RACK-TLP), recv.go (data reception, out-of-order queue, SACK generation),
-// window.go (options, autotuning),
+// window.go (options, autotuning), batch.go (ACKs for a batch of segments),
 // sender.go and output.go (what to send, building segments), timers.go, ports.go, icmp.go,
 // pcbapi.go (the raw API on a PCB).
 //
-// Memory: TCP_PCB (connections, TIME-WAIT included), TCP_PCB_LISTEN and TCP_SEG (one
-// record per queued pbuf of send data, per segment in flight, per out-of-order segment)
-// are memp pools created once in New; the demux tables are fixed arrays. Data written with
+// Memory: TCP_PCB (connections, TIME-WAIT included; a lazy pool, made as connections need
+// it), TCP_PCB_LISTEN and TCP_SEG (one record per queued pbuf of send data, per segment in
+// flight, per out-of-order segment) are memp pools created in New; the demux tables are fixed arrays. Data written with
 // WriteCopy lives in RAM pbufs from the stack's heap (errs.Mem when it is exhausted);
 // segments are cut at output time as zero-copy views of that data behind a small header
 // pbuf. Received data is the pbuf the link filled, delivered without copying.

@@ -53,7 +53,7 @@ func (c *PCB) emit(h *hdr, n int) error {
 	}
 	if h.flags&wire.TCPFlagACK != 0 {
 		c.lastAckSent = c.rcvNxt
-		c.flags &^= fAckNow
+		c.flags &^= fAckNow | fAckBatch
 		c.segsUnacked = 0
 		c.delackAt = 0
 		if h.opts.NumSACK > 0 && c.dsack != (wire.SACKBlock{}) {

@@ -181,6 +181,7 @@ const (
 	fV6Only                              // IPV6_V6ONLY: a listener on :: hears no IPv4
 	fUndo                                // the last window reduction may still be undone
 	fForceRetx                           // the next retransmission ignores pipe (recovery start)
+	fAckBatch                            // an ACK is owed at the end of the input batch (Proto.ackq)
 )
 
 // alive reports whether c is still the connection it was when gen was read: code that ran

@@ -73,6 +73,11 @@ type Proto struct {
 	in     segIn // the segment being processed (one at a time: core context)
 	closed bool
 
+	// An input batch (BeginBatch..EndBatch): the ACKs the every-second-segment rule owes
+	// wait in ackq for its end. Fixed capacity: a full queue ACKs at once.
+	batching bool
+	ackq     []ackRef
+
 	clockCached bool
 	cachedNow   time.Time
 	cachedNs    int64
@@ -98,6 +103,7 @@ func New(c Config) (*Proto, error) {
 		segs:      memp.New[seg](memp.TCPSeg, o.MempNumTCPSeg, 0),
 		gens:      make([]uint32, o.MempNumTCPPCB),
 		epoch:     c.Timers.Now(),
+		ackq:      make([]ackRef, 0, ackBatchMax),
 	}
 	n := nextPow2(max(o.MempNumTCPPCB, 16))
 	t.conns = make([]*PCB, n)

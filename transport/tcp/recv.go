@@ -128,7 +128,9 @@ func (c *PCB) deliver(p *pbuf.Pbuf, n int, fin bool, gen uint32) {
 			c.rcvMSS = min(n, c.advMSS)
 		}
 		if c.segsUnacked >= 2*c.rcvMSS {
-			c.ackNow()
+			if !t.batching || c.segsUnacked >= ackStretch*c.rcvMSS || !c.deferAck() {
+				c.ackNow()
+			}
 		} else if c.flags&fAckNow == 0 && c.delackAt == 0 {
 			c.delackAt = t.in.ns + int64(t.opts.TCPDelAckTimeout)
 			c.schedule()

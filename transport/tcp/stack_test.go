@@ -148,9 +148,9 @@ func TestStacksAsyncTransfer(t *testing.T) {
 			d := p.transfer(t, n, false) // throughput (hashing would dominate the CPU)
 			t.Logf("MTU %d: %d MiB in %v: %.2f Gbit/s", mtu, n>>20, d.Round(time.Millisecond), float64(n)*8/d.Seconds()/1e9)
 			sa, sb := p.a.Stats(), p.b.Stats()
-			t.Logf("A: xmit %d rtx %d rto %d tlp %d recoveries %d; B: recv %d ooo %d clamped %d; link A %+v",
+			t.Logf("A: xmit %d rtx %d rto %d tlp %d recoveries %d; B: recv %d xmit %d ooo %d clamped %d; link A %+v",
 				sa.TCP.Xmit, sa.TCPExt.Retransmits, sa.TCPExt.RTOs, sa.TCPExt.TLPs, sa.TCPExt.SACKRecoveries,
-				sb.TCP.Recv, sb.TCPExt.OOOQueued, sb.TCPExt.RcvWndClamped, sa.Link)
+				sb.TCP.Recv, sb.TCP.Xmit, sb.TCPExt.OOOQueued, sb.TCPExt.RcvWndClamped, sa.Link)
 			time.Sleep(50 * time.Millisecond) // let the FIN exchange finish before Close
 		})
 	}

@@ -7,6 +7,7 @@ package conformance
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -42,6 +43,71 @@ func TestDelayedACK(t *testing.T) {
 		e.expectNothing("small segment")
 		e.advance(e.o.TCPDelAckTimeout)
 		c.expectAck("delayed ACK of a small segment")
+	})
+}
+
+// In-order segments that arrive in one link batch are acknowledged once per eight full
+// segments and once at the batch's end, not every second segment (batch.go, as Linux for a
+// GRO-merged burst); the last ACK covers the whole batch.
+func TestBatchedACK(t *testing.T) {
+	forBoth(t, plain, func(t *testing.T, e *env, c *conn) {
+		mss := c.segSize()
+		var segs []segment
+		start := c.peerNxt
+		for i := range 20 {
+			segs = append(segs, c.seg(wire.TCPFlagACK, pattern(mss, byte(i))))
+			c.peerNxt += uint32(mss)
+		}
+		e.injectBatch(segs)
+		var acks []uint32
+		for _, r := range e.drain() {
+			if len(r.data) == 0 && r.Flags.Has(wire.TCPFlagACK) {
+				acks = append(acks, r.AckNum-start)
+			}
+		}
+		m := uint32(mss)
+		if want := []uint32{8 * m, 16 * m, 20 * m}; !slices.Equal(acks, want) {
+			t.Fatalf("ACKs of a 20-segment batch acknowledge %v bytes, want %v", acks, want)
+		}
+		e.advance(time.Second)
+		e.expectNothing("no ACK left over after the batch")
+
+		// A single segment (no batch) keeps the every-second-segment rule.
+		c.send(wire.TCPFlagACK, pattern(mss, 21))
+		e.expectNothing("first of two full segments")
+		c.send(wire.TCPFlagACK, pattern(mss, 22))
+		c.expectAck("second full segment (immediate ACK)")
+	})
+}
+
+// Out of order in a batch: every segment past a hole is still acknowledged at once (the
+// duplicate ACKs and SACK blocks a sender's recovery needs), and the segment that fills
+// the hole is too.
+func TestBatchedACKOutOfOrder(t *testing.T) {
+	forBoth(t, plain, func(t *testing.T, e *env, c *conn) {
+		mss := c.segSize()
+		hole := c.seg(wire.TCPFlagACK, pattern(mss, 0))
+		c.peerNxt += uint32(mss)
+		var segs []segment
+		for i := 1; i <= 4; i++ {
+			segs = append(segs, c.seg(wire.TCPFlagACK, pattern(mss, byte(i))))
+			c.peerNxt += uint32(mss)
+		}
+		e.injectBatch(segs)
+		dup := 0
+		for _, r := range e.drain() {
+			if len(r.data) == 0 && r.AckNum == hole.seq {
+				dup++
+			}
+		}
+		if dup != 4 {
+			t.Fatalf("%d duplicate ACKs for 4 segments past a hole in one batch, want 4", dup)
+		}
+		e.injectBatch([]segment{hole})
+		s := c.expectAck("the segment that fills the hole")
+		if s.AckNum != c.peerNxt {
+			t.Fatalf("ACK after the hole is filled: %d, want %d", s.AckNum, c.peerNxt)
+		}
 	})
 }
 

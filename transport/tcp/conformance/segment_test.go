@@ -137,6 +137,12 @@ func (e *env) notePeerEnd(seg []byte, src, dst netip.Addr) {
 // injectIP wraps a TCP segment in an IP header and feeds it to the netif.
 func (e *env) injectIP(src, dst netip.Addr, seg []byte) {
 	e.t.Helper()
+	e.injectFrame(e.ipPacket(src, dst, seg))
+}
+
+// ipPacket wraps a TCP segment from src to dst in an IP header and notes the peer's end.
+func (e *env) ipPacket(src, dst netip.Addr, seg []byte) []byte {
+	e.t.Helper()
 	e.notePeerEnd(seg, src, dst)
 	var pkt []byte
 	if src.Is4() {
@@ -154,7 +160,34 @@ func (e *env) injectIP(src, dst netip.Addr, seg []byte) {
 			e.t.Fatal(err)
 		}
 	}
-	e.injectFrame(pkt)
+	return pkt
+}
+
+// injectBatch feeds segments from the peer (default addresses) as one link batch, as
+// stack.Netif.DeliverPackets does (tcp.Proto.BeginBatch ... EndBatch under one hold of the
+// core lock), and flushes what the stack answers.
+func (e *env) injectBatch(segs []segment) {
+	e.t.Helper()
+	ps := make([]*pbuf.Pbuf, len(segs))
+	for i, s := range segs {
+		pkt := e.ipPacket(e.remote, e.local, s.build(e.remote, e.local))
+		p, err := e.alloc.Alloc(pbuf.LayerRaw, len(pkt), pbuf.POOL)
+		if err != nil {
+			e.t.Fatalf("inject: %v", err)
+		}
+		if err := p.CopyIn(pkt, 0); err != nil {
+			e.t.Fatal(err)
+		}
+		ps[i] = p
+		e.injected++
+	}
+	e.core.Lock()
+	e.tcp.BeginBatch()
+	for _, p := range ps {
+		e.n.Input(p)
+	}
+	e.tcp.EndBatch()
+	e.core.Unlock() // flushes
 }
 
 // injectFrame feeds one received frame (a bare IP packet) to the netif, as the link's
