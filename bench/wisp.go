@@ -123,7 +123,22 @@ type wispEndpoint struct {
 	rx   []*pbuf.Pbuf    // delivery scratch; used by the delivery goroutine only
 }
 
-var _ link.Endpoint = (*wispEndpoint)(nil)
+var (
+	_ link.Endpoint = (*wispEndpoint)(nil)
+	_ link.TxRoomer = (*wispEndpoint)(nil)
+)
+
+// TxRoom implements link.TxRoomer, as wisp's own links (pipe, impair, the WireGuard device)
+// do: the free slots of the link's queue, so TCP waits instead of overflowing it.
+func (e *wispEndpoint) TxRoom() int {
+	d := e.out
+	d.lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return 0
+	}
+	return len(d.ring) - d.n
+}
 
 func (e *wispEndpoint) Medium() link.Medium   { return link.MediumIP }
 func (e *wispEndpoint) MTU() int              { return e.mtu }

@@ -21,19 +21,20 @@ type NetifConfig struct {
 // Netif is one network interface: a link endpoint, its addresses and its batch of frames
 // waiting for Flush (lwIP's struct netif).
 type Netif struct {
-	l      *Layer
-	name   string
-	index  int
-	mtu    int
-	ep     link.Endpoint
-	medium link.Medium
-	hw     [6]byte
-	eth    *ethernet.Iface
-	up     bool
-	addrs  []*ifAddr
-	batch  []*pbuf.Pbuf
-	stats  stats.Proto
-	roomer link.TxRoomer // ep, when its transmit queue can fill
+	l        *Layer
+	name     string
+	index    int
+	mtu      int
+	ep       link.Endpoint
+	medium   link.Medium
+	hw       [6]byte
+	eth      *ethernet.Iface
+	up       bool
+	addrs    []*ifAddr
+	batch    []*pbuf.Pbuf
+	stats    stats.Proto
+	roomer   link.TxRoomer // ep, when its transmit queue can fill
+	congests bool          // ep's full queue is congestion (link.TxCongester)
 
 	// Learned from router advertisements (RFC 4861 §6.3.4); zero: use the defaults.
 	mtu6      int
@@ -75,6 +76,9 @@ func (l *Layer) AddNetif(ep link.Endpoint, c NetifConfig) (*Netif, error) {
 		n.mtu = ep.MTU()
 	}
 	n.roomer, _ = ep.(link.TxRoomer)
+	if tc, ok := ep.(link.TxCongester); ok {
+		n.congests = tc.TxFullIsCongestion()
+	}
 	if n.mtu < minMTU4 {
 		return nil, errs.Val
 	}

@@ -200,6 +200,19 @@ func (l *Layer) setRARoute(n *Netif, dst netip.Prefix, gw netip.Addr, expires ti
 	}
 }
 
+// TxRoom returns how many more frames the link towards dst takes at the next flush, beyond
+// those already batched (link.TxRoomer), or -1 when its link does not say (or dst is
+// local, or has no route); congests reports that a full queue there is congestion
+// (link.TxCongester). TCP stops sending new data at 0 and waits for ACKs or a short retry
+// rather than hand the link frames it would drop. It allocates nothing.
+func (l *Layer) TxRoom(dst netip.Addr) (room int, congests bool) {
+	n, _, local, _, err := l.routeCached(dst, nil)
+	if err != nil || local || n.roomer == nil {
+		return -1, false
+	}
+	return max(n.roomer.TxRoom()-len(n.batch), 0), n.congests
+}
+
 // RouteErr tells a transport why dst has no route: errs.NetDown when the forced netif, or a
 // netif holding a route to dst, is down (ENETDOWN), else errs.NetUnreach (ENETUNREACH).
 // Slow path only; it allocates nothing.

@@ -67,9 +67,19 @@ type Endpoint interface {
 // frames WritePackets would accept now; it is a hint (a concurrent delivery may free room),
 // so a caller that sees room may still be refused. Wrappers report their inner link's room,
 // or a large number when it does not say. The stack uses it to fail a datagram send with
-// errs.Mem (ENOMEM) instead of dropping the datagram silently at the next flush.
+// errs.Mem (ENOMEM) instead of dropping the datagram silently at the next flush, and TCP
+// to wait for room instead of overflowing the queue (as Linux's TCP Small Queues).
 type TxRoomer interface {
 	TxRoom() int
+}
+
+// TxCongester is implemented by a link whose full transmit queue means the path behind it
+// is congested, not just that a burst arrived: a WireGuard device, whose queue fills only
+// once wireguard-go's own queues are full. TCP then also reduces its window once per
+// window of data, as for an ECN echo (RFC 3168), so that it does not keep them full.
+type TxCongester interface {
+	TxRoomer
+	TxFullIsCongestion() bool
 }
 
 // Dispatcher receives frames from a link; the stack implements it.

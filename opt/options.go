@@ -103,8 +103,14 @@ type Options struct {
 	TCPMSS int
 	// TCPWnd is the receive window (lwIP TCP_WND); values above 65535 need window scaling.
 	TCPWnd int
-	// TCPSndBuf is the bytes a connection may have queued for sending (lwIP TCP_SND_BUF).
+	// TCPSndBuf is the bytes a connection may have queued for sending (lwIP TCP_SND_BUF)
+	// when it starts.
 	TCPSndBuf int
+	// TCPMaxSndBuf is the largest send buffer autotuning may grow a connection to (Linux's
+	// tcp_wmem[2]): the buffer follows twice the congestion window, so a long fat path is
+	// not held to TCPSndBuf per round trip. Queued data lives in the stack's heap (MemSize),
+	// which still bounds all connections together. 0 or TCPSndBuf: no autotuning.
+	TCPMaxSndBuf int
 	// TCPSndQueueLen is the number of pbufs a connection may have queued for sending
 	// (lwIP TCP_SND_QUEUELEN).
 	TCPSndQueueLen int
@@ -295,6 +301,7 @@ func Tunnel() Options {
 	o.TCPMSS = 65535 - 40
 	o.TCPWnd = 1 << 20
 	o.TCPSndBuf = 1 << 20
+	o.TCPMaxSndBuf = 8 << 20
 	o.TCPSndQueueLen = 4 * (1 << 20) / 1460
 	o.TCPTTL = 64
 	o.TCPMaxWnd = 8 << 20

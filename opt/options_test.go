@@ -30,6 +30,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"PbufPoolSize", func(o *Options) { o.PbufPoolSize = -1 }},
 		{"TCPWnd", func(o *Options) { o.TCPWnd = o.TCPMSS }},
 		{"TCPSndQueueLen", func(o *Options) { o.TCPSndQueueLen = 1 }},
+		{"TCPMaxSndBuf", func(o *Options) { o.TCPMaxSndBuf = o.TCPSndBuf - 1 }},
 		{"MempNumTCPSeg", func(o *Options) { o.MempNumTCPSeg = 2 }},
 		{"IPDefaultTTL", func(o *Options) { o.IPDefaultTTL = 0 }},
 		{"IPReassMaxPbufs", func(o *Options) { o.IPReassMaxPbufs = 1 }},

@@ -101,6 +101,9 @@ func (o *Options) Validate() error {
 	if o.TCPSndBuf < 2*mss {
 		bad("TCPSndBuf", "%d must be at least 2*min(TCPMSS, 1460)=%d", o.TCPSndBuf, 2*mss)
 	}
+	if o.TCPMaxSndBuf != 0 && o.TCPMaxSndBuf < o.TCPSndBuf {
+		bad("TCPMaxSndBuf", "%d must be 0 or at least TCPSndBuf=%d", o.TCPMaxSndBuf, o.TCPSndBuf)
+	}
 	if min := (2*o.TCPSndBuf + mss - 1) / max(mss, 1); o.TCPSndQueueLen < min {
 		bad("TCPSndQueueLen", "%d must be at least (2*TCPSndBuf)/min(TCPMSS, 1460)=%d", o.TCPSndQueueLen, min)
 	}

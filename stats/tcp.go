@@ -40,6 +40,8 @@ type TCPExt struct {
 	DelayedACKs          uint64 // ACKs sent by the delayed-ACK timer
 	OOOQueued            uint64 // segments queued out of order
 	RcvWndClamped        uint64 // window advertisements cut because packet memory ran low
+	LinkFull             uint64 // sending paused because the link's transmit queue was full
+	LinkCongestion       uint64 // window reductions for a full queue that is congestion (link.TxCongester)
 
 	DropNoPCB       uint64 // no connection or listener for the segment (answered with RST)
 	DropBadChecksum uint64 // checksum errors

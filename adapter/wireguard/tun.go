@@ -262,9 +262,14 @@ func (d *Device) shutdown() {
 type linkEP Device
 
 var (
-	_ link.Endpoint = (*linkEP)(nil)
-	_ link.TxRoomer = (*linkEP)(nil)
+	_ link.Endpoint    = (*linkEP)(nil)
+	_ link.TxCongester = (*linkEP)(nil)
 )
+
+// TxFullIsCongestion implements link.TxCongester: the ring fills only when wireguard-go has
+// stopped reading, its own queues full of 64 KiB buffers; TCP should back off, not just
+// wait.
+func (l *linkEP) TxFullIsCongestion() bool { return true }
 
 // Medium implements link.Endpoint: bare IP packets.
 func (l *linkEP) Medium() link.Medium { return link.MediumIP }

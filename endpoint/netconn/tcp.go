@@ -31,10 +31,9 @@ type TCPConn struct {
 	pcb     *tcp.PCB // nil once the PCB is gone (error, abort, stack closed) or given to the stack by Close
 	polling bool     // a poll is armed to retry a write that failed for lack of memory
 	keepOn  bool
-	// SetKeepAliveParams values (zero: the Options default) and SetWriteBuffer's cap.
+	// SetKeepAliveParams values (zero: the Options default).
 	keepIdle, keepIntvl time.Duration
 	keepCnt             int
-	sndBufCap           int
 
 	ref refOwner // WriteRef's pbuf owner; its count is atomic
 

@@ -211,14 +211,14 @@ func (c *TCPConn) SetReadBuffer(n int) error {
 	})
 }
 
-// SetWriteBuffer caps the bytes queued for sending at n (SO_SNDBUF), at most
-// Options.TCPSndBuf; 0 restores the default.
+// SetWriteBuffer fixes the bytes queued for sending at n (SO_SNDBUF), at most the larger of
+// Options.TCPSndBuf and TCPMaxSndBuf; 0 restores the default (autotuning from TCPSndBuf).
 func (c *TCPConn) SetWriteBuffer(n int) error {
 	if n < 0 {
 		return errVal
 	}
 	return c.withPCB(func(p *tcp.PCB) error {
-		c.sndBufCap = n
+		p.SetSndBuf(n)
 		return nil
 	})
 }
@@ -265,13 +265,13 @@ func (c *TCPConn) ReadBuffer() int {
 	return c.wnd()
 }
 
-// WriteBuffer returns the send buffer (SO_SNDBUF): SetWriteBuffer's value, else
-// Options.TCPSndBuf.
+// WriteBuffer returns the send buffer (SO_SNDBUF): SetWriteBuffer's value, else what
+// autotuning has grown it to from Options.TCPSndBuf.
 func (c *TCPConn) WriteBuffer() int {
 	c.s.Lock()
 	defer c.s.Unlock()
-	if c.sndBufCap > 0 {
-		return min(c.sndBufCap, c.s.Options().TCPSndBuf)
+	if c.pcb == nil {
+		return c.s.Options().TCPSndBuf
 	}
-	return c.s.Options().TCPSndBuf
+	return c.pcb.SndBufSize()
 }

@@ -74,15 +74,8 @@ func (c *TCPConn) Write(b []byte) (int, error) {
 	}
 }
 
-// sndRoom returns the bytes pcb may queue now (core lock), honouring SetWriteBuffer.
-func (c *TCPConn) sndRoom(pcb *tcp.PCB) int {
-	room := pcb.SndBuf()
-	if c.sndBufCap > 0 {
-		used := c.s.Options().TCPSndBuf - room
-		room = min(room, c.sndBufCap-used)
-	}
-	return room
-}
+// sndRoom returns the bytes pcb may queue now (core lock).
+func (c *TCPConn) sndRoom(pcb *tcp.PCB) int { return pcb.SndBuf() }
 
 // writeSome copies as much of b as TCP takes now, in one hold of the core lock.
 func (c *TCPConn) writeSome(b []byte) (int, error) {

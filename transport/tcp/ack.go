@@ -83,6 +83,7 @@ func (c *PCB) processAck(gen uint32) bool {
 			}
 			limited := c.flags&fCwndLimited != 0 || 2*inflight >= c.cc.Cwnd()
 			c.cc.OnAck(dataAcked, c.lastRTT, c.minRTT, inflight, limited, now)
+			c.growSndBuf()
 		}
 		c.tlpAcked(ack)
 		if c.sndUna == c.sndNxt {

@@ -14,7 +14,10 @@
 // eight full segments each; batch.go), SWS avoidance on both sides, persist timer and zero-window probes,
 // keepalive, listen backlog with SYN cookies (RFC 4987) when it is full, RFC 6528 ISNs,
 // RFC 6056 ephemeral ports, PMTU updates from ICMP (RFC 1191, RFC 8201), receive window
-// autotuning bounded by the stack's free packet memory.
+// autotuning bounded by the stack's free packet memory, send-buffer autotuning (towards
+// twice cwnd, up to TCPMaxSndBuf, while the heap has room), and link back-pressure: a link
+// whose queue is full (link.TxRoomer) makes TCP wait rather than drop, and one whose full
+// queue is congestion (link.TxCongester) also reduces the window once per window of data.
 //
 // Files by role: proto.go (Proto, demux tables), pcb.go (the PCB), listen.go and cookie.go
 // (passive open), input.go (validation and demux), states.go (the state machine), ack.go
@@ -36,14 +39,14 @@
 // D-SACK rounds and uses a 10 s windowed minimum RTT (rtt.go).
 //
 // Not implemented (known gaps): F-RTO (RFC 5682; spurious timeouts are detected with
-// timestamps and D-SACK only), send-buffer autotuning (TCPSndBuf is fixed, so
-// a long fat path is limited to TCPSndBuf per RTT), ECN, TCP Fast Open, urgent data (URG is
+// timestamps and D-SACK only), pacing, ECN, TCP Fast Open, urgent data (URG is
 // ignored and the data delivered inline, as RFC 6093 recommends), MD5/AO signatures. Zero
 // window probes are Linux's (an ACK one below SND.UNA), not RFC 9293's one octet of data.
 // TCPMSS caps the send MSS below what the route MTU allows (the tunnel preset sets 65495, so
-// the route decides; the embedded preset keeps lwIP's 536). A full link transmit queue
-// drops frames and TCP recovers as from loss: link back-pressure does not reach TCP. The SACK
-// scoreboard is a list walked linearly (fine for thousands of segments in flight).
+// the route decides; the embedded preset keeps lwIP's 536). Links that do not report their
+// queue (link.TxRoomer) still drop when it is full, and TCP recovers as from loss; pure ACKs
+// and retransmissions are never held back. The SACK scoreboard is a list walked linearly
+// (fine for thousands of segments in flight).
 //
 // Layer: transport. Imports the base packages (opt, stats, clock, errs), wire, memp, pbuf,
 // ip and transport/tcp/cc, transport/tcp/secret.

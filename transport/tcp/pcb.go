@@ -106,6 +106,8 @@ type PCB struct {
 	rcvBuf      int    // current receive buffer (window when the application keeps up)
 	rcvBufMax   int    // autotuning limit (TCPMaxWnd or SetRcvBuf)
 	rcvUser     int    // SetRcvBuf value, 0 = autotune
+	sndBufLim   int    // send buffer: TCPSndBuf, grown towards 2*cwnd, or SetSndBuf's value
+	sndUser     int    // SetSndBuf value, 0 = autotune
 	rcvUnread   int    // delivered to RecvFunc and not yet Recved
 	ooseq       segQueue
 	ooPbufs     int
@@ -131,6 +133,7 @@ type PCB struct {
 	keepAt    int64
 	pollAt    int64
 	closeAt   int64 // TIME-WAIT end, FIN-WAIT-2 timeout
+	linkAt    int64 // retry of sending stopped by a full link queue (linkFull)
 	persistN  int   // persist backoff exponent
 	keepIdle  time.Duration
 	keepIntvl time.Duration
@@ -222,6 +225,7 @@ func (t *Proto) allocPCB() *PCB {
 	c.keepIdle, c.keepIntvl, c.keepCnt = t.opts.TCPKeepIdle, t.opts.TCPKeepIntvl, t.opts.TCPKeepCnt
 	c.rcvBuf = t.opts.TCPWnd
 	c.rcvBufMax = max(t.opts.TCPMaxWnd, t.opts.TCPWnd)
+	c.sndBufLim = t.opts.TCPSndBuf
 	c.tmo.Init(c.onTimer)
 	t.all.push(c)
 	return c

@@ -6,6 +6,7 @@ import (
 
 	"github.com/wispstack/wisp/errs"
 	"github.com/wispstack/wisp/pbuf"
+	"github.com/wispstack/wisp/stats"
 	"github.com/wispstack/wisp/wire"
 )
 
@@ -160,7 +161,7 @@ func (c *PCB) Write(data []byte, flags WriteFlags) error {
 	// Copy: first into the spare room of the last record, then into new RAM pbufs. Send
 	// data may not take the heap's last bytes: segment headers come from it too, and
 	// without them nothing queued could leave to be acknowledged.
-	if hs := t.alloc.HeapStats(); hs.Avail-hs.Used-n < min(max(hs.Avail/16, 1024), hs.Avail/4) {
+	if hs := t.alloc.HeapStats(); hs.Avail-hs.Used-n < sendReserve(hs) {
 		t.st.Memerr++
 		return errs.Mem
 	}
@@ -321,12 +322,64 @@ func (c *PCB) Recved(n int) {
 	}
 }
 
-// SndBuf returns the bytes Write may queue now (lwIP tcp_sndbuf).
+// SndBuf returns the bytes Write may queue now (lwIP tcp_sndbuf): the send buffer's size
+// (SndBufSize) less what is queued.
 func (c *PCB) SndBuf() int {
 	if c == nil || c.t == nil {
 		return 0
 	}
-	return max(c.t.opts.TCPSndBuf-c.sndBufUsed, 0)
+	room := c.sndBufLim - c.sndBufUsed
+	if base := c.t.opts.TCPSndBuf; c.sndBufLim > base && room > base-c.sndBufUsed {
+		// What autotuning added beyond TCPSndBuf is offered only while the heap has room
+		// for it above the reserve Write keeps; half of it, as copies take power-of-two
+		// blocks. TCPSndBuf itself stays promised, as in lwIP.
+		hs := c.t.alloc.HeapStats()
+		free := (hs.Avail - hs.Used - sendReserve(hs)) / 2
+		room = min(room, max(base-c.sndBufUsed, 0)+max(free, 0))
+	}
+	return max(room, 0)
+}
+
+// sendReserve is the heap that send data may not take: segment headers come from it too,
+// and without them nothing queued could leave to be acknowledged.
+func sendReserve(hs stats.Heap) int { return min(max(hs.Avail/16, 1024), hs.Avail/4) }
+
+// SndBufSize returns the send buffer's size: TCPSndBuf at first, grown by autotuning
+// towards twice the congestion window up to TCPMaxSndBuf, or what SetSndBuf set.
+func (c *PCB) SndBufSize() int {
+	if c == nil || c.t == nil {
+		return 0
+	}
+	return c.sndBufLim
+}
+
+// SetSndBuf fixes the send buffer at n bytes (SO_SNDBUF), at most the larger of TCPSndBuf
+// and TCPMaxSndBuf; 0 restores autotuning from TCPSndBuf. Data already queued stays.
+func (c *PCB) SetSndBuf(n int) {
+	if c.t == nil {
+		return
+	}
+	o := c.t.opts
+	c.sndUser = min(max(n, 0), max(o.TCPSndBuf, o.TCPMaxSndBuf))
+	if c.sndUser > 0 {
+		c.sndBufLim = c.sndUser
+	} else {
+		c.sndBufLim = o.TCPSndBuf
+		c.growSndBuf()
+	}
+}
+
+// growSndBuf grows the send buffer towards twice the congestion window (Linux
+// tcp_sndbuf_expand): a connection keeps a window in flight and as much again queued, so
+// the application refills it while the ACKs of the last one arrive. It never shrinks.
+func (c *PCB) growSndBuf() {
+	lim := c.t.opts.TCPMaxSndBuf
+	if c.sndUser > 0 || c.sndBufLim >= lim {
+		return
+	}
+	if want := 2 * c.cc.Cwnd(); want > c.sndBufLim {
+		c.sndBufLim = min(want, lim)
+	}
 }
 
 // SndQueueLen returns the pbufs queued for sending (lwIP tcp_sndqueuelen).

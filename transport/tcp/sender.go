@@ -74,6 +74,8 @@ func (c *PCB) pipe() int {
 
 // sendNewData sends new segments while the windows allow.
 func (c *PCB) sendNewData(ns int64) {
+	room := -2 // frames the link takes now (-1: it does not say); read before the first segment
+	congests := false
 	for {
 		unsent := int(int32(c.sndEnd - c.sndNxt))
 		if unsent < 0 {
@@ -105,10 +107,51 @@ func (c *PCB) sendNewData(ns int64) {
 				return
 			}
 		}
+		if room == -2 {
+			room, congests = c.t.ip.TxRoom(c.dst)
+		}
+		if room == 0 {
+			c.linkFull(ns, congests)
+			return
+		}
 		fin := finNow && int(c.sndEnd-c.sndNxt) == n
 		if !c.sendSeg(n, fin, ns) {
 			return
 		}
+		if room > 0 {
+			room--
+		}
+	}
+}
+
+// linkRetry is how soon a connection with nothing in flight tries again after a full link
+// queue stopped it: a link drains in microseconds to a few milliseconds.
+const linkRetry = time.Millisecond
+
+// linkFull stops sending new data because the link's transmit queue is full (as Linux's TCP
+// Small Queues waits for the device rather than overflow it): a frame handed over now
+// would be dropped at the flush and recovered as a loss. The ACKs of what is in flight
+// resume sending; with nothing in flight a short timer does.
+//
+// When the link says its full queue is congestion (link.TxCongester: a WireGuard device,
+// whose queue fills only behind wireguard-go's full queues), once per window of data the
+// window is also reduced as for an ECN echo (RFC 3168 §6.1.2; Linux enters CWR on local
+// congestion), with nothing lost or resent. Without it a sender that never sees a loss
+// would keep wireguard-go's queues full, at a 64 KiB buffer per packet. On other links a
+// full queue is a burst meeting a short queue, and waiting is the whole answer.
+func (c *PCB) linkFull(ns int64, congests bool) {
+	t := c.t
+	t.ext.LinkFull++
+	if congests && c.flags&(fInRecovery|fRTORecovery) == 0 && seqGEQ(c.sndUna, c.recover) && c.sndNxt != c.sndUna {
+		t.ext.LinkCongestion++
+		now := t.now()
+		c.cc.OnCongestion(c.flight(), now)
+		c.cc.OnRecoveryExit(now)
+		c.recover = c.sndNxt
+	}
+	if c.sndNxt == c.sndUna && c.linkAt == 0 {
+		c.linkAt = ns + int64(linkRetry)
+		c.schedule()
 	}
 }
 

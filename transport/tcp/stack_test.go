@@ -5,10 +5,12 @@ package tcp_test
 
 import (
 	"crypto/sha256"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/wispstack/wisp/link"
 	"github.com/wispstack/wisp/link/pipe"
 	"github.com/wispstack/wisp/opt"
 	"github.com/wispstack/wisp/pbuf"
@@ -23,6 +25,13 @@ type stackPair struct {
 
 func newStackPair(t testing.TB, mtu int, o opt.Options) *stackPair {
 	t.Helper()
+	ea, eb := pipe.New(pipe.Config{MTU: mtu, QueueLen: 1024})
+	return newStackPairOn(t, o, ea, eb)
+}
+
+// newStackPairOn is newStackPair over the given link ends.
+func newStackPairOn(t testing.TB, o opt.Options, ea, eb link.Endpoint) *stackPair {
+	t.Helper()
 	stacktest.NoGoroutineLeak(t)
 	a, err := stack.New(stack.Config{Options: o, Seed: 1})
 	if err != nil {
@@ -34,7 +43,6 @@ func newStackPair(t testing.TB, mtu int, o opt.Options) *stackPair {
 	}
 	stacktest.Closed(t, a)
 	stacktest.Closed(t, b)
-	ea, eb := pipe.New(pipe.Config{MTU: mtu, QueueLen: 1024})
 	if _, err := a.AddNetif(ea, stack.NetifConfig{Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.0.1/24")}}); err != nil {
 		t.Fatal(err)
 	}
@@ -168,4 +176,39 @@ func itoa(n int) string {
 		n /= 10
 	}
 	return string(b[i:])
+}
+
+// congester is a pipe end whose full queue stands for congestion (link.TxCongester), as the
+// WireGuard device's does.
+type congester struct{ *pipe.End }
+
+func (congester) TxFullIsCongestion() bool { return true }
+
+// A link queue far shorter than the window: TCP waits for room instead of overflowing it
+// (nothing dropped at the sender's link, nothing resent), and reduces its window without a
+// loss only when the link says a full queue is congestion.
+func TestLinkBackPressure(t *testing.T) {
+	for _, congests := range []bool{false, true} {
+		t.Run(fmt.Sprintf("congests=%v", congests), func(t *testing.T) {
+			ea, eb := pipe.New(pipe.Config{MTU: 1500, Medium: link.MediumIP, QueueLen: 16})
+			var la link.Endpoint = ea
+			if congests {
+				la = congester{ea}
+			}
+			p := newStackPairOn(t, opt.Tunnel(), la, eb)
+			p.transfer(t, 8<<20, true)
+			sa := p.a.Stats()
+			t.Logf("A: link %+v; LinkFull %d LinkCongestion %d retransmits %d", sa.Link, sa.TCPExt.LinkFull, sa.TCPExt.LinkCongestion, sa.TCPExt.Retransmits)
+			if sa.TCPExt.LinkFull == 0 {
+				t.Error("the 16-frame queue never stopped the sender")
+			}
+			if sa.Link.Drop != 0 || sa.TCPExt.Retransmits != 0 {
+				t.Errorf("sender's link dropped %d frames and TCP resent %d segments; want both 0", sa.Link.Drop, sa.TCPExt.Retransmits)
+			}
+			if got := sa.TCPExt.LinkCongestion > 0; got != congests {
+				t.Errorf("window reductions for a full queue: %d, want them only on a TxCongester link", sa.TCPExt.LinkCongestion)
+			}
+			time.Sleep(50 * time.Millisecond) // let the FIN exchange finish before Close
+		})
+	}
 }

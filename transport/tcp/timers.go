@@ -22,7 +22,7 @@ func (c *PCB) schedule() {
 		return
 	}
 	next := int64(math.MaxInt64)
-	for _, d := range [...]int64{c.rtoAt, c.tlpAt, c.reoAt, c.delackAt, c.keepAt, c.pollAt, c.closeAt} {
+	for _, d := range [...]int64{c.rtoAt, c.tlpAt, c.reoAt, c.delackAt, c.keepAt, c.pollAt, c.closeAt, c.linkAt} {
 		if d != 0 && d < next {
 			next = d
 		}
@@ -84,6 +84,10 @@ func (c *PCB) timer() {
 		if !c.alive(gen) {
 			return
 		}
+	}
+	if c.linkAt != 0 && ns >= c.linkAt {
+		c.linkAt = 0
+		c.output()
 	}
 	if c.reoAt != 0 && ns >= c.reoAt {
 		c.reoAt = 0
@@ -222,7 +226,7 @@ func (c *PCB) armPersist(ns int64) {
 
 // armTimeWait (re)starts the 2 MSL timeout of TIME-WAIT (RFC 9293 §3.10.7.4).
 func (c *PCB) armTimeWait() {
-	c.rtoAt, c.tlpAt, c.reoAt, c.delackAt, c.keepAt, c.pollAt = 0, 0, 0, 0, 0, 0
+	c.rtoAt, c.tlpAt, c.reoAt, c.delackAt, c.keepAt, c.pollAt, c.linkAt = 0, 0, 0, 0, 0, 0, 0
 	c.closeAt = c.t.nowNs() + int64(2*c.t.opts.TCPMSL)
 	c.schedule()
 }
