@@ -121,6 +121,13 @@ func TestErrnoMsgSize(t *testing.T) {
 // documented behaviour, through ip's FailIfFull).
 func TestErrnoNoMemLinkFull(t *testing.T) {
 	p := newPair(t, pairConfig{queueLen: 2})
+	// A socket on B's port (never read): without it B answers port unreachable, and the
+	// connected socket's next write could report ECONNREFUSED before the queue fills.
+	sink, err := p.nb.ListenUDP("udp4", &net.UDPAddr{Port: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
 	c, err := p.na.DialUDP("udp4", nil, &net.UDPAddr{IP: addrB[0].AsSlice(), Port: 9})
 	if err != nil {
 		t.Fatal(err)
