@@ -119,6 +119,11 @@ func newLink(cfg linkConfig, a, b peer) *sharedLink {
 	return &sharedLink{ab: newDirection(cfg, a, b, 1), ba: newDirection(cfg, b, a, 2)}
 }
 
+// maxParts is the parts room every frame slot starts with: a 64 KiB segment may reference
+// several send-queue records, and a slot that had to grow would count as an allocation
+// against the engine whose frames it carries.
+const maxParts = 32
+
 func newDirection(cfg linkConfig, from, to peer, stream uint64) *direction {
 	d := &direction{
 		cfg:    cfg,
@@ -131,10 +136,10 @@ func newDirection(cfg linkConfig, from, to peer, stream uint64) *direction {
 		batch:  make([]frame, maxBatch),
 	}
 	for i := range d.ring {
-		d.ring[i].parts = make([][]byte, 0, 4)
+		d.ring[i].parts = make([][]byte, 0, maxParts)
 	}
 	for i := range d.batch {
-		d.batch[i].parts = make([][]byte, 0, 4)
+		d.batch[i].parts = make([][]byte, 0, maxParts)
 	}
 	if cfg.Impair.Delay > 0 {
 		d.line = newDelayLine(d)

@@ -148,7 +148,7 @@ func scenarios() []scenario {
 				{key: "heap", label: "Go heap per connection per stack", unit: "B", goal: abs(1024), prec: 0},
 				{key: "goroutines", label: "goroutines per connection per stack", unit: "", prec: 3},
 				{key: "pool", label: "wisp pool bytes in use per connection per stack", unit: "B", prec: 0},
-				{key: "pcbslot", label: "wisp preallocated TCP_PCB element", unit: "B", prec: 0},
+				{key: "pcbslot", label: "wisp TCP_PCB element (made on demand, in the heap row)", unit: "B", prec: 0},
 				{key: "reserve", label: "wisp whole reservation per PCB slot", unit: "B", prec: 0},
 			},
 			cfg:  func(sz sizes) netConfig { return netConfig{MTU: 1500, Conns: sz.idleConns} },

@@ -63,6 +63,11 @@ func wRecv(c *tcp.PCB, p *pbuf.Pbuf) {
 	case p == nil:
 		w.eof = true
 	default:
+		if w.rq == nil {
+			// Made on the first data, so idle connections stay small; room for a deep
+			// queue, so growing it does not count as an allocation per packet.
+			w.rq = make([]*pbuf.Pbuf, 0, 1024)
+		}
 		w.rq = append(w.rq, p)
 	}
 	w.mu.Unlock()
