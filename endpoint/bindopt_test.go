@@ -42,20 +42,7 @@ func TestListenConfigV6OnlyTCP(t *testing.T) {
 	}
 	isErrno(t, l6.(*TCPListener).SetsockoptInt(unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0), syscall.EINVAL)
 	for fam, l := range []net.Listener{l4, l6} {
-		errc := make(chan error, 1)
-		var accepted net.Conn
-		go func() {
-			var err error
-			accepted, err = l.Accept()
-			errc <- err
-		}()
-		c, err := p.na.Dial("tcp", net.JoinHostPort(addrB[fam].String(), port))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := <-errc; err != nil {
-			t.Fatalf("family %d: accept %v", fam, err)
-		}
+		c, accepted := dialAccept(t, p.na, l, net.JoinHostPort(addrB[fam].String(), port))
 		if fam == 1 {
 			// An accepted conn inherits the listener's IPV6_V6ONLY.
 			if v, _ := accepted.(*TCPConn).GetsockoptInt(unix.IPPROTO_IPV6, unix.IPV6_V6ONLY); v != 1 {
@@ -82,21 +69,8 @@ func TestListenAgainWhileAcceptedConnLive(t *testing.T) {
 	if v, err := l.(*TCPListener).GetsockoptInt(unix.SOL_SOCKET, unix.SO_REUSEADDR); err != nil || v != 1 {
 		t.Fatalf("listener SO_REUSEADDR %d %v", v, err)
 	}
-	errc := make(chan error, 1)
-	var accepted net.Conn
-	go func() {
-		var err error
-		accepted, err = l.Accept()
-		errc <- err
-	}()
-	c, err := p.na.Dial("tcp", net.JoinHostPort(addrB[0].String(), port))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, accepted := dialAccept(t, p.na, l, net.JoinHostPort(addrB[0].String(), port))
 	defer c.Close()
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
 	defer accepted.Close()
 	l.Close()
 	l2, err := p.nb.Listen("tcp", ":"+port)
@@ -111,6 +85,25 @@ func TestListenAgainWhileAcceptedConnLive(t *testing.T) {
 	if _, err := accepted.Read(b[:]); err != nil || b[0] != 'x' {
 		t.Fatalf("old connection after the new listen: %q %v", b, err)
 	}
+}
+
+// dialAccept dials addr from n and accepts the connection on l: both ends.
+func dialAccept(t *testing.T, n *Net, l net.Listener, addr string) (c, accepted net.Conn) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		var err error
+		accepted, err = l.Accept()
+		errc <- err
+	}()
+	c, err := n.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("accept on %v: %v", l.Addr(), err)
+	}
+	return c, accepted
 }
 
 // ListenConfig.ReuseAddr lets UDP sockets share a port; without it the second bind fails.
