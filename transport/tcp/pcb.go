@@ -132,9 +132,10 @@ type PCB struct {
 	delackAt  int64
 	keepAt    int64
 	pollAt    int64
-	closeAt   int64 // TIME-WAIT end, FIN-WAIT-2 timeout
-	linkAt    int64 // retry of sending stopped by a full link queue (linkFull)
-	persistN  int   // persist backoff exponent
+	closeAt   int64  // TIME-WAIT end, FIN-WAIT-2 timeout
+	linkAt    int64  // retry of sending stopped by a full link queue (linkFull)
+	cwrEnd    uint32 // SND.NXT at the last window reduction for a congested link (linkFull)
+	persistN  int    // persist backoff exponent
 	keepIdle  time.Duration
 	keepIntvl time.Duration
 	keepCnt   int

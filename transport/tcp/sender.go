@@ -142,12 +142,12 @@ const linkRetry = time.Millisecond
 func (c *PCB) linkFull(ns int64, congests bool) {
 	t := c.t
 	t.ext.LinkFull++
-	if congests && c.flags&(fInRecovery|fRTORecovery) == 0 && seqGEQ(c.sndUna, c.recover) && c.sndNxt != c.sndUna {
+	if congests && c.flags&(fInRecovery|fRTORecovery) == 0 && seqGEQ(c.sndUna, c.cwrEnd) && c.sndNxt != c.sndUna {
 		t.ext.LinkCongestion++
 		now := t.now()
 		c.cc.OnCongestion(c.flight(), now)
 		c.cc.OnRecoveryExit(now)
-		c.recover = c.sndNxt
+		c.cwrEnd = c.sndNxt
 	}
 	if c.sndNxt == c.sndUna && c.linkAt == 0 {
 		c.linkAt = ns + int64(linkRetry)

@@ -146,7 +146,7 @@ func (c *PCB) initSend(now time.Time) {
 	t := c.t
 	c.iss = t.keys.ISN(c.localAP(), c.remoteAP(), now)
 	c.sndUna, c.sndNxt, c.sndEnd, c.pushSeq = c.iss, c.iss, c.iss+1, c.iss+1
-	c.recover = c.iss
+	c.recover, c.cwrEnd = c.iss, c.iss
 	c.advMSS = c.mtuMSS()
 	c.rcvMSS = min(c.advMSS, 536)
 	if c.mss == 0 {
