@@ -139,6 +139,14 @@ type Options struct {
 	// the connection is dropped with a timeout (lwIP TCP_MAXRTX, TCP_SYNMAXRTX).
 	TCPMaxRtx    int
 	TCPSynMaxRtx int
+	// TCPSynAckMaxRtx is the SYN-ACK retransmissions of a half-open (SYN-RECEIVED)
+	// connection a listener made before it is dropped (Linux tcp_synack_retries); with the
+	// RTO doubling from TCPInitRTO, 5 gives up after 1+2+4+8+16+32 = 63 s, as Linux does.
+	TCPSynAckMaxRtx int
+	// TCPSynRcvdTimeout bounds a half-open connection's whole life in SYN-RECEIVED, whatever
+	// the RTO (Linux's effective limit is the 63 s above). When a listener's backlog or the
+	// TCP_PCB pool is full, the oldest half-open connection is reaped first.
+	TCPSynRcvdTimeout time.Duration
 	// TCPMSL is the maximum segment lifetime; TIME-WAIT lasts 2*TCPMSL (lwIP TCP_MSL).
 	TCPMSL time.Duration
 	// TCPDelAckTimeout bounds how long an ACK is delayed (RFC 9293 §3.8.6.3: under 0.5 s).
@@ -239,6 +247,9 @@ func Embedded() Options {
 		TCPInitRTO:     time.Second,
 		TCPMaxRtx:      12,
 		TCPSynMaxRtx:   6,
+
+		TCPSynAckMaxRtx:   5,
+		TCPSynRcvdTimeout: 63 * time.Second,
 		TCPMSL:         60 * time.Second,
 
 		TCPDelAckTimeout:     100 * time.Millisecond,

@@ -133,6 +133,9 @@ func (o *Options) Validate() error {
 	if o.TCPMaxRtx < 1 || o.TCPSynMaxRtx < 1 {
 		bad("TCPMaxRtx", "TCPMaxRtx (%d) and TCPSynMaxRtx (%d) must be ≥ 1", o.TCPMaxRtx, o.TCPSynMaxRtx)
 	}
+	if o.TCPSynAckMaxRtx < 1 || o.TCPSynRcvdTimeout <= 0 {
+		bad("TCPSynAckMaxRtx", "TCPSynAckMaxRtx (%d) must be ≥ 1 and TCPSynRcvdTimeout (%v) positive", o.TCPSynAckMaxRtx, o.TCPSynRcvdTimeout)
+	}
 	if o.TCPMSL <= 0 {
 		bad("TCPMSL", "%v must be positive", o.TCPMSL)
 	}

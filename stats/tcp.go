@@ -33,6 +33,13 @@ type TCPExt struct {
 	CookiesFailed        uint64 // ACKs whose cookie did not validate
 	ListenOverflows      uint64 // SYNs that found the listener's backlog full
 	PCBExhausted         uint64 // connections refused because TCP_PCB ran out
+	SynRefused           uint64 // SYNs answered with a RST: no PCB could be had, even by recycling (never a cookie then)
+	CookieRefused        uint64 // valid cookie ACKs answered with a RST: no PCB could be had for them
+	HalfOpenReaped       uint64 // half-open (SYN-RECEIVED) connections dropped, oldest first, to make room for a new SYN
+	HalfOpenTimeouts     uint64 // half-open connections dropped after TCPSynAckMaxRtx SYN-ACKs or TCPSynRcvdTimeout
+	AcceptOverflows      uint64 // established connections reset because the application's accept queue was full
+	RcvShareClamped      uint64 // window advertisements cut to the connection's fair share of receive memory
+	SndShareClamped      uint64 // writes refused beyond the connection's fair share of the send heap
 	TimeWaitRecycled     uint64 // TIME-WAIT PCBs reused for a new connection
 	KeepaliveProbes      uint64 // keepalive probes sent
 	KeepaliveTimeouts    uint64 // connections dropped by keepalive
