@@ -250,7 +250,7 @@ func Embedded() Options {
 
 		TCPSynAckMaxRtx:   5,
 		TCPSynRcvdTimeout: 63 * time.Second,
-		TCPMSL:         60 * time.Second,
+		TCPMSL:            60 * time.Second,
 
 		TCPDelAckTimeout:     100 * time.Millisecond,
 		TCPKeepIdle:          2 * time.Hour,
