@@ -37,7 +37,7 @@ type TCPExt struct {
 	CookieRefused        uint64 // valid cookie ACKs answered with a RST: no PCB could be had for them
 	HalfOpenReaped       uint64 // half-open (SYN-RECEIVED) connections dropped, oldest first, to make room for a new SYN
 	HalfOpenTimeouts     uint64 // half-open connections dropped after TCPSynAckMaxRtx SYN-ACKs or TCPSynRcvdTimeout
-	AcceptOverflows      uint64 // established connections reset because the application's accept queue was full
+	AcceptOverflows      uint64 // established connections the accept callback reset (a full accept mailbox, no netconn left)
 	RcvShareClamped      uint64 // window advertisements cut to the connection's fair share of receive memory
 	SndShareClamped      uint64 // writes refused beyond the connection's fair share of the send heap
 	TimeWaitRecycled     uint64 // TIME-WAIT PCBs reused for a new connection

@@ -75,7 +75,11 @@ func (t *Proto) cookieACK(l *Listener, p *pbuf.Pbuf) bool {
 	}
 	c := t.allocPCB()
 	if c == nil {
+		// The cookie is good but no PCB can be had: reset, so the client that believes it
+		// is connected learns at once that it is not (never a silent black hole).
 		t.st.Memerr++
+		t.ext.CookieRefused++
+		t.resetFor(in.ack, 0, false)
 		t.dropSeg(p, &t.ext.DropMem)
 		return true
 	}

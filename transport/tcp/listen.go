@@ -160,25 +160,33 @@ func (t *Proto) listenInput(l *Listener, p *pbuf.Pbuf) {
 	}
 	if l.pending >= l.backlog {
 		t.ext.ListenOverflows++
-		if t.opts.TCPSynCookies {
+		switch {
+		case t.opts.TCPSynCookies && t.pcbObtainable():
+			// The backlog is full but a PCB can still be had: a cookie keeps the
+			// half-open state in the network (RFC 4987 §3.6).
 			t.sendCookie(l)
 			p.Free()
 			return
+		case t.opts.TCPSynCookies:
+			// Not even a cookie could become a connection: refuse.
+			t.refuseSYN(p)
+			return
+		case l.reapHalfOpen():
+			// No cookies: the oldest half-open connection of this listener makes room.
+		default:
+			// The backlog is held by connections the application has not accepted yet:
+			// drop, as Linux and lwIP do; the client retries and the queue may drain.
+			t.dropSeg(p, &t.ext.DropListen)
+			return
 		}
-		t.dropSeg(p, &t.ext.DropListen)
-		return
 	}
 	c := t.allocPCB()
 	if c == nil {
-		if t.opts.TCPSynCookies {
-			// No PCB to hold the half-open connection: a cookie keeps the state in the
-			// network instead; the final ACK finds out whether a PCB is free by then.
-			t.sendCookie(l)
-			p.Free()
-			return
-		}
+		// Every PCB is held by a connection that cannot be recycled. A cookie here could
+		// never become a connection (its ACK would find no PCB either): refuse at once,
+		// so the client hears ECONNREFUSED instead of hanging on a dead handshake.
 		t.st.Memerr++
-		t.dropSeg(p, &t.ext.DropMem)
+		t.refuseSYN(p)
 		return
 	}
 	c.initPassive(l, in)
@@ -199,6 +207,36 @@ func (t *Proto) listenInput(l *Listener, p *pbuf.Pbuf) {
 	// later" — data on a SYN is rare; it is dropped and the peer retransmits it.
 	p.Free()
 	c.queueSYN()
+}
+
+// refuseSYN answers the SYN in Proto.in with a RST (RFC 9293 §3.10.7.2's answer for a
+// connection that cannot be made) and counts it. Takes ownership of p.
+func (t *Proto) refuseSYN(p *pbuf.Pbuf) {
+	in := &t.in
+	t.ext.SynRefused++
+	t.resetFor(0, in.seq+uint32(in.dataLen)+1, true)
+	t.dropSeg(p, &t.ext.DropListen)
+}
+
+// pcbObtainable reports whether allocPCB would find a PCB: a free one, or one it recycles
+// (TIME-WAIT, a closed-by-app connection waiting for its peer, a half-open one).
+func (t *Proto) pcbObtainable() bool {
+	return t.all.n < t.pcbs.Cap() || t.timeWait.head != nil || t.halfOpen.head != nil || t.oldestOrphan() != nil
+}
+
+// reapHalfOpen drops l's oldest half-open connection, if it has one, to free a backlog slot.
+// No RST is sent (a flood's spoofed sources would get the backscatter); a real peer's
+// handshake ACK then reaches the listener and is answered with one.
+func (l *Listener) reapHalfOpen() bool {
+	t := l.t
+	for c := t.halfOpen.head; c != nil; c = c.tw.next {
+		if c.listener == l && c.flags&fBacklog != 0 {
+			t.ext.HalfOpenReaped++
+			c.abandon(nil) // silently, as Linux: a live peer's ACK will find the RST
+			return true
+		}
+	}
+	return false
 }
 
 // initPassive fills a new PCB from listener l and the SYN in.

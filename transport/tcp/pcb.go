@@ -28,7 +28,7 @@ type PCB struct {
 	hash         uint32
 	hnext        *PCB    // connection hash chain
 	all          pcbLink // Proto.all
-	tw           pcbLink // Proto.timeWait
+	tw           pcbLink // Proto.timeWait in TIME-WAIT, Proto.halfOpen while half-open (never both)
 	listener     *Listener
 	phsum        uint32 // pseudo-header checksum without the length
 	ttl, tos     uint8
@@ -141,6 +141,7 @@ type PCB struct {
 	keepCnt   int
 	keepSent  int
 	lastRecv  int64
+	synAt     int64 // when a listener made this half-open connection (TCPSynRcvdTimeout)
 
 	// Congestion controllers, embedded so a connection allocates nothing; cc points at one.
 	ccImpl ccImpl
@@ -212,6 +213,13 @@ func (t *Proto) allocPCB() *PCB {
 			o.sendRST(o.sndNxt, o.rcvNxt, true)
 			o.abandon(nil)
 			c, i = t.pcbs.GetIndex()
+		} else if h := t.halfOpen.head; h != nil {
+			// Then the oldest half-open connection a listener made (Linux drops the
+			// oldest request first too): under a SYN flood the flood's own PCBs go
+			// before any established connection is touched.
+			t.ext.HalfOpenReaped++
+			h.abandon(nil) // silently: see Listener.reapHalfOpen
+			c, i = t.pcbs.GetIndex()
 		}
 	}
 	if c == nil {
@@ -251,9 +259,7 @@ func (c *PCB) free() {
 	}
 	t.timers.Cancel(&c.tmo)
 	t.hashRemove(c)
-	if c.state == StateTimeWait {
-		t.timeWait.remove(c)
-	}
+	c.leaveStateList()
 	if c.flags&fBacklog != 0 && c.listener != nil {
 		c.listener.pending--
 	}
@@ -281,9 +287,7 @@ func (c *PCB) abandon(err error) {
 	c.flags |= fDying
 	c.t.hashRemove(c)
 	c.t.timers.Cancel(&c.tmo)
-	if c.state == StateTimeWait {
-		c.t.timeWait.remove(c)
-	}
+	c.leaveStateList()
 	c.state = StateClosed
 	if fn != nil && err != nil {
 		fn(c, err)
@@ -291,16 +295,35 @@ func (c *PCB) abandon(err error) {
 	c.free()
 }
 
-// setState moves c to s, keeping the TIME-WAIT list in step.
+// setState moves c to s, keeping the TIME-WAIT and half-open lists in step.
 func (c *PCB) setState(s State) {
-	if c.state == StateTimeWait && s != StateTimeWait {
+	if s == c.state {
+		return
+	}
+	c.leaveStateList()
+	c.state = s
+	switch {
+	case s == StateTimeWait:
+		c.t.timeWait.push(c)
+	case c.halfOpen():
+		c.synAt = c.t.nowNs()
+		c.t.halfOpen.push(c)
+	}
+}
+
+// leaveStateList takes c off the TIME-WAIT or half-open list it is on.
+func (c *PCB) leaveStateList() {
+	if c.state == StateTimeWait {
 		c.t.timeWait.remove(c)
 	}
-	if s == StateTimeWait && c.state != StateTimeWait {
-		c.t.timeWait.push(c)
+	if c.halfOpen() {
+		c.t.halfOpen.remove(c)
 	}
-	c.state = s
 }
+
+// halfOpen reports whether c is a listener's connection still in SYN-RECEIVED (and so on
+// Proto.halfOpen).
+func (c *PCB) halfOpen() bool { return c.state == StateSynReceived && c.flags&fPassive != 0 }
 
 // synchronized reports whether c is in a synchronized state (RFC 9293 §3.5.2, group 3).
 func (c *PCB) synchronized() bool { return c.state >= StateEstablished }

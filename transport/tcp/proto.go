@@ -57,6 +57,7 @@ type Proto struct {
 	hashKey   [2]uint64
 	all       pcbList // every PCB in use, any state
 	timeWait  pcbList // TIME-WAIT PCBs, oldest first (recycled first when TCP_PCB runs out)
+	halfOpen  pcbList // listeners' SYN-RECEIVED PCBs, oldest first (reaped after TIME-WAIT and orphans)
 	lsnAll    *Listener
 	nextEphem uint32 // RFC 6056 Algorithm 3's next_ephemeral
 	boundIdle int    // bound PCBs still CLOSED (ephemeral port checks skip the scan when 0)
@@ -126,6 +127,7 @@ func New(c Config) (*Proto, error) {
 	}
 	t.challengeSec = -1
 	t.timeWait.tw = true
+	t.halfOpen.tw = true
 	return t, nil
 }
 

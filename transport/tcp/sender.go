@@ -376,6 +376,10 @@ func (c *PCB) rtoDuration() time.Duration {
 // armRTO (re)starts the retransmission timer.
 func (c *PCB) armRTO(ns int64) {
 	c.rtoAt = ns + int64(c.rtoDuration())
+	if c.halfOpen() {
+		// A half-open connection is given up at TCPSynRcvdTimeout, not after a backed-off RTO.
+		c.rtoAt = min(c.rtoAt, c.synAt+int64(c.t.opts.TCPSynRcvdTimeout))
+	}
 	c.schedule()
 }
 

@@ -242,6 +242,8 @@ func (c *PCB) established() bool {
 		t.ext.PassiveOpens++
 		l.acceptFn(l, c)
 		if !c.alive(gen) {
+			// The accept callback aborted it (lwIP: a full accept mailbox): the peer got a RST.
+			t.ext.AcceptOverflows++
 			return false
 		}
 		if c.flags&fBacklogDelayed == 0 && c.flags&fBacklog != 0 {

@@ -129,7 +129,15 @@ func (c *PCB) rtoExpired(ns int64) {
 	switch c.state {
 	case StateSynSent, StateSynReceived:
 		c.nrtx++
-		if c.nrtx > t.opts.TCPSynMaxRtx {
+		if c.halfOpen() {
+			// A listener's half-open connection: TCPSynAckMaxRtx SYN-ACKs and at most
+			// TCPSynRcvdTimeout in all (Linux tcp_synack_retries: about 63 s).
+			if c.nrtx > t.opts.TCPSynAckMaxRtx || ns-c.synAt >= int64(t.opts.TCPSynRcvdTimeout) {
+				t.ext.HalfOpenTimeouts++
+				c.abandon(nil)
+				return
+			}
+		} else if c.nrtx > t.opts.TCPSynMaxRtx {
 			t.ext.Timeouts++
 			err := error(errs.Timeout)
 			if c.softErr != nil {

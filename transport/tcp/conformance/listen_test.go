@@ -297,19 +297,123 @@ func TestListenBadCookie(t *testing.T) {
 	})
 }
 
-// Without cookies a SYN that finds the backlog full is dropped and counted.
+// Without cookies a SYN that finds the backlog full of half-open connections takes the slot
+// of the oldest one, which is dropped silently (Linux drops the oldest request too); that
+// peer's late ACK is then answered with a RST, so nobody is left hanging.
 func TestListenBacklogFullNoCookies(t *testing.T) {
 	e := newEnv(t, v4, func(o *opt.Options) { o.TCPSynCookies = false })
 	ls := e.listen(listenPort, 1)
-	half := plain()
-	half.port = peerPort + 1
-	e.synToListener(ls, half)
+	old := plain()
+	old.port = peerPort + 1
+	oc := e.synToListener(ls, old)
 	before := e.ext()
-	e.inject(segment{srcPort: peerPort, dstPort: listenPort, seq: peerISS, flags: wire.TCPFlagSYN, wnd: 1000})
-	e.expectNothing("SYN to a full listener without cookies")
+	c := e.synToListener(ls, plain())
 	after := e.ext()
 	checkDelta(t, "ListenOverflows", before.ListenOverflows, after.ListenOverflows, 1)
-	checkDelta(t, "DropListen", before.DropListen, after.DropListen, 1)
+	checkDelta(t, "HalfOpenReaped", before.HalfOpenReaped, after.HalfOpenReaped, 1)
+	if n := e.conns(); n != 1 {
+		t.Errorf("%d connections, want 1 (the new half-open one)", n)
+	}
+	oc.ack()
+	if r := e.expectFlags("the reaped connection's handshake ACK", wire.TCPFlagRST); r.SeqNum != oc.iss+1 {
+		t.Errorf("RST seq %d, want %d", r.SeqNum, oc.iss+1)
+	}
+	c.ack()
+	if len(ls.accepted) != 1 || ls.accepted[0].RemoteAddr().Port() != peerPort {
+		t.Fatalf("the newer handshake was not accepted (%d accepted)", len(ls.accepted))
+	}
+}
+
+// With cookies on but every TCP_PCB held by established connections (nothing in TIME-WAIT,
+// nothing closed by the application, nothing half-open), a SYN is refused with a RST at
+// once: a cookie here could never become a connection.
+func TestListenRefusedWhenNoPCB(t *testing.T) {
+	e := newEnv(t, v4, func(o *opt.Options) { o.MempNumTCPPCB = 2 })
+	ls := e.listen(listenPort, 0)
+	a := e.passiveOpen(ls, plain())
+	pb := plain()
+	pb.port = peerPort + 1
+	e.passiveOpen(ls, pb)
+	before := e.ext()
+	e.inject(segment{srcPort: peerPort + 2, dstPort: listenPort, seq: peerISS, flags: wire.TCPFlagSYN, wnd: 1000})
+	r := e.expectFlags("SYN with every PCB held", wire.TCPFlagRST|wire.TCPFlagACK)
+	if r.AckNum != peerISS+1 {
+		t.Errorf("RST ack %d, want %d", r.AckNum, peerISS+1)
+	}
+	after := e.ext()
+	checkDelta(t, "SynRefused", before.SynRefused, after.SynRefused, 1)
+	checkDelta(t, "CookiesSent", before.CookiesSent, after.CookiesSent, 0)
+	a.send(wire.TCPFlagACK|wire.TCPFlagPSH, []byte("alive"))
+	if string(a.rec.data) != "alive" {
+		t.Error("existing connection disturbed")
+	}
+	// Once a connection goes, the listener takes new ones again.
+	a.pcb.Abort()
+	e.drain()
+	pc := plain()
+	pc.port = peerPort + 3
+	e.passiveOpen(ls, pc)
+}
+
+// A cookie SYN-ACK went out while PCBs were free, but by the time its ACK comes every PCB is
+// held: the ACK is answered with a RST (CookieRefused), so the client that believes it is
+// connected learns at once that it is not.
+func TestListenCookieACKWithoutPCB(t *testing.T) {
+	e := newEnv(t, v4, func(o *opt.Options) { o.MempNumTCPPCB = 3 })
+	// A listener whose only backlog slot is held by an accepted, delayed connection.
+	ls := e.listen(listenPort, 1)
+	ls.onAccept = func(l *tcp.Listener, p *tcp.PCB) {
+		p.BacklogDelayed()
+		ls.accepted = append(ls.accepted, p)
+		ls.recs = append(ls.recs, e.watch(p))
+	}
+	e.passiveOpen(ls, plain())
+	pb := plain()
+	pb.port = peerPort + 1
+	cb := e.synToListener(ls, pb)
+	if e.ext().CookiesSent != 1 {
+		t.Fatal("no cookie SYN-ACK for a SYN to the full backlog")
+	}
+	// Two established connections on another listener take the last PCBs.
+	ls2 := e.listen(listenPort+1, 0)
+	for i := range 2 {
+		po := plain()
+		po.port = peerPort + 10 + uint16(i)
+		c := e.synToListener(ls2, po)
+		c.ack()
+	}
+	if n := e.conns(); n != 3 {
+		t.Fatalf("%d connections, want 3 (the pool)", n)
+	}
+	before := e.ext()
+	cb.ack()
+	r := e.expectFlags("cookie ACK with every PCB held", wire.TCPFlagRST)
+	if r.SeqNum != cb.iss+1 {
+		t.Errorf("RST seq %d, want SEG.ACK %d", r.SeqNum, cb.iss+1)
+	}
+	checkDelta(t, "CookieRefused", before.CookieRefused, e.ext().CookieRefused, 1)
+	if len(ls.accepted) != 1 {
+		t.Errorf("%d accepted on the full listener, want 1", len(ls.accepted))
+	}
+}
+
+// With the TCP_PCB pool held by a SYN flood's half-open connections, a new SYN reaps the
+// oldest of them (after TIME-WAIT and closed-by-app PCBs) instead of being refused.
+func TestListenPCBsHeldByHalfOpenReapsOldest(t *testing.T) {
+	e := newEnv(t, v4, func(o *opt.Options) { o.MempNumTCPPCB = 4 })
+	ls := e.listen(listenPort, 100)
+	for i := range 4 {
+		po := plain()
+		po.port = peerPort + 100 + uint16(i)
+		e.synToListener(ls, po)
+	}
+	before := e.ext()
+	c := e.synToListener(ls, plain())
+	checkDelta(t, "HalfOpenReaped", before.HalfOpenReaped, e.ext().HalfOpenReaped, 1)
+	c.ack()
+	if len(ls.accepted) != 1 {
+		t.Fatalf("new handshake not accepted while the pool held half-open connections")
+	}
 }
 
 // Listener.Close resets the connections it has not handed to AcceptFunc yet, and the port

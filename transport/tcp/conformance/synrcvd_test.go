@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wispstack/wisp/opt"
 	"github.com/wispstack/wisp/wire"
 )
 
@@ -104,15 +105,21 @@ func TestSynRcvdAckWithData(t *testing.T) {
 	})
 }
 
-// The SYN-ACK is retransmitted with backoff; after TCPSynMaxRtx the half-open connection is
-// dropped without ever reaching AcceptFunc.
+// The SYN-ACK is retransmitted with backoff; after TCPSynAckMaxRtx (Linux's
+// tcp_synack_retries, 5) the half-open connection is dropped at about 63 s, as Linux does —
+// without ever reaching AcceptFunc.
 func TestSynRcvdSynAckRetransmitThenDrop(t *testing.T) {
 	e := newEnv(t, v4)
+	if e.o.TCPSynAckMaxRtx != 5 || e.o.TCPInitRTO != time.Second {
+		t.Fatalf("test assumes 5 SYN-ACK retries from a 1 s RTO, have %d from %v", e.o.TCPSynAckMaxRtx, e.o.TCPInitRTO)
+	}
 	ls := e.listen(listenPort, 0)
 	c := e.synToListener(ls, plain())
+	before := e.ext()
 	t0 := c.synack.at
 	var times []time.Duration
-	for e.elapsed()-t0 < time.Minute {
+	var gone time.Duration
+	for e.elapsed()-t0 < 3*time.Minute {
 		e.advance(10 * time.Millisecond)
 		for _, s := range e.drain() {
 			if s.Flags.Has(wire.TCPFlagRST) {
@@ -124,12 +131,17 @@ func TestSynRcvdSynAckRetransmitThenDrop(t *testing.T) {
 			times = append(times, s.at-t0)
 		}
 		if conns, _ := e.tcp.NumPCBs(); conns == 0 {
+			gone = e.elapsed() - t0
 			break
 		}
 	}
-	if len(times) != e.o.TCPSynMaxRtx {
-		t.Errorf("%d SYN-ACK retransmissions at %v, want %d", len(times), times, e.o.TCPSynMaxRtx)
+	if len(times) != e.o.TCPSynAckMaxRtx {
+		t.Errorf("%d SYN-ACK retransmissions at %v, want %d", len(times), times, e.o.TCPSynAckMaxRtx)
 	}
+	if gone < 63*time.Second || gone > 63*time.Second+50*time.Millisecond {
+		t.Errorf("half-open connection dropped after %v, want 63 s (1+2+4+8+16+32)", gone)
+	}
+	checkDelta(t, "HalfOpenTimeouts", before.HalfOpenTimeouts, e.ext().HalfOpenTimeouts, 1)
 	rto, prev := e.o.TCPInitRTO, time.Duration(0)
 	for i, at := range times {
 		if d := at - prev; d < rto-10*time.Millisecond || d > rto+20*time.Millisecond {
@@ -142,5 +154,44 @@ func TestSynRcvdSynAckRetransmitThenDrop(t *testing.T) {
 	}
 	if len(ls.accepted) != 0 {
 		t.Error("AcceptFunc called for a connection that never completed")
+	}
+}
+
+// TCPSynRcvdTimeout caps a half-open connection's life whatever the retries: with 10 s the
+// SYN-ACKs at 1 s, 3 s and 7 s are sent and the connection is gone at 10 s, not at 15 s.
+func TestSynRcvdLifetimeCap(t *testing.T) {
+	e := newEnv(t, v4, func(o *opt.Options) { o.TCPSynRcvdTimeout = 10 * time.Second })
+	ls := e.listen(listenPort, 0)
+	c := e.synToListener(ls, plain())
+	t0 := c.synack.at
+	rtx := 0
+	var gone time.Duration
+	for e.elapsed()-t0 < time.Minute {
+		e.advance(10 * time.Millisecond)
+		for _, s := range e.drain() {
+			if flagsEq(s.Flags, wire.TCPFlagSYN|wire.TCPFlagACK) {
+				rtx++
+			} else {
+				t.Errorf("unexpected %v", s)
+			}
+		}
+		if conns, _ := e.tcp.NumPCBs(); conns == 0 {
+			gone = e.elapsed() - t0
+			break
+		}
+	}
+	if rtx != 3 {
+		t.Errorf("%d SYN-ACK retransmissions, want 3 (at 1 s, 3 s, 7 s)", rtx)
+	}
+	if gone < 10*time.Second || gone > 10*time.Second+20*time.Millisecond {
+		t.Errorf("half-open connection dropped after %v, want 10 s (TCPSynRcvdTimeout)", gone)
+	}
+	// The peer's late ACK now finds only the listener: a RST, not a connection.
+	c.ack()
+	if r := e.expectFlags("late handshake ACK after the half-open connection was dropped", wire.TCPFlagRST); r.SeqNum != c.iss+1 {
+		t.Errorf("RST seq %d, want SEG.ACK %d", r.SeqNum, c.iss+1)
+	}
+	if len(ls.accepted) != 0 {
+		t.Error("AcceptFunc called for a dropped half-open connection")
 	}
 }

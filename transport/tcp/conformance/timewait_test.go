@@ -85,8 +85,8 @@ func TestTimeWaitRecycling(t *testing.T) {
 }
 
 // A passive open also takes a TCP_PCB: with the pool exhausted by live connections a SYN
-// is not answered with a SYN-ACK from a PCB that does not exist, and PCBExhausted (or a
-// cookie) accounts for it.
+// is not answered with a SYN-ACK from a PCB that does not exist: it is refused with a RST
+// and counted (PCBExhausted, SynRefused).
 func TestPassiveOpenWithPCBsExhausted(t *testing.T) {
 	e := newEnv(t, v4, func(o *opt.Options) { o.MempNumTCPPCB = 2; o.TCPSynCookies = false })
 	ls := e.listen(listenPort, 0)
@@ -99,15 +99,10 @@ func TestPassiveOpenWithPCBsExhausted(t *testing.T) {
 	pc.port = peerPort + 2
 	e.inject(segment{srcPort: pc.port, dstPort: listenPort, seq: peerISS, flags: wire.TCPFlagSYN, wnd: 1000,
 		opts: pc.synOptions(e)})
-	for _, s := range e.drain() {
-		if s.Flags.Has(wire.TCPFlagSYN) {
-			t.Fatalf("SYN-ACK without a PCB to hold the connection: %v", s)
-		}
-	}
+	e.expectFlags("SYN with the PCB pool exhausted", wire.TCPFlagRST|wire.TCPFlagACK)
 	x := e.ext()
-	if x.PCBExhausted == before.PCBExhausted && x.DropMem == before.DropMem && x.DropListen == before.DropListen {
-		t.Error("SYN dropped for lack of PCBs without a counter (PCBExhausted, DropMem or DropListen)")
-	}
+	checkDelta(t, "PCBExhausted", before.PCBExhausted, x.PCBExhausted, 1)
+	checkDelta(t, "SynRefused", before.SynRefused, x.SynRefused, 1)
 	if e.conns() != 2 {
 		t.Errorf("%d connections, want 2", e.conns())
 	}
