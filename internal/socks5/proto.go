@@ -62,18 +62,23 @@ func (r Reply) String() string {
 
 // Request is a client's request (RFC 1928 §4): a command and a destination, which is an
 // IP address (Addr) or a domain name (Domain), and a port.
+//
+// Addr is kept as the wire carried it: an IPv4-mapped IPv6 address (::ffff:a.b.c.d, ATYP
+// X'04') stays a 16-byte address, so that Append re-encodes the request exactly.
 type Request struct {
 	Cmd    byte
-	Addr   netip.Addr // valid for AtypIPv4 and AtypIPv6
+	Addr   netip.Addr // valid for AtypIPv4 (Is4) and AtypIPv6 (Is6, 4-in-6 included)
 	Domain string     // set for AtypDomain
 	Port   uint16
 }
 
-// Target returns the destination as host:port, for a dial function.
+// Target returns the destination as host:port, for a dial function. A 4-in-6 address is
+// given as the IPv4 address it maps: that is the host to reach, and a dialer that picks a
+// family or route from the literal (a tunnel's with IPv4 only) must not take it for IPv6.
 func (r Request) Target() string {
 	host := r.Domain
 	if host == "" {
-		host = r.Addr.String()
+		host = r.Addr.Unmap().String()
 	}
 	return net.JoinHostPort(host, strconv.Itoa(int(r.Port)))
 }
@@ -85,17 +90,19 @@ func (r Request) Append(b []byte) []byte {
 	return binary.BigEndian.AppendUint16(b, r.Port)
 }
 
-// appendAddr appends ATYP and DST.ADDR / BND.ADDR.
+// appendAddr appends ATYP and DST.ADDR / BND.ADDR. The ATYP follows a's own form: a 4-in-6
+// address is written as IPv6 (ATYP X'04'), as it was read; unmap it first for X'01'.
 func appendAddr(b []byte, a netip.Addr, domain string) []byte {
 	switch {
 	case domain != "":
 		b = append(b, AtypDomain, byte(len(domain)))
 		return append(b, domain...)
-	case a.Is6() && !a.Is4In6():
+	case a.Is6():
+		a16 := a.As16() // without the zone, which the wire has no room for
 		b = append(b, AtypIPv6)
-		return append(b, a.AsSlice()...)
-	case a.IsValid():
-		a4 := a.Unmap().As4()
+		return append(b, a16[:]...)
+	case a.Is4():
+		a4 := a.As4()
 		b = append(b, AtypIPv4)
 		return append(b, a4[:]...)
 	default:
@@ -198,9 +205,10 @@ func ReadGreeting(r io.Reader) ([]byte, error) {
 }
 
 // AppendReply appends a reply (RFC 1928 §6) with bound address bnd (the zero AddrPort
-// writes 0.0.0.0:0, for failures).
+// writes 0.0.0.0:0, for failures). A 4-in-6 bnd, as a dual-stack socket reports an IPv4
+// connection's address, is written as IPv4 (ATYP X'01').
 func AppendReply(b []byte, rep Reply, bnd netip.AddrPort) []byte {
 	b = append(b, Version, byte(rep), 0)
-	b = appendAddr(b, bnd.Addr(), "")
+	b = appendAddr(b, bnd.Addr().Unmap(), "")
 	return binary.BigEndian.AppendUint16(b, bnd.Port())
 }

@@ -52,6 +52,24 @@ func TestReadRequest(t *testing.T) {
 	}
 }
 
+// An IPv4-mapped IPv6 address (ATYP X'04', ::ffff:a.b.c.d) stays IPv6 when re-encoded, and
+// is dialed as the IPv4 host it maps. The wire is the input FuzzReadRequest found
+// (testdata/fuzz/FuzzReadRequest/8bb6afc63ab8ae75): Append used to write it as ATYP X'01'.
+func TestReadRequest4In6(t *testing.T) {
+	wire := []byte("\x050\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\xff\xff000000")
+	want := Request{Cmd: '0', Addr: netip.MustParseAddr("::ffff:48.48.48.48"), Port: 0x3030}
+	req, err := ReadRequest(bytes.NewReader(wire))
+	if err != nil || req != want {
+		t.Fatalf("ReadRequest = %+v, %v; want %+v", req, err, want)
+	}
+	if got := req.Append(nil); !bytes.Equal(got, wire) {
+		t.Errorf("Append = %x, want %x", got, wire)
+	}
+	if got := req.Target(); got != "48.48.48.48:12336" {
+		t.Errorf("Target = %q, want the IPv4 host", got)
+	}
+}
+
 func TestReadRequestErrors(t *testing.T) {
 	for _, c := range []struct {
 		name string

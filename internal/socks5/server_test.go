@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -167,6 +168,8 @@ func TestServeConnect(t *testing.T) {
 		{Cmd: CmdConnect, Addr: netip.MustParseAddr("198.18.0.2"), Port: 80},
 		{Cmd: CmdConnect, Addr: netip.MustParseAddr("fd42:5eed::2"), Port: 443},
 		{Cmd: CmdConnect, Domain: "www.example", Port: 8080},
+		// 4-in-6 (ATYP X'04'): the dial goes to the IPv4 host.
+		{Cmd: CmdConnect, Addr: netip.MustParseAddr("::ffff:198.18.0.3"), Port: 81},
 	} {
 		c, err := l.Dial()
 		if err != nil {
@@ -187,8 +190,8 @@ func TestServeConnect(t *testing.T) {
 	}
 	fn.mu.Lock()
 	defer fn.mu.Unlock()
-	want := []string{"tcp 198.18.0.2:80", "tcp [fd42:5eed::2]:443", "tcp www.example:8080"}
-	if len(fn.dialed) != 3 || fn.dialed[0] != want[0] || fn.dialed[1] != want[1] || fn.dialed[2] != want[2] {
+	want := []string{"tcp 198.18.0.2:80", "tcp [fd42:5eed::2]:443", "tcp www.example:8080", "tcp 198.18.0.3:81"}
+	if !slices.Equal(fn.dialed, want) {
 		t.Errorf("dialed %v, want %v", fn.dialed, want)
 	}
 }

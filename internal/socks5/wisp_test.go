@@ -184,6 +184,13 @@ func TestServeOverWisp(t *testing.T) {
 		t.Errorf("closed port: reply %v, want %v", Reply(rep[1]), ConnectionRefused)
 	}
 	c.Close()
+	// The same port as 4-in-6 (ATYP X'04', ::ffff:198.18.0.2): the dial reaches b's IPv4
+	// address, which refuses it too.
+	c, rep = connect(t, b, "198.18.0.1:1080", Request{Cmd: CmdConnect, Addr: netip.MustParseAddr("::ffff:198.18.0.2"), Port: 9})
+	if Reply(rep[1]) != ConnectionRefused {
+		t.Errorf("4-in-6 closed port: reply %v, want %v", Reply(rep[1]), ConnectionRefused)
+	}
+	c.Close()
 	// 198.18.99.0/24 is off every route of a: ENETUNREACH.
 	c, rep = connect(t, b, "198.18.0.1:1080", Request{Cmd: CmdConnect, Addr: netip.MustParseAddr("198.18.99.1"), Port: 80})
 	if Reply(rep[1]) != NetworkUnreachable {
