@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"strings"
 )
 
 // Proto counts one protocol's traffic, with the fields of lwIP's struct stats_proto.
@@ -128,6 +129,13 @@ var protoFields = func() []string {
 	}
 	return names
 }()
+
+// String returns the table WriteTable prints, for logs and test failures.
+func (s *Snapshot) String() string {
+	var b strings.Builder
+	s.WriteTable(&b)
+	return b.String()
+}
 
 // WriteTable prints the snapshot as a table, like lwIP's stats_display(): one row per
 // protocol that saw traffic, then the heap and every pool.

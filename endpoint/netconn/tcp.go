@@ -302,9 +302,7 @@ func (c *TCPConn) Read(b []byte) (int, error) {
 			c.mu.Unlock()
 			return 0, c.mapErr(err)
 		}
-		c.mu.Unlock()
-		<-c.rch
-		c.mu.Lock()
+		c.waitData()
 	}
 	n := c.readLocked(b)
 	flush := c.pending >= c.thresh
@@ -337,9 +335,7 @@ func (c *TCPConn) Recv() (*Buf, error) {
 			c.mu.Unlock()
 			return nil, c.mapErr(err)
 		}
-		c.mu.Unlock()
-		<-c.rch
-		c.mu.Lock()
+		c.waitData()
 	}
 	off := c.roff
 	p := c.pop()
@@ -374,6 +370,21 @@ func (c *TCPConn) flushRecved() {
 		c.pcb.Recved(n)
 	}
 	c.s.Unlock()
+}
+
+// waitData waits for the reader's next wake-up (c.mu held on entry and on return). Bytes
+// consumed but not yet given back to TCP are given back first, whatever the batching
+// threshold: under memory pressure TCP may have granted this connection a window smaller
+// than the threshold (its fair share), and a reader that sleeps on a closed window it
+// consumed would wait forever.
+func (c *TCPConn) waitData() {
+	flush := c.pending > 0 && !c.gone
+	c.mu.Unlock()
+	if flush {
+		c.flushRecved()
+	}
+	<-c.rch
+	c.mu.Lock()
 }
 
 // mapErr turns errs.Abrt into net.ErrClosed when the abort came from the stack's Close.

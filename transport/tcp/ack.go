@@ -184,7 +184,7 @@ func (c *PCB) ackData(ack uint32, ns int64) int {
 	for r := c.sndq.head; r != nil; r = c.sndq.head {
 		if seqLEQ(r.end(), ack) {
 			acked += int(r.len)
-			c.sndBufUsed -= int(r.len)
+			c.addSndUsed(-int(r.len))
 			c.sndq.pop()
 			if c.pos == r {
 				c.pos = r.next
@@ -195,7 +195,7 @@ func (c *PCB) ackData(ack uint32, ns int64) int {
 		if seqLT(r.seq, ack) {
 			d := int(ack - r.seq)
 			acked += d
-			c.sndBufUsed -= d
+			c.addSndUsed(-d)
 			r.seq += uint32(d)
 			r.off += int32(d)
 			r.len -= int32(d)

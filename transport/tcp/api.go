@@ -10,6 +10,8 @@ package tcp
 // has reported it acknowledged or the connection is gone.
 
 import (
+	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/wispstack/wisp/pbuf"
@@ -100,4 +102,20 @@ type Info struct {
 	SACK, Timestamps         bool
 	InRecovery               bool
 	Congestion               string
+
+	// What the connection holds and waits for (the live view, and the evidence a failing
+	// test prints).
+	Local, Remote netip.AddrPort
+	RcvUnread     int    // delivered to the application and not yet consumed (Recved)
+	OOSegs        int    // segments waiting out of order
+	SndBuf        int    // bytes queued for sending (sent and not acknowledged, and unsent)
+	SndBufSize    int    // the send buffer's size (SndBufSize)
+	Timers        string // deadlines armed, e.g. "rto=180ms persist" (relative to now)
+}
+
+// String prints the connection in one line, as ss -tin would.
+func (i Info) String() string {
+	return fmt.Sprintf("%v %v->%v snd.una=%d snd.nxt=%d snd.wnd=%d unacked=%d unsent=%d sndbuf=%d/%d cwnd=%d rcv.nxt=%d rcv.wnd=%d unread=%d oos=%d rto=%v srtt=%v rtx=%d timers=[%s]",
+		i.State, i.Local, i.Remote, i.SndUna, i.SndNxt, i.SndWnd, i.Unacked, i.Unsent, i.SndBuf, i.SndBufSize,
+		i.Cwnd, i.RcvNxt, i.RcvWnd, i.RcvUnread, i.OOSegs, i.RTO, i.SRTT, i.Retransmits, i.Timers)
 }

@@ -90,6 +90,7 @@ func (t *Proto) cookieACK(l *Listener, p *pbuf.Pbuf) bool {
 	c.sndUna, c.sndNxt, c.sndEnd, c.pushSeq, c.recover = cookie, cookie+1, cookie+1, cookie+1, cookie
 	c.irs, c.rcvNxt = peerISN, in.seq
 	c.rcvAdv = c.rcvNxt + uint32(min(t.opts.TCPWnd, 0xffff))
+	c.syncPromise()
 	c.peerMSS = mss
 	if t.opts.TCPWndScale && peerWS != secret.NoWScale {
 		c.flags |= fWS

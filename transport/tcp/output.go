@@ -339,6 +339,7 @@ func (c *PCB) windowField(syn bool) uint16 {
 		// NOT be scaled".
 		f := min(w, 0xffff)
 		c.rcvAdv = c.rcvNxt + f
+		c.syncPromise()
 		return uint16(f)
 	}
 	sh := c.rcvScale
@@ -348,41 +349,26 @@ func (c *PCB) windowField(syn bool) uint16 {
 	}
 	f = min(f, 0xffff)
 	c.rcvAdv = seqMax(c.rcvAdv, c.rcvNxt+f<<sh)
+	c.syncPromise()
 	return uint16(f)
 }
 
-// rcvSpace is the receive window the buffer and the stack's free packet memory allow.
+// rcvSpace is the receive window the buffer and the connection's share of the stack's free
+// packet memory (share.go) allow.
 func (c *PCB) rcvSpace() int {
 	w := c.rcvBuf - c.rcvUnread
 	if w <= 0 {
 		return 0
 	}
-	if m := c.t.rxMemory(c.advMSS); w > m {
-		c.t.ext.RcvWndClamped++
+	if m := c.rxLimit(); w > m {
+		if c.t.rxHolders > 1 || c.t.rxHolders == 1 && c.rcvUnread == 0 {
+			c.t.ext.RcvShareClamped++
+		} else {
+			c.t.ext.RcvWndClamped++
+		}
 		w = m
 	}
 	return w
-}
-
-// rxMemory estimates how many payload bytes the free POOL pbufs can still receive in
-// segments of mss bytes, keeping an eighth of the pool for everything else. The pool's
-// counters sit behind its mutex, so the free count is refreshed every 16 calls (a window
-// advertisement a few segments stale is harmless).
-func (t *Proto) rxMemory(mss int) int {
-	if t.rxPool == nil {
-		return 1 << 30
-	}
-	if t.rxMemCalls&15 == 0 {
-		st := t.rxPool.Stats()
-		t.rxMemVal = st.Avail - st.Used - st.Avail/8
-	}
-	t.rxMemCalls++
-	free := t.rxMemVal
-	if free <= 0 {
-		return 0
-	}
-	bufs := (mss + pbuf.LinkHeaderRoom + 120 + t.alloc.PoolBufSize() - 1) / t.alloc.PoolBufSize()
-	return free / max(bufs, 1) * mss
 }
 
 // ackNow asks for an ACK at the end of the current processing.

@@ -142,6 +142,8 @@ type PCB struct {
 	keepSent  int
 	lastRecv  int64
 	synAt     int64 // when a listener made this half-open connection (TCPSynRcvdTimeout)
+	readEpoch int64 // the movingWindow epoch in which the application last consumed data (share.go)
+	rxProm    int   // this connection's part of Proto.rxPromised
 
 	// Congestion controllers, embedded so a connection allocates nothing; cc points at one.
 	ccImpl ccImpl
@@ -269,6 +271,7 @@ func (c *PCB) free() {
 	t.freeQueue(&c.sndq)
 	t.freeQueue(&c.rtxq)
 	t.freeQueue(&c.ooseq)
+	c.releaseShares()
 	t.all.remove(c)
 	t.gens[c.idx]++
 	t.pcbs.Put(c)

@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -135,7 +136,10 @@ func (c *PCB) Write(data []byte, flags WriteFlags) error {
 	if n == 0 {
 		return nil
 	}
-	if n > c.SndBuf() {
+	if room, shared := c.sndRoom(); n > room {
+		if shared {
+			c.t.ext.SndShareClamped++
+		}
 		return errs.Mem
 	}
 	t := c.t
@@ -213,7 +217,7 @@ func (c *PCB) Write(data []byte, flags WriteFlags) error {
 		copy(tail.p.Payload()[tail.off+tail.len:], data[:k])
 		tail.len += int32(k)
 		c.sndEnd += uint32(k)
-		c.sndBufUsed += k
+		c.addSndUsed(k)
 		off = k
 		if c.pos == nil && seqLT(c.sndNxt, tail.seq+uint32(tail.len)) {
 			c.pos = tail
@@ -233,7 +237,7 @@ func (c *PCB) appendRecord(s *seg, flags WriteFlags) {
 	s.seq = c.sndEnd
 	c.sndq.push(s)
 	c.sndEnd += uint32(s.len)
-	c.sndBufUsed += int(s.len)
+	c.addSndUsed(int(s.len))
 	if c.pos == nil && seqLT(c.sndNxt, c.sndEnd) {
 		c.pos = s
 	}
@@ -323,21 +327,39 @@ func (c *PCB) Recved(n int) {
 }
 
 // SndBuf returns the bytes Write may queue now (lwIP tcp_sndbuf): the send buffer's size
-// (SndBufSize) less what is queued.
+// (SndBufSize) less what is queued, and, while other connections hold send data too, no
+// more than the connection's fair share of the heap (share.go).
 func (c *PCB) SndBuf() int {
 	if c == nil || c.t == nil {
 		return 0
 	}
+	room, _ := c.sndRoom()
+	return room
+}
+
+// sndRoom is SndBuf, and whether the heap's fair share is what limits it.
+func (c *PCB) sndRoom() (int, bool) {
 	room := c.sndBufLim - c.sndBufUsed
-	if base := c.t.opts.TCPSndBuf; c.sndBufLim > base && room > base-c.sndBufUsed {
+	if room <= 0 {
+		return 0, false
+	}
+	base := c.t.opts.TCPSndBuf
+	autotuned := c.sndBufLim > base && room > base-c.sndBufUsed
+	if !autotuned && c.t.sndHolders == 0 {
+		return room, false // a lone sender within TCPSndBuf: promised, as in lwIP
+	}
+	hs := c.t.alloc.HeapStats()
+	free := hs.Avail - hs.Used - sendReserve(hs)
+	if autotuned {
 		// What autotuning added beyond TCPSndBuf is offered only while the heap has room
 		// for it above the reserve Write keeps; half of it, as copies take power-of-two
-		// blocks. TCPSndBuf itself stays promised, as in lwIP.
-		hs := c.t.alloc.HeapStats()
-		free := (hs.Avail - hs.Used - sendReserve(hs)) / 2
-		room = min(room, max(base-c.sndBufUsed, 0)+max(free, 0))
+		// blocks.
+		room = min(room, max(base-c.sndBufUsed, 0)+max(free/2, 0))
 	}
-	return max(room, 0)
+	if lim := c.sndLimit(max(free, 0)); lim < room {
+		return lim, true
+	}
+	return max(room, 0), false
 }
 
 // sendReserve is the heap that send data may not take: segment headers come from it too,
@@ -645,5 +667,45 @@ func (c *PCB) Info() Info {
 	if c.cc != nil {
 		i.Cwnd, i.Ssthresh, i.Congestion = c.cc.Cwnd(), c.cc.Ssthresh(), c.cc.Name()
 	}
+	i.Local, i.Remote = c.localAP(), c.remoteAP()
+	i.RcvUnread, i.OOSegs, i.SndBuf, i.SndBufSize = c.rcvUnread, c.ooseq.n, c.sndBufUsed, c.sndBufLim
+	if c.t != nil {
+		i.Timers = c.timersString(c.t.nowNs())
+	}
 	return i
+}
+
+// timersString names the deadlines c has armed, relative to now.
+func (c *PCB) timersString(now int64) string {
+	var b []byte
+	add := func(name string, at int64) {
+		if at == 0 {
+			return
+		}
+		if len(b) > 0 {
+			b = append(b, ' ')
+		}
+		b = fmt.Appendf(b, "%s=%v", name, time.Duration(at-now).Round(time.Millisecond))
+	}
+	rto := "rto"
+	if c.sndNxt == c.sndUna && c.synchronized() {
+		rto = "persist"
+	}
+	add(rto, c.rtoAt)
+	add("tlp", c.tlpAt)
+	add("reo", c.reoAt)
+	add("delack", c.delackAt)
+	add("keep", c.keepAt)
+	add("poll", c.pollAt)
+	add("close", c.closeAt)
+	add("link", c.linkAt)
+	return string(b)
+}
+
+// Conns calls fn with the Info of every connection (TIME-WAIT included), oldest first; core
+// context. fn must not call into TCP.
+func (t *Proto) Conns(fn func(Info)) {
+	for c := t.all.head; c != nil; c = c.all.next {
+		fn(c.Info())
+	}
 }

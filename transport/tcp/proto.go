@@ -82,8 +82,15 @@ type Proto struct {
 	clockCached bool
 	cachedNow   time.Time
 	cachedNs    int64
-	rxMemCalls  int // rxMemory recomputes every few calls
-	rxMemVal    int
+	rxMemCalls  int // rxLimit rereads the pool's counters every few calls
+	rxMemFree   int // free PBUF_POOL chunks at the last read
+	rxMemAvail  int // PBUF_POOL size
+
+	// Fair shares (share.go): connections holding received data the application has not
+	// consumed, and connections with send data queued.
+	rxHolders, sndHolders int
+	rxPromised            int // bytes of advertised windows not yet received, all connections
+	movers                moverCount
 }
 
 // New creates the TCP of a stack and registers its pools in c.Pools.

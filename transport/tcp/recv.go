@@ -60,6 +60,15 @@ func (c *PCB) receive(p *pbuf.Pbuf, gen uint32) {
 		p.Free()
 		p = nil
 	}
+	if n > 0 && t.rxHolders > 0 && !c.rxAdmit() {
+		// The pool is down to its reserve (windows granted at once to many connections
+		// outran it): data for a reader that is not moving waits for a retransmission,
+		// so the link keeps room for handshakes, ACKs and moving connections.
+		t.ext.RcvPruned++
+		p.Free()
+		c.ackNow()
+		return
+	}
 	if seq != c.rcvNxt {
 		if n > 0 || fin {
 			c.ooInsert(p, seq, n, fin)
@@ -117,8 +126,9 @@ func (c *PCB) deliver(p *pbuf.Pbuf, n int, fin bool, gen uint32) {
 	} else if c.nsacks > 0 {
 		c.pruneSACK()
 	}
+	c.syncPromise()
 	if total > 0 {
-		c.rcvUnread += total
+		c.setUnread(c.rcvUnread + total)
 		c.drsReceived()
 		// Delayed ACK (RFC 9293 §3.8.6.3, RFC 5681 §4.2): "an ACK SHOULD be generated for
 		// at least every second full-sized segment", and never delayed beyond
@@ -341,7 +351,8 @@ func (c *PCB) recved(n int) {
 	if n <= 0 {
 		return
 	}
-	c.rcvUnread = max(c.rcvUnread-n, 0)
+	c.setUnread(max(c.rcvUnread-n, 0))
+	c.noteRead()
 	c.drsConsumed(n)
 	if !c.synchronized() || c.flags&fFinRcvd != 0 {
 		return

@@ -329,6 +329,7 @@ func (c *PCB) synSentInput(p *pbuf.Pbuf) {
 	c.irs = in.seq
 	c.rcvNxt = in.seq + 1
 	c.rcvAdv = c.rcvNxt
+	c.syncPromise()
 	c.applySynOptions(&in.opts)
 	if c.flags&fTS != 0 {
 		c.tsRecent, c.tsRecentAge = in.opts.TSVal, in.ns

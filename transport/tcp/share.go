@@ -1,0 +1,244 @@
+package tcp
+
+import (
+	"time"
+
+	"github.com/wispstack/wisp/pbuf"
+)
+
+// Fair shares of the stack's packet memory (lwIP's "pbuf starvation", Linux's tcp_mem
+// pressure). All connections take their receive data from one PBUF_POOL and their send
+// data from one heap. Left to first come, first served, a few connections whose readers
+// stall (locally: the application stops reading; remotely: the peer's window is shut while
+// the application keeps writing) would hold all of it, and every other connection would
+// starve: no window for new data, no heap for a new request.
+//
+// So memory is granted by share, never revoked (a window once advertised is honoured, and
+// queued data stays queued):
+//
+//   - A connection may grow what it holds only to a fair part of what is left: with F
+//     bytes free beyond the reserve and n other connections holding memory, c's holding
+//     may reach (F + held)/(n + 1). Connections that stall keep what they hold and get no
+//     more; each newcomer gets a part of what is left, so however many stall, their sum
+//     never takes the last of the memory (it converges: F·n/(n+1) for n of them).
+//   - A reserve (an eighth of the pool, an eighth of the heap) is kept for connections
+//     that are moving, so a fresh transfer runs at close to full speed beside any number of
+//     stalled ones. Receive: a connection whose application consumed data within
+//     movingWindow may take up to half of everything free, reserve included, and one that
+//     holds nothing may always start with two segments. Send: the reserve backs only data
+//     that fits the peer's current window, which the peer's TCP acknowledges whether or not
+//     its application reads, so the reserve always comes back. Handshakes, ACKs and control
+//     segments never wait for a share: they take a header pbuf or a small heap block from
+//     the part the send path already keeps (sendReserve).
+//   - With no other connection holding memory, nothing changes: a lone connection gets
+//     what the pool and the heap allow, as before.
+//
+// The counts (Proto.rxHolders, Proto.sndHolders) are kept exactly as bytes come and go;
+// free memory is read from the pool and heap statistics.
+
+// movingWindow is the epoch of the moving-reader count: an application that consumed
+// received data in this epoch or the last one makes its connection moving (so it may draw
+// on the receive reserve, sharing it with the other moving ones).
+const movingWindow = int64(500 * time.Millisecond)
+
+// moverCount is the number of connections whose application consumed data in the current
+// movingWindow epoch, and in the one before.
+type moverCount struct {
+	epoch     int64
+	cur, prev int
+}
+
+// roll moves the count to epoch ep.
+func (m *moverCount) roll(ep int64) {
+	switch {
+	case ep == m.epoch:
+		return
+	case ep == m.epoch+1:
+		m.prev = m.cur
+	default:
+		m.prev = 0
+	}
+	m.cur, m.epoch = 0, ep
+}
+
+// noteRead records that c's application consumed data now.
+func (c *PCB) noteRead() {
+	t := c.t
+	ep := t.nowNs() / movingWindow
+	t.movers.roll(ep)
+	if c.readEpoch != ep {
+		c.readEpoch = ep
+		t.movers.cur++
+	}
+}
+
+// moving reports whether c's application consumed data in this epoch or the last, and how
+// many connections are moving.
+func (c *PCB) moving() (bool, int) {
+	t := c.t
+	ep := t.nowNs() / movingWindow
+	t.movers.roll(ep)
+	if c.readEpoch == 0 || c.readEpoch < ep-1 {
+		return false, 0
+	}
+	return true, max(t.movers.cur, t.movers.prev, 1)
+}
+
+// setUnread sets c.rcvUnread, keeping Proto.rxHolders (connections holding received data
+// the application has not consumed) in step.
+func (c *PCB) setUnread(v int) {
+	if (c.rcvUnread > 0) != (v > 0) {
+		if v > 0 {
+			c.t.rxHolders++
+		} else {
+			c.t.rxHolders--
+		}
+	}
+	c.rcvUnread = v
+	c.syncPromise()
+}
+
+// addSndUsed adds d (may be negative) to c.sndBufUsed, keeping Proto.sndHolders
+// (connections with send data queued) in step.
+func (c *PCB) addSndUsed(d int) {
+	v := c.sndBufUsed + d
+	if (c.sndBufUsed > 0) != (v > 0) {
+		if v > 0 {
+			c.t.sndHolders++
+		} else {
+			c.t.sndHolders--
+		}
+	}
+	c.sndBufUsed = v
+}
+
+// syncPromise records in Proto.rxPromised the window c has advertised and not yet received
+// (RCV.ADV - RCV.NXT): memory promised to the peer that every other connection's share
+// must leave alone. Only connections holding unconsumed data count: an idle connection's
+// window (or one whose application keeps up) is not money in the bank, and counting every
+// window of thousands of connections would leave none for anybody; what such windows may
+// still bring at once is what the reserve absorbs. Called wherever an edge or the unread
+// count moves.
+func (c *PCB) syncPromise() {
+	p := int(int32(c.rcvAdv - c.rcvNxt))
+	if p < 0 || p > 1<<30 || c.rcvUnread == 0 {
+		p = 0
+	}
+	c.t.rxPromised += p - c.rxProm
+	c.rxProm = p
+}
+
+// releaseShares forgets what a PCB that is being freed held in the share counts.
+func (c *PCB) releaseShares() {
+	c.setUnread(0)
+	c.addSndUsed(-c.sndBufUsed)
+	c.t.rxPromised -= c.rxProm
+	c.rxProm = 0
+}
+
+// fairShare is what a connection holding held bytes may add when free bytes are left,
+// reserve of them are the reserve, and others connections hold memory besides it: its
+// part of what is left beyond the reserve. movers > 0 says it is moving, one of movers
+// that share everything free, reserve included (each at most half of it).
+func fairShare(free, reserve, held, others, movers int) int {
+	shared := max(free-reserve, 0)
+	lim := (shared+held)/(others+1) - held
+	if movers > 0 {
+		lim = max(lim, (free+held)/(movers+1)-held)
+	}
+	return max(lim, 0)
+}
+
+// rxLimit is the receive window the stack's free POOL memory allows c to advertise now.
+func (c *PCB) rxLimit() int {
+	t := c.t
+	if t.rxPool == nil {
+		return 1 << 30
+	}
+	if t.rxMemCalls&15 == 0 || t.rxHolders > 0 {
+		// The pool's counters sit behind its mutex: without contention they are reread
+		// every 16 calls (a window a few segments stale is harmless); with several
+		// connections holding data, on every call, since each one's share depends on it.
+		st := t.rxPool.Stats()
+		t.rxMemFree, t.rxMemAvail = st.Avail-st.Used, st.Avail
+	}
+	t.rxMemCalls++
+	// Payload bytes per pool chunk for segments of advMSS.
+	mss := c.advMSS
+	bufs := max((mss+pbuf.LinkHeaderRoom+120+t.alloc.PoolBufSize()-1)/t.alloc.PoolBufSize(), 1)
+	toBytes := func(chunks int) int { return chunks / bufs * mss }
+	// What other connections' windows promised and has not arrived yet is not free.
+	phys := toBytes(max(t.rxMemFree, 0))
+	free := max(phys-(t.rxPromised-c.rxProm), 0)
+	reserve := toBytes(t.rxMemAvail / 8)
+	others := t.rxHolders
+	if c.rcvUnread > 0 {
+		others--
+	}
+	_, movers := c.moving()
+	lim := fairShare(free, reserve, c.rcvUnread, others, movers)
+	if c.rcvUnread == 0 && movers == 0 {
+		// The window of a connection that holds nothing is not counted as a promise
+		// (syncPromise), so it is kept to an equal part of the pool among all connections:
+		// a thousand connections that start at once cannot promise the pool many times.
+		lim = min(lim, phys/max(t.all.n, 1))
+	}
+	if c.rcvUnread < 2*mss {
+		// A connection may always hold two segments (or its part of the free pool when
+		// that is less; promises aside: they may be windows never used, and a start
+		// must not wait for them). A new connection can start, and one whose
+		// application reads never sits on a window too small to reopen.
+		lim = max(lim, min(2*mss, phys/(others+1))-c.rcvUnread)
+	}
+	return lim
+}
+
+// rxAdmit reports whether a data segment for c may be kept: always while more than a
+// sixteenth of the pool is free; down to a thirty-second for a connection that is moving
+// or holds nothing; never below that (the last chunks are for handshakes, ACKs and
+// frames the link is receiving). Windows are granted by share, so this only bites when
+// many connections were given windows at once (their first windows are not counted as
+// promises): what they send then is dropped and counted, never held for good.
+func (c *PCB) rxAdmit() bool {
+	t := c.t
+	if t.rxPool == nil {
+		return true
+	}
+	st := t.rxPool.Stats()
+	free := st.Avail - st.Used
+	switch {
+	case free >= st.Avail/16:
+		return true
+	case free >= st.Avail/32:
+		moving, _ := c.moving()
+		return moving || c.rcvUnread == 0
+	}
+	return false
+}
+
+// sndLimit is what c may add to its send queue now under the heap's fair shares; a lone
+// sender (no other connection has data queued) is not limited here.
+func (c *PCB) sndLimit(free int) int {
+	t := c.t
+	others := t.sndHolders
+	if c.sndBufUsed > 0 {
+		others--
+	}
+	if others <= 0 {
+		return 1 << 30
+	}
+	hs := t.alloc.HeapStats()
+	lim := fairShare(free, hs.Avail/8, c.sndBufUsed, others, 0)
+	// The reserve backs only data the peer's window takes now: that data leaves and is
+	// acknowledged by the peer's TCP even if the peer's application stops reading, so what
+	// the reserve lends always comes back. A connection whose peer keeps its window open
+	// (a moving one, a new one) runs on it however many others have stalled.
+	lim = max(lim, min(c.sndWnd, free)-c.sndBufUsed)
+	if c.sndBufUsed == 0 {
+		// And one segment always: with something queued, a closed window is probed
+		// (persist) until it opens; with nothing, the sender would wait for a window
+		// update the receiver may never send.
+		lim = max(lim, min(c.mss, free))
+	}
+	return lim
+}
