@@ -18,6 +18,7 @@ const (
 	portIdle
 	portStalled
 	portUDP
+	portStalledFresh // the stalled scenario's fresh requests
 )
 
 const chunk = 64 << 10 // the bulk writer's and reader's buffer size (iperf3 uses 128 KiB)

@@ -56,16 +56,16 @@ func wgScenarios() []scenario {
 	out = append(out, scenario{
 		id:    "wg/stalled",
 		title: "WireGuard (2 wireguard-go devices, channel binds): stalled readers (each sender offers its bytes, the reader never reads)",
-		metrics: []metric{
+		metrics: append([]metric{
 			{key: "held", label: "memory held (Go heap + wisp pools in use)", unit: "MiB", goal: ratio(1.0 / 2), prec: 1},
 			{key: "perconn", label: "memory held per connection", unit: "KiB", prec: 0},
 			{key: "inside", label: "wisp inside its budget (1 = yes)", unit: "", higher: true, goal: abs(1), prec: 0},
-		},
+		}, mFresh...),
 		cfg: func(sz sizes) netConfig {
 			return netConfig{MTU: 1420, Conns: wgStalledConns(sz), WireGuard: wgChannel}
 		},
 		run: func(n network, sz sizes) (map[string]float64, []string, error) {
-			return runStalled(n, wgStalledConns(sz), sz.stalledBytes, sz.stalledWait)
+			return runStalled(n, wgStalledConns(sz), sz.stalledBytes, sz.stalledWait, sz.freshReqs, sz.freshWait)
 		},
 		skip: wgSkip(wgChannel),
 		once: true,

@@ -17,6 +17,8 @@ type sizes struct {
 	stalledConns int
 	stalledBytes int
 	stalledWait  time.Duration
+	freshReqs    int           // fresh requests timed idle and during the stall (the table shows the median)
+	freshWait    time.Duration // deadline of one fresh request
 	lossDur      time.Duration
 	lossWarm     time.Duration
 	udpDur       time.Duration
@@ -27,15 +29,15 @@ type sizes struct {
 var (
 	full = sizes{name: "full", bulkWarm: 500 * time.Millisecond, bulkDur: 3 * time.Second,
 		rrRounds: 20000, rateConns: 10000, idleConns: 10000, stalledConns: 1000,
-		stalledBytes: 4 << 20, stalledWait: 30 * time.Second, lossWarm: time.Second,
+		stalledBytes: 4 << 20, stalledWait: 30 * time.Second, freshReqs: 5, freshWait: 10 * time.Second, lossWarm: time.Second,
 		lossDur: 5 * time.Second, udpDur: 2 * time.Second, timeout: 3 * time.Minute, reps: 3}
 	quick = sizes{name: "quick", bulkWarm: 50 * time.Millisecond, bulkDur: 200 * time.Millisecond,
 		rrRounds: 500, rateConns: 200, idleConns: 200, stalledConns: 20,
-		stalledBytes: 1 << 20, stalledWait: 1500 * time.Millisecond, lossWarm: 100 * time.Millisecond,
+		stalledBytes: 1 << 20, stalledWait: 1500 * time.Millisecond, freshReqs: 3, freshWait: 3 * time.Second, lossWarm: 100 * time.Millisecond,
 		lossDur: 300 * time.Millisecond, udpDur: 150 * time.Millisecond, timeout: 30 * time.Second, reps: 1}
 	smoke = sizes{name: "smoke", bulkWarm: 20 * time.Millisecond, bulkDur: 80 * time.Millisecond,
 		rrRounds: 50, rateConns: 30, idleConns: 30, stalledConns: 4,
-		stalledBytes: 256 << 10, stalledWait: 400 * time.Millisecond, lossWarm: 50 * time.Millisecond,
+		stalledBytes: 256 << 10, stalledWait: 400 * time.Millisecond, freshReqs: 2, freshWait: 3 * time.Second, lossWarm: 50 * time.Millisecond,
 		lossDur: 150 * time.Millisecond, udpDur: 50 * time.Millisecond, timeout: 15 * time.Second, reps: 1}
 )
 
@@ -87,6 +89,15 @@ var (
 	mAllocs  = metric{key: "allocs", label: "allocations per packet on the link", unit: "allocs", goal: abs(0), prec: 4}
 	mMallocs = metric{key: "mallocs", label: "allocations in the measured interval (whole process)", unit: "allocs", prec: 0}
 	mGC      = metric{key: "gc", label: "GC cycles per GB", unit: "cycles/GB", prec: 1}
+	// mFresh are the stalled scenarios' fresh-request rows (runStalled): a new connection's
+	// 100-byte request and 100,000-byte answer, dial to last byte, while the stalled
+	// connections are held and, for reference, on the idle network before them.
+	mFresh = []metric{
+		{key: "fresh_ms", label: "new connection during the stall: dial to 100 kB, median", unit: "ms", prec: 1},
+		{key: "fresh_idle_ms", label: "new connection on the idle network, median", unit: "ms", prec: 1},
+		{key: "fresh_slowdown", label: "new connection: during the stall / idle", unit: "×", prec: 1},
+		{key: "fresh_timeouts", label: "new connections timed out or failed during the stall", unit: "", prec: 0},
+	}
 )
 
 func noKernelMemory(e engine) string {
@@ -159,14 +170,14 @@ func scenarios() []scenario {
 		scenario{
 			id:    "stalled",
 			title: "Stalled readers (each sender offers its bytes, the reader never reads)",
-			metrics: []metric{
+			metrics: append([]metric{
 				{key: "held", label: "memory held (Go heap + wisp pools in use)", unit: "MiB", goal: ratio(1.0 / 20), prec: 1},
 				{key: "perconn", label: "memory held per connection", unit: "KiB", prec: 0},
 				{key: "inside", label: "wisp inside its budget (1 = yes)", unit: "", higher: true, goal: abs(1), prec: 0},
-			},
+			}, mFresh...),
 			cfg: func(sz sizes) netConfig { return netConfig{MTU: 1500, Conns: sz.stalledConns} },
 			run: func(n network, sz sizes) (map[string]float64, []string, error) {
-				return runStalled(n, sz.stalledConns, sz.stalledBytes, sz.stalledWait)
+				return runStalled(n, sz.stalledConns, sz.stalledBytes, sz.stalledWait, sz.freshReqs, sz.freshWait)
 			},
 			skip: noKernelMemory,
 			once: true,
