@@ -23,9 +23,9 @@ import (
 //     never takes the last of the memory (it converges: F·n/(n+1) for n of them).
 //   - A reserve (an eighth of the pool, an eighth of the heap) is kept for connections
 //     that are moving, so a fresh transfer runs at close to full speed beside any number of
-//     stalled ones. Receive: a connection whose application consumed data within
-//     movingWindow may take up to half of everything free, reserve included, and one that
-//     holds nothing may always start with two segments. Send: the reserve backs only data
+//     stalled ones. Receive: connections whose application consumed data within
+//     movingWindow share what is free down to the last sixteenth of the pool (which no
+//     window grants), and every connection may hold two segments. Send: the reserve backs only data
 //     that fits the peer's current window, which the peer's TCP acknowledges whether or not
 //     its application reads, so the reserve always comes back. Handshakes, ACKs and control
 //     segments never wait for a share: they take a header pbuf or a small heap block from
@@ -139,12 +139,12 @@ func (c *PCB) releaseShares() {
 // fairShare is what a connection holding held bytes may add when free bytes are left,
 // reserve of them are the reserve, and others connections hold memory besides it: its
 // part of what is left beyond the reserve. movers > 0 says it is moving, one of movers
-// that share everything free, reserve included (each at most half of it).
-func fairShare(free, reserve, held, others, movers int) int {
+// that share what is free beyond floor, most of the reserve included (each at most half).
+func fairShare(free, reserve, floor, held, others, movers int) int {
 	shared := max(free-reserve, 0)
 	lim := (shared+held)/(others+1) - held
 	if movers > 0 {
-		lim = max(lim, (free+held)/(movers+1)-held)
+		lim = max(lim, (max(free-floor, 0)+held)/(movers+1)-held)
 	}
 	return max(lim, 0)
 }
@@ -170,13 +170,17 @@ func (c *PCB) rxLimit() int {
 	// What other connections' windows promised and has not arrived yet is not free.
 	phys := toBytes(max(t.rxMemFree, 0))
 	free := max(phys-(t.rxPromised-c.rxProm), 0)
-	reserve := toBytes(t.rxMemAvail / 8)
+	// The reserve is an eighth of the pool; moving connections may use all but its last
+	// half (the floor), which no window grants: what movers hold when they all stall at
+	// once (a proxy whose clients stopped reading) must still leave room for the next
+	// connection's first segments.
+	reserve, floor := toBytes(t.rxMemAvail/8), toBytes(t.rxMemAvail/16)
 	others := t.rxHolders
 	if c.rcvUnread > 0 {
 		others--
 	}
 	_, movers := c.moving()
-	lim := fairShare(free, reserve, c.rcvUnread, others, movers)
+	lim := fairShare(free, reserve, floor, c.rcvUnread, others, movers)
 	if c.rcvUnread == 0 && movers == 0 {
 		// The window of a connection that holds nothing is not counted as a promise
 		// (syncPromise), so it is kept to an equal part of the pool among all connections:
@@ -228,7 +232,7 @@ func (c *PCB) sndLimit(free int) int {
 		return 1 << 30
 	}
 	hs := t.alloc.HeapStats()
-	lim := fairShare(free, hs.Avail/8, c.sndBufUsed, others, 0)
+	lim := fairShare(free, hs.Avail/8, 0, c.sndBufUsed, others, 0)
 	// The reserve backs only data the peer's window takes now: that data leaves and is
 	// acknowledged by the peer's TCP even if the peer's application stops reading, so what
 	// the reserve lends always comes back. A connection whose peer keeps its window open
