@@ -36,6 +36,8 @@ func TestBadPackets(t *testing.T) {
 		{"v4 ihl", mod(good4, func(b []byte) { b[0] = 0x44; wire.IPv4(b[:20]).SetChecksum() }), func(s *stats.Snapshot) uint64 { return s.IP.Lenerr }, false},
 		{"bad version", mod(good4, func(b []byte) { b[0] = 0x55 }), func(s *stats.Snapshot) uint64 { return s.IP.Err }, false},
 		{"v4 multicast source", ipv4Packet(mustAddr("224.0.0.1"), v4A, wire.ProtoUDP, 64, udpish(8)), func(s *stats.Snapshot) uint64 { return s.IP.Err }, false},
+		{"v4 our own address as source (land)", ipv4Packet(v4A, v4A, wire.ProtoUDP, 64, udpish(8)), func(s *stats.Snapshot) uint64 { return s.IP.Err }, false},
+		{"v6 our own address as source (land)", ipv6Packet(v6A, v6A, wire.ProtoUDP, 64, udpish(8)), func(s *stats.Snapshot) uint64 { return s.IP6.Err }, false},
 		{"v4 not for us", ipv4Packet(v4B, v4B, wire.ProtoUDP, 64, udpish(8)), func(s *stats.Snapshot) uint64 { return s.IP.Err }, false},
 		{"v6 truncated", good6[:30], func(s *stats.Snapshot) uint64 { return s.IP6.Lenerr }, false},
 		{"v6 payload length", mod(good6, func(b []byte) { binary.BigEndian.PutUint16(b[4:], 500) }), func(s *stats.Snapshot) uint64 { return s.IP6.Lenerr }, false},

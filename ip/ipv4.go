@@ -72,8 +72,10 @@ func (l *Layer) input4(n *Netif, p *pbuf.Pbuf, looped bool) {
 		// RFC 1122 §3.2.1.3: a source that is a broadcast or multicast address (or class
 		// E) "MUST be silently discarded"; loopback addresses "MUST NOT appear outside a
 		// host".
+		// A packet from the wire with one of our own addresses as its source is a
+		// martian too (the "land" attack: Linux drops it), never ours to answer.
 		if src == broadcast4 || src.IsMulticast() || isClassE(src) || n.isBroadcast4(src) ||
-			!looped && (src.IsLoopback() || dst.IsLoopback()) {
+			!looped && (src.IsLoopback() || dst.IsLoopback() || l.localNetif(src) != nil) {
 			l.dropPkt(p, &l.ip.Err)
 			return
 		}

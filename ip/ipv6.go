@@ -34,7 +34,9 @@ func (l *Layer) input6(n *Netif, p *pbuf.Pbuf, looped bool) {
 		// RFC 4291 §2.7: "Multicast addresses must not be used as source addresses";
 		// §2.5.3: the loopback address "must never be sent outside a single node", nor
 		// received.
-		if src.IsMulticast() || !looped && (src.IsLoopback() || dst.IsLoopback()) || dst.IsUnspecified() {
+		// Our own address as the source of a packet from the wire is a martian (the
+		// "land" attack), as in IPv4.
+		if src.IsMulticast() || !looped && (src.IsLoopback() || dst.IsLoopback() || l.localNetif(src) != nil) || dst.IsUnspecified() {
 			l.dropPkt(p, &l.ip6.Err)
 			return
 		}
