@@ -205,7 +205,9 @@ func (c *PCB) rxLimit() int {
 // promises): what they send then is dropped and counted, never held for good.
 func (c *PCB) rxAdmit() bool {
 	t := c.t
-	if t.rxPool == nil {
+	if t.rxPool == nil || t.rxMemFree >= t.rxMemAvail/8 {
+		// Far from the floors by the last reading (rxLimit rereads the pool on every
+		// window while anyone holds data): no need to take the pool's lock per segment.
 		return true
 	}
 	st := t.rxPool.Stats()
