@@ -39,7 +39,7 @@ type TCPExt struct {
 	HalfOpenTimeouts     uint64 // half-open connections dropped after TCPSynAckMaxRtx SYN-ACKs or TCPSynRcvdTimeout
 	AcceptOverflows      uint64 // established connections the accept callback reset (a full accept mailbox, no netconn left)
 	RcvShareClamped      uint64 // window advertisements cut to the connection's fair share of receive memory
-	SndShareClamped      uint64 // writes refused beyond the connection's fair share of the send heap
+	SndShareClamped      uint64 // send room (SndBuf, Write) cut to the connection's fair share of the heap
 	RcvPruned            uint64 // data segments dropped to keep the receive pool's reserve (the connection's reader is not moving)
 	TimeWaitRecycled     uint64 // TIME-WAIT PCBs reused for a new connection
 	KeepaliveProbes      uint64 // keepalive probes sent

@@ -136,10 +136,7 @@ func (c *PCB) Write(data []byte, flags WriteFlags) error {
 	if n == 0 {
 		return nil
 	}
-	if room, shared := c.sndRoom(); n > room {
-		if shared {
-			c.t.ext.SndShareClamped++
-		}
+	if n > c.sndRoom() {
 		return errs.Mem
 	}
 	t := c.t
@@ -333,20 +330,19 @@ func (c *PCB) SndBuf() int {
 	if c == nil || c.t == nil {
 		return 0
 	}
-	room, _ := c.sndRoom()
-	return room
+	return c.sndRoom()
 }
 
-// sndRoom is SndBuf, and whether the heap's fair share is what limits it.
-func (c *PCB) sndRoom() (int, bool) {
+// sndRoom is SndBuf; it counts SndShareClamped when the heap's fair share cuts it.
+func (c *PCB) sndRoom() int {
 	room := c.sndBufLim - c.sndBufUsed
 	if room <= 0 {
-		return 0, false
+		return 0
 	}
 	base := c.t.opts.TCPSndBuf
 	autotuned := c.sndBufLim > base && room > base-c.sndBufUsed
 	if !autotuned && c.t.sndHolders == 0 {
-		return room, false // a lone sender within TCPSndBuf: promised, as in lwIP
+		return room // a lone sender within TCPSndBuf: promised, as in lwIP
 	}
 	hs := c.t.alloc.HeapStats()
 	free := hs.Avail - hs.Used - sendReserve(hs)
@@ -357,9 +353,10 @@ func (c *PCB) sndRoom() (int, bool) {
 		room = min(room, max(base-c.sndBufUsed, 0)+max(free/2, 0))
 	}
 	if lim := c.sndLimit(max(free, 0)); lim < room {
-		return lim, true
+		c.t.ext.SndShareClamped++
+		return lim
 	}
-	return max(room, 0), false
+	return max(room, 0)
 }
 
 // sendReserve is the heap that send data may not take: segment headers come from it too,

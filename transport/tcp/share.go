@@ -24,8 +24,8 @@ import (
 //   - A reserve (an eighth of the pool, an eighth of the heap) is kept for connections
 //     that are moving, so a fresh transfer runs at close to full speed beside any number of
 //     stalled ones. Receive: connections whose application consumed data within
-//     movingWindow share what is free down to the last sixteenth of the pool (which no
-//     window grants), and every connection may hold two segments. Send: the reserve backs only data
+//     movingWindow share what is free down to the last thirty-second of the pool (which
+//     no window grants), and every connection may hold two segments. Send: the reserve backs only data
 //     that fits the peer's current window, which the peer's TCP acknowledges whether or not
 //     its application reads, so the reserve always comes back. Handshakes, ACKs and control
 //     segments never wait for a share: they take a header pbuf or a small heap block from
@@ -171,10 +171,10 @@ func (c *PCB) rxLimit() int {
 	phys := toBytes(max(t.rxMemFree, 0))
 	free := max(phys-(t.rxPromised-c.rxProm), 0)
 	// The reserve is an eighth of the pool; moving connections may use all but its last
-	// half (the floor), which no window grants: what movers hold when they all stall at
-	// once (a proxy whose clients stopped reading) must still leave room for the next
-	// connection's first segments.
-	reserve, floor := toBytes(t.rxMemAvail/8), toBytes(t.rxMemAvail/16)
+	// quarter (the floor), which no window grants: what movers hold when they all stall
+	// at once (a proxy whose clients stopped reading) must still leave room for the next
+	// connection's first segments (rxAdmit takes those down to a sixty-fourth).
+	reserve, floor := toBytes(t.rxMemAvail/8), toBytes(t.rxMemAvail/32)
 	others := t.rxHolders
 	if c.rcvUnread > 0 {
 		others--
@@ -198,9 +198,10 @@ func (c *PCB) rxLimit() int {
 }
 
 // rxAdmit reports whether a data segment for c may be kept: always while more than a
-// sixteenth of the pool is free; down to a thirty-second for a connection that is moving
-// or holds nothing; never below that (the last chunks are for handshakes, ACKs and
-// frames the link is receiving). Windows are granted by share, so this only bites when
+// sixteenth of the pool is free; down to a thirty-second for a connection that is moving;
+// down to a sixty-fourth for one that holds nothing (a new connection's first segments);
+// never below that (the last chunks are for handshakes, ACKs and frames the link is
+// receiving). Windows are granted by share, so this only bites when
 // many connections were given windows at once (their first windows are not counted as
 // promises): what they send then is dropped and counted, never held for good.
 func (c *PCB) rxAdmit() bool {
@@ -218,6 +219,8 @@ func (c *PCB) rxAdmit() bool {
 	case free >= st.Avail/32:
 		moving, _ := c.moving()
 		return moving || c.rcvUnread == 0
+	case free >= st.Avail/64:
+		return c.rcvUnread == 0
 	}
 	return false
 }
