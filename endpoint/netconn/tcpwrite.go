@@ -89,6 +89,12 @@ func (c *TCPConn) writeSome(b []byte) (int, error) {
 	for n < len(b) {
 		k := min(len(b)-n, c.sndRoom(pcb), writeChunk)
 		if k <= 0 {
+			if n == 0 {
+				// No room at all: a full buffer is reopened by a sent callback, but room
+				// the heap's fair share withholds (share.go) may come back with nothing of
+				// this connection's in flight, so the poll retries too.
+				c.armPoll(pcb)
+			}
 			break
 		}
 		err := pcb.Write(b[n:n+k], tcp.WriteCopy)

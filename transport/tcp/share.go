@@ -188,11 +188,15 @@ func (c *PCB) rxLimit() int {
 		lim = min(lim, phys/max(t.all.n, 1))
 	}
 	if c.rcvUnread < 2*mss {
-		// A connection may always hold two segments (or its part of the free pool when
-		// that is less; promises aside: they may be windows never used, and a start
-		// must not wait for them). A new connection can start, and one whose
-		// application reads never sits on a window too small to reopen.
-		lim = max(lim, min(2*mss, phys/(others+1))-c.rcvUnread)
+		// A connection may always hold two segments while the pool has them (promises
+		// aside: they may be windows never used, and a start must not wait for them).
+		// A new connection can start, and one whose application reads never sits on a
+		// window too small to reopen: a window under a segment would leave its sender
+		// to persist probes, and the receiver's SWS avoidance moves the right edge only
+		// by a full segment, so the floor is two segments of window, not of holding.
+		// rxAdmit keeps these floors from taking the pool's last chunks when thousands
+		// of connections claim them at once.
+		lim = max(lim, min(2*mss, phys))
 	}
 	return lim
 }
