@@ -89,10 +89,10 @@ func (c *TCPConn) writeSome(b []byte) (int, error) {
 	for n < len(b) {
 		k := min(len(b)-n, c.sndRoom(pcb), writeChunk)
 		if k <= 0 {
-			if n == 0 {
-				// No room at all: a full buffer is reopened by a sent callback, but room
-				// the heap's fair share withholds (share.go) may come back with nothing of
-				// this connection's in flight, so the poll retries too.
+			if n == 0 && pcb.SndQueueLen() == 0 {
+				// No room with nothing queued: no sent callback will come (a full
+				// buffer is reopened by one), but room the heap's fair share withholds
+				// (share.go) may come back, so the poll retries.
 				c.armPoll(pcb)
 			}
 			break

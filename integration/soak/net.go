@@ -330,13 +330,14 @@ func (s *soak) dumpStats(why string) {
 }
 
 // printConns prints, for both stacks, every connection that holds or waits for something
-// (data unacknowledged, unsent or unread, a closed window): the state a hang leaves.
+// (data unacknowledged, unsent or unread, a window under a segment): the state a hang
+// leaves.
 func (s *soak) printConns() {
 	for _, sd := range []*side{s.a, s.b} {
 		var lines []string
 		sd.s.Lock()
 		sd.s.TCP().Conns(func(i tcp.Info) {
-			if i.Unacked > 0 || i.Unsent > 0 || i.RcvUnread > 0 || i.SndWnd == 0 && i.State == tcp.StateEstablished {
+			if i.Unacked > 0 || i.Unsent > 0 || i.RcvUnread > 0 || i.State == tcp.StateEstablished && (i.SndWnd < i.MSS || i.RcvWnd < i.MSS) {
 				lines = append(lines, i.String())
 			}
 		})

@@ -126,7 +126,8 @@ type PCB struct {
 	// Timers: one Timeout, scheduled for the earliest deadline (ns since epoch, 0 = none).
 	tmo       clock.Timeout
 	tmoAt     int64 // deadline tmo is scheduled for
-	rtoAt     int64 // RTO, SYN retransmission or persist probe
+	rtoAt     int64 // RTO, SYN retransmission, or a retry after a memory failure
+	persistAt int64 // the next persist probe (RFC 9293 §3.8.6.1): never pushed back by output
 	tlpAt     int64
 	reoAt     int64 // RACK reordering timer
 	delackAt  int64

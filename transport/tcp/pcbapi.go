@@ -684,11 +684,8 @@ func (c *PCB) timersString(now int64) string {
 		}
 		b = fmt.Appendf(b, "%s=%v", name, time.Duration(at-now).Round(time.Millisecond))
 	}
-	rto := "rto"
-	if c.sndNxt == c.sndUna && c.synchronized() {
-		rto = "persist"
-	}
-	add(rto, c.rtoAt)
+	add("rto", c.rtoAt)
+	add("persist", c.persistAt)
 	add("tlp", c.tlpAt)
 	add("reo", c.reoAt)
 	add("delack", c.delackAt)

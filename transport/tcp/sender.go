@@ -355,7 +355,7 @@ func (c *PCB) armAfterSend(ns int64) {
 			c.armPersist(ns)
 		}
 	} else {
-		c.persistN = 0
+		c.persistN, c.persistAt = 0, 0
 		if c.rtoAt == 0 {
 			c.armRTO(ns)
 		}

@@ -155,10 +155,12 @@ func (c *PCB) rxLimit() int {
 	if t.rxPool == nil {
 		return 1 << 30
 	}
-	if t.rxMemCalls&15 == 0 || t.rxHolders > 0 {
+	if t.rxMemCalls&15 == 0 || t.rxHolders > 0 || t.rxMemFree < t.rxMemAvail/4 {
 		// The pool's counters sit behind its mutex: without contention they are reread
-		// every 16 calls (a window a few segments stale is harmless); with several
-		// connections holding data, on every call, since each one's share depends on it.
+		// every 16 calls (a window a few segments stale is harmless); with connections
+		// holding data, or the last reading low, on every call: each share depends on
+		// it, and a stale low reading on a quiet stack (whose only calls are answers to
+		// persist probes, backing off) would keep its windows under a segment for good.
 		st := t.rxPool.Stats()
 		t.rxMemFree, t.rxMemAvail = st.Avail-st.Used, st.Avail
 	}

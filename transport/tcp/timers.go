@@ -22,7 +22,7 @@ func (c *PCB) schedule() {
 		return
 	}
 	next := int64(math.MaxInt64)
-	for _, d := range [...]int64{c.rtoAt, c.tlpAt, c.reoAt, c.delackAt, c.keepAt, c.pollAt, c.closeAt, c.linkAt} {
+	for _, d := range [...]int64{c.rtoAt, c.persistAt, c.tlpAt, c.reoAt, c.delackAt, c.keepAt, c.pollAt, c.closeAt, c.linkAt} {
 		if d != 0 && d < next {
 			next = d
 		}
@@ -84,6 +84,10 @@ func (c *PCB) timer() {
 		if !c.alive(gen) {
 			return
 		}
+	}
+	if c.persistAt != 0 && ns >= c.persistAt {
+		c.persistAt = 0
+		c.persistExpired(ns)
 	}
 	if c.linkAt != 0 && ns >= c.linkAt {
 		c.linkAt = 0
@@ -212,9 +216,10 @@ func (c *PCB) persistExpired(ns int64) {
 }
 
 // armPersist starts the persist timer when queued data waits for the peer's window and
-// nothing is in flight.
+// nothing is in flight. A probe already due keeps its deadline: output runs often (every
+// ACK, an application's poll) and must not push the probe back for good.
 func (c *PCB) armPersist(ns int64) {
-	if c.rtoAt != 0 && c.persistN == 0 {
+	if c.persistAt != 0 || c.sndNxt != c.sndUna {
 		return
 	}
 	unsent := int(int32(c.sndEnd - c.sndNxt))
@@ -229,12 +234,13 @@ func (c *PCB) armPersist(ns int64) {
 	for i := 0; i < c.persistN && d < c.t.opts.TCPMaxRTO; i++ {
 		d *= 2
 	}
-	c.rtoAt = ns + int64(min(d, c.t.opts.TCPMaxRTO))
+	c.persistAt = ns + int64(min(d, c.t.opts.TCPMaxRTO))
+	c.schedule()
 }
 
 // armTimeWait (re)starts the 2 MSL timeout of TIME-WAIT (RFC 9293 §3.10.7.4).
 func (c *PCB) armTimeWait() {
-	c.rtoAt, c.tlpAt, c.reoAt, c.delackAt, c.keepAt, c.pollAt, c.linkAt = 0, 0, 0, 0, 0, 0, 0
+	c.rtoAt, c.persistAt, c.tlpAt, c.reoAt, c.delackAt, c.keepAt, c.pollAt, c.linkAt = 0, 0, 0, 0, 0, 0, 0, 0
 	c.closeAt = c.t.nowNs() + int64(2*c.t.opts.TCPMSL)
 	c.schedule()
 }

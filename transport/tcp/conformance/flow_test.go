@@ -569,3 +569,31 @@ func TestSenderSWSAvoidance(t *testing.T) {
 		e.drain()
 	})
 }
+
+// The persist timer keeps its deadline however often output runs with the window shut (every
+// ACK, an application's 50 ms poll): before it had a deadline of its own, each output
+// re-armed it a full backoff later, and a sender polled more often than that never probed.
+func TestZeroWindowProbeNotPushedBackByOutput(t *testing.T) {
+	forBoth(t, plain, func(t *testing.T, e *env, c *conn) {
+		c.wnd = 0
+		c.ack()
+		c.write(pattern(1000, 6))
+		var probes []time.Duration
+		t0 := e.elapsed()
+		for e.elapsed()-t0 < 30*time.Second {
+			e.advance(50 * time.Millisecond)
+			c.pcb.Output() // what a poll callback retrying a write does
+			for _, s := range e.drain() {
+				if !isProbe(s, c) {
+					t.Fatalf("zero window: unexpected %v", s)
+				}
+				probes = append(probes, s.at-t0)
+				c.ackTo(c.stackNxt)
+				e.drain()
+			}
+		}
+		if len(probes) < 3 {
+			t.Fatalf("%d zero-window probes in 30 s with output every 50 ms (at %v)\n%v", len(probes), probes, c.pcb.Info())
+		}
+	})
+}
