@@ -203,11 +203,12 @@ func (c *PCB) rxLimit() int {
 	return lim
 }
 
-// rxAdmit reports whether a data segment for c may be kept: always while more than a
-// sixteenth of the pool is free; down to a thirty-second for a connection that is moving;
-// down to a sixty-fourth for one that holds nothing (a new connection's first segments);
-// never below that (the last chunks are for handshakes, ACKs and frames the link is
-// receiving). Windows are granted by share, so this only bites when
+// rxAdmit reports whether a data segment for c may be kept: always while the reserve (an
+// eighth of the pool) is free; within the reserve, down to a thirty-second, for a
+// connection that is moving or holds nothing; down to a sixty-fourth for one that holds
+// nothing (a new connection's first segments); never below that (the last chunks are for
+// handshakes, ACKs and frames the link is receiving). So readers that do not read never
+// hold the reserve, whatever their floors and first windows promised. Windows are granted by share, so this only bites when
 // many connections were given windows at once (their first windows are not counted as
 // promises): what they send then is dropped and counted, never held for good.
 func (c *PCB) rxAdmit() bool {
@@ -220,7 +221,7 @@ func (c *PCB) rxAdmit() bool {
 	st := t.rxPool.Stats()
 	free := st.Avail - st.Used
 	switch {
-	case free >= st.Avail/16:
+	case free >= st.Avail/8:
 		return true
 	case free >= st.Avail/32:
 		moving, _ := c.moving()
