@@ -21,7 +21,7 @@ import (
 //     may reach (F + held)/(n + 1). Connections that stall keep what they hold and get no
 //     more; each newcomer gets a part of what is left, so however many stall, their sum
 //     never takes the last of the memory (it converges: F·n/(n+1) for n of them).
-//   - A reserve (an eighth of the pool, an eighth of the heap) is kept for connections
+//   - A reserve (a quarter of the pool, an eighth of the heap) is kept for connections
 //     that are moving, so a fresh transfer runs at close to full speed beside any number of
 //     stalled ones. Receive: connections whose application consumed data within
 //     movingWindow share what is free down to the last thirty-second of the pool (which
@@ -172,11 +172,11 @@ func (c *PCB) rxLimit() int {
 	// What other connections' windows promised and has not arrived yet is not free.
 	phys := toBytes(max(t.rxMemFree, 0))
 	free := max(phys-(t.rxPromised-c.rxProm), 0)
-	// The reserve is an eighth of the pool; moving connections may use all but its last
-	// quarter (the floor), which no window grants: what movers hold when they all stall
-	// at once (a proxy whose clients stopped reading) must still leave room for the next
-	// connection's first segments (rxAdmit takes those down to a sixty-fourth).
-	reserve, floor := toBytes(t.rxMemAvail/8), toBytes(t.rxMemAvail/32)
+	// The reserve is a quarter of the pool; moving connections may use all of it but the
+	// pool's last thirty-second (the floor), which no window grants: what movers hold when
+	// they all stall at once (a proxy whose clients stopped reading) must still leave room
+	// for the next connection's first segments (rxAdmit takes those down to 1/64).
+	reserve, floor := toBytes(t.rxMemAvail/4), toBytes(t.rxMemAvail/32)
 	others := t.rxHolders
 	if c.rcvUnread > 0 {
 		others--
@@ -203,8 +203,8 @@ func (c *PCB) rxLimit() int {
 	return lim
 }
 
-// rxAdmit reports whether a data segment for c may be kept: always while the reserve (an
-// eighth of the pool) is free; within the reserve, down to a thirty-second, for a
+// rxAdmit reports whether a data segment for c may be kept: always while the reserve (a
+// quarter of the pool) is free; within the reserve, down to a thirty-second, for a
 // connection that is moving or holds nothing; down to a sixty-fourth for one that holds
 // nothing (a new connection's first segments); never below that (the last chunks are for
 // handshakes, ACKs and frames the link is receiving). So readers that do not read never
@@ -213,7 +213,7 @@ func (c *PCB) rxLimit() int {
 // promises): what they send then is dropped and counted, never held for good.
 func (c *PCB) rxAdmit() bool {
 	t := c.t
-	if t.rxPool == nil || t.rxMemFree >= t.rxMemAvail/8 {
+	if t.rxPool == nil || t.rxMemFree >= t.rxMemAvail/4 {
 		// Far from the floors by the last reading (rxLimit rereads the pool on every
 		// window while anyone holds data): no need to take the pool's lock per segment.
 		return true
@@ -221,7 +221,7 @@ func (c *PCB) rxAdmit() bool {
 	st := t.rxPool.Stats()
 	free := st.Avail - st.Used
 	switch {
-	case free >= st.Avail/8:
+	case free >= st.Avail/4:
 		return true
 	case free >= st.Avail/32:
 		moving, _ := c.moving()
