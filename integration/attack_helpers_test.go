@@ -19,7 +19,6 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -30,10 +29,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wispstack/wisp/internal/tcpapp"
+	"github.com/wispstack/wisp/link"
 	"github.com/wispstack/wisp/link/tun"
 	"github.com/wispstack/wisp/opt"
 	"github.com/wispstack/wisp/stack"
-	"github.com/wispstack/wisp/stack/stacktest"
 	"github.com/wispstack/wisp/wire"
 )
 
@@ -54,39 +53,22 @@ func attackOptions() opt.Options {
 	return o
 }
 
-// newAttackEnv is newTCPEnv with options: wisp has 198.18.<subnet>.2/24 and
+// newAttackEnv is newTCPEnvWith plus what the injector needs (the TUN device, its index
+// and a deeper queue): wisp has 198.18.<subnet>.2/24 and
 // fd42:5eed:<subnet>::2/64, the kernel .1 and ::1. The stack is closed, its pools
 // checked, the namespace removed and the goroutines counted when the test ends; a failed
 // test first prints the stack's counters.
 func newAttackEnv(t *testing.T, subnet int, o opt.Options) *attackEnv {
 	t.Helper()
-	ns := newNetns(t)
-	stacktest.NoGoroutineLeak(t)
-	e := &attackEnv{tcpEnv: &tcpEnv{ns: ns}}
-	e.wisp[0] = netip.MustParseAddr(fmt.Sprintf("198.18.%d.2", subnet))
-	e.kern[0] = netip.MustParseAddr(fmt.Sprintf("198.18.%d.1", subnet))
-	e.wisp[1] = netip.MustParseAddr(fmt.Sprintf("fd42:5eed:%x::2", subnet))
-	e.kern[1] = netip.MustParseAddr(fmt.Sprintf("fd42:5eed:%x::1", subnet))
+	e := &attackEnv{}
+	e.tcpEnv = newTCPEnvWith(t, subnet, o, func(ep link.Endpoint) link.Endpoint {
+		e.dev = ep.(*tun.Device)
+		return ep
+	})
+	ns := e.ns
 	var err error
-	ns.do(t, func() { e.dev, err = tun.Open("wisp0", 1500) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.s, err = stack.New(stack.Config{Options: o}); err != nil {
-		e.dev.Close()
-		t.Fatal(err)
-	}
-	stacktest.Closed(t, e.s)
-	if _, err := e.s.AddNetif(e.dev, stack.NetifConfig{Name: "wisp0", Addrs: []netip.Prefix{
-		netip.PrefixFrom(e.wisp[0], 24), netip.PrefixFrom(e.wisp[1], 64)}}); err != nil {
-		e.dev.Close()
-		t.Fatal(err)
-	}
-	ns.run(t, "ip", "addr", "add", e.kern[0].String()+"/24", "dev", "wisp0")
-	ns.run(t, "ip", "-6", "addr", "add", e.kern[1].String()+"/64", "dev", "wisp0", "nodad")
 	// A deeper TUN ring: the floods are paced to wisp's reading, this absorbs the bursts.
 	ns.run(t, "ip", "link", "set", "wisp0", "txqueuelen", "8192")
-	ns.run(t, "ip", "link", "set", "wisp0", "up")
 	ns.do(t, func() {
 		var ifi *net.Interface
 		if ifi, err = net.InterfaceByName("wisp0"); err == nil {
@@ -109,9 +91,7 @@ func newAttackEnv(t *testing.T, subnet int, o opt.Options) *attackEnv {
 // statsTable is the stack's counters as stats_display() prints them.
 func statsTable(s *stack.Stack) string {
 	snap := s.Stats()
-	var b strings.Builder
-	snap.WriteTable(&b)
-	return b.String()
+	return snap.String()
 }
 
 // tcpConns returns the TCP connections (TCP_PCB elements, TIME-WAIT included) wisp holds.

@@ -46,6 +46,12 @@ var families = []struct {
 // removed and the goroutines counted when the test ends.
 func newTCPEnv(t *testing.T, subnet int, wrap func(link.Endpoint) link.Endpoint) *tcpEnv {
 	t.Helper()
+	return newTCPEnvWith(t, subnet, opt.Tunnel(), wrap)
+}
+
+// newTCPEnvWith is newTCPEnv with the stack's options.
+func newTCPEnvWith(t *testing.T, subnet int, o opt.Options, wrap func(link.Endpoint) link.Endpoint) *tcpEnv {
+	t.Helper()
 	ns := newNetns(t)
 	stacktest.NoGoroutineLeak(t)
 	e := &tcpEnv{ns: ns}
@@ -63,7 +69,7 @@ func newTCPEnv(t *testing.T, subnet int, wrap func(link.Endpoint) link.Endpoint)
 	if wrap != nil {
 		ep = wrap(dev)
 	}
-	if e.s, err = stack.New(stack.Config{Options: opt.Tunnel()}); err != nil {
+	if e.s, err = stack.New(stack.Config{Options: o}); err != nil {
 		ep.Close()
 		t.Fatal(err)
 	}
