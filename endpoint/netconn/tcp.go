@@ -99,15 +99,17 @@ func newTCPConn(s *stack.Stack, r *registry, pcb *tcp.PCB) *TCPConn {
 	return c
 }
 
-// recvThresh is how many consumed bytes are returned to TCP at once: a quarter window, so
-// the peer is never stalled by the batching (it stalls only when the window is nearly
-// closed, and then three quarters of it wait here), or every byte when the window is
-// smaller than two segments.
+// recvThresh is how many consumed bytes are returned to TCP at once: a quarter window (at
+// most 64 KiB), so the peer is never stalled by the batching (it stalls only when the
+// window is nearly closed, and then three quarters of it wait here), or every byte when the
+// window is smaller than two segments. A reader about to sleep returns everything anyway.
 func recvThresh(wnd, mss int) int {
 	if wnd < 2*mss {
 		return 1
 	}
-	return max(wnd/4, 1)
+	// TCP counts a reader as moving (share.go) from the first bytes it gets back, and until
+	// then keeps the receive reserve from it: a fresh transfer must not wait 256 KiB.
+	return min(max(wnd/4, 1), 64<<10)
 }
 
 // setMSSLocked records the connection's MSS once known and recomputes thresh (c.mu held).
