@@ -110,7 +110,7 @@ type Info struct {
 	OOSegs        int    // segments waiting out of order
 	SndBuf        int    // bytes queued for sending (sent and not acknowledged, and unsent)
 	SndBufSize    int    // the send buffer's size (SndBufSize)
-	Timers        string // deadlines armed, e.g. "rto=180ms persist" (relative to now)
+	Timers        string // deadlines armed, e.g. "rto=180ms keep=2s" (Proto.Conns only)
 }
 
 // String prints the connection in one line, as ss -tin would.

@@ -666,9 +666,6 @@ func (c *PCB) Info() Info {
 	}
 	i.Local, i.Remote = c.localAP(), c.remoteAP()
 	i.RcvUnread, i.OOSegs, i.SndBuf, i.SndBufSize = c.rcvUnread, c.ooseq.n, c.sndBufUsed, c.sndBufLim
-	if c.t != nil {
-		i.Timers = c.timersString(c.t.nowNs())
-	}
 	return i
 }
 
@@ -696,10 +693,14 @@ func (c *PCB) timersString(now int64) string {
 	return string(b)
 }
 
-// Conns calls fn with the Info of every connection (TIME-WAIT included), oldest first; core
-// context. fn must not call into TCP.
+// Conns calls fn with the Info of every connection (TIME-WAIT included), oldest first, with
+// Timers filled in (Info leaves it empty: naming the timers allocates, and Info is read on
+// every connect and accept); core context. fn must not call into TCP.
 func (t *Proto) Conns(fn func(Info)) {
+	now := t.nowNs()
 	for c := t.all.head; c != nil; c = c.all.next {
-		fn(c.Info())
+		i := c.Info()
+		i.Timers = c.timersString(now)
+		fn(i)
 	}
 }

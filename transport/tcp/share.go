@@ -13,8 +13,8 @@ import (
 // the application keeps writing) would hold all of it, and every other connection would
 // starve: no window for new data, no heap for a new request.
 //
-// So memory is granted by share, never revoked (a window once advertised is honoured, and
-// queued data stays queued):
+// So memory is granted by share, never revoked (queued data stays queued, and a window
+// advertised to a connection that holds data is counted until it is filled):
 //
 //   - A connection may grow what it holds only to a fair part of what is left: with F
 //     bytes free beyond the reserve and n other connections holding memory, c's holding
@@ -25,9 +25,13 @@ import (
 //     that are moving, so a fresh transfer runs at close to full speed beside any number of
 //     stalled ones. Receive: connections whose application consumed data within
 //     movingWindow share what is free down to the last thirty-second of the pool (which
-//     no window grants), and every connection may hold two segments. Send: the reserve backs only data
-//     that fits the peer's current window, which the peer's TCP acknowledges whether or not
-//     its application reads, so the reserve always comes back. Handshakes, ACKs and control
+//     no window grants), readers that do not read never hold it (rxAdmit), and every
+//     connection gets two segments of window. Send: the reserve backs only data that fits
+//     the peer's current window, which the peer's TCP acknowledges whether or not its
+//     application reads, so the reserve always comes back.
+//   - Windows of connections that hold nothing are not counted (thousands of idle windows
+//     would leave none for anybody); when many are filled at once and the pool nears its
+//     floors, rxAdmit drops data and counts it (RcvPruned) rather than let the link starve. Handshakes, ACKs and control
 //     segments never wait for a share: they take a header pbuf or a small heap block from
 //     the part the send path already keeps (sendReserve).
 //   - With no other connection holding memory, nothing changes: a lone connection gets
