@@ -126,7 +126,7 @@ type PCB struct {
 	// Timers: one Timeout, scheduled for the earliest deadline (ns since epoch, 0 = none).
 	tmo       clock.Timeout
 	tmoAt     int64 // deadline tmo is scheduled for
-	rtoAt     int64 // RTO, SYN retransmission, or a retry after a memory failure
+	rtoAt     int64 // RTO or SYN retransmission
 	persistAt int64 // the next persist probe (RFC 9293 §3.8.6.1): never pushed back by output
 	tlpAt     int64
 	reoAt     int64 // RACK reordering timer
@@ -134,7 +134,7 @@ type PCB struct {
 	keepAt    int64
 	pollAt    int64
 	closeAt   int64  // TIME-WAIT end, FIN-WAIT-2 timeout
-	linkAt    int64  // retry of sending stopped by a full link queue (linkFull)
+	retryAt   int64  // retry of an output stopped by a full link queue (linkFull) or by memory (armRetry)
 	cwrEnd    uint32 // SND.NXT at the last window reduction for a congested link (linkFull)
 	persistN  int    // persist backoff exponent
 	keepIdle  time.Duration

@@ -689,7 +689,7 @@ func (c *PCB) timersString(now int64) string {
 	add("keep", c.keepAt)
 	add("poll", c.pollAt)
 	add("close", c.closeAt)
-	add("link", c.linkAt)
+	add("retry", c.retryAt)
 	return string(b)
 }
 

@@ -149,8 +149,8 @@ func (c *PCB) linkFull(ns int64, congests bool) {
 		c.cc.OnRecoveryExit(now)
 		c.cwrEnd = c.sndNxt
 	}
-	if c.sndNxt == c.sndUna && c.linkAt == 0 {
-		c.linkAt = ns + int64(linkRetry)
+	if c.sndNxt == c.sndUna && (c.retryAt == 0 || c.retryAt > ns+int64(linkRetry)) {
+		c.retryAt = ns + int64(linkRetry)
 		c.schedule()
 	}
 }
@@ -158,6 +158,7 @@ func (c *PCB) linkFull(ns int64, congests bool) {
 // sendSeg sends n new bytes at SND.NXT (with FIN if fin) and records the segment.
 func (c *PCB) sendSeg(n int, fin bool, ns int64) bool {
 	t := c.t
+	idle := c.sndNxt == c.sndUna
 	s := t.newSeg()
 	var merge *seg
 	if s == nil {
@@ -215,7 +216,9 @@ func (c *PCB) sendSeg(n int, fin bool, ns int64) bool {
 		c.pos = c.pos.next
 	}
 	c.lastSend = ns
-	if c.rtoAt == 0 {
+	if c.rtoAt == 0 || idle {
+		// RFC 6298 §5.1: start the timer if it is not running; with nothing in flight
+		// before this segment, no deadline that stands is this segment's.
 		c.armRTO(ns)
 	}
 	return true
@@ -383,10 +386,12 @@ func (c *PCB) armRTO(ns int64) {
 	c.schedule()
 }
 
-// armRetry makes sure the timer runs soon to retry an output that failed for memory.
+// armRetry makes the timer retry an output that failed for memory, TCPMinRTO from now:
+// memory comes back as acknowledgments free it. The retry has a deadline of its own
+// because output with nothing in flight clears the retransmission timer's.
 func (c *PCB) armRetry() {
-	if c.rtoAt == 0 {
-		c.rtoAt = c.t.nowNs() + int64(c.t.opts.TCPMinRTO)
+	if c.retryAt == 0 {
+		c.retryAt = c.t.nowNs() + int64(c.t.opts.TCPMinRTO)
 		c.schedule()
 	}
 }

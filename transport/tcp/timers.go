@@ -22,7 +22,7 @@ func (c *PCB) schedule() {
 		return
 	}
 	next := int64(math.MaxInt64)
-	for _, d := range [...]int64{c.rtoAt, c.persistAt, c.tlpAt, c.reoAt, c.delackAt, c.keepAt, c.pollAt, c.closeAt, c.linkAt} {
+	for _, d := range [...]int64{c.rtoAt, c.persistAt, c.tlpAt, c.reoAt, c.delackAt, c.keepAt, c.pollAt, c.closeAt, c.retryAt} {
 		if d != 0 && d < next {
 			next = d
 		}
@@ -89,8 +89,8 @@ func (c *PCB) timer() {
 		c.persistAt = 0
 		c.persistExpired(ns)
 	}
-	if c.linkAt != 0 && ns >= c.linkAt {
-		c.linkAt = 0
+	if c.retryAt != 0 && ns >= c.retryAt {
+		c.retryAt = 0
 		c.output()
 	}
 	if c.reoAt != 0 && ns >= c.reoAt {
@@ -240,7 +240,7 @@ func (c *PCB) armPersist(ns int64) {
 
 // armTimeWait (re)starts the 2 MSL timeout of TIME-WAIT (RFC 9293 §3.10.7.4).
 func (c *PCB) armTimeWait() {
-	c.rtoAt, c.persistAt, c.tlpAt, c.reoAt, c.delackAt, c.keepAt, c.pollAt, c.linkAt = 0, 0, 0, 0, 0, 0, 0, 0
+	c.rtoAt, c.persistAt, c.tlpAt, c.reoAt, c.delackAt, c.keepAt, c.pollAt, c.retryAt = 0, 0, 0, 0, 0, 0, 0, 0
 	c.closeAt = c.t.nowNs() + int64(2*c.t.opts.TCPMSL)
 	c.schedule()
 }
