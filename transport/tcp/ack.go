@@ -17,7 +17,7 @@ func (c *PCB) processAck(gen uint32) bool {
 	// RFC 5961 §5.2: "If the ACK value is acceptable only if it is in the range of
 	// ((SND.UNA - MAX.SND.WND) =< SEG.ACK =< SND.NXT). All incoming segments whose ACK
 	// value doesn't satisfy the above condition MUST be discarded and an ACK sent back."
-	if seqGT(ack, c.sndNxt) || seqLT(ack, c.sndUna-uint32(max(c.maxSndWnd, 1))) {
+	if !c.ackAcceptable(ack) {
 		t.ext.DropBadAck++
 		t.st.Drop++
 		c.challengeACK()
@@ -58,7 +58,7 @@ func (c *PCB) processAck(gen uint32) bool {
 		dataAcked := c.ackData(ack, ns)
 		finAcked = c.finSent() && ack == c.sndNxt
 		c.dupAcks = 0
-		c.nrtx, c.persistN = 0, 0
+		c.nrtx, c.persistN, c.stuckSince = 0, 0, 0
 		c.keepSent = 0
 		now := in.now
 		switch {
@@ -122,6 +122,11 @@ func (c *PCB) processAck(gen uint32) bool {
 		return c.finWasAcked(gen)
 	}
 	return true
+}
+
+// ackAcceptable is RFC 5961 §5.2's test: SND.UNA - MAX.SND.WND =< SEG.ACK =< SND.NXT.
+func (c *PCB) ackAcceptable(ack uint32) bool {
+	return !seqGT(ack, c.sndNxt) && !seqLT(ack, c.sndUna-uint32(max(c.maxSndWnd, 1)))
 }
 
 // finWasAcked moves the state on when our FIN is acknowledged (RFC 9293 §3.10.7.4,

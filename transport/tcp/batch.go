@@ -47,6 +47,7 @@ func (t *Proto) EndBatch() {
 			c.flags &^= fAckBatch
 			c.ackNow()
 			c.output()
+			c.notifyLowat(r.gen)
 		}
 	}
 	t.ackq = t.ackq[:0]

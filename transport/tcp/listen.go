@@ -19,6 +19,7 @@ type Listener struct {
 	backlog      int
 	pending      int // SYN-RECEIVED connections and accepted ones still delayed
 	ttl, tos     uint8
+	userMSS      int // TCP_MAXSEG set before Listen, for the connections it makes
 	flags        pcbFlags // fReuseAddr, fNoDelay, fKeepAlive inherited by new connections
 	keepIdle     int64
 }
@@ -110,7 +111,7 @@ func (c *PCB) Listen(backlog int) (*Listener, error) {
 	if backlog <= 0 {
 		backlog = t.opts.TCPListenBacklog
 	}
-	*l = Listener{t: t, local: local, backlog: backlog, ttl: c.ttl, tos: c.tos,
+	*l = Listener{t: t, local: local, backlog: backlog, ttl: c.ttl, tos: c.tos, userMSS: c.userMSS,
 		flags: c.flags & (fReuseAddr | fNoDelay | fKeepAlive | fV6Only)}
 	b := &t.lbuckets[uint32(c.lport)&t.lmask]
 	l.hnext = *b
@@ -244,7 +245,7 @@ func (c *PCB) initPassive(l *Listener, in *segIn) {
 	c.laddr, c.raddr, c.dst = in.hdr.Dst, in.hdr.Src, in.hdr.Src
 	c.lport, c.rport = in.dstPort, in.srcPort
 	c.listener = l
-	c.ttl, c.tos = l.ttl, l.tos
+	c.ttl, c.tos, c.userMSS = l.ttl, l.tos, l.userMSS
 	c.flags |= fBound | fPassive | l.flags&(fReuseAddr|fNoDelay|fKeepAlive)
 	c.phsum = wire.PseudoHeaderChecksum(wire.ProtoTCP, c.laddr, c.raddr, 0)
 }

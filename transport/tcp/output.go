@@ -383,9 +383,14 @@ func (c *PCB) sendAck() {
 	}
 }
 
-// sendRST sends a RST from c (RFC 9293 §3.10.7 resets carry the connection's numbers).
+// sendRST sends a RST from c (RFC 9293 §3.10.7 resets carry the connection's numbers),
+// with timestamps when the connection uses them (RFC 7323 §3.2: "TCPs SHOULD send a
+// Timestamps option ... in <RST> segments").
 func (c *PCB) sendRST(seq, ack uint32, withACK bool) {
 	h := hdr{seq: seq, flags: wire.TCPFlagRST}
+	if c.flags&fTS != 0 {
+		h.opts.HasTimestamps, h.opts.TSVal, h.opts.TSEcr = true, c.tsNow(), c.tsRecent
+	}
 	if withACK {
 		h.flags |= wire.TCPFlagACK
 		h.ack = ack

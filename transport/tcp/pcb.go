@@ -144,7 +144,14 @@ type PCB struct {
 	lastRecv  int64
 	synAt     int64 // when a listener made this half-open connection (TCPSynRcvdTimeout)
 	readEpoch int64 // the movingWindow epoch in which the application last consumed data (share.go)
-	rxProm    int   // this connection's part of Proto.rxPromised
+
+	// User options (useropt.go).
+	userMSS      int           // TCP_MAXSEG: cap on the MSS announced and used (0: none)
+	userTimeout  time.Duration // TCP_USER_TIMEOUT (0: off)
+	stuckSince   int64         // since when data waits unacknowledged (first RTO) or unsent behind a zero window (first probe)
+	corkSince    int64         // when TCP_CORK began holding a partial segment (0: it holds none)
+	notSentLowat int           // TCP_NOTSENT_LOWAT (0: off)
+	rxProm       int           // this connection's part of Proto.rxPromised
 
 	// Congestion controllers, embedded so a connection allocates nothing; cc points at one.
 	ccImpl ccImpl
@@ -155,7 +162,7 @@ type PCB struct {
 	spare seg
 }
 
-type pcbFlags uint32
+type pcbFlags uint64
 
 const (
 	fHashed         pcbFlags = 1 << iota // in the connection hash
@@ -190,6 +197,8 @@ const (
 	fUndo                                // the last window reduction may still be undone
 	fForceRetx                           // the next retransmission ignores pipe (recovery start)
 	fAckBatch                            // an ACK is owed at the end of the input batch (Proto.ackq)
+	fCork                                // TCP_CORK: partial segments wait (at most corkLimit)
+	fLowatWait                           // SndBuf refused a writer for TCP_NOTSENT_LOWAT: tell it when unsent falls below
 )
 
 // alive reports whether c is still the connection it was when gen was read: code that ran

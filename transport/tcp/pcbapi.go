@@ -325,7 +325,8 @@ func (c *PCB) Recved(n int) {
 
 // SndBuf returns the bytes Write may queue now (lwIP tcp_sndbuf): the send buffer's size
 // (SndBufSize) less what is queued, and, while other connections hold send data too, no
-// more than the connection's fair share of the heap (share.go).
+// more than the connection's fair share of the heap (share.go); 0 while TCP_NOTSENT_LOWAT
+// (SetNotSentLowat) or more bytes wait unsent.
 func (c *PCB) SndBuf() int {
 	if c == nil || c.t == nil {
 		return 0
@@ -335,6 +336,9 @@ func (c *PCB) SndBuf() int {
 
 // sndRoom is SndBuf; it counts SndShareClamped when the heap's fair share cuts it.
 func (c *PCB) sndRoom() int {
+	if c.lowatBlocks() {
+		return 0
+	}
 	room := c.sndBufLim - c.sndBufUsed
 	if room <= 0 {
 		return 0

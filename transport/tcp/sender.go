@@ -100,11 +100,16 @@ func (c *PCB) sendNewData(ns int64) {
 			if !c.windowAllows(n) {
 				return
 			}
-			if n < mss && n == unsent && !finNow && c.flags&fNoDelay == 0 && c.sndNxt != c.sndUna {
-				// Nagle (RFC 9293 §3.7.4): hold a small tail while data is
-				// unacknowledged (WriteMore only clears PSH, as lwIP's
-				// TCP_WRITE_FLAG_MORE: with nothing in flight the tail goes).
-				return
+			if n < mss && n == unsent && !finNow {
+				if c.corkHolds(ns) {
+					return // TCP_CORK
+				}
+				if c.flags&fNoDelay == 0 && c.sndNxt != c.sndUna {
+					// Nagle (RFC 9293 §3.7.4): hold a small tail while data is
+					// unacknowledged (WriteMore only clears PSH, as lwIP's
+					// TCP_WRITE_FLAG_MORE: with nothing in flight the tail goes).
+					return
+				}
 			}
 		}
 		if room == -2 {
@@ -117,6 +122,9 @@ func (c *PCB) sendNewData(ns int64) {
 		fin := finNow && int(c.sndEnd-c.sndNxt) == n
 		if !c.sendSeg(n, fin, ns) {
 			return
+		}
+		if n < mss {
+			c.corkSince = 0
 		}
 		if room > 0 {
 			room--
@@ -359,6 +367,9 @@ func (c *PCB) armAfterSend(ns int64) {
 		}
 	} else {
 		c.persistN, c.persistAt = 0, 0
+		if c.nrtx == 0 {
+			c.stuckSince = 0 // a zero-window wait ended; no RTO episode began
+		}
 		if c.rtoAt == 0 {
 			c.armRTO(ns)
 		}
@@ -383,6 +394,7 @@ func (c *PCB) armRTO(ns int64) {
 		// A half-open connection is given up at TCPSynRcvdTimeout, not after a backed-off RTO.
 		c.rtoAt = min(c.rtoAt, c.synAt+int64(c.t.opts.TCPSynRcvdTimeout))
 	}
+	c.clampToUserTimeout(&c.rtoAt)
 	c.schedule()
 }
 

@@ -104,8 +104,10 @@ func (c *PCB) input(p *pbuf.Pbuf) {
 		return
 	}
 	// RFC 7323 §4.3: TS.Recent is updated from a segment that is acceptable and covers
-	// Last.ACK.sent.
-	if c.flags&fTS != 0 && in.opts.HasTimestamps && seqLEQ(in.seq, c.lastAckSent) {
+	// Last.ACK.sent. Like Linux, not from one whose ACK is not acceptable (RFC 5961 §5.2):
+	// a forged segment acknowledging data never sent would otherwise plant a high TSval
+	// that makes every later good segment fail PAWS.
+	if c.flags&fTS != 0 && in.opts.HasTimestamps && seqLEQ(in.seq, c.lastAckSent) && c.ackAcceptable(in.ack) {
 		c.tsRecent, c.tsRecentAge = in.opts.TSVal, in.ns
 	}
 	if c.state == StateSynReceived {
@@ -175,6 +177,7 @@ func (c *PCB) input(p *pbuf.Pbuf) {
 		}
 	}
 	c.output()
+	c.notifyLowat(gen)
 }
 
 // acceptable is RFC 9293 §3.10.7.4's acceptability test (four cases by SEG.LEN and RCV.WND).

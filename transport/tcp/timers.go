@@ -122,6 +122,9 @@ func (c *PCB) timer() {
 	if c.flags&fNeedOutput != 0 {
 		c.output()
 	}
+	if !c.notifyLowat(gen) {
+		return
+	}
 	c.armKeepalive()
 	c.schedule()
 }
@@ -133,6 +136,9 @@ func (c *PCB) rtoExpired(ns int64) {
 	switch c.state {
 	case StateSynSent, StateSynReceived:
 		c.nrtx++
+		if c.stuckSince == 0 {
+			c.stuckSince = c.lastSend // the SYN's departure
+		}
 		if c.halfOpen() {
 			// A listener's half-open connection: TCPSynAckMaxRtx SYN-ACKs and at most
 			// TCPSynRcvdTimeout in all (Linux tcp_synack_retries: about 63 s).
@@ -141,7 +147,7 @@ func (c *PCB) rtoExpired(ns int64) {
 				c.abandon(nil)
 				return
 			}
-		} else if c.nrtx > t.opts.TCPSynMaxRtx {
+		} else if c.userTimeout > 0 && c.userTimedOut(ns) || c.userTimeout == 0 && c.nrtx > t.opts.TCPSynMaxRtx {
 			t.ext.Timeouts++
 			err := error(errs.Timeout)
 			if c.softErr != nil {
@@ -171,7 +177,10 @@ func (c *PCB) rtoExpired(ns int64) {
 	}
 	c.nrtx++
 	t.ext.RTOs++
-	if c.nrtx > t.opts.TCPMaxRtx {
+	if c.stuckSince == 0 && c.rtxq.head != nil {
+		c.stuckSince = c.rtxq.head.xmit // Linux's retrans_stamp: the head's departure
+	}
+	if c.userTimeout > 0 && c.userTimedOut(ns) || c.userTimeout == 0 && c.nrtx > t.opts.TCPMaxRtx {
 		t.ext.Timeouts++
 		c.sendRST(c.sndNxt, c.rcvNxt, true)
 		err := error(errs.Timeout)
@@ -208,6 +217,16 @@ func (c *PCB) persistExpired(ns int64) {
 	// of new data (if available), or retransmit to the receiving TCP peer even if the send
 	// window is zero". Like Linux, the probe is a segment one below SND.UNA, which the
 	// receiver must answer with an ACK carrying its current window.
+	// TCP_USER_TIMEOUT also bounds how long data may wait behind a zero window, counted
+	// from the first probe and not reset by the peer's zero-window answers (Linux).
+	if c.stuckSince == 0 {
+		c.stuckSince = ns
+	} else if c.userTimedOut(ns) {
+		t.ext.Timeouts++
+		c.sendRST(c.sndNxt, c.rcvNxt, true)
+		c.abandon(errs.Timeout)
+		return
+	}
 	t.ext.ZeroWindowProbes++
 	h := hdr{seq: c.sndUna - 1, flags: wire.TCPFlagACK}
 	_ = c.emit(&h, 0)
@@ -235,6 +254,7 @@ func (c *PCB) armPersist(ns int64) {
 		d *= 2
 	}
 	c.persistAt = ns + int64(min(d, c.t.opts.TCPMaxRTO))
+	c.clampToUserTimeout(&c.persistAt)
 	c.schedule()
 }
 
@@ -296,7 +316,10 @@ func (c *PCB) keepalive(ns int64) {
 		c.lastRecv = ns - int64(c.keepIdle)
 		return
 	}
-	if c.keepSent >= c.keepCnt {
+	// With TCP_USER_TIMEOUT, probing ends that long after the last segment received
+	// instead of after TCPKeepCnt probes (Linux tcp_keepalive_timer).
+	if c.userTimeout > 0 && c.keepSent > 0 && ns-c.lastRecv >= int64(c.userTimeout) ||
+		c.userTimeout == 0 && c.keepSent >= c.keepCnt {
 		t.ext.KeepaliveTimeouts++
 		c.sendRST(c.sndNxt, c.rcvNxt, true)
 		c.abandon(errs.Timeout)

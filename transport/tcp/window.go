@@ -131,6 +131,9 @@ func (c *PCB) applySynOptions(o *wire.TCPOptions) {
 // and the route MTU less our headers and fixed options, capped by TCPMSS.
 func (c *PCB) effMSS() int {
 	m := min(c.mtuMSS(), c.t.opts.TCPMSS)
+	if c.userMSS > 0 {
+		m = min(m, c.userMSS)
+	}
 	if c.peerMSS > 0 {
 		m = min(m, c.peerMSS)
 	}
@@ -148,6 +151,9 @@ func (c *PCB) initSend(now time.Time) {
 	c.sndUna, c.sndNxt, c.sndEnd, c.pushSeq = c.iss, c.iss, c.iss+1, c.iss+1
 	c.recover, c.cwrEnd = c.iss, c.iss
 	c.advMSS = c.mtuMSS()
+	if c.userMSS > 0 {
+		c.advMSS = min(c.advMSS, c.userMSS) // TCP_MAXSEG set before connect
+	}
 	c.rcvMSS = min(c.advMSS, 536)
 	if c.mss == 0 {
 		c.mss = c.effMSS()

@@ -11,6 +11,7 @@ import (
 	"github.com/wispstack/wisp/errs"
 	"github.com/wispstack/wisp/opt"
 	"github.com/wispstack/wisp/pbuf"
+	"github.com/wispstack/wisp/transport/tcp"
 	"github.com/wispstack/wisp/wire"
 )
 
@@ -267,4 +268,204 @@ func hogMemory(e *env) []*pbuf.Pbuf {
 		}
 	}
 	return hog
+}
+
+// RFC 7323 §3.2: "TCPs SHOULD send a Timestamps option ... in <RST> segments" of a
+// connection that negotiated timestamps (Linux does).
+func TestRSTCarriesTimestamps(t *testing.T) {
+	bothFamilies(t, func(t *testing.T, f family) {
+		e := newEnv(t, f)
+		c := e.established(false, modern())
+		c.pcb.Abort()
+		s := e.expectFlags("abort", wire.TCPFlagRST|wire.TCPFlagACK)
+		if !s.Options.HasTimestamps {
+			t.Fatalf("RST of a connection with timestamps has none: %v", s)
+		}
+		if s.Options.TSEcr != e.peerTS-1 {
+			t.Errorf("RST echoes TSecr %d, want the peer's last TSval %d", s.Options.TSEcr, e.peerTS-1)
+		}
+	})
+}
+
+// A segment whose ACK acknowledges data never sent is not acceptable (RFC 5961 §5.2), and
+// its TSval is not taken into TS.Recent: Linux ignores it, because a forged high TSval
+// would make every later good segment fail PAWS (RFC 7323 allows the update; do as Linux).
+func TestTSvalIgnoredFromUnacceptableACK(t *testing.T) {
+	bothFamilies(t, func(t *testing.T, f family) {
+		e := newEnv(t, f)
+		c := e.established(true, modern())
+		forged := c.seg(wire.TCPFlagACK, nil)
+		forged.ack = c.stackNxt + 100_000 // acknowledges data never sent
+		forged.opts.TSVal = e.peerTS + 1<<30
+		c.inject(forged)
+		e.expectFlags("challenge ACK for the unacceptable ACK", wire.TCPFlagACK)
+		// The next good segment carries the peer's real, lower TSval: it must be accepted.
+		before := e.ext()
+		c.send(wire.TCPFlagACK|wire.TCPFlagPSH, pattern(100, 1))
+		e.advance(e.o.TCPDelAckTimeout)
+		s := c.expectAck("data after the forged segment")
+		if s.Options.TSEcr >= 1<<30 {
+			t.Errorf("TSecr %d: the forged TSval became TS.Recent", s.Options.TSEcr)
+		}
+		if x := e.ext(); x.DropPAWS != before.DropPAWS {
+			t.Errorf("a good segment failed PAWS after a forged unacceptable ACK (DropPAWS %d -> %d)", before.DropPAWS, x.DropPAWS)
+		}
+		if got := len(c.rec.data); got != 100 {
+			t.Errorf("%d bytes delivered, want 100", got)
+		}
+	})
+}
+
+// TCP_MAXSEG set before connect lowers the MSS in the SYN and caps what is sent; MSS()
+// reads it back, then the settled segment size.
+func TestUserMSS(t *testing.T) {
+	bothFamilies(t, func(t *testing.T, f family) {
+		e := newEnv(t, f)
+		var pcb *tcp.PCB
+		c, _ := e.connect(func(p *tcp.PCB) {
+			pcb = p
+			if err := p.SetMSS(10); !errors.Is(err, errs.Val) {
+				t.Errorf("SetMSS(10): %v, want errs.Val", err)
+			}
+			if err := p.SetMSS(600); err != nil {
+				t.Fatalf("SetMSS(600): %v", err)
+			}
+			if got := p.MSS(); got != 600 {
+				t.Errorf("MSS() before connect = %d, want 600", got)
+			}
+		})
+		syn := c.synack
+		if syn == nil || !syn.Options.HasMSS || syn.Options.MSS != 600 {
+			t.Fatalf("SYN %v: want MSS option 600", syn)
+		}
+		e.synAck(c, plain())
+		c.expectAck("handshake ACK")
+		if got := pcb.MSS(); got != 600 {
+			t.Errorf("MSS() established = %d, want 600 (peer offered 1460)", got)
+		}
+		c.write(pattern(1200, 2))
+		c.expectData("first segment", 600)
+		c.expectData("second segment", 600)
+		if err := pcb.SetMSS(500); err != nil {
+			t.Fatal(err)
+		}
+		c.write(pattern(1000, 3))
+		c.expectData("after SetMSS(500)", 500)
+		c.expectData("after SetMSS(500)", 500)
+		c.ackTo(c.stackNxt)
+	})
+}
+
+// TCP_USER_TIMEOUT: data unacknowledged that long ends the connection with errs.Timeout,
+// whatever TCPMaxRtx allows, at about the timeout rather than at the next backed-off RTO;
+// so does data held behind a zero window whose probes the peer answers; keepalive gives up
+// that long after the last segment received.
+func TestUserTimeout(t *testing.T) {
+	const uto = 3 * time.Second
+	cases := []struct {
+		name string
+		run  func(e *env, c *conn)
+	}{
+		{"unacked", func(e *env, c *conn) { c.write(pattern(1000, 1)) }},
+		{"zero-window", func(e *env, c *conn) {
+			c.wnd = 0
+			c.ackTo(c.stackNxt)
+			c.write(pattern(1000, 1))
+		}},
+		{"keepalive", func(e *env, c *conn) { c.pcb.SetKeepAlive(true, time.Second, 500*time.Millisecond, 100) }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, v4, func(o *opt.Options) { o.TCPMaxRtx = 100 })
+			c := e.activeOpenRTT(plain(), 20*time.Millisecond)
+			c.pcb.SetUserTimeout(uto)
+			if got := c.pcb.UserTimeout(); got != uto {
+				t.Fatalf("UserTimeout() = %v", got)
+			}
+			start := e.elapsed()
+			tc.run(e, c)
+			for e.elapsed()-start < 2*uto && c.rec.err() == nil {
+				e.advance(10 * time.Millisecond)
+				if segs := e.drain(); len(segs) > 0 && tc.name == "zero-window" {
+					c.ackTo(c.stackNxt) // a receiver that does not read answers each probe
+				}
+			}
+			took := e.elapsed() - start
+			if !errors.Is(c.rec.err(), errs.Timeout) {
+				t.Fatalf("after %v: error %v, want errs.Timeout\n%v", took, c.rec.err(), c.pcb.Info())
+			}
+			lo, hi := uto, uto+uto/2
+			if tc.name == "keepalive" {
+				// Counted from the last segment received (the handshake), checked
+				// when a probe is due.
+				hi = uto + 500*time.Millisecond
+			}
+			if took < lo-50*time.Millisecond || took > hi {
+				t.Errorf("timed out after %v, want within [%v, %v]", took, lo, hi)
+			}
+		})
+	}
+}
+
+// TCP_CORK holds a partial segment until the cork is removed, or for at most 200 ms;
+// full segments leave at once.
+func TestCork(t *testing.T) {
+	e := newEnv(t, v4)
+	c := e.activeOpenRTT(plain(), 20*time.Millisecond)
+	mss := c.segSize()
+	c.pcb.SetCork(true)
+	if !c.pcb.Cork() {
+		t.Fatal("Cork() false after SetCork(true)")
+	}
+	c.write(pattern(100, 1))
+	e.advance(100 * time.Millisecond)
+	e.expectNothing("a corked partial segment")
+	c.pcb.SetCork(false)
+	c.expectData("uncorked", 100)
+	c.ackTo(c.stackNxt)
+	c.pcb.SetCork(true)
+	c.write(pattern(mss+10, 2))
+	c.expectData("a full segment under the cork", mss)
+	c.ackTo(c.stackNxt)
+	e.advance(190 * time.Millisecond)
+	e.expectNothing("a corked partial segment before 200 ms")
+	e.advance(20 * time.Millisecond)
+	c.expectData("the corked tail after 200 ms", 10)
+	c.ackTo(c.stackNxt)
+}
+
+// TCP_NOTSENT_LOWAT: SndBuf is 0 while the unsent bytes reach the mark, and the SentFunc
+// tells the writer as soon as they fall below it (when they leave, before any ACK).
+func TestNotSentLowat(t *testing.T) {
+	e := newEnv(t, v4)
+	c := e.activeOpenRTT(plain(), 20*time.Millisecond)
+	mss := c.segSize()
+	c.pcb.SetNotSentLowat(2 * mss)
+	if got := c.pcb.NotSentLowat(); got != 2*mss {
+		t.Fatalf("NotSentLowat() = %d", got)
+	}
+	c.wnd = 0
+	c.ackTo(c.stackNxt)
+	e.drain()
+	if got := c.pcb.SndBuf(); got == 0 {
+		t.Fatal("SndBuf 0 with nothing queued")
+	}
+	c.write(pattern(3*mss, 1))
+	if got := c.pcb.SndBuf(); got != 0 {
+		t.Fatalf("SndBuf %d with %d bytes unsent and a low-water mark of %d", got, 3*mss, 2*mss)
+	}
+	calls := c.rec.sentCalls
+	c.wnd = 0xffff
+	c.ackTo(c.stackNxt) // the window opens: all three segments leave, none is acknowledged
+	if got := len(e.drain()); got != 3 {
+		t.Fatalf("%d segments after the window opened, want 3", got)
+	}
+	if c.rec.sentCalls == calls {
+		t.Fatal("the SentFunc did not run when the unsent bytes fell below the low-water mark")
+	}
+	if got := c.pcb.SndBuf(); got == 0 {
+		t.Fatal("SndBuf still 0 with nothing unsent")
+	}
+	c.stackNxt += uint32(3 * mss)
+	c.ackTo(c.stackNxt)
 }
