@@ -11,9 +11,9 @@ import (
 	"github.com/wispstack/wisp/transport/tcp"
 )
 
-// retryEvery is the poll interval of a connection whose write failed for lack of memory
-// with nothing in flight (so no SentFunc will come to retry it); the poll is armed only
-// while that lasts.
+// retryEvery is the poll interval of a connection whose write failed for lack of memory,
+// or found no room with nothing queued (so no SentFunc will come to retry it); the poll
+// is armed only while that lasts.
 const retryEvery = 100 * time.Millisecond
 
 // Echo listens on addr and sends back every byte each connection receives (RFC 862), until
@@ -116,7 +116,11 @@ func (e *echoConn) flush() {
 		p := e.q[e.head]
 		room, qroom := c.SndBuf(), e.qlimit-c.SndQueueLen()
 		if room <= 0 || qroom <= 0 {
-			break // SentFunc will come
+			// SentFunc will come when queued data is acknowledged; with nothing
+			// queued (the heap's fair share is spent by other connections), only the
+			// poll retries.
+			stalled = c.SndQueueLen() == 0
+			break
 		}
 		var tail *pbuf.Pbuf
 		if at := prefix(p, room, qroom); at < p.TotLen() {
