@@ -31,7 +31,8 @@
 // ListenConfig has ReuseAddr (SO_REUSEADDR) and V6Only (IPV6_V6ONLY) fields and Dialer a
 // ReuseAddr field instead, applied to TCP and UDP sockets before they bind. Once a socket
 // is bound (when Dial, Listen or ListenPacket return), SetsockoptInt of SO_REUSEADDR or
-// IPV6_V6ONLY fails with EINVAL.
+// IPV6_V6ONLY fails with EINVAL. Dialer and ListenConfig have an MSS field too: TCP_MAXSEG
+// set before connect or listen, so that the SYN (or SYN-ACK) announces it.
 //
 // Errors are what package net returns, with errnos where a kernel would give them: every
 // error is a *net.OpError (Op "dial", "listen", "accept", "read", "write", "close", "set"
@@ -42,15 +43,17 @@
 // context.DeadlineExceeded, with net's texts); and *net.AddrError / *net.DNSError /
 // net.UnknownNetworkError for bad arguments. Before connecting, Dial checks the route as
 // connect(2) does: ENETUNREACH without one, ENETDOWN when its netif is down. UDP sends
-// never block for room: a full link queue fails with ENOMEM, as lwIP documents.
+// never block for room: a full link queue fails with ENOMEM, as lwIP documents. A TCP
+// write after CloseWrite fails with EPIPE, as on Linux (lwIP says ENOTCONN).
 //
 // connect(2)'s EINPROGRESS and EALREADY have no place in a blocking API; StartDialTCP is
 // the non-blocking connect that returns them (see its documentation).
 //
-// Socket options are typed methods (SetNoDelay, SetKeepAliveConfig, SetLinger,
-// SetBroadcast, JoinGroup, ...) and GetsockoptInt / SetsockoptInt by level and name with
-// golang.org/x/sys/unix constants (see sockopt.go for the list and units); unknown ones
-// fail with ENOPROTOOPT.
+// Socket options are typed methods (SetNoDelay, SetKeepAliveConfig, SetLinger, SetMSS,
+// SetUserTimeout, SetCork, SetNotSentLowat, SetBroadcast, JoinGroup, ...) and
+// GetsockoptInt / SetsockoptInt by level and name with golang.org/x/sys/unix constants
+// (see sockopt.go for the list and units): lwIP's options, and Linux's TCP_MAXSEG,
+// TCP_USER_TIMEOUT, TCP_CORK and TCP_NOTSENT_LOWAT. Unknown ones fail with ENOPROTOOPT.
 //
 // Concurrency: every exported method of every type is safe for concurrent use. Close from
 // any goroutine unblocks every Read, Write and Accept in progress on that socket (they

@@ -3,6 +3,7 @@ package endpoint
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"syscall"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/wispstack/wisp/opt"
 	"github.com/wispstack/wisp/stack"
+	"github.com/wispstack/wisp/transport/tcp"
 )
 
 // isErrno checks that err is a *net.OpError whose Err is errno, as package net reports a
@@ -220,5 +222,67 @@ func TestErrnoNoMemConns(t *testing.T) {
 		if len(conns) > 3 {
 			t.Fatal("MempNumNetconn not enforced")
 		}
+	}
+}
+
+// A write after shutdown(SHUT_WR) fails with EPIPE, as on Linux (lwIP says ENOTCONN), and
+// still does once the connection has ended normally after it (TIME-WAIT ran out).
+func TestErrnoPipe(t *testing.T) {
+	o := opt.Tunnel()
+	o.TCPMSL = 5 * time.Millisecond
+	p := newPair(t, pairConfig{opts: o})
+	c, s := p.tcpPair(t, 0)
+	defer c.Close()
+	defer s.Close()
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.Write([]byte("x"))
+	isErrno(t, err, syscall.EPIPE)
+	if oe := err.(*net.OpError); oe.Op != "write" {
+		t.Fatalf("Op %q", oe.Op)
+	}
+	// The server reads the FIN and closes: the client goes through TIME-WAIT to CLOSED
+	// (the PCB gone with errs.Clsd) and the write error stays EPIPE.
+	s.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := s.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("server read: %v", err)
+	}
+	s.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("client read: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for c.Info().State != tcp.StateClosed {
+		if time.Now().After(deadline) {
+			t.Fatalf("client still %v", c.Info().State)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	_, err = c.Write([]byte("x"))
+	isErrno(t, err, syscall.EPIPE)
+}
+
+// The first write after the peer's reset fails with ECONNRESET, as on Linux.
+func TestErrnoWriteAfterReset(t *testing.T) {
+	p := newPair(t, pairConfig{})
+	c, s := p.tcpPair(t, 0)
+	defer c.Close()
+	if err := s.SetLinger(0); err != nil {
+		t.Fatal(err)
+	}
+	s.Close() // RST
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := c.Write([]byte("x"))
+		if err != nil {
+			isErrno(t, err, syscall.ECONNRESET)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("writes still succeed 5 s after the peer's reset")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -24,6 +24,8 @@ type pairConfig struct {
 	opts     opt.Options
 	queueLen int         // pipe queue per direction (0: default)
 	medium   link.Medium // 0: MediumIP
+	// wrapA, when set, wraps A's end of the pipe (a link that drops, for example).
+	wrapA func(link.Endpoint) link.Endpoint
 }
 
 // pair is two stacks joined by an asynchronous pipe, with a Net on each.
@@ -55,7 +57,11 @@ func newPair(t testing.TB, c pairConfig) *pair {
 		t.Fatal(err)
 	}
 	stacktest.Closed(t, p.b)
-	if p.nifA, err = p.a.AddNetif(pa, stack.NetifConfig{Name: "a0", Addrs: []netip.Prefix{
+	var epA link.Endpoint = pa
+	if c.wrapA != nil {
+		epA = c.wrapA(pa)
+	}
+	if p.nifA, err = p.a.AddNetif(epA, stack.NetifConfig{Name: "a0", Addrs: []netip.Prefix{
 		netip.PrefixFrom(addrA[0], 24), netip.PrefixFrom(addrA[1], 64)}}); err != nil {
 		t.Fatal(err)
 	}
@@ -96,6 +102,14 @@ func (p *pair) tcpPair(t testing.TB, fam int) (client, server *TCPConn) {
 		t.Fatal(err)
 	}
 	defer l.Close()
+	return connect(t, l, func() (*TCPConn, error) {
+		return p.na.DialTCPAddrPort(netip.AddrPortFrom(addrB[fam], l.Addr().(*net.TCPAddr).AddrPort().Port()))
+	})
+}
+
+// connect runs dial while l accepts and returns both ends; the caller closes l.
+func connect(t testing.TB, l *TCPListener, dial func() (*TCPConn, error)) (client, server *TCPConn) {
+	t.Helper()
 	type res struct {
 		c   *TCPConn
 		err error
@@ -105,7 +119,7 @@ func (p *pair) tcpPair(t testing.TB, fam int) (client, server *TCPConn) {
 		c, err := l.AcceptTCP()
 		ch <- res{c, err}
 	}()
-	client, err = p.na.DialTCPAddrPort(netip.AddrPortFrom(addrB[fam], l.Addr().(*net.TCPAddr).AddrPort().Port()))
+	client, err := dial()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ type TCPListener struct {
 	mu        sync.Mutex
 	reuseAddr bool
 	v6only    bool
+	mss       int // TCP_MAXSEG (ListenConfig.MSS); the PCB gives it to accepted conns
 }
 
 // listenTCP listens on laddr; an invalid address means every local address (dual-stack on
@@ -29,9 +30,12 @@ type TCPListener struct {
 func (n *Net) listenTCP(network string, f family, laddr netip.AddrPort, bo bindOpts) (*TCPListener, error) {
 	a := laddr.Addr()
 	v6sock := f == fam6 || f == famAny && (!a.IsValid() || a.Is6() && !a.Is4In6())
+	if bo.mss < 0 {
+		return nil, opError("listen", network, nil, tcpAddrOf(laddr, v6sock), errInval)
+	}
 	// TCP listeners always have SO_REUSEADDR, as package net gives them on Linux: a server
 	// listens again on its port while its old connections finish.
-	o := &netconn.ListenOptions{V6Only: f == fam6 || bo.v6only && v6sock, ReuseAddr: true}
+	o := &netconn.ListenOptions{V6Only: f == fam6 || bo.v6only && v6sock, ReuseAddr: true, MSS: bo.mss}
 	switch {
 	case !a.IsValid():
 		a = wildcard(f) // "::" without V6Only listens on both families
@@ -43,7 +47,7 @@ func (n *Net) listenTCP(network string, f family, laddr netip.AddrPort, bo bindO
 	if err != nil {
 		return nil, opError("listen", network, nil, la, err)
 	}
-	tl := &TCPListener{n: n, l: l, network: network, v6sock: v6sock, v6only: o.V6Only, reuseAddr: o.ReuseAddr}
+	tl := &TCPListener{n: n, l: l, network: network, v6sock: v6sock, v6only: o.V6Only, reuseAddr: o.ReuseAddr, mss: o.MSS}
 	tl.addr = tcpAddrOf(l.Addr(), v6sock)
 	return tl, nil
 }

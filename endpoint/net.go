@@ -91,6 +91,11 @@ type Dialer struct {
 	// wins.
 	KeepAlive       time.Duration
 	KeepAliveConfig net.KeepAliveConfig
+	// MSS is TCP_MAXSEG, set on TCP sockets before they connect: the SYN announces it as
+	// the largest segment the peer may send, and the conn sends none larger (0: the
+	// route's MTU decides; else [88, 65495], EINVAL outside). Once connected,
+	// SetsockoptInt(IPPROTO_TCP, TCP_MAXSEG) lowers only what this side sends.
+	MSS int
 }
 
 // Dial is DialContext with context.Background.
@@ -129,7 +134,7 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 	if err != nil {
 		return nil, opError("dial", network, nil, nil, err)
 	}
-	bo := bindOpts{reuseAddr: d.ReuseAddr}
+	bo := bindOpts{reuseAddr: d.ReuseAddr, mss: d.MSS}
 	var first error
 	for _, a := range addrs {
 		if err := ctx.Err(); err != nil {
@@ -238,10 +243,18 @@ type ListenConfig struct {
 	// sockets ignore it.
 	ReuseAddr bool
 	V6Only    bool
+	// MSS is TCP_MAXSEG for a TCP listener, inherited by the conns it accepts: their
+	// SYN-ACK announces it and they send no larger segment (0: the route's MTU decides;
+	// else [88, 65495], EINVAL outside).
+	MSS int
 }
 
-// bindOpts are the options a Dialer or ListenConfig sets before bind.
-type bindOpts struct{ reuseAddr, v6only bool }
+// bindOpts are the options a Dialer or ListenConfig sets before bind (and, for mss, before
+// connect).
+type bindOpts struct {
+	reuseAddr, v6only bool
+	mss               int
+}
 
 // Listen announces on the local address (see Net.Listen).
 func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (net.Listener, error) {
@@ -256,7 +269,7 @@ func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (ne
 	if err != nil {
 		return nil, opError("listen", network, nil, nil, err)
 	}
-	l, err := lc.Net.listenTCP(network, f, la, bindOpts{reuseAddr: lc.ReuseAddr, v6only: lc.V6Only})
+	l, err := lc.Net.listenTCP(network, f, la, bindOpts{reuseAddr: lc.ReuseAddr, v6only: lc.V6Only, mss: lc.MSS})
 	if err != nil {
 		return nil, err
 	}

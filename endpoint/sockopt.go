@@ -15,8 +15,12 @@ import (
 // with ENOPROTOOPT; options that exist but not on this kind of socket with ENOPROTOOPT
 // too (as Linux answers, for example, SO_NO_CHECK on TCP); bad values with EINVAL.
 //
-// Units: TCP_KEEPIDLE (and its alias TCPKeepAlive), TCP_KEEPINTVL in seconds; SO_RCVBUF
-// and SO_SNDBUF in bytes; SO_RCVTIMEO / SO_SNDTIMEO through SetsockoptInt in milliseconds
+// Beyond lwIP's, TCP sockets have four of Linux's TCP options: TCP_MAXSEG, TCP_USER_TIMEOUT,
+// TCP_CORK and TCP_NOTSENT_LOWAT.
+//
+// Units: TCP_KEEPIDLE (and its alias TCPKeepAlive), TCP_KEEPINTVL in seconds;
+// TCP_USER_TIMEOUT in milliseconds; TCP_MAXSEG, TCP_NOTSENT_LOWAT, SO_RCVBUF and SO_SNDBUF
+// in bytes; SO_RCVTIMEO / SO_SNDTIMEO through SetsockoptInt in milliseconds
 // (lwIP's LWIP_SO_SNDRCVTIMEO_NONSTANDARD int form) or through SetsockoptTimeval as a
 // struct timeval; IP_MULTICAST_IF / IPV6_MULTICAST_IF through SetsockoptInt as an
 // interface index.

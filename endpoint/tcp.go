@@ -6,9 +6,11 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/wispstack/wisp/endpoint/netconn"
+	"github.com/wispstack/wisp/errs"
 )
 
 // TCPConn is a TCP connection: a net.Conn with the methods of *net.TCPConn that make sense
@@ -34,9 +36,12 @@ type tcpOpts struct {
 	ka                 keepVals
 	noDelay, reuseAddr bool
 	v6only             bool
+	cork               bool
 	linger             int
 	rcvBuf, sndBuf     int
 	ttl, tos           int
+	userTimeout        time.Duration
+	notSentLowat       int
 }
 
 func (n *Net) newTCPConn(network string, v6sock bool, c *netconn.TCPConn) *TCPConn {
@@ -87,9 +92,19 @@ func (c *TCPConn) Write(b []byte) (int, error) {
 	c.timeo.arm(nc, false)
 	n, err := nc.Write(b)
 	if err != nil {
-		return n, c.err("write", c.timeo.fix(err, false))
+		return n, c.err("write", c.timeo.fix(writeErrno(err), false))
 	}
 	return n, nil
+}
+
+// writeErrno maps a write's error: errs.Clsd, which netconn reports once the sending side
+// is shut down (CloseWrite, or the connection ended after it), is EPIPE, as Linux's
+// tcp_sendmsg reports it (sk_stream_error), where lwIP's err_to_errno says ENOTCONN.
+func writeErrno(err error) error {
+	if err == errs.Clsd {
+		return syscall.EPIPE
+	}
+	return err
 }
 
 // Close closes the connection (gracefully, or with RST after SetLinger(0)); it unblocks
@@ -256,7 +271,10 @@ func (n *Net) dialTCP(ctx context.Context, network string, f family, laddr, radd
 	if err := n.routeErr(dst); err != nil {
 		return nil, opError("dial", network, la, ra, err)
 	}
-	o := &netconn.TCPOptions{NoDelay: true, V6Only: f == fam6, ReuseAddr: bo.reuseAddr}
+	if bo.mss < 0 {
+		return nil, opError("dial", network, la, ra, errInval)
+	}
+	o := &netconn.TCPOptions{NoDelay: true, V6Only: f == fam6, ReuseAddr: bo.reuseAddr, MSS: bo.mss}
 	c, err := netconn.DialTCP(ctx, n.s, unmapAP(laddr), netip.AddrPortFrom(dst, raddr.Port()), o)
 	if err != nil {
 		return nil, opError("dial", network, la, ra, err)

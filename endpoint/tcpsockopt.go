@@ -9,13 +9,18 @@ import (
 // GetsockoptInt reads an option (see the package's sockopt documentation): SO_REUSEADDR,
 // SO_KEEPALIVE, SO_RCVBUF, SO_SNDBUF, SO_ERROR (the pending error, then cleared), SO_TYPE,
 // SO_ACCEPTCONN, SO_RCVTIMEO / SO_SNDTIMEO (ms), IP_TTL, IP_TOS, IPV6_V6ONLY,
-// IPV6_UNICAST_HOPS, IPV6_TCLASS, TCP_NODELAY, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT.
+// IPV6_UNICAST_HOPS, IPV6_TCLASS, TCP_NODELAY, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT,
+// TCP_MAXSEG (the effective send MSS, not the value set: see MSS), TCP_USER_TIMEOUT (ms),
+// TCP_CORK, TCP_NOTSENT_LOWAT (bytes).
 func (c *TCPConn) GetsockoptInt(level, name int) (int, error) {
 	v, err := c.getInt(level, name)
 	return v, c.err("get", err)
 }
 
 func (c *TCPConn) getInt(level, name int) (int, error) {
+	if level == unix.IPPROTO_TCP && name == unix.TCP_MAXSEG {
+		return c.MSS(), nil // the PCB's effective MSS, not the value set
+	}
 	o := &c.opts
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -57,6 +62,12 @@ func (c *TCPConn) getInt(level, name int) (int, error) {
 		return int(o.ka.intvl.Seconds()), nil
 	case optKey{unix.IPPROTO_TCP, unix.TCP_KEEPCNT}:
 		return o.ka.cnt, nil
+	case optKey{unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT}:
+		return int(o.userTimeout.Milliseconds()), nil
+	case optKey{unix.IPPROTO_TCP, unix.TCP_CORK}:
+		return b2i(o.cork), nil
+	case optKey{unix.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT}:
+		return o.notSentLowat, nil
 	}
 	return 0, errNoProtoOpt
 }
@@ -90,10 +101,14 @@ func soErrno(err error) int {
 
 // SetsockoptInt changes an option: SO_KEEPALIVE, SO_RCVBUF, SO_SNDBUF, SO_RCVTIMEO /
 // SO_SNDTIMEO (ms), IP_TTL / IPV6_UNICAST_HOPS, IP_TOS / IPV6_TCLASS, TCP_NODELAY,
-// TCP_KEEPIDLE (TCPKeepAlive), TCP_KEEPINTVL, TCP_KEEPCNT. SO_REUSEADDR and IPV6_V6ONLY
-// act at bind, which Dial and Accept have done: both fail with EINVAL (Linux fails
-// IPV6_V6ONLY so, and accepts a useless SO_REUSEADDR; wisp does not pretend). Set them
-// before bind with Dialer.ReuseAddr and ListenConfig.ReuseAddr / V6Only.
+// TCP_KEEPIDLE (TCPKeepAlive), TCP_KEEPINTVL, TCP_KEEPCNT, TCP_MAXSEG ([88, 65495]; 0
+// removes the cap), TCP_USER_TIMEOUT (ms; 0 off), TCP_CORK, TCP_NOTSENT_LOWAT (bytes; 0
+// off). Negative values of the last four fail with EINVAL. TCP_MAXSEG set here caps what
+// this side sends; to lower the MSS the SYN announces, set it before connect with
+// Dialer.MSS. SO_REUSEADDR and IPV6_V6ONLY act at bind, which Dial and Accept have done:
+// both fail with EINVAL (Linux fails IPV6_V6ONLY so, and accepts a useless SO_REUSEADDR;
+// wisp does not pretend). Set them before bind with Dialer.ReuseAddr and
+// ListenConfig.ReuseAddr / V6Only.
 func (c *TCPConn) SetsockoptInt(level, name, v int) error {
 	return c.err("set", c.setInt(level, name, v))
 }
@@ -154,6 +169,21 @@ func (c *TCPConn) setInt(level, name, v int) error {
 			return errInval
 		}
 		return c.setKeepAliveRaw(func(o *keepVals) { o.cnt = v })
+	case optKey{unix.IPPROTO_TCP, unix.TCP_MAXSEG}:
+		if v < 0 {
+			return errInval
+		}
+		return unwrap(c.SetMSS(v))
+	case optKey{unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT}:
+		d, ok := msDuration(v)
+		if !ok {
+			return errInval
+		}
+		return unwrap(c.SetUserTimeout(d))
+	case optKey{unix.IPPROTO_TCP, unix.TCP_CORK}:
+		return unwrap(c.SetCork(v != 0))
+	case optKey{unix.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT}:
+		return unwrap(c.SetNotSentLowat(v))
 	}
 	return errNoProtoOpt
 }

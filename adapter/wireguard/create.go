@@ -50,6 +50,12 @@ const (
 // tun/netstack.CreateNetTUN does: every address gets a host prefix (/32, /128) and the
 // default route of its family points at the device. dnsServers answer LookupHost and names
 // given to Dial, queried over the tunnel on port 53.
+//
+// mtu is the device's MTU, in [68, 65535] as IPv4 allows (larger datagrams, UDP's
+// included, are fragmented to fit). An IPv6 link needs at least 1280 (RFC 8200 §5): with
+// an IPv6 address among localAddresses a smaller mtu is an error, where netstack accepts
+// it and then sends no IPv6 at all (gVisor's IPv6 output fails on a NIC whose MTU is below
+// 1280).
 func CreateNetTUN(localAddresses, dnsServers []netip.Addr, mtu int) (tun.Device, *Net, error) {
 	return CreateNetTUNWithOptions(localAddresses, dnsServers, mtu, Options{})
 }
@@ -57,10 +63,11 @@ func CreateNetTUN(localAddresses, dnsServers []netip.Addr, mtu int) (tun.Device,
 // CreateNetTUNWithOptions is CreateNetTUN with wisp's options. The device it returns is a
 // *Device.
 func CreateNetTUNWithOptions(localAddresses, dnsServers []netip.Addr, mtu int, o Options) (tun.Device, *Net, error) {
-	if mtu < 576 || mtu > 65535 {
-		// RFC 791: every IPv4 host must accept 576-byte datagrams; 1280 for IPv6 is checked
-		// below when an IPv6 address is configured.
-		return nil, nil, fmt.Errorf("wireguard: MTU %d out of range [576, 65535]", mtu)
+	if mtu < 68 || mtu > 65535 {
+		// RFC 791: "Every internet module must be able to forward a datagram of 68 octets
+		// without further fragmentation" (larger datagrams are fragmented to fit); 1280 for
+		// IPv6 is checked below when an IPv6 address is configured.
+		return nil, nil, fmt.Errorf("wireguard: MTU %d out of range [68, 65535]", mtu)
 	}
 	if o.BatchSize <= 0 {
 		o.BatchSize = DefaultBatchSize

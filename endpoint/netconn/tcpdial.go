@@ -20,6 +20,9 @@ type TCPOptions struct {
 	ReuseAddr bool // SO_REUSEADDR before binding laddr
 	NoDelay   bool // TCP_NODELAY
 	V6Only    bool // IPV6_V6ONLY: refuse an IPv4 (or IPv4-mapped) raddr with errs.NetUnreach
+	// MSS is TCP_MAXSEG set before connecting: the SYN announces at most MSS and the send
+	// MSS is capped at it (0: none; else [88, 65495], errs.Val outside).
+	MSS int
 }
 
 var defaultTCPOptions = TCPOptions{NoDelay: true}
@@ -33,7 +36,7 @@ func needBind(laddr netip.AddrPort) bool {
 // and port 0: chosen by the stack) to raddr and waits until it is established. Errors:
 // ctx.Err() when ctx ends first (the connect is aborted), errs.Refused (RST or ICMP
 // unreachable answered the SYN), errs.Timeout (SYN retransmissions exhausted), errs.NetUnreach (no
-// route), errs.Use, errs.Val, errs.Mem (no PCB, or MempNumNetconn reached), errs.Clsd (the
+// route), errs.Use, errs.Val (o.MSS out of range), errs.Mem (no PCB, or MempNumNetconn reached), errs.Clsd (the
 // stack is closed).
 func DialTCP(ctx context.Context, s *stack.Stack, laddr, raddr netip.AddrPort, o *TCPOptions) (*TCPConn, error) {
 	if o == nil {
@@ -90,6 +93,11 @@ func dialLocked(s *stack.Stack, laddr, raddr netip.AddrPort, o *TCPOptions) (*TC
 	r, pcb, err := openPCB(s, s.TCP().NewPCB, closeTCP, func(pcb *tcp.PCB) error {
 		pcb.SetReuseAddr(o.ReuseAddr)
 		pcb.SetNoDelay(o.NoDelay)
+		if o.MSS != 0 {
+			if err := pcb.SetMSS(o.MSS); err != nil {
+				return err
+			}
+		}
 		if needBind(laddr) {
 			return pcb.Bind(laddr)
 		}
@@ -130,6 +138,10 @@ type ListenOptions struct {
 	Backlog   int  // ≤ 0: Options.TCPListenBacklog
 	ReuseAddr bool // SO_REUSEADDR
 	V6Only    bool // IPV6_V6ONLY on an unspecified IPv6 address: IPv4 SYNs are refused
+	// MSS is TCP_MAXSEG for the connections the listener makes: their SYN-ACK announces
+	// at most MSS and their send MSS is capped at it (0: none; else [88, 65495], errs.Val
+	// outside).
+	MSS int
 }
 
 // TCPListener is a listening TCP socket (lwIP's netconn_listen). Connections that complete
@@ -160,7 +172,7 @@ type TCPListener struct {
 
 // ListenTCP listens on laddr (an unspecified address listens on every local address of
 // both families unless V6Only; port 0 picks one: see Addr). Errors: errs.Use (address in
-// use), errs.Val (not a local address), errs.Mem (no listener PCB, or MempNumNetconn
+// use), errs.Val (not a local address, or o.MSS out of range), errs.Mem (no listener PCB, or MempNumNetconn
 // reached), errs.Clsd (the stack is closed).
 func ListenTCP(s *stack.Stack, laddr netip.AddrPort, o *ListenOptions) (*TCPListener, error) {
 	if o == nil {
@@ -173,6 +185,11 @@ func ListenTCP(s *stack.Stack, laddr netip.AddrPort, o *ListenOptions) (*TCPList
 		pcb.SetReuseAddr(o.ReuseAddr)
 		pcb.SetNoDelay(true)
 		pcb.SetV6Only(o.V6Only)
+		if o.MSS != 0 {
+			if err := pcb.SetMSS(o.MSS); err != nil {
+				return err
+			}
+		}
 		err := pcb.Bind(laddr)
 		if err == nil {
 			tl, err = pcb.Listen(o.Backlog)

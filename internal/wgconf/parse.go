@@ -226,10 +226,11 @@ func (p *parser) interfaceKey(key, value string) error {
 		err = p.dns(value)
 	case "mtu":
 		if err = p.once(key); err == nil {
-			// 576: the smallest datagram every IPv4 host accepts (RFC 791). An IPv6
-			// address needs 1280 (RFC 8200 §5), which the tunnel checks.
+			// 68: the smallest MTU IPv4 allows (RFC 791), as Linux's ip link and
+			// wireguard-go's netstack accept. An IPv6 address needs 1280 (RFC 8200 §5),
+			// which the tunnel checks.
 			var n uint64
-			n, err = number(value, 576, 65535)
+			n, err = number(value, 68, 65535)
 			c.MTU = int(n)
 		}
 	case "listenport":

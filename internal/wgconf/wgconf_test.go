@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -217,7 +218,8 @@ func TestParseErrors(t *testing.T) {
 		{iface + "Address = 198.18.0.1/24,,fd42:5eed::1/64\n", 3, "empty entry"},
 		{iface + "Address = fe80::1%eth0\n", 3, "zones are not supported"},
 		{iface + "DNS = 198.18.0.1, not a domain!\n", 3, "neither an IP address nor a search domain"},
-		{iface + "MTU = 100\n", 3, "MTU: 100 out of range [576, 65535]"},
+		{iface + "MTU = 67\n", 3, "MTU: 67 out of range [68, 65535]"},
+		{iface + "MTU = 65536\n", 3, "MTU: 65536 out of range [68, 65535]"},
 		{iface + "MTU = big\n", 3, `MTU: "big" is not a number`},
 		{iface + "ListenPort = 65536\n", 3, "ListenPort: 65536 out of range"},
 		{iface + "ListenPort = -1\n", 3, "is not a number"},
@@ -266,6 +268,17 @@ func TestParseMinimal(t *testing.T) {
 	}
 	if c.MTU != 0 || len(c.Addresses) != 0 || len(c.Peers) != 0 {
 		t.Errorf("%+v", c)
+	}
+}
+
+// MTU takes what IPv4 allows, [68, 65535], as wg-quick and netstack do; whether an IPv6
+// address fits is the tunnel's check.
+func TestParseMTUBounds(t *testing.T) {
+	for _, mtu := range []int{68, 500, 65535} {
+		c, err := Parse(strings.NewReader("[Interface]\nPrivateKey = " + alicePriv.String() + "\nMTU = " + strconv.Itoa(mtu) + "\n"))
+		if err != nil || c.MTU != mtu {
+			t.Errorf("MTU = %d: got %+v, %v", mtu, c, err)
+		}
 	}
 }
 

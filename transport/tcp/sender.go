@@ -303,6 +303,11 @@ func (c *PCB) retransmit(s *seg, ns int64) bool {
 		c.armRetry()
 		return false
 	}
+	if c.stuckSince == 0 {
+		// Linux's retrans_stamp, where TCP_USER_TIMEOUT counts from: the departure of
+		// the first segment retransmitted (a tail loss probe's too).
+		c.stuckSince = s.xmit
+	}
 	if s.flags&sRetrans == 0 {
 		s.flags |= sRetrans
 		c.retransOut += int(s.len)
@@ -366,10 +371,10 @@ func (c *PCB) armAfterSend(ns int64) {
 			c.armPersist(ns)
 		}
 	} else {
-		c.persistN, c.persistAt = 0, 0
-		if c.nrtx == 0 {
-			c.stuckSince = 0 // a zero-window wait ended; no RTO episode began
+		if c.persistN > 0 || c.persistAt != 0 {
+			c.stuckSince = 0 // a zero-window wait ended
 		}
+		c.persistN, c.persistAt = 0, 0
 		if c.rtoAt == 0 {
 			c.armRTO(ns)
 		}

@@ -24,8 +24,10 @@ const corkLimit = 200 * time.Millisecond
 
 // SetMSS caps the connection's maximum segment size (TCP_MAXSEG): before Connect or
 // Listen it lowers the MSS announced in the SYN and caps what is sent; on a connection it
-// caps what is sent from now on. 0 removes the cap; other values outside [MinUserMSS,
-// MaxUserMSS] are errs.Val. A listener's connections inherit it.
+// caps what is sent from now on. 0 removes the cap for connections not yet made; on a
+// connection the segment size does not grow back (a path MTU learned since may hold it).
+// Values outside [MinUserMSS, MaxUserMSS] are errs.Val. A listener's connections inherit
+// it.
 func (c *PCB) SetMSS(n int) error {
 	if c.t == nil {
 		return errs.Conn
