@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,6 +33,7 @@ func bigTransfer() int64 {
 type tcpEnv struct {
 	ns         *netns
 	s          *stack.Stack
+	link       link.Endpoint // wisp's link: the TUN device, wrapped if wrap was given
 	wisp, kern [2]netip.Addr // [0] IPv4, [1] IPv6
 }
 
@@ -69,6 +71,7 @@ func newTCPEnvWith(t *testing.T, subnet int, o opt.Options, wrap func(link.Endpo
 	if wrap != nil {
 		ep = wrap(dev)
 	}
+	e.link = ep
 	if e.s, err = stack.New(stack.Config{Options: o}); err != nil {
 		ep.Close()
 		t.Fatal(err)
@@ -83,6 +86,29 @@ func newTCPEnvWith(t *testing.T, subnet int, o opt.Options, wrap func(link.Endpo
 	ns.run(t, "ip", "-6", "addr", "add", e.kern[1].String()+"/64", "dev", "wisp0", "nodad")
 	ns.run(t, "ip", "link", "set", "wisp0", "up")
 	return e
+}
+
+// evidence registers the evidence of a transfer test (stacktest.OnFail): wisp's
+// connections, counters and link, and the kernel's sockets (ss) and TUN counters. Register
+// it after dial and kernelServe, whose cleanups close the kernel's sockets: then it runs
+// first and shows them as they stood.
+func (e *tcpEnv) evidence(t *testing.T) {
+	t.Helper()
+	stacktest.OnFail(t,
+		stacktest.Side{Name: "wisp", Stack: e.s, Links: []any{e.link}},
+		stacktest.Side{Name: "kernel (namespace " + e.ns.name + ")", More: e.ns.writeKernel})
+}
+
+// writeKernel prints the namespace's TCP sockets with their internals (`ss -tino`: state,
+// queues, cwnd, RTO, unacked, retransmissions, timers) and the counters of its links.
+func (ns *netns) writeKernel(w io.Writer) {
+	for _, args := range [][]string{{"ss", "-tino"}, {"ip", "-s", "link", "show"}} {
+		out, err := ns.cmd(args...).CombinedOutput()
+		fmt.Fprintf(w, "$ %s\n%s", strings.Join(args, " "), out)
+		if err != nil {
+			fmt.Fprintf(w, "(%v)\n", err)
+		}
+	}
 }
 
 // listen opens a kernel listener inside the namespace; it is closed when the test ends.
@@ -128,11 +154,16 @@ type peerResult struct {
 
 // kernelPeer is the kernel-side mirror of tcpapp.Transfer: it writes n bytes of the pattern
 // of seed then half-closes (n > 0), while it reads and checksums everything until end of
-// file; with n == 0 it half-closes after end of file. It closes conn.
-func kernelPeer(conn *net.TCPConn, n int64, seed uint64, deadline time.Time) peerResult {
-	defer conn.Close()
+// file; with n == 0 it half-closes after end of file. Every read and write has the
+// deadline. It closes conn when it succeeds; after an error the test's cleanup does (dial,
+// kernelServe), after the evidence.
+func kernelPeer(conn *net.TCPConn, n int64, seed uint64, deadline time.Time) (res peerResult) {
+	defer func() {
+		if res.err == nil {
+			conn.Close()
+		}
+	}()
 	conn.SetDeadline(deadline)
-	var res peerResult
 	werr := make(chan error, 1)
 	go func() {
 		if n == 0 {

@@ -48,6 +48,7 @@ func TestTCPKernelImpaired(t *testing.T) {
 	t.Run("IPv4 wisp→kernel", func(t *testing.T) {
 		l := e.ns.listen(t, "tcp4", netip.AddrPortFrom(e.kern[0], 5003))
 		kres := kernelServe(t, l, 0, 0, deadline)
+		e.evidence(t)
 		start := time.Now()
 		tr := tcpapp.Send(e.s, netip.AddrPortFrom(e.kern[0], 5003), n, 31)
 		waitTransfer(t, ctx, "upload", tr)
@@ -64,6 +65,7 @@ func TestTCPKernelImpaired(t *testing.T) {
 		defer srv.Close()
 		start := time.Now()
 		c := e.ns.dial(t, "tcp6", srv.Addr())
+		e.evidence(t)
 		kres := make(chan peerResult, 1)
 		go func() { kres <- kernelPeer(c, n, 32, deadline) }()
 		tr, err := srv.Accept(ctx)
@@ -123,6 +125,7 @@ func TestTCPCaptureDecodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := e.ns.dial(t, "tcp4", netip.AddrPortFrom(e.wisp[0], 7))
+	e.evidence(t)
 	checkPeer(t, "echo", kernelPeer(c, n, 41, deadline), n, patternSum(n, 41))
 	tcpapp.CloseListener(e.s, l)
 

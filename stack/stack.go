@@ -408,6 +408,18 @@ func (s *Stack) Routes() []ip.Route {
 	return s.ip.Routes()
 }
 
+// TCPConns appends the Info of every TCP connection of the stack to dst and returns it:
+// oldest first, TIME-WAIT included, listeners not, each with its armed timers named
+// (Info.Timers) — what `ss -tin` shows of a kernel. It is the evidence a failing transfer
+// test prints (stacktest.OnFail) and what a live view polls; it takes the core lock once
+// for the whole list, so the connections are seen at one moment.
+func (s *Stack) TCPConns(dst []tcp.Info) []tcp.Info {
+	s.core.Lock()
+	defer s.core.Unlock()
+	s.tcp.Conns(func(i tcp.Info) { dst = append(dst, i) })
+	return dst
+}
+
 // Stats returns a snapshot of every counter.
 func (s *Stack) Stats() stats.Snapshot {
 	s.core.Lock()

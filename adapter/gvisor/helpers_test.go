@@ -55,6 +55,9 @@ type testNet struct {
 	gep  *gvisor.Endpoint // pipe wires: the gVisor side of the pipe
 	wl   *gvisor.Link     // fdbased wires: the wisp side
 	imp  *impair.Link     // pipe wires with impairment: between wisp and the pipe
+
+	wlink  link.Endpoint // wisp's link as its netif has it (impairment, capture, pipe or Link)
+	gprobe *gvProbe      // the last state of each gVisor connection (evidence)
 }
 
 // netConfig describes a wire.
@@ -134,7 +137,7 @@ func newNet(t *testing.T, c netConfig) *testNet {
 		gvLink = n.gep
 	}
 
-	n.gs = newGVisorStack(t, !c.noSACK)
+	n.gs, n.gprobe = newGVisorStack(t, !c.noSACK)
 	if err := n.gs.CreateNIC(gvNIC, gvLink); err != nil {
 		t.Fatalf("CreateNIC: %v", err)
 	}
@@ -154,6 +157,7 @@ func newNet(t *testing.T, c netConfig) *testNet {
 		{Destination: header.IPv6EmptySubnet, NIC: gvNIC},
 	})
 
+	n.wlink = wispLink
 	n.wnif, err = n.ws.AddNetif(wispLink, stack.NetifConfig{Name: "gv0", Addrs: []netip.Prefix{wispV4, wispV6}})
 	if err != nil {
 		t.Fatal(err)
@@ -183,13 +187,16 @@ func capture(t *testing.T, l link.Endpoint) link.Endpoint {
 }
 
 // newGVisorStack returns a gVisor stack set up as wireguard-go's netstack sets up its own
-// (IPv4, IPv6, TCP with SACK, UDP, ICMP), plus ARP for Ethernet wires. Close and Wait run
-// when the test ends.
-func newGVisorStack(t *testing.T, sack bool) *gstack.Stack {
+// (IPv4, IPv6, TCP with SACK, UDP, ICMP), plus ARP for Ethernet wires, and TCP's probe for
+// the evidence of failing tests (tcp.NewProtocolProbe is tcp.NewProtocol, Reno, with the
+// probe). Close and Wait run when the test ends.
+func newGVisorStack(t *testing.T, sack bool) (*gstack.Stack, *gvProbe) {
+	probe := newGVProbe()
 	s := gstack.New(gstack.Options{
-		NetworkProtocols:   []gstack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol, arp.NewProtocol},
-		TransportProtocols: []gstack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
-		HandleLocal:        true,
+		NetworkProtocols: []gstack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol, arp.NewProtocol},
+		TransportProtocols: []gstack.TransportProtocolFactory{tcp.NewProtocolProbe(probe.record),
+			udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
+		HandleLocal: true,
 	})
 	opt := tcpip.TCPSACKEnabled(sack)
 	if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, &opt); err != nil {
@@ -199,7 +206,7 @@ func newGVisorStack(t *testing.T, sack bool) *gstack.Stack {
 		s.Close()
 		s.Wait() // removes the NICs: closes the link endpoints
 	})
-	return s
+	return s, probe
 }
 
 // gvAllocator is the pbuf memory of the gVisor side of a pipe wire.

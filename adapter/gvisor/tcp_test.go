@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"strconv"
@@ -120,20 +121,39 @@ func (r result) check(t *testing.T, who string, n int64) {
 	}
 }
 
-// readAll reads c to EOF into a SHA-256.
-func readAll(c io.Reader) result {
-	h := sha256.New()
-	n, err := io.Copy(h, c)
+// testTimeout bounds each transfer test (its context, and the deadline of every read and
+// write): far more than a transfer takes under -race on a loaded machine, far less than the
+// suite's timeout, so a stall fails the test with its evidence.
+const testTimeout = 2 * time.Minute
+
+// deadlineOf is ctx's deadline (every test context here has one).
+func deadlineOf(ctx context.Context) time.Time {
+	if d, ok := ctx.Deadline(); ok {
+		return d
+	}
+	return time.Now().Add(testTimeout)
+}
+
+// readAll reads c to EOF into a SHA-256; a read still waiting at deadline fails.
+func readAll(c net.Conn, deadline time.Time) result {
 	var r result
-	r.n, r.err = n, err
+	if r.err = c.SetReadDeadline(deadline); r.err != nil {
+		return r
+	}
+	h := sha256.New()
+	r.n, r.err = io.Copy(h, c)
 	copy(r.sum[:], h.Sum(nil))
 	return r
 }
 
-// writePattern writes n bytes of the pattern to c and half-closes it.
-func writePattern(c *gonet.TCPConn, n int64) error {
-	if _, err := io.Copy(c, io.LimitReader(tcpapp.NewPattern(patternSeed), n)); err != nil {
+// writePattern writes n bytes of the pattern to c and half-closes it; a write still
+// waiting at deadline fails.
+func writePattern(c *gonet.TCPConn, n int64, deadline time.Time) error {
+	if err := c.SetWriteDeadline(deadline); err != nil {
 		return err
+	}
+	if w, err := io.Copy(c, io.LimitReader(tcpapp.NewPattern(patternSeed), n)); err != nil {
+		return fmt.Errorf("after %d of %d bytes: %w", w, n, err)
 	}
 	return c.CloseWrite()
 }
@@ -154,6 +174,7 @@ func waitTransfer(ctx context.Context, t *testing.T, tr *tcpapp.Transfer) result
 
 // gVisor connects and uploads to a wisp sink.
 func gvUpload(ctx context.Context, t *testing.T, nt *testNet, dst netip.Addr, size int64) {
+	ev := nt.evidence(t)
 	srv, err := tcpapp.Sink(nt.ws, netip.AddrPortFrom(dst, 0))
 	if err != nil {
 		t.Fatal(err)
@@ -163,8 +184,8 @@ func gvUpload(ctx context.Context, t *testing.T, nt *testNet, dst netip.Addr, si
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	if err := writePattern(c, size); err != nil {
+	ev.Close(c)
+	if err := writePattern(c, size, deadlineOf(ctx)); err != nil {
 		t.Fatalf("gVisor write: %v", err)
 	}
 	tr, err := srv.Accept(ctx)
@@ -172,13 +193,14 @@ func gvUpload(ctx context.Context, t *testing.T, nt *testNet, dst netip.Addr, si
 		t.Fatal(err)
 	}
 	waitTransfer(ctx, t, tr).check(t, "wisp sink", size)
-	if r := readAll(c); r.err != nil || r.n != 0 { // wisp's FIN
+	if r := readAll(c, deadlineOf(ctx)); r.err != nil || r.n != 0 { // wisp's FIN
 		t.Errorf("gVisor after upload: %d bytes, %v", r.n, r.err)
 	}
 }
 
 // gVisor connects and downloads from a wisp source.
 func gvDownload(ctx context.Context, t *testing.T, nt *testNet, dst netip.Addr, size int64) {
+	ev := nt.evidence(t)
 	srv, err := tcpapp.Source(nt.ws, netip.AddrPortFrom(dst, 0), size, patternSeed)
 	if err != nil {
 		t.Fatal(err)
@@ -188,8 +210,12 @@ func gvDownload(ctx context.Context, t *testing.T, nt *testNet, dst netip.Addr, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := readAll(c)
-	c.Close()
+	ev.Close(c)
+	r := readAll(c, deadlineOf(ctx))
+	if r.err != nil {
+		t.Fatalf("gVisor download: after %d bytes: %v", r.n, r.err)
+	}
+	c.Close() // the FIN the wisp source waits for
 	r.check(t, "gVisor download", size)
 	tr, err := srv.Accept(ctx)
 	if err != nil {
@@ -202,6 +228,7 @@ func gvDownload(ctx context.Context, t *testing.T, nt *testNet, dst netip.Addr, 
 
 // wisp connects and uploads to a gVisor sink.
 func wispUpload(ctx context.Context, t *testing.T, nt *testNet, dst netip.Addr, size int64) {
+	ev := nt.evidence(t)
 	l := gvListen(t, nt.gs, netip.AddrPortFrom(dst, 5001))
 	defer l.Close()
 	got := make(chan result, 1)
@@ -211,8 +238,12 @@ func wispUpload(ctx context.Context, t *testing.T, nt *testNet, dst netip.Addr, 
 			got <- result{err: err}
 			return
 		}
-		r := readAll(c)
-		c.Close()
+		r := readAll(c, deadlineOf(ctx))
+		if r.err == nil {
+			c.Close() // the FIN the wisp sender waits for
+		} else {
+			ev.Close(c)
+		}
 		got <- r
 	}()
 	tr := tcpapp.Send(nt.ws, netip.AddrPortFrom(dst, 5001), size, patternSeed)
@@ -231,6 +262,7 @@ func wispUpload(ctx context.Context, t *testing.T, nt *testNet, dst netip.Addr, 
 func wispDownload(ctx context.Context, t *testing.T, nt *testNet, dst netip.Addr, size int64) {
 	l := gvListen(t, nt.gs, netip.AddrPortFrom(dst, 5002))
 	defer l.Close()
+	ev := nt.evidence(t)
 	done := make(chan error, 1)
 	go func() {
 		c, err := l.Accept()
@@ -238,13 +270,16 @@ func wispDownload(ctx context.Context, t *testing.T, nt *testNet, dst netip.Addr
 			done <- err
 			return
 		}
-		defer c.Close()
-		if err := writePattern(c.(*gonet.TCPConn), size); err != nil {
-			done <- err
+		ev.Close(c)
+		if err := writePattern(c.(*gonet.TCPConn), size, deadlineOf(ctx)); err != nil {
+			done <- fmt.Errorf("write: %w", err)
 			return
 		}
-		_, err = io.Copy(io.Discard, c) // until wisp's FIN
-		done <- err
+		if r := readAll(c, deadlineOf(ctx)); r.err != nil { // until wisp's FIN
+			done <- fmt.Errorf("read: %w", r.err)
+			return
+		}
+		done <- c.Close()
 	}()
 	tr := tcpapp.Recv(nt.ws, netip.AddrPortFrom(dst, 5002))
 	waitTransfer(ctx, t, tr).check(t, "wisp download", size)
@@ -295,7 +330,7 @@ func TestTCP(t *testing.T) {
 					}
 					fam := map[bool]string{false: "v4", true: "v6"}[v6]
 					t.Run(fam+"/"+b.name, func(t *testing.T) {
-						ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+						ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 						defer cancel()
 						start := time.Now()
 						b.fn(ctx, t, nt, dst, size)
@@ -329,10 +364,12 @@ func TestTCPManyConnections(t *testing.T) {
 func manyConnections(t *testing.T, c netConfig) {
 	const conns, size = 50, 32 << 10
 	nt := newNet(t, c)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 
 	t.Run("gvisor-to-wisp-echo", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		dl := deadlineOf(ctx)
+		ev := nt.evidence(t)
 		for _, a := range []netip.Addr{wispV4.Addr(), wispV6.Addr()} {
 			l, err := tcpapp.Echo(nt.ws, netip.AddrPortFrom(a, 7))
 			if err != nil {
@@ -341,7 +378,7 @@ func manyConnections(t *testing.T, c netConfig) {
 			defer tcpapp.CloseListener(nt.ws, l)
 		}
 		var wg sync.WaitGroup
-		errc := make(chan error, conns)
+		errc := make(chan error, 2*conns)
 		for i := range conns {
 			dst := wispV4.Addr()
 			if i%2 == 1 {
@@ -350,14 +387,18 @@ func manyConnections(t *testing.T, c netConfig) {
 			wg.Go(func() {
 				c, _, err := gvDial(ctx, nt.gs, netip.AddrPortFrom(dst, 7))
 				if err != nil {
-					errc <- err
+					errc <- fmt.Errorf("conn %d: %w", i, err)
 					return
 				}
-				defer c.Close()
-				go writePattern(c, size)
-				r := readAll(c)
+				ev.Close(c)
+				werr := make(chan error, 1)
+				go func() { werr <- writePattern(c, size, dl) }()
+				r := readAll(c, dl)
+				if err := <-werr; err != nil {
+					errc <- fmt.Errorf("conn %d %v: write: %w", i, c.LocalAddr(), err)
+				}
 				if r.err != nil || r.n != size || r.sum != tcpapp.PatternSum(size, patternSeed) {
-					errc <- fmt.Errorf("conn %d: echo of %d bytes: got %d, %v", i, size, r.n, r.err)
+					errc <- fmt.Errorf("conn %d %v: echo of %d bytes: got %d, %v", i, c.LocalAddr(), size, r.n, r.err)
 				}
 			})
 		}
@@ -369,8 +410,13 @@ func manyConnections(t *testing.T, c netConfig) {
 	})
 
 	t.Run("wisp-to-gvisor-sink", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		dl := deadlineOf(ctx)
+		ev := nt.evidence(t)
 		l := gvListen(t, nt.gs, netip.AddrPortFrom(gvV6.Addr(), 9))
 		defer l.Close()
+		defer context.AfterFunc(ctx, l.Shutdown)() // an Accept still waiting at the deadline fails
 		var wg sync.WaitGroup
 		got := make(chan result, conns)
 		wg.Go(func() {
@@ -382,8 +428,13 @@ func manyConnections(t *testing.T, c netConfig) {
 					break
 				}
 				inner.Go(func() {
-					r := readAll(c)
-					c.Close()
+					r := readAll(c, dl)
+					if r.err == nil {
+						c.Close() // the FIN the wisp sender waits for
+					} else {
+						r.err = fmt.Errorf("%v: %w", c.RemoteAddr(), r.err)
+						ev.Close(c)
+					}
 					got <- r
 				})
 			}
@@ -417,6 +468,7 @@ func TestTCPReset(t *testing.T) {
 	defer cancel()
 
 	t.Run("gvisor-aborts", func(t *testing.T) {
+		ev := nt.evidence(t)
 		srv, err := tcpapp.Sink(nt.ws, netip.AddrPortFrom(wispV4.Addr(), 0))
 		if err != nil {
 			t.Fatal(err)
@@ -426,6 +478,8 @@ func TestTCPReset(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		ev.Close(c)
+		c.SetDeadline(deadlineOf(ctx))
 		if _, err := io.Copy(c, io.LimitReader(tcpapp.NewPattern(patternSeed), 100<<10)); err != nil {
 			t.Fatal(err)
 		}
@@ -434,16 +488,19 @@ func TestTCPReset(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, r := tr.Progress(); r < 100<<10; _, r = tr.Progress() { // everything arrived
+			if ctx.Err() != nil {
+				t.Fatalf("wisp received %d of %d bytes", r, 100<<10)
+			}
 			time.Sleep(time.Millisecond)
 		}
 		ep.Abort() // RST
 		if _, _, err := tr.Wait(ctx); !errors.Is(err, errs.Rst) {
 			t.Errorf("wisp after gVisor's abort: %v, want ERR_RST", err)
 		}
-		c.Close()
 	})
 
 	t.Run("wisp-aborts", func(t *testing.T) {
+		ev := nt.evidence(t)
 		srv, err := tcpapp.Sink(nt.ws, netip.AddrPortFrom(wispV6.Addr(), 0))
 		if err != nil {
 			t.Fatal(err)
@@ -453,7 +510,8 @@ func TestTCPReset(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer c.Close()
+		ev.Close(c)
+		c.SetWriteDeadline(deadlineOf(ctx))
 		if _, err := c.Write([]byte("hello")); err != nil {
 			t.Fatal(err)
 		}

@@ -3,7 +3,6 @@ package gvisor_test
 import (
 	"context"
 	"crypto/sha256"
-	"io"
 	"net/netip"
 	"testing"
 	"time"
@@ -22,6 +21,7 @@ import (
 func TestTCPZeroWindowGVisorReader(t *testing.T) {
 	const size = 8 << 20
 	nt := newNet(t, netConfig{medium: link.MediumIP})
+	ev := nt.evidence(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	srv, err := tcpapp.Source(nt.ws, netip.AddrPortFrom(wispV4.Addr(), 0), size, patternSeed)
@@ -33,6 +33,7 @@ func TestTCPZeroWindowGVisorReader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ev.Close(c)
 	tr, err := srv.Accept(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -44,8 +45,11 @@ func TestTCPZeroWindowGVisorReader(t *testing.T) {
 	if info.SndWnd != 0 {
 		t.Logf("window did not close (gVisor buffer larger than the transfer?): %+v", info)
 	}
-	r := readAll(c)
-	c.Close()
+	r := readAll(c, deadlineOf(ctx))
+	if r.err != nil {
+		t.Fatalf("gVisor slow reader: after %d bytes: %v", r.n, r.err)
+	}
+	c.Close() // the FIN the wisp source waits for
 	r.check(t, "gVisor slow reader", size)
 	if r := waitTransfer(ctx, t, tr); r.err != nil {
 		t.Errorf("wisp source: %v", r.err)
@@ -148,13 +152,14 @@ func TestTCPZeroWindowWispReader(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	hs := newHoldingSink(t, nt.ws, netip.AddrPortFrom(wispV6.Addr(), 8080))
+	ev := nt.evidence(t) // after the sink: its cleanup frees what the sink holds
 	c, _, err := gvDial(ctx, nt.gs, netip.AddrPortFrom(wispV6.Addr(), 8080))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	ev.Close(c)
 	werr := make(chan error, 1)
-	go func() { werr <- writePattern(c, size) }()
+	go func() { werr <- writePattern(c, size, deadlineOf(ctx)) }()
 	time.Sleep(2 * time.Second)
 	var held, wnd int
 	nt.ws.Callback(func() {
@@ -190,6 +195,7 @@ func TestTCPZeroWindowWispReader(t *testing.T) {
 // them, so the connection survives several probe rounds and still carries data.
 func TestTCPKeepalive(t *testing.T) {
 	nt := newNet(t, netConfig{medium: link.MediumIP})
+	ev := nt.evidence(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	srv, err := tcpapp.Sink(nt.ws, netip.AddrPortFrom(wispV4.Addr(), 0))
@@ -201,7 +207,7 @@ func TestTCPKeepalive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	ev.Close(c)
 	idle, intvl := tcpip.KeepaliveIdleOption(100*time.Millisecond), tcpip.KeepaliveIntervalOption(100*time.Millisecond)
 	ep.SetSockOpt(&idle)
 	ep.SetSockOpt(&intvl)
@@ -212,7 +218,7 @@ func TestTCPKeepalive(t *testing.T) {
 	if got := nt.ws.Stats().TCP.Recv - before; got < 5 {
 		t.Errorf("wisp received %d segments while idle, want keepalive probes", got)
 	}
-	if err := writePattern(c, 1<<20); err != nil {
+	if err := writePattern(c, 1<<20, deadlineOf(ctx)); err != nil {
 		t.Fatalf("write after idle: %v", err)
 	}
 	tr, err := srv.Accept(ctx)
@@ -220,8 +226,8 @@ func TestTCPKeepalive(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitTransfer(ctx, t, tr).check(t, "wisp after keepalives", 1<<20)
-	if _, err := io.Copy(io.Discard, c); err != nil {
-		t.Errorf("gVisor: %v", err)
+	if r := readAll(c, deadlineOf(ctx)); r.err != nil { // until wisp's FIN
+		t.Errorf("gVisor: %v", r.err)
 	}
 }
 
@@ -248,7 +254,7 @@ func TestTCPPeerVariants(t *testing.T) {
 					dst = wispV6.Addr()
 				}
 				t.Run(b.name, func(t *testing.T) {
-					ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+					ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 					defer cancel()
 					b.fn(ctx, t, nt, dst, size)
 				})

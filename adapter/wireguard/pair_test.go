@@ -109,7 +109,18 @@ func pair(t *testing.T, a, b func(t *testing.T) side) (side, side) {
 		}
 	}
 	connectBinds(t, sa.tun, sb.tun, wgtest.Binds())
+	// After the devices: runs before they close.
+	stacktest.OnFail(t, evidenceSide("A "+sa.addr.String(), sa.net), evidenceSide("B "+sb.addr.String(), sb.net))
 	return sa, sb
+}
+
+// evidenceSide is n as stacktest.OnFail shows it: a wisp side its stack and device;
+// wireguard-go's netstack keeps its gVisor stack to itself, so a netstack side nothing.
+func evidenceSide(name string, n peerNet) stacktest.Side {
+	if w, ok := n.(wispNet); ok {
+		return stacktest.Side{Name: name + " (wisp)", Stack: w.Stack(), Links: []any{w.Device()}}
+	}
+	return stacktest.Side{Name: name + " (netstack: its gVisor stack is not exported)"}
 }
 
 // serveHTTP serves a small site on n's port 80 until the test ends.
@@ -279,6 +290,7 @@ func serveDNS(t *testing.T, n peerNet, zone map[string][]netip.Addr, tcpOnly map
 			if err != nil {
 				return
 			}
+			_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 			var hdr [2]byte
 			if _, err := io.ReadFull(c, hdr[:]); err == nil {
 				req := make([]byte, binary.BigEndian.Uint16(hdr[:]))
@@ -297,15 +309,22 @@ func serveDNS(t *testing.T, n peerNet, zone map[string][]netip.Addr, tcpOnly map
 	})
 }
 
+// transferTimeout bounds a transfer (every read and write has this deadline): far more than
+// one takes under -race on a loaded machine, far less than the suite's timeout, so a stall
+// fails the test with the evidence of both sides.
+const transferTimeout = 2 * time.Minute
+
 // transfer sends size bytes of a seeded stream from one peer to a TCP sink on the other
 // and checks them byte for byte; it returns the time taken.
 func transfer(t *testing.T, from, to peerNet, toAddr netip.Addr, size int64) time.Duration {
 	t.Helper()
+	ev := stacktest.OnFail(t, evidenceSide("sender", from), evidenceSide("receiver "+toAddr.String(), to))
 	l, err := to.listenTCP(9000)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
+	deadline := time.Now().Add(transferTimeout)
 	result := make(chan error, 1)
 	go func() {
 		c, err := l.Accept()
@@ -313,23 +332,37 @@ func transfer(t *testing.T, from, to peerNet, toAddr netip.Addr, size int64) tim
 			result <- err
 			return
 		}
-		defer c.Close()
-		result <- checkStream(c, size)
+		if err := c.SetDeadline(deadline); err != nil {
+			c.Close()
+			result <- err
+			return
+		}
+		err = checkStream(c, size)
+		if err == nil {
+			c.Close()
+		} else {
+			ev.Close(c) // after the evidence
+		}
+		result <- err
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	start := time.Now()
 	c, err := from.DialContext(ctx, "tcp", netip.AddrPortFrom(toAddr, 9000).String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := io.Copy(c, io.LimitReader(&stream{}, size)); err != nil {
-		t.Fatalf("send: %v", err)
+	ev.Close(c)
+	if err := c.SetDeadline(deadline); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := io.Copy(c, io.LimitReader(&stream{}, size)); err != nil {
+		t.Fatalf("send: after %d of %d bytes: %v", n, size, err)
 	}
 	if err := c.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
-	if err := <-result; err != nil {
+	if err := <-result; err != nil { // the receiver's deadline ends it
 		t.Fatalf("receive: %v", err)
 	}
 	return time.Since(start)

@@ -110,6 +110,9 @@ func TestEchoBackpressure(t *testing.T) {
 	// Wait until the sender is stuck.
 	var sent int64
 	for stable := 0; stable < 10; {
+		if ctx.Err() != nil {
+			t.Fatalf("the sender never stopped: %d bytes sent", sent)
+		}
 		time.Sleep(30 * time.Millisecond)
 		var now int64
 		a.Callback(func() { now = s.sent })

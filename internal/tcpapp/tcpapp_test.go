@@ -57,6 +57,8 @@ func newImpairedPair(t *testing.T, o opt.Options, cfg *impair.Config) (a, b *sta
 		netip.PrefixFrom(addrB[0], 24), netip.PrefixFrom(addrB[1], 64)}}); err != nil {
 		t.Fatal(err)
 	}
+	// Transfers here end by themselves or with the stacks: nothing to close before it.
+	stacktest.OnFail(t, stacktest.Side{Name: "a", Stack: a, Links: []any{pa}}, stacktest.Side{Name: "b", Stack: b, Links: []any{pb}})
 	return a, b
 }
 
@@ -76,6 +78,21 @@ func wait(t *testing.T, ctx context.Context, what string, tr *tcpapp.Transfer) (
 		t.Fatalf("%s: %v (queued %d, received %d; open %v %+v)", what, err, q, r, ok, info)
 	}
 	return n, sum
+}
+
+// waitReceived waits until tr has received more than n bytes.
+func waitReceived(t *testing.T, ctx context.Context, tr *tcpapp.Transfer, n int64) {
+	t.Helper()
+	for {
+		_, r := tr.Progress()
+		if r > n {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("%v: received %d bytes, waiting for more than %d: %v", tr, r, n, ctx.Err())
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func want(t *testing.T, what string, n int64, sum [32]byte, wantN int64, seed uint64) {
@@ -319,12 +336,7 @@ func TestErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if _, r := srv.Progress(); r > 1<<20 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitReceived(t, ctx, srv, 1<<20)
 	cl.Abort()
 	if _, _, err := cl.Wait(ctx); !errors.Is(err, errs.Abrt) {
 		t.Errorf("aborted transfer: %v, want %v", err, errs.Abrt)
@@ -337,12 +349,7 @@ func TestErrors(t *testing.T) {
 	if srv, err = sink.Accept(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if _, r := srv.Progress(); r > 1<<20 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitReceived(t, ctx, srv, 1<<20)
 	a.Close()
 	if _, _, err := cl.Wait(ctx); !errors.Is(err, errs.Abrt) {
 		t.Errorf("transfer of a closed stack: %v, want %v", err, errs.Abrt)

@@ -1,5 +1,6 @@
 // Package stacktest has the checks every wisp test ends with: pools back to zero and no
-// goroutine left behind.
+// goroutine left behind; and the evidence a test that moves data prints when it fails
+// (OnFail): what every side's connections, counters and links hold.
 //
 // Layer: stack (imports stack). For tests only.
 package stacktest
