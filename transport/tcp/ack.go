@@ -81,10 +81,14 @@ func (c *PCB) processAck(gen uint32) bool {
 				c.flags &^= fRTORecovery
 				c.rackRecoveryExit()
 			}
+			// Duplicate ACKs counted before fast recovery began stood for segments
+			// this ACK now covers (Linux tcp_remove_reno_sacks).
+			c.renoSacked = max(c.renoSacked-dataAcked/max(c.mss, 1), 0)
 			limited := c.flags&fCwndLimited != 0 || 2*inflight >= c.cc.Cwnd()
 			c.cc.OnAck(dataAcked, c.lastRTT, c.minRTT, inflight, limited, now)
 			c.growSndBuf()
 		}
+		c.renoSacked = min(c.renoSacked, max(c.rtxq.n-1, 0))
 		c.tlpAcked(ack)
 		if c.sndUna == c.sndNxt {
 			c.rtoAt, c.tlpAt, c.reoAt = 0, 0, 0

@@ -47,6 +47,7 @@ func (t *Proto) EndBatch() {
 			c.flags &^= fAckBatch
 			c.ackNow()
 			c.output()
+			t.checkPCB(c)
 			c.notifyLowat(r.gen)
 		}
 	}

@@ -58,6 +58,7 @@ func (t *Proto) ControlInput(h *ip.Header, kind ip.ControlKind, mtu int, quoted 
 			}
 		}
 		c.output()
+		t.checkPCB(c)
 	case ip.ControlPortUnreachable, ip.ControlProtoUnreachable:
 		if c.state == StateSynSent {
 			c.abandon(errs.Refused)

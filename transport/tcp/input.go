@@ -129,10 +129,12 @@ func (t *Proto) input(h *ip.Header, p *pbuf.Pbuf) {
 			p = trimFront(p, hl)
 		}
 		c.input(p)
+		t.checkInput()
 		return
 	}
 	if l := t.lookupListener(h.Dst, in.dstPort); l != nil {
 		t.listenInput(l, p)
+		t.checkInput()
 		return
 	}
 	// RFC 9293 §3.10.7.1: "If the state is CLOSED (i.e., TCB does not exist) then all data

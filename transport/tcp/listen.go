@@ -19,7 +19,7 @@ type Listener struct {
 	backlog      int
 	pending      int // SYN-RECEIVED connections and accepted ones still delayed
 	ttl, tos     uint8
-	userMSS      int // TCP_MAXSEG set before Listen, for the connections it makes
+	userMSS      int      // TCP_MAXSEG set before Listen, for the connections it makes
 	flags        pcbFlags // fReuseAddr, fNoDelay, fKeepAlive inherited by new connections
 	keepIdle     int64
 }

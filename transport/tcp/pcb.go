@@ -59,7 +59,6 @@ type PCB struct {
 	sndEnd     uint32
 	sndBufUsed int // bytes in sndq (unacked and unsent)
 	pos        *seg
-	posOff     int // bytes of pos before SND.NXT
 	pushSeq    uint32
 	rtxq       segQueue // sent and not acknowledged, one record per segment
 

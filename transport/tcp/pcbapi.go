@@ -438,6 +438,13 @@ func (c *PCB) Close() error {
 			return nil
 		}
 		c.shutdownTx()
+	case StateFinWait2:
+		// Our FIN is acknowledged already (Shutdown came first): the orphan waits for
+		// the peer's FIN no longer than finWasAcked would have let it.
+		if c.closeAt == 0 {
+			c.closeAt = c.t.nowNs() + int64(2*c.t.opts.TCPMSL)
+			c.schedule()
+		}
 	}
 	c.output()
 	return nil

@@ -91,7 +91,7 @@ func (c *PCB) deliver(p *pbuf.Pbuf, n int, fin bool, gen uint32) {
 	c.rcvNxt += uint32(n)
 	total := n
 	if c.ooseq.head != nil {
-		for s := c.ooseq.head; s != nil && seqLEQ(s.seq, c.rcvNxt); s = c.ooseq.head {
+		for s := c.ooseq.head; s != nil && !fin && seqLEQ(s.seq, c.rcvNxt); s = c.ooseq.head { // nothing follows a FIN
 			c.ooseq.pop()
 			dl := int(s.len)
 			if s.flags&sFIN != 0 {

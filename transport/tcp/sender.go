@@ -69,7 +69,8 @@ func (c *PCB) segMSS() int {
 // pipe is RFC 6675's estimate of the bytes in the network: outstanding, less SACKed and
 // lost, plus retransmitted (Linux's packets_out - sacked_out - lost_out + retrans_out).
 func (c *PCB) pipe() int {
-	return int(c.sndNxt-c.sndUna) - c.sackedBytes - c.lostBytes + c.retransOut - c.renoSacked*c.mss
+	p := int(c.sndNxt-c.sndUna) - c.sackedBytes - c.lostBytes + c.retransOut - c.renoSacked*c.mss
+	return max(p, 0) // renoSacked counts segments as full-sized; they may be smaller
 }
 
 // sendNewData sends new segments while the windows allow.

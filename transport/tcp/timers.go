@@ -47,6 +47,7 @@ func (c *PCB) onTimer() {
 	}
 	held := t.holdClock()
 	c.timer()
+	t.checkTimer(c)
 	t.releaseClock(held)
 }
 
@@ -312,8 +313,10 @@ func (c *PCB) keepalive(ns int64) {
 		return
 	}
 	if c.sndNxt != c.sndUna {
-		// Data in flight: the retransmission timer watches the peer.
-		c.lastRecv = ns - int64(c.keepIdle)
+		// Data in flight: the retransmission timer watches the peer; keepalive looks
+		// again an idle time from now. (It set lastRecv to now less the idle time, which
+		// made the deadline now: the timer fired again at once, for ever, core held.)
+		c.lastRecv = ns
 		return
 	}
 	// With TCP_USER_TIMEOUT, probing ends that long after the last segment received
