@@ -60,6 +60,7 @@ type PCB struct {
 	sndBufUsed int // bytes in sndq (unacked and unsent)
 	pos        *seg
 	pushSeq    uint32
+	sndSml     uint32   // end of the last partial segment sent (Nagle, Minshall's variant)
 	rtxq       segQueue // sent and not acknowledged, one record per segment
 
 	// Retransmission timer state (RFC 6298).

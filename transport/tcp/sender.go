@@ -105,10 +105,11 @@ func (c *PCB) sendNewData(ns int64) {
 				if c.corkHolds(ns) {
 					return // TCP_CORK
 				}
-				if c.flags&fNoDelay == 0 && c.sndNxt != c.sndUna {
-					// Nagle (RFC 9293 §3.7.4): hold a small tail while data is
-					// unacknowledged (WriteMore only clears PSH, as lwIP's
-					// TCP_WRITE_FLAG_MORE: with nothing in flight the tail goes).
+				if c.flags&fNoDelay == 0 && c.smallUnacked() {
+					// Nagle (RFC 9293 §3.7.4) as Linux runs it, Minshall's
+					// variant: hold a small tail while an earlier small segment
+					// is unacknowledged (WriteMore only clears PSH, as lwIP's
+					// TCP_WRITE_FLAG_MORE).
 					return
 				}
 			}
@@ -126,6 +127,7 @@ func (c *PCB) sendNewData(ns int64) {
 		}
 		if n < mss {
 			c.corkSince = 0
+			c.sndSml = c.sndNxt
 		}
 		if room > 0 {
 			room--
@@ -231,6 +233,12 @@ func (c *PCB) sendSeg(n int, fin bool, ns int64) bool {
 		c.armRTO(ns)
 	}
 	return true
+}
+
+// smallUnacked reports whether a partial segment sent earlier is unacknowledged (Linux
+// tcp_minshall_check).
+func (c *PCB) smallUnacked() bool {
+	return seqGT(c.sndSml, c.sndUna) && seqLEQ(c.sndSml, c.sndNxt)
 }
 
 // windowAllows reports whether n more bytes may be sent: in SACK fast recovery, PRR's

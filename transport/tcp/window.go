@@ -149,7 +149,7 @@ func (c *PCB) initSend(now time.Time) {
 	t := c.t
 	c.iss = t.keys.ISN(c.localAP(), c.remoteAP(), now)
 	c.sndUna, c.sndNxt, c.sndEnd, c.pushSeq = c.iss, c.iss, c.iss+1, c.iss+1
-	c.recover, c.cwrEnd = c.iss, c.iss
+	c.recover, c.cwrEnd, c.sndSml = c.iss, c.iss, c.iss
 	c.advMSS = c.mtuMSS()
 	if c.userMSS > 0 {
 		c.advMSS = min(c.advMSS, c.userMSS) // TCP_MAXSEG set before connect

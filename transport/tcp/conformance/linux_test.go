@@ -469,3 +469,30 @@ func TestNotSentLowat(t *testing.T) {
 	c.stackNxt += uint32(3 * mss)
 	c.ackTo(c.stackNxt)
 }
+
+// Nagle as Linux runs it (Minshall's variant, tcp_minshall_check): a partial segment waits
+// only while an earlier partial one is unacknowledged, not while any data is. With the
+// classic rule a write's tail waited for every full segment before it to be acknowledged,
+// and after an odd number of them for the receiver's delayed ACK (up to 200 ms on Linux):
+// how, after a retransmission timeout, the ACK that grew cwnd from 2 to 3 segments
+// released the write's tail late.
+func TestNagleMinshall(t *testing.T) {
+	bothFamilies(t, func(t *testing.T, f family) {
+		e := newEnv(t, f)
+		c := e.activeOpenRTT(plain(), 20*time.Millisecond)
+		c.pcb.SetNoDelay(false)
+		mss := c.segSize()
+		c.write(pattern(3*mss+100, 1))
+		for i := range 3 {
+			c.expectData("full segment "+string(rune('1'+i)), mss)
+		}
+		c.expectData("the tail: no partial segment is unacknowledged", 100)
+		c.write(pattern(50, 2))
+		e.expectNothing("a second partial segment while the first is unacknowledged")
+		c.ackTo(c.stackNxt - 100) // the full segments only
+		e.expectNothing("the first partial segment still unacknowledged")
+		c.ackTo(c.stackNxt)
+		c.expectData("the first partial segment acknowledged", 50)
+		c.ackTo(c.stackNxt)
+	})
+}
