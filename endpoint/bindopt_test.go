@@ -42,7 +42,7 @@ func TestListenConfigV6OnlyTCP(t *testing.T) {
 	}
 	isErrno(t, l6.(*TCPListener).SetsockoptInt(unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0), syscall.EINVAL)
 	for fam, l := range []net.Listener{l4, l6} {
-		c, accepted := dialAccept(t, p.na, l, net.JoinHostPort(addrB[fam].String(), port))
+		c, accepted := p.dialAccept(t, l, net.JoinHostPort(addrB[fam].String(), port))
 		if fam == 1 {
 			// An accepted conn inherits the listener's IPV6_V6ONLY.
 			if v, _ := accepted.(*TCPConn).GetsockoptInt(unix.IPPROTO_IPV6, unix.IPV6_V6ONLY); v != 1 {
@@ -69,9 +69,7 @@ func TestListenAgainWhileAcceptedConnLive(t *testing.T) {
 	if v, err := l.(*TCPListener).GetsockoptInt(unix.SOL_SOCKET, unix.SO_REUSEADDR); err != nil || v != 1 {
 		t.Fatalf("listener SO_REUSEADDR %d %v", v, err)
 	}
-	c, accepted := dialAccept(t, p.na, l, net.JoinHostPort(addrB[0].String(), port))
-	defer c.Close()
-	defer accepted.Close()
+	c, accepted := p.dialAccept(t, l, net.JoinHostPort(addrB[0].String(), port)) // deadlines, closed after the evidence
 	l.Close()
 	l2, err := p.nb.Listen("tcp", ":"+port)
 	if err != nil {
@@ -85,25 +83,6 @@ func TestListenAgainWhileAcceptedConnLive(t *testing.T) {
 	if _, err := accepted.Read(b[:]); err != nil || b[0] != 'x' {
 		t.Fatalf("old connection after the new listen: %q %v", b, err)
 	}
-}
-
-// dialAccept dials addr from n and accepts the connection on l: both ends.
-func dialAccept(t *testing.T, n *Net, l net.Listener, addr string) (c, accepted net.Conn) {
-	t.Helper()
-	errc := make(chan error, 1)
-	go func() {
-		var err error
-		accepted, err = l.Accept()
-		errc <- err
-	}()
-	c, err := n.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := <-errc; err != nil {
-		t.Fatalf("accept on %v: %v", l.Addr(), err)
-	}
-	return c, accepted
 }
 
 // ListenConfig.ReuseAddr lets UDP sockets share a port; without it the second bind fails.
@@ -180,6 +159,7 @@ func TestDialerReuseAddrTCP(t *testing.T) {
 			go func() {
 				// The server waits for the client's FIN, so the client closes first and
 				// its side ends in TIME-WAIT.
+				c.SetReadDeadline(time.Now().Add(ioTimeout))
 				_, _ = c.Read(make([]byte, 1))
 				c.Close()
 			}()
@@ -187,7 +167,8 @@ func TestDialerReuseAddrTCP(t *testing.T) {
 	}()
 	raddr := net.JoinHostPort(addrB[0].String(), strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
 	d := Dialer{Net: p.na, LocalAddr: &net.TCPAddr{IP: addrA[0].AsSlice(), Port: 40123}}
-	c, err := d.Dial("tcp4", raddr)
+	ctx := testCtx(t)
+	c, err := d.DialContext(ctx, "tcp4", raddr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,13 +187,13 @@ func TestDialerReuseAddrTCP(t *testing.T) {
 		}
 	}()
 	raddr2 := net.JoinHostPort(addrB[0].String(), strconv.Itoa(l2.Addr().(*net.TCPAddr).Port))
-	_, err = d.Dial("tcp4", raddr2)
+	_, err = d.DialContext(ctx, "tcp4", raddr2)
 	isErrno(t, err, syscall.EADDRINUSE)
 	d.ReuseAddr = true
 	// The client reaches TIME-WAIT once the server's FIN has crossed the pipe; until then
 	// (FIN-WAIT-2) the port is not reusable either.
 	for deadline := time.Now().Add(5 * time.Second); ; {
-		c, err = d.Dial("tcp4", raddr2)
+		c, err = d.DialContext(ctx, "tcp4", raddr2)
 		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
 			break
 		}
@@ -221,7 +202,7 @@ func TestDialerReuseAddrTCP(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ReuseAddr dial from a port in TIME-WAIT: %v", err)
 	}
-	defer c.Close()
+	p.ev.Close(c)
 	tc := c.(*TCPConn)
 	if v, _ := tc.GetsockoptInt(unix.SOL_SOCKET, unix.SO_REUSEADDR); v != 1 {
 		t.Fatalf("SO_REUSEADDR %d", v)

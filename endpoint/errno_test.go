@@ -1,7 +1,6 @@
 package endpoint
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -68,9 +67,7 @@ func TestErrnoAddrInUse(t *testing.T) {
 // Options.TCPKeepConnWhenIPChanges).
 func TestErrnoConnAborted(t *testing.T) {
 	p := newPair(t, pairConfig{})
-	c, s := p.tcpPair(t, 0)
-	defer c.Close()
-	defer s.Close()
+	c, _ := p.tcpPair(t, 0)
 	if err := p.nifA.RemoveAddr(addrA[0]); err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +78,6 @@ func TestErrnoConnAborted(t *testing.T) {
 func TestErrnoConnReset(t *testing.T) {
 	p := newPair(t, pairConfig{})
 	c, s := p.tcpPair(t, 1)
-	defer c.Close()
 	if err := s.SetLinger(0); err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +141,7 @@ func TestErrnoInProgressAlready(t *testing.T) {
 	if v, err := c.GetsockoptInt(syscall.SOL_SOCKET, syscall.SO_ERROR); v != 0 || err != nil {
 		t.Fatalf("SO_ERROR while connecting: %d %v", v, err)
 	}
-	isErrno(t, c.WaitConnect(context.Background()), syscall.ETIMEDOUT)
+	isErrno(t, c.WaitConnect(testCtx(t)), syscall.ETIMEDOUT)
 	c.Close()
 
 	// A connect that succeeds.
@@ -157,6 +153,7 @@ func TestErrnoInProgressAlready(t *testing.T) {
 			s.Close()
 		}
 	}()
+	c.SetDeadline(time.Now().Add(ioTimeout))
 	b := make([]byte, 1)
 	if n, err := c.Read(b); n != 1 || err != nil { // waits for the handshake
 		t.Fatalf("read %d %v", n, err)
@@ -232,8 +229,6 @@ func TestErrnoPipe(t *testing.T) {
 	o.TCPMSL = 5 * time.Millisecond
 	p := newPair(t, pairConfig{opts: o})
 	c, s := p.tcpPair(t, 0)
-	defer c.Close()
-	defer s.Close()
 	if err := c.CloseWrite(); err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +263,6 @@ func TestErrnoPipe(t *testing.T) {
 func TestErrnoWriteAfterReset(t *testing.T) {
 	p := newPair(t, pairConfig{})
 	c, s := p.tcpPair(t, 0)
-	defer c.Close()
 	if err := s.SetLinger(0); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package endpoint
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"strconv"
@@ -28,15 +29,36 @@ type pairConfig struct {
 	wrapA func(link.Endpoint) link.Endpoint
 }
 
+// A stall must fail the test, with the evidence (stacktest.OnFail), long before the suite's
+// timeout: ioTimeout is the deadline of every read and write on a connection the helpers
+// return, dialTimeout bounds a connect and an accept. Both are generous for -race on a
+// loaded machine.
+const (
+	ioTimeout   = time.Minute
+	dialTimeout = 30 * time.Second
+)
+
+// testCtx is a context for a dial or a wait of t: canceled after dialTimeout or when the
+// test ends.
+func testCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 // pair is two stacks joined by an asynchronous pipe, with a Net on each.
 type pair struct {
 	a, b       *stack.Stack
 	na, nb     *Net
 	nifA, nifB *stack.Netif
+	// ev prints both stacks' connections, counters and the pipe if the test fails; close
+	// connections with ev.Close (as connect does) so that they show as they stood.
+	ev *stacktest.Evidence
 }
 
 // newPair joins two stacks by an asynchronous pipe; when the test ends both are closed and
-// checked: pools at zero, no goroutine left.
+// checked: pools at zero, no goroutine left; if the test failed, both stacks' connections,
+// counters and the pipe are logged first (stacktest.OnFail, p.ev).
 func newPair(t testing.TB, c pairConfig) *pair {
 	t.Helper()
 	stacktest.NoGoroutineLeak(t)
@@ -58,9 +80,14 @@ func newPair(t testing.TB, c pairConfig) *pair {
 	}
 	stacktest.Closed(t, p.b)
 	var epA link.Endpoint = pa
+	linksA := []any{pa}
 	if c.wrapA != nil {
 		epA = c.wrapA(pa)
+		linksA = []any{epA, pa}
 	}
+	// After Closed: the evidence prints while the stacks are still open.
+	p.ev = stacktest.OnFail(t, stacktest.Side{Name: "A " + addrA[0].String(), Stack: p.a, Links: linksA},
+		stacktest.Side{Name: "B " + addrB[0].String(), Stack: p.b, Links: []any{pb}})
 	if p.nifA, err = p.a.AddNetif(epA, stack.NetifConfig{Name: "a0", Addrs: []netip.Prefix{
 		netip.PrefixFrom(addrA[0], 24), netip.PrefixFrom(addrA[1], 64)}}); err != nil {
 		t.Fatal(err)
@@ -93,8 +120,8 @@ func waitUsable(t testing.TB, s *stack.Stack, a netip.Addr) {
 	}
 }
 
-// tcpPair returns an established TCP connection from p.a to p.b (fam 0 IPv4, 1 IPv6);
-// the listener is closed before it returns.
+// tcpPair returns an established TCP connection from p.a to p.b (fam 0 IPv4, 1 IPv6),
+// as connect does; the listener is closed before it returns.
 func (p *pair) tcpPair(t testing.TB, fam int) (client, server *TCPConn) {
 	t.Helper()
 	l, err := p.nb.ListenTCPAddrPort(netip.AddrPortFrom(addrB[fam], 0))
@@ -102,13 +129,14 @@ func (p *pair) tcpPair(t testing.TB, fam int) (client, server *TCPConn) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	return connect(t, l, func() (*TCPConn, error) {
-		return p.na.DialTCPAddrPort(netip.AddrPortFrom(addrB[fam], l.Addr().(*net.TCPAddr).AddrPort().Port()))
+	return p.connect(t, l, func() (*TCPConn, error) {
+		return p.na.DialContextTCPAddrPort(testCtx(t), netip.AddrPortFrom(addrB[fam], l.Addr().(*net.TCPAddr).AddrPort().Port()))
 	})
 }
 
-// connect runs dial while l accepts and returns both ends; the caller closes l.
-func connect(t testing.TB, l *TCPListener, dial func() (*TCPConn, error)) (client, server *TCPConn) {
+// connect runs dial while l accepts and returns both ends, each with ioTimeout as its
+// deadline and closed after the evidence when the test ends (p.ev); the caller closes l.
+func (p *pair) connect(t testing.TB, l *TCPListener, dial func() (*TCPConn, error)) (client, server *TCPConn) {
 	t.Helper()
 	type res struct {
 		c   *TCPConn
@@ -123,12 +151,47 @@ func connect(t testing.TB, l *TCPListener, dial func() (*TCPConn, error)) (clien
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := <-ch
+	p.ev.Close(client)
+	var r res
+	select {
+	case r = <-ch:
+	case <-time.After(dialTimeout):
+		t.Fatalf("no connection accepted on %v within %v of the dial from %v", l.Addr(), dialTimeout, client.LocalAddr())
+	}
 	if r.err != nil {
-		client.Close()
 		t.Fatal(r.err)
 	}
+	p.ev.Close(r.c)
+	deadline := time.Now().Add(ioTimeout)
+	client.SetDeadline(deadline)
+	r.c.SetDeadline(deadline)
 	return client, r.c
+}
+
+// dialAccept dials addr ("tcp") from p.na and accepts the connection on l (a
+// *TCPListener): both ends, as connect returns them.
+func (p *pair) dialAccept(t *testing.T, l net.Listener, addr string) (c, accepted net.Conn) {
+	t.Helper()
+	return p.connect(t, l.(*TCPListener), func() (*TCPConn, error) {
+		c, err := p.na.DialContext(testCtx(t), "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		return c.(*TCPConn), nil
+	})
+}
+
+// waitErr returns what a blocked call sends on errc once something (a Close) released
+// it, and fails the test if nothing does within dialTimeout.
+func waitErr(t testing.TB, errc <-chan error, what string) error {
+	t.Helper()
+	select {
+	case err := <-errc:
+		return err
+	case <-time.After(dialTimeout):
+		t.Fatalf("%s: still blocked after %v", what, dialTimeout)
+		return nil
+	}
 }
 
 // shortOpts are options with fast TCP timers, for failure scenarios.

@@ -27,11 +27,11 @@ func TestHTTP(t *testing.T) {
 	body := strings.Repeat("wisp ", 100000)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, body)
-	})}
+	}), ReadTimeout: ioTimeout, WriteTimeout: ioTimeout}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
 	tr := &http.Transport{DialContext: p.na.DialContext}
-	cl := &http.Client{Transport: tr}
+	cl := &http.Client{Transport: tr, Timeout: ioTimeout} // the dial, the request, the body
 	for range 3 {
 		resp, err := cl.Get("http://[fd42:5eed::2]:80/")
 		if err != nil {
@@ -53,14 +53,14 @@ func TestHTTP(t *testing.T) {
 // TestTLS runs crypto/tls over a wisp TCP connection.
 func TestTLS(t *testing.T) {
 	p := newPair(t, pairConfig{})
-	c, s := p.tcpPair(t, 0)
+	c, s := p.tcpPair(t, 0) // deadlines, closed after the evidence
 	cert := selfSigned(t)
 	pool := x509.NewCertPool()
 	pool.AddCert(cert.Leaf)
 	tc := tls.Client(c, &tls.Config{RootCAs: pool, ServerName: "wisp.test"})
 	ts := tls.Server(s, &tls.Config{Certificates: []tls.Certificate{cert}})
-	defer tc.Close()
-	defer ts.Close()
+	p.ev.Close(tc)
+	p.ev.Close(ts)
 	go func() {
 		b := make([]byte, 5)
 		if _, err := io.ReadFull(ts, b); err == nil {

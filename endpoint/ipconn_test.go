@@ -86,7 +86,7 @@ func TestIPConnExchange(t *testing.T) {
 		go func() { _, _, err := srv.ReadFrom(b); errc <- err }()
 		time.Sleep(10 * time.Millisecond)
 		srv.Close()
-		if err := <-errc; !errors.Is(err, net.ErrClosed) {
+		if err := waitErr(t, errc, network+": read after Close"); !errors.Is(err, net.ErrClosed) {
 			t.Fatalf("%s: read after Close: %v", network, err)
 		}
 		cli.Close()

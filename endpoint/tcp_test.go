@@ -36,9 +36,7 @@ func TestNettestConn(t *testing.T) {
 
 func TestTCPCopyBothWays(t *testing.T) {
 	p := newPair(t, pairConfig{})
-	c, s := p.tcpPair(t, 0)
-	defer c.Close()
-	defer s.Close()
+	c, s := p.tcpPair(t, 0) // deadlines, closed after the evidence
 	data := make([]byte, 4<<20)
 	rand.Read(data)
 	want := sha256.Sum256(data)
@@ -80,12 +78,14 @@ func TestTCPAddrs(t *testing.T) {
 	}
 	defer l.Close()
 	port := l.Addr().(*net.TCPAddr).Port
+	ctx := testCtx(t)
 	go func() {
-		c, err := p.na.Dial("tcp", net.JoinHostPort(addrB[0].String(), itoa(port)))
+		c, err := p.na.DialContext(ctx, "tcp", net.JoinHostPort(addrB[0].String(), itoa(port)))
 		if err == nil {
 			c.Close()
 		}
 	}()
+	l.(*TCPListener).SetDeadline(time.Now().Add(dialTimeout))
 	c, err := l.Accept()
 	if err != nil {
 		t.Fatal(err)
@@ -99,9 +99,7 @@ func TestTCPAddrs(t *testing.T) {
 		t.Fatalf("local %v", la)
 	}
 	// "tcp4" reports plain IPv4.
-	c2, s2 := p.tcpPair(t, 0)
-	defer c2.Close()
-	defer s2.Close()
+	c2, _ := p.tcpPair(t, 0)
 	if a := c2.RemoteAddr().(*net.TCPAddr).AddrPort().Addr(); a != addrB[0] {
 		t.Fatalf("tcp4 remote %v", a)
 	}
@@ -109,8 +107,7 @@ func TestTCPAddrs(t *testing.T) {
 
 func TestTCPCloseUnblocks(t *testing.T) {
 	p := newPair(t, pairConfig{})
-	c, s := p.tcpPair(t, 1)
-	defer s.Close()
+	c, _ := p.tcpPair(t, 1)
 	errc := make(chan error, 2)
 	go func() {
 		_, err := c.Read(make([]byte, 10))
@@ -140,9 +137,7 @@ func TestTCPCloseUnblocks(t *testing.T) {
 
 func TestTCPDeadline(t *testing.T) {
 	p := newPair(t, pairConfig{})
-	c, s := p.tcpPair(t, 0)
-	defer c.Close()
-	defer s.Close()
+	c, _ := p.tcpPair(t, 0)
 	c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
 	_, err := c.Read(make([]byte, 1))
 	var ne net.Error
@@ -203,7 +198,13 @@ func TestTCPStress(t *testing.T) {
 			}()
 		}
 	}
-	wg.Wait()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(dialTimeout):
+		t.Fatal("readers or writers still blocked after every Close")
+	}
 }
 
 func itoa(i int) string { return fmtInt(i) }

@@ -21,9 +21,7 @@ import (
 // nothing.
 func TestSockoptTCPLinux(t *testing.T) {
 	p := newPair(t, pairConfig{})
-	c, s := p.tcpPair(t, 0)
-	defer c.Close()
-	defer s.Close()
+	c, _ := p.tcpPair(t, 0)
 	set := []struct{ name, v int }{
 		{unix.TCP_USER_TIMEOUT, 2500},
 		{unix.TCP_CORK, 1},
@@ -113,15 +111,13 @@ func TestDialerMSS(t *testing.T) {
 	isErrno(t, err, syscall.EINVAL)
 
 	d.MSS = 700
-	c, s := connect(t, l, func() (*TCPConn, error) {
-		nc, err := d.DialContext(t.Context(), "tcp", "198.18.0.2:7100")
+	c, s := p.connect(t, l, func() (*TCPConn, error) { // deadlines, closed after the evidence
+		nc, err := d.DialContext(testCtx(t), "tcp", "198.18.0.2:7100")
 		if err != nil {
 			return nil, err
 		}
 		return nc.(*TCPConn), nil
 	})
-	defer c.Close()
-	defer s.Close()
 	want := 700
 	if s.Info().Timestamps {
 		want -= 12
@@ -181,9 +177,7 @@ func TestSockoptUserTimeout(t *testing.T) {
 		bh = &blackhole{Endpoint: ep}
 		return bh
 	}})
-	c, s := p.tcpPair(t, 0)
-	defer c.Close()
-	defer s.Close()
+	c, _ := p.tcpPair(t, 0)
 	const timeout = 300 * time.Millisecond
 	if err := c.SetsockoptInt(unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(timeout.Milliseconds())); err != nil {
 		t.Fatal(err)
@@ -221,11 +215,9 @@ func TestListenConfigMSS(t *testing.T) {
 	if v, err := l.GetsockoptInt(unix.IPPROTO_TCP, unix.TCP_MAXSEG); v != 800 || err != nil {
 		t.Fatalf("listener's TCP_MAXSEG = %d %v", v, err)
 	}
-	c, s := connect(t, l, func() (*TCPConn, error) {
-		return p.na.DialTCP("tcp", nil, &net.TCPAddr{IP: addrB[0].AsSlice(), Port: 7200})
+	c, s := p.connect(t, l, func() (*TCPConn, error) {
+		return p.na.DialContextTCP(testCtx(t), "tcp", nil, &net.TCPAddr{IP: addrB[0].AsSlice(), Port: 7200})
 	})
-	defer c.Close()
-	defer s.Close()
 	want := 800
 	if c.Info().Timestamps {
 		want -= 12

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,8 +22,29 @@ var (
 	fams  = []string{"IPv4", "IPv6"}
 )
 
+// A stall must fail the test, with the evidence (stacktest.OnFail), long before the suite's
+// timeout: ioTimeout is the deadline of every read and write on the connections connPair
+// returns, dialTimeout bounds a connect and an accept. Both are generous for -race on a
+// loaded machine.
+const (
+	ioTimeout   = time.Minute
+	dialTimeout = 30 * time.Second
+)
+
+// evidences holds, for each stack of a live pair, the Evidence newPair registered.
+var evidences sync.Map // *stack.Stack → *stacktest.Evidence
+
+// evidenceOf returns the Evidence of the test whose pair holds s (newPair): close a
+// connection with its Later or Close so that a failure shows it as it stood.
+func evidenceOf(s *stack.Stack) *stacktest.Evidence {
+	ev, _ := evidences.Load(s)
+	return ev.(*stacktest.Evidence)
+}
+
 // newPair joins two stacks by an asynchronous IP pipe; both are closed and checked for
-// leaks (pools at zero, no goroutine left) when the test ends.
+// leaks (pools at zero, no goroutine left) when the test ends. If the test failed, both
+// stacks' connections, counters and the pipe are logged first (stacktest.OnFail; see
+// evidenceOf).
 func newPair(t *testing.T, o opt.Options) (a, b *stack.Stack) {
 	t.Helper()
 	stacktest.NoGoroutineLeak(t)
@@ -36,6 +58,12 @@ func newPair(t *testing.T, o opt.Options) (a, b *stack.Stack) {
 		t.Fatal(err)
 	}
 	stacktest.Closed(t, b)
+	// After Closed: the evidence prints while the stacks are still open.
+	ev := stacktest.OnFail(t, stacktest.Side{Name: "A " + addrA[0].String(), Stack: a, Links: []any{pa}},
+		stacktest.Side{Name: "B " + addrB[0].String(), Stack: b, Links: []any{pb}})
+	evidences.Store(a, ev)
+	evidences.Store(b, ev)
+	ev.Later(func() { evidences.Delete(a); evidences.Delete(b) }) // runs last
 	if _, err := a.AddNetif(pa, stack.NetifConfig{Name: "a0", Addrs: []netip.Prefix{
 		netip.PrefixFrom(addrA[0], 24), netip.PrefixFrom(addrA[1], 64)}}); err != nil {
 		t.Fatal(err)
@@ -54,7 +82,8 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 }
 
 // connPair returns an established connection from a to b's listener (fam 0 IPv4, 1 IPv6),
-// the listener already closed. Both conns are closed when the test ends.
+// the listener already closed. Both conns have ioTimeout as their deadline and are closed
+// when the test ends, after the evidence.
 func connPair(t *testing.T, a, b *stack.Stack, fam int) (client, server *netconn.TCPConn) {
 	t.Helper()
 	l, err := netconn.ListenTCP(b, netip.AddrPortFrom(addrB[fam], 0), nil)
@@ -67,21 +96,40 @@ func connPair(t *testing.T, a, b *stack.Stack, fam int) (client, server *netconn
 		err error
 	}
 	ch := make(chan res, 1)
+	l.SetDeadline(time.Now().Add(dialTimeout))
 	go func() {
 		c, err := l.Accept()
 		ch <- res{c, err}
 	}()
-	client, err = netconn.DialTCP(ctxFor(t, 10*time.Second), a, netip.AddrPort{}, l.Addr(), nil)
+	client, err = netconn.DialTCP(ctxFor(t, dialTimeout), a, netip.AddrPort{}, l.Addr(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	ev := evidenceOf(a)
+	ev.Close(client)
 	r := <-ch
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
 	server = r.c
-	t.Cleanup(func() { client.Close(); server.Close() })
+	ev.Close(server)
+	deadline := time.Now().Add(ioTimeout)
+	client.SetDeadline(deadline)
+	server.SetDeadline(deadline)
 	return client, server
+}
+
+// waitErr returns what a blocked call sends on errc once something (a Close, a deadline)
+// released it, and fails the test if nothing does within dialTimeout.
+func waitErr(t *testing.T, errc <-chan error, what string) error {
+	t.Helper()
+	select {
+	case err := <-errc:
+		return err
+	case <-time.After(dialTimeout):
+		t.Fatalf("%s: still blocked after %v", what, dialTimeout)
+		return nil
+	}
 }
 
 // udpPair returns a UDP socket listening on b (fam 0 IPv4, 1 IPv6) and one on a connected

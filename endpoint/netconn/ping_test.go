@@ -75,7 +75,7 @@ func TestPing(t *testing.T) {
 			go func() { _, _, err := l.ReadFrom(buf); errc <- err }()
 			time.Sleep(20 * time.Millisecond)
 			l.Close()
-			if err := <-errc; !errors.Is(err, net.ErrClosed) {
+			if err := waitErr(t, errc, "Read released by Close"); !errors.Is(err, net.ErrClosed) {
 				t.Fatalf("Read after Close: %v", err)
 			}
 		})

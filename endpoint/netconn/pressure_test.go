@@ -94,16 +94,19 @@ func stallReaders(t *testing.T, a, b *stack.Stack, n int) []*stalledConn {
 		t.Fatal(err)
 	}
 	defer l.Close()
+	ev := evidenceOf(a)
 	for i := range out {
 		cli, err := netconn.DialTCP(ctxFor(t, 10*time.Second), a, netip.AddrPort{}, netip.AddrPortFrom(addrB[i%2], l.Addr().Port()), nil)
 		if err != nil {
 			t.Fatalf("stalled connection %d: dial: %v\nA: %s\nB: %s", i, err, statsOf(a), statsOf(b))
 		}
+		ev.Close(cli) // after the evidence: a failure shows the stalled connections
+		l.SetDeadline(time.Now().Add(dialTimeout))
 		srv, err := l.Accept()
 		if err != nil {
 			t.Fatalf("stalled connection %d: accept: %v", i, err)
 		}
-		t.Cleanup(func() { cli.Close(); srv.Close() })
+		ev.Close(srv)
 		sc := &stalledConn{cli: cli, srv: srv}
 		out[i] = sc
 		wg.Add(1)
@@ -161,7 +164,9 @@ func freshTransfer(t *testing.T, a, b *stack.Stack, size int, what string) time.
 		want.Write(data)
 	}
 	deadline := time.Now().Add(60 * time.Second)
+	l.SetDeadline(deadline)
 	type result struct {
+		c   *netconn.TCPConn
 		n   int64
 		sum []byte
 		err error
@@ -174,11 +179,10 @@ func freshTransfer(t *testing.T, a, b *stack.Stack, size int, what string) time.
 			res <- result{err: err}
 			return
 		}
-		defer c.Close()
 		c.SetReadDeadline(deadline)
 		h := sha256.New()
 		n, err := io.Copy(h, c)
-		res <- result{n, h.Sum(nil), err}
+		res <- result{c, n, h.Sum(nil), err}
 	}()
 	c, err := netconn.DialTCP(ctxFor(t, 10*time.Second), a, netip.AddrPort{}, l.Addr(), nil)
 	if err != nil {
@@ -191,9 +195,23 @@ func freshTransfer(t *testing.T, a, b *stack.Stack, size int, what string) time.
 			break
 		}
 	}
-	c.Close()
-	r := <-res
+	// A failed transfer's connections stay open for the evidence (OnFail), closed after
+	// it; a good one's close at once, or the stalled connections' PCBs would run short.
+	ev := evidenceOf(a)
+	if werr != nil {
+		ev.Close(c)
+	} else {
+		c.Close() // the FIN that ends the reader's copy
+	}
+	r := <-res // the reader's deadline is the writer's
 	d := time.Since(start)
+	if r.c != nil {
+		if r.err != nil {
+			ev.Close(r.c)
+		} else {
+			r.c.Close()
+		}
+	}
 	if werr != nil || r.err != nil || r.n != int64(size) || !bytes.Equal(r.sum, want.Sum(nil)) {
 		t.Fatalf("%s: write err %v, read err %v, %d of %d bytes, sum match %v\nA: %s\nB: %s", what, werr, r.err,
 			r.n, size, bytes.Equal(r.sum, want.Sum(nil)), statsOf(a), statsOf(b))

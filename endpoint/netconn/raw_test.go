@@ -82,7 +82,7 @@ func TestRawExchange(t *testing.T) {
 			go func() { _, _, err := srv.ReadFrom(buf); errc <- err }()
 			time.Sleep(20 * time.Millisecond)
 			srv.Close()
-			if err := <-errc; !errors.Is(err, net.ErrClosed) {
+			if err := waitErr(t, errc, "read released by Close"); !errors.Is(err, net.ErrClosed) {
 				t.Fatalf("read after Close: %v", err)
 			}
 			if err := srv.Close(); !errors.Is(err, net.ErrClosed) {
@@ -167,7 +167,7 @@ func TestRawStackClose(t *testing.T) {
 	go func() { _, _, err := c.ReadMsg(make([]byte, 8)); errc <- err }()
 	time.Sleep(10 * time.Millisecond)
 	a.Close()
-	if err := <-errc; !errors.Is(err, net.ErrClosed) {
+	if err := waitErr(t, errc, "read released by the stack's Close"); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("read after stack close: %v", err)
 	}
 	if _, err := c.WriteTo([]byte("x"), addrB[1]); !errors.Is(err, net.ErrClosed) {

@@ -141,7 +141,7 @@ func TestTCPDeadlines(t *testing.T) {
 	go func() { _, err := c.Read(make([]byte, 10)); errc <- err }()
 	time.Sleep(20 * time.Millisecond)
 	c.SetReadDeadline(time.Now())
-	if err := <-errc; !errors.Is(err, os.ErrDeadlineExceeded) {
+	if err := waitErr(t, errc, "Read released by a deadline"); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("blocked Read: %v", err)
 	}
 	// Writes: fill the peer's window (s does not read) until the deadline stops us.

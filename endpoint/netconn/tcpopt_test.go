@@ -80,6 +80,8 @@ func TestTCPMSSBeforeConnect(t *testing.T) {
 		t.Fatalf("DialTCP with MSS 87: %v, want errs.Val", err)
 	}
 	const mss = 600
+	ev := evidenceOf(a)
+	l.SetDeadline(time.Now().Add(dialTimeout))
 	accepted := make(chan *netconn.TCPConn, 1)
 	go func() {
 		s, err := l.Accept()
@@ -92,12 +94,12 @@ func TestTCPMSSBeforeConnect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	ev.Close(c) // after the evidence
 	s := <-accepted
 	if s == nil {
 		return
 	}
-	defer s.Close()
+	ev.Close(s)
 	want := mss
 	if s.Info().Timestamps {
 		want -= 12 // the timestamp option in every segment
@@ -114,6 +116,7 @@ func TestTCPMSSBeforeConnect(t *testing.T) {
 	before := a.Stats().TCP.Recv
 	data := pattern(n, 9)
 	done := make(chan error, 1)
+	s.SetWriteDeadline(time.Now().Add(ioTimeout))
 	go func() {
 		_, err := s.Write(data)
 		if err == nil {
@@ -258,6 +261,7 @@ func TestTCPListenMSS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
+	l.SetDeadline(time.Now().Add(dialTimeout))
 	accepted := make(chan *netconn.TCPConn, 1)
 	go func() {
 		s, _ := l.Accept()

@@ -146,7 +146,7 @@ func TestUDPUnblock(t *testing.T) {
 	go func() { _, _, err := c2.RecvDatagram(); errc <- err }()
 	time.Sleep(30 * time.Millisecond)
 	c1.Close()
-	if err := <-errc; !errors.Is(err, net.ErrClosed) {
+	if err := waitErr(t, errc, "Read released by Close"); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("after Close: %v", err)
 	}
 	a.Close()
