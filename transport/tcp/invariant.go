@@ -438,6 +438,9 @@ func (c *PCB) recvViolation() string {
 		c.rcvUnread == 0 && c.rxProm != 0 {
 		return "rxProm is not the window promised (rcvAdv - RCV.NXT while data is unread)"
 	}
+	if c.flags&fFinRcvd != 0 && c.ooseq.head != nil {
+		return "out-of-order data kept after the FIN (nothing follows a FIN)"
+	}
 	n, pbufs := 0, 0
 	var prev *seg
 	for s := c.ooseq.head; s != nil; s = s.next {
@@ -449,8 +452,7 @@ func (c *PCB) recvViolation() string {
 		if dl == 0 && s.p != nil || dl > 0 && (s.p == nil || s.p.TotLen() != dl) {
 			return "out-of-order record's pbuf does not hold its data"
 		}
-		if !seqGT(s.seq, c.rcvNxt) && c.flags&fFinRcvd == 0 {
-			// (After the FIN, records the peer sent past it stay until the PCB goes.)
+		if !seqGT(s.seq, c.rcvNxt) {
 			return "out-of-order record at or below RCV.NXT"
 		}
 		if seqGT(s.seq+uint32(dl), c.rcvAdv) {

@@ -122,6 +122,12 @@ func (c *PCB) deliver(p *pbuf.Pbuf, n int, fin bool, gen uint32) {
 			// RFC 5681 §4.2: ACK at once when a segment fills a hole.
 			c.ackNow()
 		}
+		if fin && c.ooseq.head != nil {
+			// Nothing follows a FIN: data queued beyond it is the peer's error or a
+			// forgery, and is never delivered; it need not hold memory or SACK blocks.
+			t.freeQueue(&c.ooseq)
+			c.ooPbufs, c.nsacks = 0, 0
+		}
 		c.pruneSACK()
 	} else if c.nsacks > 0 {
 		c.pruneSACK()
