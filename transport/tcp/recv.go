@@ -155,6 +155,7 @@ func (c *PCB) deliver(p *pbuf.Pbuf, n int, fin bool, gen uint32) {
 	if fin {
 		c.rcvNxt++
 		c.flags |= fFinRcvd
+		c.syncPromise() // the window's left edge moved by the FIN
 		c.ackNow()
 		switch c.state {
 		case StateSynReceived, StateEstablished:

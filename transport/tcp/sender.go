@@ -19,6 +19,7 @@ func (c *PCB) output() error {
 	case StateClosed, StateListen, StateSynSent, StateSynReceived:
 		return nil
 	case StateTimeWait:
+		c.flags &^= fNeedOutput
 		if c.flags&fAckNow != 0 {
 			c.sendAck()
 		}

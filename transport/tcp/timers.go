@@ -274,7 +274,7 @@ func (c *PCB) enterTimeWait() {
 	t.freeQueue(&c.sndq)
 	t.freeQueue(&c.rtxq)
 	t.freeQueue(&c.ooseq)
-	c.pos = nil
+	c.pos, c.rack.hint = nil, nil
 	c.ooPbufs = 0
 	c.sackedBytes, c.lostBytes, c.retransOut, c.renoSacked = 0, 0, 0, 0
 	c.armTimeWait()
