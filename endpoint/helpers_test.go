@@ -181,17 +181,10 @@ func (p *pair) dialAccept(t *testing.T, l net.Listener, addr string) (c, accepte
 	})
 }
 
-// waitErr returns what a blocked call sends on errc once something (a Close) released
-// it, and fails the test if nothing does within dialTimeout.
+// waitErr is stacktest.WaitErr with dialTimeout.
 func waitErr(t testing.TB, errc <-chan error, what string) error {
 	t.Helper()
-	select {
-	case err := <-errc:
-		return err
-	case <-time.After(dialTimeout):
-		t.Fatalf("%s: still blocked after %v", what, dialTimeout)
-		return nil
-	}
+	return stacktest.WaitErr(t, errc, dialTimeout, what)
 }
 
 // shortOpts are options with fast TCP timers, for failure scenarios.

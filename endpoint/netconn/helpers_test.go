@@ -119,17 +119,10 @@ func connPair(t *testing.T, a, b *stack.Stack, fam int) (client, server *netconn
 	return client, server
 }
 
-// waitErr returns what a blocked call sends on errc once something (a Close, a deadline)
-// released it, and fails the test if nothing does within dialTimeout.
-func waitErr(t *testing.T, errc <-chan error, what string) error {
+// waitErr is stacktest.WaitErr with dialTimeout.
+func waitErr(t testing.TB, errc <-chan error, what string) error {
 	t.Helper()
-	select {
-	case err := <-errc:
-		return err
-	case <-time.After(dialTimeout):
-		t.Fatalf("%s: still blocked after %v", what, dialTimeout)
-		return nil
-	}
+	return stacktest.WaitErr(t, errc, dialTimeout, what)
 }
 
 // udpPair returns a UDP socket listening on b (fam 0 IPv4, 1 IPv6) and one on a connected

@@ -181,3 +181,17 @@ func writeLink(w io.Writer, l any, depth int) {
 		writeLink(w, m.Call(nil)[0].Interface(), depth+1)
 	}
 }
+
+// WaitErr returns what a blocked call sends on errc once something (a Close, a deadline)
+// released it, and fails the test if nothing does within d: a call that should return and
+// does not is a stall too, and the test's evidence then shows why.
+func WaitErr(t testing.TB, errc <-chan error, d time.Duration, what string) error {
+	t.Helper()
+	select {
+	case err := <-errc:
+		return err
+	case <-time.After(d):
+		t.Fatalf("%s: still blocked after %v", what, d)
+		return nil
+	}
+}
