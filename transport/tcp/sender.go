@@ -316,7 +316,7 @@ func (c *PCB) retransmit(s *seg, ns int64) bool {
 	if c.stuckSince == 0 {
 		// Linux's retrans_stamp, where TCP_USER_TIMEOUT counts from: the departure of
 		// the first segment retransmitted (a tail loss probe's too).
-		c.stuckSince = s.xmit
+		c.stuckSince = max(s.xmit, 1)
 	}
 	if s.flags&sRetrans == 0 {
 		s.flags |= sRetrans

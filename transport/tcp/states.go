@@ -377,7 +377,7 @@ func (c *PCB) ackSYN(ack uint32) {
 		t.freeSeg(s)
 	}
 	c.sndUna = ack
-	c.nrtx = 0
+	c.nrtx, c.stuckSince = 0, 0
 	c.rtoAt = 0
 	c.mss = min(c.mss, c.effMSS())
 	c.cc.SetMSS(c.mss)

@@ -138,7 +138,7 @@ func (c *PCB) rtoExpired(ns int64) {
 	case StateSynSent, StateSynReceived:
 		c.nrtx++
 		if c.stuckSince == 0 {
-			c.stuckSince = c.lastSend // the SYN's departure
+			c.stuckSince = max(c.lastSend, 1) // the SYN's departure (0 means unset)
 		}
 		if c.halfOpen() {
 			// A listener's half-open connection: TCPSynAckMaxRtx SYN-ACKs and at most
@@ -179,7 +179,7 @@ func (c *PCB) rtoExpired(ns int64) {
 	c.nrtx++
 	t.ext.RTOs++
 	if c.stuckSince == 0 && c.rtxq.head != nil {
-		c.stuckSince = c.rtxq.head.xmit // Linux's retrans_stamp: the head's departure
+		c.stuckSince = max(c.rtxq.head.xmit, 1) // Linux's retrans_stamp: the head's departure
 	}
 	if c.userTimeout > 0 && c.userTimedOut(ns) || c.userTimeout == 0 && c.nrtx > t.opts.TCPMaxRtx {
 		t.ext.Timeouts++
@@ -221,7 +221,7 @@ func (c *PCB) persistExpired(ns int64) {
 	// TCP_USER_TIMEOUT also bounds how long data may wait behind a zero window, counted
 	// from the first probe and not reset by the peer's zero-window answers (Linux).
 	if c.stuckSince == 0 {
-		c.stuckSince = ns
+		c.stuckSince = max(ns, 1)
 	} else if c.userTimedOut(ns) {
 		t.ext.Timeouts++
 		c.sendRST(c.sndNxt, c.rcvNxt, true)

@@ -496,3 +496,30 @@ func TestNagleMinshall(t *testing.T) {
 		c.ackTo(c.stackNxt)
 	})
 }
+
+// TCP_USER_TIMEOUT counts each wait on its own: the handshake's retransmitted SYN does not
+// start the clock of data sent later.
+func TestUserTimeoutRestartsAfterHandshake(t *testing.T) {
+	const uto = 3 * time.Second
+	e := newEnv(t, v4, func(o *opt.Options) { o.TCPMaxRtx = 100 })
+	c, _ := e.connect(func(p *tcp.PCB) { p.SetUserTimeout(uto) })
+	e.advance(1500 * time.Millisecond) // the SYN is lost once
+	e.drain()
+	e.synAck(c, plain())
+	c.expectAck("handshake ACK")
+	c.pcb.SetNoDelay(true)
+	e.advance(2 * time.Second)
+	start := e.elapsed()
+	c.write(pattern(1000, 1))
+	for e.elapsed()-start < 2*uto && c.rec.err() == nil {
+		e.advance(10 * time.Millisecond)
+		e.drain()
+	}
+	took := e.elapsed() - start
+	if !errors.Is(c.rec.err(), errs.Timeout) {
+		t.Fatalf("after %v: %v, want errs.Timeout", took, c.rec.err())
+	}
+	if took < uto-50*time.Millisecond || took > uto+uto/2 {
+		t.Errorf("data timed out %v after it was sent, want about %v (the SYN's retransmission must not count)", took, uto)
+	}
+}
