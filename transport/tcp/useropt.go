@@ -135,7 +135,7 @@ func (c *PCB) corkHolds(ns int64) bool {
 		return false
 	}
 	if c.corkSince == 0 {
-		c.corkSince = ns
+		c.corkSince = max(ns, 1) // 0 means none
 	}
 	due := c.corkSince + int64(corkLimit)
 	if ns >= due {
