@@ -139,6 +139,7 @@ func startWispWG(t *testing.T, ns *netns, conf string, args ...string) *wispWG {
 		w.cmd.Process.Kill()
 		<-w.exited
 	})
+	w.onFail(t)
 	waitFor(t, func() bool { return strings.Contains(w.out.String(), "wg up") }, "wisp wg to start:\n"+w.out.String())
 	return w
 }

@@ -89,13 +89,19 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	return waitSignals(s, stdout)
 }
 
-// waitSignals prints s's stats on SIGUSR1 and returns after printing them once more on
-// SIGINT or SIGTERM.
+// waitSignals prints s's TCP connections and stats on SIGUSR1 and returns after printing
+// them once more on SIGINT or SIGTERM.
 func waitSignals(s *stack.Stack, stdout io.Writer) error {
 	sig := make(chan os.Signal, 4)
 	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sig)
+	var conns []tcp.Info
 	for v := range sig {
+		conns = s.TCPConns(conns[:0])
+		fmt.Fprintf(stdout, "wisp: %d TCP connections\n", len(conns))
+		for _, c := range conns {
+			fmt.Fprintf(stdout, "  %v\n", c)
+		}
 		snap := s.Stats()
 		if err := snap.WriteTable(stdout); err != nil {
 			return err
