@@ -2,10 +2,12 @@ package endpoint
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -28,6 +30,7 @@ type TCPConn struct {
 	laddr, raddr *net.TCPAddr
 	opts         tcpOpts
 	timeo        callTimeouts
+	resetShown   atomic.Bool // a Read or Write reported ECONNRESET (see afterReset)
 }
 
 // tcpOpts are the option values a TCPConn reports back through GetsockoptInt.
@@ -78,6 +81,9 @@ func (c *TCPConn) Read(b []byte) (int, error) {
 	c.timeo.arm(nc, true)
 	n, err := nc.Read(b)
 	if err != nil {
+		if err = c.afterReset(err, false); err == io.EOF {
+			return n, err
+		}
 		return n, c.err("read", c.timeo.fix(err, true))
 	}
 	return n, nil
@@ -92,9 +98,22 @@ func (c *TCPConn) Write(b []byte) (int, error) {
 	c.timeo.arm(nc, false)
 	n, err := nc.Write(b)
 	if err != nil {
-		return n, c.err("write", c.timeo.fix(writeErrno(err), false))
+		return n, c.err("write", c.timeo.fix(writeErrno(c.afterReset(err, true)), false))
 	}
 	return n, nil
+}
+
+// afterReset maps the error of a call on a connection the peer reset as Linux does: the
+// reset is reported once (ECONNRESET: the pending error is cleared when a call returns
+// it); afterwards reads see end of file and writes EPIPE.
+func (c *TCPConn) afterReset(err error, write bool) error {
+	if !errors.Is(err, errs.Rst) || c.resetShown.CompareAndSwap(false, true) {
+		return err
+	}
+	if write {
+		return syscall.EPIPE
+	}
+	return io.EOF
 }
 
 // writeErrno maps a write's error: errs.Clsd, which netconn reports once the sending side
@@ -226,6 +245,9 @@ func (c *TCPConn) WriteTo(w io.Writer) (int64, error) {
 	for {
 		c.timeo.arm(nc, true)
 		buf, err := nc.Recv()
+		if err != nil {
+			err = c.afterReset(err, false)
+		}
 		if err == io.EOF {
 			return total, nil
 		}
