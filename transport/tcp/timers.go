@@ -312,6 +312,9 @@ func (c *PCB) keepalive(ns int64) {
 	if ns < due {
 		return
 	}
+	// A timer that ran late (the clock jumped, the host was suspended) sends one probe now
+	// and the next a full interval later, not the missed ones back to back.
+	c.lastRecv += ns - due
 	if c.sndNxt != c.sndUna {
 		// Data in flight: the retransmission timer watches the peer; keepalive looks
 		// again an idle time from now. (It set lastRecv to now less the idle time, which
