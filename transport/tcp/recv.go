@@ -196,6 +196,12 @@ func (c *PCB) ooInsert(p *pbuf.Pbuf, seq uint32, n int, fin bool) {
 	}
 	if prev != nil {
 		pend := prev.seq + uint32(prev.dataLen())
+		if fin && seqLT(end, pend) {
+			// Data already queued goes past this FIN: the FIN is contradicted (a forgery,
+			// or a confused peer) and ignored. Trimmed below, it would have moved to the end
+			// of that data, and a FIN never sent there would have been acknowledged.
+			fin = false
+		}
 		if seqGEQ(pend, end) && (!fin || prev.flags&sFIN != 0) {
 			// Entirely a duplicate of queued data.
 			if c.flags&fSACK != 0 && n > 0 {

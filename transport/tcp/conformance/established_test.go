@@ -367,3 +367,35 @@ func TestRetransmissionWithSACKBlocksFitsMSS(t *testing.T) {
 		}
 	})
 }
+
+// A FIN inside data already queued out of order is contradicted by that data and ignored:
+// when the hole fills, everything queued is delivered and the FIN is neither delivered nor
+// acknowledged (it was once moved to the end of the queued data and acknowledged there).
+// Found by FuzzConnection.
+func TestFINInsideQueuedDataIgnored(t *testing.T) {
+	forBoth(t, plain, func(t *testing.T, e *env, c *conn) {
+		base := c.peerNxt
+		ooo := c.seg(wire.TCPFlagACK, pattern(370, 1))
+		ooo.seq = base + 1
+		c.inject(ooo)
+		e.drain()
+		fin := c.seg(wire.TCPFlagACK|wire.TCPFlagFIN, pattern(208, 2))
+		fin.seq = base + 3
+		c.inject(fin)
+		e.drain()
+		c.peerNxt = base
+		c.send(wire.TCPFlagACK, pattern(3, 3)) // fills the hole
+		s := e.expectFlags("ACK of the filled hole", wire.TCPFlagACK)
+		if s.AckNum != base+371 {
+			t.Fatalf("ACK %d after the hole filled, want %d (the data, no FIN): %v", s.AckNum-base, 371, s)
+		}
+		if c.rec.fins != 0 {
+			t.Errorf("a contradicted FIN was delivered")
+		}
+		if got := len(c.rec.data); got != 371 {
+			t.Errorf("%d bytes delivered, want 371", got)
+		}
+		c.peerNxt = base + 371
+		c.ack()
+	})
+}
