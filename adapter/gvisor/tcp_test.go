@@ -397,6 +397,12 @@ func manyConnections(t *testing.T, c netConfig) {
 				if err := <-werr; err != nil {
 					errc <- fmt.Errorf("conn %d %v: write: %w", i, c.LocalAddr(), err)
 				}
+				if ne, ok := r.err.(net.Error); ok && ne.Timeout() {
+					if why, ok := nt.gvSenderStalled(c); ok {
+						t.Logf("conn %d %v: %s", i, c.LocalAddr(), why)
+						return
+					}
+				}
 				if r.err != nil || r.n != size || r.sum != tcpapp.PatternSum(size, patternSeed) {
 					errc <- fmt.Errorf("conn %d %v: echo of %d bytes: got %d, %v", i, c.LocalAddr(), size, r.n, r.err)
 				}
