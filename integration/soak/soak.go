@@ -90,13 +90,14 @@ const (
 	// opTimeout bounds every dial, read and write of traffic that is not stalled on purpose:
 	// a longer wait is a hang. Generous, because RTO backoff under loss is legitimate.
 	opTimeout     = 20 * time.Second
-	stopTimeout   = 3 * opTimeout    // the load's goroutines end after the stop
-	idleTimeout   = 30 * time.Second // pools back to idle once every socket is closed
-	goroutineWait = 10 * time.Second // goroutines back to the starting count
-	heapSlack     = 8 << 20          // Go heap at the end may exceed its idle size by this much
-	maxPrinted    = 20               // failures printed as they happen
-	maxKept       = 3                // failures of each kind listed in the summary
-	maxStatDumps  = 3                // failing windows that print both stacks' counters
+	persistMax    = 60 * time.Second         // the tunnel preset's TCPMaxRTO: the longest zero-window probe interval
+	stopTimeout   = 3*opTimeout + persistMax // the load's goroutines end after the stop (a drain may wait for a probe)
+	idleTimeout   = 30 * time.Second         // pools back to idle once every socket is closed
+	goroutineWait = 10 * time.Second         // goroutines back to the starting count
+	heapSlack     = 8 << 20                  // Go heap at the end may exceed its idle size by this much
+	maxPrinted    = 20                       // failures printed as they happen
+	maxKept       = 3                        // failures of each kind listed in the summary
+	maxStatDumps  = 3                        // failing windows that print both stacks' counters
 )
 
 // run runs one soak and returns nil only if every check held. It prints progress and the

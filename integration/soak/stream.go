@@ -100,9 +100,10 @@ func (s *soak) streamWrite(from *side, dst netip.AddrPort, kind int, seed uint64
 	if err := c.CloseWrite(); err != nil {
 		return fmt.Errorf("close write after %d bytes: %w", sent, err)
 	}
-	// The reader drains (what a stalled reader held may take a while) and reports.
+	// The reader drains (what a stalled reader held may take a while, and a lost window
+	// update a probe interval) and reports.
 	var tr [8]byte
-	c.SetReadDeadline(time.Now().Add(2 * opTimeout))
+	c.SetReadDeadline(time.Now().Add(2*opTimeout + persistMax))
 	_, err = io.ReadFull(c, tr[:])
 	if kind == stallAbort {
 		if err == nil {
@@ -176,6 +177,7 @@ func (s *soak) streamRead(c *endpoint.TCPConn) (int, error) {
 	case stallDrain, stallAbort:
 		stallAt = readFor(1, 3)
 	}
+	readWait := opTimeout
 	for {
 		if !stallAt.IsZero() && time.Now().After(stallAt) && !s.stopped() {
 			var until <-chan time.Time // nil: until the stop
@@ -198,8 +200,13 @@ func (s *soak) streamRead(c *endpoint.TCPConn) (int, error) {
 			if kind == stallAWhile {
 				stallAt = readFor(2, 6)
 			}
+			// After a stall the writer probes a zero window with backed-off probes
+			// (up to TCPMaxRTO apart, as Linux's up to TCP_RTO_MAX). When the window
+			// update that reopens it is lost, the next probe is what restarts the
+			// stream: legitimate, and up to a probe interval late.
+			readWait = opTimeout + persistMax
 		}
-		c.SetReadDeadline(time.Now().Add(opTimeout))
+		c.SetReadDeadline(time.Now().Add(readWait))
 		n, err := c.Read(b.data)
 		if n > 0 {
 			if cerr := check(b.data[:n], seed, got, b); cerr != nil {
