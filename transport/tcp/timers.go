@@ -214,10 +214,6 @@ func (c *PCB) persistExpired(ns int64) {
 		c.output() // only the FIN is left: it needs no window
 		return
 	}
-	// RFC 9293 §3.8.6.1: "The sending TCP peer must regularly transmit at least one octet
-	// of new data (if available), or retransmit to the receiving TCP peer even if the send
-	// window is zero". Like Linux, the probe is a segment one below SND.UNA, which the
-	// receiver must answer with an ACK carrying its current window.
 	// TCP_USER_TIMEOUT also bounds how long data may wait behind a zero window, counted
 	// from the first probe and not reset by the peer's zero-window answers (Linux).
 	if c.stuckSince == 0 {
@@ -228,6 +224,10 @@ func (c *PCB) persistExpired(ns int64) {
 		c.abandon(errs.Timeout)
 		return
 	}
+	// RFC 9293 §3.8.6.1: "The sending TCP peer must regularly transmit at least one octet
+	// of new data (if available), or retransmit to the receiving TCP peer even if the send
+	// window is zero". Like Linux, the probe is a segment one below SND.UNA, which the
+	// receiver must answer with an ACK carrying its current window.
 	t.ext.ZeroWindowProbes++
 	h := hdr{seq: c.sndUna - 1, flags: wire.TCPFlagACK}
 	_ = c.emit(&h, 0)
