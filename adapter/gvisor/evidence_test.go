@@ -304,13 +304,20 @@ func TestGVSenderStalledClassifies(t *testing.T) {
 	if _, err := io.ReadFull(c, make([]byte, 4)); err != nil {
 		t.Fatal(err)
 	}
-	// Rewrite what the probe last saw: gVisor holds 100 bytes wisp never got.
+	// Rewrite what the probe last saw: gVisor holds 100 bytes wisp never got. First wait
+	// until wisp's side owes nothing (gVisor's ACK of the echo may still be on its way).
 	gl := netip.MustParseAddrPort(c.LocalAddr().String())
 	var rcvNxt uint32
-	for _, w := range nt.ws.TCPConns(nil) {
-		if w.Remote == gl {
-			rcvNxt = w.RcvNxt
+	for settled, until := false, time.Now().Add(10*time.Second); !settled; {
+		for _, w := range nt.ws.TCPConns(nil) {
+			if w.Remote == gl && w.Unacked == 0 && w.Unsent == 0 {
+				rcvNxt, settled = w.RcvNxt, true
+			}
 		}
+		if !settled && time.Now().After(until) {
+			t.Fatalf("wisp's side still owes data 10 s after the echo: %v", nt.ws.TCPConns(nil))
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	set := func(ago time.Duration) {
 		nt.gprobe.mu.Lock()

@@ -207,7 +207,11 @@ func (t *Transfer) fill() {
 			k = 1 << (bits.Len(uint(k)) - 1)
 		}
 		if k <= 0 || (int64(k) < rem && k < t.minRoom) {
-			break // SentFunc will come
+			// SentFunc will come when queued data is acknowledged; with nothing queued
+			// (the heap's fair share is spent by other connections) only the poll
+			// retries.
+			stalled = c.SndQueueLen() == 0
+			break
 		}
 		// Pattern bytes are generated straight into stack memory, which TCP then takes.
 		p, err := t.alloc.Alloc(pbuf.LayerRaw, k, pbuf.RAM)
