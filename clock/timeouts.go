@@ -44,6 +44,24 @@ func NewTimeouts(clk Clock, core sync.Locker) *Timeouts {
 	return &Timeouts{clk: clk, core: core, heap: make([]*Timeout, 0, 64)}
 }
 
+// CoreLocker is a core lock that can tell whether it is held; a stack's core lock is one.
+type CoreLocker interface {
+	sync.Locker
+	Held() bool
+}
+
+// AssertCore panics unless the core lock given to NewTimeouts is held (lwIP's
+// LWIP_ASSERT_CORE_LOCKED). The protocol layers call it at their exported entry points. It
+// checks only in builds with the wispcheck tag, as the test command runs; in production it
+// is empty and costs nothing. A core that is not a CoreLocker is never checked.
+func (q *Timeouts) AssertCore() {
+	if checkCore {
+		if c, ok := q.core.(CoreLocker); ok && !c.Held() {
+			panic("wisp: core lock not held")
+		}
+	}
+}
+
 // Now returns the clock's time.
 func (q *Timeouts) Now() time.Time { return q.clk.Now() }
 

@@ -18,6 +18,9 @@ func (c *core) Lock() {
 	c.held.Store(true)
 }
 
+// Held reports whether the lock is held (by anyone: Go has no goroutine identity).
+func (c *core) Held() bool { return c.held.Load() }
+
 func (c *core) Unlock() {
 	if c.flush != nil {
 		c.flush()
@@ -56,8 +59,9 @@ func (s *Stack) OnClose(fn func()) bool {
 	return true
 }
 
-// AssertCore panics unless the core lock is held. Protocol-facing helpers call it in tests
-// (lwIP's LWIP_ASSERT_CORE_LOCKED).
+// AssertCore panics unless the core lock is held (lwIP's LWIP_ASSERT_CORE_LOCKED). It checks
+// in every build; the protocol layers' own checks (clock.Timeouts.AssertCore at their
+// exported entry points) run only in builds with the wispcheck tag, as the test command's.
 func (s *Stack) AssertCore() {
 	if !s.core.held.Load() {
 		panic("wisp: core lock not held")
