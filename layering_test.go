@@ -18,7 +18,7 @@ func layerOf(pkg string) (int, bool) {
 	switch top {
 	case "":
 		return 12, true // the module root: docs and this test
-	case "opt", "stats", "clock", "errs":
+	case "opt", "stats", "clock", "errs", "ring":
 		return 0, true
 	case "wire":
 		return 1, true
