@@ -127,6 +127,18 @@ func (t TCP) SetFlags(f TCPFlags) { t[13] = uint8(f) }
 // SetWindow sets the window; the checksum is not updated.
 func (t TCP) SetWindow(w uint16) { binary.BigEndian.PutUint16(t[14:16], w) }
 
+// SetHeaderLen sets the Data Offset for a header of n bytes (a multiple of 4, options
+// included) and clears the reserved bits.
+func (t TCP) SetHeaderLen(n int) { t[12] = uint8(n/4) << 4 }
+
+// SetUrgentPointer sets the urgent pointer; the checksum is not updated.
+func (t TCP) SetUrgentPointer(p uint16) { binary.BigEndian.PutUint16(t[18:20], p) }
+
+// SetChecksumField stores c in the checksum field as it is: a checksum computed
+// elsewhere (over a chain of buffers, or from a partial sum) or updated
+// incrementally.
+func (t TCP) SetChecksumField(c uint16) { binary.BigEndian.PutUint16(t[16:18], c) }
+
 // ComputeChecksum returns the checksum the segment should carry, over the
 // pseudo-header for src and dst and the whole of t, treating the checksum
 // field as zero.
@@ -137,9 +149,7 @@ func (t TCP) ComputeChecksum(src, dst netip.Addr) uint16 {
 }
 
 // SetChecksum computes and stores the checksum.
-func (t TCP) SetChecksum(src, dst netip.Addr) {
-	binary.BigEndian.PutUint16(t[16:18], t.ComputeChecksum(src, dst))
-}
+func (t TCP) SetChecksum(src, dst netip.Addr) { t.SetChecksumField(t.ComputeChecksum(src, dst)) }
 
 // ValidChecksum reports whether the checksum verifies for src and dst.
 func (t TCP) ValidChecksum(src, dst netip.Addr) bool {
@@ -194,25 +204,45 @@ func (r *TCPRepr) HeaderLen() int { return TCPMinHeaderLen + r.Options.Len() }
 // after it, which the caller has already put in place. Reserved bits are
 // zero.
 func (r *TCPRepr) Emit(b []byte, src, dst netip.Addr) error {
-	hl := r.HeaderLen()
-	if hl > TCPMaxHeaderLen || r.PayloadLen < 0 {
+	if r.PayloadLen < 0 {
 		return ErrRepr
+	}
+	hl, err := r.EmitHeader(b)
+	if err != nil {
+		return err
 	}
 	if len(b) < hl+r.PayloadLen {
 		return ErrBufferTooSmall
 	}
-	t := TCP(b[:hl+r.PayloadLen])
+	TCP(b[:hl+r.PayloadLen]).SetChecksum(src, dst)
+	return nil
+}
+
+// EmitHeader writes header and options (HeaderLen bytes) to the start of b with
+// a zero checksum field and returns their length. It ignores PayloadLen and
+// does not touch what follows the header, which may not be in b (a segment's
+// data may be in a chain of buffers): the caller sums the segment and stores
+// the checksum with SetChecksumField. Reserved bits are zero.
+func (r *TCPRepr) EmitHeader(b []byte) (int, error) {
+	hl := r.HeaderLen()
+	if hl > TCPMaxHeaderLen {
+		return 0, ErrRepr
+	}
+	if len(b) < hl {
+		return 0, ErrBufferTooSmall
+	}
+	t := TCP(b[:hl])
 	t.SetSrcPort(r.SrcPort)
 	t.SetDstPort(r.DstPort)
 	t.SetSeqNum(r.SeqNum)
 	t.SetAckNum(r.AckNum)
-	t[12] = uint8(hl/4) << 4
+	t.SetHeaderLen(hl)
 	t.SetFlags(r.Flags)
 	t.SetWindow(r.Window)
-	binary.BigEndian.PutUint16(t[18:20], r.UrgentPointer)
-	if _, err := r.Options.Emit(t[TCPMinHeaderLen:hl]); err != nil {
-		return err
+	t.SetChecksumField(0)
+	t.SetUrgentPointer(r.UrgentPointer)
+	if _, err := r.Options.Emit(t[TCPMinHeaderLen:]); err != nil {
+		return 0, err
 	}
-	t.SetChecksum(src, dst)
-	return nil
+	return hl, nil
 }
