@@ -189,6 +189,28 @@ func (w *window) restart() {
 	w.acc = 0
 }
 
+// exitRecovery ends a recovery begun by OnCongestion: cwnd deflates to ssthresh. false
+// (nothing changed) outside one.
+func (w *window) exitRecovery() bool {
+	if !w.inRecovery {
+		return false
+	}
+	w.inRecovery = false
+	w.cwnd = w.clampCwnd(int64(w.ssthresh))
+	w.acc = 0
+	return true
+}
+
+// enterLoss sets the window of a retransmission timeout, "LW is equal to 1 full-sized
+// segment" (RFC 5681 §3.1), and the loss state that holds ssthresh across repeated
+// timeouts until an ACK acknowledges new data.
+func (w *window) enterLoss() {
+	w.cwnd = w.mss
+	w.acc = 0
+	w.inRecovery = false
+	w.inLoss = true
+}
+
 func (w *window) clampCwnd(v int64) int {
 	return int(max(int64(w.mss), min(v, MaxWindow)))
 }

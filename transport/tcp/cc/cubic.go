@@ -227,13 +227,10 @@ func (c *CUBIC) OnCongestion(inflight int, now time.Time) {
 // stage. It does nothing outside a recovery begun by OnCongestion.
 func (c *CUBIC) OnRecoveryExit(now time.Time) {
 	c.ready()
-	if !c.inRecovery {
-		return
+	if c.exitRecovery() {
+		c.frac = 0
+		c.epoch = time.Time{}
 	}
-	c.inRecovery = false
-	c.cwnd = c.clampCwnd(int64(c.ssthresh))
-	c.frac = 0
-	c.epoch = time.Time{}
 }
 
 // OnRTO follows RFC 9438 §4.8: "CUBIC follows Reno to reduce cwnd [RFC5681] but sets
@@ -247,14 +244,11 @@ func (c *CUBIC) OnRTO(inflight int, now time.Time) {
 		c.cwndPrior = (float64(c.cwnd) + c.frac) / float64(c.mss)
 		c.ssthresh = c.clampSsthresh(int64(float64(c.flight(inflight)) * cubicBeta))
 	}
-	c.cwnd = c.mss
+	c.enterLoss()
 	c.frac = 0
-	c.acc = 0
 	c.epoch = time.Time{}
 	c.appLimitedSince = time.Time{}
 	c.afterRTO = true
-	c.inRecovery = false
-	c.inLoss = true
 }
 
 func (c *CUBIC) saveCubic() {

@@ -67,12 +67,7 @@ func (r *NewReno) OnCongestion(inflight int, now time.Time) {
 // nothing outside a recovery begun by OnCongestion (after OnRTO or Undo, cwnd stays).
 func (r *NewReno) OnRecoveryExit(now time.Time) {
 	r.ready()
-	if !r.inRecovery {
-		return
-	}
-	r.inRecovery = false
-	r.cwnd = r.clampCwnd(int64(r.ssthresh))
-	r.acc = 0
+	r.exitRecovery()
 }
 
 // OnRTO sets ssthresh per RFC 5681 eq. 4 and cwnd to the loss window: "LW is equal to 1
@@ -83,10 +78,7 @@ func (r *NewReno) OnRTO(inflight int, now time.Time) {
 		r.save()
 		r.ssthresh = r.clampSsthresh(int64(r.flight(inflight) / 2))
 	}
-	r.cwnd = r.mss
-	r.acc = 0
-	r.inRecovery = false
-	r.inLoss = true
+	r.enterLoss()
 }
 
 // Undo restores cwnd and ssthresh from before the last reduction (never shrinking them)

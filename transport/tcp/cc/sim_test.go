@@ -27,6 +27,22 @@ type round struct {
 	epochAge float64       // seconds since the CUBIC stage began, after the round
 }
 
+// lossRounds returns the indexes of the rounds that ended in a loss; fewer than atLeast
+// fail the test (the path never filled its queue).
+func lossRounds(t *testing.T, rs []round, atLeast int) []int {
+	t.Helper()
+	var losses []int
+	for i, r := range rs {
+		if r.loss {
+			losses = append(losses, i)
+		}
+	}
+	if len(losses) < atLeast {
+		t.Fatalf("only %d losses", len(losses))
+	}
+	return losses
+}
+
 func simulate(c Controller, p path, rounds int) []round {
 	const mss = testMSS
 	out := make([]round, 0, rounds)
@@ -79,15 +95,7 @@ func TestSimCubicCurve(t *testing.T) {
 	c := new(CUBIC)
 	c.Init(testMSS, testIW, t0)
 	rs := simulate(c, p, 1500)
-	var losses []int
-	for i, r := range rs {
-		if r.loss {
-			losses = append(losses, i)
-		}
-	}
-	if len(losses) < 4 {
-		t.Fatalf("only %d losses", len(losses))
-	}
+	losses := lossRounds(t, rs, 4)
 	checked := 0
 	for j := 1; j+1 < len(losses); j++ {
 		lossAt, next := losses[j], losses[j+1]
@@ -149,15 +157,7 @@ func TestSimNewRenoSawtooth(t *testing.T) {
 	r := new(NewReno)
 	r.Init(testMSS, testIW, t0)
 	rs := simulate(r, p, 600)
-	var losses []int
-	for i, x := range rs {
-		if x.loss {
-			losses = append(losses, i)
-		}
-	}
-	if len(losses) < 5 {
-		t.Fatalf("only %d losses", len(losses))
-	}
+	losses := lossRounds(t, rs, 5)
 	for j := 1; j+1 < len(losses); j++ {
 		lossAt, next := losses[j], losses[j+1]
 		w := rs[lossAt].cwnd
