@@ -16,8 +16,8 @@
 // are resolved over the tunnel by endpoint/dns (UDP, TCP on truncation, a TTL cache).
 // CreateNetTUNWithOptions takes wisp's Options (stack sizing, clock, batch and queue).
 //
-// Layer: adapter (imports endpoint, endpoint/dns, stack, link, pbuf, opt, clock, stats,
-// errs and golang.zx2c4.com/wireguard/tun). It is the only wisp package that imports
+// Layer: adapter (imports endpoint, endpoint/dns, stack, link, pbuf, ring, opt, clock,
+// stats, errs and golang.zx2c4.com/wireguard/tun). It is the only wisp package that imports
 // wireguard-go, besides bench and tests. Concurrency: Device and Net are safe for
 // concurrent use; closing the Device closes the stack and every socket on it, and leaves
 // no goroutine behind.

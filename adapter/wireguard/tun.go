@@ -23,6 +23,7 @@ import (
 	"github.com/wispstack/wisp/errs"
 	"github.com/wispstack/wisp/link"
 	"github.com/wispstack/wisp/pbuf"
+	"github.com/wispstack/wisp/ring"
 )
 
 // Device is wireguard-go's tun.Device over a wisp stack. wireguard-go reads the packets the
@@ -50,10 +51,8 @@ type Device struct {
 
 	// The ring of frames the stack sent, oldest at head.
 	mu     sync.Mutex
-	ring   []*pbuf.Pbuf // guarded by mu; fixed length QueueLen
-	head   int          // guarded by mu
-	count  int          // guarded by mu
-	closed bool         // guarded by mu: WritePackets refuses, the ring is empty
+	ring   ring.Ring[*pbuf.Pbuf] // guarded by mu; QueueLen frames
+	closed bool                  // guarded by mu: WritePackets refuses, the ring is empty
 
 	// rmu serializes readers, so one scratch slice serves every Read.
 	rmu  sync.Mutex
@@ -82,7 +81,7 @@ func newDevice(mtu, batch, queueLen int) *Device {
 		events: make(chan tun.Event, 4),
 		done:   make(chan struct{}),
 		wake:   make(chan struct{}, 1),
-		ring:   make([]*pbuf.Pbuf, queueLen),
+		ring:   ring.New[*pbuf.Pbuf](queueLen),
 		rbuf:   make([]*pbuf.Pbuf, 0, batch),
 		wbuf:   make([]*pbuf.Pbuf, 0, batch),
 	}
@@ -162,14 +161,12 @@ func (d *Device) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 func (d *Device) pop(n int) ([]*pbuf.Pbuf, bool) {
 	batch := d.rbuf[:0]
 	d.mu.Lock()
-	for d.count > 0 && len(batch) < n {
-		batch = append(batch, d.ring[d.head])
-		d.ring[d.head] = nil
-		d.head++
-		if d.head == len(d.ring) {
-			d.head = 0
+	for len(batch) < n {
+		p, ok := d.ring.Pop()
+		if !ok {
+			break
 		}
-		d.count--
+		batch = append(batch, p)
 	}
 	closed := d.closed
 	d.mu.Unlock()
@@ -243,11 +240,8 @@ func (d *Device) shutdown() {
 		d.disp.Store(nil)
 		d.mu.Lock()
 		d.closed = true
-		for d.count > 0 {
-			d.ring[d.head].Free()
-			d.ring[d.head] = nil
-			d.head = (d.head + 1) % len(d.ring)
-			d.count--
+		for p, ok := d.ring.Pop(); ok; p, ok = d.ring.Pop() {
+			p.Free()
 			d.txDropped.Add(1)
 		}
 		d.mu.Unlock()
@@ -297,12 +291,12 @@ func (l *linkEP) WritePackets(pkts []*pbuf.Pbuf) (int, error) {
 	var err error
 	n := 0
 	l.mu.Lock()
-	wasEmpty := l.count == 0
+	wasEmpty := l.ring.Len() == 0
 	for i, p := range pkts {
 		switch {
 		case l.closed:
 			err = errs.Clsd
-		case l.count == len(l.ring):
+		case l.ring.Full():
 			err = errs.WouldBlock
 		case p.TotLen() > l.mtu:
 			err = errs.Val
@@ -316,12 +310,7 @@ func (l *linkEP) WritePackets(pkts []*pbuf.Pbuf) (int, error) {
 			l.signal(wasEmpty && n > 0)
 			return n, err
 		}
-		j := l.head + l.count
-		if j >= len(l.ring) {
-			j -= len(l.ring)
-		}
-		l.ring[j] = p
-		l.count++
+		l.ring.Push(p) // cannot fail: not full
 		n++
 	}
 	l.mu.Unlock()
@@ -347,7 +336,7 @@ func (l *linkEP) TxRoom() int {
 	if l.closed {
 		return 0
 	}
-	return len(l.ring) - l.count
+	return l.ring.Cap() - l.ring.Len()
 }
 
 // Close implements link.Endpoint (the stack calls it when it closes): the ring frees its

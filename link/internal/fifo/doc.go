@@ -10,7 +10,7 @@
 //
 //	Put ──▶ [ring under mu] ──take──▶ copy into AllocRx chains ──▶ DeliverPackets
 //
-// Layer: link (imports link, pbuf, errs); internal to link/... so only links use it.
+// Layer: link (imports link, pbuf, errs, ring); internal to link/... so only links use it.
 // Concurrency: a Queue is safe for concurrent use. Deliveries (the goroutine, Drain,
 // DrainRounds, Close) are serialized by one mutex and DeliverPackets is called with it held,
 // so a Drain from inside DeliverPackets returns 0 instead of deadlocking, and Close must not

@@ -7,6 +7,7 @@ import (
 	"github.com/wispstack/wisp/errs"
 	"github.com/wispstack/wisp/link"
 	"github.com/wispstack/wisp/pbuf"
+	"github.com/wispstack/wisp/ring"
 )
 
 // Queue is one direction of a link: a bounded ring of frames and their delivery.
@@ -21,10 +22,8 @@ type Queue struct {
 	disp link.Dispatcher // guarded by dmu
 
 	mu     sync.Mutex
-	ring   []*pbuf.Pbuf // guarded by mu
-	head   int          // guarded by mu
-	n      int          // guarded by mu
-	closed bool         // guarded by mu
+	ring   ring.Ring[*pbuf.Pbuf] // guarded by mu
+	closed bool                  // guarded by mu
 
 	// deliverMu serializes deliveries (the goroutine, Drain, Close) and owns the scratch
 	// slices.
@@ -43,7 +42,7 @@ func New(n, maxFrame int) *Queue {
 		maxFrame: maxFrame,
 		signal:   make(chan struct{}, 1),
 		done:     make(chan struct{}),
-		ring:     make([]*pbuf.Pbuf, n),
+		ring:     ring.New[*pbuf.Pbuf](n),
 		batch:    make([]*pbuf.Pbuf, link.MaxBatch),
 		out:      make([]*pbuf.Pbuf, 0, link.MaxBatch),
 	}
@@ -82,7 +81,7 @@ func (q *Queue) wake() {
 func (q *Queue) Len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.n
+	return q.ring.Len()
 }
 
 // Stats returns the frames that reached the dispatcher and those dropped (queue full, too
@@ -98,7 +97,7 @@ func (q *Queue) Room() int {
 	if q.closed {
 		return 0
 	}
-	return len(q.ring) - q.n
+	return q.ring.Cap() - q.ring.Len()
 }
 
 // Put takes ownership of every pbuf in pkts, whatever it returns; the slice is borrowed.
@@ -116,14 +115,12 @@ func (q *Queue) Put(pkts []*pbuf.Pbuf) (int, error) {
 			err = errs.Clsd
 		case p.TotLen() > q.maxFrame:
 			err = errs.Val
-		case q.n == len(q.ring):
+		case !q.ring.Push(p): // queues p when there is room
 			err = errs.WouldBlock
 		}
 		if err != nil {
 			break
 		}
-		q.ring[(q.head+q.n)%len(q.ring)] = p
-		q.n++
 	}
 	q.mu.Unlock()
 	if i > 0 {
@@ -139,13 +136,10 @@ func (q *Queue) Put(pkts []*pbuf.Pbuf) (int, error) {
 // take moves up to MaxBatch frames into q.batch; deliverMu is held.
 func (q *Queue) take() int {
 	q.mu.Lock()
-	k := min(q.n, len(q.batch))
-	for i := 0; i < k; i++ {
-		q.batch[i] = q.ring[q.head]
-		q.ring[q.head] = nil
-		q.head = (q.head + 1) % len(q.ring)
+	k := min(q.ring.Len(), len(q.batch))
+	for i := range k {
+		q.batch[i], _ = q.ring.Pop()
 	}
-	q.n -= k
 	q.mu.Unlock()
 	return k
 }
@@ -280,10 +274,8 @@ func (q *Queue) Close() {
 		defer q.deliverMu.Unlock()
 		q.mu.Lock()
 		defer q.mu.Unlock()
-		for ; q.n > 0; q.n-- {
-			q.ring[q.head].Free()
-			q.ring[q.head] = nil
-			q.head = (q.head + 1) % len(q.ring)
+		for p, ok := q.ring.Pop(); ok; p, ok = q.ring.Pop() {
+			p.Free()
 			q.dropped.Add(1)
 		}
 	})
