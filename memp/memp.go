@@ -21,8 +21,6 @@ const (
 	TCPSeg                 // TCP_SEG: queued segments
 	ReassData              // REASSDATA: datagrams under reassembly
 	FragPbuf               // FRAG_PBUF: fragments referencing a datagram being fragmented
-	Netbuf                 // NETBUF
-	Netconn                // NETCONN
 	ARPQueue               // ARP_QUEUE: packets waiting for ARP resolution
 	IGMPGroup              // IGMP_GROUP
 	ND6Queue               // ND6_QUEUE: packets waiting for neighbour resolution
@@ -36,8 +34,8 @@ const (
 
 var names = [NumIDs]string{
 	"RAW_PCB", "UDP_PCB", "TCP_PCB", "TCP_PCB_LISTEN", "TCP_SEG", "REASSDATA", "FRAG_PBUF",
-	"NETBUF", "NETCONN", "ARP_QUEUE", "IGMP_GROUP", "ND6_QUEUE", "MLD6_GROUP", "PBUF",
-	"PBUF_RAM", "PBUF_POOL", "REASS_FRAG",
+	"ARP_QUEUE", "IGMP_GROUP", "ND6_QUEUE", "MLD6_GROUP", "PBUF", "PBUF_RAM", "PBUF_POOL",
+	"REASS_FRAG",
 }
 
 func (id ID) String() string {

@@ -30,16 +30,18 @@ type Options struct {
 	// of the pointer-free payload arenas.
 	MempNumPbufRAM int
 
-	// MempNumRawPCB, MempNumUDPPCB, MempNumTCPPCB, MempNumTCPPCBListen, MempNumTCPSeg,
-	// MempNumNetconn, MempNumNetbuf: protocol control blocks and queued segments
-	// (lwIP MEMP_NUM_*).
+	// MempNumRawPCB, MempNumUDPPCB, MempNumTCPPCB, MempNumTCPPCBListen, MempNumTCPSeg:
+	// protocol control blocks and queued segments (lwIP MEMP_NUM_*).
 	MempNumRawPCB       int
 	MempNumUDPPCB       int
 	MempNumTCPPCB       int
 	MempNumTCPPCBListen int
 	MempNumTCPSeg       int
-	MempNumNetconn      int
-	MempNumNetbuf       int
+	// MempNumNetconn bounds the netconns (connections and listeners of endpoint/netconn) of
+	// a stack, as lwIP's MEMP_NUM_NETCONN: a count, not a pool, since a netconn is an object
+	// its user holds and is never recycled. wisp has no netbufs (lwIP's MEMP_NUM_NETBUF): a
+	// datagram waits in its mailbox as the pbuf chain it arrived in.
+	MempNumNetconn int
 
 	// MempNumReassData is the number of datagrams (IPv4 and IPv6 together) that may be under
 	// reassembly at once (lwIP MEMP_NUM_REASSDATA).
@@ -204,7 +206,6 @@ func Embedded() Options {
 		MempNumTCPPCBListen: 8,
 		MempNumTCPSeg:       16,
 		MempNumNetconn:      4,
-		MempNumNetbuf:       2,
 
 		MempNumReassData: 5,
 		IPReassMaxPbufs:  10,
@@ -286,7 +287,6 @@ func Tunnel() Options {
 	o.MempNumTCPPCBListen = 64
 	o.MempNumTCPSeg = 32768
 	o.MempNumNetconn = 8192
-	o.MempNumNetbuf = 4096
 
 	o.MempNumReassData = 64
 	o.IPReassMaxPbufs = 1024

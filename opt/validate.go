@@ -51,7 +51,6 @@ func (o *Options) Validate() error {
 	count("MempNumTCPPCBListen", o.MempNumTCPPCBListen, 0)
 	count("MempNumTCPSeg", o.MempNumTCPSeg, 0)
 	count("MempNumNetconn", o.MempNumNetconn, 0)
-	count("MempNumNetbuf", o.MempNumNetbuf, 0)
 	count("MempNumReassData", o.MempNumReassData, 0)
 	count("IPReassMaxPbufs", o.IPReassMaxPbufs, 0)
 	count("MempNumFragPbuf", o.MempNumFragPbuf, 0)
