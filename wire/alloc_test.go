@@ -52,6 +52,7 @@ func TestZeroAllocs(t *testing.T) {
 			_ = r4.Emit(buf)
 			IPv4(ip4).SetTTL(IPv4(ip4).TTL() - 1)
 			IPv4(ip4).SetSrc(v4a)
+			IPv4(ip4).SetFragment(false, false, 0)
 			_ = IPv4(ip4).Payload()
 		},
 		"IPv6": func() {
@@ -87,6 +88,16 @@ func TestZeroAllocs(t *testing.T) {
 		"UDP": func() {
 			_ = ru.Parse(udp, v4a, v4b)
 			_ = ru.Emit(udp, v4a, v4b)
+			_ = ru.EmitHeader(buf)
+			UDP(buf).SetChecksumField(UDPChecksum(Checksum(udp, 0)))
+		},
+		"EchoSetters": func() {
+			m := ICMPv4(buf)
+			m.SetType(ICMPv4EchoRequest)
+			m.SetIdent(1)
+			m.SetSeq(2)
+			m.SetChecksumField(Finish(Checksum(m[:64], 0)))
+			ICMPv6(buf).SetType(ICMPv6EchoReply)
 		},
 		"TCP": func() {
 			_ = rt.Parse(tcp, v4a, v4b)

@@ -252,3 +252,73 @@ func TestGopacketDetectsBadChecksum(t *testing.T) {
 		t.Fatalf("corrupted UDP checksum not caught: %v %v", err, mism)
 	}
 }
+
+// TestGopacketHeadersOverChains: the header writers the transports use when the payload is
+// in a chain of buffers (UDPRepr.EmitHeader, the ICMP echo setters, SetChecksumField with
+// a sum taken piece by piece) give what gopacket verifies.
+func TestGopacketHeadersOverChains(t *testing.T) {
+	data := []byte("hello, chained world")
+	for _, v6 := range []bool{false, true} {
+		src, dst := v4a, v4b
+		if v6 {
+			src, dst = v6src, v6dst
+		}
+		emitIP := func(b []byte, proto uint8, n int) gopacket.Packet {
+			t.Helper()
+			if v6 {
+				r := IPv6Repr{NextHeader: proto, HopLimit: 1, Src: src, Dst: dst, PayloadLen: n}
+				_ = r.Emit(b)
+				return decode(t, b, layers.LayerTypeIPv6)
+			}
+			r := IPv4Repr{TTL: 1, Protocol: proto, Src: src, Dst: dst, PayloadLen: n}
+			_ = r.Emit(b)
+			return decode(t, b, layers.LayerTypeIPv4)
+		}
+		hl := IPv4MinHeaderLen
+		if v6 {
+			hl = IPv6HeaderLen
+		}
+
+		b := make([]byte, hl+UDPHeaderLen+len(data))
+		copy(b[hl+UDPHeaderLen:], data)
+		u := UDP(b[hl:])
+		r := UDPRepr{SrcPort: 40001, DstPort: 9999, PayloadLen: len(data)}
+		if err := r.EmitHeader(u[:UDPHeaderLen]); err != nil {
+			t.Fatal(err)
+		}
+		sum := PseudoHeaderChecksum(ProtoUDP, src, dst, uint32(len(u)))
+		sum = Checksum(u[UDPHeaderLen:], Checksum(u[:UDPHeaderLen], sum)) // two pieces
+		u.SetChecksumField(UDPChecksum(sum))
+		p := emitIP(b, ProtoUDP, len(u))
+		if lu := p.Layer(layers.LayerTypeUDP).(*layers.UDP); lu.Length != uint16(len(u)) || string(lu.Payload) != string(data) {
+			t.Errorf("v6=%v: udp %+v", v6, lu)
+		}
+
+		b = make([]byte, hl+ICMPv4HeaderLen+len(data))
+		copy(b[hl+ICMPv4HeaderLen:], data)
+		proto := uint8(ProtoICMP)
+		m := ICMPv4(b[hl:]) // the echo header layout is ICMPv6's too
+		m.SetType(ICMPv4EchoRequest)
+		sum = 0
+		if v6 {
+			proto = ProtoICMPv6
+			ICMPv6(m).SetType(ICMPv6EchoRequest)
+			sum = PseudoHeaderChecksum(ProtoICMPv6, src, dst, uint32(len(m)))
+		}
+		m.SetIdent(0x1234)
+		m.SetSeq(7)
+		m.SetChecksumField(Finish(Checksum(m[ICMPv4HeaderLen:], Checksum(m[:ICMPv4HeaderLen], sum))))
+		p = emitIP(b, proto, len(m))
+		if v6 {
+			e := p.Layer(layers.LayerTypeICMPv6Echo).(*layers.ICMPv6Echo)
+			if e.Identifier != 0x1234 || e.SeqNumber != 7 {
+				t.Errorf("icmpv6 echo %+v", e)
+			}
+			continue
+		}
+		e := p.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
+		if e.TypeCode.Type() != ICMPv4EchoRequest || e.Id != 0x1234 || e.Seq != 7 {
+			t.Errorf("icmp echo %+v", e)
+		}
+	}
+}

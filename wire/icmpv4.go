@@ -101,9 +101,24 @@ func (m ICMPv4) ValidChecksum() bool { return Finish(Checksum(m, 0)) == 0 }
 
 // SetChecksum computes and stores the checksum over the whole message.
 func (m ICMPv4) SetChecksum() {
-	m[2], m[3] = 0, 0
-	binary.BigEndian.PutUint16(m[2:4], Finish(Checksum(m, 0)))
+	m.SetChecksumField(0)
+	m.SetChecksumField(Finish(Checksum(m, 0)))
 }
+
+// SetType sets the message type; the checksum is not updated.
+func (m ICMPv4) SetType(t uint8) { m[0] = t }
+
+// SetIdent sets the identifier of an echo or timestamp message; the checksum is not
+// updated.
+func (m ICMPv4) SetIdent(id uint16) { binary.BigEndian.PutUint16(m[4:6], id) }
+
+// SetSeq sets the sequence number of an echo or timestamp message; the checksum is not
+// updated.
+func (m ICMPv4) SetSeq(seq uint16) { binary.BigEndian.PutUint16(m[6:8], seq) }
+
+// SetChecksumField stores c in the checksum field as it is: a checksum computed
+// elsewhere (over a chain of buffers) or updated incrementally.
+func (m ICMPv4) SetChecksumField(c uint16) { binary.BigEndian.PutUint16(m[2:4], c) }
 
 // ICMPv4Repr is a parsed ICMPv4 header. Which of Ident/Seq, NextHopMTU,
 // Pointer and Gateway are meaningful depends on Type; for other types the
@@ -152,12 +167,14 @@ func (r *ICMPv4Repr) Emit(b []byte) error {
 	if r.PayloadLen < 0 || len(b) < n {
 		return ErrBufferTooSmall
 	}
-	b[0], b[1] = r.Type, r.Code
+	m := ICMPv4(b[:n])
+	m.SetType(r.Type)
+	b[1] = r.Code
 	binary.BigEndian.PutUint32(b[4:8], 0)
 	switch r.Type {
 	case ICMPv4EchoRequest, ICMPv4EchoReply, ICMPv4Timestamp, ICMPv4TimestampReply:
-		binary.BigEndian.PutUint16(b[4:6], r.Ident)
-		binary.BigEndian.PutUint16(b[6:8], r.Seq)
+		m.SetIdent(r.Ident)
+		m.SetSeq(r.Seq)
 	case ICMPv4DestUnreach:
 		binary.BigEndian.PutUint16(b[6:8], r.NextHopMTU)
 	case ICMPv4ParamProblem:
@@ -172,6 +189,6 @@ func (r *ICMPv4Repr) Emit(b []byte) error {
 	default:
 		binary.BigEndian.PutUint32(b[4:8], r.Rest)
 	}
-	ICMPv4(b[:n]).SetChecksum()
+	m.SetChecksum()
 	return nil
 }

@@ -104,10 +104,23 @@ func (m ICMPv6) ValidChecksum(src, dst netip.Addr) bool {
 // SetChecksum computes and stores the checksum over the pseudo-header for
 // src and dst and the whole message.
 func (m ICMPv6) SetChecksum(src, dst netip.Addr) {
-	m[2], m[3] = 0, 0
+	m.SetChecksumField(0)
 	s := PseudoHeaderChecksum(ProtoICMPv6, src, dst, uint32(len(m)))
-	binary.BigEndian.PutUint16(m[2:4], Finish(Checksum(m, s)))
+	m.SetChecksumField(Finish(Checksum(m, s)))
 }
+
+// SetType sets the message type; the checksum is not updated.
+func (m ICMPv6) SetType(t uint8) { m[0] = t }
+
+// SetIdent sets the identifier of an echo message; the checksum is not updated.
+func (m ICMPv6) SetIdent(id uint16) { binary.BigEndian.PutUint16(m[4:6], id) }
+
+// SetSeq sets the sequence number of an echo message; the checksum is not updated.
+func (m ICMPv6) SetSeq(seq uint16) { binary.BigEndian.PutUint16(m[6:8], seq) }
+
+// SetChecksumField stores c in the checksum field as it is: a checksum computed
+// elsewhere (over a chain of buffers) or updated incrementally.
+func (m ICMPv6) SetChecksumField(c uint16) { binary.BigEndian.PutUint16(m[2:4], c) }
 
 // ICMPv6Repr is a parsed ICMPv6 header for the echo and error messages.
 // Which of Ident/Seq, MTU and Pointer are meaningful depends on Type; for
@@ -153,7 +166,9 @@ func (r *ICMPv6Repr) Emit(b []byte, src, dst netip.Addr) error {
 	if r.PayloadLen < 0 || len(b) < n {
 		return ErrBufferTooSmall
 	}
-	b[0], b[1] = r.Type, r.Code
+	m := ICMPv6(b[:n])
+	m.SetType(r.Type)
+	b[1] = r.Code
 	var rest uint32
 	switch r.Type {
 	case ICMPv6EchoRequest, ICMPv6EchoReply:
@@ -167,6 +182,6 @@ func (r *ICMPv6Repr) Emit(b []byte, src, dst netip.Addr) error {
 		rest = r.Rest
 	}
 	binary.BigEndian.PutUint32(b[4:8], rest)
-	ICMPv6(b[:n]).SetChecksum(src, dst)
+	m.SetChecksum(src, dst)
 	return nil
 }

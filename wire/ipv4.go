@@ -160,6 +160,19 @@ func (ip IPv4) SetTotalLength(n uint16) {
 	ip.updateChecksum16(old, n)
 }
 
+// SetFragment sets the Don't Fragment and More Fragments flags and the fragment offset
+// (in bytes, a multiple of 8 below 65536); the checksum is not updated.
+func (ip IPv4) SetFragment(dontFragment, moreFragments bool, offset int) {
+	ff := uint16(offset/8) & ipv4FragOffMask
+	if dontFragment {
+		ff |= ipv4FlagDF
+	}
+	if moreFragments {
+		ff |= ipv4FlagMF
+	}
+	binary.BigEndian.PutUint16(ip[6:8], ff)
+}
+
 // SetSrc sets the source address, which must be IPv4, and updates the
 // checksum incrementally. Other families are ignored.
 func (ip IPv4) SetSrc(a netip.Addr) { ip.setAddr(12, a) }
@@ -241,14 +254,7 @@ func (r *IPv4Repr) Emit(b []byte) error {
 	b[1] = r.TOS
 	binary.BigEndian.PutUint16(b[2:4], uint16(hl+r.PayloadLen))
 	binary.BigEndian.PutUint16(b[4:6], r.ID)
-	ff := uint16(r.FragmentOffset / 8)
-	if r.DontFragment {
-		ff |= ipv4FlagDF
-	}
-	if r.MoreFragments {
-		ff |= ipv4FlagMF
-	}
-	binary.BigEndian.PutUint16(b[6:8], ff)
+	IPv4(b).SetFragment(r.DontFragment, r.MoreFragments, r.FragmentOffset)
 	b[8] = r.TTL
 	b[9] = r.Protocol
 	b[10], b[11] = 0, 0

@@ -57,17 +57,28 @@ func (u UDP) ComputeChecksum(src, dst netip.Addr) uint16 {
 	l := u.Length()
 	s := PseudoHeaderChecksum(ProtoUDP, src, dst, uint32(l))
 	s = Checksum(u[0:6], s)
-	c := Finish(Checksum(u[UDPHeaderLen:l], s))
-	if c == 0 {
-		return 0xffff
+	return UDPChecksum(Checksum(u[UDPHeaderLen:l], s))
+}
+
+// UDPChecksum is the checksum field for sum, the one's-complement sum of the
+// pseudo-header and the datagram with a zero checksum field: a computed 0 is sent
+// as 0xffff (RFC 768: "If the computed checksum is zero, it is transmitted as all
+// ones"), since 0 means none.
+func UDPChecksum(sum uint32) uint16 {
+	if c := Finish(sum); c != 0 {
+		return c
 	}
-	return c
+	return 0xffff
 }
 
 // SetChecksum computes and stores the checksum.
-func (u UDP) SetChecksum(src, dst netip.Addr) {
-	binary.BigEndian.PutUint16(u[6:8], u.ComputeChecksum(src, dst))
-}
+func (u UDP) SetChecksum(src, dst netip.Addr) { u.SetChecksumField(u.ComputeChecksum(src, dst)) }
+
+// SetLength sets the Length field (header and data).
+func (u UDP) SetLength(n uint16) { binary.BigEndian.PutUint16(u[4:6], n) }
+
+// SetChecksumField stores c in the checksum field as it is (0: none, IPv4 only).
+func (u UDP) SetChecksumField(c uint16) { binary.BigEndian.PutUint16(u[6:8], c) }
 
 // ValidChecksum reports whether the checksum verifies for src and dst. A zero
 // checksum means "none" over IPv4 and is accepted; over IPv6 it is invalid
@@ -107,17 +118,32 @@ func (r *UDPRepr) HeaderLen() int { return UDPHeaderLen }
 // the pseudo-header for src and dst, the header and the PayloadLen bytes
 // after it, which the caller has already put in place.
 func (r *UDPRepr) Emit(b []byte, src, dst netip.Addr) error {
+	if err := r.EmitHeader(b); err != nil {
+		return err
+	}
+	if len(b) < UDPHeaderLen+r.PayloadLen {
+		return ErrBufferTooSmall
+	}
+	UDP(b).SetChecksum(src, dst)
+	return nil
+}
+
+// EmitHeader writes the header to the start of b with a zero checksum field and
+// does not touch the payload, which may not be in b (it may be in a chain of
+// buffers): the caller sums the datagram and stores UDPChecksum of the sum with
+// SetChecksumField, or leaves 0 (none, IPv4 only).
+func (r *UDPRepr) EmitHeader(b []byte) error {
 	n := UDPHeaderLen + r.PayloadLen
 	if r.PayloadLen < 0 || n > 0xffff {
 		return ErrRepr
 	}
-	if len(b) < n {
+	if len(b) < UDPHeaderLen {
 		return ErrBufferTooSmall
 	}
 	u := UDP(b)
 	u.SetSrcPort(r.SrcPort)
 	u.SetDstPort(r.DstPort)
-	binary.BigEndian.PutUint16(b[4:6], uint16(n))
-	u.SetChecksum(src, dst)
+	u.SetLength(uint16(n))
+	u.SetChecksumField(0)
 	return nil
 }
