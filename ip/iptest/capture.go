@@ -1,0 +1,64 @@
+package iptest
+
+import (
+	"github.com/wispstack/wisp/link"
+	"github.com/wispstack/wisp/pbuf"
+)
+
+// Capture is a link endpoint that records a copy of every frame written to it (unless
+// Discard) and frees the frames; it never delivers anything. Use it in core context, as
+// the netif that writes to it.
+type Capture struct {
+	Med     link.Medium // zero: link.MediumIP
+	Mtu     int         // zero: 1500
+	HW      [6]byte
+	Discard bool // count frames, keep no copies
+	Frames  [][]byte
+	Count   int
+}
+
+var _ link.Endpoint = (*Capture)(nil)
+
+// Medium is Med, by default link.MediumIP.
+func (c *Capture) Medium() link.Medium {
+	if c.Med == 0 {
+		return link.MediumIP
+	}
+	return c.Med
+}
+
+// MTU is Mtu, by default 1500.
+func (c *Capture) MTU() int {
+	if c.Mtu == 0 {
+		return 1500
+	}
+	return c.Mtu
+}
+
+// HardwareAddr is HW.
+func (c *Capture) HardwareAddr() [6]byte { return c.HW }
+
+// Attach does nothing: a Capture delivers nothing.
+func (c *Capture) Attach(d link.Dispatcher) {}
+
+// Close does nothing.
+func (c *Capture) Close() error { return nil }
+
+// WritePackets records and frees pkts.
+func (c *Capture) WritePackets(pkts []*pbuf.Pbuf) (int, error) {
+	for _, p := range pkts {
+		if !c.Discard {
+			c.Frames = append(c.Frames, p.Bytes(nil))
+		}
+		c.Count++
+		p.Free()
+	}
+	return len(pkts), nil
+}
+
+// Take returns the frames recorded so far and forgets them.
+func (c *Capture) Take() [][]byte {
+	f := c.Frames
+	c.Frames = nil
+	return f
+}
