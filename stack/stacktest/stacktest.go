@@ -1,8 +1,14 @@
-// Package stacktest has the checks every wisp test ends with: pools back to zero and no
-// goroutine left behind; and the evidence a test that moves data prints when it fails
-// (OnFail): what every side's connections, counters and links hold.
+// Package stacktest is the kit of wisp's external test packages: the checks every test
+// ends with (pools back to zero: Closed, PoolsZero; no goroutine left behind:
+// NoGoroutineLeak); the evidence a test that moves data prints when it fails (OnFail: what
+// every side's connections, counters and links hold); two stacks joined by a pipe (NewPair,
+// WaitReady); connections with deadlines and a byte-exact transfer over them (Connect,
+// Transfer); and a pcap capture of a link for debugging (CaptureTo).
 //
-// Layer: stack (imports stack). For tests only.
+// Tests inside the packages below stack (package tcp, udp, raw, ip) cannot import it: it
+// imports stack, which imports them. They use link/linktest and their own helpers.
+//
+// Layer: stack (imports stack and the layers below it). For tests only.
 package stacktest
 
 import (
