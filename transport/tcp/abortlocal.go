@@ -15,6 +15,7 @@ import (
 // later Connect fails for want of a route or source). It returns how many PCBs it aborted.
 // Core context.
 func (t *Proto) AbortLocal(a netip.Addr) int {
+	t.timers.AssertCore()
 	a = a.Unmap().WithZone("")
 	n := 0
 	c := t.all.head

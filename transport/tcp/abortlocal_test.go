@@ -49,8 +49,10 @@ func TestAbortLocal(t *testing.T) {
 		alsn, _ = l.Listen(1)
 	})
 	pa.Flush()
-	if len(accepted) != 2 || conns[0].State() != tcp.StateEstablished {
-		t.Fatalf("accepted %d, state %v %v, errors %v", len(accepted), conns[0].State(), conns[1].State(), errsGot)
+	var st0, st1 tcp.State
+	a.Callback(func() { st0, st1 = conns[0].State(), conns[1].State() })
+	if len(accepted) != 2 || st0 != tcp.StateEstablished {
+		t.Fatalf("accepted %d, state %v %v, errors %v", len(accepted), st0, st1, errsGot)
 	}
 	var n int
 	a.Callback(func() { n = a.TCP().AbortLocal(netip.MustParseAddr("::ffff:198.18.0.1")) })

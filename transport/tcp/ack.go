@@ -10,9 +10,8 @@ import (
 // with everything that hangs off an ACK: RFC 5961 §5.2 validation, the send window, SACK,
 // RTT samples, congestion control, loss recovery, the sent callback and the FIN's
 // acknowledgment. false: drop the segment (c may be gone, check alive).
-func (c *PCB) processAck(gen uint32) bool {
+func (c *PCB) processAck(in *segIn, gen uint32) bool {
 	t := c.t
-	in := &t.in
 	ack := in.ack
 	// RFC 5961 §5.2: "If the ACK value is acceptable only if it is in the range of
 	// ((SND.UNA - MAX.SND.WND) =< SEG.ACK =< SND.NXT). All incoming segments whose ACK
@@ -23,7 +22,7 @@ func (c *PCB) processAck(gen uint32) bool {
 		c.challengeACK()
 		return false
 	}
-	ns := in.ns
+	ns := t.nowNs()
 	inflight := int(c.sndNxt - c.sndUna)
 	unaBefore, sackedBefore := c.sndUna, c.sackedBytes
 	// Window update: "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be updated
@@ -37,7 +36,7 @@ func (c *PCB) processAck(gen uint32) bool {
 	}
 	sacked := 0
 	if c.flags&fSACK != 0 && in.opts.NumSACK > 0 {
-		sacked = c.sackUpdate(ns)
+		sacked = c.sackUpdate(in, ns)
 	}
 	if c.flags&fUndo != 0 && c.retransTSSet && c.flags&fTS != 0 && in.opts.HasTimestamps &&
 		in.opts.TSEcr != 0 && seqGT(ack, c.sndUna) && seqLT(in.opts.TSEcr, c.retransTS) &&
@@ -55,12 +54,12 @@ func (c *PCB) processAck(gen uint32) bool {
 	}
 	finAcked := false
 	if seqGT(ack, c.sndUna) {
-		dataAcked := c.ackData(ack, ns)
+		dataAcked := c.ackData(in, ack, ns)
 		finAcked = c.finSent() && ack == c.sndNxt
 		c.dupAcks = 0
 		c.nrtx, c.persistN, c.stuckSince = 0, 0, 0
 		c.keepSent = 0
-		now := in.now
+		now := t.now()
 		switch {
 		case c.flags&fInRecovery != 0 && seqGEQ(ack, c.recover):
 			// RFC 6582 §3.2 step 3 / RFC 6675: a full acknowledgment ends recovery.
@@ -89,7 +88,7 @@ func (c *PCB) processAck(gen uint32) bool {
 			c.growSndBuf()
 		}
 		c.renoSacked = min(c.renoSacked, max(c.rtxq.n-1, 0))
-		c.tlpAcked(ack)
+		c.tlpAcked(in, ack)
 		if c.sndUna == c.sndNxt {
 			c.rtoAt, c.tlpAt, c.reoAt = 0, 0, 0
 		} else {
@@ -141,7 +140,7 @@ func (c *PCB) finWasAcked(gen uint32) bool {
 		c.setState(StateFinWait2)
 		if c.flags&fAppClosed != 0 {
 			// Linux's tcp_fin_timeout: an orphaned FIN-WAIT-2 does not wait forever.
-			c.closeAt = c.t.in.ns + int64(2*c.t.opts.TCPMSL)
+			c.closeAt = c.t.nowNs() + int64(2*c.t.opts.TCPMSL)
 			c.schedule()
 		}
 	case StateClosing:
@@ -155,12 +154,11 @@ func (c *PCB) finWasAcked(gen uint32) bool {
 	return c.alive(gen)
 }
 
-// ackData removes what ack covers from the retransmission and send queues, takes an RTT
-// sample (Karn: never from a retransmitted segment) and updates RACK. It returns the data
-// bytes newly acknowledged (SYN and FIN excluded).
-func (c *PCB) ackData(ack uint32, ns int64) int {
+// ackData removes what ack (of segment in) covers from the retransmission and send queues,
+// takes an RTT sample (Karn: never from a retransmitted segment) and updates RACK. It
+// returns the data bytes newly acknowledged (SYN and FIN excluded).
+func (c *PCB) ackData(in *segIn, ack uint32, ns int64) int {
 	t := c.t
-	in := &t.in
 	var rttXmit int64 = -1
 	for s := c.rtxq.head; s != nil; s = c.rtxq.head {
 		if seqGT(s.end(), ack) {
@@ -181,7 +179,7 @@ func (c *PCB) ackData(ack uint32, ns int64) int {
 			c.rack.hint = nil
 		}
 		if s.flags&sSacked == 0 {
-			c.rackUpdate(s, ns)
+			c.rackUpdate(in, s, ns)
 		}
 		c.dropAccounting(s, int(s.len))
 		if s.flags&sEverRetx == 0 && s.xmit > rttXmit {
@@ -297,7 +295,7 @@ func (c *PCB) maybeEnterRecovery(ns int64) {
 	} else {
 		t.ext.RenoRecoveries++
 	}
-	c.cc.OnCongestion(c.flight(), t.in.now)
+	c.cc.OnCongestion(c.flight(), t.now())
 	c.rack.tlpOut = false
 	// RFC 6937 §3, at the beginning of recovery: "prr_delivered = 0, prr_out = 0,
 	// RecoverFS = snd.nxt-snd.una".
@@ -342,13 +340,31 @@ func (c *PCB) markHeadLost() {
 	if s == nil || s.flags&sSacked != 0 {
 		return
 	}
+	c.markLost(s)
+}
+
+// markLost marks the unSACKed record s lost: it waits for retransmission, and a
+// retransmission of it still counted in flight is deemed lost with it.
+func (c *PCB) markLost(s *seg) {
 	if s.flags&sLost == 0 {
 		s.flags |= sLost
 		c.lostBytes += int(s.len)
-	} else if s.flags&sRetrans != 0 {
+	}
+	if s.flags&sRetrans != 0 {
 		s.flags &^= sRetrans
 		c.retransOut -= int(s.len)
 	}
+}
+
+// clearLost takes the lost and retransmitted marks of s away, with their bytes.
+func (c *PCB) clearLost(s *seg) {
+	if s.flags&sLost != 0 {
+		c.lostBytes -= int(s.len)
+	}
+	if s.flags&sRetrans != 0 {
+		c.retransOut -= int(s.len)
+	}
+	s.flags &^= sLost | sRetrans
 }
 
 // startEpisode remembers where a window reduction began, so that it can be undone if it
@@ -377,15 +393,9 @@ func (c *PCB) undo() {
 // unmarkLost forgets every loss mark (a spurious timeout was undone).
 func (c *PCB) unmarkLost() {
 	for s := c.rtxq.head; s != nil; s = s.next {
-		if s.flags&sSacked == 0 {
-			if s.flags&sLost != 0 {
-				c.lostBytes -= int(s.len)
-			}
-			if s.flags&sRetrans != 0 {
-				c.retransOut -= int(s.len)
-			}
+		if s.flags&sSacked == 0 { // a SACKed record carries neither mark
+			c.clearLost(s)
 		}
-		s.flags &^= sLost | sRetrans
 	}
 }
 
@@ -399,16 +409,8 @@ func (c *PCB) onRTO(ns int64) {
 		c.cc.OnRTO(c.flight(), now)
 	}
 	for s := c.rtxq.head; s != nil; s = s.next {
-		if s.flags&sSacked != 0 {
-			continue
-		}
-		if s.flags&sLost == 0 {
-			s.flags |= sLost
-			c.lostBytes += int(s.len)
-		}
-		if s.flags&sRetrans != 0 {
-			s.flags &^= sRetrans
-			c.retransOut -= int(s.len)
+		if s.flags&sSacked == 0 {
+			c.markLost(s)
 		}
 	}
 	c.flags &^= fInRecovery

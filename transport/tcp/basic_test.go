@@ -20,7 +20,7 @@ func TestPoolDecls(t *testing.T) {
 		n := newNode(t, clock.NewFake(time.Unix(0, 0)), o, 7)
 		decls := PoolDecls(o)
 		for _, d := range decls {
-			p := n.pools.Lookup(d.ID)
+			p := n.Pools.Lookup(d.ID)
 			if p == nil {
 				t.Fatalf("%v declared but not registered", d.ID)
 			}
@@ -38,10 +38,12 @@ func TestPoolDecls(t *testing.T) {
 				t.Errorf("%v registered but not declared", id)
 			}
 		}
-		if c, l := n.tcp.NumPCBs(); c != 0 || l != 0 {
-			t.Errorf("NumPCBs = %d, %d", c, l)
-		}
-		n.close()
+		n.Do(func() {
+			if c, l := n.tcp.NumPCBs(); c != 0 || l != 0 {
+				t.Errorf("NumPCBs = %d, %d", c, l)
+			}
+		})
+		n.Close()
 	}
 }
 
@@ -110,7 +112,7 @@ func (a *app) sum() []byte { return a.hash.d.Sum(nil) }
 func listen(t testing.TB, n *node, port uint16, a *app) *Listener {
 	t.Helper()
 	var l *Listener
-	n.do(func() {
+	n.Do(func() {
 		c, err := n.tcp.NewPCB()
 		if err != nil {
 			t.Fatal(err)
@@ -134,7 +136,7 @@ func listen(t testing.TB, n *node, port uint16, a *app) *Listener {
 func dial(t testing.TB, n *node, raddr netip.AddrPort, a *app) (connected *bool) {
 	t.Helper()
 	ok := new(bool)
-	n.do(func() {
+	n.Do(func() {
 		c, err := n.tcp.NewPCB()
 		if err != nil {
 			t.Fatal(err)
@@ -224,9 +226,9 @@ func TestHandshakeTransferClose(t *testing.T) {
 			}
 			cli := newApp(w.a)
 			connected := dial(t, w.a, dst, cli)
-			w.run(time.Millisecond)
+			w.Run(time.Millisecond)
 			if !*connected {
-				t.Fatalf("not connected: client state %v", cli.c.State())
+				t.Fatalf("not connected: client state %v", w.a.state(cli.c))
 			}
 			if len(srv.accepted) != 1 {
 				t.Fatalf("accepted %d", len(srv.accepted))
@@ -234,28 +236,27 @@ func TestHandshakeTransferClose(t *testing.T) {
 			const size = 3<<20 + 12345
 			s := newSender(cli, size, 1)
 			s.close = true
-			w.a.do(s.start)
-			if !w.until(10*time.Second, func() bool { return srv.fin }) {
+			w.a.Do(s.start)
+			if !w.Until(10*time.Second, func() bool { return srv.fin }) {
 				t.Fatalf("no FIN: got %d of %d bytes", srv.rcvd, size)
 			}
 			if srv.rcvd != size || !bytes.Equal(srv.sum(), s.h.d.Sum(nil)) {
 				t.Fatalf("got %d bytes, want %d; sha mismatch=%v", srv.rcvd, size, !bytes.Equal(srv.sum(), s.h.d.Sum(nil)))
 			}
 			sc := srv.accepted[0]
-			if sc.State() != StateCloseWait {
-				t.Errorf("server state %v, want CLOSE-WAIT", sc.State())
+			if st := w.b.state(sc); st != StateCloseWait {
+				t.Errorf("server state %v, want CLOSE-WAIT", st)
 			}
-			w.b.do(func() { sc.Close(); l.Close() })
-			w.run(10 * time.Millisecond)
-			ca, _ := w.a.tcp.NumPCBs()
-			if ca != 1 {
+			w.b.Do(func() { sc.Close(); l.Close() })
+			w.Run(10 * time.Millisecond)
+			if ca := w.a.conns(); ca != 1 {
 				t.Errorf("client PCBs %d, want 1 (TIME-WAIT)", ca)
 			}
-			if cb, _ := w.b.tcp.NumPCBs(); cb != 0 {
+			if cb := w.b.conns(); cb != 0 {
 				t.Errorf("server PCBs %d, want 0", cb)
 			}
-			w.run(2*w.a.opts.TCPMSL + time.Second)
-			if ca, _ := w.a.tcp.NumPCBs(); ca != 0 {
+			w.Run(2*w.a.Opts.TCPMSL + time.Second)
+			if ca := w.a.conns(); ca != 0 {
 				t.Errorf("client PCBs after 2MSL: %d", ca)
 			}
 			st := w.a.stats()

@@ -30,10 +30,14 @@ type ackRef struct {
 }
 
 // BeginBatch starts an input batch: segments until EndBatch arrived together. Core context.
-func (t *Proto) BeginBatch() { t.batching = true }
+func (t *Proto) BeginBatch() {
+	t.timers.AssertCore()
+	t.batching = true
+}
 
 // EndBatch ends an input batch and sends the ACKs it deferred. Core context.
 func (t *Proto) EndBatch() {
+	t.timers.AssertCore()
 	t.batching = false
 	if len(t.ackq) == 0 {
 		return

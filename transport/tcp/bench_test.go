@@ -34,7 +34,7 @@ func newBulk(tb testing.TB, mtu int, flags WriteFlags, mod func(*opt.Options)) *
 	w := newWorld(tb, worldCfg{opts: o, mtu: mtu})
 	bk.w = w
 	tb.Cleanup(func() { bk.stop = true })
-	w.b.do(func() {
+	w.b.Do(func() {
 		c, _ := w.b.tcp.NewPCB()
 		if err := c.Bind(netip.AddrPortFrom(netip.Addr{}, 80)); err != nil {
 			tb.Fatal(err)
@@ -56,7 +56,7 @@ func newBulk(tb testing.TB, mtu int, flags WriteFlags, mod func(*opt.Options)) *
 			})
 		})
 	})
-	w.a.do(func() {
+	w.a.Do(func() {
 		c, _ := w.a.tcp.NewPCB()
 		bk.c = c
 		c.OnSent(func(c *PCB, n int) { bk.fill() })
@@ -64,7 +64,7 @@ func newBulk(tb testing.TB, mtu int, flags WriteFlags, mod func(*opt.Options)) *
 			tb.Fatal(err)
 		}
 	})
-	w.run(time.Millisecond)
+	w.Run(time.Millisecond)
 	if bk.s == nil {
 		tb.Fatal("not connected")
 	}
@@ -92,11 +92,11 @@ func (bk *bulk) fill() {
 // transfer moves at least n more bytes to B.
 func (bk *bulk) transfer(n int) {
 	target := bk.rcvd + n
-	bk.w.a.do(bk.fill)
+	bk.w.a.Do(bk.fill)
 	for bk.rcvd < target {
-		if bk.w.pa.FlushRounds(1) == 0 {
+		if bk.w.PipeA.FlushRounds(1) == 0 {
 			// Only timers can move things on (should not happen on a clean link).
-			bk.w.clk.Advance(time.Millisecond)
+			bk.w.Clock.Advance(time.Millisecond)
 		}
 	}
 }
@@ -158,17 +158,4 @@ func TestBulkNoAllocs(t *testing.T) {
 			}
 		})
 	}
-}
-
-// BenchmarkBulk1500Copied builds segments as one copy instead of zero-copy views.
-func BenchmarkBulk1500Copied(b *testing.B) {
-	copySegments = true
-	defer func() { copySegments = false }()
-	benchBulk(b, 1500, WriteCopy)
-}
-
-func BenchmarkBulk9000Copied(b *testing.B) {
-	copySegments = true
-	defer func() { copySegments = false }()
-	benchBulk(b, 9000, WriteCopy)
 }

@@ -250,7 +250,7 @@ func (f *fuzzConn) inject(r wire.TCPRepr, data []byte) {
 	if err := r.Emit(b, addrB, addrA); err != nil {
 		return
 	}
-	p, err := f.n.alloc.Alloc(pbuf.LayerRaw, len(b), pbuf.POOL)
+	p, err := f.n.Alloc.Alloc(pbuf.LayerRaw, len(b), pbuf.POOL)
 	if err != nil {
 		return
 	}
@@ -268,7 +268,7 @@ func (f *fuzzConn) inject(r wire.TCPRepr, data []byte) {
 	if fuzzTrace {
 		f.t.Logf("peer: seq=%d ack=%d flags=%v wnd=%d len=%d opts=%+v", r.SeqNum-fuzzPeerISN, r.AckNum-f.iss, r.Flags, r.Window, len(data), r.Options)
 	}
-	f.hdr = ip.Header{Src: addrB, Dst: addrA, Proto: wire.ProtoTCP, TTL: 64, HeaderLen: 20, Netif: f.n.nif}
+	f.hdr = ip.Header{Src: addrB, Dst: addrA, Proto: wire.ProtoTCP, TTL: 64, HeaderLen: 20, Netif: f.n.Netif}
 	f.n.tcp.Input(&f.hdr, p)
 }
 
@@ -309,7 +309,7 @@ func (f *fuzzConn) check() {
 		f.t.Fatal(f.failure)
 	}
 	if f.alive() {
-		f.n.do(func() {
+		f.n.Do(func() {
 			if r := f.c.violation(); r != "" {
 				f.t.Fatal(f.c.invariantReport(r))
 			}
@@ -353,7 +353,7 @@ func newFuzzConn(t testing.TB, cfg int) *fuzzConn {
 		tsval: 1000, track: true, peerNxt: fuzzPeerISN}
 	f.n = newNode(t, f.clk, o, 3)
 	f.ep = &fuzzEP{f: f}
-	f.n.attach(f.ep, netip.PrefixFrom(addrA, 24))
+	f.n.Attach(f.ep, netip.PrefixFrom(addrA, 24))
 	f.open(cfg)
 	return f
 }
@@ -389,7 +389,7 @@ func (f *fuzzConn) open(cfg int) {
 	}
 	syn := wire.TCPOptions{HasMSS: true, MSS: 1460, HasWindowScale: true, WindowScale: 7, SACKPermitted: true,
 		HasTimestamps: true, TSVal: f.tsval}
-	n.do(func() {
+	n.Do(func() {
 		if cfg&1 == 0 {
 			l0, _ := n.tcp.NewPCB()
 			if err := l0.Bind(netip.AddrPortFrom(netip.Addr{}, fuzzPort)); err != nil {
@@ -418,7 +418,7 @@ func (f *fuzzConn) open(cfg int) {
 		}
 	})
 	if cfg&1 != 0 {
-		n.do(func() {
+		n.Do(func() {
 			syn.TSEcr = f.lastTS
 			f.inject(wire.TCPRepr{SeqNum: fuzzPeerISN, AckNum: f.iss + 1, Flags: wire.TCPFlagSYN | wire.TCPFlagACK,
 				Window: 0xffff, Options: syn}, nil)
@@ -426,7 +426,7 @@ func (f *fuzzConn) open(cfg int) {
 	}
 	if cfg&1 == 0 {
 		f.tsval++
-		n.do(func() {
+		n.Do(func() {
 			f.inject(wire.TCPRepr{SeqNum: fuzzPeerISN + 1, AckNum: f.iss + 1, Flags: wire.TCPFlagACK, Window: 0xffff,
 				Options: wire.TCPOptions{HasTimestamps: true, TSVal: f.tsval, TSEcr: f.lastTS}}, nil)
 		})
@@ -437,7 +437,7 @@ func (f *fuzzConn) open(cfg int) {
 	f.c, f.gen = c, c.gen()
 	f.ts, f.sack, f.mss = c.flags&fTS != 0, c.flags&fSACK != 0, c.mss
 	if cfg&16 != 0 {
-		n.do(func() { c.SetNoDelay(true) })
+		n.Do(func() { c.SetNoDelay(true) })
 	}
 }
 
@@ -455,7 +455,7 @@ func (f *fuzzConn) step(pr *prog) {
 		f.write(pr)
 	case opRecved:
 		k := pr.u8()
-		f.n.do(func() {
+		f.n.Do(func() {
 			if !f.usable() || f.unread == 0 {
 				return
 			}
@@ -471,7 +471,7 @@ func (f *fuzzConn) step(pr *prog) {
 	case opPools:
 		f.pools(pr.u8())
 	case opBatch:
-		f.n.do(func() {
+		f.n.Do(func() {
 			if f.batch {
 				f.n.tcp.EndBatch()
 			} else {
@@ -495,7 +495,7 @@ func (f *fuzzConn) segment(pr *prog, pureAck bool) {
 	wndB := pr.u8()
 	optB := pr.u8()
 	x := pr.u32()
-	f.n.do(func() {
+	f.n.Do(func() {
 		c := f.c
 		alive := f.alive()
 		var una, nxt, rcvNxt uint32
@@ -637,14 +637,14 @@ func (f *fuzzConn) advance(pr *prog) {
 		d = time.Duration(k>>2+1) * 2 * time.Second
 	}
 	f.clk.Advance(d)
-	f.n.do(func() {})
+	f.n.Do(func() {})
 }
 
 // write queues application data (copied or referenced, with or without PSH) and sends.
 func (f *fuzzConn) write(pr *prog) {
 	k := pr.u16()
 	fl := pr.u8()
-	f.n.do(func() {
+	f.n.Do(func() {
 		if !f.usable() {
 			return
 		}
@@ -668,7 +668,7 @@ func (f *fuzzConn) write(pr *prog) {
 			// A chain the application built: a pbuf per 700 bytes.
 			var p *pbuf.Pbuf
 			for off := 0; off < n; off += 700 {
-				q, e := f.n.alloc.Alloc(pbuf.LayerRaw, min(700, n-off), pbuf.RAM)
+				q, e := f.n.Alloc.Alloc(pbuf.LayerRaw, min(700, n-off), pbuf.RAM)
 				if e != nil {
 					if p != nil {
 						p.Free()
@@ -709,7 +709,7 @@ func (f *fuzzConn) appWrite(n int) {
 
 // close ends the application's side: Shutdown(tx), Shutdown(rx), Close or Abort.
 func (f *fuzzConn) close(k int) {
-	f.n.do(func() {
+	f.n.Do(func() {
 		if !f.usable() {
 			return
 		}
@@ -737,7 +737,7 @@ func (f *fuzzConn) close(k int) {
 
 // pools takes all of a pool (TCP_SEG, PBUF_POOL, the heap) or gives back what was taken.
 func (f *fuzzConn) pools(k int) {
-	f.n.do(func() {
+	f.n.Do(func() {
 		t := f.n.tcp
 		switch k % 4 {
 		case 0:
@@ -746,7 +746,7 @@ func (f *fuzzConn) pools(k int) {
 			}
 		case 1:
 			for {
-				p, err := f.n.alloc.Alloc(pbuf.LayerRaw, 64, pbuf.POOL)
+				p, err := f.n.Alloc.Alloc(pbuf.LayerRaw, 64, pbuf.POOL)
 				if err != nil {
 					break
 				}
@@ -754,7 +754,7 @@ func (f *fuzzConn) pools(k int) {
 			}
 		case 2:
 			for size := 64 << 10; size >= 64; {
-				p, err := f.n.alloc.Alloc(pbuf.LayerRaw, size, pbuf.RAM)
+				p, err := f.n.Alloc.Alloc(pbuf.LayerRaw, size, pbuf.RAM)
 				if err != nil || p.Next() != nil {
 					if p != nil {
 						p.Free()
@@ -786,7 +786,7 @@ func (f *fuzzConn) release() {
 
 // options changes what the application may change at any time.
 func (f *fuzzConn) options(k, v int) {
-	f.n.do(func() {
+	f.n.Do(func() {
 		if !f.usable() {
 			return
 		}
@@ -814,7 +814,7 @@ func (f *fuzzConn) options(k, v int) {
 
 // icmp delivers a Packet Too Big for a segment in flight.
 func (f *fuzzConn) icmp(k int) {
-	f.n.do(func() {
+	f.n.Do(func() {
 		if !f.alive() || f.c.sndNxt == f.c.sndUna {
 			return
 		}
@@ -836,7 +836,7 @@ func (f *fuzzConn) finish() {
 	if f.t.Failed() {
 		return
 	}
-	n.do(func() {
+	n.Do(func() {
 		if f.batch {
 			n.tcp.EndBatch()
 		}
@@ -851,11 +851,11 @@ func (f *fuzzConn) finish() {
 		}
 	})
 	f.clk.Advance(time.Minute)
-	n.do(func() {})
+	n.Do(func() {})
 	if f.failure != "" {
 		f.t.Fatal(f.failure)
 	}
-	for _, p := range n.pools.Snapshot(nil) {
+	for _, p := range n.Pools.Snapshot(nil) {
 		want := 0
 		if p.Name == memp.TCPPCBListen.String() && f.cport == fuzzPort {
 			want = 1
@@ -864,10 +864,10 @@ func (f *fuzzConn) finish() {
 			f.t.Errorf("pool %s: %d in use after every connection was aborted", p.Name, p.Used)
 		}
 	}
-	if h := n.alloc.HeapStats(); h.Used != 0 {
+	if h := n.Alloc.HeapStats(); h.Used != 0 {
 		f.t.Errorf("heap: %d bytes in use after every connection was aborted", h.Used)
 	}
-	n.close()
+	n.Close()
 }
 
 // fuzzConnSeeds are programs worth starting from.

@@ -14,9 +14,8 @@ import (
 // the SYN carried timestamps, window scale and SACK-permitted travel in the low bits of our
 // TSval and come back in the peer's TSecr; without timestamps they are not offered.
 
-// sendCookie answers the SYN in Proto.in with a cookie SYN-ACK.
-func (t *Proto) sendCookie(l *Listener) {
-	in := &t.in
+// sendCookie answers the SYN in with a cookie SYN-ACK.
+func (t *Proto) sendCookie(l *Listener, in *segIn) {
 	local := netip.AddrPortFrom(in.hdr.Dst, in.dstPort)
 	remote := netip.AddrPortFrom(in.hdr.Src, in.srcPort)
 	// A throwaway PCB-like computation of what we would announce.
@@ -29,38 +28,38 @@ func (t *Proto) sendCookie(l *Listener) {
 	if in.opts.HasMSS && in.opts.MSS > 0 {
 		peerMSS = int(in.opts.MSS)
 	}
-	isn := t.keys.Cookie(local, remote, in.seq, min(peerMSS, mtuMSS, t.opts.TCPMSS), in.now)
-	h := hdr{seq: isn, ack: in.seq + 1, flags: wire.TCPFlagSYN | wire.TCPFlagACK}
-	h.opts = wire.TCPOptions{HasMSS: true, MSS: uint16(mtuMSS)}
+	isn := t.keys.Cookie(local, remote, in.seq, min(peerMSS, mtuMSS, t.opts.TCPMSS), t.now())
+	h := wire.TCPRepr{SrcPort: in.dstPort, DstPort: in.srcPort, SeqNum: isn, AckNum: in.seq + 1,
+		Flags: wire.TCPFlagSYN | wire.TCPFlagACK, Window: uint16(min(t.opts.TCPWnd, 0xffff))}
+	h.Options = wire.TCPOptions{HasMSS: true, MSS: uint16(mtuMSS)}
 	if t.opts.TCPTimestamps && in.opts.HasTimestamps {
 		ws := uint8(secret.NoWScale)
 		if t.opts.TCPWndScale && in.opts.HasWindowScale {
 			ws = min(in.opts.WindowScale, 14)
-			h.opts.HasWindowScale, h.opts.WindowScale = true, wscaleFor(max(t.opts.TCPMaxWnd, t.opts.TCPWnd))
+			h.Options.HasWindowScale, h.Options.WindowScale = true, wscaleFor(max(t.opts.TCPMaxWnd, t.opts.TCPWnd))
 		}
 		sack := t.opts.TCPSACK && in.opts.SACKPermitted
-		h.opts.SACKPermitted = sack
+		h.Options.SACKPermitted = sack
 		// The PCB rebuilt from the cookie uses the same per-4-tuple offset, so its TSvals
 		// continue this one (TSCookie never packs a value above ts).
-		ts := uint32(in.ns/1e6) + t.keys.TSOffset(local, remote)
-		h.opts.HasTimestamps, h.opts.TSVal, h.opts.TSEcr = true, tsCookie(ts, ws, sack), in.opts.TSVal
+		ts := uint32(t.nowNs()/1e6) + t.keys.TSOffset(local, remote)
+		h.Options.HasTimestamps, h.Options.TSVal, h.Options.TSEcr = true, tsCookie(ts, ws, sack), in.opts.TSVal
 	}
 	t.ext.CookiesSent++
-	wnd := uint16(min(t.opts.TCPWnd, 0xffff))
-	_ = t.send(in.hdr.Dst, in.hdr.Src, in.dstPort, in.srcPort, &h, wnd, nil, 0, 0, l.ttl, l.tos)
+	_ = t.send(in.hdr.Dst, in.hdr.Src, &h, nil, 0, 0, l.ttl, l.tos)
 }
 
-// cookieACK tries to complete a cookie handshake with the ACK in Proto.in (p is the whole
-// segment, header included). true: p was consumed.
-func (t *Proto) cookieACK(l *Listener, p *pbuf.Pbuf) bool {
-	in := &t.in
+// cookieACK tries to complete a cookie handshake with the ACK in (p is the whole segment,
+// header included). true: p was consumed.
+func (t *Proto) cookieACK(l *Listener, in *segIn, p *pbuf.Pbuf) bool {
 	if in.hasSYN() || in.hasRST() || l.acceptFn == nil {
 		return false
 	}
 	local := netip.AddrPortFrom(in.hdr.Dst, in.dstPort)
 	remote := netip.AddrPortFrom(in.hdr.Src, in.srcPort)
 	cookie, peerISN := in.ack-1, in.seq-1
-	mss, ok := t.keys.CheckCookie(local, remote, peerISN, cookie, in.now)
+	now := t.now()
+	mss, ok := t.keys.CheckCookie(local, remote, peerISN, cookie, now)
 	if !ok {
 		t.ext.CookiesFailed++
 		return false
@@ -79,13 +78,13 @@ func (t *Proto) cookieACK(l *Listener, p *pbuf.Pbuf) bool {
 		// is connected learns at once that it is not (never a silent black hole).
 		t.st.Memerr++
 		t.ext.CookieRefused++
-		t.resetFor(in.ack, 0, false)
+		t.resetFor(in, in.ack, 0, false)
 		t.dropSeg(p, &t.ext.DropMem)
 		return true
 	}
 	t.ext.CookiesValid++
 	c.initPassive(l, in)
-	c.initSend(in.now)
+	c.initSend(now)
 	c.iss = cookie
 	c.sndUna, c.sndNxt, c.sndEnd, c.pushSeq, c.recover = cookie, cookie+1, cookie+1, cookie+1, cookie
 	c.irs, c.rcvNxt = peerISN, in.seq
@@ -105,7 +104,7 @@ func (t *Proto) cookieACK(l *Listener, p *pbuf.Pbuf) bool {
 	}
 	if in.opts.HasTimestamps && t.opts.TCPTimestamps {
 		c.flags |= fTS
-		c.tsRecent, c.tsRecentAge = in.opts.TSVal, in.ns
+		c.tsRecent, c.tsRecentAge = in.opts.TSVal, t.nanos(now)
 	}
 	c.mss = c.effMSS()
 	c.cc.SetMSS(c.mss)
@@ -114,13 +113,6 @@ func (t *Proto) cookieACK(l *Listener, p *pbuf.Pbuf) bool {
 	c.flags |= fBacklog
 	l.pending++
 	// The rest is ordinary SYN-RECEIVED processing of this ACK (and any data on it).
-	hl := in.hl
-	if in.dataLen == 0 {
-		p.Free()
-		p = nil
-	} else {
-		p = trimFront(p, hl)
-	}
-	c.input(p)
+	c.input(in, payload(in, p))
 	return true
 }

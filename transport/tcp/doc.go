@@ -23,9 +23,11 @@
 // (passive open), input.go (validation and demux), states.go (the state machine), ack.go
 // (acknowledgments, RTT, recovery, PRR), rtt.go (windowed minimum RTT), rack.go (SACK
 // scoreboard, RACK-TLP), recv.go (data reception, out-of-order queue, SACK generation),
-// window.go (options, autotuning), batch.go (ACKs for a batch of segments),
-// sender.go and output.go (what to send, building segments), timers.go, ports.go, icmp.go,
-// pcbapi.go (the raw API on a PCB).
+// window.go (options, autotuning, the window advertised), batch.go (ACKs for a batch of
+// segments), output.go (what to send: new data, retransmissions, the timers that follow),
+// emit.go (building one segment), control.go (SYN, pure ACK, RST and challenge ACK
+// senders), timers.go, ports.go, icmp.go, pcbapi.go (the raw API on a PCB) and types.go
+// (its types).
 //
 // Memory: TCP_PCB (connections, TIME-WAIT included; a lazy pool, made as connections need
 // it), TCP_PCB_LISTEN and TCP_SEG (one record per queued pbuf of send data, per segment in
@@ -53,6 +55,10 @@
 //
 // Concurrency: none. A Proto and everything it owns run in the stack's core context (the
 // core lock held, or inside a callback or timer the stack runs); every exported function
-// must be called there. Timers are clock.Timeouts embedded in the PCBs; time comes from
-// Config.Timers.Now(), never the wall clock; no goroutine is ever started.
+// must be called there (each asserts it in builds with the wispcheck tag). Timers are
+// clock.Timeouts embedded in the PCBs. Time has one source, Proto.now/nowNs: Config.Timers'
+// clock (never the wall clock), read once per segment, batch or timer run and fresh
+// otherwise, so work done outside input (a connect, a write, a timer) never runs on the
+// time of the last segment received. The segment being processed is a parameter of the
+// functions of the input path. No goroutine is ever started.
 package tcp

@@ -1,8 +1,6 @@
 package tcp
 
 import (
-	"encoding/binary"
-
 	"github.com/wispstack/wisp/errs"
 	"github.com/wispstack/wisp/ip"
 	"github.com/wispstack/wisp/wire"
@@ -14,12 +12,12 @@ import (
 // reported if the connection later times out (RFC 1122 §4.2.3.9). The quoted sequence
 // number must lie in [SND.UNA, SND.NXT) (RFC 5927 §4.1) or the message is ignored.
 func (t *Proto) ControlInput(h *ip.Header, kind ip.ControlKind, mtu int, quoted []byte) {
+	t.timers.AssertCore()
 	if t.closed || len(quoted) < h.HeaderLen+8 {
 		return
 	}
-	b := quoted[h.HeaderLen:]
-	sport, dport := binary.BigEndian.Uint16(b[0:]), binary.BigEndian.Uint16(b[2:])
-	seq := binary.BigEndian.Uint32(b[4:])
+	q := wire.TCP(quoted[h.HeaderLen:]) // the first 8 bytes: ports and sequence number
+	sport, dport, seq := q.SrcPort(), q.DstPort(), q.SeqNum()
 	c := t.lookupConn(h.Src.Unmap().WithZone(""), h.Dst.Unmap().WithZone(""), sport, dport)
 	if c == nil || !seqLEQ(c.sndUna, seq) || !seqLT(seq, c.sndNxt) {
 		return

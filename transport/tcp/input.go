@@ -2,14 +2,15 @@ package tcp
 
 import (
 	"encoding/binary"
-	"time"
 
 	"github.com/wispstack/wisp/ip"
 	"github.com/wispstack/wisp/pbuf"
 	"github.com/wispstack/wisp/wire"
 )
 
-// segIn is the segment being processed, parsed once (Proto.in: one at a time, core context).
+// segIn is the segment being processed, parsed once. Its storage is Proto.in (one segment
+// at a time, core context, nothing allocated); the functions of the input path get it as a
+// parameter. The time of its processing is the core's (Proto.nowNs), not a field of it.
 type segIn struct {
 	hdr              *ip.Header
 	srcPort, dstPort uint16
@@ -19,8 +20,6 @@ type segIn struct {
 	dataLen          int // payload bytes (SYN and FIN not counted)
 	hl               int // header length
 	opts             wire.TCPOptions
-	now              time.Time
-	ns               int64
 }
 
 func (in *segIn) hasFIN() bool { return in.flags&wire.TCPFlagFIN != 0 }
@@ -44,6 +43,7 @@ func (in *segIn) segLen() int {
 // Every field is validated before anything else looks at the segment, each failure counted
 // under its own reason.
 func (t *Proto) Input(h *ip.Header, p *pbuf.Pbuf) {
+	t.timers.AssertCore()
 	held := t.holdClock()
 	t.input(h, p)
 	t.releaseClock(held)
@@ -113,28 +113,19 @@ func (t *Proto) input(h *ip.Header, p *pbuf.Pbuf) {
 		t.dropSeg(p, &t.ext.DropBadHeader)
 		return
 	}
-	if !t.parseOptions(tcp[wire.TCPMinHeaderLen:hl]) {
+	if !parseOptions(&in.opts, tcp[wire.TCPMinHeaderLen:hl]) {
 		t.st.Opterr++
 		t.dropSeg(p, &t.ext.DropBadOption)
 		return
 	}
-	in.now = t.now()
-	in.ns = t.nowNs()
 	if c := t.lookupConn(h.Dst, h.Src, in.dstPort, in.srcPort); c != nil {
-		if in.dataLen == 0 {
-			// Nothing to deliver: the header pbuf (and any padding) can go at once.
-			p.Free()
-			p = nil
-		} else {
-			p = trimFront(p, hl)
-		}
-		c.input(p)
-		t.checkInput()
+		c.input(in, payload(in, p))
+		t.checkInput(in)
 		return
 	}
 	if l := t.lookupListener(h.Dst, in.dstPort); l != nil {
-		t.listenInput(l, p)
-		t.checkInput()
+		t.listenInput(l, in, p)
+		t.checkInput(in)
 		return
 	}
 	// RFC 9293 §3.10.7.1: "If the state is CLOSED (i.e., TCB does not exist) then all data
@@ -142,18 +133,17 @@ func (t *Proto) input(h *ip.Header, p *pbuf.Pbuf) {
 	// discarded. An incoming segment not containing a RST causes a RST to be sent".
 	if f&wire.TCPFlagRST == 0 {
 		if f&wire.TCPFlagACK != 0 {
-			t.resetFor(in.ack, 0, false)
+			t.resetFor(in, in.ack, 0, false)
 		} else {
-			t.resetFor(0, in.seq+uint32(in.segLen()), true)
+			t.resetFor(in, 0, in.seq+uint32(in.segLen()), true)
 		}
 	}
 	t.dropSeg(p, &t.ext.DropNoPCB)
 }
 
-// parseOptions parses the options area into t.in.opts; false if malformed. The common
-// layouts (nothing; NOP NOP TS) are decoded without the general parser.
-func (t *Proto) parseOptions(b []byte) bool {
-	o := &t.in.opts
+// parseOptions parses the options area b into o; false if malformed. The common layouts
+// (nothing; NOP NOP TS) are decoded without the general parser.
+func parseOptions(o *wire.TCPOptions, b []byte) bool {
 	switch {
 	case len(b) == 0:
 		*o = wire.TCPOptions{}
@@ -170,12 +160,20 @@ func (t *Proto) parseOptions(b []byte) bool {
 	return true
 }
 
+// payload turns segment p (header included) into what PCB.input takes: its data without
+// the header, or nil when it has none (then the header pbuf, and any padding, go at once).
+func payload(in *segIn, p *pbuf.Pbuf) *pbuf.Pbuf {
+	if in.dataLen == 0 {
+		p.Free()
+		return nil
+	}
+	return trimFront(p, in.hl)
+}
+
 // dropSeg frees p (nil is fine) and counts one dropped segment under reason (nil: not an
 // error, such as an ignored RST).
 func (t *Proto) dropSeg(p *pbuf.Pbuf, reason *uint64) {
-	if p != nil {
-		p.Free()
-	}
+	p.Free()
 	if reason != nil {
 		*reason++
 		t.st.Drop++

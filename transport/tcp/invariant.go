@@ -52,11 +52,11 @@ func (t *Proto) checkTimerRun(c *PCB) {
 	t.checkTouched(c)
 }
 
-// checkInput checks the connection of the segment in t.in after its processing: the PCB
-// it reached, or the one a listener made for it.
-func (t *Proto) checkInput() {
+// checkInput checks the connection of segment in after its processing: the PCB it
+// reached, or the one a listener made for it.
+func (t *Proto) checkInput(in *segIn) {
 	if invariantFail != nil {
-		t.checkTouched(t.findConn(t.in.hdr.Dst, t.in.hdr.Src, t.in.dstPort, t.in.srcPort))
+		t.checkTouched(t.findConn(in.hdr.Dst, in.hdr.Src, in.dstPort, in.srcPort))
 	}
 }
 

@@ -17,12 +17,12 @@ func TestRenoSackedFollowsACKs(t *testing.T) {
 	f := newFuzzConn(t, 16) // no SACK, no timestamps, Nagle off
 	defer f.finish()
 	c := f.c
-	f.n.do(func() {
+	f.n.Do(func() {
 		f.appWrite(3000)
 	})
 	una := c.sndUna
 	ack := func(a uint32) {
-		f.n.do(func() {
+		f.n.Do(func() {
 			f.inject(wire.TCPRepr{SeqNum: c.rcvNxt, AckNum: a, Flags: wire.TCPFlagACK, Window: 0xffff}, nil)
 		})
 	}
@@ -39,8 +39,8 @@ func TestFinWait2CloseArmsTimeout(t *testing.T) {
 	f := newFuzzConn(t, 2|4|8)
 	defer f.finish()
 	c := f.c
-	f.n.do(func() { _ = c.Shutdown(false, true) })
-	f.n.do(func() {
+	f.n.Do(func() { _ = c.Shutdown(false, true) })
+	f.n.Do(func() {
 		f.tsval++
 		f.inject(wire.TCPRepr{SeqNum: c.rcvNxt, AckNum: c.sndNxt, Flags: wire.TCPFlagACK, Window: 0xffff,
 			Options: wire.TCPOptions{HasTimestamps: true, TSVal: f.tsval, TSEcr: f.lastTS}}, nil)
@@ -48,9 +48,9 @@ func TestFinWait2CloseArmsTimeout(t *testing.T) {
 	if c.state != StateFinWait2 {
 		t.Fatalf("state %v, want FIN-WAIT-2", c.state)
 	}
-	f.n.do(func() { _ = c.Close() })
+	f.n.Do(func() { _ = c.Close() })
 	f.check()
-	f.clk.Advance(10 * f.n.opts.TCPMSL)
+	f.clk.Advance(10 * f.n.Opts.TCPMSL)
 	if f.alive() {
 		t.Errorf("an orphaned FIN-WAIT-2 connection still lives 10 MSL after Close: %v", f.info())
 	}
@@ -65,7 +65,7 @@ func TestKeepaliveNoSpin(t *testing.T) {
 	f := newFuzzConn(t, 2|4|8)
 	defer f.finish()
 	c := f.c
-	f.n.do(func() {
+	f.n.Do(func() {
 		c.SetKeepAlive(true, 2*time.Second, time.Second, 3)
 		f.appWrite(1000)
 	})

@@ -1,7 +1,6 @@
 package tcp
 
 import (
-	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -35,15 +34,12 @@ func init() {
 // with the rule and the connection.
 func TestInvariantChecker(t *testing.T) {
 	w := newWorld(t, worldCfg{})
-	srv, cli := newApp(w.b), newApp(w.a)
-	listen(t, w.b, 80, srv)
-	dial(t, w.a, netip.AddrPortFrom(addrB, 80), cli)
-	w.run(time.Millisecond)
+	_, cli := w.connect()
 	c := cli.c
 	if c == nil {
 		t.Fatal("no connection")
 	}
-	w.a.do(func() {
+	w.a.Do(func() {
 		if err := c.Write(make([]byte, 5000), WriteCopy); err != nil {
 			t.Fatal(err)
 		}
@@ -102,9 +98,9 @@ func TestInvariantChecker(t *testing.T) {
 	var msgs []string
 	defer SetInvariantCheck(invariantFail)
 	SetInvariantCheck(func(msg string) { msgs = append(msgs, msg) })
-	w.a.do(func() { c.retransOut += 7 })
-	w.clk.Advance(c.rto)
-	w.a.do(func() { c.retransOut -= 7 })
+	w.a.Do(func() { c.retransOut += 7 })
+	w.Clock.Advance(c.rto)
+	w.a.Do(func() { c.retransOut -= 7 })
 	SetInvariantCheck(func(msg string) { panic(msg) })
 	if len(msgs) == 0 {
 		t.Fatal("a corrupted retransOut went unreported through a timer run")
@@ -113,14 +109,14 @@ func TestInvariantChecker(t *testing.T) {
 		!strings.Contains(m, "ESTABLISHED 198.18.0.1:") || !strings.Contains(m, "rtxq (n=") {
 		t.Errorf("the report lacks the rule or the connection:\n%s", m)
 	}
-	w.run(time.Second)
+	w.Run(time.Second)
 }
 
 // The checker costs no allocation while every rule holds.
 func TestInvariantCheckerNoAllocs(t *testing.T) {
 	pr := newPeer(t)
 	var n float64
-	pr.n.do(func() {
+	pr.n.Do(func() {
 		_ = pr.c.Write(make([]byte, 3000), WriteCopy)
 		_ = pr.c.Output()
 		n = testing.AllocsPerRun(100, func() { pr.n.tcp.checkTouched(pr.c) })

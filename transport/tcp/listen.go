@@ -25,19 +25,32 @@ type Listener struct {
 }
 
 // OnAccept sets the accept callback (lwIP tcp_accept). Without one, connections are reset.
-func (l *Listener) OnAccept(fn AcceptFunc) { l.acceptFn = fn }
+func (l *Listener) OnAccept(fn AcceptFunc) {
+	l.assertCore()
+	l.acceptFn = fn
+}
 
 // SetArg sets the value Arg returns (lwIP tcp_arg).
-func (l *Listener) SetArg(arg any) { l.arg = arg }
+func (l *Listener) SetArg(arg any) {
+	l.assertCore()
+	l.arg = arg
+}
 
 // Arg returns the value set with SetArg.
-func (l *Listener) Arg() any { return l.arg }
+func (l *Listener) Arg() any {
+	l.assertCore()
+	return l.arg
+}
 
 // Addr returns the local address and port.
-func (l *Listener) Addr() netip.AddrPort { return l.local }
+func (l *Listener) Addr() netip.AddrPort {
+	l.assertCore()
+	return l.local
+}
 
 // Close stops listening and frees the listener; connections not yet accepted are reset.
 func (l *Listener) Close() error {
+	l.assertCore()
 	if l.t == nil {
 		return errs.Conn
 	}
@@ -85,6 +98,7 @@ func (l *Listener) free() {
 // pool and must not be used again. backlog ≤ 0 means Options.TCPListenBacklog. errs.Mem
 // when TCP_PCB_LISTEN is exhausted (c then stays a usable CLOSED PCB).
 func (c *PCB) Listen(backlog int) (*Listener, error) {
+	c.assertCore()
 	if c.t == nil || c.flags&fDying != 0 {
 		return nil, errs.Conn
 	}
@@ -128,8 +142,7 @@ func (c *PCB) Listen(backlog int) (*Listener, error) {
 // listenInput handles a segment that reached listener l (RFC 9293 §3.10.7.2): a SYN makes
 // a SYN-RECEIVED connection (or, with the backlog full, a SYN cookie), an ACK may complete
 // a cookie handshake, everything else is answered as the RFC says. Takes ownership of p.
-func (t *Proto) listenInput(l *Listener, p *pbuf.Pbuf) {
-	in := &t.in
+func (t *Proto) listenInput(l *Listener, in *segIn, p *pbuf.Pbuf) {
 	f := in.flags
 	switch {
 	case f&wire.TCPFlagRST != 0:
@@ -137,12 +150,12 @@ func (t *Proto) listenInput(l *Listener, p *pbuf.Pbuf) {
 		t.dropSeg(p, nil)
 		return
 	case f&wire.TCPFlagACK != 0:
-		if f&wire.TCPFlagSYN == 0 && t.opts.TCPSynCookies && t.cookieACK(l, p) {
+		if f&wire.TCPFlagSYN == 0 && t.opts.TCPSynCookies && t.cookieACK(l, in, p) {
 			return
 		}
 		// "Any acknowledgment is bad if it arrives on a connection still in the LISTEN
 		// state. An acceptable reset segment should be formed ... <SEQ=SEG.ACK><CTL=RST>".
-		t.resetFor(in.ack, 0, false)
+		t.resetFor(in, in.ack, 0, false)
 		t.dropSeg(p, &t.ext.DropListen)
 		return
 	case f&wire.TCPFlagSYN == 0:
@@ -155,7 +168,7 @@ func (t *Proto) listenInput(l *Listener, p *pbuf.Pbuf) {
 		return
 	}
 	if l.acceptFn == nil {
-		t.resetFor(0, in.seq+uint32(in.dataLen)+1, true)
+		t.resetFor(in, 0, in.seq+uint32(in.dataLen)+1, true)
 		t.dropSeg(p, &t.ext.DropListen)
 		return
 	}
@@ -165,12 +178,12 @@ func (t *Proto) listenInput(l *Listener, p *pbuf.Pbuf) {
 		case t.opts.TCPSynCookies && t.pcbObtainable():
 			// The backlog is full but a PCB can still be had: a cookie keeps the
 			// half-open state in the network (RFC 4987 §3.6).
-			t.sendCookie(l)
+			t.sendCookie(l, in)
 			p.Free()
 			return
 		case t.opts.TCPSynCookies:
 			// Not even a cookie could become a connection: refuse.
-			t.refuseSYN(p)
+			t.refuseSYN(in, p)
 			return
 		case l.reapHalfOpen():
 			// No cookies: the oldest half-open connection of this listener makes room.
@@ -187,11 +200,11 @@ func (t *Proto) listenInput(l *Listener, p *pbuf.Pbuf) {
 		// never become a connection (its ACK would find no PCB either): refuse at once,
 		// so the client hears ECONNREFUSED instead of hanging on a dead handshake.
 		t.st.Memerr++
-		t.refuseSYN(p)
+		t.refuseSYN(in, p)
 		return
 	}
 	c.initPassive(l, in)
-	c.initSend(in.now)
+	c.initSend(t.now())
 	c.irs = in.seq
 	c.rcvNxt = in.seq + 1
 	c.rcvAdv = c.rcvNxt
@@ -210,12 +223,11 @@ func (t *Proto) listenInput(l *Listener, p *pbuf.Pbuf) {
 	c.queueSYN()
 }
 
-// refuseSYN answers the SYN in Proto.in with a RST (RFC 9293 §3.10.7.2's answer for a
-// connection that cannot be made) and counts it. Takes ownership of p.
-func (t *Proto) refuseSYN(p *pbuf.Pbuf) {
-	in := &t.in
+// refuseSYN answers the SYN in with a RST (RFC 9293 §3.10.7.2's answer for a connection
+// that cannot be made) and counts it. Takes ownership of p.
+func (t *Proto) refuseSYN(in *segIn, p *pbuf.Pbuf) {
 	t.ext.SynRefused++
-	t.resetFor(0, in.seq+uint32(in.dataLen)+1, true)
+	t.resetFor(in, 0, in.seq+uint32(in.dataLen)+1, true)
 	t.dropSeg(p, &t.ext.DropListen)
 }
 
@@ -248,4 +260,11 @@ func (c *PCB) initPassive(l *Listener, in *segIn) {
 	c.ttl, c.tos, c.userMSS = l.ttl, l.tos, l.userMSS
 	c.flags |= fBound | fPassive | l.flags&(fReuseAddr|fNoDelay|fKeepAlive)
 	c.phsum = wire.PseudoHeaderChecksum(wire.ProtoTCP, c.laddr, c.raddr, 0)
+}
+
+// assertCore is PCB.assertCore for a listener.
+func (l *Listener) assertCore() {
+	if l.t != nil {
+		l.t.timers.AssertCore()
+	}
 }

@@ -59,10 +59,10 @@ func newPeer(tb testing.TB) *peer {
 	o := testOpts()
 	n := newNode(tb, clk, o, 5)
 	ep := &capEP{}
-	n.attach(ep, netip.PrefixFrom(addrA, 24))
-	tb.Cleanup(n.close)
+	n.Attach(ep, netip.PrefixFrom(addrA, 24))
+	tb.Cleanup(n.Close)
 	pr := &peer{n: n, ep: ep, seq: 1000, buf: make([]byte, 2048), tsval: 1}
-	n.do(func() {
+	n.Do(func() {
 		c, _ := n.tcp.NewPCB()
 		if err := c.Bind(netip.AddrPortFrom(netip.Addr{}, 80)); err != nil {
 			tb.Fatal(err)
@@ -107,15 +107,29 @@ func (pr *peer) inject(flags wire.TCPFlags, data []byte, opts *wire.TCPOptions) 
 	b := pr.buf[:hl+len(data)]
 	copy(b[hl:], data)
 	_ = r.Emit(b, addrB, addrA)
-	pr.n.do(func() {
-		p, err := pr.n.alloc.Alloc(pbuf.LayerRaw, len(b), pbuf.POOL)
+	pr.n.Do(func() {
+		p, err := pr.n.Alloc.Alloc(pbuf.LayerRaw, len(b), pbuf.POOL)
 		if err != nil {
 			panic(err)
 		}
 		_ = p.CopyIn(b, 0)
-		pr.hdr = ip.Header{Src: addrB, Dst: addrA, Proto: wire.ProtoTCP, TTL: 64, HeaderLen: 20, Netif: pr.n.nif}
+		pr.hdr = ip.Header{Src: addrB, Dst: addrA, Proto: wire.ProtoTCP, TTL: 64, HeaderLen: 20, Netif: pr.n.Netif}
 		pr.n.tcp.Input(&pr.hdr, p)
 	})
+}
+
+// send is step i of the send path: the node writes and sends data, and every second step
+// the peer acknowledges all it sent.
+func (pr *peer) send(data []byte, i int) {
+	c := pr.c
+	pr.n.Do(func() {
+		_ = c.Write(data, WriteCopy)
+		_ = c.Output()
+	})
+	if i&1 == 1 {
+		pr.ack = c.sndNxt
+		pr.inject(wire.TCPFlagACK, nil, nil)
+	}
 }
 
 // BenchmarkSegmentInput is the receive path: one in-order full-sized data segment per
@@ -139,19 +153,11 @@ func BenchmarkSegmentInput(b *testing.B) {
 func BenchmarkSegmentOutput(b *testing.B) {
 	pr := newPeer(b)
 	data := make([]byte, 1448)
-	c := pr.c
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		pr.n.do(func() {
-			_ = c.Write(data, WriteCopy)
-			_ = c.Output()
-		})
-		if i&1 == 1 {
-			pr.ack = c.sndNxt
-			pr.inject(wire.TCPFlagACK, nil, nil)
-		}
+		pr.send(data, i)
 	}
 }
 
@@ -171,14 +177,7 @@ func TestSegmentPathsNoAllocs(t *testing.T) {
 	c := pr.c
 	i := 0
 	if n := testing.AllocsPerRun(1000, func() {
-		pr.n.do(func() {
-			_ = c.Write(data, WriteCopy)
-			_ = c.Output()
-		})
-		if i&1 == 1 {
-			pr.ack = c.sndNxt
-			pr.inject(wire.TCPFlagACK, nil, nil)
-		}
+		pr.send(data, i)
 		i++
 	}); n != 0 {
 		t.Errorf("segment output: %v allocations per segment", n)

@@ -1,427 +1,424 @@
 package tcp
 
 import (
-	"encoding/binary"
-	"net/netip"
+	"time"
 
 	"github.com/wispstack/wisp/errs"
-	"github.com/wispstack/wisp/ip"
-	"github.com/wispstack/wisp/pbuf"
 	"github.com/wispstack/wisp/wire"
 )
 
-// Segments are cut at output time. A data segment is a small RAM pbuf holding the TCP
-// header (with header room for IP and the link) followed by zero-copy REF views of the send
-// queue's pbufs (pbuf.Allocator.RefRange): the queue keeps the bytes until they are
-// acknowledged, the views keep them alive while the link still holds the frame.
-
-// hdr is the TCP header a segment is built from.
-type hdr struct {
-	seq, ack uint32
-	flags    wire.TCPFlags
-	opts     wire.TCPOptions
-}
-
-// emit builds and sends one segment of c: header h and n bytes of the send queue starting
-// at h.seq (n may be 0). It returns errs.Mem when no memory is left for the header or the
-// views (nothing was sent), or the IP layer's error (the segment counts as sent: TCP
-// recovers a packet lost below it like any other).
-func (c *PCB) emit(h *hdr, n int) error {
+// output sends what the windows allow now (lwIP tcp_output): lost segments first (RFC 6675
+// NextSeg rule 1), then new data subject to the peer's window, the congestion window,
+// Nagle (RFC 9293 §3.7.4) and sender SWS avoidance (§3.8.6.2.1), then a FIN, then a pure
+// ACK if one is owed and nothing else carried it.
+func (c *PCB) output() error {
+	if c.t == nil || c.flags&fDying != 0 {
+		return nil
+	}
+	switch c.state {
+	case StateClosed, StateListen, StateSynSent, StateSynReceived:
+		return nil
+	case StateTimeWait:
+		c.flags &^= fNeedOutput
+		if c.flags&fAckNow != 0 {
+			c.sendAck()
+		}
+		return nil
+	}
 	t := c.t
-	if h.flags&wire.TCPFlagACK != 0 {
-		h.ack = c.rcvNxt
+	ns := t.nowNs()
+	c.flags &^= fNeedOutput
+	// RFC 5681 §4.1: "when TCP has not received a segment for more than one retransmission
+	// timeout", restart from the restart window (the controller computes it).
+	if c.sndNxt == c.sndUna && c.lastSend != 0 && ns-c.lastSend > int64(c.rto) && c.sndEnd != c.sndNxt {
+		c.cc.OnIdle(c.rto, t.now())
 	}
-	c.fillOptions(h, n)
-	var err error
-	if n > 0 && copySegments && int(pbuf.LayerIP)+wire.TCPMaxHeaderLen+n <= pbuf.MaxRAMBlock {
-		err = c.sendCopy(h, n)
-	} else {
-		var data *pbuf.Pbuf
-		if n > 0 {
-			data, err = c.dataRef(h.seq, n)
-		}
-		if err != nil {
-			// No REF header for a view (zero-copy writes may hold them all): copy.
-			err = c.sendCopy(h, n)
-		} else {
-			wnd := c.windowField(h.flags&wire.TCPFlagSYN != 0)
-			err = t.send(c.laddr, c.dst, c.lport, c.rport, h, wnd, data, n, c.phsum, c.ttl, c.tos)
-		}
+	if c.lostBytes > 0 {
+		c.retransmitLost(ns)
 	}
-	if err == errs.Mem {
-		return err
+	c.sendNewData(ns)
+	if c.flags&fAckNow != 0 {
+		c.sendAck()
 	}
-	if h.flags&wire.TCPFlagACK != 0 {
-		c.lastAckSent = c.rcvNxt
-		c.flags &^= fAckNow | fAckBatch
-		c.segsUnacked = 0
-		c.delackAt = 0
-		if h.opts.NumSACK > 0 && c.dsack != (wire.SACKBlock{}) {
-			c.dsack = wire.SACKBlock{}
-		}
+	c.armAfterSend(ns)
+	if c.flags&fNeedOutput != 0 {
+		return errs.Mem
 	}
 	return nil
 }
 
-// send builds a segment with header h, window field wnd and data (n bytes, ownership
-// taken; nil for none) and hands it to IP. phsum is the pseudo-header sum without length
-// (0: computed here). errs.Mem when no header pbuf could be allocated (data is freed).
-func (t *Proto) send(src, dst netip.Addr, sport, dport uint16, h *hdr, wnd uint16, data *pbuf.Pbuf,
-	n int, phsum uint32, ttl, tos uint8) error {
-	optLen := h.opts.Len()
-	hl := wire.TCPMinHeaderLen + optLen
-	p, err := t.alloc.Alloc(pbuf.LayerIP, hl, pbuf.RAM)
-	if err != nil {
-		// The heap is full (send queues hold it): a POOL chunk carries the header, so the
-		// segments whose acknowledgments free the heap can still leave.
-		if p, err = t.alloc.Alloc(pbuf.LayerIP, hl, pbuf.POOL); err != nil {
-			if data != nil {
-				data.Free()
-			}
-			t.st.Memerr++
-			return errs.Mem
-		}
-	}
-	b, _ := p.Header(hl)
-	writeHeader(b, sport, dport, h, wnd, hl, optLen)
-	if phsum == 0 {
-		phsum = wire.PseudoHeaderChecksum(wire.ProtoTCP, src, dst, 0)
-	}
-	sum := wire.Checksum(b, phsum+uint32(hl+n))
-	if data != nil {
-		if data.Next() == nil {
-			sum = wire.Checksum(data.Payload(), sum)
-		} else {
-			sum = ip.ChainChecksum(data, 0, n, sum)
-		}
-		pbuf.Cat(p, data)
-	}
-	binary.BigEndian.PutUint16(b[16:], wire.Finish(sum))
-	t.st.Xmit++
-	if h.flags&wire.TCPFlagRST != 0 {
-		t.ext.ResetsSent++
-	}
-	return t.ip.Output(p, src, dst, wire.ProtoTCP, ip.OutputOptions{TTL: ttl, TOS: tos})
-}
+// finSent reports whether our FIN has been sent.
+func (c *PCB) finSent() bool { return c.flags&fFinQueued != 0 && c.sndNxt == c.sndEnd+1 }
 
-// copySegments selects how data segments are built: one RAM pbuf holding header and a copy
-// of the data (true), or a small header pbuf followed by zero-copy REF views of the send
-// queue (false, the default). Measured with BenchmarkBulk1500/9000 against the *Views
-// variants on two stacks over a sync pipe: equal within noise at MTU 1500 (~4 Gbit/s),
-// views 15-25% faster at MTU 9000, where copying 9 KB per segment costs more than the
-// view headers.
-var copySegments = false
-
-// writeHeader writes the TCP header (checksum zero) into b.
-func writeHeader(b []byte, sport, dport uint16, h *hdr, wnd uint16, hl, optLen int) {
-	binary.BigEndian.PutUint16(b[0:], sport)
-	binary.BigEndian.PutUint16(b[2:], dport)
-	binary.BigEndian.PutUint32(b[4:], h.seq)
-	binary.BigEndian.PutUint32(b[8:], h.ack)
-	b[12] = uint8(hl/4) << 4
-	b[13] = uint8(h.flags)
-	binary.BigEndian.PutUint16(b[14:], wnd)
-	b[16], b[17], b[18], b[19] = 0, 0, 0, 0
-	if optLen > 0 {
-		_, _ = h.opts.Emit(b[wire.TCPMinHeaderLen:])
-	}
-}
-
-// sendCopy builds a data segment as a copy of n bytes of the send queue from h.seq behind
-// its header, in one RAM pbuf when the heap has a block, else in whatever RAM or POOL
-// chain memory allows (the header always in the first pbuf), and hands it to IP. It is
-// also the fallback when views cannot be made (REF headers exhausted).
-func (c *PCB) sendCopy(h *hdr, n int) error {
-	t := c.t
-	optLen := h.opts.Len()
-	hl := wire.TCPMinHeaderLen + optLen
-	p, err := t.alloc.Alloc(pbuf.LayerIP, hl+n, pbuf.RAM)
-	if err != nil {
-		if p, err = t.alloc.Alloc(pbuf.LayerIP, hl+n, pbuf.POOL); err != nil {
-			t.st.Memerr++
-			return errs.Mem
-		}
-	}
-	b, _ := p.Header(hl)
-	writeHeader(b, c.lport, c.rport, h, c.windowField(false), hl, optLen)
-	var sum uint32
-	if p.Next() == nil {
-		c.copyData(h.seq, p.Payload()[hl:hl+n])
-		sum = wire.Checksum(p.Payload(), c.phsum+uint32(hl+n))
-	} else {
-		off := hl
-		for q := p; q != nil; q = q.Next() {
-			pl := q.Payload()
-			if q == p {
-				pl = pl[hl:]
-			}
-			c.copyData(h.seq+uint32(off-hl), pl)
-			off += len(pl)
-		}
-		sum = ip.ChainChecksum(p, 0, hl+n, c.phsum+uint32(hl+n))
-	}
-	binary.BigEndian.PutUint16(b[16:], wire.Finish(sum))
-	t.st.Xmit++
-	return t.ip.Output(p, c.laddr, c.dst, wire.ProtoTCP, ip.OutputOptions{TTL: c.ttl, TOS: c.tos})
-}
-
-// copyData copies len(dst) bytes of the send queue starting at seq into dst.
-func (c *PCB) copyData(seq uint32, dst []byte) {
-	s := c.pos
-	if s == nil || seqLT(seq, s.seq) || !seqLT(seq, s.seq+uint32(s.len)) {
-		for s = c.sndq.head; s != nil && !seqLT(seq, s.seq+uint32(s.len)); s = s.next {
-		}
-	}
-	for len(dst) > 0 && s != nil {
-		o := int(s.off) + int(seq-s.seq)
-		k := copy(dst, s.p.Payload()[o:int(s.off)+int(s.len)])
-		dst = dst[k:]
-		seq += uint32(k)
-		s = s.next
-	}
-}
-
-// dataRef returns zero-copy views of n bytes of the send queue starting at seq.
-func (c *PCB) dataRef(seq uint32, n int) (*pbuf.Pbuf, error) {
-	s := c.pos
-	if s == nil || seqLT(seq, s.seq) || !seqLT(seq, s.seq+uint32(s.len)) {
-		for s = c.sndq.head; s != nil && !seqLT(seq, s.seq+uint32(s.len)); s = s.next {
-		}
-	}
-	var head *pbuf.Pbuf
-	for n > 0 && s != nil {
-		o := int(seq - s.seq)
-		take := min(n, int(s.len)-o)
-		v, err := c.t.alloc.RefRange(nil, s.p, int(s.off)+o, take)
-		if err != nil {
-			if head != nil {
-				head.Free()
-			}
-			return nil, err
-		}
-		if head == nil {
-			head = v
-		} else {
-			pbuf.Cat(head, v)
-		}
-		n -= take
-		seq += uint32(take)
-		s = s.next
-	}
-	if n > 0 {
-		if head != nil {
-			head.Free()
-		}
-		return nil, errs.Val // the queue is shorter than the segment: a bug
-	}
-	return head, nil
-}
-
-// fillOptions sets the options of a non-SYN segment: timestamps and SACK blocks.
-func (c *PCB) fillOptions(h *hdr, n int) {
-	if h.flags&wire.TCPFlagSYN != 0 {
-		return // synOptions already did
-	}
-	h.opts = wire.TCPOptions{}
-	if c.flags&fTS != 0 {
-		h.opts.HasTimestamps = true
-		h.opts.TSVal = c.tsNow()
-		h.opts.TSEcr = c.tsRecent
-	}
-	if c.flags&fSACK != 0 && h.flags&wire.TCPFlagACK != 0 && h.flags&wire.TCPFlagRST == 0 {
-		k := 0
-		maxBlocks := wire.TCPMaxSACKBlocks
-		if h.opts.HasTimestamps {
-			maxBlocks = 3
-		}
+// segMSS is the payload of a full segment now: the MSS less the SACK option this segment
+// would carry.
+func (c *PCB) segMSS() int {
+	m := c.mss
+	if c.flags&fSACK != 0 && (c.nsacks > 0 || c.dsack != (wire.SACKBlock{})) {
+		k := c.nsacks
 		if c.dsack != (wire.SACKBlock{}) {
-			h.opts.SACKBlocks[k] = c.dsack
 			k++
 		}
-		for i := 0; i < c.nsacks && k < maxBlocks; i++ {
-			h.opts.SACKBlocks[k] = c.sacks[i]
-			k++
+		if c.flags&fTS != 0 {
+			k = min(k, 3)
 		}
-		h.opts.NumSACK = k
+		m -= 4 + 8*min(k, 4)
+	}
+	return max(m, 1)
+}
+
+// pipe is RFC 6675's estimate of the bytes in the network: outstanding, less SACKed and
+// lost, plus retransmitted (Linux's packets_out - sacked_out - lost_out + retrans_out).
+func (c *PCB) pipe() int {
+	p := int(c.sndNxt-c.sndUna) - c.sackedBytes - c.lostBytes + c.retransOut - c.renoSacked*c.mss
+	return max(p, 0) // renoSacked counts segments as full-sized; they may be smaller
+}
+
+// sendNewData sends new segments while the windows allow.
+func (c *PCB) sendNewData(ns int64) {
+	room := -2 // frames the link takes now (-1: it does not say); read before the first segment
+	congests := false
+	for {
+		unsent := int(int32(c.sndEnd - c.sndNxt))
+		if unsent < 0 {
+			return // FIN sent
+		}
+		finNow := c.flags&fFinQueued != 0
+		if unsent == 0 && !finNow {
+			return
+		}
+		mss := c.segMSS()
+		n := min(unsent, mss)
+		if n > 0 {
+			wndLeft := int(int32(c.sndUna + uint32(c.sndWnd) - c.sndNxt))
+			if wndLeft < n {
+				// RFC 9293 §3.8.6.2.1: send a partial segment only when "at least a
+				// fraction Fs of the maximum window can be sent" (Fs = 1/2).
+				if wndLeft <= 0 || wndLeft < c.maxSndWnd/2 {
+					return
+				}
+				n = wndLeft
+			}
+			if !c.windowAllows(n) {
+				return
+			}
+			if n < mss && n == unsent && !finNow {
+				if c.corkHolds(ns) {
+					return // TCP_CORK
+				}
+				if c.flags&fNoDelay == 0 && c.smallUnacked() {
+					// Nagle (RFC 9293 §3.7.4) as Linux runs it, Minshall's
+					// variant: hold a small tail while an earlier small segment
+					// is unacknowledged (WriteMore only clears PSH, as lwIP's
+					// TCP_WRITE_FLAG_MORE).
+					return
+				}
+			}
+		}
+		if room == -2 {
+			room, congests = c.t.ip.TxRoom(c.dst)
+		}
+		if room == 0 {
+			c.linkFull(ns, congests)
+			return
+		}
+		fin := finNow && int(c.sndEnd-c.sndNxt) == n
+		if !c.sendSeg(n, fin, ns) {
+			return
+		}
+		if n < mss {
+			c.corkSince = 0
+			c.sndSml = c.sndNxt
+		}
+		if room > 0 {
+			room--
+		}
 	}
 }
 
-// tsNow is our TSval clock: milliseconds plus a per-connection offset (RFC 7323 §5.4).
-func (c *PCB) tsNow() uint32 {
-	return uint32(c.t.nowNs()/1e6) + c.tsOff
-}
+// linkRetry is how soon a connection with nothing in flight tries again after a full link
+// queue stopped it: a link drains in microseconds to a few milliseconds.
+const linkRetry = time.Millisecond
 
-// synOptions fills the options of our SYN or SYN-ACK.
-func (c *PCB) synOptions(o *wire.TCPOptions) {
+// linkFull stops sending new data because the link's transmit queue is full (as Linux's TCP
+// Small Queues waits for the device rather than overflow it): a frame handed over now
+// would be dropped at the flush and recovered as a loss. The ACKs of what is in flight
+// resume sending; with nothing in flight a short timer does.
+//
+// When the link says its full queue is congestion (link.TxCongester: a WireGuard device,
+// whose queue fills only behind wireguard-go's full queues), once per window of data the
+// window is also reduced as for an ECN echo (RFC 3168 §6.1.2; Linux enters CWR on local
+// congestion), with nothing lost or resent. Without it a sender that never sees a loss
+// would keep wireguard-go's queues full, at a 64 KiB buffer per packet. On other links a
+// full queue is a burst meeting a short queue, and waiting is the whole answer.
+func (c *PCB) linkFull(ns int64, congests bool) {
 	t := c.t
-	*o = wire.TCPOptions{HasMSS: true, MSS: uint16(c.advMSS)}
-	active := c.state == StateSynSent
-	if active && t.opts.TCPWndScale || !active && c.flags&fWS != 0 {
-		o.HasWindowScale, o.WindowScale = true, c.rcvScale
+	t.ext.LinkFull++
+	if congests && c.flags&(fInRecovery|fRTORecovery) == 0 && seqGEQ(c.sndUna, c.cwrEnd) && c.sndNxt != c.sndUna {
+		t.ext.LinkCongestion++
+		now := t.now()
+		c.cc.OnCongestion(c.flight(), now)
+		c.cc.OnRecoveryExit(now)
+		c.cwrEnd = c.sndNxt
 	}
-	if active && t.opts.TCPSACK || !active && c.flags&fSACK != 0 {
-		o.SACKPermitted = true
-	}
-	if active && t.opts.TCPTimestamps || !active && c.flags&fTS != 0 {
-		o.HasTimestamps, o.TSVal = true, c.tsNow()
-		if !active {
-			o.TSEcr = c.tsRecent
-		}
+	if c.sndNxt == c.sndUna && (c.retryAt == 0 || c.retryAt > ns+int64(linkRetry)) {
+		c.retryAt = ns + int64(linkRetry)
+		c.schedule()
 	}
 }
 
-// queueSYN records our SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED) in the retransmission queue
-// and sends it.
-func (c *PCB) queueSYN() {
-	s := c.t.newSeg()
+// sendSeg sends n new bytes at SND.NXT (with FIN if fin) and records the segment.
+func (c *PCB) sendSeg(n int, fin bool, ns int64) bool {
+	t := c.t
+	idle := c.sndNxt == c.sndUna
+	s := t.newSeg()
+	var merge *seg
 	if s == nil {
-		// No record: the handshake is retried by the timer, like a lost SYN.
-		c.t.st.Memerr++
-		c.armRTO(c.t.in.ns)
-		c.sndNxt = c.iss + 1
-		return
-	}
-	s.seq, s.len, s.flags = c.iss, 1, sSYN
-	c.rtxq.push(s)
-	c.sndNxt = c.iss + 1
-	c.sendSYN(s)
-}
-
-// sendSYN (re)transmits the SYN or SYN-ACK s.
-func (c *PCB) sendSYN(s *seg) {
-	var h hdr
-	h.seq = c.iss
-	h.flags = wire.TCPFlagSYN
-	if c.state == StateSynReceived {
-		h.flags |= wire.TCPFlagACK
-	}
-	c.synOptions(&h.opts)
-	ns := c.t.nowNs()
-	if s != nil {
-		if s.xmits > 0 {
-			s.flags |= sEverRetx
-		}
-		s.xmits++
-		s.xmit = ns
-		s.tsval = h.opts.TSVal
-	}
-	_ = c.emit(&h, 0)
-	c.lastSend = ns
-	c.armRTO(ns)
-}
-
-// retransmitSYN sends the SYN-ACK again (a duplicate SYN arrived, or simultaneous open).
-func (c *PCB) retransmitSYN() {
-	s := c.rtxq.head
-	if s == nil || s.flags&sSYN == 0 {
-		c.queueSYN()
-		return
-	}
-	c.sendSYN(s)
-}
-
-// windowField computes the window to advertise, updates RCV.ADV and returns the field.
-// RFC 9293 §3.8.6.2.2 (receiver SWS avoidance): the right edge moves only by at least
-// min(RCV.BUFF/2, MSS); it never moves left (§3.8.6.2.2 "shrinking the window" is
-// "strongly discouraged"). The window is also capped by the stack's free packet memory.
-func (c *PCB) windowField(syn bool) uint16 {
-	wnd := c.rcvSpace()
-	edge := c.rcvNxt + uint32(wnd)
-	if seqGT(edge, c.rcvAdv) && int(edge-c.rcvAdv) < min(c.rcvBuf/2, c.advMSS) && seqGT(c.rcvAdv, c.rcvNxt) {
-		edge = c.rcvAdv
-	}
-	if seqLT(edge, c.rcvAdv) {
-		edge = c.rcvAdv
-	}
-	w := uint32(edge - c.rcvNxt)
-	if syn {
-		// RFC 7323 §2.2: "The window field in a segment where the SYN bit is set ... MUST
-		// NOT be scaled".
-		f := min(w, 0xffff)
-		c.rcvAdv = c.rcvNxt + f
-		c.syncPromise()
-		return uint16(f)
-	}
-	sh := c.rcvScale
-	f := w >> sh
-	if c.rcvNxt+f<<sh != edge && seqLT(c.rcvNxt+f<<sh, c.rcvAdv) {
-		f++ // rounding down would move the advertised edge left
-	}
-	f = min(f, 0xffff)
-	c.rcvAdv = seqMax(c.rcvAdv, c.rcvNxt+f<<sh)
-	c.syncPromise()
-	return uint16(f)
-}
-
-// rcvSpace is the receive window the buffer and the connection's share of the stack's free
-// packet memory (share.go) allow.
-func (c *PCB) rcvSpace() int {
-	w := c.rcvBuf - c.rcvUnread
-	if w <= 0 {
-		return 0
-	}
-	if m := c.rxLimit(); w > m {
-		if c.t.rxHolders > 1 || c.t.rxHolders == 1 && c.rcvUnread == 0 {
-			c.t.ext.RcvShareClamped++
+		// TCP_SEG is exhausted: extend the last record in flight if it is a plain one,
+		// else use the PCB's spare; the connection must be able to send to free memory.
+		if tl := c.rtxq.tail; tl != nil && tl.end() == c.sndNxt && tl.flags&(sSYN|sFIN|sSacked|sLost|sRetrans|sEverRetx) == 0 {
+			merge = tl
+		} else if c.spare.flags&sSpare == 0 {
+			s = &c.spare
+			s.flags = sSpare
 		} else {
-			c.t.ext.RcvWndClamped++
+			t.st.Memerr++
+			c.flags |= fNeedOutput
+			c.armRetry()
+			return false
 		}
-		w = m
 	}
-	return w
-}
-
-// ackNow asks for an ACK at the end of the current processing.
-func (c *PCB) ackNow() { c.flags |= fAckNow }
-
-// sendAck sends a pure ACK at once.
-func (c *PCB) sendAck() {
-	h := hdr{seq: c.sndNxt, flags: wire.TCPFlagACK}
-	if c.emit(&h, 0) == errs.Mem {
+	h := wire.TCPRepr{SeqNum: c.sndNxt, Flags: wire.TCPFlagACK}
+	end := c.sndNxt + uint32(n)
+	if fin {
+		h.Flags |= wire.TCPFlagFIN
+	}
+	if n > 0 && (end == c.sndEnd && c.flags&fMore == 0 || end == c.pushSeq) {
+		h.Flags |= wire.TCPFlagPSH
+	}
+	if err := c.emit(&h, n); err == errs.Mem {
+		if s != nil {
+			t.freeSeg(s)
+		}
 		c.flags |= fNeedOutput
 		c.armRetry()
+		return false
+	}
+	l := int32(n)
+	if fin {
+		l++
+	}
+	if merge != nil {
+		merge.len += l
+		if fin {
+			merge.flags |= sFIN
+		}
+		merge.xmit, merge.tsval = ns, h.Options.TSVal
+	} else {
+		s.seq, s.len = c.sndNxt, l
+		if fin {
+			s.flags |= sFIN
+		}
+		s.xmits, s.xmit, s.tsval = 1, ns, h.Options.TSVal
+		c.rtxq.push(s)
+	}
+	c.sndNxt += uint32(l)
+	c.prrSent(int(l))
+	for c.pos != nil && !seqLT(c.sndNxt, c.pos.seq+uint32(c.pos.len)) {
+		c.pos = c.pos.next
+	}
+	c.lastSend = ns
+	if c.rtoAt == 0 || idle {
+		// RFC 6298 §5.1: start the timer if it is not running; with nothing in flight
+		// before this segment, no deadline that stands is this segment's.
+		c.armRTO(ns)
+	}
+	return true
+}
+
+// smallUnacked reports whether a partial segment sent earlier is unacknowledged (Linux
+// tcp_minshall_check).
+func (c *PCB) smallUnacked() bool {
+	return seqGT(c.sndSml, c.sndUna) && seqLEQ(c.sndSml, c.sndNxt)
+}
+
+// windowAllows reports whether n more bytes may be sent: in SACK fast recovery, PRR's
+// sndcnt (RFC 6937 §3: "prr_out ... strictly less than or equal to sndcnt"); otherwise
+// RFC 6675's "cwnd - pipe >= 1 SMSS" (a segment is let go when nothing is in the network).
+func (c *PCB) windowAllows(n int) bool {
+	if c.flags&(fInRecovery|fSACK) == fInRecovery|fSACK {
+		return c.prrSndcnt >= n
+	}
+	pipe := c.pipe()
+	return pipe <= 0 || pipe+n <= c.cc.Cwnd()
+}
+
+// prrSent accounts n bytes sent during recovery: "On any data transmission or
+// retransmission: prr_out += (data sent)" (RFC 6937 §3).
+func (c *PCB) prrSent(n int) {
+	if c.flags&fInRecovery != 0 {
+		c.prrOut += n
+		c.prrSndcnt -= n
 	}
 }
 
-// sendRST sends a RST from c (RFC 9293 §3.10.7 resets carry the connection's numbers),
-// with timestamps when the connection uses them (RFC 7323 §3.2: "TCPs SHOULD send a
-// Timestamps option ... in <RST> segments").
-func (c *PCB) sendRST(seq, ack uint32, withACK bool) {
-	h := hdr{seq: seq, flags: wire.TCPFlagRST}
-	if c.flags&fTS != 0 {
-		h.opts.HasTimestamps, h.opts.TSVal, h.opts.TSEcr = true, c.tsNow(), c.tsRecent
+// retransmitLost retransmits segments marked lost, in order, while pipe allows (RFC 6675
+// §5 step (C): "the sender MUST transmit ... while cwnd - pipe >= 1 SMSS").
+func (c *PCB) retransmitLost(ns int64) {
+	for s := c.rtxq.head; s != nil && c.lostBytes > 0; s = s.next {
+		if s.flags&(sLost|sSacked|sRetrans) != sLost {
+			continue
+		}
+		// RFC 5681 §3.2 step 4 / RFC 6675 §5 step (4.2): the first retransmission of a
+		// recovery episode goes out whatever pipe says.
+		if c.flags&fForceRetx == 0 && !c.windowAllows(int(s.len)) {
+			return
+		}
+		if !c.retransmit(s, ns) {
+			return
+		}
+		c.flags &^= fForceRetx
 	}
-	if withACK {
-		h.flags |= wire.TCPFlagACK
-		h.ack = ack
-	}
-	_ = c.t.send(c.laddr, c.dst, c.lport, c.rport, &h, 0, nil, 0, c.phsum, c.ttl, c.tos)
 }
 
-// resetFor answers the segment being processed (Proto.in) with a RST.
-func (t *Proto) resetFor(seq, ack uint32, withACK bool) {
-	in := &t.in
-	h := hdr{seq: seq, flags: wire.TCPFlagRST}
-	if withACK {
-		h.flags |= wire.TCPFlagACK
-		h.ack = ack
-	}
-	_ = t.send(in.hdr.Dst, in.hdr.Src, in.dstPort, in.srcPort, &h, 0, nil, 0, 0, t.opts.TCPTTL, 0)
-}
-
-// challengeACK sends an ACK for a suspicious segment (RFC 5961 §3.2, §4.2, §5.2), at most
-// TCPChallengeAckLimit per second for the whole stack (§7).
-func (c *PCB) challengeACK() {
+// retransmit sends segment s again. False when memory ran out.
+func (c *PCB) retransmit(s *seg, ns int64) bool {
 	t := c.t
-	sec := t.in.ns / 1e9
-	if sec != t.challengeSec {
-		t.challengeSec, t.challengeCount = sec, 0
+	if s.flags&sSYN != 0 {
+		c.sendSYN(s)
+		return true
 	}
-	if t.challengeCount >= t.opts.TCPChallengeAckLimit {
-		t.ext.ChallengeACKsLimited++
-		return
+	n := int(s.len)
+	fin := s.flags&sFIN != 0
+	if fin {
+		n--
 	}
-	t.challengeCount++
-	t.ext.ChallengeACKs++
-	c.sendAck()
+	if m := c.segMSS(); n > m {
+		// The path MTU shrank since s was sent, or this copy carries SACK blocks the
+		// original did not, or s coalesces several segments (TCP_SEG ran out): split it
+		// so each piece fits. Without a record to split into, send the first piece only;
+		// the rest goes again after the partial acknowledgment or the next timeout.
+		c.splitSeg(s, m)
+		n, fin = m, false
+	}
+	h := wire.TCPRepr{SeqNum: s.seq, Flags: wire.TCPFlagACK}
+	if fin {
+		h.Flags |= wire.TCPFlagFIN
+	}
+	if n > 0 && s.seq+uint32(n) == c.sndEnd {
+		h.Flags |= wire.TCPFlagPSH
+	}
+	if err := c.emit(&h, n); err == errs.Mem {
+		c.flags |= fNeedOutput
+		c.armRetry()
+		return false
+	}
+	if c.stuckSince == 0 {
+		// Linux's retrans_stamp, where TCP_USER_TIMEOUT counts from: the departure of
+		// the first segment retransmitted (a tail loss probe's too).
+		c.stuckSince = max(s.xmit, 1)
+	}
+	if s.flags&sRetrans == 0 {
+		s.flags |= sRetrans
+		c.retransOut += int(s.len)
+	}
+	s.flags |= sEverRetx
+	c.prrSent(n)
+	s.xmits++
+	s.xmit, s.tsval = ns, h.Options.TSVal
+	if c.flags&fUndo != 0 && c.flags&(fInRecovery|fRTORecovery) != 0 {
+		// A retransmission of the episode (a tail loss probe is not one: RFC 8985 §7.4
+		// judges it on its own).
+		c.undoRetrans++
+		c.logRetx(s.seq, s.seq+uint32(n))
+		if !c.retransTSSet {
+			c.retransTS, c.retransTSSet = h.Options.TSVal, true
+		}
+	}
+	t.ext.Retransmits++
+	if c.flags&fInRecovery != 0 {
+		t.ext.FastRetransmits++
+	}
+	c.rtxCount++
+	c.lastSend = ns
+	if c.rtoAt == 0 || s == c.rtxq.head {
+		// Linux re-arms the RTO when the head is retransmitted: it waits for this copy.
+		c.armRTO(ns)
+	}
+	return true
+}
+
+// splitSeg cuts rtxq record s after n bytes of data, keeping its flags on both pieces
+// (FIN only on the second). False when TCP_SEG is exhausted.
+func (c *PCB) splitSeg(s *seg, n int) bool {
+	r := c.t.newSeg()
+	if r == nil {
+		return false
+	}
+	*r = *s
+	r.flags &^= sSpare
+	r.seq = s.seq + uint32(n)
+	r.len = s.len - int32(n)
+	s.len = int32(n)
+	s.flags &^= sFIN
+	r.next = s.next
+	s.next = r
+	if c.rtxq.tail == s {
+		c.rtxq.tail = r
+	}
+	c.rtxq.n++
+	return true
+}
+
+// armAfterSend keeps the retransmission-side timers consistent after output: RTO while
+// data is outstanding (RFC 6298 §5.1), a tail loss probe (RFC 8985 §7.2), or the persist
+// timer when the peer's window blocks queued data with nothing in flight (RFC 9293
+// §3.8.6.1).
+func (c *PCB) armAfterSend(ns int64) {
+	if c.sndNxt == c.sndUna {
+		c.rtoAt, c.tlpAt = 0, 0
+		if c.sndEnd != c.sndNxt || c.flags&fFinQueued != 0 && !c.finSent() {
+			c.armPersist(ns)
+		}
+	} else {
+		if c.persistN > 0 || c.persistAt != 0 {
+			c.stuckSince = 0 // a zero-window wait ended
+		}
+		c.persistN, c.persistAt = 0, 0
+		if c.rtoAt == 0 {
+			c.armRTO(ns)
+		}
+		c.armTLP(ns)
+	}
+	c.schedule()
+}
+
+// rtoDuration is the current RTO with backoff (RFC 6298 §5.5), bounded by TCPMaxRTO.
+func (c *PCB) rtoDuration() time.Duration {
+	r := c.rto
+	for i := 0; i < c.nrtx && r < c.t.opts.TCPMaxRTO; i++ {
+		r *= 2
+	}
+	return min(r, c.t.opts.TCPMaxRTO)
+}
+
+// armRTO (re)starts the retransmission timer.
+func (c *PCB) armRTO(ns int64) {
+	c.rtoAt = ns + int64(c.rtoDuration())
+	if c.halfOpen() {
+		// A half-open connection is given up at TCPSynRcvdTimeout, not after a backed-off RTO.
+		c.rtoAt = min(c.rtoAt, c.synAt+int64(c.t.opts.TCPSynRcvdTimeout))
+	}
+	c.clampToUserTimeout(&c.rtoAt)
+	c.schedule()
+}
+
+// armRetry makes the timer retry an output that failed for memory, TCPMinRTO from now:
+// memory comes back as acknowledgments free it. The retry has a deadline of its own
+// because output with nothing in flight clears the retransmission timer's.
+func (c *PCB) armRetry() {
+	if c.retryAt == 0 {
+		c.retryAt = c.t.nowNs() + int64(c.t.opts.TCPMinRTO)
+		c.schedule()
+	}
 }

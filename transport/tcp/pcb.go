@@ -6,7 +6,6 @@ import (
 
 	"github.com/wispstack/wisp/clock"
 	"github.com/wispstack/wisp/errs"
-	"github.com/wispstack/wisp/ip"
 	"github.com/wispstack/wisp/transport/tcp/cc"
 	"github.com/wispstack/wisp/wire"
 )
@@ -379,10 +378,20 @@ func (t *Proto) routeMSS(dst netip.Addr) int {
 	return min(max(m, 64), 65535-hl-wire.TCPMinHeaderLen)
 }
 
-// outOpts are the IP output options of c.
-func (c *PCB) outOpts() ip.OutputOptions {
-	return ip.OutputOptions{TTL: c.ttl, TOS: c.tos}
+// assertCore panics in wispcheck builds unless the core lock is held (clock.Timeouts.
+// AssertCore): every exported method of a PCB starts with it. A freed PCB (c.t nil) is not
+// checked; its methods see a closed connection.
+func (c *PCB) assertCore() {
+	if c.t != nil {
+		c.t.timers.AssertCore()
+	}
 }
 
-// errConnState maps a state to the error of an operation that needs a connection.
-func errNotConnected() error { return errs.Conn }
+// setFlag sets f in c.flags when on, else clears it.
+func (c *PCB) setFlag(f pcbFlags, on bool) {
+	if on {
+		c.flags |= f
+	} else {
+		c.flags &^= f
+	}
+}

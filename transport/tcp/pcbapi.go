@@ -1,5 +1,14 @@
 package tcp
 
+// This file is the raw API on a PCB: lwIP's tcp_* functions in Go shape. Every function and
+// callback runs in the stack's core context (the core lock held, or inside a callback the
+// stack made; wispcheck builds assert it); none blocks.
+//
+// Ownership of pbufs crossing the API: RecvFunc receives a chain it owns (it must Free it,
+// or keep it; the window reopens only with Recved). WritePbuf takes ownership of its chain
+// whatever it returns. Write without WriteCopy references the caller's memory until SentFunc
+// has reported it acknowledged or the connection is gone.
+
 import (
 	"fmt"
 	"net/netip"
@@ -14,6 +23,7 @@ import (
 // NewPCB returns a fresh CLOSED PCB (lwIP tcp_new). errs.Mem when TCP_PCB is exhausted
 // after recycling the oldest TIME-WAIT PCB.
 func (t *Proto) NewPCB() (*PCB, error) {
+	t.timers.AssertCore()
 	if t.closed {
 		return nil, errs.Clsd
 	}
@@ -33,6 +43,7 @@ func (c *PCB) usable() bool { return c != nil && c.t != nil && c.flags&(fDying|f
 // PCBs of the same port do not block a bind with SetReuseAddr), errs.Val for an address
 // that is not local, errs.IsConn if c is not CLOSED.
 func (c *PCB) Bind(addr netip.AddrPort) error {
+	c.assertCore()
 	if !c.usable() {
 		return errs.Conn
 	}
@@ -67,6 +78,7 @@ func (c *PCB) Bind(addr netip.AddrPort) error {
 // route (ENETUNREACH, as connect(2)),
 // errs.IsConn if not CLOSED, errs.Use if the 4-tuple is taken, errs.Mem without memory.
 func (c *PCB) Connect(raddr netip.AddrPort, fn ConnectedFunc) error {
+	c.assertCore()
 	if !c.usable() {
 		return errs.Conn
 	}
@@ -129,6 +141,7 @@ func (c *PCB) Connect(raddr netip.AddrPort, fn ConnectedFunc) error {
 // exceed TCPSndQueueLen, or memory is short; errs.Conn if the connection cannot send (not
 // yet connected is fine from SYN-SENT on; after Shutdown(tx) or Close it is errs.Conn).
 func (c *PCB) Write(data []byte, flags WriteFlags) error {
+	c.assertCore()
 	if !c.usable() || !c.canSend() {
 		return errs.Conn
 	}
@@ -253,6 +266,7 @@ func (c *PCB) setWriteFlags(flags WriteFlags) {
 // WritePbuf queues chain p for sending without copying, taking ownership of p whatever the
 // result (for the netconn layer). Same limits and errors as Write.
 func (c *PCB) WritePbuf(p *pbuf.Pbuf, flags WriteFlags) error {
+	c.assertCore()
 	if p == nil {
 		return nil
 	}
@@ -304,6 +318,7 @@ func (c *PCB) WritePbuf(p *pbuf.Pbuf, flags WriteFlags) error {
 
 // Output sends what the windows allow now (lwIP tcp_output).
 func (c *PCB) Output() error {
+	c.assertCore()
 	if c == nil || c.t == nil || c.flags&fDying != 0 {
 		return errs.Conn
 	}
@@ -313,6 +328,7 @@ func (c *PCB) Output() error {
 // Recved tells TCP the application consumed n bytes delivered by RecvFunc, reopening the
 // receive window (lwIP tcp_recved).
 func (c *PCB) Recved(n int) {
+	c.assertCore()
 	if c == nil || c.t == nil || c.flags&fDying != 0 {
 		return
 	}
@@ -328,6 +344,7 @@ func (c *PCB) Recved(n int) {
 // more than the connection's fair share of the heap (share.go); 0 while TCP_NOTSENT_LOWAT
 // (SetNotSentLowat) or more bytes wait unsent.
 func (c *PCB) SndBuf() int {
+	c.assertCore()
 	if c == nil || c.t == nil {
 		return 0
 	}
@@ -370,6 +387,7 @@ func sendReserve(hs stats.Heap) int { return min(max(hs.Avail/16, 1024), hs.Avai
 // SndBufSize returns the send buffer's size: TCPSndBuf at first, grown by autotuning
 // towards twice the congestion window up to TCPMaxSndBuf, or what SetSndBuf set.
 func (c *PCB) SndBufSize() int {
+	c.assertCore()
 	if c == nil || c.t == nil {
 		return 0
 	}
@@ -379,6 +397,7 @@ func (c *PCB) SndBufSize() int {
 // SetSndBuf fixes the send buffer at n bytes (SO_SNDBUF), at most the larger of TCPSndBuf
 // and TCPMaxSndBuf; 0 restores autotuning from TCPSndBuf. Data already queued stays.
 func (c *PCB) SetSndBuf(n int) {
+	c.assertCore()
 	if c.t == nil {
 		return
 	}
@@ -407,6 +426,7 @@ func (c *PCB) growSndBuf() {
 
 // SndQueueLen returns the pbufs queued for sending (lwIP tcp_sndqueuelen).
 func (c *PCB) SndQueueLen() int {
+	c.assertCore()
 	if c == nil || c.t == nil {
 		return 0
 	}
@@ -421,6 +441,7 @@ func (c *PCB) SndQueueLen() int {
 // Closing with received data the application has not consumed (Recved) resets the
 // connection instead (RFC 1122 §4.2.2.13), as lwIP does.
 func (c *PCB) Close() error {
+	c.assertCore()
 	if !c.usable() {
 		return errs.Conn
 	}
@@ -471,6 +492,7 @@ func (c *PCB) shutdownTx() {
 // tcp_shutdown) and/or the sending side (tx: FIN after the queued data). Shutting both
 // is Close.
 func (c *PCB) Shutdown(rx, tx bool) error {
+	c.assertCore()
 	if !c.usable() {
 		return errs.Conn
 	}
@@ -495,6 +517,7 @@ func (c *PCB) Shutdown(rx, tx bool) error {
 // Abort sends RST (if synchronized) and frees the PCB at once (lwIP tcp_abort); the ErrFunc
 // is called with errs.Abrt. c must not be used after.
 func (c *PCB) Abort() {
+	c.assertCore()
 	if c == nil || c.t == nil || c.flags&fDying != 0 {
 		return
 	}
@@ -505,23 +528,39 @@ func (c *PCB) Abort() {
 }
 
 // SetArg sets the value Arg returns (lwIP tcp_arg).
-func (c *PCB) SetArg(arg any) { c.arg = arg }
+func (c *PCB) SetArg(arg any) {
+	c.assertCore()
+	c.arg = arg
+}
 
 // Arg returns the value set with SetArg.
-func (c *PCB) Arg() any { return c.arg }
+func (c *PCB) Arg() any {
+	c.assertCore()
+	return c.arg
+}
 
 // OnRecv sets the receive callback (lwIP tcp_recv).
-func (c *PCB) OnRecv(fn RecvFunc) { c.recvFn = fn }
+func (c *PCB) OnRecv(fn RecvFunc) {
+	c.assertCore()
+	c.recvFn = fn
+}
 
 // OnSent sets the sent callback (lwIP tcp_sent).
-func (c *PCB) OnSent(fn SentFunc) { c.sentFn = fn }
+func (c *PCB) OnSent(fn SentFunc) {
+	c.assertCore()
+	c.sentFn = fn
+}
 
 // OnErr sets the error callback (lwIP tcp_err).
-func (c *PCB) OnErr(fn ErrFunc) { c.errFn = fn }
+func (c *PCB) OnErr(fn ErrFunc) {
+	c.assertCore()
+	c.errFn = fn
+}
 
 // OnPoll sets the poll callback and its interval (lwIP tcp_poll); fn nil or every ≤ 0
 // stops polling.
 func (c *PCB) OnPoll(fn PollFunc, every time.Duration) {
+	c.assertCore()
 	if c.t == nil {
 		return
 	}
@@ -536,43 +575,44 @@ func (c *PCB) OnPoll(fn PollFunc, every time.Duration) {
 
 // SetNoDelay disables Nagle (TCP_NODELAY).
 func (c *PCB) SetNoDelay(on bool) {
-	if on {
-		c.flags |= fNoDelay
-	} else {
-		c.flags &^= fNoDelay
-	}
+	c.assertCore()
+	c.setFlag(fNoDelay, on)
 }
 
 // NoDelay reports whether Nagle is off.
-func (c *PCB) NoDelay() bool { return c.flags&fNoDelay != 0 }
+func (c *PCB) NoDelay() bool {
+	c.assertCore()
+	return c.flags&fNoDelay != 0
+}
 
 // SetReuseAddr sets SO_REUSEADDR; call it before Bind.
 func (c *PCB) SetReuseAddr(on bool) {
-	if on {
-		c.flags |= fReuseAddr
-	} else {
-		c.flags &^= fReuseAddr
-	}
+	c.assertCore()
+	c.setFlag(fReuseAddr, on)
 }
 
 // SetV6Only sets IPV6_V6ONLY for a PCB that will listen on "::": off (the default, as on
 // Linux), the listener also accepts IPv4 connections (RFC 3493 §3.7); on, IPv6 only.
 func (c *PCB) SetV6Only(on bool) {
-	if on {
-		c.flags |= fV6Only
-	} else {
-		c.flags &^= fV6Only
-	}
+	c.assertCore()
+	c.setFlag(fV6Only, on)
 }
 
 // SetTTL sets the TTL (hop limit) of the connection's segments.
-func (c *PCB) SetTTL(ttl uint8) { c.ttl = ttl }
+func (c *PCB) SetTTL(ttl uint8) {
+	c.assertCore()
+	c.ttl = ttl
+}
 
 // SetTOS sets the TOS (traffic class) of the connection's segments.
-func (c *PCB) SetTOS(tos uint8) { c.tos = tos }
+func (c *PCB) SetTOS(tos uint8) {
+	c.assertCore()
+	c.tos = tos
+}
 
 // SetKeepAlive enables keepalive; zero durations/count keep the Options defaults.
 func (c *PCB) SetKeepAlive(on bool, idle, intvl time.Duration, cnt int) {
+	c.assertCore()
 	if c.t == nil {
 		return
 	}
@@ -601,6 +641,7 @@ func (c *PCB) SetKeepAlive(on bool, idle, intvl time.Duration, cnt int) {
 // SetRcvBuf caps the receive window (SO_RCVBUF); 0 restores autotuning. Before Connect or
 // Listen it also sizes the window scale announced.
 func (c *PCB) SetRcvBuf(n int) {
+	c.assertCore()
 	if c.t == nil {
 		return
 	}
@@ -624,6 +665,7 @@ func (c *PCB) SetRcvBuf(n int) {
 // BacklogAccepted (lwIP tcp_backlog_delayed / tcp_backlog_accepted): the netconn layer
 // calls it while the connection waits in its accept mailbox.
 func (c *PCB) BacklogDelayed() {
+	c.assertCore()
 	if c.t == nil || c.listener == nil {
 		return
 	}
@@ -636,6 +678,7 @@ func (c *PCB) BacklogDelayed() {
 
 // BacklogAccepted ends BacklogDelayed.
 func (c *PCB) BacklogAccepted() {
+	c.assertCore()
 	if c.t == nil {
 		return
 	}
@@ -649,20 +692,30 @@ func (c *PCB) BacklogAccepted() {
 }
 
 // State returns the connection's state.
-func (c *PCB) State() State { return c.state }
+func (c *PCB) State() State {
+	c.assertCore()
+	return c.state
+}
 
 // LocalAddr returns the local address and port (the address may be unspecified before
 // Connect).
-func (c *PCB) LocalAddr() netip.AddrPort { return c.localAP() }
+func (c *PCB) LocalAddr() netip.AddrPort {
+	c.assertCore()
+	return c.localAP()
+}
 
 // RemoteAddr returns the peer's address and port.
-func (c *PCB) RemoteAddr() netip.AddrPort { return netip.AddrPortFrom(c.dst, c.rport) }
+func (c *PCB) RemoteAddr() netip.AddrPort {
+	c.assertCore()
+	return netip.AddrPortFrom(c.dst, c.rport)
+}
 
 func (c *PCB) localAP() netip.AddrPort  { return netip.AddrPortFrom(c.laddr, c.lport) }
 func (c *PCB) remoteAP() netip.AddrPort { return netip.AddrPortFrom(c.raddr, c.rport) }
 
 // Info returns a snapshot of the connection, like Linux's struct tcp_info.
 func (c *PCB) Info() Info {
+	c.assertCore()
 	i := Info{State: c.state, MSS: c.mss, SndUna: c.sndUna, SndNxt: c.sndNxt, RcvNxt: c.rcvNxt,
 		SndWnd: c.sndWnd, RcvWnd: int(int32(c.rcvAdv - c.rcvNxt)), SndWndScale: c.sndScale,
 		RcvWndScale: c.rcvScale, SRTT: c.srtt, RTTVar: c.rttvar, RTO: c.rtoDuration(),
@@ -708,6 +761,7 @@ func (c *PCB) timersString(now int64) string {
 // Timers filled in (Info leaves it empty: naming the timers allocates, and Info is read on
 // every connect and accept); core context. fn must not call into TCP.
 func (t *Proto) Conns(fn func(Info)) {
+	t.timers.AssertCore()
 	now := t.nowNs()
 	for c := t.all.head; c != nil; c = c.all.next {
 		i := c.Info()

@@ -71,7 +71,7 @@ type Proto struct {
 	st  stats.Proto
 	ext stats.TCPExt
 
-	in     segIn // the segment being processed (one at a time: core context)
+	in     segIn // storage of the segment being processed (Input passes it on; one at a time)
 	closed bool
 
 	// An input batch (BeginBatch..EndBatch): the ACKs the every-second-segment rule owes
@@ -160,6 +160,7 @@ func TableDecls(o opt.Options) []memp.TableDecl {
 // Close aborts every connection (err callbacks get errs.Abrt), closes every listener and
 // frees every pbuf TCP holds. The stack calls it on Close.
 func (t *Proto) Close() {
+	t.timers.AssertCore()
 	if t.closed {
 		return
 	}
@@ -181,18 +182,22 @@ func (t *Proto) Close() {
 
 // Stats adds TCP's counters into s (s.TCP and s.TCPExt).
 func (t *Proto) Stats(s *stats.Snapshot) {
+	t.timers.AssertCore()
 	s.TCP.Add(&t.st)
 	s.TCPExt.Add(&t.ext)
 }
 
 // NumPCBs returns the connections in use (TIME-WAIT included) and the listeners.
 func (t *Proto) NumPCBs() (conns, listeners int) {
+	t.timers.AssertCore()
 	return t.pcbs.Stats().Used, t.listeners.Stats().Used
 }
 
-// now is the core's time. While a segment or a timer is processed the time read at its
-// start is reused: reading the clock per segment sent would cost more than the rest of
-// the bookkeeping.
+// now is the core's time, TCP's only time source (nowNs is the same instant in
+// nanoseconds). While a segment, a batch or a timer is processed (holdClock) the time read
+// at its start is reused: reading the clock per segment sent would cost more than the rest
+// of the bookkeeping. Elsewhere (an API call) it is read fresh, never taken from the last
+// segment received.
 func (t *Proto) now() time.Time {
 	if t.clockCached {
 		return t.cachedNow

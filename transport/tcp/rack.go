@@ -29,9 +29,8 @@ type rackState struct {
 // (RFC 2018 §5, RFC 6675 §4) and returns the bytes newly SACKed. D-SACK blocks (RFC 2883
 // §4: the first block below SEG.ACK, or inside the second) only feed RACK's reordering
 // window.
-func (c *PCB) sackUpdate(ns int64) int {
+func (c *PCB) sackUpdate(in *segIn, ns int64) int {
 	t := c.t
-	in := &t.in
 	blocks := in.opts.SACKBlocks[:in.opts.NumSACK]
 	newly := 0
 	for i, b := range blocks {
@@ -66,19 +65,14 @@ func (c *PCB) sackUpdate(ns int64) int {
 				continue
 			}
 			// Newly SACKed: out of the lost and retransmitted counts, into sacked.
-			if s.flags&sLost != 0 {
-				c.lostBytes -= int(s.len)
-			}
-			if s.flags&sRetrans != 0 {
-				c.retransOut -= int(s.len)
-			}
-			s.flags = s.flags&^(sLost|sRetrans) | sSacked
+			c.clearLost(s)
+			s.flags |= sSacked
 			c.sackedBytes += int(s.len)
 			newly += int(s.len)
 			if c.sackedBytes == int(s.len) || seqGT(s.end(), c.highSacked) {
 				c.highSacked = s.end()
 			}
-			c.rackUpdate(s, ns)
+			c.rackUpdate(in, s, ns)
 			c.rack.hint = s
 		}
 	}
@@ -123,8 +117,7 @@ func (c *PCB) logRetx(seq, end uint32) {
 
 // rackUpdate is RFC 8985 §6.2 step 2 (RACK.min_RTT and RACK.rtt, xmit_ts, end_seq) and
 // step 3 (reordering detection) for one newly acknowledged or SACKed segment.
-func (c *PCB) rackUpdate(s *seg, ns int64) {
-	in := &c.t.in
+func (c *PCB) rackUpdate(in *segIn, s *seg, ns int64) {
 	rtt := durationNs(ns - s.xmit)
 	if s.flags&sEverRetx != 0 {
 		// "If Segment has been retransmitted, the ACK may be for the original": skip
@@ -219,14 +212,7 @@ func (c *PCB) rackDetectLoss(ns int64) {
 		remaining := s.xmit + int64(c.rack.rtt+reo) - ns
 		if remaining <= 0 {
 			c.t.ext.RACKLosses++
-			if s.flags&sLost == 0 {
-				s.flags |= sLost
-				c.lostBytes += int(s.len)
-			}
-			if s.flags&sRetrans != 0 {
-				s.flags &^= sRetrans
-				c.retransOut -= int(s.len)
-			}
+			c.markLost(s)
 		} else if remaining > timeout {
 			timeout = remaining
 		}
@@ -310,15 +296,15 @@ func (c *PCB) tlpExpired(ns int64) {
 // tlpAcked ends a TLP episode (RFC 8985 §7.4): when a retransmitted probe repaired the only
 // loss (the ACK covers it and no D-SACK said the original arrived), the congestion window
 // is reduced once.
-func (c *PCB) tlpAcked(ack uint32) {
+func (c *PCB) tlpAcked(in *segIn, ack uint32) {
 	if !c.rack.tlpOut || seqLT(ack, c.rack.tlpEnd) {
 		return
 	}
 	c.rack.tlpOut = false
-	in := &c.t.in
 	dsack := in.opts.NumSACK > 0 && seqLEQ(in.opts.SACKBlocks[0].Right, ack)
 	if c.rack.tlpRetx && !dsack && c.flags&(fInRecovery|fRTORecovery) == 0 {
-		c.cc.OnCongestion(c.flight(), in.now)
-		c.cc.OnRecoveryExit(in.now)
+		now := c.t.now()
+		c.cc.OnCongestion(c.flight(), now)
+		c.cc.OnRecoveryExit(now)
 	}
 }

@@ -8,9 +8,8 @@ import (
 // receive is "seventh, process the segment text" and "eighth, check the FIN bit" (RFC 9293
 // §3.10.7.4) for ESTABLISHED, FIN-WAIT-1 and FIN-WAIT-2. p (payload only, may be nil) is
 // owned by receive. The segment already passed the acceptability test.
-func (c *PCB) receive(p *pbuf.Pbuf, gen uint32) {
+func (c *PCB) receive(in *segIn, p *pbuf.Pbuf, gen uint32) {
 	t := c.t
-	in := &t.in
 	seq := in.seq
 	n := in.dataLen
 	fin := in.hasFIN()
@@ -23,10 +22,8 @@ func (c *PCB) receive(p *pbuf.Pbuf, gen uint32) {
 			t.ext.DSACKSent++
 		}
 		if d >= n {
-			if p != nil {
-				p.Free()
-				p = nil
-			}
+			p.Free()
+			p = nil
 			if !fin || d > n {
 				c.ackNow() // a pure duplicate: RFC 9293 says acknowledge it
 				return
@@ -45,9 +42,7 @@ func (c *PCB) receive(p *pbuf.Pbuf, gen uint32) {
 	if seqGT(seq+uint32(n), edge) {
 		keep := int(int32(edge - seq))
 		if keep <= 0 {
-			if p != nil {
-				p.Free()
-			}
+			p.Free()
 			p, n = nil, 0
 		} else if keep < n {
 			p.Shrink(keep)
@@ -81,12 +76,13 @@ func (c *PCB) receive(p *pbuf.Pbuf, gen uint32) {
 	if n == 0 && !fin {
 		return
 	}
-	c.deliver(p, n, fin, gen)
+	c.deliver(in, p, n, fin, gen)
 }
 
-// deliver takes in-order data (and a FIN) at RCV.NXT, pulls what became contiguous from the
-// out-of-order queue and hands it all to RecvFunc in one chain (p may be nil with fin).
-func (c *PCB) deliver(p *pbuf.Pbuf, n int, fin bool, gen uint32) {
+// deliver takes in-order data (and a FIN) of segment in at RCV.NXT, pulls what became
+// contiguous from the out-of-order queue and hands it all to RecvFunc in one chain (p may
+// be nil with fin).
+func (c *PCB) deliver(in *segIn, p *pbuf.Pbuf, n int, fin bool, gen uint32) {
 	t := c.t
 	c.rcvNxt += uint32(n)
 	total := n
@@ -135,7 +131,7 @@ func (c *PCB) deliver(p *pbuf.Pbuf, n int, fin bool, gen uint32) {
 	c.syncPromise()
 	if total > 0 {
 		c.setUnread(c.rcvUnread + total)
-		c.drsReceived()
+		c.drsReceived(&in.opts)
 		// Delayed ACK (RFC 9293 §3.8.6.3, RFC 5681 §4.2): "an ACK SHOULD be generated for
 		// at least every second full-sized segment", and never delayed beyond
 		// TCPDelAckTimeout.
@@ -148,7 +144,7 @@ func (c *PCB) deliver(p *pbuf.Pbuf, n int, fin bool, gen uint32) {
 				c.ackNow()
 			}
 		} else if c.flags&fAckNow == 0 && c.delackAt == 0 {
-			c.delackAt = t.in.ns + int64(t.opts.TCPDelAckTimeout)
+			c.delackAt = t.nowNs() + int64(t.opts.TCPDelAckTimeout)
 			c.schedule()
 		}
 	}
@@ -208,17 +204,13 @@ func (c *PCB) ooInsert(p *pbuf.Pbuf, seq uint32, n int, fin bool) {
 				c.dsack = wire.SACKBlock{Left: seq, Right: end}
 				t.ext.DSACKSent++
 			}
-			if p != nil {
-				p.Free()
-			}
+			p.Free()
 			return
 		}
 		if seqGT(pend, seq) {
 			d := int(pend - seq)
 			if d >= n {
-				if p != nil {
-					p.Free()
-				}
+				p.Free()
 				p, n = nil, 0
 			} else {
 				p = trimFront(p, d)
@@ -249,9 +241,7 @@ func (c *PCB) ooInsert(p *pbuf.Pbuf, seq uint32, n int, fin bool) {
 		}
 		keep := int(next.seq - seq)
 		if keep <= 0 {
-			if p != nil {
-				p.Free()
-			}
+			p.Free()
 			return
 		}
 		if keep < n {
@@ -263,9 +253,7 @@ func (c *PCB) ooInsert(p *pbuf.Pbuf, seq uint32, n int, fin bool) {
 		break
 	}
 	if n == 0 && !fin {
-		if p != nil {
-			p.Free()
-		}
+		p.Free()
 		return
 	}
 	np := 0

@@ -114,9 +114,7 @@ func (t *Proto) newSeg() *seg { return t.segs.Get() }
 
 // freeSeg frees the record's pbuf (if any) and returns it to the pool.
 func (t *Proto) freeSeg(s *seg) {
-	if s.p != nil {
-		s.p.Free()
-	}
+	s.p.Free()
 	if s.flags&sSpare != 0 {
 		*s = seg{} // the owning PCB's spare: free again
 		return

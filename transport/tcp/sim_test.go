@@ -101,24 +101,24 @@ func runSim(t *testing.T, sc simCase) simResult {
 	l := listen(t, w.b, 80, srv)
 	cli := newApp(w.a)
 	connected := dial(t, w.a, netip.AddrPortFrom(addrB, 80), cli)
-	if !w.until(2*time.Minute, func() bool { return *connected }) {
+	if !w.Until(2*time.Minute, func() bool { return *connected }) {
 		t.Fatalf("no connection")
 	}
-	start := w.clk.Now()
+	start := w.Clock.Now()
 	s := newSender(cli, size, uint64(len(sc.name)))
 	s.close = true
-	w.a.do(s.start)
+	w.a.Do(s.start)
 	limit := sc.limit
 	if limit == 0 {
 		limit = 30 * time.Minute
 	}
-	ok := w.until(limit, func() bool { return srv.fin || srv.err != nil || cli.err != nil })
-	el := w.clk.Now().Sub(start)
+	ok := w.Until(limit, func() bool { return srv.fin || srv.err != nil || cli.err != nil })
+	el := w.Clock.Now().Sub(start)
 	sa, sb := w.a.stats(), w.b.stats()
 	if !ok || srv.err != nil || cli.err != nil {
 		var info Info
 		if cli.c != nil {
-			w.a.do(func() { info = cli.c.Info() })
+			w.a.Do(func() { info = cli.c.Info() })
 		}
 		t.Fatalf("transfer stalled after %v: got %d of %d bytes (srv err %v, cli err %v)\nclient %+v\nA %+v\nB %+v",
 			el, srv.rcvd, size, srv.err, cli.err, info, sa.TCPExt, sb.TCPExt)
@@ -126,7 +126,7 @@ func runSim(t *testing.T, sc simCase) simResult {
 	if srv.rcvd != size || !bytes.Equal(srv.sum(), s.h.d.Sum(nil)) {
 		t.Fatalf("received %d bytes, want %d; sha256 equal: %v", srv.rcvd, size, bytes.Equal(srv.sum(), s.h.d.Sum(nil)))
 	}
-	w.b.do(func() {
+	w.b.Do(func() {
 		for _, c := range srv.accepted {
 			if c.State() != StateClosed {
 				c.Close()
@@ -134,7 +134,7 @@ func runSim(t *testing.T, sc simCase) simResult {
 		}
 		l.Close()
 	})
-	w.run(time.Second)
+	w.Run(time.Second)
 	x := sa.TCPExt
 	rate := float64(size) * 8 / el.Seconds() / 1e6
 	t.Logf("%s: %d bytes in %v simulated (%.1f Mbit/s); rtx=%d fast=%d rto=%d tlp=%d rack=%d sackrec=%d renorec=%d spurious=%d dsack=%d undo=%d | B: ooo=%d dropOOO=%d chk=%d paws=%d oow=%d dsackSent=%d",

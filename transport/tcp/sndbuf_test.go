@@ -13,13 +13,13 @@ import (
 func TestSndBufAutotune(t *testing.T) {
 	o := opt.Tunnel()
 	w := newWorld(t, worldCfg{opts: o})
-	w.a.do(func() {
+	w.a.Do(func() {
 		c, err := w.a.tcp.NewPCB()
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		now := w.clk.Now()
+		now := w.Clock.Now()
 		c.initCC(now)
 		mss := 1000
 		if got := c.SndBufSize(); got != o.TCPSndBuf || c.SndBuf() != o.TCPSndBuf {
@@ -58,7 +58,7 @@ func TestSndBufAutotune(t *testing.T) {
 
 	e := opt.Embedded()
 	w2 := newWorld(t, worldCfg{opts: e})
-	w2.a.do(func() {
+	w2.a.Do(func() {
 		c, _ := w2.a.tcp.NewPCB()
 		defer c.Close()
 		c.initCC(time.Unix(1, 0))
@@ -78,11 +78,11 @@ func TestSndBufBoundedByHeap(t *testing.T) {
 	o.TCPSndBuf = 1 << 20
 	o.TCPMaxSndBuf = 64 << 20
 	w := newWorld(t, worldCfg{opts: o})
-	w.a.do(func() {
+	w.a.Do(func() {
 		c, _ := w.a.tcp.NewPCB()
 		defer c.Close()
-		c.initCC(w.clk.Now())
-		c.cc.Init(1000, 100_000, w.clk.Now())
+		c.initCC(w.Clock.Now())
+		c.cc.Init(1000, 100_000, w.Clock.Now())
 		c.growSndBuf()
 		if c.SndBufSize() != o.TCPMaxSndBuf {
 			t.Fatalf("send buffer %d, want %d", c.SndBufSize(), o.TCPMaxSndBuf)

@@ -6,14 +6,14 @@ import (
 	"github.com/wispstack/wisp/wire"
 )
 
-// input processes one segment for c following RFC 9293 §3.10.7 ("SEGMENT ARRIVES"). p is
+// input processes segment in for c following RFC 9293 §3.10.7 ("SEGMENT ARRIVES"). p is
 // the payload with the header removed (nil when there is none); input takes ownership.
-func (c *PCB) input(p *pbuf.Pbuf) {
+func (c *PCB) input(in *segIn, p *pbuf.Pbuf) {
 	t := c.t
-	in := &t.in
-	c.lastRecv = in.ns
+	ns := t.nowNs()
+	c.lastRecv = ns
 	if c.state == StateSynSent {
-		c.synSentInput(p)
+		c.synSentInput(in, p)
 		return
 	}
 	gen := c.gen()
@@ -29,14 +29,12 @@ func (c *PCB) input(p *pbuf.Pbuf) {
 		case c.state == StateSynReceived && in.seq == c.irs && !in.hasACK():
 			c.retransmitSYN()
 			t.dropSeg(p, nil)
-		case c.state == StateTimeWait && !in.hasACK() && c.twReopen(p):
+		case c.state == StateTimeWait && !in.hasACK() && c.twReopen(in, p):
 		default:
 			t.ext.DropBadSYN++
 			t.st.Drop++
 			c.challengeACK()
-			if p != nil {
-				p.Free()
-			}
+			p.Free()
 		}
 		return
 	}
@@ -47,7 +45,7 @@ func (c *PCB) input(p *pbuf.Pbuf) {
 	if c.flags&fTS != 0 && in.opts.HasTimestamps && !in.hasRST() &&
 		seqLT(in.opts.TSVal, c.tsRecent) {
 		// "If the connection has been idle more than 24 days, TS.Recent is invalid."
-		if in.ns-c.tsRecentAge > int64(24*24*3600)*1e9 {
+		if ns-c.tsRecentAge > int64(24*24*3600)*1e9 {
 			c.tsRecent = in.opts.TSVal
 		} else {
 			c.ackNow()
@@ -84,14 +82,10 @@ func (c *PCB) input(p *pbuf.Pbuf) {
 			t.ext.DropBadRST++
 			t.st.Drop++
 			c.challengeACK()
-			if p != nil {
-				p.Free()
-			}
+			p.Free()
 			return
 		}
-		if p != nil {
-			p.Free()
-		}
+		p.Free()
 		t.ext.ResetsRecv++
 		c.resetReceived()
 		return
@@ -108,14 +102,14 @@ func (c *PCB) input(p *pbuf.Pbuf) {
 	// a forged segment acknowledging data never sent would otherwise plant a high TSval
 	// that makes every later good segment fail PAWS.
 	if c.flags&fTS != 0 && in.opts.HasTimestamps && seqLEQ(in.seq, c.lastAckSent) && c.ackAcceptable(in.ack) {
-		c.tsRecent, c.tsRecentAge = in.opts.TSVal, in.ns
+		c.tsRecent, c.tsRecentAge = in.opts.TSVal, ns
 	}
 	if c.state == StateSynReceived {
 		// "If SND.UNA < SEG.ACK =< SND.NXT, then enter ESTABLISHED state and continue
 		// processing ... If the segment acknowledgment is not acceptable, form a reset
 		// segment <SEQ=SEG.ACK><CTL=RST> and send it."
 		if !seqLT(c.sndUna, in.ack) || seqGT(in.ack, c.sndNxt) {
-			t.resetFor(in.ack, 0, false)
+			t.resetFor(in, in.ack, 0, false)
 			t.dropSeg(p, &t.ext.DropBadAck)
 			return
 		}
@@ -124,22 +118,16 @@ func (c *PCB) input(p *pbuf.Pbuf) {
 		c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)
 		c.sndWl1, c.sndWl2 = in.seq, in.ack
 		if !c.established() {
-			if p != nil {
-				p.Free()
-			}
+			p.Free()
 			return
 		}
 	}
-	if !c.processAck(gen) {
-		if p != nil {
-			p.Free()
-		}
+	if !c.processAck(in, gen) {
+		p.Free()
 		return
 	}
 	if !c.alive(gen) {
-		if p != nil {
-			p.Free()
-		}
+		p.Free()
 		return
 	}
 
@@ -157,13 +145,11 @@ func (c *PCB) input(p *pbuf.Pbuf) {
 				c.abandon(errs.Abrt)
 				return
 			}
-			c.receive(p, gen)
+			c.receive(in, p, gen)
 		default:
 			// CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT: "This should not occur since a
 			// FIN has been received from the remote side. Ignore the segment text."
-			if p != nil {
-				p.Free()
-			}
+			p.Free()
 			if c.state == StateTimeWait && in.hasFIN() {
 				// A retransmitted FIN: acknowledge it and restart the 2 MSL timeout.
 				c.ackNow()
@@ -266,9 +252,8 @@ func (c *PCB) established() bool {
 // allowed when its sequence number is above RCV.NXT (or its timestamp above TS.Recent).
 // The TIME-WAIT PCB is freed and the SYN goes to the listener. Takes ownership of p only
 // when it returns true.
-func (c *PCB) twReopen(p *pbuf.Pbuf) bool {
+func (c *PCB) twReopen(in *segIn, p *pbuf.Pbuf) bool {
 	t := c.t
-	in := &t.in
 	ok := seqGT(in.seq, c.rcvNxt)
 	if c.flags&fTS != 0 && in.opts.HasTimestamps {
 		ok = seqGT(in.opts.TSVal, c.tsRecent)
@@ -283,18 +268,15 @@ func (c *PCB) twReopen(p *pbuf.Pbuf) bool {
 	c.abandon(errs.Clsd)
 	// The SYN needs its header back for listenInput: only the payload is kept here, and a
 	// SYN's payload is dropped anyway.
-	if p != nil {
-		p.Free()
-	}
+	p.Free()
 	in.dataLen = 0
-	t.listenInput(l, nil)
+	t.listenInput(l, in, nil)
 	return true
 }
 
 // synSentInput is RFC 9293 §3.10.7.3 ("If the state is SYN-SENT").
-func (c *PCB) synSentInput(p *pbuf.Pbuf) {
+func (c *PCB) synSentInput(in *segIn, p *pbuf.Pbuf) {
 	t := c.t
-	in := &t.in
 	if p != nil {
 		// Data on a SYN-ACK is rare; the peer retransmits it after our ACK.
 		p.Free()
@@ -305,7 +287,7 @@ func (c *PCB) synSentInput(p *pbuf.Pbuf) {
 	if in.hasACK() {
 		if seqLEQ(in.ack, c.iss) || seqGT(in.ack, c.sndNxt) {
 			if !in.hasRST() {
-				t.resetFor(in.ack, 0, false)
+				t.resetFor(in, in.ack, 0, false)
 			}
 			t.ext.DropBadAck++
 			t.st.Drop++
@@ -335,7 +317,7 @@ func (c *PCB) synSentInput(p *pbuf.Pbuf) {
 	c.syncPromise()
 	c.applySynOptions(&in.opts)
 	if c.flags&fTS != 0 {
-		c.tsRecent, c.tsRecentAge = in.opts.TSVal, in.ns
+		c.tsRecent, c.tsRecentAge = in.opts.TSVal, t.nowNs()
 	}
 	if !ackOK {
 		// Simultaneous open: "enter SYN-RECEIVED, form a SYN,ACK segment
@@ -371,7 +353,8 @@ func (c *PCB) ackSYN(ack uint32) {
 	s := c.rtxq.head
 	if s != nil && s.flags&sSYN != 0 && seqGEQ(ack, s.end()) {
 		if s.flags&sEverRetx == 0 {
-			c.rttSample(durationNs(t.in.ns-s.xmit), t.in.ns)
+			ns := t.nowNs()
+			c.rttSample(durationNs(ns-s.xmit), ns)
 		}
 		c.rtxq.pop()
 		t.freeSeg(s)

@@ -51,13 +51,21 @@ func (c *PCB) onTimer() {
 	t.releaseClock(held)
 }
 
+// due reports whether deadline *d (0: none) has come by ns, and clears it if so.
+func due(d *int64, ns int64) bool {
+	if *d == 0 || ns < *d {
+		return false
+	}
+	*d = 0
+	return true
+}
+
 func (c *PCB) timer() {
 	t := c.t
 	now := t.now()
 	ns := t.nanos(now)
 	gen := c.gen()
-	if c.closeAt != 0 && ns >= c.closeAt {
-		c.closeAt = 0
+	if due(&c.closeAt, ns) {
 		if c.state == StateTimeWait {
 			c.abandon(errs.Clsd)
 		} else {
@@ -66,49 +74,39 @@ func (c *PCB) timer() {
 		}
 		return
 	}
-	if c.delackAt != 0 && ns >= c.delackAt {
-		c.delackAt = 0
-		if c.state != StateClosed {
-			t.ext.DelayedACKs++
-			c.sendAck()
-		}
+	if due(&c.delackAt, ns) && c.state != StateClosed {
+		t.ext.DelayedACKs++
+		c.sendAck()
 	}
-	if c.tlpAt != 0 && ns >= c.tlpAt {
+	if due(&c.tlpAt, ns) {
 		// Before the RTO: a PTO capped at the RTO's deadline sends the probe instead of
 		// the timeout (RFC 8985 §7.2), and the probe re-arms the RTO.
-		c.tlpAt = 0
 		c.tlpExpired(ns)
 	}
-	if c.rtoAt != 0 && ns >= c.rtoAt {
-		c.rtoAt = 0
+	if due(&c.rtoAt, ns) {
 		c.rtoExpired(ns)
 		if !c.alive(gen) {
 			return
 		}
 	}
-	if c.persistAt != 0 && ns >= c.persistAt {
-		c.persistAt = 0
+	if due(&c.persistAt, ns) {
 		c.persistExpired(ns)
 	}
-	if c.retryAt != 0 && ns >= c.retryAt {
-		c.retryAt = 0
+	if due(&c.retryAt, ns) {
 		c.output()
 	}
-	if c.reoAt != 0 && ns >= c.reoAt {
-		c.reoAt = 0
+	if due(&c.reoAt, ns) {
 		c.rackDetectLoss(ns)
 		c.maybeEnterRecovery(ns)
 		c.output()
 	}
-	if c.keepAt != 0 && ns >= c.keepAt {
-		c.keepAt = 0
+	if due(&c.keepAt, ns) {
 		c.keepalive(ns)
 		if !c.alive(gen) {
 			return
 		}
 	}
-	if c.pollAt != 0 && ns >= c.pollAt {
-		c.pollAt = 0
+	if due(&c.pollAt, ns) {
 		if c.pollFn != nil && c.flags&fAppClosed == 0 {
 			c.pollFn(c)
 			if !c.alive(gen) {
@@ -229,7 +227,7 @@ func (c *PCB) persistExpired(ns int64) {
 	// window is zero". Like Linux, the probe is a segment one below SND.UNA, which the
 	// receiver must answer with an ACK carrying its current window.
 	t.ext.ZeroWindowProbes++
-	h := hdr{seq: c.sndUna - 1, flags: wire.TCPFlagACK}
+	h := wire.TCPRepr{SeqNum: c.sndUna - 1, Flags: wire.TCPFlagACK}
 	_ = c.emit(&h, 0)
 	c.persistN = min(c.persistN+1, 16)
 	c.armPersist(ns)
@@ -334,7 +332,7 @@ func (c *PCB) keepalive(ns int64) {
 	c.keepSent++
 	t.ext.KeepaliveProbes++
 	// RFC 1122 §4.2.3.6: a keep-alive segment carries SEG.SEQ = SND.NXT-1.
-	h := hdr{seq: c.sndNxt - 1, flags: wire.TCPFlagACK}
+	h := wire.TCPRepr{SeqNum: c.sndNxt - 1, Flags: wire.TCPFlagACK}
 	_ = c.emit(&h, 0)
 }
 

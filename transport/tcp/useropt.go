@@ -29,6 +29,7 @@ const corkLimit = 200 * time.Millisecond
 // Values outside [MinUserMSS, MaxUserMSS] are errs.Val. A listener's connections inherit
 // it.
 func (c *PCB) SetMSS(n int) error {
+	c.assertCore()
 	if c.t == nil {
 		return errs.Conn
 	}
@@ -46,6 +47,7 @@ func (c *PCB) SetMSS(n int) error {
 // segment (options excluded, as Linux's mss_cache); before, the cap SetMSS set, else the
 // RFC 9293 default of 536.
 func (c *PCB) MSS() int {
+	c.assertCore()
 	if c.t != nil && c.mss > 0 && c.state >= StateEstablished {
 		return c.mss
 	}
@@ -61,6 +63,7 @@ func (c *PCB) MSS() int {
 // long after the last segment received. It replaces TCPMaxRtx and TCPSynMaxRtx as the
 // limit. 0 turns it off; negative durations count as 0.
 func (c *PCB) SetUserTimeout(d time.Duration) {
+	c.assertCore()
 	c.userTimeout = max(d, 0)
 	if c.t != nil && c.rtoAt != 0 {
 		c.clampToUserTimeout(&c.rtoAt)
@@ -69,11 +72,15 @@ func (c *PCB) SetUserTimeout(d time.Duration) {
 }
 
 // UserTimeout returns what SetUserTimeout set.
-func (c *PCB) UserTimeout() time.Duration { return c.userTimeout }
+func (c *PCB) UserTimeout() time.Duration {
+	c.assertCore()
+	return c.userTimeout
+}
 
 // SetCork sets TCP_CORK: while on, a partial segment is held until more data fills it, for
 // at most 200 ms; turning it off sends what waits.
 func (c *PCB) SetCork(on bool) {
+	c.assertCore()
 	if on {
 		c.flags |= fCork
 		return
@@ -86,12 +93,16 @@ func (c *PCB) SetCork(on bool) {
 }
 
 // Cork reports whether TCP_CORK is on.
-func (c *PCB) Cork() bool { return c.flags&fCork != 0 }
+func (c *PCB) Cork() bool {
+	c.assertCore()
+	return c.flags&fCork != 0
+}
 
 // SetNotSentLowat sets TCP_NOTSENT_LOWAT: SndBuf is 0 while n or more queued bytes are
 // not yet sent, and the SentFunc runs (with 0) when they fall below n, so a writer keeps
 // little more than the network takes queued. 0 (or negative) turns it off.
 func (c *PCB) SetNotSentLowat(n int) {
+	c.assertCore()
 	c.notSentLowat = max(n, 0)
 	if c.t != nil {
 		c.notifyLowat(c.gen())
@@ -99,7 +110,10 @@ func (c *PCB) SetNotSentLowat(n int) {
 }
 
 // NotSentLowat returns what SetNotSentLowat set.
-func (c *PCB) NotSentLowat() int { return c.notSentLowat }
+func (c *PCB) NotSentLowat() int {
+	c.assertCore()
+	return c.notSentLowat
+}
 
 // notSent is the queued data not yet sent (the FIN excluded).
 func (c *PCB) notSent() int { return max(int(int32(c.sndEnd-c.sndNxt)), 0) }

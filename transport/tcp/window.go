@@ -20,27 +20,27 @@ type drsState struct {
 	rtt      time.Duration // receiver's RTT estimate (0: none yet)
 }
 
-// drsReceived runs when in-order data arrives: it measures the receiver RTT as the time a
-// window of data takes to arrive (Linux tcp_rcv_rtt_measure) or, better, from the
-// timestamp the peer echoes.
-func (c *PCB) drsReceived() {
+// drsReceived runs when in-order data arrives (o: the options of its segment): it measures
+// the receiver RTT as the time a window of data takes to arrive (Linux
+// tcp_rcv_rtt_measure) or, better, from the timestamp the peer echoes.
+func (c *PCB) drsReceived(o *wire.TCPOptions) {
 	if c.rcvUser > 0 || c.rcvBufMax <= c.rcvBuf {
 		return
 	}
-	in := &c.t.in
-	if c.flags&fTS != 0 && in.opts.HasTimestamps && in.opts.TSEcr != 0 {
-		if ms := int32(c.tsNow() - in.opts.TSEcr); ms >= 0 && ms < 60000 {
+	if c.flags&fTS != 0 && o.HasTimestamps && o.TSEcr != 0 {
+		if ms := int32(c.tsNow() - o.TSEcr); ms >= 0 && ms < 60000 {
 			c.drsSample(max(time.Duration(ms)*time.Millisecond, time.Millisecond))
 			return
 		}
 	}
+	ns := c.t.nowNs()
 	if c.drs.rttStart == 0 {
-		c.drs.rttSeq, c.drs.rttStart = c.rcvNxt+uint32(max(c.rcvBuf, c.advMSS)), in.ns
+		c.drs.rttSeq, c.drs.rttStart = c.rcvNxt+uint32(max(c.rcvBuf, c.advMSS)), ns
 		return
 	}
 	if seqGEQ(c.rcvNxt, c.drs.rttSeq) {
-		c.drsSample(max(durationNs(in.ns-c.drs.rttStart), time.Millisecond))
-		c.drs.rttSeq, c.drs.rttStart = c.rcvNxt+uint32(max(c.rcvBuf, c.advMSS)), in.ns
+		c.drsSample(max(durationNs(ns-c.drs.rttStart), time.Millisecond))
+		c.drs.rttSeq, c.drs.rttStart = c.rcvNxt+uint32(max(c.rcvBuf, c.advMSS)), ns
 	}
 }
 
@@ -119,7 +119,7 @@ func (c *PCB) applySynOptions(o *wire.TCPOptions) {
 	}
 	if t.opts.TCPTimestamps && o.HasTimestamps {
 		c.flags |= fTS
-		c.tsRecent, c.tsRecentAge = o.TSVal, t.in.ns
+		c.tsRecent, c.tsRecentAge = o.TSVal, t.nowNs()
 	}
 	c.mss = c.effMSS()
 	// Linux's tcp_initialize_rcv_mss: until larger segments arrive, "full-sized" (for
@@ -163,4 +163,55 @@ func (c *PCB) initSend(now time.Time) {
 	}
 	c.tsOff = t.keys.TSOffset(c.localAP(), c.remoteAP())
 	c.initCC(now)
+}
+
+// windowField computes the window to advertise, updates RCV.ADV and returns the field.
+// RFC 9293 §3.8.6.2.2 (receiver SWS avoidance): the right edge moves only by at least
+// min(RCV.BUFF/2, MSS); it never moves left (§3.8.6.2.2 "shrinking the window" is
+// "strongly discouraged"). The window is also capped by the stack's free packet memory.
+func (c *PCB) windowField(syn bool) uint16 {
+	wnd := c.rcvSpace()
+	edge := c.rcvNxt + uint32(wnd)
+	if seqGT(edge, c.rcvAdv) && int(edge-c.rcvAdv) < min(c.rcvBuf/2, c.advMSS) && seqGT(c.rcvAdv, c.rcvNxt) {
+		edge = c.rcvAdv
+	}
+	if seqLT(edge, c.rcvAdv) {
+		edge = c.rcvAdv
+	}
+	w := uint32(edge - c.rcvNxt)
+	if syn {
+		// RFC 7323 §2.2: "The window field in a segment where the SYN bit is set ... MUST
+		// NOT be scaled".
+		f := min(w, 0xffff)
+		c.rcvAdv = c.rcvNxt + f
+		c.syncPromise()
+		return uint16(f)
+	}
+	sh := c.rcvScale
+	f := w >> sh
+	if c.rcvNxt+f<<sh != edge && seqLT(c.rcvNxt+f<<sh, c.rcvAdv) {
+		f++ // rounding down would move the advertised edge left
+	}
+	f = min(f, 0xffff)
+	c.rcvAdv = seqMax(c.rcvAdv, c.rcvNxt+f<<sh)
+	c.syncPromise()
+	return uint16(f)
+}
+
+// rcvSpace is the receive window the buffer and the connection's share of the stack's free
+// packet memory (share.go) allow.
+func (c *PCB) rcvSpace() int {
+	w := c.rcvBuf - c.rcvUnread
+	if w <= 0 {
+		return 0
+	}
+	if m := c.rxLimit(); w > m {
+		if c.t.rxHolders > 1 || c.t.rxHolders == 1 && c.rcvUnread == 0 {
+			c.t.ext.RcvShareClamped++
+		} else {
+			c.t.ext.RcvWndClamped++
+		}
+		w = m
+	}
+	return w
 }

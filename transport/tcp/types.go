@@ -1,13 +1,7 @@
 package tcp
 
-// This file is the raw API: lwIP's tcp_* functions in Go shape. Every function and callback
-// here runs in the stack's core context (the core lock held, or inside a callback the stack
-// made); none blocks.
-//
-// Ownership of pbufs crossing the API: RecvFunc receives a chain it owns (it must Free it,
-// or keep it; the window reopens only with Recved). WritePbuf takes ownership of its chain
-// whatever it returns. Write without WriteCopy references the caller's memory until SentFunc
-// has reported it acknowledged or the connection is gone.
+// The raw API's types: connection states, callbacks, write flags and the connection
+// snapshot. The functions are in pcbapi.go (a PCB's) and listen.go (a Listener's).
 
 import (
 	"fmt"
