@@ -15,6 +15,8 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 
+	"github.com/wispstack/wisp/endpoint"
+	"github.com/wispstack/wisp/internal/ping"
 	"github.com/wispstack/wisp/link/tun"
 	"github.com/wispstack/wisp/opt"
 	"github.com/wispstack/wisp/stack"
@@ -75,7 +77,7 @@ func TestKernelPingsWispOverTUN(t *testing.T) {
 	// And wisp pings the kernel.
 	ctx := t.Context()
 	for _, dst := range []string{"198.18.1.1", "fd42:5eed:1::1"} {
-		if _, err := s.Ping(ctx, netip.MustParseAddr(dst), 3000); err != nil {
+		if _, err := ping.Once(ctx, endpoint.New(s), netip.MustParseAddr(dst), 3000); err != nil {
 			t.Errorf("wisp pings kernel %s: %v", dst, err)
 		}
 	}
@@ -157,25 +159,14 @@ func TestWispServeCLI(t *testing.T) {
 
 func TestWispServeBadFlags(t *testing.T) {
 	bin := buildWisp(t)
-	for _, c := range []struct {
-		args []string
-		want string
-	}{
+	checkBadFlags(t, bin, nil, []badFlags{
 		{[]string{"serve", "--addr", "198.18.0.1/24"}, "--tun NAME is required"},
 		{[]string{"serve", "--tun", "x"}, "at least one --addr"},
 		{[]string{"serve", "--tun", "x", "--addr", "198.18.0.1"}, "has no prefix length"},
 		{[]string{"serve", "--tun", "x", "--addr", "nonsense"}, "not an address"},
 		{[]string{"budget", "--preset", "huge"}, "unknown preset"},
 		{[]string{"frobnicate"}, "unknown command"},
-	} {
-		out, err := exec.Command(bin, c.args...).CombinedOutput()
-		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
-			t.Errorf("%v: exit %v, want 2", c.args, err)
-		}
-		if !strings.Contains(string(out), c.want) {
-			t.Errorf("%v: output lacks %q:\n%s", c.args, c.want, out)
-		}
-	}
+	})
 	if os.Geteuid() != 0 {
 		out, err := exec.Command(bin, "serve", "--tun", "wispx", "--addr", "198.18.0.1/24").CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "root") {

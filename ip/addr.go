@@ -83,6 +83,7 @@ func (a *ifAddr) usable() bool { return a.state == Preferred || a.state == Depre
 // netif of the layer, errs.Val for unspecified, multicast, broadcast and IPv4-mapped
 // addresses.
 func (n *Netif) AddAddr(p netip.Prefix) error {
+	n.l.timers.AssertCore()
 	if !p.IsValid() {
 		return errs.Val
 	}
@@ -125,6 +126,7 @@ func (n *Netif) addAddr(p netip.Prefix, o Origin, valid, preferred time.Time) *i
 // RemoveAddr removes an address, and its connected route when no other address of the
 // netif covers the prefix. errs.Val if the address is not on n.
 func (n *Netif) RemoveAddr(a netip.Addr) error {
+	n.l.timers.AssertCore()
 	for i, x := range n.addrs {
 		if x.prefix.Addr() == a {
 			n.removeAddrAt(i)
@@ -147,6 +149,7 @@ func (n *Netif) removeAddrAt(i int) {
 
 // Addrs returns the netif's addresses.
 func (n *Netif) Addrs() []AddrInfo {
+	n.l.timers.AssertCore()
 	out := make([]AddrInfo, 0, len(n.addrs))
 	for _, a := range n.addrs {
 		out = append(out, AddrInfo{a.prefix, a.state, a.origin, a.validUntil, a.preferredUntil})
@@ -191,7 +194,10 @@ func (l *Layer) localNetif(a netip.Addr) *Netif {
 
 // IsLocal reports whether a is assigned to an up netif (tentative addresses are not:
 // RFC 4862 §5.4).
-func (l *Layer) IsLocal(a netip.Addr) bool { return l.localNetif(a.WithZone("")) != nil }
+func (l *Layer) IsLocal(a netip.Addr) bool {
+	l.timers.AssertCore()
+	return l.localNetif(a.WithZone("")) != nil
+}
 
 // isBroadcast4 reports whether dst is the limited broadcast or the directed broadcast of a
 // subnet of n.
@@ -228,6 +234,7 @@ func (n *Netif) inGroup(g netip.Addr) bool {
 // (same address), 2 (appropriate scope), 3 (avoid deprecated) and 8 (longest matching
 // prefix). errs.Rte when there is none.
 func (l *Layer) SourceFor(dst netip.Addr, n *Netif) (netip.Addr, error) {
+	l.timers.AssertCore()
 	dst = dst.Unmap()
 	if n == nil {
 		if m, _, err := l.Lookup(dst); err == nil {

@@ -54,3 +54,22 @@ type routeCache struct {
 	bcast bool
 	valid bool
 }
+
+// routeCached is route through the family's one-entry cache; bcast reports (IPv4) that dst
+// is a broadcast address of n.
+func (l *Layer) routeCached(dst netip.Addr, force *Netif) (n *Netif, nh netip.Addr, local, bcast bool, err error) {
+	c := &l.route4
+	if dst.Is6() {
+		c = &l.route6
+	}
+	if c.valid && c.gen == l.gen && c.dst == dst && c.force == force {
+		return c.n, c.nh, c.local, c.bcast, nil
+	}
+	n, nh, local, err = l.route(dst, force)
+	if err != nil {
+		return nil, nh, false, false, err
+	}
+	bcast = dst.Is4() && n.isBroadcast4(dst)
+	*c = routeCache{gen: l.gen, dst: dst, force: force, n: n, nh: nh, local: local, bcast: bcast, valid: true}
+	return n, nh, local, bcast, nil
+}

@@ -37,9 +37,12 @@
 // stack registers, never imported.
 //
 // Concurrency: none. A Layer and everything it owns run in the stack's core context (the
-// core lock held); every exported method must be called there. Timers run there too
-// (clock.Timeouts takes the core lock). The Layer never starts a goroutine and never reads
-// the wall clock: Config.Timers.Now() is the time.
+// core lock held); every exported method must be called there. In builds with the
+// wispcheck tag the Layer's methods and the Netif's that change or read its state (AddAddr,
+// RemoveAddr, Addrs, SetMTU, SetUp, Input) check it (Layer.AssertCore), except
+// RegisterTransport, SetRaw and Tables, which the stack calls while it builds the layer.
+// Timers run there too (clock.Timeouts takes the core lock). The Layer never starts a
+// goroutine and never reads the wall clock: Config.Timers.Now() is the time.
 //
 // Ownership: every function that takes a *pbuf.Pbuf says whether it takes ownership or
 // borrows; ownership never depends on the returned error.

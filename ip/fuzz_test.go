@@ -36,24 +36,17 @@ func FuzzNetifInput(f *testing.F) {
 			frame = data
 		}
 		ep := &capEP{medium: medium, mtu: 1500, hw: [6]byte{0x02, 0, 0, 0, 0, 1}, discard: true}
-		n, _ := e.l.AddNetif(ep, NetifConfig{})
-		_ = n.AddAddr(mustPrefix(v4A, 24))
-		_ = n.AddAddr(mustPrefix(v6A, 64))
+		n := e.addNetif(ep, mustPrefix(v4A, 24), mustPrefix(v6A, 64))
 		ep2 := &capEP{medium: link.MediumIP, mtu: 1280, discard: true}
-		n2, _ := e.l.AddNetif(ep2, NetifConfig{})
-		_ = n2.AddAddr(mustPrefix(mustAddr("fd42:5eed:1::1"), 64))
-		_ = n2.AddAddr(mustPrefix(mustAddr("198.19.0.1"), 24))
-		n.SetUp(true)
-		n2.SetUp(true)
+		e.addNetif(ep2, mustPrefix(mustAddr("fd42:5eed:1::1"), 64), mustPrefix(mustAddr("198.19.0.1"), 24))
 		e.l.RegisterTransport(wire.ProtoUDP, &recTransport{l: e.l, unreach: true})
-		if len(frame) == 0 {
+		if len(frame) == 0 || len(frame) > 14+0xffff { // no link delivers these
 			e.close()
 			return
 		}
 		p, err := e.alloc.Alloc(pbuf.LayerRaw, len(frame), pbuf.POOL)
 		if err != nil {
-			e.close()
-			return
+			t.Fatalf("a %d-byte frame does not fit the empty pool: %v", len(frame), err)
 		}
 		_ = p.CopyIn(frame, 0)
 		n.Input(p)

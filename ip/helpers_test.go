@@ -80,6 +80,23 @@ func (e *env) stats() stats.Snapshot {
 	return s
 }
 
+// addNetif adds a netif over ep with addrs and sets it up. A failure fails the test: a
+// fuzz target whose setup broke must not pass.
+func (e *env) addNetif(ep link.Endpoint, addrs ...netip.Prefix) *Netif {
+	e.t.Helper()
+	n, err := e.l.AddNetif(ep, NetifConfig{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if err := n.AddAddr(a); err != nil {
+			e.t.Fatalf("AddAddr %v: %v", a, err)
+		}
+	}
+	n.SetUp(true)
+	return n
+}
+
 // disp feeds a netif from a link, as the stack will.
 type disp struct {
 	e *env
@@ -103,23 +120,31 @@ func (d *disp) DeliverPackets(pkts []*pbuf.Pbuf) {
 	d.e.l.Flush()
 }
 
-// pair is two envs joined by a sync pipe.
+// pair is two envs joined by a sync pipe whose writes are tapped.
 type pair struct {
 	a, b   *env
 	na, nb *Netif
 	ea, eb *pipe.End
+	ta, tb *tapEP
 }
 
 func newPair(t *testing.T, medium link.Medium, mtu int, o opt.Options) *pair {
 	t.Helper()
+	return newPairSeeded(t, medium, mtu, o, 1, 2)
+}
+
+// newPairSeeded is newPair with the seeds of the two layers.
+func newPairSeeded(t *testing.T, medium link.Medium, mtu int, o opt.Options, seedA, seedB uint64) *pair {
+	t.Helper()
 	base := linktest.Goroutines()
-	p := &pair{a: newEnv(t, o, 1), b: newEnv(t, o, 2)}
+	p := &pair{a: newEnv(t, o, seedA), b: newEnv(t, o, seedB)}
 	p.ea, p.eb = pipe.New(pipe.Config{MTU: mtu, Medium: medium, Sync: true})
+	p.ta, p.tb = &tapEP{Endpoint: p.ea}, &tapEP{Endpoint: p.eb}
 	var err error
-	if p.na, err = p.a.l.AddNetif(p.ea, NetifConfig{}); err != nil {
+	if p.na, err = p.a.l.AddNetif(p.ta, NetifConfig{}); err != nil {
 		t.Fatal(err)
 	}
-	if p.nb, err = p.b.l.AddNetif(p.eb, NetifConfig{}); err != nil {
+	if p.nb, err = p.b.l.AddNetif(p.tb, NetifConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	p.ea.Attach(&disp{p.a, p.na})
@@ -133,18 +158,26 @@ func newPair(t *testing.T, medium link.Medium, mtu int, o opt.Options) *pair {
 	return p
 }
 
-// pump flushes both layers and moves frames until the link is quiet.
+// pump flushes both layers and moves frames until the link is quiet (a few rounds: a
+// delivery may queue looped packets for the next Flush).
 func (p *pair) pump() {
-	p.a.l.Flush()
-	p.b.l.Flush()
-	p.ea.Flush()
+	for range 4 {
+		p.a.l.Flush()
+		p.b.l.Flush()
+		p.ea.Flush()
+	}
 }
 
-// advance moves both clocks (running due timers) and pumps.
-func (p *pair) advance(d time.Duration) {
-	for step := time.Duration(0); step < d; step += 100 * time.Millisecond {
-		p.a.clk.Advance(100 * time.Millisecond)
-		p.b.clk.Advance(100 * time.Millisecond)
+// advance moves both clocks by d in 100 ms steps (running due timers), pumping after each.
+func (p *pair) advance(d time.Duration) { p.steps(d, 100*time.Millisecond) }
+
+// run moves both clocks by d in 10 ms steps, pumping after each.
+func (p *pair) run(d time.Duration) { p.steps(d, 10*time.Millisecond) }
+
+func (p *pair) steps(d, step time.Duration) {
+	for s := time.Duration(0); s < d; s += step {
+		p.a.clk.Advance(step)
+		p.b.clk.Advance(step)
 		p.pump()
 	}
 }

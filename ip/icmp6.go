@@ -1,10 +1,8 @@
 package ip
 
 import (
-	"encoding/binary"
 	"net/netip"
 
-	"github.com/wispstack/wisp/ip/frag"
 	"github.com/wispstack/wisp/pbuf"
 	"github.com/wispstack/wisp/wire"
 )
@@ -52,13 +50,13 @@ func (l *Layer) icmp6Input(h *Header, p *pbuf.Pbuf) {
 		// "The data received in the ICMPv6 Echo Request message MUST be returned entirely
 		// and unmodified in the ICMPv6 Echo Reply message": only the type and checksum
 		// change (and the pseudo-header's source when it was a multicast).
-		old := binary.BigEndian.Uint16(hb[hl:])
-		hb[hl] = wire.ICMPv6EchoReply
-		cs := wire.ChecksumUpdate16(m.Checksum(), old, binary.BigEndian.Uint16(hb[hl:]))
+		code := uint16(m.Code())
+		m.SetType(wire.ICMPv6EchoReply)
+		cs := wire.ChecksumUpdate16(m.Checksum(), wire.ICMPv6EchoRequest<<8|code, wire.ICMPv6EchoReply<<8|code)
 		if src != h.Dst {
 			cs = wire.ChecksumUpdateAddr(cs, h.Dst, src)
 		}
-		binary.BigEndian.PutUint16(hb[hl+2:], cs)
+		m.SetChecksumField(cs)
 		_ = p.RemoveHeader(hl)
 		p.SetFlags(0)
 		l.icmp6.Xmit++
@@ -68,11 +66,7 @@ func (l *Layer) icmp6Input(h *Header, p *pbuf.Pbuf) {
 		}
 		_ = l.output6(p, src, h.Src, wire.ProtoICMPv6, o)
 	case wire.ICMPv6EchoReply:
-		if l.echoFn != nil {
-			id, seq := m.Ident(), m.Seq()
-			_ = p.RemoveHeader(hl + wire.ICMPv6HeaderLen)
-			l.echoFn(h, id, seq, l.contiguous(p, 0, p.TotLen()))
-		}
+		// Ping sockets take their replies through the Raw hook, before this point.
 		p.Free()
 	case wire.ICMPv6DestUnreach, wire.ICMPv6PacketTooBig, wire.ICMPv6TimeExceeded, wire.ICMPv6ParamProblem:
 		kind, mtu := ControlHostUnreachable, 0
@@ -159,14 +153,11 @@ func (l *Layer) icmp6Error(n *Netif, p *pbuf.Pbuf, typ, code uint8, param uint32
 	// RFC 4443 §2.4(c): "as much of invoking packet as possible without the ICMPv6 packet
 	// exceeding the minimum IPv6 MTU".
 	qlen := min(p.TotLen(), maxQuote)
-	q, err := l.alloc.Alloc(pbuf.LayerIP, wire.ICMPv6HeaderLen+qlen, pbuf.RAM)
-	if err != nil {
-		l.icmp6.Drop++
-		l.icmp6.Memerr++
+	q := l.quoteAlloc(p, qlen, &l.icmp6)
+	if q == nil {
 		return
 	}
 	b := q.Payload()
-	p.CopyOut(b[wire.ICMPv6HeaderLen:], 0)
 	r := wire.ICMPv6Repr{Type: typ, Code: code, MTU: param, Pointer: param, PayloadLen: qlen}
 	_ = r.Emit(b, from, src)
 	l.icmp6.Xmit++
@@ -175,20 +166,4 @@ func (l *Layer) icmp6Error(n *Netif, p *pbuf.Pbuf, typ, code uint8, param uint32
 		o.Netif = n
 	}
 	_ = l.output6(q, from, src, wire.ProtoICMPv6, o)
-}
-
-// reassExpired is frag's callback for a datagram that timed out after its first fragment
-// arrived: RFC 792 and RFC 8200 §4.5 ask for Time Exceeded code 1 ("fragment reassembly
-// time exceeded") to the source. first is borrowed, positioned at its IP header.
-func (l *Layer) reassExpired(key frag.Key, first *pbuf.Pbuf) {
-	n := l.NetifByIndex(first.IfIndex())
-	if n == nil || !n.up {
-		return
-	}
-	if key.V6 {
-		l.icmp6Error(n, first, wire.ICMPv6TimeExceeded, wire.ICMPv6ReassemblyTimeout, 0)
-	} else {
-		l.icmp4Error(n, first, wire.ICMPv4TimeExceeded, wire.ICMPv4ReassemblyExceeded, 0)
-	}
-	l.flushLinks() // a timer runs outside any Flush; the error must not wait for the next one
 }

@@ -14,10 +14,7 @@ import (
 func host(t *testing.T) (*env, *Netif, *capEP, *recTransport) {
 	e := newEnv(t, testOptions(), 1)
 	ep := &capEP{medium: link.MediumIP, mtu: 1500}
-	n, _ := e.l.AddNetif(ep, NetifConfig{})
-	_ = n.AddAddr(mustPrefix(v4A, 24))
-	_ = n.AddAddr(mustPrefix(v6A, 64))
-	n.SetUp(true)
+	n := e.addNetif(ep, mustPrefix(v4A, 24), mustPrefix(v6A, 64))
 	tr := &recTransport{l: e.l, unreach: true}
 	e.l.RegisterTransport(wire.ProtoUDP, tr)
 	return e, n, ep, tr
@@ -191,9 +188,7 @@ func TestICMPRateLimit(t *testing.T) {
 	e := newEnv(t, o, 1)
 	defer e.close()
 	ep := &capEP{medium: link.MediumIP, mtu: 1500}
-	n, _ := e.l.AddNetif(ep, NetifConfig{})
-	_ = n.AddAddr(mustPrefix(v4A, 24))
-	n.SetUp(true)
+	n := e.addNetif(ep, mustPrefix(v4A, 24))
 	send := func(k int) int {
 		for i := 0; i < k; i++ {
 			e.inject(n, ipv4Packet(v4B, v4A, 99, 64, udpish(4)))

@@ -35,13 +35,16 @@ var routerAlert4 = [4]byte{ipOptRouterAlert, 4, 0, 0}
 // igmpHdrLen is the IPv4 header IGMP is sent with: 20 bytes and the Router Alert option.
 const igmpHdrLen = wire.IPv4MinHeaderLen + len(routerAlert4)
 
-// decodeCode decodes an 8-bit IGMPv3 Max Resp Code or QQIC (RFC 3376 §4.1.1, §4.1.7):
-// below 128 the value itself, else the floating point form "(mant | 0x10) << (exp + 3)".
-func decodeCode(c uint8) int {
-	if c < 128 {
+// decodeCode decodes a floating-point Max Resp Code or QQIC of bits bits (RFC 3376
+// §4.1.1, §4.1.7 and RFC 3810 §5.1.9: 8; RFC 3810 §5.1.3: 16): below 1<<(bits-1) the
+// value itself, else "(mant | 0x10) << (exp + 3)" with a mantissa of bits-4 bits and the
+// 3-bit exponent above it.
+func decodeCode(c uint16, bits uint) int {
+	if c < 1<<(bits-1) {
 		return int(c)
 	}
-	return int(c&0x0f|0x10) << ((c>>4)&0x07 + 3)
+	m := bits - 4
+	return int(c&(1<<m-1)|1<<m) << ((c>>m)&0x07 + 3)
 }
 
 // igmpInput handles an IGMP message (protocol 2); p is positioned at the IPv4 header
@@ -51,13 +54,13 @@ func (l *Layer) igmpInput(h *Header, p *pbuf.Pbuf) {
 	hl := h.HeaderLen
 	mlen := p.TotLen() - hl
 	if mlen < igmpMinLen {
-		l.dropIGMP(p, &l.igmp.Lenerr)
+		l.dropPkt(p, &l.igmp.Lenerr)
 		return
 	}
 	// RFC 3376 §4.1.2: the checksum is "the 16-bit one's complement of the one's
 	// complement sum of the whole IGMP message"; a wrong one is silently ignored.
 	if wire.Finish(ChainChecksum(p, hl, mlen, 0)) != 0 {
-		l.dropIGMP(p, &l.igmp.Chkerr)
+		l.dropPkt(p, &l.igmp.Chkerr)
 		return
 	}
 	var m [igmpV3QueryLen]byte
@@ -81,27 +84,27 @@ func (l *Layer) igmpInput(h *Header, p *pbuf.Pbuf) {
 		case mlen >= igmpV3QueryLen:
 			ns := int(binary.BigEndian.Uint16(m[10:12]))
 			if mlen < igmpV3QueryLen+4*ns {
-				l.dropIGMP(p, &l.igmp.Lenerr)
+				l.dropPkt(p, &l.igmp.Lenerr)
 				return
 			}
 			q.version = modeV3
-			q.maxResp = time.Duration(decodeCode(m[1])) * 100 * time.Millisecond
+			q.maxResp = time.Duration(decodeCode(uint16(m[1]), 8)) * 100 * time.Millisecond
 			q.qrv = m[8] & 0x07
-			q.qqi = time.Duration(decodeCode(m[9])) * time.Second
+			q.qqi = time.Duration(decodeCode(uint16(m[9]), 8)) * time.Second
 		default:
-			l.dropIGMP(p, &l.igmp.Lenerr)
+			l.dropPkt(p, &l.igmp.Lenerr)
 			return
 		}
 		if group.IsUnspecified() {
 			q.group = netip.Addr{}
 		} else if !group.IsMulticast() {
-			l.dropIGMP(p, &l.igmp.Proterr)
+			l.dropPkt(p, &l.igmp.Proterr)
 			return
 		}
 		// RFC 3376 §9.1: hosts should ignore v2 and v3 queries without the Router Alert
 		// option, which makes forged off-link queries harmless.
 		if q.version != modeV1 && !hasRouterAlert4(p, hl) {
-			l.dropIGMP(p, &l.igmp.Opterr)
+			l.dropPkt(p, &l.igmp.Opterr)
 			return
 		}
 		l.mcQueryInput(h.Netif, false, &q)
@@ -113,17 +116,10 @@ func (l *Layer) igmpInput(h *Header, p *pbuf.Pbuf) {
 		// Meant for routers.
 	default:
 		// RFC 3376 §4: "Unrecognized message types MUST be silently ignored."
-		l.dropIGMP(p, &l.igmp.Proterr)
+		l.dropPkt(p, &l.igmp.Proterr)
 		return
 	}
 	p.Free()
-}
-
-// dropIGMP takes ownership of p, frees it and counts a drop under reason, a field of l.igmp.
-func (l *Layer) dropIGMP(p *pbuf.Pbuf, reason *uint64) {
-	p.Free()
-	*reason++
-	l.igmp.Drop++
 }
 
 // hasRouterAlert4 reports whether the options of the IPv4 header at the start of p (hl
@@ -164,19 +160,6 @@ func (l *Layer) igmpSource(n *Netif) netip.Addr {
 	return netip.IPv4Unspecified()
 }
 
-// igmpAlloc allocates an IGMP packet with mlen bytes of message, owned by the caller; nil
-// (counted) when out of memory.
-func (l *Layer) igmpAlloc(mlen int) *pbuf.Pbuf {
-	p, err := l.alloc.Alloc(pbuf.LayerLink, igmpHdrLen+mlen, pbuf.RAM)
-	if err != nil {
-		l.igmp.Drop++
-		l.igmp.Memerr++
-		return nil
-	}
-	clear(p.Payload())
-	return p
-}
-
 // igmpSend writes the IPv4 header in front of the message in p (owned) and sends it to dst
 // on n. RFC 3376 §4 and RFC 2236 §2: "sent with IP TTL 1" and "the IP Router Alert Option
 // (RFC 2113) in their IP header".
@@ -198,7 +181,7 @@ func (l *Layer) igmpSend(n *Netif, p *pbuf.Pbuf, dst netip.Addr) {
 // igmpSendOld sends a v1 or v2 report for g (to g), or a v2 Leave Group (to 224.0.0.2,
 // RFC 2236 §3).
 func (l *Layer) igmpSendOld(n *Netif, mode mcMode, g netip.Addr, leave bool) {
-	p := l.igmpAlloc(igmpMinLen)
+	p := l.mcAlloc(false, igmpMinLen)
 	if p == nil {
 		return
 	}
@@ -215,52 +198,4 @@ func (l *Layer) igmpSendOld(n *Netif, mode mcMode, g netip.Addr, leave bool) {
 	a := g.As4()
 	copy(msg[4:8], a[:])
 	l.igmpSend(n, p, dst)
-}
-
-// igmpSendV3 sends IGMPv3 Membership Reports to 224.0.0.22 (RFC 3376 §4.2.14): one record
-// of type typ for g, or, g invalid, a record for every reportable joined group of n, as
-// many per packet as the MTU allows.
-func (l *Layer) igmpSendV3(n *Netif, g netip.Addr, typ uint8) {
-	per := max((n.mtu-igmpHdrLen-igmpMinLen)/igmpRecLen, 1)
-	e := n.mc4.groups
-	for {
-		k := 1
-		if !g.IsValid() {
-			for ; e != nil && (!e.joined() || !reportable(e.addr)); e = e.next {
-			}
-			if e == nil {
-				return
-			}
-			k = 0
-			for x := e; x != nil && k < per; x = x.next {
-				if x.joined() && reportable(x.addr) {
-					k++
-				}
-			}
-		}
-		p := l.igmpAlloc(igmpMinLen + k*igmpRecLen)
-		if p == nil {
-			return
-		}
-		msg := p.Payload()[igmpHdrLen:]
-		msg[0] = igmpV3Report
-		binary.BigEndian.PutUint16(msg[6:8], uint16(k))
-		for i := 0; i < k; i++ {
-			rec := msg[igmpMinLen+i*igmpRecLen:]
-			rec[0] = typ
-			a := g
-			if !g.IsValid() {
-				for !e.joined() || !reportable(e.addr) {
-					e = e.next
-				}
-				a, e = e.addr, e.next
-			}
-			b := a.As4()
-			copy(rec[4:8], b[:])
-		}
-		l.igmpSend(n, p, igmpv3Rtrs)
-		if g.IsValid() {
-			return
-		}
-	}
 }

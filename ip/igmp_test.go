@@ -93,8 +93,8 @@ func TestIGMPv3Queries(t *testing.T) {
 	}
 	// A group-specific query (to the group) is answered for that group only. Max Resp
 	// Code 0x8f in the exponent form: (0xf|0x10) << 3 = 248 tenths.
-	if decodeCode(0x8f) != 248 {
-		t.Fatalf("decodeCode(0x8f) = %d", decodeCode(0x8f))
+	if decodeCode(0x8f, 8) != 248 {
+		t.Fatalf("decodeCode(0x8f, 8) = %d", decodeCode(0x8f, 8))
 	}
 	e.inject(n, igmpQueryPkt(grp2, 3, 0x8f, grp2, 0, 0, true))
 	e.run(25 * time.Second)

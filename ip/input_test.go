@@ -98,10 +98,7 @@ func TestAllocs(t *testing.T) {
 	e := newEnv(t, testOptions(), 1)
 	defer e.close()
 	ep := &capEP{medium: link.MediumIP, mtu: 1500, discard: true}
-	n, _ := e.l.AddNetif(ep, NetifConfig{})
-	_ = n.AddAddr(mustPrefix(v4A, 24))
-	_ = n.AddAddr(mustPrefix(v6A, 64))
-	n.SetUp(true)
+	n := e.addNetif(ep, mustPrefix(v4A, 24), mustPrefix(v6A, 64))
 	req4 := ipv4Packet(v4B, v4A, wire.ProtoICMP, 64, echo4(1, 1, make([]byte, 56)))
 	req6 := ipv6Packet(v6B, v6A, wire.ProtoICMPv6, 64, echo6(v6B, v6A, 1, 1, make([]byte, 56)))
 	for _, req := range [][]byte{req4, req6} {

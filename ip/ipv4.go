@@ -1,7 +1,6 @@
 package ip
 
 import (
-	"encoding/binary"
 	"net/netip"
 
 	"github.com/wispstack/wisp/errs"
@@ -9,25 +8,6 @@ import (
 	"github.com/wispstack/wisp/pbuf"
 	"github.com/wispstack/wisp/wire"
 )
-
-// ipInput dispatches one received IP packet by its version; it takes ownership. looped is
-// set for packets this stack sent to itself.
-func (l *Layer) ipInput(n *Netif, p *pbuf.Pbuf, looped bool) {
-	b, ok := p.ByteAt(0)
-	switch {
-	case !ok:
-		l.ip.Recv++
-		l.dropPkt(p, &l.ip.Lenerr)
-	case b>>4 == 4:
-		l.input4(n, p, looped)
-	case b>>4 == 6:
-		l.input6(n, p, looped)
-	default:
-		// RFC 791 §3.1 / RFC 8200 §3: nothing but versions 4 and 6 is IP.
-		l.ip.Recv++
-		l.dropPkt(p, &l.ip.Err)
-	}
-}
 
 // input4 processes one IPv4 packet (RFC 791 §3.2, RFC 1122 §3.2.1); it takes ownership.
 func (l *Layer) input4(n *Netif, p *pbuf.Pbuf, looped bool) {
@@ -105,77 +85,14 @@ func (l *Layer) input4(n *Netif, p *pbuf.Pbuf, looped bool) {
 		p, hl = dg, hl0
 		hb, _ = p.Header(hl)
 		ip = wire.IPv4(hb)
-		binary.BigEndian.PutUint16(hb[6:8], 0) // flags and offset
-		binary.BigEndian.PutUint16(hb[2:4], uint16(p.TotLen()))
+		ip.SetFragment(false, false, 0)
+		ip.SetTotalLength(uint16(p.TotLen()))
 		ip.SetChecksum()
 	}
 	h := &l.inHdr
 	*h = Header{Src: src, Dst: dst, Proto: ip.Protocol(), TTL: ip.TTL(), TOS: ip.TOS(),
 		HeaderLen: hl, Netif: n, Broadcast: bcast, Multicast: mcast}
 	l.deliver(h, p)
-}
-
-// deliver hands p, positioned at the IP header (h.HeaderLen bytes), to its protocol; it
-// takes ownership.
-func (l *Layer) deliver(h *Header, p *pbuf.Pbuf) {
-	v6 := h.Dst.Is6()
-	if l.rawListen[h.Proto] > 0 && l.raw != nil && l.rawOffer(h, p) {
-		return
-	}
-	switch {
-	case !v6 && h.Proto == wire.ProtoICMP:
-		l.icmp4Input(h, p)
-		return
-	case !v6 && h.Proto == wire.ProtoIGMP:
-		l.igmpInput(h, p)
-		return
-	case v6 && h.Proto == wire.ProtoICMPv6:
-		l.icmp6Input(h, p)
-		return
-	}
-	if t := l.transports[h.Proto]; t != nil {
-		_ = p.RemoveHeader(h.HeaderLen)
-		if p.Len() == 0 && p.Next() != nil {
-			// The headers filled the first pbuf (a reassembled datagram can look like
-			// that): transports want their header at the start of the first pbuf.
-			rest := p.Dechain()
-			rest.SetFlags(p.Flags())
-			rest.SetIfIndex(p.IfIndex())
-			p.Free()
-			p = rest
-		}
-		t.Input(h, p)
-		return
-	}
-	if v6 {
-		// RFC 8200 §4: an unrecognised Next Header makes the node "send an ICMP Parameter
-		// Problem message ... with an ICMP Code value of 1 ... pointing to the
-		// unrecognized value"; the caller stored where that field is.
-		l.icmp6Error(h.Netif, p, wire.ICMPv6ParamProblem, wire.ICMPv6ParamUnknownNextHdr, uint32(h.nhOff))
-		l.dropPkt(p, &l.ip6.Proterr)
-		return
-	}
-	// RFC 1122 §3.2.2.1: a host SHOULD generate Destination Unreachable messages with code
-	// 2 (Protocol Unreachable) when the designated transport protocol is not supported.
-	if !h.Broadcast && !h.Multicast {
-		l.icmp4Error(h.Netif, p, wire.ICMPv4DestUnreach, wire.ICMPv4ProtoUnreach, 0)
-	}
-	l.dropPkt(p, &l.ip.Proterr)
-}
-
-// rawOffer offers p (at its IP header) to the raw hook positioned at the transport header,
-// and restores the IP header when the hook did not eat it. It reports whether p was eaten:
-// then the hook owns p; otherwise p stays the caller's.
-func (l *Layer) rawOffer(h *Header, p *pbuf.Pbuf) bool {
-	if p.Len() < h.HeaderLen {
-		return false // headers spread over pbufs (reassembled): not offered
-	}
-	_ = p.RemoveHeader(h.HeaderLen)
-	if l.raw.RawInput(h, p) {
-		return true
-	}
-	_ = p.AddHeader(h.HeaderLen)
-	return false
 }
 
 // forward4 routes a packet not addressed to this stack (RFC 1812 §5.2) or drops it when
@@ -193,14 +110,12 @@ func (l *Layer) forward4(in *Netif, p *pbuf.Pbuf) {
 	// RFC 1812 §5.3.1: a datagram whose TTL would reach zero is discarded with an ICMP Time
 	// Exceeded.
 	if ip.TTL() <= 1 {
-		l.icmp4Error(in, p, wire.ICMPv4TimeExceeded, wire.ICMPv4TTLExceeded, 0)
-		l.dropPkt(p, &l.ip.Err)
+		l.refuse4(in, p, wire.ICMPv4TimeExceeded, wire.ICMPv4TTLExceeded, 0, &l.ip.Err)
 		return
 	}
 	out, nh, ok := l.lookup(dst, nil)
 	if !ok {
-		l.icmp4Error(in, p, wire.ICMPv4DestUnreach, wire.ICMPv4NetUnreach, 0)
-		l.dropPkt(p, &l.ip.Rterr)
+		l.refuse4(in, p, wire.ICMPv4DestUnreach, wire.ICMPv4NetUnreach, 0, &l.ip.Rterr)
 		return
 	}
 	if out.isBroadcast4(dst) {
@@ -209,8 +124,7 @@ func (l *Layer) forward4(in *Netif, p *pbuf.Pbuf) {
 	}
 	if p.TotLen() > out.mtu && ip.DontFragment() {
 		// RFC 1191 §4: "Fragmentation needed and DF set" carries the next-hop MTU.
-		l.icmp4Error(in, p, wire.ICMPv4DestUnreach, wire.ICMPv4FragNeeded, uint32(out.mtu))
-		l.dropPkt(p, &l.ip.Err)
+		l.refuse4(in, p, wire.ICMPv4DestUnreach, wire.ICMPv4FragNeeded, uint32(out.mtu), &l.ip.Err)
 		return
 	}
 	ip.SetTTL(ip.TTL() - 1)
@@ -226,91 +140,6 @@ func (l *Layer) forward4(in *Netif, p *pbuf.Pbuf) {
 	}
 	l.ip.Xmit++
 	_ = l.send4(out, p, nh, netip.Addr{})
-}
-
-// Output sends a transport packet; it takes ownership of p, whatever it returns. p's first
-// pbuf should have pbuf.LayerIP header room (else a RAM header pbuf is chained in front).
-// An invalid src is chosen with SourceFor. A packet larger than the MTU is fragmented (IPv4
-// unless DontFragment, which fails with errs.Val; IPv6 always, RFC 8200 §5). A local
-// destination is looped back and delivered at Flush. errs.Rte without a route, errs.Mem on
-// exhaustion.
-func (l *Layer) Output(p *pbuf.Pbuf, src, dst netip.Addr, proto uint8, o OutputOptions) error {
-	if p == nil {
-		return errs.Val
-	}
-	if l.closed {
-		p.Free()
-		return errs.Clsd
-	}
-	dst, src = dst.Unmap(), src.Unmap()
-	switch {
-	case dst.Is4():
-		return l.output4(p, src, dst, proto, o)
-	case dst.Is6():
-		return l.output6(p, src, dst, proto, o)
-	}
-	p.Free()
-	return errs.Val
-}
-
-// OutputOptions are the per-packet choices of Output.
-type OutputOptions struct {
-	TTL          uint8 // 0: Options.IPDefaultTTL (IPv6: the router-advertised hop limit)
-	TOS          uint8 // IPv4 TOS / IPv6 traffic class
-	DontFragment bool  // IPv4: set DF and fail rather than fragment
-	// Netif forces the egress netif (SO_BINDTODEVICE, IP_MULTICAST_IF).
-	Netif *Netif
-	// FailIfFull makes Output fail with errs.Mem, dropping p and counting Memerr, when the
-	// egress link's transmit queue has no room (link.TxRoomer): a datagram sender hears
-	// ENOMEM, as esp-lwip's UDP does, instead of the frame being dropped at flush.
-	FailIfFull bool
-	// MulticastLoop delivers a copy of a multicast packet to this stack too when the
-	// egress netif is a member of the group (IP_MULTICAST_LOOP, IPV6_MULTICAST_LOOP).
-	MulticastLoop bool
-	// LoopOnly keeps a multicast packet on this host: IP_MULTICAST_TTL 0 /
-	// IPV6_MULTICAST_HOPS 0 on Linux. Nothing goes on the link; with MulticastLoop and
-	// the egress netif a member, the packet (TTL / hop limit 0 in its header, TTL ignored,
-	// never fragmented) is delivered locally at Flush; otherwise it is dropped without
-	// error or counter, as Linux does. Unicast and broadcast destinations ignore it.
-	LoopOnly bool
-}
-
-// routeCached is route through the family's one-entry cache; bcast reports (IPv4) that dst
-// is a broadcast address of n.
-func (l *Layer) routeCached(dst netip.Addr, force *Netif) (n *Netif, nh netip.Addr, local, bcast bool, err error) {
-	c := &l.route4
-	if dst.Is6() {
-		c = &l.route6
-	}
-	if c.valid && c.gen == l.gen && c.dst == dst && c.force == force {
-		return c.n, c.nh, c.local, c.bcast, nil
-	}
-	n, nh, local, err = l.route(dst, force)
-	if err != nil {
-		return nil, nh, false, false, err
-	}
-	bcast = dst.Is4() && n.isBroadcast4(dst)
-	*c = routeCache{gen: l.gen, dst: dst, force: force, n: n, nh: nh, local: local, bcast: bcast, valid: true}
-	return n, nh, local, bcast, nil
-}
-
-// route picks the egress for dst: a local address loops back; o.Netif forces the netif.
-func (l *Layer) route(dst netip.Addr, force *Netif) (n *Netif, nh netip.Addr, local bool, err error) {
-	if m := l.localNetif(dst.WithZone("")); m != nil {
-		return m, dst.WithZone(""), true, nil
-	}
-	if force != nil {
-		if force.l != l || !force.up {
-			return nil, nh, false, errs.Rte
-		}
-		d := dst.WithZone("")
-		if m, gw, ok := l.lookup(d, force); ok && !d.IsMulticast() && d != broadcast4 {
-			return m, gw, false, nil
-		}
-		return force, d, false, nil
-	}
-	n, nh, err = l.Lookup(dst)
-	return n, nh, false, err
 }
 
 // output4 is Output for IPv4.
@@ -392,27 +221,6 @@ func (l *Layer) output4(p *pbuf.Pbuf, src, dst netip.Addr, proto uint8, o Output
 		l.loopMcast(n, nil, p)
 	}
 	return l.send4(n, p, nh, src)
-}
-
-// prepend makes room for an hl-byte header in front of p (plus the link header of n): in
-// p's header room, or in a new RAM pbuf chained in front. It takes ownership of p and
-// returns the chain whose first pbuf starts with the hl header bytes.
-func (l *Layer) prepend(p *pbuf.Pbuf, hl int, n *Netif) (*pbuf.Pbuf, error) {
-	if p.HeaderRoom() >= hl+n.medium.HeaderLen() && p.Type() != pbuf.REF && p.AddHeader(hl) == nil {
-		return p, nil
-	}
-	h, err := l.alloc.Alloc(pbuf.LayerLink, hl, pbuf.RAM)
-	if err != nil {
-		p.Free()
-		return nil, errs.Mem
-	}
-	h.SetFlags(p.Flags())
-	if p.TotLen() == 0 {
-		p.Free()
-	} else {
-		pbuf.Cat(h, p)
-	}
-	return h, nil
 }
 
 // send4 hands a finished IPv4 packet to n; it takes ownership.

@@ -1,7 +1,6 @@
 package ip
 
 import (
-	"encoding/binary"
 	"errors"
 	"net/netip"
 
@@ -72,8 +71,7 @@ func (l *Layer) walk6(n *Netif, p *pbuf.Pbuf, src, dst netip.Addr, mcast, reasse
 			return
 		}
 		// RFC 8200 §4: a header the node cannot parse earns a Parameter Problem.
-		l.icmp6Error(n, p, wire.ICMPv6ParamProblem, c.ErrCode, uint32(c.ErrPointer))
-		l.dropPkt(p, &l.ip6.Opterr)
+		l.refuse6(n, p, wire.ICMPv6ParamProblem, c.ErrCode, uint32(c.ErrPointer), &l.ip6.Opterr)
 		return
 	}
 	hb := p.Payload()
@@ -91,8 +89,7 @@ func (l *Layer) walk6(n *Netif, p *pbuf.Pbuf, src, dst netip.Addr, mcast, reasse
 			// 0, message ... pointing to the unrecognized Routing Type". wisp recognises
 			// none (type 0 is deprecated by RFC 5095).
 			if eh.SegmentsLeft() != 0 {
-				l.icmp6Error(n, p, wire.ICMPv6ParamProblem, wire.ICMPv6ParamErroneousField, uint32(off+2))
-				l.dropPkt(p, &l.ip6.Opterr)
+				l.refuse6(n, p, wire.ICMPv6ParamProblem, wire.ICMPv6ParamErroneousField, uint32(off+2), &l.ip6.Opterr)
 				return
 			}
 		}
@@ -143,8 +140,7 @@ func (l *Layer) options6(n *Netif, p *pbuf.Pbuf, eh wire.IPv6ExtHeader, off int,
 		return false
 	}
 	if it.Err() != nil {
-		l.icmp6Error(n, p, wire.ICMPv6ParamProblem, wire.ICMPv6ParamErroneousField, uint32(off+it.ErrOffset()))
-		l.dropPkt(p, &l.ip6.Opterr)
+		l.refuse6(n, p, wire.ICMPv6ParamProblem, wire.ICMPv6ParamErroneousField, uint32(off+it.ErrOffset()), &l.ip6.Opterr)
 		return false
 	}
 	return true
@@ -161,8 +157,7 @@ func (l *Layer) fragInput6(n *Netif, p *pbuf.Pbuf, src, dst netip.Addr, mcast bo
 	// Parameter Problem, Code 0, message should be sent ... pointing to the Payload Length
 	// field of the fragment packet."
 	if fh.MoreFragments() && (data == 0 || data%8 != 0) {
-		l.icmp6Error(n, p, wire.ICMPv6ParamProblem, wire.ICMPv6ParamErroneousField, 4)
-		l.dropPkt(p, &l.ip6.Lenerr)
+		l.refuse6(n, p, wire.ICMPv6ParamProblem, wire.ICMPv6ParamErroneousField, 4, &l.ip6.Lenerr)
 		return
 	}
 	// "If the length and offset of a fragment are such that the Payload Length of the
@@ -170,8 +165,7 @@ func (l *Layer) fragInput6(n *Netif, p *pbuf.Pbuf, src, dst netip.Addr, mcast bo
 	// must be discarded and an ICMP Parameter Problem, Code 0, message should be sent ...
 	// pointing to the Fragment Offset field of the fragment packet."
 	if fo-wire.IPv6HeaderLen+fh.FragmentOffset()+data > 0xffff {
-		l.icmp6Error(n, p, wire.ICMPv6ParamProblem, wire.ICMPv6ParamErroneousField, uint32(fo+2))
-		l.dropPkt(p, &l.ip6.Lenerr)
+		l.refuse6(n, p, wire.ICMPv6ParamProblem, wire.ICMPv6ParamErroneousField, uint32(fo+2), &l.ip6.Lenerr)
 		return
 	}
 	key := frag.Key{V6: true, Src: src, Dst: dst, ID: fh.Identification()}
@@ -202,7 +196,7 @@ func (l *Layer) fragInput6(n *Netif, p *pbuf.Pbuf, src, dst netip.Addr, mcast bo
 	hb[nhField] = hb[off]
 	copy(hb[wire.IPv6FragmentHeaderLen:off+wire.IPv6FragmentHeaderLen], hb[:off])
 	_ = dg.RemoveHeader(wire.IPv6FragmentHeaderLen)
-	binary.BigEndian.PutUint16(dg.Payload()[4:6], uint16(dg.TotLen()-wire.IPv6HeaderLen))
+	wire.IPv6(dg.Payload()).SetPayloadLength(uint16(dg.TotLen() - wire.IPv6HeaderLen))
 	l.walk6(n, dg, src, dst, mcast, true)
 }
 
@@ -240,27 +234,23 @@ func (l *Layer) forward6(in *Netif, p *pbuf.Pbuf) {
 	// RFC 4291 §2.5.6: "Routers must not forward any packets with Link-Local source or
 	// destination addresses to other links."
 	if dst.IsLinkLocalUnicast() || src.IsLinkLocalUnicast() {
-		l.icmp6Error(in, p, wire.ICMPv6DestUnreach, wire.ICMPv6BeyondScope, 0)
-		l.dropPkt(p, &l.ip6.Err)
+		l.refuse6(in, p, wire.ICMPv6DestUnreach, wire.ICMPv6BeyondScope, 0, &l.ip6.Err)
 		return
 	}
 	// RFC 8200 §3: the hop limit is decremented by each forwarding node and the packet
 	// discarded when it reaches zero, with an ICMP Time Exceeded (RFC 4443 §3.3).
 	if ip.HopLimit() <= 1 {
-		l.icmp6Error(in, p, wire.ICMPv6TimeExceeded, wire.ICMPv6HopLimitExceeded, 0)
-		l.dropPkt(p, &l.ip6.Err)
+		l.refuse6(in, p, wire.ICMPv6TimeExceeded, wire.ICMPv6HopLimitExceeded, 0, &l.ip6.Err)
 		return
 	}
 	out, nh, ok := l.lookup(dst, nil)
 	if !ok {
-		l.icmp6Error(in, p, wire.ICMPv6DestUnreach, wire.ICMPv6NoRoute, 0)
-		l.dropPkt(p, &l.ip6.Rterr)
+		l.refuse6(in, p, wire.ICMPv6DestUnreach, wire.ICMPv6NoRoute, 0, &l.ip6.Rterr)
 		return
 	}
 	// RFC 8200 §5: routers never fragment; RFC 4443 §3.2 Packet Too Big carries the MTU.
 	if mtu := out.mtuFor(true); p.TotLen() > mtu {
-		l.icmp6Error(in, p, wire.ICMPv6PacketTooBig, 0, uint32(mtu))
-		l.dropPkt(p, &l.ip6.Err)
+		l.refuse6(in, p, wire.ICMPv6PacketTooBig, 0, uint32(mtu), &l.ip6.Err)
 		return
 	}
 	ip.SetHopLimit(ip.HopLimit() - 1)

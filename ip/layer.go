@@ -118,7 +118,6 @@ type Layer struct {
 	transports [256]Transport
 	raw        Raw
 	rawListen  [256]int32 // per protocol: how many raw listeners want it (RawListen)
-	echoFn     func(h *Header, id, seq uint16, data []byte)
 
 	loopq, loopNext []loopItem
 
@@ -146,7 +145,7 @@ type Layer struct {
 	// Scratch headers passed to transports: a pointer to a local would escape through the
 	// interface call and allocate on the hot path.
 	inHdr, ctlHdr Header
-	scratch       []byte // chained echo data and quotes, grown on the slow path
+	scratch       []byte // chained quotes, grown on the slow path
 	closed        bool
 
 	// Caches of per-packet answers (cache.go), valid while gen is unchanged.
@@ -207,6 +206,7 @@ func New(cfg Config) (*Layer, error) {
 // Close frees queued packets, cancels timers and closes the ethernet interfaces and the
 // reassembler. The Layer is unusable afterwards.
 func (l *Layer) Close() {
+	l.timers.AssertCore()
 	if l.closed {
 		return
 	}
@@ -224,6 +224,12 @@ func (l *Layer) Close() {
 	l.closed = true
 }
 
+// AssertCore panics unless the core lock is held, in builds with the wispcheck tag
+// (clock.Timeouts.AssertCore); the layers above call it at their entry points. Every
+// exported method of a Layer starts with it, except those the stack calls while it builds
+// the layer (RegisterTransport, SetRaw, Tables).
+func (l *Layer) AssertCore() { l.timers.AssertCore() }
+
 // RegisterTransport sets the handler of protocol proto (nil removes it). ICMP (1) and ICMPv6
 // (58) are the Layer's own; a transport registered for them is ignored.
 func (l *Layer) RegisterTransport(proto uint8, t Transport) { l.transports[proto] = t }
@@ -234,6 +240,7 @@ func (l *Layer) SetRaw(r Raw) { l.raw = r }
 // RawListen adds (on) or removes one raw listener for protocol proto; packets of proto are
 // offered to the Raw hook while at least one listener remains.
 func (l *Layer) RawListen(proto uint8, on bool) {
+	l.timers.AssertCore()
 	if on {
 		l.rawListen[proto]++
 	} else if l.rawListen[proto] > 0 {
@@ -241,16 +248,16 @@ func (l *Layer) RawListen(proto uint8, on bool) {
 	}
 }
 
-// SetEchoHandler sets the function called, in core context, for every echo reply received;
-// data is borrowed for the call.
-func (l *Layer) SetEchoHandler(fn func(h *Header, id, seq uint16, data []byte)) { l.echoFn = fn }
-
 // RateLimited reports how many ICMP errors the token bucket suppressed.
-func (l *Layer) RateLimited() uint64 { return l.rateLimited }
+func (l *Layer) RateLimited() uint64 {
+	l.timers.AssertCore()
+	return l.rateLimited
+}
 
 // Stats fills the IP, ICMP, IGMP, IPFrag, IP6, ICMP6, MLD6, IP6Frag, ND6, Etharp (sum of
 // the ethernet interfaces) and Link (sum of the netifs) records of s.
 func (l *Layer) Stats(s *stats.Snapshot) {
+	l.timers.AssertCore()
 	s.IP, s.ICMP, s.IP6, s.ICMP6, s.ND6 = l.ip, l.icmp, l.ip6, l.icmp6, l.nd6
 	s.IGMP, s.MLD6 = l.igmp, l.mld6
 	s.IPFrag, s.IP6Frag = *l.reass.Stats4(), *l.reass.Stats6()
@@ -267,6 +274,7 @@ func (l *Layer) Stats(s *stats.Snapshot) {
 // rounds; what a last round produces waits for the next Flush), then writes each netif's
 // batched frames with WritePackets.
 func (l *Layer) Flush() {
+	l.timers.AssertCore()
 	for round := 0; round < maxLoopRounds && len(l.loopq) > 0; round++ {
 		cur := l.loopq
 		l.loopq = l.loopNext[:0]

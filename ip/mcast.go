@@ -1,6 +1,7 @@
 package ip
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"time"
 
@@ -8,6 +9,7 @@ import (
 	"github.com/wispstack/wisp/memp"
 	"github.com/wispstack/wisp/pbuf"
 	"github.com/wispstack/wisp/stats"
+	"github.com/wispstack/wisp/wire"
 )
 
 // Multicast group membership, the host side of IGMP (RFC 3376 with the RFC 2236 and RFC
@@ -182,6 +184,7 @@ func (l *Layer) mc(n *Netif, v6 bool) (*mcFamily, *memp.Pool[group], *stats.Prot
 // MempNumMLD6Group) is full, counted in the family's Memerr; errs.Rte: no netif for g;
 // errs.Clsd after Close. Core context.
 func (l *Layer) JoinGroup(n *Netif, g netip.Addr) error {
+	l.timers.AssertCore()
 	g = g.Unmap().WithZone("")
 	switch {
 	case l.closed:
@@ -228,6 +231,7 @@ func (l *Layer) JoinGroup(n *Netif, g netip.Addr) error {
 // and MLDv1 a Leave Group / Done when this host sent the last report, IGMPv1 nothing.
 // errs.Val if g was not joined there. Leaves of the implicit groups succeed. Core context.
 func (l *Layer) LeaveGroup(n *Netif, g netip.Addr) error {
+	l.timers.AssertCore()
 	g = g.Unmap().WithZone("")
 	if !g.IsMulticast() || n != nil && (n.l != l || l.netifs[n.index] != n) {
 		return errs.Val
@@ -268,6 +272,7 @@ func (l *Layer) LeaveGroup(n *Netif, g netip.Addr) error {
 // first per netif; the implicit groups and the solicited-node groups the addresses hold
 // (unless JoinGroup joined them too) are not listed. A new slice.
 func (l *Layer) Groups(n *Netif) []netip.Addr {
+	l.timers.AssertCore()
 	var out []netip.Addr
 	add := func(m *Netif) {
 		for _, f := range [2]*mcFamily{&m.mc4, &m.mc6} {
@@ -293,6 +298,7 @@ func (l *Layer) Groups(n *Netif) []netip.Addr {
 // or it is down); 0 takes the netif of the route to g (a zone on g names it too), else the
 // first up netif with an assigned address of g's family. nil when there is none.
 func (l *Layer) NetifForGroup(g netip.Addr, ifIndex int) *Netif {
+	l.timers.AssertCore()
 	if ifIndex > 0 {
 		if n := l.NetifByIndex(ifIndex); n != nil && n.up {
 			return n
@@ -343,4 +349,96 @@ func (l *Layer) loopMcast(n *Netif, hdr []byte, p *pbuf.Pbuf) {
 	copy(b, hdr)
 	p.CopyOut(b[len(hdr):], 0)
 	_ = l.loopback(n, q)
+}
+
+// report is the layout of an IGMPv3 or MLDv2 Membership Report: the IP headers in front of
+// the message, the report header, a record without sources (the group address at byte 4),
+// the message type and where reports go.
+type report struct {
+	hdr, head, rec int
+	typ            uint8
+	to             netip.Addr
+}
+
+var reports = [2]report{
+	{hdr: igmpHdrLen, head: igmpMinLen, rec: igmpRecLen, typ: igmpV3Report, to: igmpv3Rtrs},
+	{hdr: mldHdrLen, head: mldV2HdrLen, rec: mldRecLen, typ: wire.ICMPv6MLDv2Report, to: mldv2Routers},
+}
+
+// sendRecord sends IGMPv3 or MLDv2 Membership Reports (RFC 3376 §4.2.14, RFC 3810 §5.2.14):
+// one record of type typ for g, or, g invalid, a record for every reportable joined group
+// of n, as many per packet as the MTU allows.
+func (l *Layer) sendRecord(n *Netif, v6 bool, g netip.Addr, typ uint8) {
+	f, mc, mtu := &reports[0], &n.mc4, n.mtu
+	if v6 {
+		f, mc, mtu = &reports[1], &n.mc6, n.mtuFor(true)
+	}
+	per := max((mtu-f.hdr-f.head)/f.rec, 1)
+	e := mc.groups
+	for {
+		k := 1
+		if !g.IsValid() {
+			for ; e != nil && (!e.joined() || !reportable(e.addr)); e = e.next {
+			}
+			if e == nil {
+				return
+			}
+			k = 0
+			for x := e; x != nil && k < per; x = x.next {
+				if x.joined() && reportable(x.addr) {
+					k++
+				}
+			}
+		}
+		p := l.mcAlloc(v6, f.head+k*f.rec)
+		if p == nil {
+			return
+		}
+		msg := p.Payload()[f.hdr:]
+		msg[0] = f.typ
+		binary.BigEndian.PutUint16(msg[6:8], uint16(k)) // number of records
+		for i := 0; i < k; i++ {
+			rec := msg[f.head+i*f.rec:]
+			rec[0] = typ
+			a := g
+			if !g.IsValid() {
+				for !e.joined() || !reportable(e.addr) {
+					e = e.next
+				}
+				a, e = e.addr, e.next
+			}
+			if v6 {
+				b := a.As16()
+				copy(rec[4:20], b[:])
+			} else {
+				b := a.As4()
+				copy(rec[4:8], b[:])
+			}
+		}
+		if v6 {
+			l.mldSend(n, p, f.to)
+		} else {
+			l.igmpSend(n, p, f.to)
+		}
+		if g.IsValid() {
+			return
+		}
+	}
+}
+
+// mcAlloc allocates an IGMP (MLD) packet with mlen bytes of zeroed message and room for its
+// IP headers, owned by the caller; nil (counted) when out of memory.
+func (l *Layer) mcAlloc(v6 bool, mlen int) *pbuf.Pbuf {
+	hdr, st := igmpHdrLen, &l.igmp
+	if v6 {
+		hdr, st = mldHdrLen, &l.mld6
+	}
+	p, err := l.alloc.Alloc(pbuf.LayerLink, hdr+mlen, pbuf.RAM)
+	if err != nil {
+		st.Drop++
+		st.Memerr++
+		return nil
+	}
+	clear(p.Payload())
+	return p
 }

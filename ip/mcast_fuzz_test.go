@@ -15,10 +15,7 @@ func fuzzMcast(t *testing.T, pkt []byte) {
 	o.MempNumIGMPGroup, o.MempNumMLD6Group = 2, 2
 	e := newEnv(t, o, 5)
 	ep := &capEP{medium: link.MediumIP, mtu: 1500, discard: true}
-	n, _ := e.l.AddNetif(ep, NetifConfig{})
-	_ = n.AddAddr(mustPrefix(v4A, 24))
-	_ = n.AddAddr(mustPrefix(ll6A, 64))
-	n.SetUp(true)
+	n := e.addNetif(ep, mustPrefix(v4A, 24), mustPrefix(ll6A, 64))
 	for _, g := range []netip.Addr{grp1, grp2, grp6a, grp6b} {
 		_ = e.l.JoinGroup(n, g)
 	}
@@ -74,10 +71,7 @@ func FuzzMLDInputEthernet(f *testing.F) {
 		o.MempNumMLD6Group = 1
 		e := newEnv(t, o, 6)
 		ep := &capEP{medium: link.MediumEthernet, mtu: 1500, hw: [6]byte{2, 0, 0, 0, 0, 1}, discard: true}
-		n, _ := e.l.AddNetif(ep, NetifConfig{})
-		_ = n.AddAddr(mustPrefix(v6A, 64))
-		_ = n.AddAddr(mustPrefix(mustAddr("fd43::1"), 64))
-		n.SetUp(true)
+		n := e.addNetif(ep, mustPrefix(v6A, 64), mustPrefix(mustAddr("fd43::1"), 64))
 		_ = e.l.JoinGroup(n, grp6b)
 		_ = e.l.JoinGroup(n, solicitedNode(v6A))
 		e.clk.Advance(500 * time.Millisecond)

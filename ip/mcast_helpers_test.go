@@ -10,8 +10,6 @@ import (
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/wispstack/wisp/link"
-	"github.com/wispstack/wisp/link/linktest"
-	"github.com/wispstack/wisp/link/pipe"
 	"github.com/wispstack/wisp/opt"
 	"github.com/wispstack/wisp/pbuf"
 	"github.com/wispstack/wisp/wire"
@@ -271,32 +269,11 @@ func (t *tapEP) WritePackets(pkts []*pbuf.Pbuf) (int, error) {
 
 func (t *tapEP) take() [][]byte { f := t.frames; t.frames = nil; return f }
 
-// mcPair is two layers over a sync pipe whose writes are tapped, each netif up with
-// v4A/v4B, link-local and ULA addresses.
-type mcPair struct {
-	a, b   *env
-	na, nb *Netif
-	ta, tb *tapEP
-	ea     *pipe.End
-	medium link.Medium
-}
-
-func newMcPair(t *testing.T, medium link.Medium, o opt.Options) *mcPair {
+// newMcPair is a pair (seeds 11 and 12) with MTU 1500, each netif up with v4A/v4B, ULA
+// and, on bare IP, link-local addresses.
+func newMcPair(t *testing.T, medium link.Medium, o opt.Options) *pair {
 	t.Helper()
-	base := linktest.Goroutines()
-	p := &mcPair{a: newEnv(t, o, 11), b: newEnv(t, o, 12), medium: medium}
-	ea, eb := pipe.New(pipe.Config{MTU: 1500, Medium: medium, Sync: true})
-	p.ea = ea
-	p.ta, p.tb = &tapEP{Endpoint: ea}, &tapEP{Endpoint: eb}
-	var err error
-	if p.na, err = p.a.l.AddNetif(p.ta, NetifConfig{}); err != nil {
-		t.Fatal(err)
-	}
-	if p.nb, err = p.b.l.AddNetif(p.tb, NetifConfig{}); err != nil {
-		t.Fatal(err)
-	}
-	ea.Attach(&disp{p.a, p.na})
-	eb.Attach(&disp{p.b, p.nb})
+	p := newPairSeeded(t, medium, 1500, o, 11, 12)
 	for i, n := range []*Netif{p.na, p.nb} {
 		_ = n.AddAddr(mustPrefix(netip.AddrFrom4([4]byte{198, 18, 0, byte(i + 1)}), 24))
 		_ = n.AddAddr(mustPrefix(netip.AddrFrom16([16]byte{0xfd, 0x42, 15: byte(i + 1)}), 64))
@@ -305,29 +282,5 @@ func newMcPair(t *testing.T, medium link.Medium, o opt.Options) *mcPair {
 		}
 		n.SetUp(true)
 	}
-	t.Cleanup(func() {
-		ea.Close()
-		p.a.close()
-		p.b.close()
-		linktest.CheckGoroutines(t, base)
-	})
 	return p
-}
-
-// pump flushes both layers and moves frames until the link is quiet.
-func (p *mcPair) pump() {
-	for range 4 {
-		p.a.l.Flush()
-		p.b.l.Flush()
-		p.ea.Flush()
-	}
-}
-
-// run advances both clocks by d in 10 ms steps, pumping after each.
-func (p *mcPair) run(d time.Duration) {
-	for s := time.Duration(0); s < d; s += 10 * time.Millisecond {
-		p.a.clk.Advance(10 * time.Millisecond)
-		p.b.clk.Advance(10 * time.Millisecond)
-		p.pump()
-	}
 }

@@ -7,7 +7,8 @@ import (
 
 // The family-neutral report engine: state changes on join and leave, queries, report
 // suppression, compatibility modes and the one timer. Message formats live in igmp.go and
-// mld6.go behind sendOld, sendRecord and sendAll.
+// mld6.go behind sendOld, sendRecord and sendAll; the v3 reports, alike in both, are built
+// in mcast.go from their layouts (reports).
 
 // v3 group record types (RFC 3376 §4.2.12, RFC 3810 §5.2.12).
 const (
@@ -355,15 +356,6 @@ func (l *Layer) sendOld(n *Netif, v6 bool, mode mcMode, g netip.Addr, leave bool
 		l.mldSendV1(n, g, leave)
 	} else {
 		l.igmpSendOld(n, mode, g, leave)
-	}
-}
-
-// sendRecord sends a v3 report with one record of type typ for g on n.
-func (l *Layer) sendRecord(n *Netif, v6 bool, g netip.Addr, typ uint8) {
-	if v6 {
-		l.mldSendV2(n, g, typ)
-	} else {
-		l.igmpSendV3(n, g, typ)
 	}
 }
 

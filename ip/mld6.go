@@ -29,15 +29,6 @@ var (
 	mldUnspecSrc = netip.IPv6Unspecified()
 )
 
-// decodeCode16 decodes an MLDv2 Maximum Response Code (RFC 3810 §5.1.3): below 32768 the
-// value in milliseconds, else "(mant | 0x1000) << (exp + 3)".
-func decodeCode16(c uint16) int {
-	if c < 32768 {
-		return int(c)
-	}
-	return int(c&0x0fff|0x1000) << ((c>>12)&0x07 + 3)
-}
-
 // mldInput handles an MLD message whose ICMPv6 checksum was verified; p is positioned at
 // the IPv6 header (h.HeaderLen bytes of headers) and owned.
 func (l *Layer) mldInput(h *Header, p *pbuf.Pbuf) {
@@ -45,7 +36,7 @@ func (l *Layer) mldInput(h *Header, p *pbuf.Pbuf) {
 	hl := h.HeaderLen
 	mlen := p.TotLen() - hl
 	if mlen < mldV1Len {
-		l.dropMLD(p, &l.mld6.Lenerr)
+		l.dropPkt(p, &l.mld6.Lenerr)
 		return
 	}
 	// RFC 3810 §5.1.14 (queries) and §5.2.13 (reports): the node checks that the source
@@ -58,11 +49,11 @@ func (l *Layer) mldInput(h *Header, p *pbuf.Pbuf) {
 	typ := m[0]
 	okSrc := h.Src.IsLinkLocalUnicast() || typ != wire.ICMPv6MLDQuery && h.Src.IsUnspecified()
 	if !okSrc || h.TTL != 1 {
-		l.dropMLD(p, &l.mld6.Err)
+		l.dropPkt(p, &l.mld6.Err)
 		return
 	}
 	if !hasRouterAlert6(p) {
-		l.dropMLD(p, &l.mld6.Opterr)
+		l.dropPkt(p, &l.mld6.Opterr)
 		return
 	}
 	group := netip.AddrFrom16([16]byte(m[8:24]))
@@ -79,21 +70,21 @@ func (l *Layer) mldInput(h *Header, p *pbuf.Pbuf) {
 		case mlen >= mldV2QueryLen:
 			ns := int(binary.BigEndian.Uint16(m[26:28]))
 			if mlen < mldV2QueryLen+16*ns {
-				l.dropMLD(p, &l.mld6.Lenerr)
+				l.dropPkt(p, &l.mld6.Lenerr)
 				return
 			}
 			q.version = modeV3
-			q.maxResp = time.Duration(decodeCode16(binary.BigEndian.Uint16(m[4:6]))) * time.Millisecond
+			q.maxResp = time.Duration(decodeCode(binary.BigEndian.Uint16(m[4:6]), 16)) * time.Millisecond
 			q.qrv = m[24] & 0x07
-			q.qqi = time.Duration(decodeCode(m[25])) * time.Second
+			q.qqi = time.Duration(decodeCode(uint16(m[25]), 8)) * time.Second
 		default:
-			l.dropMLD(p, &l.mld6.Lenerr)
+			l.dropPkt(p, &l.mld6.Lenerr)
 			return
 		}
 		if group.IsUnspecified() {
 			q.group = netip.Addr{}
 		} else if !group.IsMulticast() {
-			l.dropMLD(p, &l.mld6.Proterr)
+			l.dropPkt(p, &l.mld6.Proterr)
 			return
 		}
 		l.mcQueryInput(h.Netif, true, &q)
@@ -105,13 +96,6 @@ func (l *Layer) mldInput(h *Header, p *pbuf.Pbuf) {
 		// Done and MLDv2 reports are for routers.
 	}
 	p.Free()
-}
-
-// dropMLD takes ownership of p, frees it and counts a drop under reason, a field of l.mld6.
-func (l *Layer) dropMLD(p *pbuf.Pbuf, reason *uint64) {
-	p.Free()
-	*reason++
-	l.mld6.Drop++
 }
 
 // hasRouterAlert6 reports whether the IPv6 packet p carries a Router Alert option for MLD
@@ -145,19 +129,6 @@ func (l *Layer) mldSource(n *Netif) netip.Addr {
 	return mldUnspecSrc
 }
 
-// mldAlloc allocates an MLD packet with mlen bytes of message, owned by the caller; nil
-// (counted) when out of memory.
-func (l *Layer) mldAlloc(mlen int) *pbuf.Pbuf {
-	p, err := l.alloc.Alloc(pbuf.LayerLink, mldHdrLen+mlen, pbuf.RAM)
-	if err != nil {
-		l.mld6.Drop++
-		l.mld6.Memerr++
-		return nil
-	}
-	clear(p.Payload())
-	return p
-}
-
 // mldSend writes the IPv6 and Hop-by-Hop headers in front of the message in p (owned) and
 // sends it to dst on n, with a hop limit of 1 (RFC 3810 §5, RFC 2710 §3).
 func (l *Layer) mldSend(n *Netif, p *pbuf.Pbuf, dst netip.Addr) {
@@ -177,7 +148,7 @@ func (l *Layer) mldSend(n *Netif, p *pbuf.Pbuf, dst netip.Addr) {
 
 // mldSendV1 sends an MLDv1 Report for g (to g) or a Done (to ff02::2, RFC 2710 §3.7).
 func (l *Layer) mldSendV1(n *Netif, g netip.Addr, done bool) {
-	p := l.mldAlloc(mldV1Len)
+	p := l.mcAlloc(true, mldV1Len)
 	if p == nil {
 		return
 	}
@@ -190,52 +161,4 @@ func (l *Layer) mldSendV1(n *Netif, g netip.Addr, done bool) {
 	a := g.As16()
 	copy(msg[8:24], a[:])
 	l.mldSend(n, p, dst)
-}
-
-// mldSendV2 sends MLDv2 Reports to ff02::16 (RFC 3810 §5.2.14): one record of type typ for
-// g, or, g invalid, a record for every reportable joined group of n, as many per packet as
-// the MTU allows.
-func (l *Layer) mldSendV2(n *Netif, g netip.Addr, typ uint8) {
-	per := max((n.mtuFor(true)-mldHdrLen-mldV2HdrLen)/mldRecLen, 1)
-	e := n.mc6.groups
-	for {
-		k := 1
-		if !g.IsValid() {
-			for ; e != nil && (!e.joined() || !reportable(e.addr)); e = e.next {
-			}
-			if e == nil {
-				return
-			}
-			k = 0
-			for x := e; x != nil && k < per; x = x.next {
-				if x.joined() && reportable(x.addr) {
-					k++
-				}
-			}
-		}
-		p := l.mldAlloc(mldV2HdrLen + k*mldRecLen)
-		if p == nil {
-			return
-		}
-		msg := p.Payload()[mldHdrLen:]
-		msg[0] = wire.ICMPv6MLDv2Report
-		binary.BigEndian.PutUint16(msg[6:8], uint16(k))
-		for i := 0; i < k; i++ {
-			rec := msg[mldV2HdrLen+i*mldRecLen:]
-			rec[0] = typ
-			a := g
-			if !g.IsValid() {
-				for !e.joined() || !reportable(e.addr) {
-					e = e.next
-				}
-				a, e = e.addr, e.next
-			}
-			b := a.As16()
-			copy(rec[4:20], b[:])
-		}
-		l.mldSend(n, p, mldv2Routers)
-		if g.IsValid() {
-			return
-		}
-	}
 }

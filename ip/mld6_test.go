@@ -36,8 +36,8 @@ func TestMLDv2JoinQueryLeave(t *testing.T) {
 		t.Fatalf("general query: %+v", msgs)
 	}
 	// The exponent form of the code: 0x8000 is (0|0x1000) << 3 = 32768 ms.
-	if decodeCode16(0x8000) != 32768 || decodeCode16(1000) != 1000 {
-		t.Fatal("decodeCode16")
+	if decodeCode(0x8000, 16) != 32768 || decodeCode(1000, 16) != 1000 {
+		t.Fatal("decodeCode 16")
 	}
 	_ = e.l.LeaveGroup(n, grp6b)
 	e.l.Flush()

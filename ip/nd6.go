@@ -213,7 +213,18 @@ func (d *ndState) solicit(e *neighbor, multicast bool) {
 // sendNS sends a Neighbor Solicitation for target from src (unspecified for DAD: no source
 // link-layer address option then, RFC 4861 §4.3).
 func (d *ndState) sendNS(n *Netif, src, dst, target netip.Addr) {
+	d.sendSolicit(n, src, dst, target)
+}
+
+// sendSolicit sends a Router Solicitation (target invalid; RFC 4861 §4.1) or a Neighbor
+// Solicitation for target from src to dst, with our link-layer address unless src is
+// unspecified ("MUST NOT be included when the source IP address is the unspecified
+// address").
+func (d *ndState) sendSolicit(n *Netif, src, dst, target netip.Addr) {
 	size := wire.NDPNeighborSolicitLen
+	if !target.IsValid() {
+		size = wire.NDPRouterSolicitLen
+	}
 	if !src.IsUnspecified() {
 		size += ndOptLLALen
 	}
@@ -224,7 +235,12 @@ func (d *ndState) sendNS(n *Netif, src, dst, target netip.Addr) {
 		return
 	}
 	b := q.Payload()
-	k, _ := wire.EmitNDPNeighborSolicit(b, target)
+	var k int
+	if target.IsValid() {
+		k, _ = wire.EmitNDPNeighborSolicit(b, target)
+	} else {
+		k, _ = wire.EmitNDPRouterSolicit(b)
+	}
 	if !src.IsUnspecified() {
 		_, _ = wire.EmitNDPLinkLayerOption(b[k:], wire.NDPOptSourceLLAddr, n.hw)
 	}

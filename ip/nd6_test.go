@@ -65,10 +65,10 @@ func TestIdleNoTimers(t *testing.T) {
 	o.IPv6AutoConfig = true
 	p := newPair(t, link.MediumEthernet, 1500, o)
 	_, got := p.setup(t, true)
-	if err := p.a.l.SendEcho(netip.Addr{}, v6B, 1, 1, nil, OutputOptions{}); err != nil {
+	if err := p.a.sendEcho(v6B, 1, 1, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.a.l.SendEcho(netip.Addr{}, v4B, 1, 1, nil, OutputOptions{}); err != nil {
+	if err := p.a.sendEcho(v4B, 1, 1, nil); err != nil {
 		t.Fatal(err)
 	}
 	p.pump()
@@ -134,8 +134,7 @@ func TestSLAAC(t *testing.T) {
 	e := newEnv(t, o, 3)
 	defer e.close()
 	ep := &capEP{medium: link.MediumEthernet, mtu: 1500, hw: [6]byte{0x02, 0, 0, 0, 0, 1}}
-	n, _ := e.l.AddNetif(ep, NetifConfig{})
-	n.SetUp(true)
+	n := e.addNetif(ep)
 	e.clk.Advance(2 * time.Second)
 	pfx := netip.MustParsePrefix("fd42:5eed:7::/64")
 	e.inject(n, raFrame(1800, pfx, 3*3600, 1800, 1400))

@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/wispstack/wisp/pbuf"
 	"github.com/wispstack/wisp/wire"
 )
 
@@ -198,22 +197,8 @@ func (d *ndState) sendRS(n *Netif) {
 			break
 		}
 	}
-	size := wire.NDPRouterSolicitLen
-	if src.IsValid() {
-		size += ndOptLLALen
-	} else {
+	if !src.IsValid() {
 		src = netip.IPv6Unspecified()
 	}
-	q, err := d.l.alloc.Alloc(pbuf.LayerIP, size, pbuf.RAM)
-	if err != nil {
-		d.l.nd6.Memerr++
-		d.l.nd6.Drop++
-		return
-	}
-	b := q.Payload()
-	k, _ := wire.EmitNDPRouterSolicit(b)
-	if !src.IsUnspecified() {
-		_, _ = wire.EmitNDPLinkLayerOption(b[k:], wire.NDPOptSourceLLAddr, n.hw)
-	}
-	d.send(n, q, src, allRouters)
+	d.sendSolicit(n, src, allRouters, netip.Addr{})
 }

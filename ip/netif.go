@@ -54,6 +54,7 @@ type Netif struct {
 // gets an ethernet.Iface (ARP) whose frames join the netif's batch. The netif starts down.
 // The caller attaches ep to a dispatcher that feeds Netif.Input.
 func (l *Layer) AddNetif(ep link.Endpoint, c NetifConfig) (*Netif, error) {
+	l.timers.AssertCore()
 	if l.closed {
 		return nil, errs.Clsd
 	}
@@ -126,6 +127,7 @@ func (l *Layer) AddNetif(ep link.Endpoint, c NetifConfig) (*Netif, error) {
 // RemoveNetif takes n down, removes its addresses, routes and neighbours, and closes its
 // ethernet interface. Frames still batched are freed. The endpoint is not closed.
 func (l *Layer) RemoveNetif(n *Netif) error {
+	l.timers.AssertCore()
 	if n == nil || n.l != l || l.netifs[n.index] != n {
 		return errs.Val
 	}
@@ -160,10 +162,14 @@ func (n *Netif) shutdown() {
 }
 
 // Netifs returns the netifs in index order (a new slice).
-func (l *Layer) Netifs() []*Netif { return append([]*Netif(nil), l.list...) }
+func (l *Layer) Netifs() []*Netif {
+	l.timers.AssertCore()
+	return append([]*Netif(nil), l.list...)
+}
 
 // NetifByIndex returns the netif with index i, or nil.
 func (l *Layer) NetifByIndex(i int) *Netif {
+	l.timers.AssertCore()
 	if i <= 0 || i >= len(l.netifs) {
 		return nil
 	}
@@ -172,6 +178,7 @@ func (l *Layer) NetifByIndex(i int) *Netif {
 
 // NetifByName returns the netif named name, or nil.
 func (l *Layer) NetifByName(name string) *Netif {
+	l.timers.AssertCore()
 	for _, n := range l.list {
 		if n.name == name {
 			return n
@@ -202,6 +209,7 @@ const minMTU4 = 68 // RFC 791: "Every internet module must be able to forward a 
 // SetMTU sets the IP MTU: at least 68, at most the endpoint's MTU. IPv6 needs 1280 (RFC
 // 8200 §5); below that IPv6 output on n fails.
 func (n *Netif) SetMTU(mtu int) error {
+	n.l.timers.AssertCore()
 	if mtu < minMTU4 || mtu > n.ep.MTU() {
 		return errs.Val
 	}
@@ -229,6 +237,7 @@ func (n *Netif) Stats() *stats.Proto { return &n.stats }
 // addresses, router solicitations when Options.IPv6AutoConfig, a gratuitous ARP for each
 // IPv4 address. Down: neighbour caches and queued packets are flushed.
 func (n *Netif) SetUp(up bool) {
+	n.l.timers.AssertCore()
 	l := n.l
 	if up == n.up || l.closed && up {
 		return
@@ -291,6 +300,7 @@ func (n *Netif) SetUp(up bool) {
 // Input takes ownership of one received frame: an Ethernet frame or a bare IP packet,
 // per the medium. Core context.
 func (n *Netif) Input(p *pbuf.Pbuf) {
+	n.l.timers.AssertCore()
 	if p == nil {
 		return
 	}

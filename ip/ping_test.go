@@ -9,6 +9,8 @@ import (
 
 	"github.com/wispstack/wisp/link"
 	"github.com/wispstack/wisp/link/linktest"
+	"github.com/wispstack/wisp/pbuf"
+	"github.com/wispstack/wisp/wire"
 )
 
 type echoRec struct {
@@ -21,17 +23,9 @@ func (p *pair) setup(t *testing.T, v6 bool) (dstB netip.Addr, recs *[]echoRec) {
 	t.Helper()
 	for _, c := range []struct {
 		n *Netif
-		a netip.Addr
-	}{{p.na, v4A}, {p.nb, v4B}} {
-		if err := c.n.AddAddr(mustPrefix(c.a, 24)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, c := range []struct {
-		n *Netif
-		a netip.Addr
-	}{{p.na, v6A}, {p.nb, v6B}} {
-		if err := c.n.AddAddr(mustPrefix(c.a, 64)); err != nil {
+		a netip.Prefix
+	}{{p.na, mustPrefix(v4A, 24)}, {p.nb, mustPrefix(v4B, 24)}, {p.na, mustPrefix(v6A, 64)}, {p.nb, mustPrefix(v6B, 64)}} {
+		if err := c.n.AddAddr(c.a); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -41,14 +35,53 @@ func (p *pair) setup(t *testing.T, v6 bool) (dstB netip.Addr, recs *[]echoRec) {
 	if p.na.Medium() == link.MediumEthernet {
 		p.advance(3 * time.Second) // DAD
 	}
-	var got []echoRec
-	p.a.l.SetEchoHandler(func(h *Header, id, seq uint16, data []byte) {
-		got = append(got, echoRec{id, seq, h.Src, append([]byte(nil), data...)})
-	})
+	c := &echoCatcher{}
+	p.a.catchEchoes(c)
 	if v6 {
-		return v6B, &got
+		return v6B, &c.got
 	}
-	return v4B, &got
+	return v4B, &c.got
+}
+
+// echoCatcher takes echo replies through the Raw hook, as the ping sockets of
+// transport/raw do.
+type echoCatcher struct{ got []echoRec }
+
+func (c *echoCatcher) RawInput(h *Header, p *pbuf.Pbuf) bool {
+	b := p.Bytes(nil)
+	m := wire.ICMPv4(b)
+	if len(b) < 8 || h.Dst.Is4() && m.Type() != wire.ICMPv4EchoReply || h.Dst.Is6() && m.Type() != wire.ICMPv6EchoReply {
+		return false
+	}
+	c.got = append(c.got, echoRec{m.Ident(), m.Seq(), h.Src, b[8:]})
+	p.Free()
+	return true
+}
+
+// catchEchoes hands e's echo replies of both families to c.
+func (e *env) catchEchoes(c *echoCatcher) {
+	e.l.SetRaw(c)
+	e.l.RawListen(wire.ProtoICMP, true)
+	e.l.RawListen(wire.ProtoICMPv6, true)
+}
+
+// sendEcho sends an echo request from e's layer, as a ping socket does.
+func (e *env) sendEcho(dst netip.Addr, id, seq uint16, data []byte) error {
+	msg, proto := echo4(id, seq, data), uint8(wire.ProtoICMP)
+	var src netip.Addr
+	if dst.Is6() {
+		var err error
+		if src, err = e.l.SourceFor(dst, nil); err != nil {
+			return err
+		}
+		msg, proto = echo6(src, dst, id, seq, data), wire.ProtoICMPv6
+	}
+	p, err := e.alloc.Alloc(pbuf.LayerTransport, len(msg), pbuf.RAM)
+	if err != nil {
+		return err
+	}
+	_ = p.CopyIn(msg, 0)
+	return e.l.Output(p, src, dst, proto, OutputOptions{})
 }
 
 func TestPing(t *testing.T) {
@@ -59,7 +92,7 @@ func TestPing(t *testing.T) {
 					p := newPair(t, medium, 1500, testOptions())
 					dst, got := p.setup(t, v6)
 					data := linktest.Pattern(size, 3)
-					if err := p.a.l.SendEcho(netip.Addr{}, dst, 77, 1, data, OutputOptions{}); err != nil {
+					if err := p.a.sendEcho(dst, 77, 1, data); err != nil {
 						t.Fatal(err)
 					}
 					p.pump()
@@ -101,19 +134,16 @@ func TestLoopback(t *testing.T) {
 	e := newEnv(t, testOptions(), 1)
 	defer e.close()
 	ep := &capEP{medium: link.MediumIP, mtu: 1500}
-	n, _ := e.l.AddNetif(ep, NetifConfig{})
-	_ = n.AddAddr(mustPrefix(v4A, 24))
-	_ = n.AddAddr(mustPrefix(v6A, 64))
-	n.SetUp(true)
+	e.addNetif(ep, mustPrefix(v4A, 24), mustPrefix(v6A, 64))
 	tr := &recTransport{l: e.l}
 	e.l.RegisterTransport(17, tr)
-	var replies int
-	e.l.SetEchoHandler(func(h *Header, id, seq uint16, data []byte) { replies++ })
+	c := &echoCatcher{}
+	e.catchEchoes(c)
 	for _, dst := range []netip.Addr{v4A, v6A} {
 		if err := e.sendUDP(netip.Addr{}, dst, 3000, OutputOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		if err := e.l.SendEcho(netip.Addr{}, dst, 1, 2, []byte("hi"), OutputOptions{}); err != nil {
+		if err := e.sendEcho(dst, 1, 2, []byte("hi")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -121,8 +151,8 @@ func TestLoopback(t *testing.T) {
 		t.Fatal("delivered before Flush")
 	}
 	e.l.Flush()
-	if len(tr.inputs) != 2 || replies != 2 {
-		t.Fatalf("inputs %d replies %d", len(tr.inputs), replies)
+	if len(tr.inputs) != 2 || len(c.got) != 2 {
+		t.Fatalf("inputs %d replies %d", len(tr.inputs), len(c.got))
 	}
 	if tr.inputs[0].Src != v4A || tr.inputs[1].Src != v6A || len(tr.data[0]) != 3008 {
 		t.Fatalf("inputs %+v", tr.inputs)

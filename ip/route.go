@@ -40,6 +40,7 @@ const raMetric = 1024
 // AddRoute adds a route. The prefix is masked; the gateway, when valid, must be of the
 // prefix's family. errs.Use if a route for the same prefix, netif and gateway exists.
 func (l *Layer) AddRoute(r Route) error {
+	l.timers.AssertCore()
 	if !r.Dst.IsValid() || r.Netif == nil || r.Netif.l != l ||
 		r.Gateway.IsValid() && r.Gateway.Is4() != r.Dst.Addr().Is4() {
 		return errs.Val
@@ -57,6 +58,7 @@ func (l *Layer) AddRoute(r Route) error {
 
 // RemoveRoute removes the routes for dst on n (nil: on any netif). errs.Val if none.
 func (l *Layer) RemoveRoute(dst netip.Prefix, n *Netif) error {
+	l.timers.AssertCore()
 	dst = dst.Masked()
 	found := false
 	l.filterRoutes(func(e *routeEntry) bool {
@@ -74,6 +76,7 @@ func (l *Layer) RemoveRoute(dst netip.Prefix, n *Netif) error {
 
 // Routes returns a copy of the routing table.
 func (l *Layer) Routes() []Route {
+	l.timers.AssertCore()
 	out := make([]Route, len(l.routes))
 	for i, e := range l.routes {
 		out[i] = e.Route
@@ -86,6 +89,7 @@ func (l *Layer) Routes() []Route {
 // netif's index) restricts the choice to that netif, and the destination is then on-link if
 // no route says otherwise. errs.Rte when there is no route.
 func (l *Layer) Lookup(dst netip.Addr) (*Netif, netip.Addr, error) {
+	l.timers.AssertCore()
 	var only *Netif
 	if z := dst.Zone(); z != "" {
 		only = l.NetifByName(z)
@@ -206,6 +210,7 @@ func (l *Layer) setRARoute(n *Netif, dst netip.Prefix, gw netip.Addr, expires ti
 // (link.TxCongester). TCP stops sending new data at 0 and waits for ACKs or a short retry
 // rather than hand the link frames it would drop. It allocates nothing.
 func (l *Layer) TxRoom(dst netip.Addr) (room int, congests bool) {
+	l.timers.AssertCore()
 	n, _, local, _, err := l.routeCached(dst, nil)
 	if err != nil || local || n.roomer == nil {
 		return -1, false
@@ -217,6 +222,7 @@ func (l *Layer) TxRoom(dst netip.Addr) (room int, congests bool) {
 // netif holding a route to dst, is down (ENETDOWN), else errs.NetUnreach (ENETUNREACH).
 // Slow path only; it allocates nothing.
 func (l *Layer) RouteErr(dst netip.Addr, force *Netif) error {
+	l.timers.AssertCore()
 	if force != nil && !force.up {
 		return errs.NetDown
 	}
@@ -232,6 +238,7 @@ func (l *Layer) RouteErr(dst netip.Addr, force *Netif) error {
 // IsBroadcast reports whether IPv4 a is the limited broadcast or a directed broadcast
 // address of a subnet on n (nil: the netif of the route to a). It allocates nothing.
 func (l *Layer) IsBroadcast(a netip.Addr, n *Netif) bool {
+	l.timers.AssertCore()
 	a = a.Unmap()
 	if !a.Is4() {
 		return false
@@ -249,4 +256,23 @@ func (l *Layer) IsBroadcast(a netip.Addr, n *Netif) bool {
 		}
 	}
 	return n.isBroadcast4(a)
+}
+
+// route picks the egress for dst: a local address loops back; o.Netif forces the netif.
+func (l *Layer) route(dst netip.Addr, force *Netif) (n *Netif, nh netip.Addr, local bool, err error) {
+	if m := l.localNetif(dst.WithZone("")); m != nil {
+		return m, dst.WithZone(""), true, nil
+	}
+	if force != nil {
+		if force.l != l || !force.up {
+			return nil, nh, false, errs.Rte
+		}
+		d := dst.WithZone("")
+		if m, gw, ok := l.lookup(d, force); ok && !d.IsMulticast() && d != broadcast4 {
+			return m, gw, false, nil
+		}
+		return force, d, false, nil
+	}
+	n, nh, err = l.Lookup(dst)
+	return n, nh, false, err
 }

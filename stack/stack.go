@@ -48,7 +48,6 @@ type Stack struct {
 	netifs  []*Netif
 	closed  bool
 	onClose []func() // core context, run first by Close (OnClose)
-	ping    pinger
 
 	closeOnce sync.Once
 }
@@ -113,8 +112,6 @@ func New(c Config) (*Stack, error) {
 	s.raw = r
 	l.SetRaw(r)
 	s.core.flush = l.Flush
-	s.ping.init(s, c.Seed)
-	r.ReserveIdent(s.ping.id) // ping PCBs must not eat the replies Stack.Ping waits for
 	return s, nil
 }
 
@@ -179,7 +176,6 @@ func (s *Stack) Close() error {
 			fn()
 		}
 		s.onClose = nil
-		s.ping.closeLocked()
 		s.tcp.Close()
 		s.udp.Close()
 		s.raw.Close()

@@ -1,8 +1,6 @@
 package stack_test
 
 import (
-	"context"
-	"errors"
 	"expvar"
 	"fmt"
 	"net/netip"
@@ -11,8 +9,6 @@ import (
 	"time"
 
 	"github.com/wispstack/wisp/clock"
-	"github.com/wispstack/wisp/errs"
-	"github.com/wispstack/wisp/ip"
 	"github.com/wispstack/wisp/link"
 	"github.com/wispstack/wisp/link/pipe"
 	"github.com/wispstack/wisp/opt"
@@ -34,168 +30,12 @@ type pair struct {
 	pa, pb *pipe.End
 }
 
-// newPair connects two stacks by a pipe of the given medium. clk nil: the real clock and an
-// asynchronous pipe; a fake clock: a synchronous pipe the test drives.
+// newPair connects two stacks by a pipe of the given medium (stacktest.NewPair). clk nil:
+// the real clock and an asynchronous pipe; a fake clock: a synchronous pipe the test drives.
 func newPair(t *testing.T, medium link.Medium, o opt.Options, clk clock.Clock) *pair {
 	t.Helper()
-	stacktest.NoGoroutineLeak(t)
-	pa, pb := pipe.New(pipe.Config{MTU: 1500, Medium: medium, Sync: clk != nil})
-	p := &pair{pa: pa, pb: pb}
-	var err error
-	if p.a, err = stack.New(stack.Config{Options: o, Clock: clk, Seed: 1}); err != nil {
-		t.Fatal(err)
-	}
-	stacktest.Closed(t, p.a)
-	if p.b, err = stack.New(stack.Config{Options: o, Clock: clk, Seed: 2}); err != nil {
-		t.Fatal(err)
-	}
-	stacktest.Closed(t, p.b)
-	if p.na, err = p.a.AddNetif(pa, stack.NetifConfig{Name: "a0", Addrs: []netip.Prefix{addrA4, addrA6}}); err != nil {
-		t.Fatal(err)
-	}
-	if p.nb, err = p.b.AddNetif(pb, stack.NetifConfig{Name: "b0", Addrs: []netip.Prefix{addrB4, addrB6}}); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// waitReady waits (real clock) until no address is tentative.
-func waitReady(t *testing.T, ns ...*stack.Netif) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for _, n := range ns {
-		for {
-			tentative := false
-			for _, a := range n.Addrs() {
-				if a.State == ip.Tentative {
-					tentative = true
-				}
-			}
-			if !tentative {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: DAD did not finish: %+v", n.Name(), n.Addrs())
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-}
-
-func TestPingOverPipe(t *testing.T) {
-	for _, medium := range []link.Medium{link.MediumEthernet, link.MediumIP} {
-		for _, preset := range []string{"embedded", "tunnel"} {
-			t.Run(medium.String()+"/"+preset, func(t *testing.T) {
-				o, _ := opt.Preset(preset)
-				p := newPair(t, medium, o, nil)
-				waitReady(t, p.na, p.nb)
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				for _, dst := range []netip.Addr{addrB4.Addr(), addrB6.Addr()} {
-					for _, size := range []int{0, 56, 1400, 4000} {
-						_, err := p.a.Ping(ctx, dst, size)
-						if preset == "embedded" && size == 4000 {
-							// lwIP's default heap is 1600 bytes: a 4000-byte datagram
-							// cannot be built, and the stack says so.
-							if !errors.Is(err, errs.Mem) {
-								t.Fatalf("ping %v size %d with a 1600-byte heap: %v, want ERR_MEM", dst, size, err)
-							}
-							continue
-						}
-						if err != nil {
-							t.Fatalf("ping %v size %d: %v", dst, size, err)
-						}
-					}
-				}
-				if preset == "embedded" { // it still receives and answers big fragmented pings
-					if _, err := p.b.Ping(ctx, addrA4.Addr(), 100); err != nil {
-						t.Fatal(err)
-					}
-				}
-				// And the other way round.
-				if _, err := p.b.Ping(ctx, addrA6.Addr(), 100); err != nil {
-					t.Fatal(err)
-				}
-				sa := p.a.Stats()
-				if sa.ICMP.Recv == 0 || sa.ICMP6.Recv == 0 {
-					t.Errorf("ICMP counters did not move: %+v %+v", sa.ICMP, sa.ICMP6)
-				}
-				sb := p.b.Stats()
-				if preset == "tunnel" && (sb.IPFrag.Recv == 0 || sb.IP6Frag.Recv == 0) {
-					t.Errorf("4000-byte pings did not arrive fragmented: %+v %+v", sb.IPFrag, sb.IP6Frag)
-				}
-				if medium == link.MediumEthernet && sa.Etharp.Recv == 0 {
-					t.Errorf("no ARP traffic on Ethernet: %+v", sa.Etharp)
-				}
-			})
-		}
-	}
-}
-
-// With a fake clock and a synchronous pipe the whole exchange is deterministic.
-func TestPingDeterministic(t *testing.T) {
-	clk := clock.NewFake(time.Unix(1e9, 0))
-	o := opt.Embedded()
-	o.MemSize = 16 << 10 // room for a 3000-byte datagram
-	p := newPair(t, link.MediumEthernet, o, clk)
-	drive := func(done func() bool) {
-		t.Helper()
-		for i := 0; i < 10000 && !done(); i++ {
-			p.pa.Flush()
-			clk.Advance(10 * time.Millisecond)
-		}
-	}
-	allPreferred := func() bool {
-		for _, n := range []*stack.Netif{p.na, p.nb} {
-			for _, a := range n.Addrs() {
-				if a.State != ip.Preferred {
-					return false
-				}
-			}
-		}
-		return true
-	}
-	drive(allPreferred)
-	if !allPreferred() {
-		t.Fatalf("DAD: %+v / %+v", p.na.Addrs(), p.nb.Addrs())
-	}
-	// No goroutines: requests go out and replies come back through the core API, so every
-	// run takes the same steps.
-	var replies []time.Time
-	p.a.Callback(func() {
-		p.a.IP().SetEchoHandler(func(h *ip.Header, id, seq uint16, data []byte) {
-			if len(data) == 3000 {
-				replies = append(replies, clk.Now())
-			}
-		})
-	})
-	for i, dst := range []netip.Addr{addrB4.Addr(), addrB6.Addr()} {
-		sent := clk.Now()
-		var err error
-		p.a.Callback(func() {
-			err = p.a.IP().SendEcho(netip.Addr{}, dst, 9, uint16(i), make([]byte, 3000), ip.OutputOptions{})
-		})
-		if err != nil {
-			t.Fatalf("send to %v: %v", dst, err)
-		}
-		drive(func() bool {
-			n := 0
-			p.a.Callback(func() { n = len(replies) })
-			return n > i
-		})
-		if len(replies) <= i {
-			t.Fatalf("no reply from %v", dst)
-		}
-		// Neighbour resolution and the exchange complete within one flush: no retry timer.
-		if rtt := replies[i].Sub(sent); rtt != 0 {
-			_, da := p.pa.Stats()
-			_, db := p.pb.Stats()
-			t.Errorf("ping %v: rtt %v on a fake clock, want 0 (pipe drops %d/%d)", dst, rtt, da, db)
-		}
-	}
-	if s := p.b.Stats(); s.IPFrag.Recv != 3 || s.IP6Frag.Recv != 3 {
-		t.Errorf("fragments received: v4 %+v v6 %+v", s.IPFrag, s.IP6Frag)
-	}
+	sp := stacktest.NewPair(t, stacktest.PairConfig{Options: o, Medium: medium, Clock: clk})
+	return &pair{a: sp.A, b: sp.B, na: sp.NetifA, nb: sp.NetifB, pa: sp.PipeA, pb: sp.PipeB}
 }
 
 // An idle stack arms no timer: after DAD and router solicitation end, an hour passes
@@ -280,42 +120,6 @@ func TestCallbackAndAssertCore(t *testing.T) {
 		}
 	}()
 	s.AssertCore()
-}
-
-func TestCloseUnblocksPingAndFreesAll(t *testing.T) {
-	p := newPair(t, link.MediumIP, opt.Tunnel(), nil)
-	p.pb.Close() // nothing will ever answer
-	errc := make(chan error, 1)
-	go func() {
-		_, err := p.a.Ping(context.Background(), netip.MustParseAddr("198.18.0.2"), 10)
-		errc <- err
-	}()
-	time.Sleep(50 * time.Millisecond)
-	p.a.Close()
-	select {
-	case err := <-errc:
-		if !errors.Is(err, errs.Clsd) {
-			t.Fatalf("Ping after Close: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not unblock Ping")
-	}
-	if _, err := p.a.Ping(context.Background(), addrB4.Addr(), 10); !errors.Is(err, errs.Clsd) {
-		t.Fatalf("Ping on a closed stack: %v", err)
-	}
-}
-
-func TestPingNoRoute(t *testing.T) {
-	p := newPair(t, link.MediumIP, opt.Embedded(), nil)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	_, err := p.a.Ping(ctx, netip.MustParseAddr("198.19.9.9"), 10)
-	if !errors.Is(err, errs.Rte) {
-		t.Fatalf("ping without a route: %v", err)
-	}
-	if p.a.Stats().IP.Rterr == 0 {
-		t.Error("rterr not counted")
-	}
 }
 
 func TestPublishExpvar(t *testing.T) {

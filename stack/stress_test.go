@@ -47,14 +47,14 @@ func TestPingUnderImpairment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitReady(t, na, nb)
+	stacktest.WaitReady(t, na, nb)
 	const tries = 40
 	for _, dst := range []netip.Addr{addrB4.Addr(), addrB6.Addr()} {
 		for _, c := range []struct{ size, min int }{{56, tries * 3 / 4}, {4000, tries / 3}} {
 			ok := 0
 			for i := 0; i < tries; i++ {
 				ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
-				if _, err := a.Ping(ctx, dst, c.size); err == nil {
+				if err := pingOnce(ctx, a, dst, c.size); err == nil {
 					ok++
 				}
 				cancel()
@@ -107,7 +107,7 @@ func TestPoolExhaustionFlood(t *testing.T) {
 	send(func(i int) []byte { return ipv4Packet(t, src, dst, uint16(i), true, wire.ProtoICMP, make([]byte, 512)) }, 2000)
 	// 2. 2,000 echo requests of 1,400 bytes: three POOL pbufs each in, a 2 KiB heap block
 	// each out, against 16 POOL pbufs and a 1,600-byte heap.
-	send(func(i int) []byte { return echoRequest(t, src, dst, uint16(i), 1400) }, 2000)
+	send(func(i int) []byte { return echoPacket(t, src, dst, uint16(i), 1400) }, 2000)
 	time.Sleep(100 * time.Millisecond)
 	snap := b.Stats()
 	if snap.IPFrag.Memerr+snap.IPFrag.Drop == 0 {
@@ -126,7 +126,7 @@ func TestPoolExhaustionFlood(t *testing.T) {
 	}
 	// Still alive: a small echo request is answered.
 	before := fd.Count()
-	send(func(i int) []byte { return echoRequest(t, src, dst, 0xbeef, 32) }, 1)
+	send(func(i int) []byte { return echoPacket(t, src, dst, 0xbeef, 32) }, 1)
 	if !fd.Wait(before+1, 5*time.Second) {
 		t.Fatal("no echo reply after the flood")
 	}
@@ -145,7 +145,8 @@ func ipv4Packet(t *testing.T, src, dst netip.Addr, id uint16, more bool, proto u
 	return b
 }
 
-func echoRequest(t *testing.T, src, dst netip.Addr, seq uint16, size int) []byte {
+// echoPacket is an IPv4 packet from src to dst carrying an echo request.
+func echoPacket(t *testing.T, src, dst netip.Addr, seq uint16, size int) []byte {
 	t.Helper()
 	m := make([]byte, wire.ICMPv4HeaderLen+size)
 	r := wire.ICMPv4Repr{Type: wire.ICMPv4EchoRequest, Ident: 7, Seq: seq, PayloadLen: size}

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wispstack/wisp/endpoint"
+	"github.com/wispstack/wisp/internal/ping"
 	"github.com/wispstack/wisp/link"
 )
 
@@ -27,7 +29,7 @@ func TestPing(t *testing.T) {
 			defer cancel()
 			for _, dst := range []netip.Addr{gvV4.Addr(), gvV6.Addr()} {
 				for _, size := range []int{0, 56, 1400, 4000} { // 4000: fragmented both ways
-					if _, err := n.ws.Ping(ctx, dst, size); err != nil {
+					if _, err := ping.Once(ctx, endpoint.New(n.ws), dst, size); err != nil {
 						t.Fatalf("wisp → gVisor %v size %d: %v", dst, size, err)
 					}
 				}

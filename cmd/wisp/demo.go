@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/wispstack/wisp/endpoint"
+	"github.com/wispstack/wisp/internal/ping"
 	"github.com/wispstack/wisp/internal/tcpapp"
 	"github.com/wispstack/wisp/ip"
 	"github.com/wispstack/wisp/link"
@@ -114,12 +116,11 @@ func plainDemo(stdout io.Writer, o opt.Options, presetName string, count, tcpMiB
 		{"fd42:5eed::2", 4000, "IPv6, fragmented and reassembled"},
 	} {
 		dst := netip.MustParseAddr(t.dst)
-		for i := 0; i < count; i++ {
-			rtt, err := sa.Ping(ctx, dst, t.size)
-			if err != nil {
-				return fmt.Errorf("ping %v: %w", dst, err)
-			}
-			fmt.Fprintf(stdout, "%d bytes from %v: seq=%d time=%v  (%s)\n", t.size+8, dst, i+1, rtt.Round(time.Microsecond), t.note)
+		err := ping.Run(ctx, endpoint.New(sa), dst, t.size, count, func(seq int, rtt time.Duration) {
+			fmt.Fprintf(stdout, "%d bytes from %v: seq=%d time=%v  (%s)\n", t.size+8, dst, seq, rtt.Round(time.Microsecond), t.note)
+		})
+		if err != nil {
+			return fmt.Errorf("ping %v: %w", dst, err)
 		}
 	}
 	if tcpMiB > 0 {

@@ -28,10 +28,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	presetName := presetFlag(fs, "tunnel")
 	var sv services
 	sv.register(fs)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := sv.check(); err != nil {
+	if err := sv.parse(fs, args); err != nil {
 		return err
 	}
 	if *name == "" {
@@ -126,6 +123,15 @@ func (sv *services) register(fs *flag.FlagSet) {
 	fs.Var(&sv.http, "http", "serve HTTP (net/http on wisp's socket layer) on this port of every address (repeatable)")
 	fs.StringVar(&sv.root, "http-root", "", "with --http: serve the files of this directory instead of the built-in site\n(an index page and /bytes/N: N bytes of the test pattern)")
 	fs.Var(&sv.udpEcho, "udp-echo", "serve UDP echo (RFC 862) on this port of every address (repeatable)")
+}
+
+// parse parses the command's flags (registered with register among them) and checks the
+// services'.
+func (sv *services) parse(fs *flag.FlagSet, args []string) error {
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	return sv.check()
 }
 
 // check validates the service flags after parsing.

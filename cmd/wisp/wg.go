@@ -32,10 +32,7 @@ func cmdWg(args []string, stdout, stderr io.Writer) error {
 	verbose := fs.Bool("v", false, "log wireguard-go's handshakes and errors in detail")
 	var sv services
 	sv.register(fs)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if err := sv.check(); err != nil {
+	if err := sv.parse(fs, args); err != nil {
 		return err
 	}
 	if *file == "" {

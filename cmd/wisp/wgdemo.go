@@ -13,6 +13,7 @@ import (
 	"golang.zx2c4.com/wireguard/device"
 
 	wgtun "github.com/wispstack/wisp/adapter/wireguard"
+	"github.com/wispstack/wisp/internal/ping"
 	"github.com/wispstack/wisp/internal/wgconf"
 	"github.com/wispstack/wisp/opt"
 	"github.com/wispstack/wisp/stack"
@@ -105,16 +106,15 @@ func wgDemo(stdout io.Writer, o opt.Options, presetName string, count, mib int) 
 	defer cancel()
 	sa, sb := a.net.Stack(), b.net.Stack()
 	for fam, dst := range b.addr {
-		for i := range count {
-			rtt, err := sa.Ping(ctx, dst, 56)
-			if err != nil {
-				return fmt.Errorf("ping %v through the tunnel: %w", dst, err)
-			}
+		err := ping.Run(ctx, a.net, dst, 56, count, func(seq int, rtt time.Duration) {
 			note := ""
-			if fam == 0 && i == 0 {
+			if fam == 0 && seq == 1 {
 				note = "  (includes the WireGuard handshake)"
 			}
-			fmt.Fprintf(stdout, "64 bytes from %v: seq=%d time=%v%s\n", dst, i+1, rtt.Round(time.Microsecond), note)
+			fmt.Fprintf(stdout, "64 bytes from %v: seq=%d time=%v%s\n", dst, seq, rtt.Round(time.Microsecond), note)
+		})
+		if err != nil {
+			return fmt.Errorf("ping %v through the tunnel: %w", dst, err)
 		}
 	}
 	if mib > 0 {

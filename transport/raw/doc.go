@@ -7,7 +7,8 @@
 // identifier plays the role of a port, unique per family. Echo replies carrying it (and,
 // when connected, from the peer; when bound, to the local address) are eaten: the PCB gets
 // the whole reply message and nothing else sees it. Echo requests still reach ip, which
-// answers them.
+// answers them. They are the stack's only way to ping: the CLI and the demo use them too
+// (through endpoint's PingConn).
 //
 // Raw PCBs (NewRaw) send protocol payloads (ip adds the IP header) and receive a copy of
 // every packet of their protocol addressed to the stack, starting at the transport header.
@@ -27,5 +28,6 @@
 // Layer: transport. Imports the base packages (opt, stats, errs), wire, memp, pbuf and ip.
 //
 // Concurrency: none. A Proto and its PCBs run in the stack's core context; every exported
-// function must be called there, and callbacks run there. No goroutine is started.
+// function must be called there (each checks it with ip.Layer.AssertCore in builds with the
+// wispcheck tag), and callbacks run there. No goroutine is started.
 package raw

@@ -12,6 +12,7 @@ import (
 // RawInput returns true (eaten). Raw PCBs of the protocol get copies first (as Linux's
 // raw_local_deliver runs before the protocol), then a ping PCB may eat an echo reply.
 func (p *Proto) RawInput(h *ip.Header, pb *pbuf.Pbuf) bool {
+	p.ip.AssertCore()
 	if p.closed {
 		return false
 	}

@@ -18,6 +18,7 @@ const (
 
 // Send sends p to the connected peer; it takes ownership. errs.Conn if not connected.
 func (c *PCB) Send(p *pbuf.Pbuf) error {
+	c.assertCore()
 	if !c.usable() {
 		p.Free()
 		return errs.Clsd
@@ -40,6 +41,7 @@ func (c *PCB) Send(p *pbuf.Pbuf) error {
 // packet), errs.NetUnreach (no route), errs.NetDown (the netif is down), errs.Val (bad
 // destination or message), errs.Clsd.
 func (c *PCB) SendTo(p *pbuf.Pbuf, dst netip.Addr) error {
+	c.assertCore()
 	if !c.usable() {
 		p.Free()
 		return errs.Clsd
@@ -62,16 +64,15 @@ func (c *PCB) send(pb *pbuf.Pbuf, dst netip.Addr) error {
 		return errs.MsgSize
 	}
 	bare := dst.WithZone("")
-	o := ip.OutputOptions{TTL: c.ttl, TOS: c.tos, FailIfFull: true}
+	o := c.OutputOptions(bare.IsMulticast())
 	if bare.IsMulticast() {
-		// Multicast TTL 0: local members only, nothing on the wire (Linux).
-		o.TTL, o.MulticastLoop, o.LoopOnly = c.mcTTL, c.mcLoop, c.mcTTL == 0
-		if o.Netif = p.ip.NetifForGroup(dst, int(c.mcIf)); o.Netif == nil {
+		mcIf := c.MulticastNetif()
+		if o.Netif = p.ip.NetifForGroup(dst, mcIf); o.Netif == nil {
 			pb.Free()
 			switch {
-			case c.mcIf == 0:
+			case mcIf == 0:
 				return errs.NetUnreach
-			case p.ip.NetifByIndex(int(c.mcIf)) == nil:
+			case p.ip.NetifByIndex(mcIf) == nil:
 				return errs.Val
 			}
 			return errs.NetDown
@@ -118,15 +119,16 @@ func (c *PCB) send(pb *pbuf.Pbuf, dst netip.Addr) error {
 
 // fillEcho checks that pb is an echo request and writes the identifier and checksum.
 func (c *PCB) fillEcho(pb *pbuf.Pbuf, src, dst netip.Addr) error {
-	var h [wire.ICMPv4HeaderLen]byte
+	var h [wire.ICMPv4HeaderLen]byte // ICMP and ICMPv6 echo headers have one layout
 	if pb.CopyOut(h[:], 0) < len(h) {
 		return errs.Val
 	}
+	m := wire.ICMPv4(h[:])
 	want := uint8(wire.ICMPv4EchoRequest)
 	if c.v6 {
 		want = wire.ICMPv6EchoRequest
 	}
-	if h[0] != want || h[1] != 0 {
+	if m.Type() != want || m.Code() != 0 {
 		return errs.Val
 	}
 	if !c.hasIdent {
@@ -136,8 +138,8 @@ func (c *PCB) fillEcho(pb *pbuf.Pbuf, src, dst netip.Addr) error {
 		}
 		c.ident, c.hasIdent = id, true
 	}
-	binary.BigEndian.PutUint16(h[4:], c.ident)
-	h[2], h[3] = 0, 0
+	m.SetIdent(c.ident)
+	m.SetChecksumField(0)
 	_ = pb.CopyIn(h[:], 0)
 	n := pb.TotLen()
 	var s uint32
@@ -145,6 +147,6 @@ func (c *PCB) fillEcho(pb *pbuf.Pbuf, src, dst netip.Addr) error {
 		// RFC 4443 §2.3: the ICMPv6 checksum covers the pseudo-header too.
 		s = wire.PseudoHeaderChecksum(wire.ProtoICMPv6, src, dst, uint32(n))
 	}
-	binary.BigEndian.PutUint16(h[2:], wire.Finish(ip.ChainChecksum(pb, 0, n, s)))
+	m.SetChecksumField(wire.Finish(ip.ChainChecksum(pb, 0, n, s)))
 	return pb.CopyIn(h[2:4], 2)
 }

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"github.com/wispstack/wisp/errs"
+	"github.com/wispstack/wisp/ip"
 	"github.com/wispstack/wisp/pbuf"
 	"github.com/wispstack/wisp/wire"
 )
@@ -35,10 +36,8 @@ type PCB struct {
 	rdst     netip.Addr // raddr as given (a zone picks the netif)
 	csum     int        // IPV6_CHECKSUM offset, -1 off
 
-	ttl, tos, mcTTL uint8
-	mcLoop          bool
-	mcIf            int32
-	mark            uint32
+	ip.SendOptions // TTL, TOS, multicast TTL, netif and loop
+	mark           uint32
 
 	recvFn RecvFunc
 	arg    any
@@ -54,6 +53,7 @@ func (c *PCB) family(a netip.Addr) bool { return a.IsValid() && a.Is6() == c.v6 
 // (random, unique per family). errs.Val for the wrong family, errs.AddrNotAvail for an
 // address that is not local, errs.Use if no identifier is free.
 func (c *PCB) Bind(addr netip.Addr) error {
+	c.assertCore()
 	if !c.usable() {
 		return errs.Clsd
 	}
@@ -79,6 +79,7 @@ func (c *PCB) Bind(addr netip.Addr) error {
 // BindIdent chooses a ping PCB's echo identifier. errs.Use if another ping PCB of the
 // family has it, errs.Val on a raw PCB.
 func (c *PCB) BindIdent(id uint16) error {
+	c.assertCore()
 	if !c.usable() {
 		return errs.Clsd
 	}
@@ -93,11 +94,15 @@ func (c *PCB) BindIdent(id uint16) error {
 }
 
 // Ident returns a ping PCB's echo identifier (0 before one is chosen).
-func (c *PCB) Ident() uint16 { return c.ident }
+func (c *PCB) Ident() uint16 {
+	c.assertCore()
+	return c.ident
+}
 
 // Connect sets the peer: sends without a destination go there and only packets from it are
 // received. errs.Val for the wrong family or an unspecified address.
 func (c *PCB) Connect(addr netip.Addr) error {
+	c.assertCore()
 	if !c.usable() {
 		return errs.Clsd
 	}
@@ -117,10 +122,14 @@ func (c *PCB) Connect(addr netip.Addr) error {
 }
 
 // Disconnect forgets the peer.
-func (c *PCB) Disconnect() { c.raddr, c.rdst = netip.Addr{}, netip.Addr{} }
+func (c *PCB) Disconnect() {
+	c.assertCore()
+	c.raddr, c.rdst = netip.Addr{}, netip.Addr{}
+}
 
 // Close frees c; no callback runs afterwards.
 func (c *PCB) Close() {
+	c.assertCore()
 	if c == nil || c.p == nil {
 		return
 	}
@@ -131,46 +140,59 @@ func (c *PCB) Close() {
 }
 
 // LocalAddr returns the bound address (invalid when unbound).
-func (c *PCB) LocalAddr() netip.Addr { return c.laddr }
+func (c *PCB) LocalAddr() netip.Addr {
+	c.assertCore()
+	return c.laddr
+}
 
 // RemoteAddr returns the peer (invalid when not connected).
-func (c *PCB) RemoteAddr() netip.Addr { return c.raddr }
+func (c *PCB) RemoteAddr() netip.Addr {
+	c.assertCore()
+	return c.raddr
+}
 
 // Proto returns the IP protocol of c (ICMP or ICMPv6 for a ping PCB).
-func (c *PCB) Proto() uint8 { return c.proto }
+func (c *PCB) Proto() uint8 {
+	c.assertCore()
+	return c.proto
+}
 
 // IsPing reports whether c is an echo (ping) PCB.
-func (c *PCB) IsPing() bool { return c.ping }
+func (c *PCB) IsPing() bool {
+	c.assertCore()
+	return c.ping
+}
 
 // V6 reports whether c is an IPv6 PCB.
-func (c *PCB) V6() bool { return c.v6 }
+func (c *PCB) V6() bool {
+	c.assertCore()
+	return c.v6
+}
 
 // OnRecv sets the receive callback (nil: packets are not taken).
-func (c *PCB) OnRecv(fn RecvFunc) { c.recvFn = fn }
+func (c *PCB) OnRecv(fn RecvFunc) {
+	c.assertCore()
+	c.recvFn = fn
+}
 
 // SetArg sets the value Arg returns.
-func (c *PCB) SetArg(a any) { c.arg = a }
+func (c *PCB) SetArg(a any) {
+	c.assertCore()
+	c.arg = a
+}
 
 // Arg returns the value SetArg set.
-func (c *PCB) Arg() any { return c.arg }
-
-// SetTTL sets the TTL / hop limit of unicast sends (0: the stack default).
-func (c *PCB) SetTTL(ttl uint8) { c.ttl = ttl }
-
-// TTL returns the value SetTTL set.
-func (c *PCB) TTL() uint8 { return c.ttl }
-
-// SetTOS sets the IPv4 TOS / IPv6 traffic class of sends.
-func (c *PCB) SetTOS(tos uint8) { c.tos = tos }
-
-// TOS returns the value SetTOS set.
-func (c *PCB) TOS() uint8 { return c.tos }
+func (c *PCB) Arg() any {
+	c.assertCore()
+	return c.arg
+}
 
 // SetChecksumOffset sets IPV6_CHECKSUM: the offset in the payload of a 16-bit checksum over
 // the pseudo-header and payload that the stack writes on send and verifies on receive; -1
 // switches it off. errs.Val on an IPv4 PCB, a ping PCB, an ICMPv6 PCB (always 2, RFC 3542
 // §3.1), or an odd or negative offset.
 func (c *PCB) SetChecksumOffset(off int) error {
+	c.assertCore()
 	if !c.usable() {
 		return errs.Clsd
 	}
@@ -182,24 +204,15 @@ func (c *PCB) SetChecksumOffset(off int) error {
 }
 
 // ChecksumOffset returns the IPV6_CHECKSUM offset, -1 when off.
-func (c *PCB) ChecksumOffset() int { return c.csum }
+func (c *PCB) ChecksumOffset() int {
+	c.assertCore()
+	return c.csum
+}
 
-// SetMulticastNetif sets the netif multicast sends leave by (0: the route's).
-func (c *PCB) SetMulticastNetif(ifIndex int) { c.mcIf = int32(ifIndex) }
-
-// MulticastNetif returns the value SetMulticastNetif set.
-func (c *PCB) MulticastNetif() int { return int(c.mcIf) }
-
-// SetMulticastTTL sets the TTL / hop limit of multicast sends (default 1). 0 keeps them on
-// this host, as Linux's IP_MULTICAST_TTL 0: delivered to local members when MulticastLoop
-// is on (with TTL 0), never sent on the link (ip.OutputOptions.LoopOnly).
-func (c *PCB) SetMulticastTTL(ttl uint8) { c.mcTTL = ttl }
-
-// MulticastTTL returns the multicast TTL.
-func (c *PCB) MulticastTTL() uint8 { return c.mcTTL }
-
-// SetMulticastLoop sets whether multicast sends are looped to this stack (default on).
-func (c *PCB) SetMulticastLoop(on bool) { c.mcLoop = on }
-
-// MulticastLoop reports the multicast loop setting.
-func (c *PCB) MulticastLoop() bool { return c.mcLoop }
+// assertCore panics in wispcheck builds unless the core lock is held (ip.Layer.AssertCore):
+// every exported method of a PCB starts with it. A freed PCB (c.p nil) is not checked.
+func (c *PCB) assertCore() {
+	if c != nil && c.p != nil {
+		c.p.ip.AssertCore()
+	}
+}

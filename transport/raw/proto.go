@@ -25,16 +25,14 @@ type Config struct {
 // Proto is one stack's raw PCBs. It implements ip.Raw; the stack registers it with
 // ip.Layer.SetRaw.
 type Proto struct {
-	ip       *ip.Layer
-	alloc    *pbuf.Allocator
-	pcbs     *memp.Pool[PCB]
-	rng      *rand.Rand
-	head     *PCB // every PCB in use, newest first
-	reserved [2]uint16
-	nres     int
-	info     RecvInfo // handed to RecvFuncs (borrowed)
-	mark     uint32
-	closed   bool
+	ip     *ip.Layer
+	alloc  *pbuf.Allocator
+	pcbs   *memp.Pool[PCB]
+	rng    *rand.Rand
+	head   *PCB     // every PCB in use, newest first
+	info   RecvInfo // handed to RecvFuncs (borrowed)
+	mark   uint32
+	closed bool
 }
 
 // New creates the raw PCBs of a stack and registers their pool in c.Pools. The stack then
@@ -60,17 +58,9 @@ func PoolDecls(o opt.Options) []memp.Decl {
 	return []memp.Decl{memp.DeclFor[PCB](memp.RawPCB, max(o.MempNumRawPCB, 0), 0)}
 }
 
-// ReserveIdent keeps ping PCBs of both families away from echo identifier id (the stack's
-// own Ping uses one). At most two identifiers are kept.
-func (p *Proto) ReserveIdent(id uint16) {
-	if p.nres < len(p.reserved) {
-		p.reserved[p.nres] = id
-		p.nres++
-	}
-}
-
 // Close frees every PCB (no callback runs) and makes later calls fail with errs.Clsd.
 func (p *Proto) Close() {
+	p.ip.AssertCore()
 	if p.closed {
 		return
 	}
@@ -87,6 +77,7 @@ func (p *Proto) NumPCBs() int { return p.pcbs.Stats().Used }
 // socket. Its identifier is chosen at Bind, BindIdent or the first send. errs.Mem when
 // RAW_PCB is exhausted.
 func (p *Proto) NewPing(v6 bool) (*PCB, error) {
+	p.ip.AssertCore()
 	proto := uint8(wire.ProtoICMP)
 	if v6 {
 		proto = wire.ProtoICMPv6
@@ -99,6 +90,7 @@ func (p *Proto) NewPing(v6 bool) (*PCB, error) {
 // errs.Val for protocols that are IPv6 extension headers, errs.Mem when RAW_PCB is
 // exhausted.
 func (p *Proto) NewRaw(v6 bool, proto uint8) (*PCB, error) {
+	p.ip.AssertCore()
 	switch proto {
 	case wire.ProtoHopByHop, wire.ProtoIPv6Route, wire.ProtoIPv6Frag, wire.ProtoIPv6DstOpts, wire.ProtoNoNextHdr:
 		if v6 {
@@ -121,8 +113,7 @@ func (p *Proto) newPCB(v6 bool, proto uint8, ping bool) (*PCB, error) {
 	if v6 && proto == wire.ProtoICMPv6 {
 		c.csum = 2
 	}
-	c.mcTTL = 1
-	c.mcLoop = true
+	c.SendOptions.Init(p.ip)
 	c.next = p.head
 	if p.head != nil {
 		p.head.prev = c
@@ -145,14 +136,8 @@ func (p *Proto) unlink(c *PCB) {
 	c.next, c.prev = nil, nil
 }
 
-// identTaken reports whether a ping PCB of the family (other than c) has id, or id is
-// reserved.
+// identTaken reports whether a ping PCB of the family (other than c) has id.
 func (p *Proto) identTaken(c *PCB, v6 bool, id uint16) bool {
-	for i := range p.nres {
-		if p.reserved[i] == id {
-			return true
-		}
-	}
 	for o := p.head; o != nil; o = o.next {
 		if o != c && o.ping && o.v6 == v6 && o.hasIdent && o.ident == id {
 			return true

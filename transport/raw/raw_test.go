@@ -10,7 +10,6 @@ import (
 
 	"github.com/wispstack/wisp/clock"
 	"github.com/wispstack/wisp/errs"
-	"github.com/wispstack/wisp/ip"
 	"github.com/wispstack/wisp/link"
 	"github.com/wispstack/wisp/link/loopback"
 	"github.com/wispstack/wisp/link/pipe"
@@ -139,8 +138,10 @@ func TestPingSecondStack(t *testing.T) {
 		if v6 {
 			want = wire.ICMPv6EchoReply
 		}
-		if m.Type() != want || m.Ident() != c.Ident() || m.Seq() != 7 || !bytes.Equal(m.Payload(), []byte("payload")) {
-			t.Errorf("%v: reply % x (ident %d)", dst, k.got[0].b, c.Ident())
+		var ident uint16
+		p.a.Callback(func() { ident = c.Ident() })
+		if m.Type() != want || m.Ident() != ident || m.Seq() != 7 || !bytes.Equal(m.Payload(), []byte("payload")) {
+			t.Errorf("%v: reply % x (ident %d)", dst, k.got[0].b, ident)
 		}
 		if k.got[0].info.Src != dst || k.got[0].info.IfIndex != p.na.Index() {
 			t.Errorf("info %+v", k.got[0].info)
@@ -151,6 +152,42 @@ func TestPingSecondStack(t *testing.T) {
 	if s := p.a.Stats(); s.ICMP.Recv != 0 || s.ICMP6.Recv != 0 {
 		t.Errorf("ICMP counters %+v %+v", s.ICMP, s.ICMP6)
 	}
+}
+
+// An echo request through a ping PCB and its reply allocate nothing on the Go heap, IPv4
+// and IPv6 alike: the header is written through wire's setters, the checksum over the
+// chain.
+func TestPingAllocs(t *testing.T) {
+	p := newPair(t)
+	k := 0
+	var pcbs [2]*raw.PCB
+	p.a.Callback(func() {
+		for i, v6 := range []bool{false, true} {
+			pcbs[i], _ = p.a.Raw().NewPing(v6)
+			pcbs[i].OnRecv(func(_ *raw.PCB, q *pbuf.Pbuf, _ *raw.RecvInfo) { k++; q.Free() })
+		}
+	})
+	reqs := [2][]byte{echoRequest(false, 1, make([]byte, 56)), echoRequest(true, 1, make([]byte, 56))}
+	dsts := [2]netip.Addr{pfxB4.Addr(), pfxB6.Addr()}
+	var err error
+	i := 0
+	step := func() {
+		p.a.Lock()
+		q, _ := p.a.Allocator().Alloc(pbuf.LayerIP, len(reqs[i%2]), pbuf.RAM)
+		_ = q.CopyIn(reqs[i%2], 0)
+		err = pcbs[i%2].SendTo(q, dsts[i%2])
+		i++
+		p.a.Unlock()
+		p.pa.Flush()
+	}
+	step()
+	if a := testing.AllocsPerRun(200, step); a != 0 {
+		t.Errorf("%v allocations per ping", a)
+	}
+	if err != nil || k != 202 {
+		t.Errorf("err %v, %d replies", err, k)
+	}
+	p.a.Callback(func() { pcbs[0].Close(); pcbs[1].Close() })
 }
 
 // A ping to our own address goes round the loopback link.
@@ -283,7 +320,9 @@ func TestRawCopies(t *testing.T) {
 	// Pings from A reach B's raw ICMP PCBs as copies; B still answers them.
 	p.a.Callback(func() {
 		for _, dst := range []netip.Addr{pfxB4.Addr(), pfxB6.Addr()} {
-			_ = p.a.IP().SendEcho(netip.Addr{}, dst, 1, 1, []byte("x"), ipOpts)
+			c, _ := p.a.Raw().NewPing(dst.Is6())
+			_ = c.SendTo(buf(t, p.a, echoRequest(dst.Is6(), 1, []byte("x"))), dst)
+			c.Close()
 		}
 	})
 	p.pa.Flush()
@@ -306,18 +345,29 @@ func FuzzRawInput(f *testing.F) {
 	f.Add([]byte{1, 2, 3}, uint8(2), false)
 	p := newPair(f)
 	var pcbs []*raw.PCB
+	var err error
 	p.b.Callback(func() {
 		r := p.b.Raw()
 		for _, v6 := range []bool{false, true} {
-			pg, _ := r.NewPing(v6)
-			_ = pg.BindIdent(5)
-			c, _ := r.NewRaw(v6, 253)
+			var pg, c *raw.PCB
+			if pg, err = r.NewPing(v6); err != nil {
+				return
+			}
+			pcbs = append(pcbs, pg)
+			if err = pg.BindIdent(5); err != nil {
+				return
+			}
+			if c, err = r.NewRaw(v6, 253); err != nil {
+				return
+			}
+			pcbs = append(pcbs, c)
 			if v6 {
-				_ = c.SetChecksumOffset(0)
+				if err = c.SetChecksumOffset(0); err != nil {
+					return
+				}
 			}
 			for _, x := range []*raw.PCB{pg, c} {
 				x.OnRecv(func(_ *raw.PCB, q *pbuf.Pbuf, _ *raw.RecvInfo) { q.Free() })
-				pcbs = append(pcbs, x)
 			}
 		}
 	})
@@ -326,6 +376,9 @@ func FuzzRawInput(f *testing.F) {
 			c.Close()
 		}
 	})
+	if err != nil { // a broken harness must not pass
+		f.Fatalf("setup: %v", err)
+	}
 	f.Fuzz(func(t *testing.T, b []byte, kind uint8, fix bool) {
 		if len(b) > 1400 {
 			return
@@ -388,5 +441,3 @@ func inject(t testing.TB, n *stack.Netif, pkt []byte) {
 	_ = q.CopyIn(pkt, 0)
 	n.DeliverPackets([]*pbuf.Pbuf{q})
 }
-
-var ipOpts = ip.OutputOptions{}

@@ -38,7 +38,8 @@
 // and ip.
 //
 // Concurrency: none. A Proto and its PCBs run in the stack's core context (the core lock
-// held, or inside a callback the stack runs); every exported function must be called there.
+// held, or inside a callback the stack runs); every exported function must be called there,
+// and checks it (ip.Layer.AssertCore) in builds with the wispcheck tag, as the tests run.
 // Callbacks run in core context too and may use the PCB (send, close) directly. No goroutine
 // is started and the wall clock is never read.
 package udp

@@ -12,6 +12,7 @@ import (
 
 // Input takes ownership of p, which starts at the UDP header; h is borrowed (ip.Transport).
 func (p *Proto) Input(h *ip.Header, pb *pbuf.Pbuf) {
+	p.ip.AssertCore()
 	p.st.Recv++
 	if p.closed {
 		p.drop(pb, &p.st.Err)
@@ -209,6 +210,7 @@ func (p *Proto) deliver(c *PCB, pb *pbuf.Pbuf, h *ip.Header, src netip.Addr, spo
 // sent it (ip.Transport); unconnected PCBs are not told, as on Linux without IP_RECVERR.
 // quoted is borrowed: the quoted IP header (h.HeaderLen bytes) and the UDP header.
 func (p *Proto) ControlInput(h *ip.Header, k ip.ControlKind, mtu int, quoted []byte) {
+	p.ip.AssertCore()
 	if p.closed || len(quoted) < h.HeaderLen+wire.UDPHeaderLen {
 		return
 	}

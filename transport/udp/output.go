@@ -1,7 +1,6 @@
 package udp
 
 import (
-	"encoding/binary"
 	"net/netip"
 
 	"github.com/wispstack/wisp/errs"
@@ -22,6 +21,7 @@ var bcast4 = netip.AddrFrom4([4]byte{255, 255, 255, 255})
 // Send sends p to the connected peer (lwIP udp_send). It takes ownership of p. errs.Conn if
 // c is not connected; otherwise as SendTo.
 func (c *PCB) Send(p *pbuf.Pbuf) error {
+	c.assertCore()
 	if !c.usable() {
 		p.Free()
 		return errs.Clsd
@@ -41,6 +41,7 @@ func (c *PCB) Send(p *pbuf.Pbuf) error {
 // SetBroadcast), errs.NetUnreach (no route), errs.NetDown (the netif is down), errs.Val (bad
 // destination, port 0, wrong family), errs.Use (no ephemeral port), errs.Clsd.
 func (c *PCB) SendTo(p *pbuf.Pbuf, dst netip.AddrPort) error {
+	c.assertCore()
 	if !c.usable() {
 		p.Free()
 		return errs.Clsd
@@ -52,6 +53,7 @@ func (c *PCB) SendTo(p *pbuf.Pbuf, dst netip.AddrPort) error {
 // which must be local (errs.AddrNotAvail otherwise), and ifIndex (when not 0) the egress
 // netif. It takes ownership of p.
 func (c *PCB) SendToFrom(p *pbuf.Pbuf, dst netip.AddrPort, src netip.Addr, ifIndex int) error {
+	c.assertCore()
 	if !c.usable() {
 		p.Free()
 		return errs.Clsd
@@ -113,17 +115,9 @@ func (c *PCB) send(pb *pbuf.Pbuf, dst netip.Addr, dport uint16, src netip.Addr, 
 		return errs.MsgSize
 	}
 	bare := dst.WithZone("")
-	o := ip.OutputOptions{TTL: c.ttl, TOS: c.tos, FailIfFull: true}
-	if dst.IsMulticast() || bare == bcast4 {
-		o.TTL, o.MulticastLoop = c.mcTTL, c.flags&fMcastLoop != 0
-		// Multicast TTL 0: local members only, nothing on the wire (Linux).
-		o.LoopOnly = c.mcTTL == 0
-		if bare == bcast4 {
-			o.TTL, o.MulticastLoop, o.LoopOnly = c.ttl, false, false
-		}
-		if ifIndex == 0 {
-			ifIndex = int(c.mcIf)
-		}
+	o := c.OutputOptions(dst.IsMulticast()) // the limited broadcast goes with the unicast TTL
+	if (dst.IsMulticast() || bare == bcast4) && ifIndex == 0 {
+		ifIndex = c.MulticastNetif()
 	}
 	// SO_BROADCAST: Linux refuses a broadcast destination with EACCES unless it is set.
 	if dst.Is4() && c.flags&fBroadcast == 0 && (bare == bcast4 || p.isBroadcast(bare, nil)) {
@@ -168,18 +162,12 @@ func (c *PCB) send(pb *pbuf.Pbuf, dst netip.Addr, dport uint16, src netip.Addr, 
 		return err
 	}
 	ulen := pb.TotLen()
-	hb := pb.Payload()[:wire.UDPHeaderLen]
-	binary.BigEndian.PutUint16(hb[0:], c.lport)
-	binary.BigEndian.PutUint16(hb[2:], dport)
-	binary.BigEndian.PutUint16(hb[4:], uint16(ulen))
-	binary.BigEndian.PutUint16(hb[6:], 0)
+	hb := wire.UDP(pb.Payload())
+	r := wire.UDPRepr{SrcPort: c.lport, DstPort: dport, PayloadLen: ulen - wire.UDPHeaderLen}
+	_ = r.EmitHeader(hb) // the length was checked against MaxPayload above
 	if dst.Is6() || c.flags&fNoChecksum == 0 {
-		sum := wire.Finish(ip.ChainChecksum(pb, 0, ulen, wire.PseudoHeaderChecksum(wire.ProtoUDP, src, bare, uint32(ulen))))
-		// RFC 768: "If the computed checksum is zero, it is transmitted as all ones".
-		if sum == 0 {
-			sum = 0xffff
-		}
-		binary.BigEndian.PutUint16(hb[6:], sum)
+		hb.SetChecksumField(wire.UDPChecksum(ip.ChainChecksum(pb, 0, ulen,
+			wire.PseudoHeaderChecksum(wire.ProtoUDP, src, bare, uint32(ulen)))))
 	}
 	switch err := p.ip.Output(pb, src, dst, wire.ProtoUDP, o); err {
 	case nil:

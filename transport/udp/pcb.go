@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"github.com/wispstack/wisp/errs"
+	"github.com/wispstack/wisp/ip"
 	"github.com/wispstack/wisp/pbuf"
 )
 
@@ -34,7 +35,6 @@ const (
 	fBroadcast                       // SO_BROADCAST
 	fNoChecksum                      // SO_NO_CHECK (IPv4 sends only)
 	fV6Only                          // IPV6_V6ONLY
-	fMcastLoop                       // IP_MULTICAST_LOOP
 	fV6Sock                          // bound or connected with an IPv6 address: report IPv4 as mapped
 )
 
@@ -54,9 +54,8 @@ type PCB struct {
 	rport uint16
 	flags pcbFlags
 
-	ttl, tos, mcTTL uint8
-	mcIf            int32
-	mark            uint32 // delivery round (Proto.mark) this PCB is still due a copy in
+	ip.SendOptions        // TTL, TOS, multicast TTL, netif and loop
+	mark           uint32 // delivery round (Proto.mark) this PCB is still due a copy in
 
 	recvFn RecvFunc
 	errFn  ErrFunc
@@ -73,6 +72,7 @@ func (c *PCB) usable() bool { return c != nil && c.p != nil && !c.p.closed }
 // SetReuseAddr), errs.AddrNotAvail if the address is neither unspecified, local, multicast
 // nor the IPv4 broadcast address, errs.Val if c is already bound, errs.Clsd after Close.
 func (c *PCB) Bind(addr netip.AddrPort) error {
+	c.assertCore()
 	if !c.usable() {
 		return errs.Clsd
 	}
@@ -123,6 +123,7 @@ func (c *PCB) bind(a netip.Addr, port uint16) error {
 // the PCB cannot reach, errs.Access for a broadcast address without SetBroadcast,
 // errs.NetUnreach / errs.NetDown without a usable route, errs.Use if no port is free.
 func (c *PCB) Connect(raddr netip.AddrPort) error {
+	c.assertCore()
 	if !c.usable() {
 		return errs.Clsd
 	}
@@ -148,7 +149,7 @@ func (c *PCB) Connect(raddr netip.AddrPort) error {
 	if isWild(local) || local.IsMulticast() || local == bcast4 {
 		ifIndex := 0
 		if dst.IsMulticast() || dst == bcast4 {
-			ifIndex = int(c.mcIf)
+			ifIndex = c.MulticastNetif()
 		}
 		n, err := p.egress(dst, ifIndex)
 		if err != nil {
@@ -190,6 +191,7 @@ func (c *PCB) familyOK(dst netip.Addr, mapped bool) error {
 // Disconnect forgets the remote address (lwIP udp_disconnect); the local address goes back
 // to what Bind set, the port stays.
 func (c *PCB) Disconnect() {
+	c.assertCore()
 	if !c.usable() {
 		return
 	}
@@ -201,6 +203,7 @@ func (c *PCB) Disconnect() {
 // Close removes c from the demux table and frees it (lwIP udp_remove). No callback runs
 // after Close. Closing twice is harmless while the PCB has not been handed out again.
 func (c *PCB) Close() {
+	c.assertCore()
 	if c == nil || c.p == nil {
 		return
 	}
@@ -215,6 +218,7 @@ func (c *PCB) Close() {
 // an invalid address with the port when bound to both families without an address. See
 // the package doc for IPv4-mapped reporting.
 func (c *PCB) LocalAddr() netip.AddrPort {
+	c.assertCore()
 	if c.p == nil || c.flags&fBound == 0 {
 		return netip.AddrPort{}
 	}
@@ -223,6 +227,7 @@ func (c *PCB) LocalAddr() netip.AddrPort {
 
 // RemoteAddr returns the connected peer, invalid when not connected.
 func (c *PCB) RemoteAddr() netip.AddrPort {
+	c.assertCore()
 	if c.p == nil || c.flags&fConnected == 0 {
 		return netip.AddrPort{}
 	}
@@ -238,16 +243,28 @@ func (c *PCB) report(a netip.Addr) netip.Addr {
 }
 
 // OnRecv sets the receive callback (nil: datagrams are dropped).
-func (c *PCB) OnRecv(fn RecvFunc) { c.recvFn = fn }
+func (c *PCB) OnRecv(fn RecvFunc) {
+	c.assertCore()
+	c.recvFn = fn
+}
 
 // OnErr sets the ICMP error callback of a connected PCB.
-func (c *PCB) OnErr(fn ErrFunc) { c.errFn = fn }
+func (c *PCB) OnErr(fn ErrFunc) {
+	c.assertCore()
+	c.errFn = fn
+}
 
 // SetArg sets the value Arg returns.
-func (c *PCB) SetArg(a any) { c.arg = a }
+func (c *PCB) SetArg(a any) {
+	c.assertCore()
+	c.arg = a
+}
 
 // Arg returns the value SetArg set.
-func (c *PCB) Arg() any { return c.arg }
+func (c *PCB) Arg() any {
+	c.assertCore()
+	return c.arg
+}
 
 func (c *PCB) set(f pcbFlags, on bool) {
 	if on {
@@ -259,61 +276,59 @@ func (c *PCB) set(f pcbFlags, on bool) {
 
 // SetReuseAddr sets SO_REUSEADDR: two PCBs that both set it may bind the same address and
 // port (unicast goes to one of them, broadcast and multicast to both). Set it before Bind.
-func (c *PCB) SetReuseAddr(on bool) { c.set(fReuseAddr, on) }
+func (c *PCB) SetReuseAddr(on bool) {
+	c.assertCore()
+	c.set(fReuseAddr, on)
+}
 
 // ReuseAddr reports SO_REUSEADDR.
-func (c *PCB) ReuseAddr() bool { return c.flags&fReuseAddr != 0 }
+func (c *PCB) ReuseAddr() bool {
+	c.assertCore()
+	return c.flags&fReuseAddr != 0
+}
 
 // SetBroadcast sets SO_BROADCAST: without it sends to a broadcast address fail with
 // errs.Access. Receiving broadcasts does not need it.
-func (c *PCB) SetBroadcast(on bool) { c.set(fBroadcast, on) }
+func (c *PCB) SetBroadcast(on bool) {
+	c.assertCore()
+	c.set(fBroadcast, on)
+}
 
 // Broadcast reports SO_BROADCAST.
-func (c *PCB) Broadcast() bool { return c.flags&fBroadcast != 0 }
+func (c *PCB) Broadcast() bool {
+	c.assertCore()
+	return c.flags&fBroadcast != 0
+}
 
 // SetNoChecksum sets SO_NO_CHECK: IPv4 datagrams are sent with checksum 0 ("none", RFC
 // 768). IPv6 always carries one (RFC 8200 §8.1); receive always checks one that is present.
-func (c *PCB) SetNoChecksum(on bool) { c.set(fNoChecksum, on) }
+func (c *PCB) SetNoChecksum(on bool) {
+	c.assertCore()
+	c.set(fNoChecksum, on)
+}
 
 // NoChecksum reports SO_NO_CHECK.
-func (c *PCB) NoChecksum() bool { return c.flags&fNoChecksum != 0 }
+func (c *PCB) NoChecksum() bool {
+	c.assertCore()
+	return c.flags&fNoChecksum != 0
+}
 
 // SetV6Only sets IPV6_V6ONLY: a PCB bound to "::" hears IPv6 only. Set it before Bind.
-func (c *PCB) SetV6Only(on bool) { c.set(fV6Only, on) }
+func (c *PCB) SetV6Only(on bool) {
+	c.assertCore()
+	c.set(fV6Only, on)
+}
 
 // V6Only reports IPV6_V6ONLY.
-func (c *PCB) V6Only() bool { return c.flags&fV6Only != 0 }
+func (c *PCB) V6Only() bool {
+	c.assertCore()
+	return c.flags&fV6Only != 0
+}
 
-// SetTTL sets the TTL / hop limit of unicast and broadcast sends (0: the stack default).
-func (c *PCB) SetTTL(ttl uint8) { c.ttl = ttl }
-
-// TTL returns the value SetTTL set (0: the stack default).
-func (c *PCB) TTL() uint8 { return c.ttl }
-
-// SetTOS sets the IPv4 TOS / IPv6 traffic class of sends.
-func (c *PCB) SetTOS(tos uint8) { c.tos = tos }
-
-// TOS returns the value SetTOS set.
-func (c *PCB) TOS() uint8 { return c.tos }
-
-// SetMulticastNetif sets the netif multicast (and limited broadcast) sends leave by
-// (IP_MULTICAST_IF / IPV6_MULTICAST_IF); 0: the route's.
-func (c *PCB) SetMulticastNetif(ifIndex int) { c.mcIf = int32(ifIndex) }
-
-// MulticastNetif returns the value SetMulticastNetif set.
-func (c *PCB) MulticastNetif() int { return int(c.mcIf) }
-
-// SetMulticastTTL sets the TTL / hop limit of multicast sends (default 1). 0 keeps them on
-// this host, as Linux's IP_MULTICAST_TTL 0: delivered to local members when MulticastLoop
-// is on (with TTL 0), never sent on the link (ip.OutputOptions.LoopOnly).
-func (c *PCB) SetMulticastTTL(ttl uint8) { c.mcTTL = ttl }
-
-// MulticastTTL returns the multicast TTL.
-func (c *PCB) MulticastTTL() uint8 { return c.mcTTL }
-
-// SetMulticastLoop sets whether multicast sends are delivered to this stack too when the
-// netif is a member of the group (default on).
-func (c *PCB) SetMulticastLoop(on bool) { c.set(fMcastLoop, on) }
-
-// MulticastLoop reports the multicast loop setting.
-func (c *PCB) MulticastLoop() bool { return c.flags&fMcastLoop != 0 }
+// assertCore panics in wispcheck builds unless the core lock is held (ip.Layer.AssertCore):
+// every exported method of a PCB starts with it. A freed PCB (c.p nil) is not checked.
+func (c *PCB) assertCore() {
+	if c != nil && c.p != nil {
+		c.p.ip.AssertCore()
+	}
+}

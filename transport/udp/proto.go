@@ -85,6 +85,7 @@ func TableDecls(o opt.Options) []memp.TableDecl {
 // Close frees every PCB (no callback runs) and makes later calls fail with errs.Clsd. The
 // stack calls it on Close.
 func (p *Proto) Close() {
+	p.ip.AssertCore()
 	if p.closed {
 		return
 	}
@@ -97,7 +98,10 @@ func (p *Proto) Close() {
 }
 
 // Stats fills s.UDP.
-func (p *Proto) Stats(s *stats.Snapshot) { s.UDP = p.st }
+func (p *Proto) Stats(s *stats.Snapshot) {
+	p.ip.AssertCore()
+	s.UDP = p.st
+}
 
 // NumPCBs returns the PCBs in use.
 func (p *Proto) NumPCBs() int { return p.pcbs.Stats().Used }
@@ -106,6 +110,7 @@ func (p *Proto) NumPCBs() int { return p.pcbs.Stats().Used }
 // dual stack, multicast loop on, multicast TTL 1. errs.Mem when UDP_PCB is exhausted,
 // errs.Clsd after Close.
 func (p *Proto) NewPCB() (*PCB, error) {
+	p.ip.AssertCore()
 	if p.closed {
 		return nil, errs.Clsd
 	}
@@ -115,8 +120,7 @@ func (p *Proto) NewPCB() (*PCB, error) {
 		return nil, errs.Mem
 	}
 	c.p = p
-	c.mcTTL = 1
-	c.flags = fMcastLoop
+	c.SendOptions.Init(p.ip)
 	return c, nil
 }
 

@@ -79,7 +79,9 @@ func TestPktInfoAndTTL(t *testing.T) {
 		t.Fatal("nothing received")
 	}
 	in := k.got[0].info
-	if in.Dst != addrB || in.TTL != 9 || in.TOS != 0x20 || in.Src.Addr() != addrA || in.Src.Port() != cli.LocalAddr().Port() {
+	var local netip.AddrPort
+	p.a.Callback(func() { local = cli.LocalAddr() })
+	if in.Dst != addrB || in.TTL != 9 || in.TOS != 0x20 || in.Src.Addr() != addrA || in.Src.Port() != local.Port() {
 		t.Errorf("info %+v", in)
 	}
 	// A source that is not ours is refused.
@@ -110,7 +112,9 @@ func TestConnectedFiltersAndBeatsWildcard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := conn.RemoteAddr(); got != netip.MustParseAddrPort("198.18.0.1:1000") {
+	var got netip.AddrPort
+	p.b.Callback(func() { got = conn.RemoteAddr() })
+	if got != netip.MustParseAddrPort("198.18.0.1:1000") {
 		t.Errorf("RemoteAddr %v", got)
 	}
 	from1000, _ := listen(t, p.a, "0.0.0.0:1000")
@@ -126,8 +130,8 @@ func TestConnectedFiltersAndBeatsWildcard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.b.Callback(conn.Disconnect)
-	if conn.RemoteAddr().IsValid() {
+	p.b.Callback(func() { conn.Disconnect(); got = conn.RemoteAddr() })
+	if got.IsValid() {
 		t.Error("RemoteAddr after Disconnect")
 	}
 	p.b.Callback(func() { err = conn.Send(payload(t, p.b, []byte("x"))) })
