@@ -253,11 +253,7 @@ func TestCallbacksCallingAPI(t *testing.T) {
 func TestBacklogDelayed(t *testing.T) {
 	e := newEnv(t, v4, func(o *opt.Options) { o.TCPSynCookies = false })
 	ls := e.listen(listenPort, 1)
-	ls.onAccept = func(l *tcp.Listener, p *tcp.PCB) {
-		p.BacklogDelayed()
-		ls.accepted = append(ls.accepted, p)
-		ls.recs = append(ls.recs, e.watch(p))
-	}
+	ls.delayAccepts(e)
 	e.passiveOpen(ls, plain())
 	pb := plain()
 	pb.port = peerPort + 1
@@ -275,8 +271,7 @@ func TestBacklogDelayed(t *testing.T) {
 // checks (pools, heap, timers) then find nothing.
 func TestProtoCloseAbortsAll(t *testing.T) {
 	e := newEnv(t, v4)
-	ls := e.listen(listenPort, 0)
-	a := e.passiveOpen(ls, plain())
+	ls, a := e.passiveOpened()
 	a.write(pattern(5000, 1)) // data in flight and queued
 	e.drain()
 	b := e.activeOpen(plain())
@@ -285,9 +280,7 @@ func TestProtoCloseAbortsAll(t *testing.T) {
 	s.seq += 1000 // out of order data held
 	e.inject(s)
 	e.drain()
-	half := plain()
-	half.port = peerPort + 5
-	e.synToListener(ls, half)
+	e.synToListener(ls, plain().from(peerPort+5))
 	e.close()
 	for _, r := range []*rec{a.rec, b.rec} {
 		if !errors.Is(r.err(), errs.Abrt) || len(r.errs) != 1 {
@@ -327,8 +320,7 @@ func TestBindPortZero(t *testing.T) {
 
 // SetTTL and SetTOS set the IP header of the connection's segments.
 func TestSetTTLAndTOS(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		c := e.established(false, plain())
 		c.pcb.SetTTL(7)
 		c.pcb.SetTOS(0x28)

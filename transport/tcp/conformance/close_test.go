@@ -120,8 +120,7 @@ func TestFinWait1FinAckToTimeWait(t *testing.T) {
 // Simultaneous close (RFC 9293 §3.6 Figure 13): FIN-WAIT-1 → (FIN) CLOSING → (ACK)
 // TIME-WAIT.
 func TestSimultaneousCloseClosing(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		c := e.established(false, plain())
 		if err := c.pcb.Shutdown(false, true); err != nil {
 			t.Fatal(err)
@@ -485,11 +484,9 @@ func TestRSTInClosingStates(t *testing.T) {
 // connection starts (RFC 6191, RFC 1122 §4.2.2.13) or it is challenged (RFC 5961 §4).
 func TestSynInTimeWait(t *testing.T) {
 	e := newEnv(t, v4)
-	ls := e.listen(listenPort, 0)
-	c := e.passiveOpen(ls, plain())
+	c := e.established(true, plain())
 	c.timeWait()
-	e.inject(segment{srcPort: c.rport, dstPort: c.lport, seq: c.peerNxt + 100000, flags: wire.TCPFlagSYN, wnd: 1000,
-		opts: plain().synOptions(e)})
+	c.synAt(100000)
 	s := e.next()
 	switch {
 	case flagsEq(s.Flags, wire.TCPFlagSYN|wire.TCPFlagACK) && s.AckNum == c.peerNxt+100001:

@@ -14,8 +14,7 @@ import (
 // The first flight is TCPInitCwnd segments; each ACK in slow start releases what it acked
 // plus growth.
 func TestInitialWindowAndSlowStart(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		c := e.activeOpenRTT(plain(), 20*time.Millisecond)
 		mss := c.segSize()
 		c.write(pattern(30*mss, 1))
@@ -109,10 +108,7 @@ func TestRetransmissionContent(t *testing.T) {
 	e := newEnv(t, v6)
 	c := e.activeOpenRTT(plain(), 20*time.Millisecond)
 	segs := c.flight(4)
-	c.ackTo(segs[1].SeqNum)
-	for range 3 {
-		c.ackTo(segs[1].SeqNum)
-	}
+	c.dupAcks(segs[1].SeqNum, 3)
 	r := e.next()
 	if r.SeqNum != segs[1].SeqNum || string(r.data) != string(segs[1].data) {
 		t.Fatalf("retransmission %v differs from the original %v", r, segs[1])

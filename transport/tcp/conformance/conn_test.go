@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"net/netip"
+	"testing"
 	"time"
 
 	"github.com/wispstack/wisp/pbuf"
@@ -113,6 +114,22 @@ func (e *env) listenWith(port uint16, backlog int, setup func(*tcp.PCB)) *listen
 	return ls
 }
 
+// synRcvd listens on listenPort (backlog 0) and plays the plain peer's SYN to it: the
+// connection is in SYN-RECEIVED, the stack's SYN-ACK consumed.
+func (e *env) synRcvd() (*listener, *conn) {
+	e.t.Helper()
+	ls := e.listen(listenPort, 0)
+	return ls, e.synToListener(ls, plain())
+}
+
+// passiveOpened listens on listenPort (backlog 0) and completes the plain peer's handshake
+// to it: the connection is ESTABLISHED and accepted.
+func (e *env) passiveOpened() (*listener, *conn) {
+	e.t.Helper()
+	ls := e.listen(listenPort, 0)
+	return ls, e.passiveOpen(ls, plain())
+}
+
 // peerOpts is what the peer offers in its SYN or SYN-ACK.
 type peerOpts struct {
 	mss  uint16 // 0: no MSS option
@@ -129,6 +146,12 @@ type peerOpts struct {
 
 // plain is a peer without the optional options: MSS 1460, window 65535.
 func plain() peerOpts { return peerOpts{mss: 1460, ws: -1, wnd: 0xffff, iss: peerISS} }
+
+// from is po with the peer's port set to port: a second peer beside the test's own.
+func (po peerOpts) from(port uint16) peerOpts {
+	po.port = port
+	return po
+}
 
 // modern is a peer offering everything: MSS 1460, WS 7, SACK, timestamps.
 func modern() peerOpts {
@@ -423,5 +446,120 @@ func (c *conn) state(why string, want tcp.State) {
 	}
 }
 
+// survived fails the test unless c is still ESTABLISHED and its ErrFunc was not called: what
+// the test sent (a RST, a SYN) did not kill it.
+func (c *conn) survived(why string) {
+	c.e.t.Helper()
+	if len(c.rec.errs) != 0 {
+		c.e.t.Fatalf("%s: the connection was killed: %v", why, c.rec.errs)
+	}
+	c.state(why, tcp.StateEstablished)
+}
+
 // rto is how long to wait for sure for a retransmission timeout in these tests.
 const rtoWait = 3 * time.Second
+
+// delayAccepts makes ls's AcceptFunc hold each connection it records against the backlog
+// (BacklogDelayed) until the test calls BacklogAccepted.
+func (ls *listener) delayAccepts(e *env) {
+	ls.onAccept = func(l *tcp.Listener, p *tcp.PCB) {
+		p.BacklogDelayed()
+		ls.accepted = append(ls.accepted, p)
+		ls.recs = append(ls.recs, e.watch(p))
+	}
+}
+
+// expectAccepted fails the test unless ls's AcceptFunc has run n times.
+func (ls *listener) expectAccepted(t *testing.T, n int, why string) {
+	t.Helper()
+	if len(ls.accepted) != n {
+		t.Fatalf("%s: %d connections accepted, want %d", why, len(ls.accepted), n)
+	}
+}
+
+// dupAcks acknowledges up to seq, then repeats that ACK n times: n duplicate ACKs (RFC 5681
+// §2).
+func (c *conn) dupAcks(seq uint32, n int) {
+	c.e.t.Helper()
+	for range n + 1 {
+		c.ackTo(seq)
+	}
+}
+
+// synAt sends the peer's SYN for c's 4-tuple at c.peerNxt+off (plain options): a new
+// incarnation of the connection (RFC 6191) or a stray SYN.
+func (c *conn) synAt(off uint32) {
+	c.e.t.Helper()
+	c.e.inject(segment{srcPort: c.rport, dstPort: c.lport, seq: c.peerNxt + off, flags: wire.TCPFlagSYN, wnd: 1000,
+		opts: plain().synOptions(c.e)})
+}
+
+// crossSYN plays the peer of a connection in SYN-SENT (e.connect) sending its own SYN
+// (plain options) instead of a SYN-ACK: a simultaneous open (RFC 9293 §3.5 Figure 8). It
+// returns the stack's answer, which must be <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>.
+func (c *conn) crossSYN() *rxSeg {
+	c.e.t.Helper()
+	c.po = plain()
+	c.irs = peerISS
+	c.noteSyn(c.synack)
+	c.e.inject(segment{srcPort: remotePort, dstPort: c.lport, seq: c.irs, flags: wire.TCPFlagSYN, wnd: 0xffff,
+		opts: c.po.synOptions(c.e)})
+	c.peerNxt = c.irs + 1
+	return c.e.expectSeg("SYN in SYN-SENT", wire.TCPFlagSYN|wire.TCPFlagACK, c.iss, c.irs+1)
+}
+
+// injectCrafted builds s, lets alter change the TCP segment's bytes, recomputes the
+// checksum and sends it to c's stack in an IP packet; it checks that s's data was
+// delivered.
+func (c *conn) injectCrafted(s segment, alter func(b []byte), why string) {
+	c.e.t.Helper()
+	e := c.e
+	b := s.build(e.remote, e.local)
+	alter(b)
+	wire.TCP(b).SetChecksum(e.remote, e.local)
+	e.injected++
+	e.injectIP(e.remote, e.local, b)
+	c.peerNxt += uint32(len(s.data))
+	if string(c.rec.data) != string(s.data) {
+		e.t.Errorf("%s: delivered %q, want %q", why, c.rec.data, s.data)
+	}
+}
+
+// injectFramed sends pkt, an IP packet the test built (with options, extension headers or
+// padding) around seg, the TCP segment of s, to c's stack; it checks that s's data was
+// delivered.
+func (c *conn) injectFramed(pkt, seg []byte, s segment, why string) {
+	c.e.t.Helper()
+	e := c.e
+	e.injected++
+	e.notePeerEnd(seg, e.remote, e.local)
+	e.injectFrame(pkt)
+	c.peerNxt += uint32(len(s.data))
+	if string(c.rec.data) != string(s.data) {
+		e.t.Errorf("%s: delivered %q, want %q", why, c.rec.data, s.data)
+	}
+}
+
+// checkOpened checks pcb's Info right after a handshake in which the peer offered
+// everything (modern; o is the stack's SYN or SYN-ACK options), that PassiveOpens (passive)
+// or ActiveOpens and Established each counted one, and that nothing more was sent.
+func (c *conn) checkOpened(pcb *tcp.PCB, o wire.TCPOptions, passive bool) {
+	c.e.t.Helper()
+	t := c.e.t
+	in := pcb.Info()
+	if !in.SACK || !in.Timestamps || in.SndWndScale != 7 || in.RcvWndScale != o.WindowScale {
+		t.Errorf("Info after a full-option handshake: %+v (our ws %d)", in, o.WindowScale)
+	}
+	if in.SndUna != c.iss+1 || in.SndNxt != c.iss+1 || in.RcvNxt != c.irs+1 {
+		t.Errorf("Info: SndUna %d SndNxt %d RcvNxt %d, want %d %d %d", in.SndUna, in.SndNxt, in.RcvNxt, c.iss+1, c.iss+1, c.irs+1)
+	}
+	x := c.e.ext()
+	name, opens := "ActiveOpens", x.ActiveOpens
+	if passive {
+		name, opens = "PassiveOpens", x.PassiveOpens
+	}
+	if opens != 1 || x.Established != 1 {
+		t.Errorf("%s %d Established %d, want 1 and 1", name, opens, x.Established)
+	}
+	c.e.expectNothing("after the handshake")
+}

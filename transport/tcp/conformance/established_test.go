@@ -148,8 +148,7 @@ func sackBlocks(s *rxSeg, base uint32) [][2]int {
 // RFC 2018 §4: the first SACK block covers the segment that triggered the ACK; the others
 // repeat the most recently reported blocks; blocks never cover data at or below the ACK.
 func TestEstablishedSACKBlocks(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		c := e.established(true, modern())
 		if !c.sackOK {
 			t.Fatal("SACK not negotiated")
@@ -318,8 +317,7 @@ func TestDataAfterPeerFINIgnored(t *testing.T) {
 // options that it is including": data segments that carry SACK blocks (the stack holds
 // out-of-order data while it sends) are shorter, so they still fit the MSS and the MTU.
 func TestDataSegmentsWithSACKBlocksFitMSS(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		c := e.established(true, modern())
 		c.pcb.SetNoDelay(true)
 		base := c.peerNxt
@@ -345,8 +343,7 @@ func TestDataSegmentsWithSACKBlocksFitMSS(t *testing.T) {
 // The same for retransmissions: a segment cut before the stack had SACK blocks to report is
 // retransmitted after out-of-order data arrived; with the blocks added it must still fit.
 func TestRetransmissionWithSACKBlocksFitsMSS(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		c := e.established(true, modern())
 		c.pcb.SetNoDelay(true)
 		segs := c.flight(2)

@@ -355,9 +355,7 @@ func TestKeepalive(t *testing.T) {
 		x := e.ext()
 		checkAtLeast(t, "KeepaliveProbes", before.KeepaliveProbes, x.KeepaliveProbes, cnt)
 		checkDelta(t, "KeepaliveTimeouts", before.KeepaliveTimeouts, x.KeepaliveTimeouts, 1)
-		if conns, _ := e.tcp.NumPCBs(); conns != 0 {
-			t.Errorf("%d connections after the keepalive timeout", conns)
-		}
+		e.expectConns(0, "after the keepalive timeout")
 	})
 }
 
@@ -512,8 +510,7 @@ func TestZeroReceiveWindowProbeAnswered(t *testing.T) {
 
 // Write is fine from SYN-SENT on (api.go): the data waits for the handshake.
 func TestWriteInSynSent(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		c, _ := e.connect(nil)
 		if err := c.pcb.Write([]byte("early"), tcp.WriteCopy); err != nil {
 			t.Fatalf("Write in SYN-SENT: %v", err)

@@ -19,17 +19,17 @@ import (
 	"github.com/wispstack/wisp/memp"
 	"github.com/wispstack/wisp/opt"
 	"github.com/wispstack/wisp/pbuf"
+	"github.com/wispstack/wisp/stack/stacktest"
 	"github.com/wispstack/wisp/stats"
 	"github.com/wispstack/wisp/transport/tcp"
 	"github.com/wispstack/wisp/wire"
 )
 
-// The addresses: the stack under test is .1 / ::1, the test plays .2 / ::2.
+// The addresses, those of a stacktest.Pair: the stack under test is A (.1 / ::1), the test
+// plays B (.2 / ::2).
 var (
-	v4Local  = netip.MustParseAddr("198.18.0.1")
-	v4Remote = netip.MustParseAddr("198.18.0.2")
-	v6Local  = netip.MustParseAddr("fd42:5eed::1")
-	v6Remote = netip.MustParseAddr("fd42:5eed::2")
+	v4Local, v6Local   = stacktest.AddrA[0], stacktest.AddrA[1]
+	v4Remote, v6Remote = stacktest.AddrB[0], stacktest.AddrB[1]
 )
 
 // family selects IPv4 or IPv6 for a test.
@@ -60,6 +60,12 @@ func bothFamilies(t *testing.T, fn func(t *testing.T, f family)) {
 	for _, f := range []family{v4, v6} {
 		t.Run(f.String(), func(t *testing.T) { fn(t, f) })
 	}
+}
+
+// bothEnvs runs fn as two subtests, "v4" and "v6", each with a fresh env of the default
+// options (newEnv).
+func bothEnvs(t *testing.T, fn func(t *testing.T, e *env)) {
+	bothFamilies(t, func(t *testing.T, f family) { fn(t, newEnv(t, f)) })
 }
 
 // testOptions is the configuration every test starts from: small pools, lwIP-like windows
@@ -428,6 +434,14 @@ func (e *env) expectNothing(why string) {
 			e.t.Errorf("%s: expected no segment, got %v", why, s)
 		}
 		e.t.FailNow()
+	}
+}
+
+// expectConns fails the test unless TCP holds want connections (listeners aside).
+func (e *env) expectConns(want int, why string) {
+	e.t.Helper()
+	if n, _ := e.tcp.NumPCBs(); n != want {
+		e.t.Errorf("%s: %d connections, want %d", why, n, want)
 	}
 }
 

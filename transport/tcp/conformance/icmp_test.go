@@ -73,15 +73,13 @@ func (e *env) injectRawIP(proto uint8, payload []byte) {
 
 // RFC 9293 §3.7.1: the MSS we announce is clamped to the route's MTU.
 func TestMSSClampedToRouteMTU(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		if err := e.n.SetMTU(1280); err != nil {
 			t.Fatal(err)
 		}
 		e.ep.mtu = 1280
-		want := 1280 - f.ipHdrLen() - 20
-		ls := e.listen(listenPort, 0)
-		c := e.synToListener(ls, plain())
+		want := 1280 - e.fam.ipHdrLen() - 20
+		ls, c := e.synRcvd()
 		if int(c.synack.Options.MSS) != want {
 			t.Errorf("SYN-ACK MSS %d on a 1280-byte MTU route, want %d", c.synack.Options.MSS, want)
 		}
@@ -105,13 +103,12 @@ func TestMSSClampedToRouteMTU(t *testing.T) {
 // RFC 1191 / RFC 8201: a Packet Too Big lowers the MSS; the data is sent again in segments
 // that fit.
 func TestPacketTooBigLowersMSS(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		c := e.activeOpenRTT(plain(), 20*time.Millisecond)
 		segs := c.flight(3)
 		const mtu = 1280
 		e.injectICMPError("too-big", mtu, segs[0].raw)
-		want := mtu - f.ipHdrLen() - 20
+		want := mtu - e.fam.ipHdrLen() - 20
 		got := 0
 		for e.elapsed() < 10*time.Second && got < 3*len(segs[0].data) {
 			for _, s := range e.drain() {
@@ -153,8 +150,7 @@ func TestPacketTooBigIgnoredWhenBogus(t *testing.T) {
 // RFC 1122 §4.2.3.9: port unreachable is a hard error ("TCP SHOULD abort the connection"):
 // the connect fails with errs.Refused (api.go), at once or after its SYN retries.
 func TestPortUnreachableInSynSent(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		c, _ := e.connect(nil)
 		e.injectICMPError("port-unreachable", 0, c.synack.raw)
 		for e.elapsed() < 2*time.Minute && len(c.rec.errs) == 0 {
@@ -171,8 +167,7 @@ func TestPortUnreachableInSynSent(t *testing.T) {
 // connection"; the SYN keeps being retransmitted and the connect fails only after its
 // retries.
 func TestHostUnreachableInSynSentIsSoft(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		c, _ := e.connect(nil)
 		e.injectICMPError("host-unreachable", 0, c.synack.raw)
 		if len(c.rec.errs) != 0 {
@@ -226,16 +221,14 @@ func TestPacketTooBigBelowIPv6Minimum(t *testing.T) {
 // ICMP errors quoting a connection that does not exist, a listener's port or a TIME-WAIT
 // connection change nothing and break nothing.
 func TestICMPForUnknownOrQuietConnections(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
-		ls := e.listen(listenPort, 0)
-		c := e.passiveOpen(ls, plain())
+	bothEnvs(t, func(t *testing.T, e *env) {
+		ls, c := e.passiveOpened()
 		c.write([]byte("x"))
 		s := c.expectData("x", 1)
 		c.ack()
 		// Another port of the peer: no such connection.
 		bogus := append([]byte(nil), s.raw...)
-		hl := f.ipHdrLen()
+		hl := e.fam.ipHdrLen()
 		wire.TCP(bogus[hl:]).SetDstPort(peerPort + 7)
 		for _, kind := range []string{"too-big", "port-unreachable", "host-unreachable"} {
 			e.injectICMPError(kind, 1280, bogus)
@@ -246,6 +239,6 @@ func TestICMPForUnknownOrQuietConnections(t *testing.T) {
 			e.injectICMPError(kind, 1280, s.raw)
 		}
 		e.expectNothing("ICMP errors about nothing")
-		e.passiveOpen(ls, func() peerOpts { p := plain(); p.port = peerPort + 1; return p }())
+		e.passiveOpen(ls, plain().from(peerPort+1))
 	})
 }

@@ -81,8 +81,7 @@ func TestInvalidSegmentsDropped(t *testing.T) {
 
 // A malformed SYN to a listener gets no SYN-ACK and creates nothing.
 func TestInvalidSynToListenerDropped(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		ls := e.listen(listenPort, 0)
 		for i, m := range malformations() {
 			if m.name == "truncated-header" {

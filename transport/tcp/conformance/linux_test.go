@@ -273,8 +273,7 @@ func hogMemory(e *env) []*pbuf.Pbuf {
 // RFC 7323 §3.2: "TCPs SHOULD send a Timestamps option ... in <RST> segments" of a
 // connection that negotiated timestamps (Linux does).
 func TestRSTCarriesTimestamps(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		c := e.established(false, modern())
 		c.pcb.Abort()
 		s := e.expectFlags("abort", wire.TCPFlagRST|wire.TCPFlagACK)
@@ -291,8 +290,7 @@ func TestRSTCarriesTimestamps(t *testing.T) {
 // its TSval is not taken into TS.Recent: Linux ignores it, because a forged high TSval
 // would make every later good segment fail PAWS (RFC 7323 allows the update; do as Linux).
 func TestTSvalIgnoredFromUnacceptableACK(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		c := e.established(true, modern())
 		forged := c.seg(wire.TCPFlagACK, nil)
 		forged.ack = c.stackNxt + 100_000 // acknowledges data never sent
@@ -319,8 +317,7 @@ func TestTSvalIgnoredFromUnacceptableACK(t *testing.T) {
 // TCP_MAXSEG set before connect lowers the MSS in the SYN and caps what is sent; MSS()
 // reads it back, then the settled segment size.
 func TestUserMSS(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		var pcb *tcp.PCB
 		c, _ := e.connect(func(p *tcp.PCB) {
 			pcb = p
@@ -477,8 +474,7 @@ func TestNotSentLowat(t *testing.T) {
 // how, after a retransmission timeout, the ACK that grew cwnd from 2 to 3 segments
 // released the write's tail late.
 func TestNagleMinshall(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		c := e.activeOpenRTT(plain(), 20*time.Millisecond)
 		c.pcb.SetNoDelay(false)
 		mss := c.segSize()

@@ -20,8 +20,7 @@ import (
 func (e *env) routeMSS() int { return e.ep.mtu - e.fam.ipHdrLen() - wire.TCPMinHeaderLen }
 
 func TestListenSynGetsSynAckWithOptions(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		ls := e.listen(listenPort, 0)
 		po := modern()
 		c := e.synToListener(ls, po)
@@ -63,18 +62,7 @@ func TestListenSynGetsSynAckWithOptions(t *testing.T) {
 			pcb.RemoteAddr().Addr() != e.remote || pcb.RemoteAddr().Port() != peerPort {
 			t.Errorf("accepted PCB %v <- %v", pcb.LocalAddr(), pcb.RemoteAddr())
 		}
-		in := pcb.Info()
-		if !in.SACK || !in.Timestamps || in.SndWndScale != 7 || in.RcvWndScale != o.WindowScale {
-			t.Errorf("Info after a full-option handshake: %+v (SYN-ACK ws %d)", in, o.WindowScale)
-		}
-		if in.SndUna != c.iss+1 || in.SndNxt != c.iss+1 || in.RcvNxt != c.irs+1 {
-			t.Errorf("Info: SndUna %d SndNxt %d RcvNxt %d, want %d %d %d", in.SndUna, in.SndNxt, in.RcvNxt, c.iss+1, c.iss+1, c.irs+1)
-		}
-		x := e.ext()
-		if x.PassiveOpens != 1 || x.Established != 1 {
-			t.Errorf("PassiveOpens %d Established %d, want 1 and 1", x.PassiveOpens, x.Established)
-		}
-		e.expectNothing("after the handshake")
+		c.checkOpened(pcb, o, true)
 	})
 }
 
@@ -82,8 +70,7 @@ func TestListenSynGetsSynAckWithOptions(t *testing.T) {
 // (RFC 7323 §2.2: "MAY be sent in a <SYN,ACK> segment only if the corresponding option was
 // received in the initial <SYN>"; §3.2 likewise; RFC 2018 §2).
 func TestListenPlainSynGetsPlainSynAck(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		ls := e.listen(listenPort, 0)
 		po := plain()
 		po.mss = 0 // no MSS either: the peer's MSS defaults to 536 / 1220
@@ -96,13 +83,11 @@ func TestListenPlainSynGetsPlainSynAck(t *testing.T) {
 			t.Error("SYN-ACK has no MSS option")
 		}
 		c.ack()
-		if len(ls.accepted) != 1 {
-			t.Fatal("not accepted")
-		}
+		ls.expectAccepted(t, 1, "not accepted")
 		// RFC 9293 §3.7.1 (RFC 1122 §4.2.2.6): without an MSS option the send MSS is 536
 		// for IPv4; RFC 8200 §8.3: 1220 for IPv6 (1280 less 60).
 		want := 536
-		if f == v6 {
+		if e.fam == v6 {
 			want = 1220
 		}
 		if in := ls.accepted[0].Info(); in.MSS != want || in.SACK || in.Timestamps || in.SndWndScale != 0 || in.RcvWndScale != 0 {
@@ -113,8 +98,7 @@ func TestListenPlainSynGetsPlainSynAck(t *testing.T) {
 
 // RFC 9293 §3.10.7.2: "An incoming RST segment could not be valid ... should be ignored."
 func TestListenRSTIgnored(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		e.listen(listenPort, 0)
 		e.inject(segment{srcPort: peerPort, dstPort: listenPort, seq: 5, flags: wire.TCPFlagRST, wnd: 1000})
 		e.inject(segment{srcPort: peerPort, dstPort: listenPort, seq: 5, ack: 77, flags: wire.TCPFlagRST | wire.TCPFlagACK, wnd: 1000})
@@ -129,8 +113,7 @@ func TestListenRSTIgnored(t *testing.T) {
 // LISTEN state. An acceptable reset segment should be formed for any arriving ACK-bearing
 // segment. The RST should be formatted as follows: <SEQ=SEG.ACK><CTL=RST>".
 func TestListenACKGetsRST(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		e.listen(listenPort, 0)
 		for _, tc := range []struct {
 			name  string
@@ -155,17 +138,14 @@ func TestListenACKGetsRST(t *testing.T) {
 		e.inject(segment{srcPort: peerPort, dstPort: listenPort, seq: 1234, flags: wire.TCPFlagFIN, wnd: 1000})
 		e.inject(segment{srcPort: peerPort, dstPort: listenPort, seq: 1234, flags: wire.TCPFlagPSH, wnd: 1000, data: []byte("x")})
 		e.expectNothing("segment with neither SYN nor ACK to a listener")
-		if conns, _ := e.tcp.NumPCBs(); conns != 0 {
-			t.Errorf("%d connections after stray segments to a listener", conns)
-		}
+		e.expectConns(0, "after stray segments to a listener")
 	})
 }
 
 // A SYN with a bad checksum is dropped without answer and counted (RFC 9293 §3.1: a segment
 // with a bad checksum is discarded).
 func TestListenBadChecksumSynDropped(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		ls := e.listen(listenPort, 0)
 		before := e.stats()
 		po := modern()
@@ -176,9 +156,7 @@ func TestListenBadChecksumSynDropped(t *testing.T) {
 		checkDelta(t, "DropBadChecksum", before.TCPExt.DropBadChecksum, after.TCPExt.DropBadChecksum, 1)
 		checkDelta(t, "TCP.Chkerr", before.TCP.Chkerr, after.TCP.Chkerr, 1)
 		checkDelta(t, "TCP.Drop", before.TCP.Drop, after.TCP.Drop, 1)
-		if conns, _ := e.tcp.NumPCBs(); conns != 0 {
-			t.Errorf("a PCB was created for a corrupt SYN")
-		}
+		e.expectConns(0, "after a corrupt SYN")
 		// The listener still works.
 		e.passiveOpen(ls, plain())
 	})
@@ -187,14 +165,11 @@ func TestListenBadChecksumSynDropped(t *testing.T) {
 // RFC 4987 §3.6: with the backlog full, a SYN is answered with a cookie SYN-ACK and no
 // state; the ACK that echoes the cookie completes the handshake with the MSS it encodes.
 func TestListenBacklogFullSynCookie(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		ls := e.listen(listenPort, 1)
 		// The first SYN fills the backlog of one and stays half-open.
-		half := plain()
-		half.port = peerPort + 1
-		e.synToListener(ls, half)
-		conns0, _ := e.tcp.NumPCBs()
+		e.synToListener(ls, plain().from(peerPort+1))
+		conns0 := e.conns()
 
 		before := e.ext()
 		po := plain()
@@ -202,9 +177,7 @@ func TestListenBacklogFullSynCookie(t *testing.T) {
 		c := e.synToListener(ls, po)
 		after := e.ext()
 		checkDelta(t, "CookiesSent", before.CookiesSent, after.CookiesSent, 1)
-		if conns, _ := e.tcp.NumPCBs(); conns != conns0 {
-			t.Errorf("a cookie SYN-ACK allocated state: %d connections, %d before", conns, conns0)
-		}
+		e.expectConns(conns0, "after a cookie SYN-ACK (no state allowed)")
 		if !c.synack.Options.HasMSS {
 			t.Error("cookie SYN-ACK without MSS option")
 		}
@@ -244,9 +217,7 @@ func TestListenBacklogFullSynCookie(t *testing.T) {
 func TestListenSynCookieKeepsOptionsWithTimestamps(t *testing.T) {
 	e := newEnv(t, v4)
 	ls := e.listen(listenPort, 1)
-	half := plain()
-	half.port = peerPort + 1
-	e.synToListener(ls, half)
+	e.synToListener(ls, plain().from(peerPort+1))
 	before := e.ext()
 	c := e.synToListener(ls, modern())
 	if e.ext().CookiesSent != before.CookiesSent+1 {
@@ -256,9 +227,7 @@ func TestListenSynCookieKeepsOptionsWithTimestamps(t *testing.T) {
 		t.Errorf("cookie SYN-ACK to a full-option SYN: %v", c.synack)
 	}
 	c.ack()
-	if len(ls.accepted) != 1 {
-		t.Fatal("cookie ACK not accepted")
-	}
+	ls.expectAccepted(t, 1, "cookie ACK not accepted")
 	in := ls.accepted[0].Info()
 	if !in.SACK || !in.Timestamps || in.SndWndScale != 7 {
 		t.Errorf("cookie connection lost options: SACK %v TS %v SndWndScale %d", in.SACK, in.Timestamps, in.SndWndScale)
@@ -268,8 +237,7 @@ func TestListenSynCookieKeepsOptionsWithTimestamps(t *testing.T) {
 // An ACK whose cookie does not validate completes nothing: it is reset or dropped, and
 // counted.
 func TestListenBadCookie(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		ls := e.listen(listenPort, 1)
 		half := plain()
 		half.port = peerPort + 1
@@ -285,9 +253,7 @@ func TestListenBadCookie(t *testing.T) {
 				t.Errorf("bad cookie answered with %v, want nothing or RST seq=%d", r, s.ack)
 			}
 		}
-		if len(ls.accepted) != 0 {
-			t.Fatal("a bad cookie was accepted")
-		}
+		ls.expectAccepted(t, 0, "a bad cookie was accepted")
 		checkDelta(t, "CookiesFailed", before.CookiesFailed, e.ext().CookiesFailed, 1)
 		// The right cookie still works afterwards.
 		c.ack()
@@ -303,9 +269,7 @@ func TestListenBadCookie(t *testing.T) {
 func TestListenBacklogFullNoCookies(t *testing.T) {
 	e := newEnv(t, v4, func(o *opt.Options) { o.TCPSynCookies = false })
 	ls := e.listen(listenPort, 1)
-	old := plain()
-	old.port = peerPort + 1
-	oc := e.synToListener(ls, old)
+	oc := e.synToListener(ls, plain().from(peerPort+1))
 	before := e.ext()
 	c := e.synToListener(ls, plain())
 	after := e.ext()
@@ -329,11 +293,8 @@ func TestListenBacklogFullNoCookies(t *testing.T) {
 // once: a cookie here could never become a connection.
 func TestListenRefusedWhenNoPCB(t *testing.T) {
 	e := newEnv(t, v4, func(o *opt.Options) { o.MempNumTCPPCB = 2 })
-	ls := e.listen(listenPort, 0)
-	a := e.passiveOpen(ls, plain())
-	pb := plain()
-	pb.port = peerPort + 1
-	e.passiveOpen(ls, pb)
+	ls, a := e.passiveOpened()
+	e.passiveOpen(ls, plain().from(peerPort+1))
 	before := e.ext()
 	e.inject(segment{srcPort: peerPort + 2, dstPort: listenPort, seq: peerISS, flags: wire.TCPFlagSYN, wnd: 1000})
 	r := e.expectFlags("SYN with every PCB held", wire.TCPFlagRST|wire.TCPFlagACK)
@@ -350,9 +311,7 @@ func TestListenRefusedWhenNoPCB(t *testing.T) {
 	// Once a connection goes, the listener takes new ones again.
 	a.pcb.Abort()
 	e.drain()
-	pc := plain()
-	pc.port = peerPort + 3
-	e.passiveOpen(ls, pc)
+	e.passiveOpen(ls, plain().from(peerPort+3))
 }
 
 // A cookie SYN-ACK went out while PCBs were free, but by the time its ACK comes every PCB is
@@ -362,24 +321,16 @@ func TestListenCookieACKWithoutPCB(t *testing.T) {
 	e := newEnv(t, v4, func(o *opt.Options) { o.MempNumTCPPCB = 3 })
 	// A listener whose only backlog slot is held by an accepted, delayed connection.
 	ls := e.listen(listenPort, 1)
-	ls.onAccept = func(l *tcp.Listener, p *tcp.PCB) {
-		p.BacklogDelayed()
-		ls.accepted = append(ls.accepted, p)
-		ls.recs = append(ls.recs, e.watch(p))
-	}
+	ls.delayAccepts(e)
 	e.passiveOpen(ls, plain())
-	pb := plain()
-	pb.port = peerPort + 1
-	cb := e.synToListener(ls, pb)
+	cb := e.synToListener(ls, plain().from(peerPort+1))
 	if e.ext().CookiesSent != 1 {
 		t.Fatal("no cookie SYN-ACK for a SYN to the full backlog")
 	}
 	// Two established connections on another listener take the last PCBs.
 	ls2 := e.listen(listenPort+1, 0)
 	for i := range 2 {
-		po := plain()
-		po.port = peerPort + 10 + uint16(i)
-		c := e.synToListener(ls2, po)
+		c := e.synToListener(ls2, plain().from(peerPort+10+uint16(i)))
 		c.ack()
 	}
 	if n := e.conns(); n != 3 {
@@ -403,26 +354,20 @@ func TestListenPCBsHeldByHalfOpenReapsOldest(t *testing.T) {
 	e := newEnv(t, v4, func(o *opt.Options) { o.MempNumTCPPCB = 4 })
 	ls := e.listen(listenPort, 100)
 	for i := range 4 {
-		po := plain()
-		po.port = peerPort + 100 + uint16(i)
-		e.synToListener(ls, po)
+		e.synToListener(ls, plain().from(peerPort+100+uint16(i)))
 	}
 	before := e.ext()
 	c := e.synToListener(ls, plain())
 	checkDelta(t, "HalfOpenReaped", before.HalfOpenReaped, e.ext().HalfOpenReaped, 1)
 	c.ack()
-	if len(ls.accepted) != 1 {
-		t.Fatalf("new handshake not accepted while the pool held half-open connections")
-	}
+	ls.expectAccepted(t, 1, "new handshake not accepted while the pool held half-open connections")
 }
 
 // Listener.Close resets the connections it has not handed to AcceptFunc yet, and the port
 // is closed afterwards.
 func TestListenerCloseResetsPending(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
-		ls := e.listen(listenPort, 0)
-		c := e.synToListener(ls, plain())
+	bothEnvs(t, func(t *testing.T, e *env) {
+		ls, c := e.synRcvd()
 		if err := ls.l.Close(); err != nil {
 			t.Fatalf("Listener.Close: %v", err)
 		}
@@ -476,9 +421,7 @@ func TestListenWithoutAcceptFuncResets(t *testing.T) {
 	default:
 		t.Fatalf("SYN to a listener without AcceptFunc: %v", s)
 	}
-	if conns, _ := e.tcp.NumPCBs(); conns != 0 {
-		t.Errorf("%d connections left", conns)
-	}
+	e.expectConns(0, "at the end")
 }
 
 // Bind errors (api.go): a taken port is errs.Use, a foreign address errs.Val.
@@ -517,16 +460,12 @@ func TestListenCookieExpiryAndData(t *testing.T) {
 	before := e.ext()
 	old.ack()
 	e.drain()
-	if len(ls.accepted) != 0 {
-		t.Fatal("a five-minute-old cookie was accepted")
-	}
+	ls.expectAccepted(t, 0, "a five-minute-old cookie was accepted")
 	checkDelta(t, "CookiesFailed", before.CookiesFailed, e.ext().CookiesFailed, 1)
 	// A fresh one, with data on the ACK.
 	fresh = e.synToListener(ls, po)
 	fresh.send(wire.TCPFlagACK|wire.TCPFlagPSH, []byte("cookie data"))
-	if len(ls.accepted) != 1 {
-		t.Fatal("fresh cookie not accepted")
-	}
+	ls.expectAccepted(t, 1, "fresh cookie not accepted")
 	if got := string(ls.recs[0].data); got != "cookie data" {
 		t.Errorf("data on the cookie ACK: delivered %q", got)
 	}
@@ -539,9 +478,7 @@ func TestListenBacklogFreedByAccept(t *testing.T) {
 	ls := e.listen(listenPort, 1)
 	e.passiveOpen(ls, plain())
 	before := e.ext()
-	po := plain()
-	po.port = peerPort + 1
-	e.passiveOpen(ls, po)
+	e.passiveOpen(ls, plain().from(peerPort+1))
 	checkDelta(t, "CookiesSent", before.CookiesSent, e.ext().CookiesSent, 0)
 	if e.conns() != 2 {
 		t.Errorf("%d connections, want 2", e.conns())
@@ -585,9 +522,7 @@ func TestListenUnspecifiedAddress(t *testing.T) {
 				if f == v6 {
 					e.local, e.remote = v6Local, v6Remote
 				}
-				po := plain()
-				po.port = peerPort + uint16(i)
-				c := e.passiveOpen(ls, po)
+				c := e.passiveOpen(ls, plain().from(peerPort+uint16(i)))
 				if c.pcb.LocalAddr().Addr() != e.local {
 					t.Errorf("%v: accepted connection's local address %v, want %v", f, c.pcb.LocalAddr(), e.local)
 				}

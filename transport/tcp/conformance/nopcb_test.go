@@ -13,8 +13,7 @@ import (
 )
 
 func TestClosedPortRST(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		e.listen(listenPort, 0) // a listener on another port changes nothing
 		const port = listenPort + 1
 		for _, tc := range []struct {
@@ -61,8 +60,7 @@ func TestClosedPortRST(t *testing.T) {
 
 // "An incoming segment containing a RST is discarded."
 func TestClosedPortRSTNotAnswered(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		for _, fl := range []wire.TCPFlags{wire.TCPFlagRST, wire.TCPFlagRST | wire.TCPFlagACK,
 			wire.TCPFlagRST | wire.TCPFlagSYN, wire.TCPFlagRST | wire.TCPFlagFIN} {
 			e.inject(segment{srcPort: peerPort, dstPort: 81, seq: 1, ack: 2, flags: fl, wnd: 1000})

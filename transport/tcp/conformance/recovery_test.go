@@ -78,8 +78,7 @@ func (c *conn) ackSACK(ack uint32, segs []*rxSeg, blocks ...[2]int) {
 // RFC 5681 §3.2: the third duplicate ACK triggers the retransmission of the first
 // unacknowledged segment; the first two send nothing when no new data is queued.
 func TestFastRetransmitOnThreeDupACKs(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		c := e.activeOpenRTT(plain(), 50*time.Millisecond)
 		segs := c.flight(10)
 		before := e.ext()
@@ -125,10 +124,7 @@ func TestNewRenoPartialACK(t *testing.T) {
 	c := e.activeOpenRTT(plain(), 50*time.Millisecond)
 	segs := c.flight(10)
 	// Segments 1 and 5 lost.
-	c.ackTo(segs[1].SeqNum)
-	for range 3 {
-		c.ackTo(segs[1].SeqNum)
-	}
+	c.dupAcks(segs[1].SeqNum, 3)
 	if r := e.next(); r.SeqNum != segs[1].SeqNum {
 		t.Fatalf("fast retransmit: %v, want segment 1", r)
 	}
@@ -155,8 +151,7 @@ func TestNewRenoPartialACK(t *testing.T) {
 // RFC 6675: SACK blocks drive recovery; exactly the holes are retransmitted, in order, and
 // never a SACKed segment.
 func TestSACKRecoveryRetransmitsHoles(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		c := e.activeOpenRTT(modern(), 50*time.Millisecond)
 		if !c.sackOK {
 			t.Fatal("SACK not negotiated")
@@ -248,8 +243,7 @@ func (c *conn) retransmissions(s *rxSeg, max time.Duration) []time.Duration {
 // RFC 6298 §5.5: each expiry doubles the RTO (up to TCPMaxRTO); after TCPMaxRtx
 // retransmissions the connection is dropped with errs.Timeout.
 func TestRTOBackoffThenTimeout(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		c := e.activeOpenRTT(plain(), 50*time.Millisecond)
 		segs := c.flight(1)
 		before := e.ext()
@@ -272,9 +266,7 @@ func TestRTOBackoffThenTimeout(t *testing.T) {
 		}
 		checkAtLeast(t, "RTOs", before.RTOs, x.RTOs, uint64(e.o.TCPMaxRtx))
 		checkDelta(t, "Timeouts", before.Timeouts, x.Timeouts, 1)
-		if conns, _ := e.tcp.NumPCBs(); conns != 0 {
-			t.Errorf("%d connections after the timeout", conns)
-		}
+		e.expectConns(0, "after the timeout")
 	})
 }
 

@@ -15,15 +15,7 @@ func TestReservedBitsIgnored(t *testing.T) {
 	e := newEnv(t, v4)
 	c := e.established(true, plain())
 	s := c.seg(wire.TCPFlagACK|wire.TCPFlagPSH, []byte("reserved"))
-	b := s.build(e.remote, e.local)
-	b[12] |= 0x0f
-	wire.TCP(b).SetChecksum(e.remote, e.local)
-	e.injected++
-	e.injectIP(e.remote, e.local, b)
-	c.peerNxt += 8
-	if string(c.rec.data) != "reserved" {
-		t.Errorf("segment with reserved bits set: delivered %q", c.rec.data)
-	}
+	c.injectCrafted(s, func(b []byte) { b[12] |= 0x0f }, "segment with reserved bits set")
 	e.advance(e.o.TCPDelAckTimeout)
 	r := c.expectAck("ACK")
 	if wire.TCP(r.raw[20:])[12]&0x0f != 0 {
@@ -58,13 +50,12 @@ func TestECNSetupSynNotAccepted(t *testing.T) {
 // The TCP header is found after IPv4 options and IPv6 extension headers, and the checksum's
 // pseudo-header uses the TCP length only.
 func TestIPOptionsAndExtensionHeaders(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		c := e.established(true, plain())
 		s := c.seg(wire.TCPFlagACK|wire.TCPFlagPSH, []byte("behind options"))
 		seg := s.build(e.remote, e.local)
 		var pkt []byte
-		if f == v4 {
+		if e.fam == v4 {
 			r := wire.IPv4Repr{TTL: 64, Protocol: wire.ProtoTCP, Src: e.remote, Dst: e.local, PayloadLen: len(seg), ID: 3,
 				Options: []byte{wire.TCPOptNOP, wire.TCPOptNOP, wire.TCPOptNOP, 0}} // NOPs and EOL
 			pkt = make([]byte, r.HeaderLen()+len(seg))
@@ -84,13 +75,7 @@ func TestIPOptionsAndExtensionHeaders(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		e.injected++
-		e.notePeerEnd(seg, e.remote, e.local)
-		e.injectFrame(pkt)
-		c.peerNxt += uint32(len(s.data))
-		if string(c.rec.data) != "behind options" {
-			t.Errorf("delivered %q", c.rec.data)
-		}
+		c.injectFramed(pkt, seg, s, "behind IP options")
 		e.advance(e.o.TCPDelAckTimeout)
 		c.expectAck("ACK")
 	})
@@ -99,31 +84,12 @@ func TestIPOptionsAndExtensionHeaders(t *testing.T) {
 // Bytes after the IP packet in the frame (Ethernet minimum-size padding, a sloppy link) are
 // not TCP data.
 func TestLinkPaddingIgnored(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		c := e.established(true, plain())
 		s := c.seg(wire.TCPFlagACK|wire.TCPFlagPSH, []byte("pad"))
 		seg := s.build(e.remote, e.local)
-		var pkt []byte
-		if f == v4 {
-			r := wire.IPv4Repr{TTL: 64, Protocol: wire.ProtoTCP, Src: e.remote, Dst: e.local, PayloadLen: len(seg), ID: 3}
-			pkt = make([]byte, r.HeaderLen()+len(seg))
-			copy(pkt[r.HeaderLen():], seg)
-			_ = r.Emit(pkt)
-		} else {
-			r := wire.IPv6Repr{NextHeader: wire.ProtoTCP, HopLimit: 64, Src: e.remote, Dst: e.local, PayloadLen: len(seg)}
-			pkt = make([]byte, wire.IPv6HeaderLen+len(seg))
-			copy(pkt[wire.IPv6HeaderLen:], seg)
-			_ = r.Emit(pkt)
-		}
-		pkt = append(pkt, 0, 0, 0, 0, 0, 0)
-		e.injected++
-		e.notePeerEnd(seg, e.remote, e.local)
-		e.injectFrame(pkt)
-		c.peerNxt += 3
-		if string(c.rec.data) != "pad" {
-			t.Errorf("with 6 bytes of link padding: delivered %q", c.rec.data)
-		}
+		pkt := append(e.ipPacket(e.remote, e.local, seg), 0, 0, 0, 0, 0, 0)
+		c.injectFramed(pkt, seg, s, "with 6 bytes of link padding")
 		e.advance(e.o.TCPDelAckTimeout)
 		c.expectAck("ACK")
 	})

@@ -14,16 +14,12 @@ import (
 // OPEN (i.e., came from the LISTEN state), then return this connection to LISTEN state and
 // return. The user need not be informed."
 func TestSynRcvdRSTReturnsToListen(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
-		ls := e.listen(listenPort, 0)
-		c := e.synToListener(ls, plain())
+	bothEnvs(t, func(t *testing.T, e *env) {
+		ls, c := e.synRcvd()
 		before := e.ext()
 		e.inject(c.seg(wire.TCPFlagRST, nil)) // seq = RCV.NXT
 		e.expectNothing("RST in SYN-RECEIVED")
-		if len(ls.accepted) != 0 {
-			t.Fatal("AcceptFunc called for a reset half-open connection")
-		}
+		ls.expectAccepted(t, 0, "AcceptFunc called for a reset half-open connection")
 		if conns, lsn := e.tcp.NumPCBs(); conns != 0 || lsn != 1 {
 			t.Errorf("NumPCBs %d/%d after RST in SYN-RECEIVED, want 0/1", conns, lsn)
 		}
@@ -40,12 +36,11 @@ func TestSynRcvdRSTReturnsToListen(t *testing.T) {
 // §3.10.7.4 literally, an ACK <SEQ=SND.NXT><ACK=RCV.NXT>), never with a new ISS or a RST;
 // the connection then completes.
 func TestSynRcvdDuplicateSyn(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		ls := e.listen(listenPort, 0)
 		po := plain()
 		c := e.synToListener(ls, po)
-		conns0, _ := e.tcp.NumPCBs()
+		conns0 := e.conns()
 		e.inject(segment{srcPort: c.rport, dstPort: c.lport, seq: c.irs, flags: wire.TCPFlagSYN, wnd: po.wnd,
 			opts: po.synOptions(e)})
 		s := e.next()
@@ -56,47 +51,33 @@ func TestSynRcvdDuplicateSyn(t *testing.T) {
 			t.Fatalf("duplicate SYN: got %v, want SYN-ACK seq=%d ack=%d (or ACK seq=%d)", s, c.iss, c.irs+1, c.iss+1)
 		}
 		e.expectNothing("after the answer to a duplicate SYN")
-		if conns, _ := e.tcp.NumPCBs(); conns != conns0 {
-			t.Errorf("duplicate SYN created state: %d connections, %d before", conns, conns0)
-		}
+		e.expectConns(conns0, "after a duplicate SYN (no state allowed)")
 		c.ack()
-		if len(ls.accepted) != 1 {
-			t.Fatal("handshake did not complete after a duplicate SYN")
-		}
+		ls.expectAccepted(t, 1, "handshake did not complete after a duplicate SYN")
 	})
 }
 
 // RFC 9293 §3.10.7.4, SYN-RECEIVED, ACK: "If the segment acknowledgment is not acceptable,
 // form a reset segment <SEQ=SEG.ACK><CTL=RST> and send it."
 func TestSynRcvdBadAckGetsRST(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
-		ls := e.listen(listenPort, 0)
-		c := e.synToListener(ls, plain())
+	bothEnvs(t, func(t *testing.T, e *env) {
+		ls, c := e.synRcvd()
 		for _, ack := range []uint32{c.iss + 5, c.iss} {
 			c.ackTo(ack)
 			e.expectSeg("unacceptable ACK in SYN-RECEIVED", wire.TCPFlagRST, ack, 0)
-			if len(ls.accepted) != 0 {
-				t.Fatal("accepted on an unacceptable ACK")
-			}
+			ls.expectAccepted(t, 0, "accepted on an unacceptable ACK")
 		}
 		c.ack()
-		if len(ls.accepted) != 1 {
-			t.Fatal("the acceptable ACK did not complete the handshake")
-		}
+		ls.expectAccepted(t, 1, "the acceptable ACK did not complete the handshake")
 	})
 }
 
 // The ACK that completes the handshake may carry data: it is delivered after AcceptFunc.
 func TestSynRcvdAckWithData(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
-		ls := e.listen(listenPort, 0)
-		c := e.synToListener(ls, plain())
+	bothEnvs(t, func(t *testing.T, e *env) {
+		ls, c := e.synRcvd()
 		c.send(wire.TCPFlagACK|wire.TCPFlagPSH, []byte("hello"))
-		if len(ls.accepted) != 1 {
-			t.Fatal("not accepted")
-		}
+		ls.expectAccepted(t, 1, "not accepted")
 		if got := string(ls.recs[0].data); got != "hello" {
 			t.Errorf("data on the handshake ACK: delivered %q, want \"hello\"", got)
 		}
@@ -113,8 +94,7 @@ func TestSynRcvdSynAckRetransmitThenDrop(t *testing.T) {
 	if e.o.TCPSynAckMaxRtx != 5 || e.o.TCPInitRTO != time.Second {
 		t.Fatalf("test assumes 5 SYN-ACK retries from a 1 s RTO, have %d from %v", e.o.TCPSynAckMaxRtx, e.o.TCPInitRTO)
 	}
-	ls := e.listen(listenPort, 0)
-	c := e.synToListener(ls, plain())
+	ls, c := e.synRcvd()
 	before := e.ext()
 	t0 := c.synack.at
 	var times []time.Duration
@@ -161,8 +141,7 @@ func TestSynRcvdSynAckRetransmitThenDrop(t *testing.T) {
 // SYN-ACKs at 1 s, 3 s and 7 s are sent and the connection is gone at 10 s, not at 15 s.
 func TestSynRcvdLifetimeCap(t *testing.T) {
 	e := newEnv(t, v4, func(o *opt.Options) { o.TCPSynRcvdTimeout = 10 * time.Second })
-	ls := e.listen(listenPort, 0)
-	c := e.synToListener(ls, plain())
+	ls, c := e.synRcvd()
 	t0 := c.synack.at
 	rtx := 0
 	var gone time.Duration

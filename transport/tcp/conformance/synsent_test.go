@@ -14,8 +14,7 @@ import (
 )
 
 func TestSynSentSynAckCompletes(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		c, connected := e.connect(nil)
 		syn := c.synack
 		o := syn.Options
@@ -49,26 +48,14 @@ func TestSynSentSynAckCompletes(t *testing.T) {
 			t.Fatalf("ConnectedFunc called %d times", *connected)
 		}
 		c.state("after SYN-ACK", tcp.StateEstablished)
-		in := c.pcb.Info()
-		if !in.SACK || !in.Timestamps || in.SndWndScale != 7 || in.RcvWndScale != o.WindowScale {
-			t.Errorf("Info: SACK %v TS %v scales snd %d rcv %d (SYN ws %d)", in.SACK, in.Timestamps, in.SndWndScale, in.RcvWndScale, o.WindowScale)
-		}
-		if in.SndUna != c.iss+1 || in.SndNxt != c.iss+1 || in.RcvNxt != c.irs+1 {
-			t.Errorf("Info: SndUna %d SndNxt %d RcvNxt %d", in.SndUna, in.SndNxt, in.RcvNxt)
-		}
-		x := e.ext()
-		if x.ActiveOpens != 1 || x.Established != 1 {
-			t.Errorf("ActiveOpens %d Established %d, want 1, 1", x.ActiveOpens, x.Established)
-		}
-		e.expectNothing("after the handshake")
+		c.checkOpened(c.pcb, o, false)
 	})
 }
 
 // RFC 9293 §3.10.7.3: "If the RST bit is set, If the ACK was acceptable, then signal to the
 // user 'error: connection reset', drop the segment, enter CLOSED state".
 func TestSynSentAcceptableRSTRefuses(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		c, connected := e.connect(nil)
 		e.inject(segment{srcPort: remotePort, dstPort: c.lport, seq: 0, ack: c.iss + 1,
 			flags: wire.TCPFlagRST | wire.TCPFlagACK})
@@ -79,17 +66,14 @@ func TestSynSentAcceptableRSTRefuses(t *testing.T) {
 		if *connected != 0 {
 			t.Error("ConnectedFunc called for a refused connect")
 		}
-		if conns, _ := e.tcp.NumPCBs(); conns != 0 {
-			t.Errorf("%d connections after a refused connect", conns)
-		}
+		e.expectConns(0, "after a refused connect")
 	})
 }
 
 // RFC 9293 §3.10.7.3: an RST whose ACK is unacceptable, or without ACK, is dropped (RFC 5961
 // §3.2 keeps this rule for SYN-SENT).
 func TestSynSentBadRSTIgnored(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		c, _ := e.connect(nil)
 		for _, s := range []segment{
 			{srcPort: remotePort, dstPort: c.lport, ack: c.iss + 100, flags: wire.TCPFlagRST | wire.TCPFlagACK},
@@ -113,8 +97,7 @@ func TestSynSentBadRSTIgnored(t *testing.T) {
 // RFC 9293 §3.10.7.3: "If SEG.ACK =< ISS or SEG.ACK > SND.NXT, send a reset (unless the RST
 // bit is set ...) <SEQ=SEG.ACK><CTL=RST> and discard the segment."
 func TestSynSentBadAckGetsRST(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		c, _ := e.connect(nil)
 		for _, tc := range []struct {
 			flags wire.TCPFlags
@@ -143,16 +126,9 @@ func TestSynSentBadAckGetsRST(t *testing.T) {
 // RFC 9293 §3.5 Figure 8: simultaneous open. A SYN in SYN-SENT moves to SYN-RECEIVED and is
 // answered <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>; the peer's ACK completes the connection.
 func TestSimultaneousOpen(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		c, connected := e.connect(nil)
-		c.po = plain()
-		c.irs = peerISS
-		c.noteSyn(c.synack)
-		e.inject(segment{srcPort: remotePort, dstPort: c.lport, seq: c.irs, flags: wire.TCPFlagSYN, wnd: 0xffff,
-			opts: c.po.synOptions(e)})
-		c.peerNxt = c.irs + 1
-		s := e.expectSeg("SYN in SYN-SENT", wire.TCPFlagSYN|wire.TCPFlagACK, c.iss, c.irs+1)
+		s := c.crossSYN()
 		if s.Options.HasWindowScale || s.Options.SACKPermitted || s.Options.HasTimestamps {
 			t.Errorf("SYN-ACK of a simultaneous open offers options the peer's SYN lacked: %v", s)
 		}
@@ -189,13 +165,7 @@ func TestSimultaneousOpen(t *testing.T) {
 func TestSimultaneousOpenPureAck(t *testing.T) {
 	e := newEnv(t, v4)
 	c, connected := e.connect(nil)
-	c.po = plain()
-	c.irs = peerISS
-	c.noteSyn(c.synack)
-	e.inject(segment{srcPort: remotePort, dstPort: c.lport, seq: c.irs, flags: wire.TCPFlagSYN, wnd: 0xffff,
-		opts: c.po.synOptions(e)})
-	c.peerNxt = c.irs + 1
-	e.expectSeg("SYN in SYN-SENT", wire.TCPFlagSYN|wire.TCPFlagACK, c.iss, c.irs+1)
+	c.crossSYN()
 	c.ack()
 	e.expectNothing("after the ACK completing a simultaneous open")
 	c.state("after the ACK", tcp.StateEstablished)
@@ -207,8 +177,7 @@ func TestSimultaneousOpenPureAck(t *testing.T) {
 // RFC 6298 §5.5 and RFC 9293 §3.8.1: the SYN is retransmitted with exponential backoff from
 // TCPInitRTO; after TCPSynMaxRtx retransmissions the connect fails with errs.Timeout.
 func TestSynRetransmitBackoffThenTimeout(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		c, connected := e.connect(nil)
 		var times []time.Duration
 		t0 := e.elapsed()
@@ -246,9 +215,7 @@ func TestSynRetransmitBackoffThenTimeout(t *testing.T) {
 		if *connected != 0 {
 			t.Error("ConnectedFunc called")
 		}
-		if conns, _ := e.tcp.NumPCBs(); conns != 0 {
-			t.Errorf("%d connections after the timeout", conns)
-		}
+		e.expectConns(0, "after the timeout")
 		if x := e.ext(); x.Timeouts != 1 {
 			t.Errorf("Timeouts %d, want 1", x.Timeouts)
 		}
@@ -285,13 +252,12 @@ func TestSynSentPeerMSSHonored(t *testing.T) {
 // Without an MSS option the send MSS is the default: 536 (IPv4, RFC 9293 §3.7.1) or 1220
 // (IPv6, RFC 8200 §8.3).
 func TestSynSentNoMSSOptionDefault(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		po := plain()
 		po.mss = 0
 		c := e.activeOpen(po)
 		want := 536
-		if f == v6 {
+		if e.fam == v6 {
 			want = 1220
 		}
 		if in := c.pcb.Info(); in.MSS != want {
@@ -419,9 +385,7 @@ func TestConnectErrors(t *testing.T) {
 		t.Error(err)
 	}
 	e.expectNothing("Close in SYN-SENT")
-	if conns, _ := e.tcp.NumPCBs(); conns != 0 {
-		t.Errorf("%d connections after Close in SYN-SENT", conns)
-	}
+	e.expectConns(0, "after Close in SYN-SENT")
 	if len(c.rec.errs) != 0 {
 		t.Errorf("ErrFunc called after Close: %v", c.rec.errs)
 	}
@@ -555,9 +519,7 @@ func TestSynWithDataToListener(t *testing.T) {
 		next = peerISS + 6
 	}
 	e.inject(segment{srcPort: peerPort, dstPort: listenPort, seq: next, ack: s.SeqNum + 1, flags: wire.TCPFlagACK, wnd: 0xffff})
-	if len(ls.accepted) != 1 {
-		t.Fatal("not accepted")
-	}
+	ls.expectAccepted(t, 1, "not accepted")
 	if kept && string(ls.recs[0].data) != "early" {
 		t.Errorf("SYN data acknowledged but delivered %q", ls.recs[0].data)
 	}

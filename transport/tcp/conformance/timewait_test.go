@@ -89,11 +89,8 @@ func TestTimeWaitRecycling(t *testing.T) {
 // and counted (PCBExhausted, SynRefused).
 func TestPassiveOpenWithPCBsExhausted(t *testing.T) {
 	e := newEnv(t, v4, func(o *opt.Options) { o.MempNumTCPPCB = 2; o.TCPSynCookies = false })
-	ls := e.listen(listenPort, 0)
-	a := e.passiveOpen(ls, plain())
-	pb := plain()
-	pb.port = peerPort + 1
-	e.passiveOpen(ls, pb)
+	ls, a := e.passiveOpened()
+	e.passiveOpen(ls, plain().from(peerPort+1))
 	before := e.ext()
 	pc := plain()
 	pc.port = peerPort + 2
@@ -224,11 +221,9 @@ func TestTimeWaitRecyclingOwnedPCB(t *testing.T) {
 // The same for a SYN that reopens a TIME-WAIT connection (RFC 6191).
 func TestTimeWaitReopenOwnedPCB(t *testing.T) {
 	e := newEnv(t, v4)
-	ls := e.listen(listenPort, 0)
-	c := e.passiveOpen(ls, plain())
+	c := e.established(true, plain())
 	c.ownedTimeWait()
-	e.inject(segment{srcPort: c.rport, dstPort: c.lport, seq: c.peerNxt + 100000, flags: wire.TCPFlagSYN, wnd: 1000,
-		opts: plain().synOptions(e)})
+	c.synAt(100000)
 	s := e.next()
 	if flagsEq(s.Flags, wire.TCPFlagSYN|wire.TCPFlagACK) && len(c.rec.errs) == 0 {
 		t.Fatal("a SYN reopened a TIME-WAIT connection the application still owns without calling its ErrFunc: the application holds a dangling *PCB")

@@ -57,8 +57,7 @@ func TestLargeScaledReceiveWindow(t *testing.T) {
 
 // Data crossing the peer's sequence number wrap is delivered in order, in and out of order.
 func TestSequenceWraparound(t *testing.T) {
-	bothFamilies(t, func(t *testing.T, f family) {
-		e := newEnv(t, f)
+	bothEnvs(t, func(t *testing.T, e *env) {
 		po := plain()
 		po.iss = 0xffffffff - 1500
 		c := e.established(true, po)
