@@ -73,11 +73,7 @@ func TestEchoBackpressure(t *testing.T) {
 	o.TCPSndQueueLen = 4 * o.TCPSndBuf / 1460
 	a, b := newPair(t, o)
 	ctx := ctxFor(t, 30*time.Second)
-	l, err := tcpapp.Echo(b, netip.AddrPortFrom(addrB[0], 7))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tcpapp.CloseListener(b, l)
+	echoOn(t, b, netip.AddrPortFrom(addrB[0], 7))
 	before := b.Stats()
 
 	const n = 16 << 20

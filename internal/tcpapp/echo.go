@@ -26,7 +26,7 @@ const retryEvery = 100 * time.Millisecond
 // The caller closes the listener with CloseListener. Must not be called from core context.
 func Echo(s *stack.Stack, addr netip.AddrPort) (*tcp.Listener, error) {
 	qlimit := s.Options().TCPSndQueueLen
-	return listen(s, addr, 0, func(l *tcp.Listener, c *tcp.PCB) {
+	return Listen(s, addr, 0, func(l *tcp.Listener, c *tcp.PCB) {
 		e := &echoConn{c: c, qlimit: qlimit}
 		c.OnRecv(e.recv)
 		c.OnSent(e.sent)
@@ -38,7 +38,7 @@ func Echo(s *stack.Stack, addr netip.AddrPort) (*tcp.Listener, error) {
 // reopening the window at once; it closes when the peer closes. The caller closes the
 // listener with CloseListener. Must not be called from core context.
 func Discard(s *stack.Stack, addr netip.AddrPort) (*tcp.Listener, error) {
-	return listen(s, addr, 0, func(l *tcp.Listener, c *tcp.PCB) {
+	return Listen(s, addr, 0, func(l *tcp.Listener, c *tcp.PCB) {
 		c.OnRecv(discardRecv)
 	})
 }
@@ -166,18 +166,26 @@ func (e *echoConn) flush() {
 			return // the connection went away inside Recved's output
 		}
 	}
-	switch {
-	case stalled && !e.polling:
-		e.polling = true
-		c.OnPoll(e.poll, retryEvery)
-	case !stalled && e.polling:
-		e.polling = false
-		c.OnPoll(nil, 0)
-	}
+	retryPoll(c, &e.polling, stalled, e.poll)
 	if e.fin && e.head == len(e.q) {
 		e.closed = true
 		e.c = nil
 		c.Close()
+	}
+}
+
+// retryPoll arms c's poll (every retryEvery) while the writer is stalled, the only retry
+// when nothing is queued to bring a SentFunc, and disarms it once it is not; *armed says
+// whether it is armed. Core context.
+func retryPoll(c *tcp.PCB, armed *bool, stalled bool, poll tcp.PollFunc) {
+	if stalled == *armed {
+		return
+	}
+	*armed = stalled
+	if stalled {
+		c.OnPoll(poll, retryEvery)
+	} else {
+		c.OnPoll(nil, 0)
 	}
 }
 

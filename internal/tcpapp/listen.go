@@ -8,9 +8,10 @@ import (
 	"github.com/wispstack/wisp/transport/tcp"
 )
 
-// listen binds a listener to addr on s and installs accept; it runs in core context through
-// s.Callback, so it must not be called from core context.
-func listen(s *stack.Stack, addr netip.AddrPort, backlog int, accept tcp.AcceptFunc) (*tcp.Listener, error) {
+// Listen binds a listener to addr on s (backlog 0: the default) and installs accept; it runs
+// in core context through s.Callback, so it must not be called from core context. Close the
+// listener with CloseListener.
+func Listen(s *stack.Stack, addr netip.AddrPort, backlog int, accept tcp.AcceptFunc) (*tcp.Listener, error) {
 	var l *tcp.Listener
 	var err error
 	s.Callback(func() {
@@ -34,7 +35,7 @@ func listen(s *stack.Stack, addr netip.AddrPort, backlog int, accept tcp.AcceptF
 	return l, nil
 }
 
-// CloseListener closes l, a listener of s returned by Echo or Discard, in core context.
+// CloseListener closes l, a listener of s returned by Listen, Echo or Discard, in core context.
 // Connections already accepted go on until their peers close them (or s closes).
 func CloseListener(s *stack.Stack, l *tcp.Listener) error {
 	var err error

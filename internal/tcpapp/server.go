@@ -28,7 +28,7 @@ type Server struct {
 // FIN, and consumes and checksums what arrives until the peer's FIN (see Transfer).
 func Serve(s *stack.Stack, addr netip.AddrPort, n int64, seed uint64) (*Server, error) {
 	v := &Server{s: s, notify: make(chan struct{}, 1)}
-	l, err := listen(s, addr, 0, func(l *tcp.Listener, c *tcp.PCB) {
+	l, err := Listen(s, addr, 0, func(l *tcp.Listener, c *tcp.PCB) {
 		t := newTransfer(s, n, seed)
 		t.local, t.remote = c.LocalAddr(), c.RemoteAddr()
 		t.attach(c)

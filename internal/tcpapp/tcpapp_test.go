@@ -3,6 +3,7 @@ package tcpapp_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -13,53 +14,43 @@ import (
 	"github.com/wispstack/wisp/internal/tcpapp"
 	"github.com/wispstack/wisp/link"
 	"github.com/wispstack/wisp/link/impair"
-	"github.com/wispstack/wisp/link/pipe"
 	"github.com/wispstack/wisp/opt"
 	"github.com/wispstack/wisp/stack"
 	"github.com/wispstack/wisp/stack/stacktest"
 )
 
 var (
-	addrA = [2]netip.Addr{netip.MustParseAddr("198.18.0.1"), netip.MustParseAddr("fd42:5eed::1")}
-	addrB = [2]netip.Addr{netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("fd42:5eed::2")}
+	addrA = stacktest.AddrA
+	addrB = stacktest.AddrB
 	fams  = []string{"IPv4", "IPv6"}
 )
 
 // newPair joins two stacks by an asynchronous IP pipe (no ARP or DAD to wait for); both are
-// closed and checked for leaks when the test ends.
+// closed and checked for leaks when the test ends (stacktest.NewPair).
 func newPair(t *testing.T, o opt.Options) (a, b *stack.Stack) {
 	return newImpairedPair(t, o, nil)
 }
 
 // newImpairedPair is newPair with a's end of the pipe wrapped by impair (if cfg is set).
+// Transfers here end by themselves or with the stacks: nothing to close before the evidence.
 func newImpairedPair(t *testing.T, o opt.Options, cfg *impair.Config) (a, b *stack.Stack) {
 	t.Helper()
-	stacktest.NoGoroutineLeak(t)
-	pipeA, pb := pipe.New(pipe.Config{MTU: 1500, Medium: link.MediumIP})
-	var pa link.Endpoint = pipeA
+	c := stacktest.PairConfig{Options: o}
 	if cfg != nil {
-		pa = impair.New(pipeA, clock.Real, *cfg)
+		c.WrapA = func(l link.Endpoint) link.Endpoint { return impair.New(l, clock.Real, *cfg) }
 	}
-	var err error
-	if a, err = stack.New(stack.Config{Options: o, Seed: 1}); err != nil {
+	p := stacktest.NewPair(t, c)
+	return p.A, p.B
+}
+
+// echoOn starts an echo server on addr of s; it closes when the test ends.
+func echoOn(t *testing.T, s *stack.Stack, addr netip.AddrPort) {
+	t.Helper()
+	l, err := tcpapp.Echo(s, addr)
+	if err != nil {
 		t.Fatal(err)
 	}
-	stacktest.Closed(t, a)
-	if b, err = stack.New(stack.Config{Options: o, Seed: 2}); err != nil {
-		t.Fatal(err)
-	}
-	stacktest.Closed(t, b)
-	if _, err := a.AddNetif(pa, stack.NetifConfig{Name: "a0", Addrs: []netip.Prefix{
-		netip.PrefixFrom(addrA[0], 24), netip.PrefixFrom(addrA[1], 64)}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.AddNetif(pb, stack.NetifConfig{Name: "b0", Addrs: []netip.Prefix{
-		netip.PrefixFrom(addrB[0], 24), netip.PrefixFrom(addrB[1], 64)}}); err != nil {
-		t.Fatal(err)
-	}
-	// Transfers here end by themselves or with the stacks: nothing to close before it.
-	stacktest.OnFail(t, stacktest.Side{Name: "a", Stack: a, Links: []any{pa}}, stacktest.Side{Name: "b", Stack: b, Links: []any{pb}})
-	return a, b
+	t.Cleanup(func() { tcpapp.CloseListener(s, l) })
 }
 
 func ctxFor(t *testing.T, d time.Duration) context.Context {
@@ -73,9 +64,7 @@ func wait(t *testing.T, ctx context.Context, what string, tr *tcpapp.Transfer) (
 	t.Helper()
 	n, sum, err := tr.Wait(ctx)
 	if err != nil {
-		q, r := tr.Progress()
-		info, ok := tr.Info()
-		t.Fatalf("%s: %v (queued %d, received %d; open %v %+v)", what, err, q, r, ok, info)
+		t.Fatalf("%s: %v (%s)", what, err, tr.State())
 	}
 	return n, sum
 }
@@ -113,9 +102,14 @@ func TestEcho(t *testing.T) {
 			ctx := ctxFor(t, 30*time.Second)
 			const n = 8 << 20
 			start := time.Now()
-			got, sum := wait(t, ctx, "echo", tcpapp.Send(a, netip.AddrPortFrom(addrB[i], 7), n, 1))
+			tr := tcpapp.Send(a, netip.AddrPortFrom(addrB[i], 7), n, 1)
+			got, sum := wait(t, ctx, "echo", tr)
 			t.Logf("%d MiB echoed in %v", n>>20, time.Since(start))
 			want(t, "echo", got, sum, n, 1)
+			// State, for a failure message: everything queued and received, the PCB gone.
+			if st, w := tr.State(), fmt.Sprintf("queued %d, received %d; open false", n, n); !strings.HasPrefix(st, w) {
+				t.Errorf("State after the end: %q, want %q...", st, w)
+			}
 			if err := tcpapp.CloseListener(b, l); err != nil {
 				t.Fatal(err)
 			}
@@ -198,11 +192,7 @@ func TestFullDuplex(t *testing.T) {
 func TestEchoConcurrent(t *testing.T) {
 	a, b := newPair(t, opt.Tunnel())
 	ctx := ctxFor(t, 30*time.Second)
-	l, err := tcpapp.Echo(b, netip.AddrPortFrom(addrB[0], 7))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tcpapp.CloseListener(b, l)
+	echoOn(t, b, netip.AddrPortFrom(addrB[0], 7))
 	var trs []*tcpapp.Transfer
 	for i := range 32 {
 		trs = append(trs, tcpapp.Send(a, netip.AddrPortFrom(addrB[0], 7), int64(i+1)*10007, uint64(i)))
@@ -221,11 +211,7 @@ func TestEchoImpaired(t *testing.T) {
 	}
 	a, b := newImpairedPair(t, opt.Tunnel(), &impair.Config{TX: dir(1), RX: dir(2)})
 	ctx := ctxFor(t, 30*time.Second)
-	l, err := tcpapp.Echo(b, netip.AddrPortFrom(addrB[1], 7))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tcpapp.CloseListener(b, l)
+	echoOn(t, b, netip.AddrPortFrom(addrB[1], 7))
 	const n = 2 << 20
 	got, sum := wait(t, ctx, "echo", tcpapp.Send(a, netip.AddrPortFrom(addrB[1], 7), n, 10))
 	want(t, "echo", got, sum, n, 10)
@@ -256,11 +242,7 @@ func testSharedMemoryExhausted(t *testing.T, heap bool) {
 	}
 	a, b := newPair(t, o)
 	ctx := ctxFor(t, 20*time.Second)
-	l, err := tcpapp.Echo(b, netip.AddrPortFrom(addrB[0], 7))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tcpapp.CloseListener(b, l)
+	echoOn(t, b, netip.AddrPortFrom(addrB[0], 7))
 	const n = 1 << 20
 	var trs []*tcpapp.Transfer
 	for i := range 8 {
@@ -270,9 +252,7 @@ func testSharedMemoryExhausted(t *testing.T, heap bool) {
 		got, sum, err := tr.Wait(ctx)
 		if err != nil {
 			for _, tr := range trs {
-				q, r := tr.Progress()
-				info, ok := tr.Info()
-				t.Logf("%v: queued %d, received %d; open %v %+v", tr, q, r, ok, info)
+				t.Logf("%v: %s", tr, tr.State())
 			}
 			sa, sb := a.Stats(), b.Stats()
 			var ta, tb strings.Builder
@@ -304,11 +284,7 @@ func TestSmallMemory(t *testing.T) {
 	o := opt.Embedded()
 	a, b := newPair(t, o)
 	ctx := ctxFor(t, 30*time.Second)
-	l, err := tcpapp.Echo(b, netip.AddrPortFrom(addrB[0], 7))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tcpapp.CloseListener(b, l)
+	echoOn(t, b, netip.AddrPortFrom(addrB[0], 7))
 	const n = 256 << 10
 	got, sum := wait(t, ctx, "echo", tcpapp.Send(a, netip.AddrPortFrom(addrB[0], 7), n, 8))
 	want(t, "echo", got, sum, n, 8)

@@ -137,6 +137,14 @@ func (t *Transfer) Info() (info tcp.Info, ok bool) {
 	return info, ok
 }
 
+// State describes where the transfer stands, for the message of a test that it fails:
+// the bytes queued and received, and the connection's Info while it is open.
+func (t *Transfer) State() string {
+	q, r := t.Progress()
+	info, ok := t.Info()
+	return fmt.Sprintf("queued %d, received %d; open %v %+v", q, r, ok, info)
+}
+
 // String names the transfer's endpoints, for logs.
 func (t *Transfer) String() string {
 	return fmt.Sprintf("%v→%v", t.local, t.remote)
@@ -237,14 +245,7 @@ func (t *Transfer) fill() {
 		t.written += int64(k)
 		t.queued.Store(t.written)
 	}
-	switch {
-	case stalled && !t.polling:
-		t.polling = true
-		c.OnPoll(t.poll, retryEvery)
-	case !stalled && t.polling:
-		t.polling = false
-		c.OnPoll(nil, 0)
-	}
+	retryPoll(c, &t.polling, stalled, t.poll)
 	if t.written == t.total && t.total > 0 && !t.finSent {
 		t.finSent = true
 		if err := c.Shutdown(false, true); err != nil {
