@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -26,10 +24,8 @@ import (
 
 	"github.com/wispstack/wisp/adapter/gvisor"
 	"github.com/wispstack/wisp/clock"
-	"github.com/wispstack/wisp/ip"
 	"github.com/wispstack/wisp/link"
 	"github.com/wispstack/wisp/link/impair"
-	"github.com/wispstack/wisp/link/pcap"
 	"github.com/wispstack/wisp/link/pipe"
 	"github.com/wispstack/wisp/memp"
 	"github.com/wispstack/wisp/opt"
@@ -162,7 +158,7 @@ func newNet(t *testing.T, c netConfig) *testNet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitReady(t, n.wnif)
+	stacktest.WaitReady(t, n.wnif)
 	return n
 }
 
@@ -170,20 +166,7 @@ func newNet(t *testing.T, c netConfig) *testNet {
 // towards gVisor, before it towards wisp) in $WISP_GVISOR_PCAP/<test>.pcap when that
 // variable names a directory.
 func capture(t *testing.T, l link.Endpoint) link.Endpoint {
-	dir := os.Getenv("WISP_GVISOR_PCAP")
-	if dir == "" {
-		return l
-	}
-	f, err := os.Create(filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+".pcap"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	w, err := pcap.Wrap(l, f, 256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return w
+	return stacktest.CaptureTo(t, l, os.Getenv("WISP_GVISOR_PCAP"), 256)
 }
 
 // newGVisorStack returns a gVisor stack set up as wireguard-go's netstack sets up its own
@@ -227,27 +210,6 @@ func allocZero(t *testing.T, name string, a *pbuf.Allocator, pools *memp.Table) 
 	}
 	if u := a.HeapStats().Used; u != 0 {
 		t.Errorf("%s: heap: %d bytes still in use", name, u)
-	}
-}
-
-// waitReady waits until none of the netif's addresses is tentative (DAD done).
-func waitReady(t *testing.T, n *stack.Netif) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		tentative := false
-		for _, a := range n.Addrs() {
-			if a.State == ip.Tentative {
-				tentative = true
-			}
-		}
-		if !tentative {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: DAD did not finish: %+v", n.Name(), n.Addrs())
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/wispstack/wisp/internal/tcpapp"
 	"github.com/wispstack/wisp/link"
 	"github.com/wispstack/wisp/link/impair"
+	"github.com/wispstack/wisp/stack/stacktest"
 )
 
 const patternSeed = 0x5eed_9_1510
@@ -99,6 +100,24 @@ func gvListen(t *testing.T, s *gstack.Stack, addr netip.AddrPort) *gonet.TCPList
 	return l
 }
 
+// dialWisp serves on wisp at dst (tcpapp.Serve: a sink when size is 0, else a source of
+// size bytes of the pattern) and connects to it from gVisor; it returns the server, the
+// connection and its endpoint (for Abort). Both close after the evidence (ev.Close).
+func (nt *testNet) dialWisp(ctx context.Context, t *testing.T, ev *stacktest.Evidence, dst netip.Addr, size int64) (*tcpapp.Server, *gonet.TCPConn, tcpip.Endpoint) {
+	t.Helper()
+	srv, err := tcpapp.Serve(nt.ws, netip.AddrPortFrom(dst, 0), size, patternSeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev.Close(srv)
+	c, ep, err := gvDial(ctx, nt.gs, srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev.Close(c)
+	return srv, c, ep
+}
+
 // result is what one side of a transfer saw.
 type result struct {
 	n   int64
@@ -163,9 +182,7 @@ func waitTransfer(ctx context.Context, t *testing.T, tr *tcpapp.Transfer) result
 	t.Helper()
 	n, sum, err := tr.Wait(ctx)
 	if err != nil && ctx.Err() != nil {
-		q, r := tr.Progress()
-		info, _ := tr.Info()
-		t.Logf("%v stalled: queued %d received %d: %+v", tr, q, r, info)
+		t.Logf("%v stalled: %s", tr, tr.State())
 	}
 	return result{n, sum, err}
 }
@@ -175,16 +192,7 @@ func waitTransfer(ctx context.Context, t *testing.T, tr *tcpapp.Transfer) result
 // gVisor connects and uploads to a wisp sink.
 func gvUpload(ctx context.Context, t *testing.T, nt *testNet, dst netip.Addr, size int64) {
 	ev := nt.evidence(t)
-	srv, err := tcpapp.Sink(nt.ws, netip.AddrPortFrom(dst, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	c, _, err := gvDial(ctx, nt.gs, srv.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev.Close(c)
+	srv, c, _ := nt.dialWisp(ctx, t, ev, dst, 0)
 	if err := writePattern(c, size, deadlineOf(ctx)); err != nil {
 		t.Fatalf("gVisor write: %v", err)
 	}
@@ -201,16 +209,7 @@ func gvUpload(ctx context.Context, t *testing.T, nt *testNet, dst netip.Addr, si
 // gVisor connects and downloads from a wisp source.
 func gvDownload(ctx context.Context, t *testing.T, nt *testNet, dst netip.Addr, size int64) {
 	ev := nt.evidence(t)
-	srv, err := tcpapp.Source(nt.ws, netip.AddrPortFrom(dst, 0), size, patternSeed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	c, _, err := gvDial(ctx, nt.gs, srv.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev.Close(c)
+	srv, c, _ := nt.dialWisp(ctx, t, ev, dst, size)
 	r := readAll(c, deadlineOf(ctx))
 	if r.err != nil {
 		t.Fatalf("gVisor download: after %d bytes: %v", r.n, r.err)
@@ -475,16 +474,7 @@ func TestTCPReset(t *testing.T) {
 
 	t.Run("gvisor-aborts", func(t *testing.T) {
 		ev := nt.evidence(t)
-		srv, err := tcpapp.Sink(nt.ws, netip.AddrPortFrom(wispV4.Addr(), 0))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer srv.Close()
-		c, ep, err := gvDial(ctx, nt.gs, srv.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		ev.Close(c)
+		srv, c, ep := nt.dialWisp(ctx, t, ev, wispV4.Addr(), 0)
 		c.SetDeadline(deadlineOf(ctx))
 		if _, err := io.Copy(c, io.LimitReader(tcpapp.NewPattern(patternSeed), 100<<10)); err != nil {
 			t.Fatal(err)
@@ -507,16 +497,7 @@ func TestTCPReset(t *testing.T) {
 
 	t.Run("wisp-aborts", func(t *testing.T) {
 		ev := nt.evidence(t)
-		srv, err := tcpapp.Sink(nt.ws, netip.AddrPortFrom(wispV6.Addr(), 0))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer srv.Close()
-		c, _, err := gvDial(ctx, nt.gs, srv.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		ev.Close(c)
+		srv, c, _ := nt.dialWisp(ctx, t, ev, wispV6.Addr(), 0)
 		c.SetWriteDeadline(deadlineOf(ctx))
 		if _, err := c.Write([]byte("hello")); err != nil {
 			t.Fatal(err)

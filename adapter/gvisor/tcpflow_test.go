@@ -24,16 +24,7 @@ func TestTCPZeroWindowGVisorReader(t *testing.T) {
 	ev := nt.evidence(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	srv, err := tcpapp.Source(nt.ws, netip.AddrPortFrom(wispV4.Addr(), 0), size, patternSeed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	c, _, err := gvDial(ctx, nt.gs, srv.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev.Close(c)
+	srv, c, _ := nt.dialWisp(ctx, t, ev, wispV4.Addr(), size)
 	tr, err := srv.Accept(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -79,24 +70,10 @@ func newHoldingSink(t *testing.T, s *stack.Stack, addr netip.AddrPort) *holdingS
 	t.Helper()
 	hs := &holdingSink{s: s, fin: make(chan struct{}), sum: sha256.New()}
 	var err error
-	s.Callback(func() {
-		var c *tcp.PCB
-		if c, err = s.TCP().NewPCB(); err != nil {
-			return
-		}
-		if err = c.Bind(addr); err != nil {
-			c.Close()
-			return
-		}
-		if hs.l, err = c.Listen(0); err != nil {
-			c.Close()
-			return
-		}
-		hs.l.OnAccept(func(l *tcp.Listener, c *tcp.PCB) {
-			hs.pcb = c
-			c.OnRecv(hs.recv)
-			c.OnErr(func(*tcp.PCB, error) { hs.pcb = nil })
-		})
+	hs.l, err = tcpapp.Listen(s, addr, 0, func(l *tcp.Listener, c *tcp.PCB) {
+		hs.pcb = c
+		c.OnRecv(hs.recv)
+		c.OnErr(func(*tcp.PCB, error) { hs.pcb = nil })
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -198,16 +175,7 @@ func TestTCPKeepalive(t *testing.T) {
 	ev := nt.evidence(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	srv, err := tcpapp.Sink(nt.ws, netip.AddrPortFrom(wispV4.Addr(), 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	c, ep, err := gvDial(ctx, nt.gs, srv.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev.Close(c)
+	srv, c, ep := nt.dialWisp(ctx, t, ev, wispV4.Addr(), 0)
 	idle, intvl := tcpip.KeepaliveIdleOption(100*time.Millisecond), tcpip.KeepaliveIntervalOption(100*time.Millisecond)
 	ep.SetSockOpt(&idle)
 	ep.SetSockOpt(&intvl)
