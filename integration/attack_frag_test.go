@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
@@ -11,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wispstack/wisp/internal/tcpapp"
 	"github.com/wispstack/wisp/stats"
 	"github.com/wispstack/wisp/wire"
 )
@@ -49,18 +47,12 @@ func TestAttackFragments(t *testing.T) {
 	o := attackOptions()
 	o.IPReassMaxAge = fragMaxAge
 	e := newAttackEnv(t, 63, o)
-	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
-	defer cancel()
-	deadline, _ := ctx.Deadline()
+	ctx, deadline := withDeadline(t, 90*time.Second)
 	n := fragFlood
 	if testing.Short() {
 		n = fragFloodShort
 	}
-	l, err := tcpapp.Echo(e.s, netip.AddrPortFrom(e.wisp[0], 7))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tcpapp.CloseListener(e.s, l)
+	echoServers(t, e.s, netip.AddrPortFrom(e.wisp[0], 7))
 	bulk := startStream(e.ns.dial(t, "tcp4", netip.AddrPortFrom(e.wisp[0], 7)), 63, deadline)
 
 	// Probes during the flood: fragmented pings both ways.
@@ -128,24 +120,7 @@ func TestAttackFragments(t *testing.T) {
 	}
 	before := e.s.Stats()
 	recvBefore := bulk.recv.Load()
-	start := time.Now()
-	stopAt := start.Add(fragFloodTime)
-	batch := make([][]byte, 0, 256)
-	var floodErr error
-	for j.sent < uint64(n) || !doneProbing() {
-		if j.sent >= uint64(fragFloodMax*n) || time.Now().After(stopAt) {
-			break
-		}
-		batch = batch[:0]
-		for range cap(batch) {
-			batch = append(batch, frag())
-		}
-		if floodErr = j.send(batch, stopAt); floodErr != nil {
-			break
-		}
-		sample()
-	}
-	floodTime := time.Since(start)
+	floodTime, floodErr := j.flood(uint64(n), uint64(fragFloodMax*n), time.Now().Add(fragFloodTime), frag, doneProbing, sample)
 	recvDuring := bulk.recv.Load() - recvBefore
 	stopped := time.Now()
 	select {
@@ -173,12 +148,7 @@ func TestAttackFragments(t *testing.T) {
 	}
 	probeMu.Unlock()
 
-	if floodErr != nil {
-		t.Errorf("flood: %v", floodErr)
-	}
-	if j.sent < uint64(n) {
-		t.Errorf("the flood sent %d fragments in %v, want %d", j.sent, floodTime, n)
-	}
+	j.checkFlood(t, floodErr, uint64(n), floodTime, "fragments")
 	if recvDuring <= 0 {
 		t.Errorf("the TCP echo made no progress during the flood")
 	}

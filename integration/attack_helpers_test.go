@@ -214,6 +214,42 @@ func (j *injector) send(pkts [][]byte, deadline time.Time) error {
 	return nil
 }
 
+// flood sends batches of 256 packets made by next until want were sent and enough reports
+// true (nil: at once), or until limit were sent or stopAt passed; after each batch it calls
+// each (nil: nothing). It returns how long it took and the error that stopped it (send's).
+func (j *injector) flood(want, limit uint64, stopAt time.Time, next func() []byte, enough func() bool, each func()) (time.Duration, error) {
+	start := time.Now()
+	batch := make([][]byte, 0, 256)
+	for j.sent < want || (enough != nil && !enough()) {
+		if j.sent >= limit || time.Now().After(stopAt) {
+			break
+		}
+		batch = batch[:0]
+		for range cap(batch) {
+			batch = append(batch, next())
+		}
+		if err := j.send(batch, stopAt); err != nil {
+			return time.Since(start), err
+		}
+		if each != nil {
+			each()
+		}
+	}
+	return time.Since(start), nil
+}
+
+// checkFlood fails the test if the flood (what: "fragments", "SYNs") ended on an error or
+// sent fewer than want packets in took.
+func (j *injector) checkFlood(t *testing.T, err error, want uint64, took time.Duration, what string) {
+	t.Helper()
+	if err != nil {
+		t.Errorf("flood: %v", err)
+	}
+	if j.sent < want {
+		t.Errorf("the flood sent %d %s in %v, want %d", j.sent, what, took, want)
+	}
+}
+
 // sniffer reads, from the kernel side of the TUN, the packets wisp sends (and, with both
 // set, those the kernel sends to wisp), and hands each to fn on its own goroutine until the
 // test ends.

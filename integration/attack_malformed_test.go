@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
@@ -11,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wispstack/wisp/internal/tcpapp"
 	"github.com/wispstack/wisp/stats"
 	"github.com/wispstack/wisp/wire"
 )
@@ -93,6 +91,35 @@ func (g *malformed) syn(src, dst netip.Addr, port uint16) []byte {
 }
 
 // echo is a well-formed ICMP or ICMPv6 echo request from src to dst.
+// badEcho is an echo request to wisp that is truncated, has a bad checksum or has a type
+// that is not an ICMP (v6: ICMPv6) message wisp knows.
+func (g *malformed) badEcho(v6 bool) []byte {
+	src, dst, proto, id := g.src(v6), g.wisp[0], uint8(wire.ProtoICMP), uint16(1)
+	if v6 {
+		dst, proto, id = g.wisp[1], wire.ProtoICMPv6, 0
+	}
+	b := g.echo(src, dst, 8)
+	switch g.rng.UintN(3) {
+	case 0:
+		if v6 {
+			b = b[:1+g.rng.UintN(3)]
+		} else {
+			b = b[:1+g.rng.UintN(7)]
+		}
+	case 1:
+		b[2] ^= 0xa5
+	case 2:
+		if v6 {
+			b[0] = []byte{byte(5 + g.rng.UintN(123)), byte(160 + g.rng.UintN(96))}[g.rng.UintN(2)]
+			wire.ICMPv6(b).SetChecksum(src, dst)
+		} else {
+			b[0] = byte(42 + g.rng.UintN(214))
+			wire.ICMPv4(b).SetChecksum()
+		}
+	}
+	return ipPacket(src, dst, proto, id, b)
+}
+
 func (g *malformed) echo(src, dst netip.Addr, n int) []byte {
 	b := make([]byte, 8+n)
 	copy(b[8:], g.bytes(n))
@@ -322,20 +349,7 @@ var malformedGens = []malformedGen{
 	}},
 
 	// ICMPv4.
-	{"ICMP truncated, bad checksum or unknown type", func(g *malformed) []byte {
-		src := g.src(false)
-		b := g.echo(src, g.wisp[0], 8)
-		switch g.rng.UintN(3) {
-		case 0:
-			b = b[:1+g.rng.UintN(7)]
-		case 1:
-			b[2] ^= 0xa5
-		case 2:
-			b[0] = byte(42 + g.rng.UintN(214))
-			wire.ICMPv4(b).SetChecksum()
-		}
-		return ipPacket(src, g.wisp[0], wire.ProtoICMP, 1, b)
-	}},
+	{"ICMP truncated, bad checksum or unknown type", func(g *malformed) []byte { return g.badEcho(false) }},
 	{"ICMP error quoting garbage", func(g *malformed) []byte {
 		src := g.src(false)
 		quoted := g.v4()
@@ -441,20 +455,7 @@ var malformedGens = []malformedGen{
 	}},
 
 	// ICMPv6 and NDP.
-	{"ICMPv6 truncated, bad checksum or unknown type", func(g *malformed) []byte {
-		src := g.src(true)
-		b := g.echo(src, g.wisp[1], 8)
-		switch g.rng.UintN(3) {
-		case 0:
-			b = b[:1+g.rng.UintN(3)]
-		case 1:
-			b[2] ^= 0xa5
-		case 2:
-			b[0] = []byte{byte(5 + g.rng.UintN(123)), byte(160 + g.rng.UintN(96))}[g.rng.UintN(2)]
-			wire.ICMPv6(b).SetChecksum(src, g.wisp[1])
-		}
-		return ipPacket(src, g.wisp[1], wire.ProtoICMPv6, 0, b)
-	}},
+	{"ICMPv6 truncated, bad checksum or unknown type", func(g *malformed) []byte { return g.badEcho(true) }},
 	{"ICMPv6 error quoting garbage", func(g *malformed) []byte {
 		src := g.src(true)
 		quoted := g.bytes(int(g.rng.UintN(80)))
@@ -524,16 +525,8 @@ func TestAttackMalformed(t *testing.T) {
 	o := attackOptions()
 	o.IPReassMaxAge = 2 * time.Second // fragments that look valid wait this long
 	e := newAttackEnv(t, 62, o)
-	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
-	defer cancel()
-	deadline, _ := ctx.Deadline()
-	for _, f := range families {
-		l, err := tcpapp.Echo(e.s, netip.AddrPortFrom(e.wisp[f.idx], 7))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer tcpapp.CloseListener(e.s, l)
-	}
+	_, deadline := withDeadline(t, 90*time.Second)
+	echoServers(t, e.s, netip.AddrPortFrom(e.wisp[0], 7), netip.AddrPortFrom(e.wisp[1], 7))
 	n := malformedPackets
 	if testing.Short() {
 		n = malformedPacketsShort

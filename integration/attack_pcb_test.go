@@ -10,9 +10,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/wispstack/wisp/internal/tcpapp"
-	"github.com/wispstack/wisp/transport/tcp"
 )
 
 // The PCB exhaustion test's sizes.
@@ -68,19 +65,7 @@ func TestAttackPCBExhaustion(t *testing.T) {
 	o.MempNumTCPPCB = pcbPool
 	o.TCPSynCookies = true
 	e := newAttackEnv(t, 64, o)
-	var listeners []*tcp.Listener
-	for _, f := range families {
-		l, err := tcpapp.Echo(e.s, netip.AddrPortFrom(e.wisp[f.idx], 7))
-		if err != nil {
-			t.Fatal(err)
-		}
-		listeners = append(listeners, l)
-	}
-	defer func() {
-		for _, l := range listeners {
-			tcpapp.CloseListener(e.s, l)
-		}
-	}()
+	echoServers(t, e.s, netip.AddrPortFrom(e.wisp[0], 7), netip.AddrPortFrom(e.wisp[1], 7))
 	addr := func(i int) (string, netip.AddrPort) {
 		f := families[i%2]
 		return f.net, netip.AddrPortFrom(e.wisp[f.idx], 7)

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -10,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wispstack/wisp/internal/tcpapp"
-	"github.com/wispstack/wisp/transport/tcp"
 	"github.com/wispstack/wisp/wire"
 )
 
@@ -35,28 +32,14 @@ func TestAttackSYNFlood(t *testing.T) {
 	o := attackOptions()
 	o.TCPListenBacklog = synFloodBacklog
 	e := newAttackEnv(t, 60, o)
-	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
-	defer cancel()
-	deadline, _ := ctx.Deadline()
+	_, deadline := withDeadline(t, 90*time.Second)
 	nSYN := synFloodSYNs
 	if testing.Short() {
 		nSYN = synFloodSYNsShort
 	}
 
-	var listeners []*tcp.Listener
-	for _, a := range []netip.AddrPort{netip.AddrPortFrom(e.wisp[0], 80), netip.AddrPortFrom(e.wisp[1], 80),
-		netip.AddrPortFrom(e.wisp[0], 7)} {
-		l, err := tcpapp.Echo(e.s, a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		listeners = append(listeners, l)
-	}
-	defer func() {
-		for _, l := range listeners {
-			tcpapp.CloseListener(e.s, l)
-		}
-	}()
+	echoServers(t, e.s, netip.AddrPortFrom(e.wisp[0], 80), netip.AddrPortFrom(e.wisp[1], 80),
+		netip.AddrPortFrom(e.wisp[0], 7))
 
 	// SYN-ACKs wisp sends to the spoofed sources, and when the last one went.
 	var synAcks atomic.Int64
@@ -116,30 +99,18 @@ func TestAttackSYNFlood(t *testing.T) {
 	}
 	before := e.s.Stats()
 	recvBefore := bulk.recv.Load()
-	start := time.Now()
-	stopAt := start.Add(synFloodMaxTime)
-	var floodErr error
-	batch := make([][]byte, 0, 256)
-	for j.sent < uint64(nSYN) || probesOK.Load() < synFloodProbes {
-		if j.sent >= uint64(synFloodMaxSYNs*nSYN) || time.Now().After(stopAt) {
-			break
+	syn := func() []byte {
+		v6 := rng.UintN(2) == 1
+		dst := e.wisp[0]
+		if v6 {
+			dst = e.wisp[1]
 		}
-		batch = batch[:0]
-		for range cap(batch) {
-			v6 := rng.UintN(2) == 1
-			dst := e.wisp[0]
-			if v6 {
-				dst = e.wisp[1]
-			}
-			s := tcpSeg{src: netip.AddrPortFrom(spoof(v6), uint16(1024+rng.UintN(64512))), dst: netip.AddrPortFrom(dst, 80),
-				seq: rng.Uint32(), flags: wire.TCPFlagSYN, wnd: 64240, opts: linuxSYNOptions(rng.Uint32())}
-			batch = append(batch, s.packet())
-		}
-		if floodErr = j.send(batch, stopAt); floodErr != nil {
-			break
-		}
+		s := tcpSeg{src: netip.AddrPortFrom(spoof(v6), uint16(1024+rng.UintN(64512))), dst: netip.AddrPortFrom(dst, 80),
+			seq: rng.Uint32(), flags: wire.TCPFlagSYN, wnd: 64240, opts: linuxSYNOptions(rng.Uint32())}
+		return s.packet()
 	}
-	floodTime := time.Since(start)
+	floodTime, floodErr := j.flood(uint64(nSYN), uint64(synFloodMaxSYNs*nSYN), time.Now().Add(synFloodMaxTime), syn,
+		func() bool { return probesOK.Load() >= synFloodProbes }, nil)
 	recvDuring := bulk.recv.Load() - recvBefore
 	flooding.Store(false)
 	stopped := time.Now()
@@ -153,12 +124,7 @@ func TestAttackSYNFlood(t *testing.T) {
 		x.CookiesSent-x0.CookiesSent, x.ListenOverflows-x0.ListenOverflows, x.PCBExhausted, x.SynRefused,
 		x.HalfOpenReaped, synAcks.Load(), sn.drops())
 
-	if floodErr != nil {
-		t.Errorf("flood: %v", floodErr)
-	}
-	if j.sent < uint64(nSYN) {
-		t.Errorf("the flood sent %d SYNs in %v, want %d", j.sent, floodTime, nSYN)
-	}
+	j.checkFlood(t, floodErr, uint64(nSYN), floodTime, "SYNs")
 	if recvDuring <= 0 {
 		t.Errorf("the established connection made no progress during the flood")
 	}

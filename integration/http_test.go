@@ -74,6 +74,21 @@ func curlSum(t *testing.T, ns *netns, url string) (int64, [32]byte) {
 	return w.n, w.sum()
 }
 
+// curlBytes fetches /bytes/n?seed=seed from the wisp HTTP server at host with curl in ns,
+// fails the test unless the body is n bytes of the pattern of seed (sha256), and logs the
+// rate as what.
+func curlBytes(t *testing.T, ns *netns, host string, n int64, seed uint64, what string) {
+	t.Helper()
+	url := fmt.Sprintf("http://%s/bytes/%d?seed=%d", host, n, seed)
+	start := time.Now()
+	got, sum := curlSum(t, ns, url)
+	d := time.Since(start)
+	if got != n || sum != patternSum(n, seed) {
+		t.Fatalf("%s: %d bytes (sha256 %x), want %d (%x)", url, got, sum[:8], n, patternSum(n, seed))
+	}
+	logRate(t, what, n, d)
+}
+
 // The kernel's curl fetches from `wisp serve --http`: the index page and /bytes/N
 // (byte-exact by sha256, 1 GiB by default) over IPv4 and IPv6, a second port, an upload
 // checked by the server, and errors as HTTP statuses.
@@ -94,13 +109,7 @@ func TestWispServeHTTP(t *testing.T) {
 		}
 
 		seed := uint64(60 + f.idx)
-		start := time.Now()
-		got, sum := curlSum(t, ns, fmt.Sprintf("http://%s/bytes/%d?seed=%d", host, n, seed))
-		d := time.Since(start)
-		if got != n || sum != patternSum(n, seed) {
-			t.Fatalf("%s: curl /bytes/%d: %d bytes (sha256 %x), want %x", f.name, n, got, sum[:8], patternSum(n, seed))
-		}
-		logRate(t, f.name+" curl ← wisp serve --http /bytes/N (sha256 verified)", n, d)
+		curlBytes(t, ns, host, n, seed, f.name+" curl ← wisp serve --http /bytes/N (sha256 verified)")
 
 		if got, sum := curlSum(t, ns, "http://"+host+":8080/bytes/100000"); got != 100000 || sum != patternSum(100000, 0) {
 			t.Fatalf("%s: port 8080: %d bytes", f.name, got)
@@ -165,10 +174,7 @@ func TestWispServeAppsBadFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := []string{"serve", "--tun", "x", "--addr", "198.18.0.1/24"}
-	for _, c := range []struct {
-		args []string
-		want string
-	}{
+	checkBadFlags(t, bin, base, []badFlags{
 		{[]string{"--http", "0"}, "out of range [1, 65535]"},
 		{[]string{"--http", "http"}, "not a port number"},
 		{[]string{"--udp-echo", "70000"}, "out of range [1, 65535]"},
@@ -179,16 +185,7 @@ func TestWispServeAppsBadFlags(t *testing.T) {
 		{[]string{"--http-root", "/"}, "--http-root needs --http"},
 		{[]string{"--http", "80", "--http-root", "/nonexistent/wisp"}, "no such file"},
 		{[]string{"--http", "80", "--http-root", file}, "is not a directory"},
-	} {
-		args := append(append([]string{}, base...), c.args...)
-		out, err := exec.Command(bin, args...).CombinedOutput()
-		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
-			t.Errorf("%v: exit %v, want 2\n%s", c.args, err, out)
-		}
-		if !strings.Contains(string(out), c.want) {
-			t.Errorf("%v: output lacks %q:\n%s", c.args, c.want, out)
-		}
-	}
+	})
 	// --echo 7 and --udp-echo 7 are different protocols: accepted (and then fail on the
 	// missing permission or device, not on the flags).
 	out, _ := exec.Command(bin, append(append([]string{}, base...), "--echo", "7", "--udp-echo", "7", "--tun", "")...).CombinedOutput()

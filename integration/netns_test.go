@@ -77,6 +77,33 @@ func (ns *netns) cmd(args ...string) *exec.Cmd {
 	return exec.Command("ip", append([]string{"netns", "exec", ns.name}, args...)...)
 }
 
+// proc is a process a test runs (startProc): done closes once it has exited, and err is then
+// what Wait returned.
+type proc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// startProc starts c (ns.cmd: in a namespace) and, when the test ends, kills it and waits
+// for it to exit.
+func startProc(t *testing.T, c *exec.Cmd) *proc {
+	t.Helper()
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: c, done: make(chan struct{})}
+	go func() {
+		p.err = c.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		c.Process.Kill()
+		<-p.done
+	})
+	return p
+}
+
 // do runs fn on an OS thread that has entered the namespace, so that sockets and devices
 // fn creates belong to it.
 func (ns *netns) do(t *testing.T, fn func()) {

@@ -47,15 +47,7 @@ func TestReadmeQuickStart(t *testing.T) {
 	out := newSyncBuffer()
 	c := ns.cmd(bin)
 	c.Stdout, c.Stderr = out, out
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- c.Wait() }()
-	t.Cleanup(func() {
-		c.Process.Kill()
-		<-exited
-	})
+	startProc(t, c)
 	ns.waitLink(t, "wisp0")
 	ns.run(t, "ip", "addr", "add", "198.18.0.1/24", "dev", "wisp0")
 	ns.run(t, "ip", "-6", "addr", "add", "fd42:5eed::1/64", "dev", "wisp0", "nodad")

@@ -1,7 +1,11 @@
 package integration
 
 import (
+	"context"
+	"errors"
 	"os/exec"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -9,26 +13,18 @@ import (
 
 // servedWisp is a `wisp serve` process on TUN device wisp1 inside a namespace.
 type servedWisp struct {
-	cmd    *exec.Cmd
-	out    *syncBuffer
-	exited chan error
+	*proc
+	out *syncBuffer
 }
 
 // startServe runs `wisp serve --tun wisp1 args...` in ns, gives the kernel side of wisp1
 // kernel4 and kernel6 (prefixes) and brings it up. The process is killed at cleanup.
 func startServe(t *testing.T, ns *netns, kernel4, kernel6 string, args ...string) *servedWisp {
 	t.Helper()
-	s := &servedWisp{out: newSyncBuffer(), exited: make(chan error, 1)}
-	s.cmd = ns.cmd(append([]string{buildWisp(t), "serve", "--tun", "wisp1"}, args...)...)
-	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.exited <- s.cmd.Wait() }()
-	t.Cleanup(func() {
-		s.cmd.Process.Kill()
-		<-s.exited
-	})
+	s := &servedWisp{out: newSyncBuffer()}
+	c := ns.cmd(append([]string{buildWisp(t), "serve", "--tun", "wisp1"}, args...)...)
+	c.Stdout, c.Stderr = s.out, s.out
+	s.proc = startProc(t, c)
 	s.onFail(t)
 	ns.waitLink(t, "wisp1")
 	ns.run(t, "ip", "addr", "add", kernel4, "dev", "wisp1")
@@ -47,9 +43,8 @@ func (s *servedWisp) onFail(t *testing.T) {
 			return
 		}
 		select {
-		case err := <-s.exited:
-			s.exited <- err
-			t.Logf("=== wisp process: exited (%v) ===\n%s", err, s.out.String())
+		case <-s.done:
+			t.Logf("=== wisp process: exited (%v) ===\n%s", s.err, s.out.String())
 			return
 		default:
 		}
@@ -75,12 +70,36 @@ func (s *servedWisp) stop(t *testing.T) {
 	t.Helper()
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-s.exited:
-		s.exited <- err // for the cleanup
-		if err != nil {
-			t.Fatalf("wisp serve exited with %v:\n%s", err, s.out.String())
+	case <-s.done:
+		if s.err != nil {
+			t.Fatalf("wisp serve exited with %v:\n%s", s.err, s.out.String())
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatalf("wisp serve did not stop on SIGTERM:\n%s", s.out.String())
+	}
+}
+
+// badFlags is a wrong command line and a piece of what the error must say.
+type badFlags struct {
+	args []string
+	want string
+}
+
+// checkBadFlags runs bin with prefix and then each case's args, and fails the test unless
+// it exits with status 2 (a usage error) and says what the case wants. Each run is bounded
+// (30 s): a command line wrongly accepted may start something that runs until killed.
+func checkBadFlags(t *testing.T, bin string, prefix []string, cases []badFlags) {
+	t.Helper()
+	for _, c := range cases {
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		out, err := exec.CommandContext(ctx, bin, append(slices.Clone(prefix), c.args...)...).CombinedOutput()
+		cancel()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Errorf("%v: exit %v, want 2\n%s", c.args, err, out)
+		}
+		if !strings.Contains(string(out), c.want) {
+			t.Errorf("%v: output lacks %q:\n%s", c.args, c.want, out)
+		}
 	}
 }

@@ -238,9 +238,7 @@ func waitTransfer(t *testing.T, ctx context.Context, what string, tr *tcpapp.Tra
 	t.Helper()
 	n, sum, err := tr.Wait(ctx)
 	if err != nil {
-		q, r := tr.Progress()
-		info, ok := tr.Info()
-		t.Fatalf("%s: wisp side: %v (queued %d, received %d; open %v %+v)", what, err, q, r, ok, info)
+		t.Fatalf("%s: wisp side: %v (%s)", what, err, tr.State())
 	}
 	return n, sum
 }
@@ -282,4 +280,37 @@ func patternSum(n int64, seed uint64) [32]byte {
 	s := tcpapp.PatternSum(n, seed)
 	sums[k] = s
 	return s
+}
+
+// withDeadline returns a context that ends after d (or with the test) and its deadline, the
+// deadline of a test's reads and writes, so that a stall fails the test with its evidence.
+func withDeadline(t *testing.T, d time.Duration) (context.Context, time.Time) {
+	ctx, cancel := context.WithTimeout(t.Context(), d)
+	t.Cleanup(cancel)
+	deadline, _ := ctx.Deadline()
+	return ctx, deadline
+}
+
+// serveTCP starts a tcpapp server on addr that sends n bytes of the pattern of seed on every
+// connection (a sink when n is 0); it closes when the test ends.
+func serveTCP(t *testing.T, s *stack.Stack, addr netip.AddrPort, n int64, seed uint64) *tcpapp.Server {
+	t.Helper()
+	srv, err := tcpapp.Serve(s, addr, n, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+// echoServers starts a tcpapp echo server on each of addrs; they close when the test ends.
+func echoServers(t *testing.T, s *stack.Stack, addrs ...netip.AddrPort) {
+	t.Helper()
+	for _, a := range addrs {
+		l, err := tcpapp.Echo(s, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tcpapp.CloseListener(s, l) })
+	}
 }

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"bufio"
-	"context"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -40,9 +39,7 @@ func TestTCPKernelImpaired(t *testing.T) {
 		return imp
 	})
 	n := impairedTransfer()
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	deadline, _ := ctx.Deadline()
+	ctx, deadline := withDeadline(t, 60*time.Second)
 
 	// wisp sends (its losses are its own to repair) over IPv4 ...
 	t.Run("IPv4 wisp→kernel", func(t *testing.T) {
@@ -58,11 +55,7 @@ func TestTCPKernelImpaired(t *testing.T) {
 	})
 	// ... and receives (the kernel repairs, wisp reorders and SACKs) over IPv6.
 	t.Run("IPv6 kernel→wisp", func(t *testing.T) {
-		srv, err := tcpapp.Sink(e.s, netip.AddrPortFrom(e.wisp[1], 9))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer srv.Close()
+		srv := serveTCP(t, e.s, netip.AddrPortFrom(e.wisp[1], 9), 0, 0)
 		start := time.Now()
 		c := e.ns.dial(t, "tcp6", srv.Addr())
 		e.evidence(t)
@@ -116,9 +109,7 @@ func TestTCPCaptureDecodes(t *testing.T) {
 		return l
 	})
 	const n = 1 << 20
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	deadline, _ := ctx.Deadline()
+	ctx, deadline := withDeadline(t, 30*time.Second)
 
 	l, err := tcpapp.Echo(e.s, netip.AddrPortFrom(e.wisp[0], 7))
 	if err != nil {

@@ -1,9 +1,7 @@
 package integration
 
 import (
-	"context"
 	"net/netip"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -23,9 +21,7 @@ func TestWispServeTCP(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		n = 2 << 20
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	deadline, _ := ctx.Deadline()
+	_, deadline := withDeadline(t, 30*time.Second)
 	for _, f := range families {
 		wisp := netip.MustParseAddr([]string{"198.18.14.2", "fd42:5eed:14::2"}[f.idx])
 		start := time.Now()
@@ -53,24 +49,12 @@ func TestWispServeTCP(t *testing.T) {
 func TestWispServeTCPBadFlags(t *testing.T) {
 	bin := buildWisp(t)
 	base := []string{"serve", "--tun", "x", "--addr", "198.18.0.1/24"}
-	for _, c := range []struct {
-		args []string
-		want string
-	}{
+	checkBadFlags(t, bin, base, []badFlags{
 		{[]string{"--echo", "0"}, "out of range [1, 65535]"},
 		{[]string{"--echo", "65536"}, "out of range [1, 65535]"},
 		{[]string{"--discard", "-9"}, "out of range [1, 65535]"},
 		{[]string{"--echo", "echo"}, "not a port number"},
 		{[]string{"--discard", ""}, "not a port number"},
 		{[]string{"--echo", "7", "--discard", "7"}, "port 7 is given twice"},
-	} {
-		args := append(append([]string{}, base...), c.args...)
-		out, err := exec.Command(bin, args...).CombinedOutput()
-		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
-			t.Errorf("%v: exit %v, want 2\n%s", c.args, err, out)
-		}
-		if !strings.Contains(string(out), c.want) {
-			t.Errorf("%v: output lacks %q:\n%s", c.args, c.want, out)
-		}
-	}
+	})
 }

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"net/netip"
 	"strings"
 	"testing"
@@ -17,17 +16,11 @@ func TestTCPKernelClientWispServer(t *testing.T) {
 	n := bigTransfer()
 	for _, f := range families {
 		t.Run(f.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-			defer cancel()
-			deadline, _ := ctx.Deadline()
+			ctx, deadline := withDeadline(t, 60*time.Second)
 			wisp := e.wisp[f.idx]
 
 			t.Run("echo", func(t *testing.T) {
-				l, err := tcpapp.Echo(e.s, netip.AddrPortFrom(wisp, 7))
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer tcpapp.CloseListener(e.s, l)
+				echoServers(t, e.s, netip.AddrPortFrom(wisp, 7))
 				start := time.Now()
 				c := e.ns.dial(t, f.net, netip.AddrPortFrom(wisp, 7))
 				e.evidence(t)
@@ -37,11 +30,7 @@ func TestTCPKernelClientWispServer(t *testing.T) {
 			})
 
 			t.Run("upload", func(t *testing.T) {
-				srv, err := tcpapp.Sink(e.s, netip.AddrPortFrom(wisp, 9))
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer srv.Close()
+				srv := serveTCP(t, e.s, netip.AddrPortFrom(wisp, 9), 0, 0)
 				start := time.Now()
 				c := e.ns.dial(t, f.net, srv.Addr())
 				e.evidence(t)
@@ -59,11 +48,7 @@ func TestTCPKernelClientWispServer(t *testing.T) {
 			})
 
 			t.Run("download", func(t *testing.T) {
-				srv, err := tcpapp.Source(e.s, netip.AddrPortFrom(wisp, 19), n, 13)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer srv.Close()
+				srv := serveTCP(t, e.s, netip.AddrPortFrom(wisp, 19), n, 13)
 				start := time.Now()
 				c := e.ns.dial(t, f.net, srv.Addr())
 				e.evidence(t)
@@ -90,9 +75,7 @@ func TestTCPWispClientKernelServer(t *testing.T) {
 	n := bigTransfer()
 	for _, f := range families {
 		t.Run(f.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-			defer cancel()
-			deadline, _ := ctx.Deadline()
+			ctx, deadline := withDeadline(t, 60*time.Second)
 			kern := e.kern[f.idx]
 
 			t.Run("upload", func(t *testing.T) {

@@ -24,21 +24,12 @@ func startSocat(t *testing.T, ns *netns, args ...string) {
 	out := newSyncBuffer()
 	c := ns.cmd(append([]string{"socat"}, args...)...)
 	c.Stdout, c.Stderr = out, out
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		c.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		c.Process.Kill()
-		<-exited
+	t.Cleanup(func() { // registered first: runs after startProc's Kill and wait
 		if s := out.String(); s != "" {
 			t.Logf("socat %v said:\n%s", args, s)
 		}
 	})
+	startProc(t, c)
 }
 
 // udpRoundTrip writes b on c and reads the echo; it retries a few times (the echo server
@@ -149,24 +140,13 @@ func liveCapture(t *testing.T, ns *netns, dev string, fields ...string) *syncBuf
 	c.Stdout = out
 	stderr := newSyncBuffer()
 	c.Stderr = stderr
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		c.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		c.Process.Kill()
-		<-exited
-	})
+	p := startProc(t, c)
 	// tshark loads every dissector before it captures: on a loaded CI machine (go test runs
 	// packages in parallel) that takes well over waitFor's 10 s.
 	deadline := time.Now().Add(90 * time.Second)
 	for !strings.Contains(stderr.String(), "Capturing on") {
 		select {
-		case <-exited:
+		case <-p.done:
 			t.Fatalf("tshark exited before capturing:\n%s", stderr.String())
 		default:
 		}

@@ -74,18 +74,12 @@ func kernelWG(t *testing.T, ns *netns, dev string, priv wgconf.Key, port int, pe
 	// wireguard-go refuses to run on Linux, where the kernel has WireGuard, unless told.
 	c.Env = append(os.Environ(), "WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1", "LOG_LEVEL=error")
 	c.Stdout, c.Stderr = out, out
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- c.Wait() }()
-	t.Cleanup(func() {
+	p := startProc(t, c)
+	t.Cleanup(func() { // before startProc's Kill: a clean stop first
 		c.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-exited:
+		case <-p.done:
 		case <-time.After(5 * time.Second):
-			c.Process.Kill()
-			<-exited
 		}
 		if t.Failed() {
 			t.Logf("wireguard-go output:\n%s", out.String())
@@ -128,17 +122,10 @@ func startWispWG(t *testing.T, ns *netns, conf string, args ...string) *wispWG {
 	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	w := &wispWG{servedWisp{out: newSyncBuffer(), exited: make(chan error, 1)}}
-	w.cmd = ns.cmd(append([]string{buildWisp(t), "wg", "--config", file}, args...)...)
-	w.cmd.Stdout, w.cmd.Stderr = w.out, w.out
-	if err := w.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { w.exited <- w.cmd.Wait() }()
-	t.Cleanup(func() {
-		w.cmd.Process.Kill()
-		<-w.exited
-	})
+	w := &wispWG{servedWisp{out: newSyncBuffer()}}
+	c := ns.cmd(append([]string{buildWisp(t), "wg", "--config", file}, args...)...)
+	c.Stdout, c.Stderr = w.out, w.out
+	w.proc = startProc(t, c)
 	w.onFail(t)
 	waitFor(t, func() bool { return strings.Contains(w.out.String(), "wg up") }, "wisp wg to start:\n"+w.out.String())
 	return w

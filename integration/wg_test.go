@@ -2,8 +2,6 @@ package integration
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -93,14 +91,7 @@ AllowedIPs = 198.18.31.0/24, fd42:5eed:31::/64
 	t.Run("curl-to-wisp-http", func(t *testing.T) {
 		for _, f := range families {
 			host := []string{"198.18.31.2", "[fd42:5eed:31::2]"}[f.idx]
-			seed := uint64(70 + f.idx)
-			start := time.Now()
-			got, sum := curlSum(t, nsA, fmt.Sprintf("http://%s/bytes/%d?seed=%d", host, n, seed))
-			d := time.Since(start)
-			if got != n || sum != patternSum(n, seed) {
-				t.Fatalf("%s: /bytes/%d: %d bytes (sha256 %x), want %x", f.name, n, got, sum[:8], patternSum(n, seed))
-			}
-			logRate(t, f.name+" kernel curl → wireguard-go → wisp wg --http", n, d)
+			curlBytes(t, nsA, host, n, uint64(70+f.idx), f.name+" kernel curl → wireguard-go → wisp wg --http")
 		}
 	})
 
@@ -182,10 +173,7 @@ func TestWispWGBadConfig(t *testing.T) {
 		}
 		return p
 	}
-	for _, c := range []struct {
-		args []string
-		want string
-	}{
+	checkBadFlags(t, bin, []string{"wg"}, []badFlags{
 		{[]string{}, "--config FILE is required"},
 		{[]string{"--config", filepath.Join(dir, "missing.conf")}, "no such file"},
 		{[]string{"--config", dir}, "is a directory"},
@@ -210,17 +198,5 @@ func TestWispWGBadConfig(t *testing.T) {
 		{[]string{"--config", write("ok3.conf", good), "--http", "80", "--echo", "80"}, "port 80 is given twice"},
 		{[]string{"--config", write("ok4.conf", good), "--preset", "huge"}, "preset"},
 		{[]string{"--config", write("ok5.conf", good), "extra"}, "unexpected argument"},
-	} {
-		// A config that is wrongly accepted starts a peer that runs until killed: bound it.
-		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-		out, err := exec.CommandContext(ctx, bin, append([]string{"wg"}, c.args...)...).CombinedOutput()
-		cancel()
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
-			t.Errorf("%v: exit %v, want 2\n%s", c.args, err, out)
-		}
-		if !strings.Contains(string(out), c.want) {
-			t.Errorf("%v: output lacks %q:\n%s", c.args, c.want, out)
-		}
-	}
+	})
 }

@@ -94,22 +94,6 @@ func (s *soak) churnOnce(from *side, dst netip.AddrPort, mode int, req, resp int
 	return nil
 }
 
-// churnServer accepts churn connections until its listener closes.
-func (s *soak) churnServer(sd *side) {
-	defer s.servers.Done()
-	for {
-		c, err := sd.churnL.AcceptTCP()
-		if err != nil {
-			if !s.stopped() {
-				s.fail("accept", "%s churn listener: %v", sd.name, err)
-			}
-			return
-		}
-		s.handlers.Add(1)
-		go s.serveChurn(sd, c)
-	}
-}
-
 // serveChurn is the server side of one churn connection.
 func (s *soak) serveChurn(sd *side, c *endpoint.TCPConn) {
 	defer s.handlers.Done()

@@ -427,3 +427,20 @@ func (s *soak) since() string {
 	}
 	return time.Since(s.start).Round(time.Second).String()
 }
+
+// acceptLoop accepts connections on l (sd's listener for what) until it closes, and runs
+// handle on each in its own goroutine (counted in s.handlers; handle calls Done).
+func (s *soak) acceptLoop(sd *side, l *endpoint.TCPListener, what string, handle func(*side, *endpoint.TCPConn)) {
+	defer s.servers.Done()
+	for {
+		c, err := l.AcceptTCP()
+		if err != nil {
+			if !s.stopped() {
+				s.fail("accept", "%s %s listener: %v", sd.name, what, err)
+			}
+			return
+		}
+		s.handlers.Add(1)
+		go handle(sd, c)
+	}
+}

@@ -240,8 +240,8 @@ func firstLine(s string) string {
 func (s *soak) startServers() {
 	for _, sd := range []*side{s.a, s.b} {
 		s.servers.Add(3)
-		go s.churnServer(sd)
-		go s.streamServer(sd)
+		go s.acceptLoop(sd, sd.churnL, "churn", s.serveChurn)
+		go s.acceptLoop(sd, sd.streamL, "stream", s.streamReader)
 		go s.echoServer(sd)
 	}
 }

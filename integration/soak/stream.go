@@ -124,22 +124,6 @@ func (s *soak) streamWrite(from *side, dst netip.AddrPort, kind int, seed uint64
 	return expectEOF(c, b)
 }
 
-// streamServer accepts streams until its listener closes.
-func (s *soak) streamServer(sd *side) {
-	defer s.servers.Done()
-	for {
-		c, err := sd.streamL.AcceptTCP()
-		if err != nil {
-			if !s.stopped() {
-				s.fail("accept", "%s stream listener: %v", sd.name, err)
-			}
-			return
-		}
-		s.handlers.Add(1)
-		go s.streamReader(sd, c)
-	}
-}
-
 // streamReader is the accepting side of one stream: it reads, checks and stalls.
 func (s *soak) streamReader(sd *side, c *endpoint.TCPConn) {
 	defer s.handlers.Done()
