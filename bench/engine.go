@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"io"
+	"net"
 	"net/netip"
 	"time"
 )
@@ -66,6 +67,19 @@ type listener interface {
 	accept() (conn, error)
 	close() error
 }
+
+// netListener is the listener of a net.Listener: the kernel's, endpoint's or gonet's.
+type netListener struct{ l net.Listener }
+
+func (l netListener) accept() (conn, error) {
+	c, err := l.l.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return netConn{c}, nil
+}
+
+func (l netListener) close() error { return l.l.Close() }
 
 // conn is a TCP connection as its users see it.
 type conn interface {

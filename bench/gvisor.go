@@ -122,7 +122,7 @@ func (n *gvNet) listen(port uint16) (listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	return gvListener{l}, nil
+	return netListener{l}, nil
 }
 
 func (n *gvNet) dial(port uint16) (conn, error) {
@@ -176,18 +176,6 @@ func (n *gvNet) close() error {
 	}
 	return nil
 }
-
-type gvListener struct{ l *gonet.TCPListener }
-
-func (l gvListener) accept() (conn, error) {
-	c, err := l.l.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return netConn{c}, nil
-}
-
-func (l gvListener) close() error { return l.l.Close() }
 
 // netConn adapts a net.Conn (gonet or the kernel's).
 type netConn struct{ net.Conn }

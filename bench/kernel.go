@@ -207,7 +207,7 @@ func (n *kernelNet) listen(port uint16) (listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	return kernelListener{l}, nil
+	return netListener{l}, nil
 }
 
 func (n *kernelNet) dial(port uint16) (conn, error) {
@@ -261,15 +261,3 @@ func (n *kernelNet) close() error {
 	cleanupKernel()
 	return nil
 }
-
-type kernelListener struct{ l net.Listener }
-
-func (l kernelListener) accept() (conn, error) {
-	c, err := l.l.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return netConn{c}, nil
-}
-
-func (l kernelListener) close() error { return l.l.Close() }

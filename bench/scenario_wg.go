@@ -54,13 +54,9 @@ func wgScenarios() []scenario {
 	// Stalled readers through the tunnel (channel binds only: the stacks, not the bind, hold
 	// the memory): where tun/netstack's users see RAM grow until the process is killed.
 	out = append(out, scenario{
-		id:    "wg/stalled",
-		title: "WireGuard (2 wireguard-go devices, channel binds): stalled readers (each sender offers its bytes, the reader never reads)",
-		metrics: append([]metric{
-			{key: "held", label: "memory held (Go heap + wisp pools in use)", unit: "MiB", goal: ratio(1.0 / 2), prec: 1},
-			{key: "perconn", label: "memory held per connection", unit: "KiB", prec: 0},
-			{key: "inside", label: "wisp inside its budget (1 = yes)", unit: "", higher: true, goal: abs(1), prec: 0},
-		}, mFresh...),
+		id:      "wg/stalled",
+		title:   "WireGuard (2 wireguard-go devices, channel binds): stalled readers (each sender offers its bytes, the reader never reads)",
+		metrics: stalledMetrics(1.0 / 2),
 		cfg: func(sz sizes) netConfig {
 			return netConfig{MTU: 1420, Conns: wgStalledConns(sz), WireGuard: wgChannel}
 		},

@@ -168,14 +168,10 @@ func scenarios() []scenario {
 			once: true,
 		},
 		scenario{
-			id:    "stalled",
-			title: "Stalled readers (each sender offers its bytes, the reader never reads)",
-			metrics: append([]metric{
-				{key: "held", label: "memory held (Go heap + wisp pools in use)", unit: "MiB", goal: ratio(1.0 / 20), prec: 1},
-				{key: "perconn", label: "memory held per connection", unit: "KiB", prec: 0},
-				{key: "inside", label: "wisp inside its budget (1 = yes)", unit: "", higher: true, goal: abs(1), prec: 0},
-			}, mFresh...),
-			cfg: func(sz sizes) netConfig { return netConfig{MTU: 1500, Conns: sz.stalledConns} },
+			id:      "stalled",
+			title:   "Stalled readers (each sender offers its bytes, the reader never reads)",
+			metrics: stalledMetrics(1.0 / 20),
+			cfg:     func(sz sizes) netConfig { return netConfig{MTU: 1500, Conns: sz.stalledConns} },
 			run: func(n network, sz sizes) (map[string]float64, []string, error) {
 				return runStalled(n, sz.stalledConns, sz.stalledBytes, sz.stalledWait, sz.freshReqs, sz.freshWait)
 			},
@@ -240,4 +236,15 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
+}
+
+// stalledMetrics are the metrics of a stalled-readers scenario: the memory held, whose goal
+// is heldGoal of the baseline's, per connection, whether wisp stayed inside its budget, and
+// the fresh requests' (mFresh).
+func stalledMetrics(heldGoal float64) []metric {
+	return append([]metric{
+		{key: "held", label: "memory held (Go heap + wisp pools in use)", unit: "MiB", goal: ratio(heldGoal), prec: 1},
+		{key: "perconn", label: "memory held per connection", unit: "KiB", prec: 0},
+		{key: "inside", label: "wisp inside its budget (1 = yes)", unit: "", higher: true, goal: abs(1), prec: 0},
+	}, mFresh...)
 }

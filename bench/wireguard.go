@@ -194,14 +194,13 @@ func wgKeys() ([2]wgKey, error) {
 
 func (n *wgNet) listen(port uint16) (listener, error) {
 	ap := netip.AddrPortFrom(addrB, port)
+	var l net.Listener
+	var err error
 	if n.wisp {
-		l, err := n.wnets[1].ListenTCPAddrPort(ap)
-		if err != nil {
-			return nil, err
-		}
-		return netListener{l}, nil
+		l, err = n.wnets[1].ListenTCPAddrPort(ap)
+	} else {
+		l, err = n.snets[1].ListenTCPAddrPort(ap)
 	}
-	l, err := n.snets[1].ListenTCPAddrPort(ap)
 	if err != nil {
 		return nil, err
 	}
@@ -210,14 +209,13 @@ func (n *wgNet) listen(port uint16) (listener, error) {
 
 func (n *wgNet) dial(port uint16) (conn, error) {
 	ap := netip.AddrPortFrom(addrB, port)
+	var c net.Conn
+	var err error
 	if n.wisp {
-		c, err := n.wnets[0].DialTCPAddrPort(ap)
-		if err != nil {
-			return nil, err
-		}
-		return netConn{c}, nil
+		c, err = n.wnets[0].DialTCPAddrPort(ap)
+	} else {
+		c, err = n.snets[0].DialTCPAddrPort(ap)
 	}
-	c, err := n.snets[0].DialTCPAddrPort(ap)
 	if err != nil {
 		return nil, err
 	}
@@ -327,19 +325,6 @@ func (n *wgNet) close() error {
 	}
 	return nil
 }
-
-// netListener adapts a net.Listener (endpoint's or gonet's).
-type netListener struct{ l net.Listener }
-
-func (l netListener) accept() (conn, error) {
-	c, err := l.l.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return netConn{c}, nil
-}
-
-func (l netListener) close() error { return l.l.Close() }
 
 // rss returns the process's resident set in bytes (0 if unknown).
 func rss() int64 {
