@@ -34,13 +34,17 @@ const (
 	protoRaw    = 255 // IPPROTO_RAW: a send-only socket with IP_HDRINCL on Linux
 )
 
-// parseNetwork understands the network names of package net that wisp implements. Names
-// package net knows but wisp does not implement (Unix sockets, the raw protocols
-// rawProtoErr refuses) fail with EPROTONOSUPPORT, as socket(2) would; anything else is a
-// net.UnknownNetworkError, as package net reports it.
-func parseNetwork(network string) (kind, family, error) {
+// parseNetwork understands the network names of package net that wisp implements, for a
+// socket of kind want. Names package net knows but wisp does not implement (Unix sockets,
+// the raw protocols rawProtoErr refuses) fail with EPROTONOSUPPORT, as socket(2) would;
+// anything else, or a network of another kind, is a net.UnknownNetworkError, as package
+// net reports it.
+func parseNetwork(network string, want kind) (family, error) {
 	k, f, _, err := parseNetworkProto(network)
-	return k, f, err
+	if err == nil && k != want {
+		err = net.UnknownNetworkError(network)
+	}
+	return f, err
 }
 
 // parseNetworkProto is parseNetwork that also returns the IP protocol of an "ip4:proto"

@@ -32,11 +32,7 @@ func TestListenConfigV6OnlyTCP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l6.Close()
-	l4, err := p.nb.Listen("tcp4", ":"+port)
-	if err != nil {
-		t.Fatalf("tcp4 beside a V6Only listener: %v", err)
-	}
-	defer l4.Close()
+	l4 := listen(t, p.nb, "tcp4", ":"+port)
 	if v, err := l6.(*TCPListener).GetsockoptInt(unix.IPPROTO_IPV6, unix.IPV6_V6ONLY); err != nil || v != 1 {
 		t.Fatalf("IPV6_V6ONLY %d %v", v, err)
 	}
@@ -59,23 +55,16 @@ func TestListenConfigV6OnlyTCP(t *testing.T) {
 // second listener beside a live one still fails.
 func TestListenAgainWhileAcceptedConnLive(t *testing.T) {
 	p := newPair(t, pairConfig{})
-	l, err := p.nb.Listen("tcp", ":0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := listen(t, p.nb, "tcp", ":0")
 	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-	_, err = p.nb.Listen("tcp", ":"+port)
+	_, err := p.nb.Listen("tcp", ":"+port)
 	isErrno(t, err, syscall.EADDRINUSE)
 	if v, err := l.(*TCPListener).GetsockoptInt(unix.SOL_SOCKET, unix.SO_REUSEADDR); err != nil || v != 1 {
 		t.Fatalf("listener SO_REUSEADDR %d %v", v, err)
 	}
 	c, accepted := p.dialAccept(t, l, net.JoinHostPort(addrB[0].String(), port)) // deadlines, closed after the evidence
 	l.Close()
-	l2, err := p.nb.Listen("tcp", ":"+port)
-	if err != nil {
-		t.Fatalf("listen again beside the old listener's live connection: %v", err)
-	}
-	defer l2.Close()
+	listen(t, p.nb, "tcp", ":"+port)
 	if _, err := c.Write([]byte("x")); err != nil {
 		t.Fatal(err)
 	}
@@ -117,20 +106,12 @@ func TestListenConfigReuseAddrUDP(t *testing.T) {
 	}
 	defer v6.Close()
 	port := strconv.Itoa(v6.LocalAddr().(*net.UDPAddr).Port)
-	v4, err := p.nb.ListenPacket("udp4", ":"+port)
-	if err != nil {
-		t.Fatalf("udp4 beside a V6Only socket: %v", err)
-	}
-	defer v4.Close()
+	v4 := listenPacket(t, p.nb, "udp4", ":"+port)
 	if v, _ := v6.(*UDPConn).GetsockoptInt(unix.IPPROTO_IPV6, unix.IPV6_V6ONLY); v != 1 {
 		t.Fatalf("IPV6_V6ONLY %d", v)
 	}
 	// IPv4 datagrams to the port reach the udp4 socket only.
-	c, err := p.na.Dial("udp4", net.JoinHostPort(addrB[0].String(), port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dial(t, p.na, "udp4", net.JoinHostPort(addrB[0].String(), port))
 	if _, err := c.Write([]byte("v4")); err != nil {
 		t.Fatal(err)
 	}
@@ -145,11 +126,7 @@ func TestListenConfigReuseAddrUDP(t *testing.T) {
 // TIME-WAIT; the connected socket reports SO_REUSEADDR and refuses to change it.
 func TestDialerReuseAddrTCP(t *testing.T) {
 	p := newPair(t, pairConfig{})
-	l, err := p.nb.Listen("tcp4", ":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := listen(t, p.nb, "tcp4", ":0")
 	go func() {
 		for {
 			c, err := l.Accept()
@@ -176,11 +153,7 @@ func TestDialerReuseAddrTCP(t *testing.T) {
 		t.Fatalf("SO_REUSEADDR %d", v)
 	}
 	c.Close()
-	l2, err := p.nb.Listen("tcp4", ":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l2.Close()
+	l2 := listen(t, p.nb, "tcp4", ":0")
 	go func() {
 		if c, err := l2.Accept(); err == nil {
 			c.Close()

@@ -36,10 +36,7 @@ type pendingConnect struct {
 // background. Errors known at once (no route, bad address) return a nil conn. Reads and
 // writes on the conn wait for the handshake; Close abandons it.
 func (n *Net) StartDialTCP(network string, laddr, raddr *net.TCPAddr) (*TCPConn, error) {
-	k, f, err := parseNetwork(network)
-	if err == nil && k != kindTCP {
-		err = net.UnknownNetworkError(network)
-	}
+	f, err := parseNetwork(network, kindTCP)
 	if err != nil {
 		return nil, opError("dial", network, laddr, raddr, err)
 	}

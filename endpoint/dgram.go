@@ -2,17 +2,22 @@ package endpoint
 
 import (
 	"io"
+	"maps"
 	"net"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/wispstack/wisp/endpoint/netconn"
+	"github.com/wispstack/wisp/opt"
 )
 
 // The pieces the datagram sockets share: UDPConn and IPConn read under SO_RCVTIMEO, return
-// the same recvmsg(2) control messages and flags, and handle the timeout and buffer options
-// alike; they and PingConn send to the connected peer alike. Errors come back unwrapped:
-// each socket wraps them with its own network and addresses.
+// the same recvmsg(2) control messages and flags, and share dgramSock (deadlines, the
+// IP-level, buffer and timeout options); they and PingConn send to the connected peer
+// alike. The helpers return errors unwrapped: each socket wraps them with its own network
+// and addresses.
 
 // msgReader is what the netconn datagram conns offer for reads.
 type msgReader interface {
@@ -53,43 +58,192 @@ func writeConnected(w io.Writer, b []byte, raddr net.Addr) (int, error) {
 	return w.Write(b)
 }
 
-// bufSetter is what a datagram socket offers for SO_RCVBUF and SO_SNDBUF (its own setters,
-// whose wrapped errors setDgramOpt unwraps).
-type bufSetter interface {
+// ipNetconn is what the netconn UDP and raw conns offer for the options UDPConn and
+// IPConn share.
+type ipNetconn interface {
+	deadliner
 	SetReadBuffer(bytes int) error
-	SetWriteBuffer(bytes int) error
+	SetTTL(ttl uint8) error
+	SetTOS(tos uint8) error
+	SetMulticastInterface(ifIndex int) error
+	SetMulticastTTL(ttl int) error
+	SetMulticastLoop(on bool) error
+	Sockopts() (netconn.Sockopts, error)
 }
 
-// setDgramOpt sets the options every datagram socket sets alike: SO_RCVTIMEO and
-// SO_SNDTIMEO (ms) in t, applied to d, and SO_RCVBUF and SO_SNDBUF through s. handled is
-// false for any other option.
-func setDgramOpt(t *callTimeouts, d deadliner, s bufSetter, level, name, v int) (handled bool, err error) {
-	switch (optKey{level, name}) {
-	case optKey{unix.SOL_SOCKET, unix.SO_RCVTIMEO}, optKey{unix.SOL_SOCKET, unix.SO_SNDTIMEO}:
-		timeout, ok := msDuration(v)
-		if !ok {
-			return true, errInval
+// dgramSock is what UDPConn and IPConn share: the netconn conn (through the interface of its
+// UDP and raw conns), the network and local address errors name, IP_PKTINFO and
+// SO_RCVTIMEO / SO_SNDTIMEO, and the methods and options built on them.
+type dgramSock struct {
+	n       *Net
+	ipc     ipNetconn
+	network string
+	laddr   net.Addr
+	pktinfo atomic.Bool
+	timeo   callTimeouts
+}
+
+func (d *dgramSock) dgram() *dgramSock { return d }
+
+func (d *dgramSock) err(op string, dst net.Addr, err error) error {
+	return opError(op, d.network, d.laddr, dst, err)
+}
+
+// SetDeadline sets the deadlines of reads and writes, those in progress included.
+func (d *dgramSock) SetDeadline(t time.Time) error {
+	return d.err("set", nil, d.timeo.setDeadlines(d.ipc, true, true, t))
+}
+
+// SetReadDeadline sets the deadline of reads, those in progress included.
+func (d *dgramSock) SetReadDeadline(t time.Time) error {
+	return d.err("set", nil, d.timeo.setDeadlines(d.ipc, true, false, t))
+}
+
+// SetWriteDeadline sets the deadline of writes (which never wait for room, so it only
+// matters for the checks they make).
+func (d *dgramSock) SetWriteDeadline(t time.Time) error {
+	return d.err("set", nil, d.timeo.setDeadlines(d.ipc, false, true, t))
+}
+
+// SetReadBuffer bounds the bytes of datagrams queued for reading (SO_RCVBUF), on top of
+// the UDPRecvMboxSize datagram count.
+func (d *dgramSock) SetReadBuffer(bytes int) error { return d.err("set", nil, d.setReadBuffer(bytes)) }
+
+// SetWriteBuffer (SO_SNDBUF) is accepted for compatibility: sends are not buffered by the
+// socket.
+func (d *dgramSock) SetWriteBuffer(bytes int) error {
+	return d.err("set", nil, d.setWriteBuffer(bytes))
+}
+
+// SetTTL sets the TTL (hop limit) of unicast sends (IP_TTL / IPV6_UNICAST_HOPS; -1: the
+// default).
+func (d *dgramSock) SetTTL(ttl int) error { return d.err("set", nil, d.setTTL(ttl)) }
+
+// SetTOS sets the TOS / traffic class byte (IP_TOS / IPV6_TCLASS).
+func (d *dgramSock) SetTOS(tos int) error { return d.err("set", nil, d.setTOS(tos)) }
+
+func (d *dgramSock) setReadBuffer(v int) error {
+	if v <= 0 {
+		return errInval
+	}
+	return d.ipc.SetReadBuffer(v)
+}
+
+func (d *dgramSock) setWriteBuffer(v int) error {
+	if v <= 0 {
+		return errInval
+	}
+	return nil
+}
+
+func (d *dgramSock) setTTL(v int) error {
+	return setTTL(v, d.n.s.Options().IPDefaultTTL, d.ipc.SetTTL)
+}
+
+func (d *dgramSock) setTOS(v int) error {
+	tos, ok := checkTOS(v)
+	if !ok {
+		return errInval
+	}
+	return d.ipc.SetTOS(tos)
+}
+
+// dgramOpts are the options UDPConn and IPConn share. Their values live on the PCB, read
+// and set through netconn, but IP_PKTINFO and the timeouts, which the socket keeps.
+func dgramOpts[S interface{ dgram() *dgramSock }]() optTable[S] {
+	pcbGet := func(f func(o *netconn.Sockopts, so *opt.Options) int) func(S) (int, error) {
+		return func(c S) (int, error) {
+			d := c.dgram()
+			o, err := d.ipc.Sockopts()
+			if err != nil {
+				return 0, err
+			}
+			so := d.n.s.Options()
+			return f(&o, &so), nil
 		}
-		t.set(d, name == unix.SO_RCVTIMEO, timeout)
-		return true, nil
-	case optKey{unix.SOL_SOCKET, unix.SO_RCVBUF}:
-		return true, unwrap(s.SetReadBuffer(v))
-	case optKey{unix.SOL_SOCKET, unix.SO_SNDBUF}:
-		return true, unwrap(s.SetWriteBuffer(v))
 	}
-	return false, nil
+	t := timeoOpts(func(c S) *callTimeouts { return &c.dgram().timeo }, func(c S) deadliner { return c.dgram().ipc })
+	maps.Copy(t, optTable[S]{
+		soAcceptConn: {get: constant[S](0)},
+		soReuseAddr: {
+			get: pcbGet(func(o *netconn.Sockopts, _ *opt.Options) int { return b2i(o.ReuseAddr) }),
+			set: afterBind[S],
+		},
+		soRcvBuf: {
+			get: pcbGet(func(o *netconn.Sockopts, so *opt.Options) int {
+				if o.ReadBuffer > 0 {
+					return o.ReadBuffer
+				}
+				return so.UDPRecvMboxSize * so.PbufPoolBufSize
+			}),
+			set: onDgram[S]((*dgramSock).setReadBuffer),
+		},
+		soSndBuf: {
+			get: constant[S](65535), // sends are not buffered: report the largest datagram
+			set: onDgram[S]((*dgramSock).setWriteBuffer),
+		},
+		ipTTL: {
+			get: pcbGet(func(o *netconn.Sockopts, so *opt.Options) int { return reportTTL(o.TTL, so) }),
+			set: onDgram[S]((*dgramSock).setTTL),
+		},
+		ipTOS: {
+			get: pcbGet(func(o *netconn.Sockopts, _ *opt.Options) int { return int(o.TOS) }),
+			set: onDgram[S]((*dgramSock).setTOS),
+		},
+		{unix.IPPROTO_IP, unix.IP_PKTINFO}: {
+			get: func(c S) (int, error) { return b2i(c.dgram().pktinfo.Load()), nil },
+			set: func(c S, v int) error { c.dgram().pktinfo.Store(v != 0); return nil },
+		},
+		{unix.IPPROTO_IP, unix.IP_MULTICAST_IF}: {
+			get: pcbGet(func(o *netconn.Sockopts, _ *opt.Options) int { return o.MulticastInterface }),
+			set: func(c S, v int) error {
+				if v < 0 {
+					return errInval
+				}
+				return c.dgram().ipc.SetMulticastInterface(v)
+			},
+		},
+		{unix.IPPROTO_IP, unix.IP_MULTICAST_TTL}: {
+			get: pcbGet(func(o *netconn.Sockopts, _ *opt.Options) int { return int(o.MulticastTTL) }),
+			set: func(c S, v int) error {
+				v, ok := mcastTTL(v)
+				if !ok {
+					return errInval
+				}
+				return c.dgram().ipc.SetMulticastTTL(v)
+			},
+		},
+		{unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP}: {
+			get: pcbGet(func(o *netconn.Sockopts, _ *opt.Options) int { return b2i(o.MulticastLoop) }),
+			set: func(c S, v int) error { return c.dgram().ipc.SetMulticastLoop(v != 0) },
+		},
+	})
+	return t
 }
 
-// getDgramOpt reads the options every datagram socket reports alike, before it asks its
-// conn: SO_RCVTIMEO and SO_SNDTIMEO (ms) from t. handled is false for any other option.
-func getDgramOpt(t *callTimeouts, level, name int) (v int, handled bool) {
-	switch (optKey{level, name}) {
-	case optKey{unix.SOL_SOCKET, unix.SO_RCVTIMEO}:
-		return int(t.get(true).Milliseconds()), true
-	case optKey{unix.SOL_SOCKET, unix.SO_SNDTIMEO}:
-		return int(t.get(false).Milliseconds()), true
+// onDgram makes the set of a shared option from the dgramSock method that sets it.
+func onDgram[S interface{ dgram() *dgramSock }](set func(d *dgramSock, v int) error) func(S, int) error {
+	return func(c S, v int) error { return set(c.dgram(), v) }
+}
+
+// reportTTL is the IP_TTL of a PCB whose TTL is ttl: a raw or ping PCB's 0 stands for the
+// stack's default.
+func reportTTL(ttl uint8, so *opt.Options) int {
+	if ttl == 0 {
+		return int(so.IPDefaultTTL)
 	}
-	return 0, false
+	return int(ttl)
+}
+
+// setTTL checks an IP_TTL value (-1: the default, def) and sets it with set.
+func setTTL(v int, def uint8, set func(ttl uint8) error) error {
+	if !checkTTL(v) {
+		return errInval
+	}
+	if v == -1 {
+		return set(def)
+	}
+	return set(uint8(v))
 }
 
 // mcastTTL checks an IP_MULTICAST_TTL / IPV6_MULTICAST_HOPS value: 0..255, -1 for the

@@ -54,13 +54,16 @@
 // GetsockoptInt / SetsockoptInt by level and name with golang.org/x/sys/unix constants
 // (see sockopt.go for the list and units): lwIP's options, and Linux's TCP_MAXSEG,
 // TCP_USER_TIMEOUT, TCP_CORK and TCP_NOTSENT_LOWAT. Unknown ones fail with ENOPROTOOPT.
+// Each socket type has one option table (optTable) that both directions and the typed
+// setters go through; the values live on the PCB, read and set through netconn, and the
+// socket keeps only what the PCB does not hold (SO_RCVTIMEO / SO_SNDTIMEO, IP_PKTINFO).
 //
 // Concurrency: every exported method of every type is safe for concurrent use. Close from
 // any goroutine unblocks every Read, Write and Accept in progress on that socket (they
 // return net.ErrClosed). No method may be called from the stack's core context (a raw-API
 // callback), which would deadlock.
 //
-// Layer: endpoint (imports endpoint/netconn, stack, ip, transport, errs and
+// Layer: endpoint (imports endpoint/netconn, stack, ip, transport, opt, errs and
 // golang.org/x/sys/unix). It does not own the stack: closing the stack closes what
 // sockets are left.
 package endpoint

@@ -41,19 +41,11 @@ func TestErrnoConnRefused(t *testing.T) {
 
 func TestErrnoAddrInUse(t *testing.T) {
 	p := newPair(t, pairConfig{})
-	l, err := p.nb.Listen("tcp4", "198.18.0.2:8080")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	_, err = p.nb.Listen("tcp4", "198.18.0.2:8080")
+	listen(t, p.nb, "tcp4", "198.18.0.2:8080")
+	_, err := p.nb.Listen("tcp4", "198.18.0.2:8080")
 	isErrno(t, err, syscall.EADDRINUSE)
 	// The dual-stack wildcard taken twice.
-	l2, err := p.nb.Listen("tcp", ":8081")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l2.Close()
+	listen(t, p.nb, "tcp", ":8081")
 	_, err = p.nb.Listen("tcp", ":8081")
 	isErrno(t, err, syscall.EADDRINUSE)
 	// The dual-stack wildcard holds the port for IPv4 too, as on Linux.
@@ -198,11 +190,7 @@ func TestErrnoNoMemConns(t *testing.T) {
 	o := opt.Tunnel()
 	o.MempNumNetconn = 3
 	p := newPair(t, pairConfig{opts: o})
-	l, err := p.nb.Listen("tcp", ":7001")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	listen(t, p.nb, "tcp", ":7001")
 	var conns []net.Conn
 	defer func() {
 		for _, c := range conns {

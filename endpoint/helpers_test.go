@@ -2,6 +2,7 @@ package endpoint
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/netip"
 	"strconv"
@@ -9,16 +10,13 @@ import (
 	"time"
 
 	"github.com/wispstack/wisp/link"
-	"github.com/wispstack/wisp/link/pipe"
 	"github.com/wispstack/wisp/opt"
 	"github.com/wispstack/wisp/stack"
 	"github.com/wispstack/wisp/stack/stacktest"
 )
 
-var (
-	addrA = [2]netip.Addr{netip.MustParseAddr("198.18.0.1"), netip.MustParseAddr("fd42:5eed::1")}
-	addrB = [2]netip.Addr{netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("fd42:5eed::2")}
-)
+// The addresses of the pair, stacktest's: index 0 IPv4, 1 IPv6.
+var addrA, addrB = stacktest.AddrA, stacktest.AddrB
 
 // pairConfig varies newPair.
 type pairConfig struct {
@@ -46,7 +44,7 @@ func testCtx(t testing.TB) context.Context {
 	return ctx
 }
 
-// pair is two stacks joined by an asynchronous pipe, with a Net on each.
+// pair is two stacks joined by an asynchronous pipe (stacktest.Pair), with a Net on each.
 type pair struct {
 	a, b       *stack.Stack
 	na, nb     *Net
@@ -56,68 +54,15 @@ type pair struct {
 	ev *stacktest.Evidence
 }
 
-// newPair joins two stacks by an asynchronous pipe; when the test ends both are closed and
-// checked: pools at zero, no goroutine left; if the test failed, both stacks' connections,
-// counters and the pipe are logged first (stacktest.OnFail, p.ev).
+// newPair joins two stacks by an asynchronous pipe (stacktest.NewPair: when the test ends
+// both are closed and checked, pools at zero and no goroutine left, after the evidence if
+// it failed) and waits for duplicate address detection.
 func newPair(t testing.TB, c pairConfig) *pair {
 	t.Helper()
-	stacktest.NoGoroutineLeak(t)
-	if c.opts == (opt.Options{}) {
-		c.opts = opt.Tunnel()
-	}
-	if c.medium == 0 {
-		c.medium = link.MediumIP
-	}
-	pa, pb := pipe.New(pipe.Config{MTU: 1500, Medium: c.medium, QueueLen: c.queueLen})
-	p := &pair{}
-	var err error
-	if p.a, err = stack.New(stack.Config{Options: c.opts, Seed: 1}); err != nil {
-		t.Fatal(err)
-	}
-	stacktest.Closed(t, p.a)
-	if p.b, err = stack.New(stack.Config{Options: c.opts, Seed: 2}); err != nil {
-		t.Fatal(err)
-	}
-	stacktest.Closed(t, p.b)
-	var epA link.Endpoint = pa
-	linksA := []any{pa}
-	if c.wrapA != nil {
-		epA = c.wrapA(pa)
-		linksA = []any{epA, pa}
-	}
-	// After Closed: the evidence prints while the stacks are still open.
-	p.ev = stacktest.OnFail(t, stacktest.Side{Name: "A " + addrA[0].String(), Stack: p.a, Links: linksA},
-		stacktest.Side{Name: "B " + addrB[0].String(), Stack: p.b, Links: []any{pb}})
-	if p.nifA, err = p.a.AddNetif(epA, stack.NetifConfig{Name: "a0", Addrs: []netip.Prefix{
-		netip.PrefixFrom(addrA[0], 24), netip.PrefixFrom(addrA[1], 64)}}); err != nil {
-		t.Fatal(err)
-	}
-	if p.nifB, err = p.b.AddNetif(pb, stack.NetifConfig{Name: "b0", Addrs: []netip.Prefix{
-		netip.PrefixFrom(addrB[0], 24), netip.PrefixFrom(addrB[1], 64)}}); err != nil {
-		t.Fatal(err)
-	}
-	p.na, p.nb = New(p.a), New(p.b)
-	waitUsable(t, p.a, addrA[1])
-	waitUsable(t, p.b, addrB[1])
+	sp := stacktest.NewPair(t, stacktest.PairConfig{Options: c.opts, Medium: c.medium, QueueLen: c.queueLen, WrapA: c.wrapA})
+	p := &pair{a: sp.A, b: sp.B, na: New(sp.A), nb: New(sp.B), nifA: sp.NetifA, nifB: sp.NetifB, ev: sp.Ev}
+	stacktest.WaitReady(t, p.nifA, p.nifB)
 	return p
-}
-
-// waitUsable waits for duplicate address detection to finish on a.
-func waitUsable(t testing.TB, s *stack.Stack, a netip.Addr) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		s.Lock()
-		ok := s.IP().IsLocal(a)
-		s.Unlock()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%v never became usable", a)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // tcpPair returns an established TCP connection from p.a to p.b (fam 0 IPv4, 1 IPv6),
@@ -134,38 +79,12 @@ func (p *pair) tcpPair(t testing.TB, fam int) (client, server *TCPConn) {
 	})
 }
 
-// connect runs dial while l accepts and returns both ends, each with ioTimeout as its
-// deadline and closed after the evidence when the test ends (p.ev); the caller closes l.
+// connect runs dial while l accepts and returns both ends (stacktest.Connect: each with
+// ioTimeout as its deadline and closed after the evidence when the test ends); the caller
+// closes l.
 func (p *pair) connect(t testing.TB, l *TCPListener, dial func() (*TCPConn, error)) (client, server *TCPConn) {
 	t.Helper()
-	type res struct {
-		c   *TCPConn
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		c, err := l.AcceptTCP()
-		ch <- res{c, err}
-	}()
-	client, err := dial()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.ev.Close(client)
-	var r res
-	select {
-	case r = <-ch:
-	case <-time.After(dialTimeout):
-		t.Fatalf("no connection accepted on %v within %v of the dial from %v", l.Addr(), dialTimeout, client.LocalAddr())
-	}
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	p.ev.Close(r.c)
-	deadline := time.Now().Add(ioTimeout)
-	client.SetDeadline(deadline)
-	r.c.SetDeadline(deadline)
-	return client, r.c
+	return stacktest.Connect(t, p.ev, ioTimeout, dial, l.AcceptTCP)
 }
 
 // dialAccept dials addr ("tcp") from p.na and accepts the connection on l (a
@@ -198,3 +117,55 @@ func shortOpts() opt.Options {
 }
 
 func fmtInt(i int) string { return strconv.Itoa(i) }
+
+// listen is n.Listen, failing t on an error; the listener is closed when the test ends.
+func listen(t testing.TB, n *Net, network, address string) net.Listener {
+	t.Helper()
+	l, err := n.Listen(network, address)
+	return opened(t, l, err, "listen", network, address)
+}
+
+// listenPacket is n.ListenPacket, failing t on an error; the socket is closed when the
+// test ends.
+func listenPacket(t testing.TB, n *Net, network, address string) net.PacketConn {
+	t.Helper()
+	c, err := n.ListenPacket(network, address)
+	return opened(t, c, err, "listen", network, address)
+}
+
+// dial is n.Dial, failing t on an error; the conn is closed when the test ends.
+func dial(t testing.TB, n *Net, network, address string) net.Conn {
+	t.Helper()
+	c, err := n.Dial(network, address)
+	return opened(t, c, err, "dial", network, address)
+}
+
+// opened returns c, what op on network and address opened, or fails t with err; c is
+// closed when the test ends.
+func opened[C io.Closer](t testing.TB, c C, err error, op, network, address string) C {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s %s %s: %v", op, network, address, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// sockopt is an int option and a value.
+type sockopt struct{ level, name, v int }
+
+// setGet sets each option on c and checks that it reads back the value set.
+func setGet(t testing.TB, c interface {
+	SetsockoptInt(level, name, v int) error
+	GetsockoptInt(level, name int) (int, error)
+}, opts []sockopt) {
+	t.Helper()
+	for _, o := range opts {
+		if err := c.SetsockoptInt(o.level, o.name, o.v); err != nil {
+			t.Fatalf("set %d/%d: %v", o.level, o.name, err)
+		}
+		if v, err := c.GetsockoptInt(o.level, o.name); err != nil || v != o.v {
+			t.Fatalf("get %d/%d = %d %v, want %d", o.level, o.name, v, err, o.v)
+		}
+	}
+}

@@ -20,10 +20,7 @@ import (
 // dialing through wisp.
 func TestHTTP(t *testing.T) {
 	p := newPair(t, pairConfig{})
-	l, err := p.nb.Listen("tcp", "[fd42:5eed::2]:80")
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := listen(t, p.nb, "tcp", "[fd42:5eed::2]:80")
 	body := strings.Repeat("wisp ", 100000)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, body)

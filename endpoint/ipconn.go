@@ -4,8 +4,6 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"sync/atomic"
-	"time"
 
 	"github.com/wispstack/wisp/endpoint/netconn"
 )
@@ -31,15 +29,10 @@ import (
 // Copies wait in a mailbox of at most UDPRecvMboxSize packets; beyond, they are dropped.
 // Every method is safe for concurrent use; Close unblocks every reader.
 type IPConn struct {
-	n       *Net
-	c       *netconn.RawConn
-	network string
-	v6      bool
-	laddr   *net.IPAddr
-	raddr   *net.IPAddr // nil when not connected
-
-	pktinfo atomic.Bool
-	timeo   callTimeouts
+	dgramSock
+	c     *netconn.RawConn
+	v6    bool
+	raddr *net.IPAddr // nil when not connected
 }
 
 // ipAddrOf converts a *net.IPAddr (nil or without IP: the invalid address).
@@ -111,7 +104,7 @@ func (n *Net) openIP(network string, f family, proto uint8, laddr, raddr netip.A
 		}
 		return nil, opError(op, network, la, ra, err)
 	}
-	ic := &IPConn{n: n, c: c, network: network, v6: v6}
+	ic := &IPConn{dgramSock: dgramSock{n: n, ipc: c, network: network}, c: c, v6: v6}
 	la := c.LocalAddr()
 	if !la.IsValid() {
 		la = netip.IPv4Unspecified()
@@ -180,10 +173,6 @@ func (n *Net) ListenIP(network string, laddr *net.IPAddr) (*IPConn, error) {
 		return nil, opError("listen", network, nil, laddr, errAFNoSupport)
 	}
 	return n.openIP(network, f, proto, la, netip.Addr{})
-}
-
-func (c *IPConn) err(op string, dst net.Addr, err error) error {
-	return opError(op, c.network, c.laddr, dst, err)
 }
 
 func (c *IPConn) remote() net.Addr {
@@ -303,38 +292,6 @@ func (c *IPConn) LocalAddr() net.Addr { return c.laddr }
 
 // RemoteAddr returns the connected peer (a *net.IPAddr), or nil.
 func (c *IPConn) RemoteAddr() net.Addr { return c.remote() }
-
-// SetDeadline sets the read and write deadlines.
-func (c *IPConn) SetDeadline(t time.Time) error {
-	return c.err("set", nil, c.timeo.setDeadlines(c.c, true, true, t))
-}
-
-// SetReadDeadline sets the deadline of reads, those in progress included.
-func (c *IPConn) SetReadDeadline(t time.Time) error {
-	return c.err("set", nil, c.timeo.setDeadlines(c.c, true, false, t))
-}
-
-// SetWriteDeadline sets the deadline of writes (which never wait for room).
-func (c *IPConn) SetWriteDeadline(t time.Time) error {
-	return c.err("set", nil, c.timeo.setDeadlines(c.c, false, true, t))
-}
-
-// SetReadBuffer bounds the bytes of packets queued for reading (on top of the
-// UDPRecvMboxSize packet count).
-func (c *IPConn) SetReadBuffer(bytes int) error {
-	if bytes <= 0 {
-		return c.err("set", nil, errInval)
-	}
-	return c.err("set", nil, c.c.SetReadBuffer(bytes))
-}
-
-// SetWriteBuffer is accepted for compatibility: raw sends are not buffered by the socket.
-func (c *IPConn) SetWriteBuffer(bytes int) error {
-	if bytes <= 0 {
-		return c.err("set", nil, errInval)
-	}
-	return nil
-}
 
 // Drops returns the packets dropped because the mailbox was full.
 func (c *IPConn) Drops() uint64 { return c.c.Drops() }

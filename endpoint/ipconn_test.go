@@ -17,15 +17,9 @@ func TestIPConnExchange(t *testing.T) {
 	p := newPair(t, pairConfig{})
 	for fam, network := range []string{"ip4:253", "ip6:253"} {
 		wild := []string{"0.0.0.0", "::"}[fam]
-		pc, err := p.nb.ListenPacket(network, wild)
-		if err != nil {
-			t.Fatal(err)
-		}
+		pc := listenPacket(t, p.nb, network, wild)
 		srv := pc.(*IPConn)
-		c, err := p.na.Dial(network, addrB[fam].String())
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := dial(t, p.na, network, addrB[fam].String())
 		cli := c.(*IPConn)
 		if la, ok := srv.LocalAddr().(*net.IPAddr); !ok || la.Network() != "ip" || !la.IP.IsUnspecified() {
 			t.Fatalf("%s: local %#v", network, srv.LocalAddr())
@@ -103,10 +97,7 @@ func TestIPConnRawICMP(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ping, err := p.na.Dial([]string{"ping4", "ping6"}[fam], addrB[fam].String())
-		if err != nil {
-			t.Fatal(err)
-		}
+		ping := dial(t, p.na, []string{"ping4", "ping6"}[fam], addrB[fam].String())
 		req := []byte{[]byte{8, 128}[fam], 0, 0, 0, 0, 0, 0, 9, 'r', 'a', 'w'}
 		if _, err := ping.Write(req); err != nil {
 			t.Fatal(err)
@@ -190,10 +181,7 @@ func TestIPConnChecksum(t *testing.T) {
 
 func TestIPConnSockopts(t *testing.T) {
 	p := newPair(t, pairConfig{})
-	pc, err := p.na.ListenPacket("ip:253", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc := listenPacket(t, p.na, "ip:253", "")
 	c := pc.(*IPConn)
 	defer c.Close()
 	if la := c.LocalAddr().(*net.IPAddr); len(la.IP) != 4 {
@@ -212,26 +200,19 @@ func TestIPConnSockopts(t *testing.T) {
 			t.Fatalf("get %d/%d = %d %v, want %d", o.level, o.name, v, err, o.want)
 		}
 	}
-	for _, o := range []struct{ level, name, v int }{
+	setGet(t, c, []sockopt{
 		{unix.IPPROTO_IP, unix.IP_TTL, 33},
 		{unix.IPPROTO_IP, unix.IP_TOS, 0x10},
 		{unix.IPPROTO_IP, unix.IP_MULTICAST_TTL, 5},
 		{unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP, 0},
 		{unix.SOL_SOCKET, unix.SO_RCVBUF, 4096},
 		{unix.SOL_SOCKET, unix.SO_RCVTIMEO, 20},
-	} {
-		if err := c.SetsockoptInt(o.level, o.name, o.v); err != nil {
-			t.Fatalf("set %d/%d: %v", o.level, o.name, err)
-		}
-		if v, err := c.GetsockoptInt(o.level, o.name); err != nil || v != o.v {
-			t.Fatalf("get %d/%d = %d %v, want %d", o.level, o.name, v, err, o.v)
-		}
-	}
+	})
 	isErrno(t, c.SetsockoptInt(unix.IPPROTO_IP, unix.IP_TTL, 0), syscall.EINVAL)
 	isErrno(t, c.SetsockoptInt(unix.SOL_SOCKET, unix.SO_REUSEADDR, 1), syscall.EINVAL)
 	isErrno(t, c.SetsockoptInt(99, 99, 1), syscall.ENOPROTOOPT)
 	// SO_RCVTIMEO: a read with nothing to read fails with EAGAIN.
-	_, err = c.Read(make([]byte, 8))
+	_, err := c.Read(make([]byte, 8))
 	isErrno(t, err, syscall.EAGAIN)
 }
 

@@ -55,10 +55,7 @@ func (n *Net) listenTCP(network string, f family, laddr netip.AddrPort, bo bindO
 // ListenTCP listens as net.ListenTCP: network "tcp", "tcp4" or "tcp6"; laddr nil or with
 // a nil IP listens on every address (dual-stack on "tcp"), port 0 picks a free port.
 func (n *Net) ListenTCP(network string, laddr *net.TCPAddr) (*TCPListener, error) {
-	k, f, err := parseNetwork(network)
-	if err == nil && k != kindTCP {
-		err = net.UnknownNetworkError(network)
-	}
+	f, err := parseNetwork(network, kindTCP)
 	if err != nil {
 		return nil, opError("listen", network, nil, laddr, err)
 	}

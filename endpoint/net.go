@@ -258,10 +258,7 @@ type bindOpts struct {
 
 // Listen announces on the local address (see Net.Listen).
 func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (net.Listener, error) {
-	k, f, err := parseNetwork(network)
-	if err == nil && k != kindTCP {
-		err = net.UnknownNetworkError(network)
-	}
+	f, err := parseNetwork(network, kindTCP)
 	if err != nil {
 		return nil, opError("listen", network, nil, nil, err)
 	}

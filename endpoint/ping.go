@@ -19,7 +19,6 @@ type PingConn struct {
 	network string
 	laddr   *PingAddr
 	raddr   *PingAddr // nil when not connected
-	opts    udpOpts   // ttl, tos, multicast and timeouts reported by GetsockoptInt
 }
 
 // dialPing opens a ping socket bound to laddr (invalid: any of raddr's family) and
@@ -69,7 +68,6 @@ func (n *Net) dialPing(network string, laddr, raddr netip.Addr) (*PingConn, erro
 	if raddr.IsValid() {
 		pc.raddr = PingAddrFromAddr(raddr)
 	}
-	pc.opts.ttl, pc.opts.mcastTTL, pc.opts.mcastLoop = int(n.s.Options().IPDefaultTTL), 1, true
 	return pc, nil
 }
 

@@ -17,50 +17,44 @@ func (c *PingConn) SetTTL(ttl int) error {
 // GetsockoptInt reads an option: SO_TYPE, SO_ACCEPTCONN, SO_ERROR, IP_TTL /
 // IPV6_UNICAST_HOPS, IPV6_CHECKSUM (ICMPv6: always 2).
 func (c *PingConn) GetsockoptInt(level, name int) (int, error) {
-	v6 := c.laddr.addr.Is6()
-	switch (optKey{level, name}) {
-	case optKey{unix.SOL_SOCKET, unix.SO_TYPE}:
-		return unix.SOCK_DGRAM, nil
-	case optKey{unix.SOL_SOCKET, unix.SO_ACCEPTCONN}, optKey{unix.SOL_SOCKET, unix.SO_ERROR}:
-		return 0, nil
-	case optKey{unix.IPPROTO_IP, unix.IP_TTL}, optKey{unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS}:
-		c.opts.mu.Lock()
-		defer c.opts.mu.Unlock()
-		return c.opts.ttl, nil
-	case optKey{unix.IPPROTO_IPV6, unix.IPV6_CHECKSUM}:
-		if v6 {
-			return icmp6ChecksumOffset, nil
-		}
-	}
-	return 0, c.err("get", nil, errNoProtoOpt)
+	v, err := pingOptTable.get(c, level, name)
+	return v, c.err("get", nil, err)
 }
 
 // SetsockoptInt changes an option: IP_TTL / IPV6_UNICAST_HOPS (-1: the default).
 // IPV6_CHECKSUM accepts only 2, the fixed ICMPv6 offset.
 func (c *PingConn) SetsockoptInt(level, name, v int) error {
-	v6 := c.laddr.addr.Is6()
-	switch (optKey{level, name}) {
-	case optKey{unix.IPPROTO_IP, unix.IP_TTL}, optKey{unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS}:
-		if !checkTTL(v) {
-			return c.err("set", nil, errInval)
-		}
-		if v == -1 {
-			v = int(c.n.s.Options().IPDefaultTTL)
-		}
-		c.opts.mu.Lock()
-		defer c.opts.mu.Unlock()
-		if err := c.c.SetTTL(uint8(v)); err != nil {
-			return c.err("set", nil, err)
-		}
-		c.opts.ttl = v
-		return nil
-	case optKey{unix.IPPROTO_IPV6, unix.IPV6_CHECKSUM}:
-		if v6 {
-			if v != icmp6ChecksumOffset {
-				return c.err("set", nil, errInval)
+	return c.err("set", nil, pingOptTable.set(c, level, name, v))
+}
+
+// pingOptTable is a PingConn's options; the TTL lives on the PCB.
+var pingOptTable = newOptTable(optTable[*PingConn]{
+	soType:       {get: constant[*PingConn](unix.SOCK_DGRAM)},
+	soAcceptConn: {get: constant[*PingConn](0)},
+	soError:      {get: constant[*PingConn](0)},
+	ipTTL: {
+		get: func(c *PingConn) (int, error) {
+			o, err := c.c.Sockopts()
+			so := c.n.s.Options()
+			return reportTTL(o.TTL, &so), err
+		},
+		set: func(c *PingConn, v int) error { return setTTL(v, c.n.s.Options().IPDefaultTTL, c.c.SetTTL) },
+	},
+	ipv6Checksum: {
+		get: func(c *PingConn) (int, error) {
+			if !c.laddr.addr.Is6() {
+				return 0, errNoProtoOpt
+			}
+			return icmp6ChecksumOffset, nil
+		},
+		set: func(c *PingConn, v int) error {
+			switch {
+			case !c.laddr.addr.Is6():
+				return errNoProtoOpt
+			case v != icmp6ChecksumOffset:
+				return errInval
 			}
 			return nil
-		}
-	}
-	return c.err("set", nil, errNoProtoOpt)
-}
+		},
+	},
+})

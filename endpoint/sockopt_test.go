@@ -13,7 +13,7 @@ import (
 func TestSockoptTCP(t *testing.T) {
 	p := newPair(t, pairConfig{})
 	c, _ := p.tcpPair(t, 0)
-	set := []struct{ level, name, v int }{
+	set := []sockopt{
 		{unix.IPPROTO_TCP, unix.TCP_NODELAY, 0},
 		{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
 		{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 30},
@@ -26,14 +26,7 @@ func TestSockoptTCP(t *testing.T) {
 		{unix.SOL_SOCKET, unix.SO_SNDBUF, 16384},
 		{unix.SOL_SOCKET, unix.SO_RCVTIMEO, 20},
 	}
-	for _, o := range set {
-		if err := c.SetsockoptInt(o.level, o.name, o.v); err != nil {
-			t.Fatalf("set %d/%d: %v", o.level, o.name, err)
-		}
-		if v, err := c.GetsockoptInt(o.level, o.name); err != nil || v != o.v {
-			t.Fatalf("get %d/%d = %d %v, want %d", o.level, o.name, v, err, o.v)
-		}
-	}
+	setGet(t, c, set)
 	if v, _ := c.GetsockoptInt(unix.SOL_SOCKET, unix.SO_TYPE); v != unix.SOCK_STREAM {
 		t.Fatal("SO_TYPE", v)
 	}
@@ -67,7 +60,7 @@ func TestSockoptUDP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	set := []struct{ level, name, v int }{
+	set := []sockopt{
 		{unix.SOL_SOCKET, unix.SO_BROADCAST, 1},
 		{unix.SOL_SOCKET, unix.SO_NO_CHECK, 1},
 		{unix.IPPROTO_IP, unix.IP_TTL, 7},
@@ -78,14 +71,7 @@ func TestSockoptUDP(t *testing.T) {
 		{unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_HOPS, 9},
 		{unix.SOL_SOCKET, unix.SO_RCVBUF, 9000},
 	}
-	for _, o := range set {
-		if err := c.SetsockoptInt(o.level, o.name, o.v); err != nil {
-			t.Fatalf("set %d/%d: %v", o.level, o.name, err)
-		}
-		if v, err := c.GetsockoptInt(o.level, o.name); err != nil || v != o.v {
-			t.Fatalf("get %d/%d = %d %v, want %d", o.level, o.name, v, err, o.v)
-		}
-	}
+	setGet(t, c, set)
 	if v, _ := c.GetsockoptInt(unix.IPPROTO_IPV6, unix.IPV6_V6ONLY); v != 0 {
 		t.Fatal("dual-stack socket reports V6ONLY", v)
 	}

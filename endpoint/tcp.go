@@ -33,18 +33,13 @@ type TCPConn struct {
 	resetShown   atomic.Bool // a Read or Write reported ECONNRESET (see afterReset)
 }
 
-// tcpOpts are the option values a TCPConn reports back through GetsockoptInt.
+// tcpOpts are the option values a TCPConn reports that its PCB holds but does not report:
+// transport/tcp has no getter for them yet (tcp.PCB.TTL, TOS, ReuseAddr, V6Only). Every
+// other option is read from the PCB through netconn.
 type tcpOpts struct {
-	mu                 sync.Mutex
-	ka                 keepVals
-	noDelay, reuseAddr bool
-	v6only             bool
-	cork               bool
-	linger             int
-	rcvBuf, sndBuf     int
-	ttl, tos           int
-	userTimeout        time.Duration
-	notSentLowat       int
+	mu                sync.Mutex // also serializes keep-alive's read-modify-write
+	reuseAddr, v6only bool       // set before bind
+	ttl, tos          int
 }
 
 func (n *Net) newTCPConn(network string, v6sock bool, c *netconn.TCPConn) *TCPConn {
@@ -55,12 +50,7 @@ func (n *Net) newTCPConn(network string, v6sock bool, c *netconn.TCPConn) *TCPCo
 }
 
 func (c *TCPConn) initOpts() {
-	o := c.n.s.Options()
-	c.opts.ka = keepVals{idle: o.TCPKeepIdle, intvl: o.TCPKeepIntvl, cnt: o.TCPKeepCnt}
-	c.opts.noDelay = true // as Go's net does
-	c.opts.linger = -1
-	c.opts.rcvBuf, c.opts.sndBuf = o.TCPWnd, o.TCPSndBuf
-	c.opts.ttl = int(o.TCPTTL)
+	c.opts.ttl = int(c.n.s.Options().TCPTTL)
 }
 
 func (c *TCPConn) setAddrs() {
@@ -320,10 +310,7 @@ func (n *Net) DialTCP(network string, laddr, raddr *net.TCPAddr) (*TCPConn, erro
 
 // DialContextTCP is DialTCP with a context bounding the connect.
 func (n *Net) DialContextTCP(ctx context.Context, network string, laddr, raddr *net.TCPAddr) (*TCPConn, error) {
-	k, f, err := parseNetwork(network)
-	if err == nil && k != kindTCP {
-		err = net.UnknownNetworkError(network)
-	}
+	f, err := parseNetwork(network, kindTCP)
 	if err != nil {
 		return nil, opError("dial", network, laddr, raddr, err)
 	}

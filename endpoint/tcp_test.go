@@ -72,11 +72,7 @@ func TestTCPCopyBothWays(t *testing.T) {
 func TestTCPAddrs(t *testing.T) {
 	p := newPair(t, pairConfig{})
 	// A "tcp" listener on ":port" is dual-stack: an IPv4 peer is reported v4-mapped.
-	l, err := p.nb.Listen("tcp", ":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := listen(t, p.nb, "tcp", ":0")
 	port := l.Addr().(*net.TCPAddr).Port
 	ctx := testCtx(t)
 	go func() {

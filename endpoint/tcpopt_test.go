@@ -22,22 +22,14 @@ import (
 func TestSockoptTCPLinux(t *testing.T) {
 	p := newPair(t, pairConfig{})
 	c, _ := p.tcpPair(t, 0)
-	set := []struct{ name, v int }{
-		{unix.TCP_USER_TIMEOUT, 2500},
-		{unix.TCP_CORK, 1},
-		{unix.TCP_NOTSENT_LOWAT, 16384},
-		{unix.TCP_CORK, 0},
-		{unix.TCP_USER_TIMEOUT, 0},
-		{unix.TCP_NOTSENT_LOWAT, 0},
-	}
-	for _, o := range set {
-		if err := c.SetsockoptInt(unix.IPPROTO_TCP, o.name, o.v); err != nil {
-			t.Fatalf("set %d = %d: %v", o.name, o.v, err)
-		}
-		if v, err := c.GetsockoptInt(unix.IPPROTO_TCP, o.name); err != nil || v != o.v {
-			t.Fatalf("get %d = %d %v, want %d", o.name, v, err, o.v)
-		}
-	}
+	setGet(t, c, []sockopt{
+		{unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, 2500},
+		{unix.IPPROTO_TCP, unix.TCP_CORK, 1},
+		{unix.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT, 16384},
+		{unix.IPPROTO_TCP, unix.TCP_CORK, 0},
+		{unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, 0},
+		{unix.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT, 0},
+	})
 	if err := c.SetsockoptInt(unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, 1234); err != nil || c.UserTimeout() != 1234*time.Millisecond {
 		t.Fatalf("TCP_USER_TIMEOUT 1234 ms: %v, UserTimeout %v", err, c.UserTimeout())
 	}
@@ -149,6 +141,17 @@ func TestDialerMSS(t *testing.T) {
 	defer pc.Close()
 	if v, err := pc.GetsockoptInt(unix.IPPROTO_TCP, unix.TCP_MAXSEG); v != 536 || err != nil {
 		t.Errorf("TCP_MAXSEG while connecting = %d %v, want 536", v, err)
+	}
+	// The other options read what a new connection starts with, without waiting.
+	for _, o := range []struct{ level, name, v int }{
+		{unix.IPPROTO_TCP, unix.TCP_NODELAY, 1},
+		{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 0},
+		{unix.SOL_SOCKET, unix.SO_LINGER, -1},
+		{unix.IPPROTO_TCP, unix.TCP_CORK, 0},
+	} {
+		if v, err := pc.GetsockoptInt(o.level, o.name); v != o.v || err != nil {
+			t.Errorf("get %d/%d while connecting = %d %v, want %d", o.level, o.name, v, err, o.v)
+		}
 	}
 }
 

@@ -4,72 +4,207 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/wispstack/wisp/endpoint/netconn"
 )
 
 // GetsockoptInt reads an option (see the package's sockopt documentation): SO_REUSEADDR,
-// SO_KEEPALIVE, SO_RCVBUF, SO_SNDBUF, SO_ERROR (the pending error, then cleared), SO_TYPE,
-// SO_ACCEPTCONN, SO_RCVTIMEO / SO_SNDTIMEO (ms), IP_TTL, IP_TOS, IPV6_V6ONLY,
-// IPV6_UNICAST_HOPS, IPV6_TCLASS, TCP_NODELAY, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT,
-// TCP_MAXSEG (the effective send MSS, not the value set: see MSS), TCP_USER_TIMEOUT (ms),
-// TCP_CORK, TCP_NOTSENT_LOWAT (bytes).
+// SO_KEEPALIVE, SO_RCVBUF, SO_SNDBUF, SO_LINGER, SO_ERROR (the pending error, then
+// cleared), SO_TYPE, SO_ACCEPTCONN, SO_RCVTIMEO / SO_SNDTIMEO (ms), IP_TTL, IP_TOS,
+// IPV6_V6ONLY, IPV6_UNICAST_HOPS, IPV6_TCLASS, TCP_NODELAY, TCP_KEEPIDLE, TCP_KEEPINTVL,
+// TCP_KEEPCNT, TCP_MAXSEG (the effective send MSS, not the value set: see MSS),
+// TCP_USER_TIMEOUT (ms), TCP_CORK, TCP_NOTSENT_LOWAT (bytes).
 func (c *TCPConn) GetsockoptInt(level, name int) (int, error) {
-	v, err := c.getInt(level, name)
+	v, err := tcpOptTable.get(c, level, name)
 	return v, c.err("get", err)
 }
 
-func (c *TCPConn) getInt(level, name int) (int, error) {
-	if level == unix.IPPROTO_TCP && name == unix.TCP_MAXSEG {
-		return c.MSS(), nil // the PCB's effective MSS, not the value set
+// SetsockoptInt changes an option: SO_KEEPALIVE, SO_RCVBUF, SO_SNDBUF, SO_LINGER,
+// SO_RCVTIMEO / SO_SNDTIMEO (ms), IP_TTL / IPV6_UNICAST_HOPS, IP_TOS / IPV6_TCLASS,
+// TCP_NODELAY, TCP_KEEPIDLE (TCPKeepAlive), TCP_KEEPINTVL, TCP_KEEPCNT, TCP_MAXSEG ([88,
+// 65495]; 0 removes the cap), TCP_USER_TIMEOUT (ms; 0 off), TCP_CORK, TCP_NOTSENT_LOWAT
+// (bytes; 0 off). Negative values of the last four fail with EINVAL. TCP_MAXSEG set here
+// caps what this side sends; to lower the MSS the SYN announces, set it before connect
+// with Dialer.MSS. SO_REUSEADDR and IPV6_V6ONLY act at bind, which Dial and Accept have
+// done: both fail with EINVAL (Linux fails IPV6_V6ONLY so, and accepts a useless
+// SO_REUSEADDR; wisp does not pretend). Set them before bind with Dialer.ReuseAddr and
+// ListenConfig.ReuseAddr / V6Only.
+func (c *TCPConn) SetsockoptInt(level, name, v int) error {
+	return c.err("set", tcpOptTable.set(c, level, name, v))
+}
+
+// tcpOptTable is a TCPConn's options: the values live on the PCB, reached through netconn,
+// except the few tcpOpts keeps.
+var tcpOptTable = newOptTable(
+	timeoOpts(func(c *TCPConn) *callTimeouts { return &c.timeo }, (*TCPConn).deadliner),
+	optTable[*TCPConn]{
+		soType:       {get: constant[*TCPConn](unix.SOCK_STREAM)},
+		soAcceptConn: {get: constant[*TCPConn](0)},
+		soError:      {get: func(c *TCPConn) (int, error) { return soErrno(c.soError()), nil }},
+		soReuseAddr:  {get: tcpOptsGet(func(o *tcpOpts) int { return b2i(o.reuseAddr) }), set: afterBind[*TCPConn]},
+		{unix.SOL_SOCKET, unix.SO_KEEPALIVE}: {
+			get: tcpGet(func(o *netconn.TCPSockopts) int { return b2i(o.KeepAlive.On) }),
+			set: func(c *TCPConn, v int) error {
+				return c.setKeepAlive(func(k *netconn.KeepAlive) { k.On = v != 0 })
+			},
+		},
+		soRcvBuf: {
+			get: tcpGet(func(o *netconn.TCPSockopts) int { return o.ReadBuffer }),
+			set: tcpSet(positive, (*netconn.TCPConn).SetReadBuffer),
+		},
+		soSndBuf: {
+			get: tcpGet(func(o *netconn.TCPSockopts) int { return o.WriteBuffer }),
+			set: tcpSet(positive, (*netconn.TCPConn).SetWriteBuffer),
+		},
+		{unix.SOL_SOCKET, unix.SO_LINGER}: {
+			get: tcpGet(func(o *netconn.TCPSockopts) int { return o.Linger }),
+			set: tcpSet(nil, (*netconn.TCPConn).SetLinger),
+		},
+		ipTTL: {
+			get: tcpOptsGet(func(o *tcpOpts) int { return o.ttl }),
+			set: func(c *TCPConn, v int) error {
+				return setTTL(v, c.n.s.Options().TCPTTL, func(ttl uint8) error { return c.setByte(int(ttl), true) })
+			},
+		},
+		ipTOS: {
+			get: tcpOptsGet(func(o *tcpOpts) int { return o.tos }),
+			set: func(c *TCPConn, v int) error {
+				tos, ok := checkTOS(v)
+				if !ok {
+					return errInval
+				}
+				return c.setByte(int(tos), false)
+			},
+		},
+		ipv6V6Only: {
+			get: func(c *TCPConn) (int, error) {
+				if !c.v6sock {
+					return 0, errNoProtoOpt
+				}
+				return tcpOptsGet(func(o *tcpOpts) int { return b2i(o.v6only) })(c)
+			},
+			set: func(c *TCPConn, v int) error {
+				if !c.v6sock {
+					return errNoProtoOpt
+				}
+				return errInval
+			},
+		},
+		{unix.IPPROTO_TCP, unix.TCP_NODELAY}: {
+			get: tcpGet(func(o *netconn.TCPSockopts) int { return b2i(o.NoDelay) }),
+			set: tcpSet(nil, func(nc *netconn.TCPConn, v int) error { return nc.SetNoDelay(v != 0) }),
+		},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE}: {
+			get: tcpGet(func(o *netconn.TCPSockopts) int { return int(o.KeepAlive.Idle.Seconds()) }),
+			set: keepSeconds(func(k *netconn.KeepAlive) *time.Duration { return &k.Idle }),
+		},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL}: {
+			get: tcpGet(func(o *netconn.TCPSockopts) int { return int(o.KeepAlive.Intvl.Seconds()) }),
+			set: keepSeconds(func(k *netconn.KeepAlive) *time.Duration { return &k.Intvl }),
+		},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPCNT}: {
+			get: tcpGet(func(o *netconn.TCPSockopts) int { return o.KeepAlive.Cnt }),
+			set: func(c *TCPConn, v int) error {
+				if v <= 0 || v > 127 {
+					return errInval
+				}
+				return c.setKeepAlive(func(k *netconn.KeepAlive) { k.Cnt = v })
+			},
+		},
+		{unix.IPPROTO_TCP, unix.TCP_MAXSEG}: {
+			get: func(c *TCPConn) (int, error) { return c.MSS(), nil }, // the effective MSS, not the value set
+			set: tcpSet(nonNegative, (*netconn.TCPConn).SetMSS),
+		},
+		{unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT}: {
+			get: tcpGet(func(o *netconn.TCPSockopts) int { return int(o.UserTimeout.Milliseconds()) }),
+			set: func(c *TCPConn, v int) error {
+				d, ok := msDuration(v)
+				if !ok {
+					return errInval
+				}
+				return c.setConn(func(nc *netconn.TCPConn) error { return nc.SetUserTimeout(d) })
+			},
+		},
+		{unix.IPPROTO_TCP, unix.TCP_CORK}: {
+			get: tcpGet(func(o *netconn.TCPSockopts) int { return b2i(o.Cork) }),
+			set: tcpSet(nil, func(nc *netconn.TCPConn, v int) error { return nc.SetCork(v != 0) }),
+		},
+		{unix.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT}: {
+			get: tcpGet(func(o *netconn.TCPSockopts) int { return o.NotSentLowat }),
+			set: tcpSet(nonNegative, (*netconn.TCPConn).SetNotSentLowat),
+		},
+	},
+)
+
+func positive(v int) bool    { return v > 0 }
+func nonNegative(v int) bool { return v >= 0 }
+
+// tcpGet makes a get that reads the connection's options (see sockopts) with f.
+func tcpGet(f func(o *netconn.TCPSockopts) int) func(*TCPConn) (int, error) {
+	return func(c *TCPConn) (int, error) {
+		o := c.sockopts()
+		return f(&o), nil
 	}
-	o := &c.opts
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	switch (optKey{level, name}) {
-	case optKey{unix.SOL_SOCKET, unix.SO_TYPE}:
-		return unix.SOCK_STREAM, nil
-	case optKey{unix.SOL_SOCKET, unix.SO_ACCEPTCONN}:
-		return 0, nil
-	case optKey{unix.SOL_SOCKET, unix.SO_REUSEADDR}:
-		return b2i(o.reuseAddr), nil
-	case optKey{unix.SOL_SOCKET, unix.SO_KEEPALIVE}:
-		return b2i(o.ka.on), nil
-	case optKey{unix.SOL_SOCKET, unix.SO_RCVBUF}:
-		return o.rcvBuf, nil
-	case optKey{unix.SOL_SOCKET, unix.SO_SNDBUF}:
-		return o.sndBuf, nil
-	case optKey{unix.SOL_SOCKET, unix.SO_RCVTIMEO}:
-		return int(c.timeo.get(true).Milliseconds()), nil
-	case optKey{unix.SOL_SOCKET, unix.SO_SNDTIMEO}:
-		return int(c.timeo.get(false).Milliseconds()), nil
-	case optKey{unix.SOL_SOCKET, unix.SO_LINGER}:
-		return o.linger, nil
-	case optKey{unix.SOL_SOCKET, unix.SO_ERROR}:
-		return soErrno(c.soError()), nil
-	case optKey{unix.IPPROTO_IP, unix.IP_TTL}, optKey{unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS}:
-		return o.ttl, nil
-	case optKey{unix.IPPROTO_IP, unix.IP_TOS}, optKey{unix.IPPROTO_IPV6, unix.IPV6_TCLASS}:
-		return o.tos, nil
-	case optKey{unix.IPPROTO_IPV6, unix.IPV6_V6ONLY}:
-		if !c.v6sock {
-			return 0, errNoProtoOpt
+}
+
+// tcpOptsGet makes a get that reads one of the values tcpOpts keeps.
+func tcpOptsGet(f func(o *tcpOpts) int) func(*TCPConn) (int, error) {
+	return func(c *TCPConn) (int, error) {
+		c.opts.mu.Lock()
+		defer c.opts.mu.Unlock()
+		return f(&c.opts), nil
+	}
+}
+
+// tcpSet makes a set that checks v with ok (nil: any value) and hands it to set on the
+// netconn conn.
+func tcpSet(ok func(v int) bool, set func(nc *netconn.TCPConn, v int) error) func(*TCPConn, int) error {
+	return func(c *TCPConn, v int) error {
+		if ok != nil && !ok(v) {
+			return errInval
 		}
-		return b2i(o.v6only), nil
-	case optKey{unix.IPPROTO_TCP, unix.TCP_NODELAY}:
-		return b2i(o.noDelay), nil
-	case optKey{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE}:
-		return int(o.ka.idle.Seconds()), nil
-	case optKey{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL}:
-		return int(o.ka.intvl.Seconds()), nil
-	case optKey{unix.IPPROTO_TCP, unix.TCP_KEEPCNT}:
-		return o.ka.cnt, nil
-	case optKey{unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT}:
-		return int(o.userTimeout.Milliseconds()), nil
-	case optKey{unix.IPPROTO_TCP, unix.TCP_CORK}:
-		return b2i(o.cork), nil
-	case optKey{unix.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT}:
-		return o.notSentLowat, nil
+		return c.setConn(func(nc *netconn.TCPConn) error { return set(nc, v) })
 	}
-	return 0, errNoProtoOpt
+}
+
+// keepSeconds makes the set of TCP_KEEPIDLE or TCP_KEEPINTVL (seconds), field's.
+func keepSeconds(field func(k *netconn.KeepAlive) *time.Duration) func(*TCPConn, int) error {
+	return func(c *TCPConn, v int) error {
+		d, ok := seconds(v)
+		if !ok {
+			return errInval
+		}
+		return c.setKeepAlive(func(k *netconn.KeepAlive) { *field(k) = d })
+	}
+}
+
+// setByte sets IP_TTL (ttl) or IP_TOS to v, on the PCB and in tcpOpts.
+func (c *TCPConn) setByte(v int, ttl bool) error {
+	return c.setConn(func(nc *netconn.TCPConn) error {
+		c.opts.mu.Lock()
+		defer c.opts.mu.Unlock()
+		if !ttl {
+			err := nc.SetTOS(uint8(v))
+			if err == nil {
+				c.opts.tos = v
+			}
+			return err
+		}
+		err := nc.SetTTL(uint8(v))
+		if err == nil {
+			c.opts.ttl = v
+		}
+		return err
+	})
+}
+
+// deadliner returns the conn SO_RCVTIMEO and SO_SNDTIMEO apply to (nil while a
+// StartDialTCP connect is in progress: it takes them when it ends).
+func (c *TCPConn) deadliner() deadliner {
+	if nc := c.currentConn(); nc != nil {
+		return nc
+	}
+	return nil
 }
 
 // soError is SO_ERROR: the connect's error for a StartDialTCP conn, else the pending
@@ -99,131 +234,6 @@ func soErrno(err error) int {
 	return int(unix.EIO)
 }
 
-// SetsockoptInt changes an option: SO_KEEPALIVE, SO_RCVBUF, SO_SNDBUF, SO_RCVTIMEO /
-// SO_SNDTIMEO (ms), IP_TTL / IPV6_UNICAST_HOPS, IP_TOS / IPV6_TCLASS, TCP_NODELAY,
-// TCP_KEEPIDLE (TCPKeepAlive), TCP_KEEPINTVL, TCP_KEEPCNT, TCP_MAXSEG ([88, 65495]; 0
-// removes the cap), TCP_USER_TIMEOUT (ms; 0 off), TCP_CORK, TCP_NOTSENT_LOWAT (bytes; 0
-// off). Negative values of the last four fail with EINVAL. TCP_MAXSEG set here caps what
-// this side sends; to lower the MSS the SYN announces, set it before connect with
-// Dialer.MSS. SO_REUSEADDR and IPV6_V6ONLY act at bind, which Dial and Accept have done:
-// both fail with EINVAL (Linux fails IPV6_V6ONLY so, and accepts a useless SO_REUSEADDR;
-// wisp does not pretend). Set them before bind with Dialer.ReuseAddr and
-// ListenConfig.ReuseAddr / V6Only.
-func (c *TCPConn) SetsockoptInt(level, name, v int) error {
-	return c.err("set", c.setInt(level, name, v))
-}
-
-func (c *TCPConn) setInt(level, name, v int) error {
-	switch (optKey{level, name}) {
-	case optKey{unix.SOL_SOCKET, unix.SO_KEEPALIVE}:
-		return c.setKeepAliveRaw(func(o *keepVals) { o.on = v != 0 })
-	case optKey{unix.SOL_SOCKET, unix.SO_RCVBUF}:
-		return unwrap(c.SetReadBuffer(v))
-	case optKey{unix.SOL_SOCKET, unix.SO_SNDBUF}:
-		return unwrap(c.SetWriteBuffer(v))
-	case optKey{unix.SOL_SOCKET, unix.SO_RCVTIMEO}, optKey{unix.SOL_SOCKET, unix.SO_SNDTIMEO}:
-		d, ok := msDuration(v)
-		if !ok {
-			return errInval
-		}
-		c.setTimeo(name == unix.SO_RCVTIMEO, d)
-		return nil
-	case optKey{unix.SOL_SOCKET, unix.SO_REUSEADDR}:
-		return errInval
-	case optKey{unix.SOL_SOCKET, unix.SO_LINGER}:
-		return unwrap(c.SetLinger(v))
-	case optKey{unix.IPPROTO_IP, unix.IP_TTL}, optKey{unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS}:
-		if !checkTTL(v) {
-			return errInval
-		}
-		if v == -1 {
-			v = int(c.n.s.Options().TCPTTL)
-		}
-		return c.setByte(v, true)
-	case optKey{unix.IPPROTO_IP, unix.IP_TOS}, optKey{unix.IPPROTO_IPV6, unix.IPV6_TCLASS}:
-		if v < -1 || v > 255 {
-			return errInval
-		}
-		return c.setByte(max(v, 0), false)
-	case optKey{unix.IPPROTO_IPV6, unix.IPV6_V6ONLY}:
-		if !c.v6sock {
-			return errNoProtoOpt
-		}
-		return errInval
-	case optKey{unix.IPPROTO_TCP, unix.TCP_NODELAY}:
-		return unwrap(c.SetNoDelay(v != 0))
-	case optKey{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE}, optKey{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL}:
-		d, ok := seconds(v)
-		if !ok {
-			return errInval
-		}
-		return c.setKeepAliveRaw(func(o *keepVals) {
-			if name == unix.TCP_KEEPIDLE {
-				o.idle = d
-			} else {
-				o.intvl = d
-			}
-		})
-	case optKey{unix.IPPROTO_TCP, unix.TCP_KEEPCNT}:
-		if v <= 0 || v > 127 {
-			return errInval
-		}
-		return c.setKeepAliveRaw(func(o *keepVals) { o.cnt = v })
-	case optKey{unix.IPPROTO_TCP, unix.TCP_MAXSEG}:
-		if v < 0 {
-			return errInval
-		}
-		return unwrap(c.SetMSS(v))
-	case optKey{unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT}:
-		d, ok := msDuration(v)
-		if !ok {
-			return errInval
-		}
-		return unwrap(c.SetUserTimeout(d))
-	case optKey{unix.IPPROTO_TCP, unix.TCP_CORK}:
-		return unwrap(c.SetCork(v != 0))
-	case optKey{unix.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT}:
-		return unwrap(c.SetNotSentLowat(v))
-	}
-	return errNoProtoOpt
-}
-
-func (c *TCPConn) setKeepAliveRaw(change func(o *keepVals)) error {
-	return unwrap(c.setKeepAlive(change))
-}
-
-func (c *TCPConn) setByte(v int, ttl bool) error {
-	nc, err := c.ready()
-	if err != nil {
-		return err
-	}
-	if ttl {
-		err = nc.SetTTL(uint8(v))
-	} else {
-		err = nc.SetTOS(uint8(v))
-	}
-	if err == nil {
-		c.opts.mu.Lock()
-		if ttl {
-			c.opts.ttl = v
-		} else {
-			c.opts.tos = v
-		}
-		c.opts.mu.Unlock()
-	}
-	return err
-}
-
-func (c *TCPConn) setTimeo(read bool, d time.Duration) {
-	var dl deadliner
-	if c.pending == nil {
-		dl = c.conn
-	} else if done, nc, _ := c.pending.state(); done && nc != nil {
-		dl = nc
-	}
-	c.timeo.set(dl, read, d)
-}
-
 // GetsockoptTimeval reads SO_RCVTIMEO or SO_SNDTIMEO as a struct timeval.
 func (c *TCPConn) GetsockoptTimeval(level, name int) (*unix.Timeval, error) {
 	if level != unix.SOL_SOCKET || name != unix.SO_RCVTIMEO && name != unix.SO_SNDTIMEO {
@@ -241,7 +251,7 @@ func (c *TCPConn) SetsockoptTimeval(level, name int, tv *unix.Timeval) error {
 	if !ok {
 		return c.err("set", errInval)
 	}
-	c.setTimeo(name == unix.SO_RCVTIMEO, d)
+	c.timeo.set(c.deadliner(), name == unix.SO_RCVTIMEO, d)
 	return nil
 }
 
@@ -250,12 +260,10 @@ func (c *TCPConn) GetsockoptLinger(level, name int) (*unix.Linger, error) {
 	if level != unix.SOL_SOCKET || name != unix.SO_LINGER {
 		return nil, c.err("get", errNoProtoOpt)
 	}
-	c.opts.mu.Lock()
-	defer c.opts.mu.Unlock()
-	if c.opts.linger < 0 {
-		return &unix.Linger{}, nil
+	if sec := c.sockopts().Linger; sec >= 0 {
+		return &unix.Linger{Onoff: 1, Linger: int32(sec)}, nil
 	}
-	return &unix.Linger{Onoff: 1, Linger: int32(c.opts.linger)}, nil
+	return &unix.Linger{}, nil
 }
 
 // SetsockoptLinger sets SO_LINGER from a struct linger (Onoff 0: the default graceful

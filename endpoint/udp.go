@@ -3,9 +3,6 @@ package endpoint
 import (
 	"net"
 	"net/netip"
-	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/wispstack/wisp/endpoint/netconn"
 )
@@ -17,44 +14,19 @@ import (
 // (or IPV6_RECVPKTINFO) enabled them. Every method is safe for concurrent use; Close
 // unblocks every reader.
 type UDPConn struct {
-	n       *Net
-	c       *netconn.UDPConn
-	network string
-	v6sock  bool
-	laddr   *net.UDPAddr
-	raddr   *net.UDPAddr // nil when not connected
-
-	pktinfo atomic.Bool
-	opts    udpOpts
-	timeo   callTimeouts
+	dgramSock
+	c      *netconn.UDPConn
+	v6sock bool
+	raddr  *net.UDPAddr // nil when not connected
 }
 
-// udpOpts are the option values a UDPConn reports back through GetsockoptInt.
-type udpOpts struct {
-	mu                            sync.Mutex
-	reuseAddr, broadcast, noCheck bool
-	v6only                        bool
-	rcvBuf                        int
-	ttl, tos                      int
-	mcastIf, mcastTTL             int
-	mcastLoop                     bool
-}
-
-func (n *Net) newUDPConn(network string, v6sock bool, c *netconn.UDPConn, o *netconn.UDPOptions) *UDPConn {
-	u := &UDPConn{n: n, c: c, network: network, v6sock: v6sock}
-	so := n.s.Options()
-	u.opts.reuseAddr, u.opts.v6only, u.opts.broadcast = o.ReuseAddr, o.V6Only, o.Broadcast
-	u.opts.ttl, u.opts.mcastTTL, u.opts.mcastLoop = int(so.IPDefaultTTL), 1, true
-	u.opts.rcvBuf = so.UDPRecvMboxSize * so.PbufPoolBufSize
-	u.laddr = udpAddrOf(c.LocalAddr(), v6sock)
+func (n *Net) newUDPConn(network string, v6sock bool, c *netconn.UDPConn) *UDPConn {
+	u := &UDPConn{c: c, v6sock: v6sock}
+	u.dgramSock = dgramSock{n: n, ipc: c, network: network, laddr: udpAddrOf(c.LocalAddr(), v6sock)}
 	if ra := c.RemoteAddr(); ra.IsValid() {
 		u.raddr = udpAddrOf(ra, v6sock)
 	}
 	return u
-}
-
-func (c *UDPConn) err(op string, dst net.Addr, err error) error {
-	return opError(op, c.network, c.laddr, dst, err)
 }
 
 // dialUDP opens a UDP socket connected to raddr.
@@ -70,7 +42,7 @@ func (n *Net) dialUDP(network string, f family, laddr, raddr netip.AddrPort, bo 
 	if err != nil {
 		return nil, opError("dial", network, nil, ra, err)
 	}
-	return n.newUDPConn(network, v6sock, c, o), nil
+	return n.newUDPConn(network, v6sock, c), nil
 }
 
 // listenUDP opens an unconnected UDP socket on laddr (invalid address: every address,
@@ -90,15 +62,12 @@ func (n *Net) listenUDP(network string, f family, laddr netip.AddrPort, bo bindO
 	if err != nil {
 		return nil, opError("listen", network, nil, udpAddrOf(la, v6sock), err)
 	}
-	return n.newUDPConn(network, v6sock, c, o), nil
+	return n.newUDPConn(network, v6sock, c), nil
 }
 
 // DialUDP opens a connected UDP socket, as net.DialUDP.
 func (n *Net) DialUDP(network string, laddr, raddr *net.UDPAddr) (*UDPConn, error) {
-	k, f, err := parseNetwork(network)
-	if err == nil && k != kindUDP {
-		err = net.UnknownNetworkError(network)
-	}
+	f, err := parseNetwork(network, kindUDP)
 	if err != nil {
 		return nil, opError("dial", network, laddr, raddr, err)
 	}
@@ -116,10 +85,7 @@ func (n *Net) DialUDP(network string, laddr, raddr *net.UDPAddr) (*UDPConn, erro
 // ListenUDP opens an unconnected UDP socket, as net.ListenUDP (laddr nil: every address,
 // an ephemeral port).
 func (n *Net) ListenUDP(network string, laddr *net.UDPAddr) (*UDPConn, error) {
-	k, f, err := parseNetwork(network)
-	if err == nil && k != kindUDP {
-		err = net.UnknownNetworkError(network)
-	}
+	f, err := parseNetwork(network, kindUDP)
 	if err != nil {
 		return nil, opError("listen", network, nil, laddr, err)
 	}
@@ -322,45 +288,6 @@ func (c *UDPConn) remote() net.Addr {
 		return nil
 	}
 	return c.raddr
-}
-
-// SetDeadline sets the read and write deadlines.
-func (c *UDPConn) SetDeadline(t time.Time) error {
-	return c.err("set", nil, c.timeo.setDeadlines(c.c, true, true, t))
-}
-
-// SetReadDeadline sets the deadline of reads, those in progress included.
-func (c *UDPConn) SetReadDeadline(t time.Time) error {
-	return c.err("set", nil, c.timeo.setDeadlines(c.c, true, false, t))
-}
-
-// SetWriteDeadline sets the deadline of writes (UDP writes never wait for room, so this
-// only matters for the checks it makes).
-func (c *UDPConn) SetWriteDeadline(t time.Time) error {
-	return c.err("set", nil, c.timeo.setDeadlines(c.c, false, true, t))
-}
-
-// SetReadBuffer bounds the bytes of datagrams queued for reading (on top of the
-// UDPRecvMboxSize datagram count).
-func (c *UDPConn) SetReadBuffer(bytes int) error {
-	if bytes <= 0 {
-		return c.err("set", nil, errInval)
-	}
-	err := c.c.SetReadBuffer(bytes)
-	if err == nil {
-		c.opts.mu.Lock()
-		c.opts.rcvBuf = bytes
-		c.opts.mu.Unlock()
-	}
-	return c.err("set", nil, err)
-}
-
-// SetWriteBuffer is accepted for compatibility: UDP sends are not buffered by the socket.
-func (c *UDPConn) SetWriteBuffer(bytes int) error {
-	if bytes <= 0 {
-		return c.err("set", nil, errInval)
-	}
-	return nil
 }
 
 // Buffered returns the size of the next datagram queued for reading (FIONREAD on a UDP

@@ -30,10 +30,7 @@ func TestUDPEcho(t *testing.T) {
 		}
 	}()
 	for fam, dst := range []string{"198.18.0.2:5353", "[fd42:5eed::2]:5353"} {
-		c, err := p.na.Dial("udp", dst)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := dial(t, p.na, "udp", dst)
 		c.SetDeadline(time.Now().Add(5 * time.Second))
 		if _, err := c.Write([]byte("ping")); err != nil {
 			t.Fatal(err)
@@ -149,10 +146,7 @@ func TestErrnoNoMemLinkFull(t *testing.T) {
 func TestPing(t *testing.T) {
 	p := newPair(t, pairConfig{})
 	for fam, network := range []string{"ping4", "ping6"} {
-		c, err := p.na.Dial(network, addrB[fam].String())
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := dial(t, p.na, network, addrB[fam].String())
 		pc := c.(*PingConn)
 		typ := byte(8)
 		if fam == 1 {
@@ -174,11 +168,7 @@ func TestPing(t *testing.T) {
 		pc.Close()
 	}
 	// "ip4:icmp" through ListenPacket is a ping socket too.
-	pc, err := p.na.ListenPacket("ip4:icmp", "0.0.0.0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
+	pc := listenPacket(t, p.na, "ip4:icmp", "0.0.0.0")
 	if _, err := pc.WriteTo([]byte{8, 0, 0, 0, 0, 0, 0, 1}, &net.IPAddr{IP: addrB[0].AsSlice()}); err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +176,7 @@ func TestPing(t *testing.T) {
 	if _, _, err := pc.ReadFrom(make([]byte, 64)); err != nil {
 		t.Fatal(err)
 	}
-	_, err = pc.(*PingConn).Write([]byte{8, 0, 0, 0, 0, 0, 0, 1})
+	_, err := pc.(*PingConn).Write([]byte{8, 0, 0, 0, 0, 0, 0, 1})
 	isErrno(t, err, syscall.EDESTADDRREQ)
 	var oe *net.OpError
 	if !errors.As(err, &oe) {

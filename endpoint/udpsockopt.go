@@ -5,48 +5,40 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/wispstack/wisp/endpoint/netconn"
 )
 
 // SetBroadcast allows sending to broadcast addresses (SO_BROADCAST; off by default, when
 // such a send fails with EACCES).
 func (c *UDPConn) SetBroadcast(on bool) error {
-	return c.err("set", nil, c.setInt(unix.SOL_SOCKET, unix.SO_BROADCAST, b2i(on)))
+	return c.SetsockoptInt(unix.SOL_SOCKET, unix.SO_BROADCAST, b2i(on))
 }
 
 // SetNoChecksum sends IPv4 datagrams without a checksum (SO_NO_CHECK).
 func (c *UDPConn) SetNoChecksum(on bool) error {
-	return c.err("set", nil, c.setInt(unix.SOL_SOCKET, unix.SO_NO_CHECK, b2i(on)))
-}
-
-// SetTTL sets the TTL (hop limit) of unicast datagrams (IP_TTL / IPV6_UNICAST_HOPS).
-func (c *UDPConn) SetTTL(ttl int) error {
-	return c.err("set", nil, c.setInt(unix.IPPROTO_IP, unix.IP_TTL, ttl))
-}
-
-// SetTOS sets the TOS / traffic class byte (IP_TOS / IPV6_TCLASS).
-func (c *UDPConn) SetTOS(tos int) error {
-	return c.err("set", nil, c.setInt(unix.IPPROTO_IP, unix.IP_TOS, tos))
+	return c.SetsockoptInt(unix.SOL_SOCKET, unix.SO_NO_CHECK, b2i(on))
 }
 
 // SetPktInfo makes ReadMsgUDP return IP_PKTINFO / IPV6_PKTINFO control messages.
 func (c *UDPConn) SetPktInfo(on bool) error {
-	return c.err("set", nil, c.setInt(unix.IPPROTO_IP, unix.IP_PKTINFO, b2i(on)))
+	return c.SetsockoptInt(unix.IPPROTO_IP, unix.IP_PKTINFO, b2i(on))
 }
 
 // SetMulticastInterface chooses the netif multicast datagrams leave by (0: the route's).
 func (c *UDPConn) SetMulticastInterface(ifIndex int) error {
-	return c.err("set", nil, c.setInt(unix.IPPROTO_IP, unix.IP_MULTICAST_IF, ifIndex))
+	return c.SetsockoptInt(unix.IPPROTO_IP, unix.IP_MULTICAST_IF, ifIndex)
 }
 
 // SetMulticastTTL sets the TTL of multicast datagrams (default 1).
 func (c *UDPConn) SetMulticastTTL(ttl int) error {
-	return c.err("set", nil, c.setInt(unix.IPPROTO_IP, unix.IP_MULTICAST_TTL, ttl))
+	return c.SetsockoptInt(unix.IPPROTO_IP, unix.IP_MULTICAST_TTL, ttl)
 }
 
 // SetMulticastLoopback sets whether multicast datagrams sent loop back to this host's
 // members (default on).
 func (c *UDPConn) SetMulticastLoopback(on bool) error {
-	return c.err("set", nil, c.setInt(unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP, b2i(on)))
+	return c.SetsockoptInt(unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP, b2i(on))
 }
 
 // JoinGroup joins multicast group g on netif ifIndex (0: the route's); the socket leaves
@@ -65,154 +57,52 @@ func (c *UDPConn) LeaveGroup(g netip.Addr, ifIndex int) error {
 // IP_TOS, IP_PKTINFO, IP_MULTICAST_IF / TTL / LOOP and their IPv6 counterparts,
 // IPV6_V6ONLY, IPV6_RECVPKTINFO.
 func (c *UDPConn) GetsockoptInt(level, name int) (int, error) {
-	v, err := c.getInt(level, name)
+	v, err := udpOptTable.get(c, level, name)
 	return v, c.err("get", nil, err)
-}
-
-func (c *UDPConn) getInt(level, name int) (int, error) {
-	if level == unix.SOL_SOCKET && name == unix.SO_ERROR {
-		return soErrno(c.c.Err()), nil
-	}
-	if v, ok := getDgramOpt(&c.timeo, level, name); ok {
-		return v, nil
-	}
-	o, err := c.c.Sockopts()
-	if err != nil {
-		return 0, err
-	}
-	switch (optKey{level, name}) {
-	case optKey{unix.SOL_SOCKET, unix.SO_TYPE}:
-		return unix.SOCK_DGRAM, nil
-	case optKey{unix.SOL_SOCKET, unix.SO_ACCEPTCONN}:
-		return 0, nil
-	case optKey{unix.SOL_SOCKET, unix.SO_REUSEADDR}:
-		return b2i(o.ReuseAddr), nil
-	case optKey{unix.SOL_SOCKET, unix.SO_BROADCAST}:
-		return b2i(o.Broadcast), nil
-	case optKey{unix.SOL_SOCKET, unix.SO_NO_CHECK}:
-		return b2i(o.NoChecksum), nil
-	case optKey{unix.SOL_SOCKET, unix.SO_RCVBUF}:
-		if o.ReadBuffer > 0 {
-			return o.ReadBuffer, nil
-		}
-		c.opts.mu.Lock()
-		defer c.opts.mu.Unlock()
-		return c.opts.rcvBuf, nil
-	case optKey{unix.SOL_SOCKET, unix.SO_SNDBUF}:
-		return 65535, nil // sends are not buffered: report the largest datagram
-	case optKey{unix.IPPROTO_IP, unix.IP_TTL}, optKey{unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS}:
-		return int(o.TTL), nil
-	case optKey{unix.IPPROTO_IP, unix.IP_TOS}, optKey{unix.IPPROTO_IPV6, unix.IPV6_TCLASS}:
-		return int(o.TOS), nil
-	case optKey{unix.IPPROTO_IP, unix.IP_PKTINFO}, optKey{unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO}:
-		return b2i(o.PktInfo), nil
-	case optKey{unix.IPPROTO_IP, unix.IP_MULTICAST_IF}, optKey{unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_IF}:
-		return o.MulticastInterface, nil
-	case optKey{unix.IPPROTO_IP, unix.IP_MULTICAST_TTL}, optKey{unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_HOPS}:
-		return int(o.MulticastTTL), nil
-	case optKey{unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP}, optKey{unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_LOOP}:
-		return b2i(o.MulticastLoop), nil
-	case optKey{unix.IPPROTO_IPV6, unix.IPV6_V6ONLY}:
-		if !c.v6sock {
-			return 0, errNoProtoOpt
-		}
-		return b2i(o.V6Only), nil
-	}
-	return 0, errNoProtoOpt
 }
 
 // SetsockoptInt changes an option (see GetsockoptInt). SO_REUSEADDR and IPV6_V6ONLY matter
 // only before bind, which Listen and Dial have done: EINVAL. Set them before bind with
 // Dialer.ReuseAddr and ListenConfig.ReuseAddr / V6Only.
 func (c *UDPConn) SetsockoptInt(level, name, v int) error {
-	return c.err("set", nil, c.setInt(level, name, v))
+	return c.err("set", nil, udpOptTable.set(c, level, name, v))
 }
 
-func (c *UDPConn) setInt(level, name, v int) error {
-	if ok, err := setDgramOpt(&c.timeo, c.c, c, level, name, v); ok {
-		return err
+// udpOptTable is a UDPConn's options: those it shares with IPConn (dgramOpts) and its own,
+// all but the timeouts and IP_PKTINFO held by the PCB.
+var udpOptTable = newOptTable(dgramOpts[*UDPConn](), optTable[*UDPConn]{
+	soType:  {get: constant[*UDPConn](unix.SOCK_DGRAM)},
+	soError: {get: func(c *UDPConn) (int, error) { return soErrno(c.c.Err()), nil }},
+	{unix.SOL_SOCKET, unix.SO_BROADCAST}: {
+		get: udpGet(func(o *netconn.Sockopts) bool { return o.Broadcast }),
+		set: func(c *UDPConn, v int) error { return c.c.SetBroadcast(v != 0) },
+	},
+	{unix.SOL_SOCKET, unix.SO_NO_CHECK}: {
+		get: udpGet(func(o *netconn.Sockopts) bool { return o.NoChecksum }),
+		set: func(c *UDPConn, v int) error { return c.c.SetNoChecksum(v != 0) },
+	},
+	ipv6V6Only: {
+		get: func(c *UDPConn) (int, error) {
+			if !c.v6sock {
+				return 0, errNoProtoOpt
+			}
+			return udpGet(func(o *netconn.Sockopts) bool { return o.V6Only })(c)
+		},
+		set: func(c *UDPConn, v int) error {
+			if !c.v6sock {
+				return errNoProtoOpt
+			}
+			return errInval
+		},
+	},
+})
+
+// udpGet makes the get of a UDP flag, read from the PCB.
+func udpGet(f func(o *netconn.Sockopts) bool) func(*UDPConn) (int, error) {
+	return func(c *UDPConn) (int, error) {
+		o, err := c.c.Sockopts()
+		return b2i(f(&o)), err
 	}
-	o := &c.opts
-	switch (optKey{level, name}) {
-	case optKey{unix.IPPROTO_IP, unix.IP_PKTINFO}, optKey{unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO}:
-		c.c.SetPktInfo(v != 0)
-		c.pktinfo.Store(v != 0)
-		return nil
-	case optKey{unix.IPPROTO_IP, unix.IP_MULTICAST_IF}, optKey{unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_IF}:
-		if v < 0 {
-			return errInval
-		}
-		if err := c.c.SetMulticastInterface(v); err != nil {
-			return err
-		}
-		o.mu.Lock()
-		o.mcastIf = v
-		o.mu.Unlock()
-		return nil
-	case optKey{unix.IPPROTO_IP, unix.IP_MULTICAST_TTL}, optKey{unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_HOPS}:
-		v, ok := mcastTTL(v)
-		if !ok {
-			return errInval
-		}
-		if err := c.c.SetMulticastTTL(v); err != nil {
-			return err
-		}
-		o.mu.Lock()
-		o.mcastTTL = v
-		o.mu.Unlock()
-		return nil
-	case optKey{unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP}, optKey{unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_LOOP}:
-		if err := c.c.SetMulticastLoop(v != 0); err != nil {
-			return err
-		}
-		o.mu.Lock()
-		o.mcastLoop = v != 0
-		o.mu.Unlock()
-		return nil
-	case optKey{unix.SOL_SOCKET, unix.SO_REUSEADDR}:
-		return errInval
-	case optKey{unix.IPPROTO_IPV6, unix.IPV6_V6ONLY}:
-		if !c.v6sock {
-			return errNoProtoOpt
-		}
-		return errInval
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	switch (optKey{level, name}) {
-	case optKey{unix.SOL_SOCKET, unix.SO_BROADCAST}:
-		if err := c.c.SetBroadcast(v != 0); err != nil {
-			return err
-		}
-		o.broadcast = v != 0
-	case optKey{unix.SOL_SOCKET, unix.SO_NO_CHECK}:
-		if err := c.c.SetNoChecksum(v != 0); err != nil {
-			return err
-		}
-		o.noCheck = v != 0
-	case optKey{unix.IPPROTO_IP, unix.IP_TTL}, optKey{unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS}:
-		if !checkTTL(v) {
-			return errInval
-		}
-		if v == -1 {
-			v = int(c.n.s.Options().IPDefaultTTL)
-		}
-		if err := c.c.SetTTL(uint8(v)); err != nil {
-			return err
-		}
-		o.ttl = v
-	case optKey{unix.IPPROTO_IP, unix.IP_TOS}, optKey{unix.IPPROTO_IPV6, unix.IPV6_TCLASS}:
-		if v < -1 || v > 255 {
-			return errInval
-		}
-		if err := c.c.SetTOS(uint8(max(v, 0))); err != nil {
-			return err
-		}
-		o.tos = max(v, 0)
-	default:
-		return errNoProtoOpt
-	}
-	return nil
 }
 
 // SetsockoptIPMreq joins (IP_ADD_MEMBERSHIP) or leaves (IP_DROP_MEMBERSHIP) an IPv4 group

@@ -8,6 +8,7 @@ import (
 
 	"github.com/wispstack/wisp/errs"
 	"github.com/wispstack/wisp/pbuf"
+	"github.com/wispstack/wisp/ring"
 	"github.com/wispstack/wisp/stack"
 )
 
@@ -36,7 +37,7 @@ type dgramConn struct {
 func (c *dgramConn) init(s *stack.Stack, r *registry) {
 	c.s, c.reg = s, r
 	c.rch = make(chan struct{}, 1)
-	c.box.max = max(s.Options().UDPRecvMboxSize, 1)
+	c.box.q = ring.NewLazy[dgram](max(s.Options().UDPRecvMboxSize, 1))
 	c.dl.rd.init(&c.mu, c.rch)
 	c.dl.wd.init(&c.mu, make(chan struct{}, 1))
 }
@@ -84,7 +85,7 @@ func (c *dgramConn) waitDgram() error {
 			return os.ErrDeadlineExceeded
 		case c.pendErr != nil:
 			return c.takeErrLocked()
-		case c.box.n > 0:
+		case c.box.q.Len() > 0:
 			return nil
 		}
 		c.mu.Unlock()
@@ -186,17 +187,6 @@ func (c *dgramConn) buffered() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.box.next()
-}
-
-// setReadBuffer is SetReadBuffer: it bounds the bytes the mailbox holds (0: no bound).
-func (c *dgramConn) setReadBuffer(n int) error {
-	if n < 0 {
-		return errVal
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.box.maxB = n
-	return nil
 }
 
 // knownNetif reports whether ifIndex is 0 (let the route decide) or names a netif of the

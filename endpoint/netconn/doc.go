@@ -39,6 +39,11 @@
 // beyond; a connection counts from creation until Close, an accepted one from the moment
 // it enters the accept mailbox).
 //
-// Layer: endpoint (imports stack, transport/tcp, transport/udp, transport/raw, pbuf, errs). Concurrency: every exported method is safe for concurrent use, and must not
+// Options live on the PCB: each setter sets the PCB's value under the core lock, and
+// Sockopts reads them back from there (a TCP connection's, the values its PCB had last once
+// it is gone). netconn keeps only what the PCB does not hold or report.
+//
+// Layer: endpoint (imports stack, ip, transport/tcp, transport/udp, transport/raw, ring,
+// pbuf, errs). Concurrency: every exported method is safe for concurrent use, and must not
 // be called from core context (a raw-API callback), which would deadlock.
 package netconn

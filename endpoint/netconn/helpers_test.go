@@ -9,17 +9,14 @@ import (
 	"time"
 
 	"github.com/wispstack/wisp/endpoint/netconn"
-	"github.com/wispstack/wisp/link"
-	"github.com/wispstack/wisp/link/pipe"
 	"github.com/wispstack/wisp/opt"
 	"github.com/wispstack/wisp/stack"
 	"github.com/wispstack/wisp/stack/stacktest"
 )
 
 var (
-	addrA = [2]netip.Addr{netip.MustParseAddr("198.18.0.1"), netip.MustParseAddr("fd42:5eed::1")}
-	addrB = [2]netip.Addr{netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("fd42:5eed::2")}
-	fams  = []string{"IPv4", "IPv6"}
+	addrA, addrB = stacktest.AddrA, stacktest.AddrB // index 0 IPv4, 1 IPv6
+	fams         = []string{"IPv4", "IPv6"}
 )
 
 // A stall must fail the test, with the evidence (stacktest.OnFail), long before the suite's
@@ -41,38 +38,17 @@ func evidenceOf(s *stack.Stack) *stacktest.Evidence {
 	return ev.(*stacktest.Evidence)
 }
 
-// newPair joins two stacks by an asynchronous IP pipe; both are closed and checked for
-// leaks (pools at zero, no goroutine left) when the test ends. If the test failed, both
-// stacks' connections, counters and the pipe are logged first (stacktest.OnFail; see
+// newPair joins two stacks by an asynchronous IP pipe (stacktest.NewPair): both are closed
+// and checked for leaks (pools at zero, no goroutine left) when the test ends. If the test
+// failed, both stacks' connections, counters and the pipe are logged first (see
 // evidenceOf).
 func newPair(t *testing.T, o opt.Options) (a, b *stack.Stack) {
 	t.Helper()
-	stacktest.NoGoroutineLeak(t)
-	pa, pb := pipe.New(pipe.Config{MTU: 1500, Medium: link.MediumIP})
-	var err error
-	if a, err = stack.New(stack.Config{Options: o, Seed: 1}); err != nil {
-		t.Fatal(err)
-	}
-	stacktest.Closed(t, a)
-	if b, err = stack.New(stack.Config{Options: o, Seed: 2}); err != nil {
-		t.Fatal(err)
-	}
-	stacktest.Closed(t, b)
-	// After Closed: the evidence prints while the stacks are still open.
-	ev := stacktest.OnFail(t, stacktest.Side{Name: "A " + addrA[0].String(), Stack: a, Links: []any{pa}},
-		stacktest.Side{Name: "B " + addrB[0].String(), Stack: b, Links: []any{pb}})
-	evidences.Store(a, ev)
-	evidences.Store(b, ev)
-	ev.Later(func() { evidences.Delete(a); evidences.Delete(b) }) // runs last
-	if _, err := a.AddNetif(pa, stack.NetifConfig{Name: "a0", Addrs: []netip.Prefix{
-		netip.PrefixFrom(addrA[0], 24), netip.PrefixFrom(addrA[1], 64)}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.AddNetif(pb, stack.NetifConfig{Name: "b0", Addrs: []netip.Prefix{
-		netip.PrefixFrom(addrB[0], 24), netip.PrefixFrom(addrB[1], 64)}}); err != nil {
-		t.Fatal(err)
-	}
-	return a, b
+	p := stacktest.NewPair(t, stacktest.PairConfig{Options: o})
+	evidences.Store(p.A, p.Ev)
+	evidences.Store(p.B, p.Ev)
+	p.Ev.Later(func() { evidences.Delete(p.A); evidences.Delete(p.B) }) // runs last
+	return p.A, p.B
 }
 
 func ctxFor(t *testing.T, d time.Duration) context.Context {
@@ -91,32 +67,10 @@ func connPair(t *testing.T, a, b *stack.Stack, fam int) (client, server *netconn
 		t.Fatal(err)
 	}
 	defer l.Close()
-	type res struct {
-		c   *netconn.TCPConn
-		err error
+	dial := func() (*netconn.TCPConn, error) {
+		return netconn.DialTCP(ctxFor(t, dialTimeout), a, netip.AddrPort{}, l.Addr(), nil)
 	}
-	ch := make(chan res, 1)
-	l.SetDeadline(time.Now().Add(dialTimeout))
-	go func() {
-		c, err := l.Accept()
-		ch <- res{c, err}
-	}()
-	client, err = netconn.DialTCP(ctxFor(t, dialTimeout), a, netip.AddrPort{}, l.Addr(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev := evidenceOf(a)
-	ev.Close(client)
-	r := <-ch
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	server = r.c
-	ev.Close(server)
-	deadline := time.Now().Add(ioTimeout)
-	client.SetDeadline(deadline)
-	server.SetDeadline(deadline)
-	return client, server
+	return stacktest.Connect(t, evidenceOf(a), ioTimeout, dial, l.Accept)
 }
 
 // waitErr is stacktest.WaitErr with dialTimeout.

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"github.com/wispstack/wisp/pbuf"
+	"github.com/wispstack/wisp/ring"
 )
 
 // Meta describes a received datagram.
@@ -20,60 +21,47 @@ type dgram struct {
 	meta Meta
 }
 
-// dgramBox is a datagram mailbox (lwIP's recvmbox of a UDP or raw netconn): a ring that
-// grows on demand up to max datagrams, and optionally bounded in bytes. Guarded by its
+// dgramBox is a datagram mailbox (lwIP's recvmbox of a UDP or raw netconn): a lazy ring of
+// at most UDPRecvMboxSize datagrams, optionally bounded in bytes. Guarded by its
 // connection's mutex.
 type dgramBox struct {
-	q       []dgram
-	head, n int
-	bytes   int
-	max     int    // datagrams
-	maxB    int    // bytes (SO_RCVBUF); 0: no bound
-	drops   uint64 // datagrams dropped because the mailbox was full
+	q     ring.Ring[dgram]
+	bytes int
+	maxB  int    // bytes (SO_RCVBUF); 0: no bound
+	drops uint64 // datagrams dropped because the mailbox was full
 }
 
 // push queues p (taking ownership) or drops it when full; it reports whether it queued.
 func (b *dgramBox) push(p *pbuf.Pbuf, m *Meta) bool {
-	if b.n >= b.max || b.maxB > 0 && b.n > 0 && b.bytes+p.TotLen() > b.maxB {
+	n := b.q.Len()
+	if b.maxB > 0 && n > 0 && b.bytes+p.TotLen() > b.maxB || !b.q.Push(dgram{p: p, meta: *m}) {
 		b.drops++
 		p.Free()
 		return false
 	}
-	if b.n == len(b.q) {
-		q := make([]dgram, min(max(4, 2*len(b.q)), b.max))
-		for i := range b.n {
-			q[i] = b.q[(b.head+i)%len(b.q)]
-		}
-		b.q, b.head = q, 0
-	}
-	b.q[(b.head+b.n)%len(b.q)] = dgram{p: p, meta: *m}
-	b.n++
 	b.bytes += p.TotLen()
 	return true
 }
 
-// pop removes the oldest datagram; the caller owns the chain.
+// pop removes the oldest datagram (the mailbox not empty); the caller owns the chain.
 func (b *dgramBox) pop() (*pbuf.Pbuf, Meta) {
-	d := b.q[b.head]
-	b.q[b.head] = dgram{}
-	b.head = (b.head + 1) % len(b.q)
-	b.n--
+	d, _ := b.q.Pop()
 	b.bytes -= d.p.TotLen()
 	return d.p, d.meta
 }
 
 // next returns the size of the oldest datagram (0 if none).
 func (b *dgramBox) next() int {
-	if b.n == 0 {
-		return 0
+	if d := b.q.Front(); d != nil {
+		return d.p.TotLen()
 	}
-	return b.q[b.head].p.TotLen()
+	return 0
 }
 
 // clear frees everything queued.
 func (b *dgramBox) clear() {
-	for b.n > 0 {
-		p, _ := b.pop()
-		p.Free()
+	for d, ok := b.q.Pop(); ok; d, ok = b.q.Pop() {
+		d.p.Free()
 	}
+	b.bytes = 0
 }

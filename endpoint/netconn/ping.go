@@ -61,8 +61,3 @@ func (c *PingConn) WriteTo(b []byte, dst netip.Addr) (int, error) {
 
 // Ident returns the echo identifier (0 until Bind, Connect or the first send chose it).
 func (c *PingConn) Ident() uint16 { return locked(&c.mu, &c.ident) }
-
-// SetTTL sets the TTL (hop limit) of echo requests.
-func (c *PingConn) SetTTL(ttl uint8) error {
-	return c.withPCB(func(p *raw.PCB) error { p.SetTTL(ttl); return nil })
-}

@@ -3,7 +3,6 @@ package netconn
 import (
 	"net/netip"
 
-	"github.com/wispstack/wisp/errs"
 	"github.com/wispstack/wisp/stack"
 	"github.com/wispstack/wisp/transport/raw"
 )
@@ -78,75 +77,9 @@ func (c *RawConn) V6() bool { return c.v6 }
 // Buffered returns the size of the next queued packet, 0 if none.
 func (c *RawConn) Buffered() int { return c.buffered() }
 
-// SetReadBuffer bounds the bytes of queued packets (SO_RCVBUF), on top of the
-// UDPRecvMboxSize count; 0 removes the bound. A packet always fits an empty mailbox.
-func (c *RawConn) SetReadBuffer(n int) error { return c.setReadBuffer(n) }
-
-// SetTTL sets the TTL (hop limit) of unicast sends (IP_TTL, IPV6_UNICAST_HOPS); 0: the
-// stack's default.
-func (c *RawConn) SetTTL(ttl uint8) error {
-	return c.withPCB(func(p *raw.PCB) error { p.SetTTL(ttl); return nil })
-}
-
-// SetTOS sets the TOS (traffic class) of sends (IP_TOS, IPV6_TCLASS).
-func (c *RawConn) SetTOS(tos uint8) error {
-	return c.withPCB(func(p *raw.PCB) error { p.SetTOS(tos); return nil })
-}
-
 // SetChecksumOffset sets IPV6_CHECKSUM (RFC 3542 §3.1): the offset in the payload of a
 // 16-bit checksum the stack writes on send and verifies on receive; -1 turns it off.
 // errs.Val on an IPv4 or ICMPv6 socket (ICMPv6's is always 2) or for an odd offset.
 func (c *RawConn) SetChecksumOffset(off int) error {
 	return c.withPCB(func(p *raw.PCB) error { return p.SetChecksumOffset(off) })
-}
-
-// SetMulticastInterface picks the netif multicast sends leave by (IP_MULTICAST_IF,
-// IPV6_MULTICAST_IF); 0 lets the route decide. errs.Val for an unknown netif.
-func (c *RawConn) SetMulticastInterface(ifIndex int) error {
-	return c.withPCB(func(p *raw.PCB) error {
-		if !c.knownNetif(ifIndex) {
-			return errs.Val
-		}
-		p.SetMulticastNetif(ifIndex)
-		return nil
-	})
-}
-
-// SetMulticastTTL sets the TTL (hop limit) of multicast sends, 0..255 (default 1); 0
-// keeps them on this host (local members only, with SetMulticastLoop on), as Linux does.
-func (c *RawConn) SetMulticastTTL(ttl int) error {
-	if ttl < 0 || ttl > 255 {
-		return errs.Val
-	}
-	return c.withPCB(func(p *raw.PCB) error { p.SetMulticastTTL(uint8(ttl)); return nil })
-}
-
-// SetMulticastLoop sets whether multicast sends are looped back to this stack (default
-// on).
-func (c *RawConn) SetMulticastLoop(on bool) error {
-	return c.withPCB(func(p *raw.PCB) error { p.SetMulticastLoop(on); return nil })
-}
-
-// RawSockopts is a snapshot of a raw socket's options, for getsockopt.
-type RawSockopts struct {
-	TTL, TOS, MulticastTTL uint8 // TTL 0: the stack's default
-	MulticastLoop          bool
-	MulticastInterface     int
-	ChecksumOffset         int // IPV6_CHECKSUM, -1 off
-	ReadBuffer             int // SetReadBuffer's bound, 0 none
-}
-
-// Sockopts returns the socket's options; net.ErrClosed once closed.
-func (c *RawConn) Sockopts() (RawSockopts, error) {
-	var o RawSockopts
-	err := c.withPCB(func(p *raw.PCB) error {
-		o = RawSockopts{TTL: p.TTL(), TOS: p.TOS(), MulticastTTL: p.MulticastTTL(),
-			MulticastLoop: p.MulticastLoop(), MulticastInterface: p.MulticastNetif(),
-			ChecksumOffset: p.ChecksumOffset()}
-		return nil
-	})
-	c.mu.Lock()
-	o.ReadBuffer = c.box.maxB
-	c.mu.Unlock()
-	return o, err
 }

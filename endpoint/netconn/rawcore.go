@@ -1,7 +1,6 @@
 package netconn
 
 import (
-	"net"
 	"net/netip"
 
 	"github.com/wispstack/wisp/errs"
@@ -15,9 +14,7 @@ import (
 // Write and the send behind it and WriteTo, and Close. Each type keeps what it alone has:
 // ping's echo identifier, raw's protocol, family and options.
 type rawCore struct {
-	dgramConn
-
-	pcb *raw.PCB // core lock; nil once closed or the stack closed
+	pcbConn[*raw.PCB]
 
 	// Set at creation.
 	maxLen    int     // the longest payload a send takes
@@ -92,43 +89,26 @@ func (c *rawCore) Write(b []byte) (int, error) {
 // send copies b into a new pbuf (outside the core lock) and sends it to dst, or to the
 // connected peer when connected.
 func (c *rawCore) send(b []byte, dst netip.Addr, connected bool) (int, error) {
-	p, err := c.payload(b, c.maxLen)
-	if err != nil {
-		return 0, err
-	}
-	c.s.Lock()
-	defer c.s.Unlock()
-	pcb := c.pcb
-	if pcb == nil {
-		p.Free()
-		return 0, net.ErrClosed
-	}
-	if connected {
-		err = pcb.Send(p)
-	} else {
-		err = pcb.SendTo(p, dst)
-	}
-	if c.pingIdent != nil {
-		// A ping PCB chooses its identifier at the first send when Bind did not.
-		c.mu.Lock()
-		*c.pingIdent = pcb.Ident()
-		c.mu.Unlock()
-	}
-	if err != nil {
-		return 0, err
-	}
-	return len(b), nil
+	return c.sendWith(b, c.maxLen, func(pcb *raw.PCB, p *pbuf.Pbuf) (err error) {
+		if connected {
+			err = pcb.Send(p)
+		} else {
+			err = pcb.SendTo(p, dst)
+		}
+		if c.pingIdent != nil {
+			// A ping PCB chooses its identifier at the first send when Bind did not.
+			c.mu.Lock()
+			*c.pingIdent = pcb.Ident()
+			c.mu.Unlock()
+		}
+		return err
+	})
 }
 
 // Close closes the socket and frees the queued messages; blocked and later calls return
 // net.ErrClosed. A second Close returns net.ErrClosed.
 func (c *rawCore) Close() error {
-	return c.close(func() {
-		if c.pcb != nil {
-			c.pcb.Close()
-			c.pcb = nil
-		}
-	})
+	return c.close(c.closePCB)
 }
 
 // LocalAddr returns the bound address (invalid or unspecified: any).
@@ -136,13 +116,3 @@ func (c *rawCore) LocalAddr() netip.Addr { return locked(&c.mu, &c.laddr) }
 
 // RemoteAddr returns the connected peer (invalid when not connected).
 func (c *rawCore) RemoteAddr() netip.Addr { return locked(&c.mu, &c.raddr) }
-
-// withPCB runs fn on the PCB in core context; net.ErrClosed once closed.
-func (c *rawCore) withPCB(fn func(p *raw.PCB) error) error {
-	c.s.Lock()
-	defer c.s.Unlock()
-	if c.pcb == nil {
-		return net.ErrClosed
-	}
-	return fn(c.pcb)
-}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/wispstack/wisp/errs"
 	"github.com/wispstack/wisp/pbuf"
+	"github.com/wispstack/wisp/ring"
 	"github.com/wispstack/wisp/stack"
 	"github.com/wispstack/wisp/transport/tcp"
 )
@@ -28,32 +29,27 @@ type TCPConn struct {
 	node node // registry list (core lock)
 
 	// Core lock.
-	pcb     *tcp.PCB // nil once the PCB is gone (error, abort, stack closed) or given to the stack by Close
-	polling bool     // a poll is armed to retry a write that failed for lack of memory
-	keepOn  bool
-	// SetKeepAliveParams values (zero: the Options default).
-	keepIdle, keepIntvl time.Duration
-	keepCnt             int
+	pcb      *tcp.PCB    // nil once the PCB is gone (error, abort, stack closed) or given to the stack by Close
+	polling  bool        // a poll is armed to retry a write that failed for lack of memory
+	keep     KeepAlive   // SetKeepAlive's setting (the PCB has no getter for it)
+	lastOpts TCPSockopts // the PCB's options when it went away (dropPCB)
 
 	ref refOwner // WriteRef's pbuf owner; its count is atomic
 
 	rmu, wmu sync.Mutex // serialize readers, writers
 
-	mu        sync.Mutex // guards the fields below; taken after the core lock, never before it
-	rq        []*pbuf.Pbuf
-	rqHead    int
-	rqLen     int
-	roff      int // bytes of rq[rqHead] already read
-	rbytes    int // bytes queued
-	pending   int // bytes consumed (read, or released Bufs) not yet given back to TCP
-	thresh    int // pending at which Recved is called
-	mss       int // the connection's MSS, for thresh
-	rcvBuf    int // SetReadBuffer; 0 default
-	mboxSize  int
-	fin       bool // the peer's FIN arrived
-	rdShut    bool // CloseRead
-	wrShut    bool // CloseWrite
-	closed    bool // Close or Abort
+	mu        sync.Mutex            // guards the fields below; taken after the core lock, never before it
+	rq        ring.Ring[*pbuf.Pbuf] // received chains, at most TCPRecvMboxSize
+	roff      int                   // bytes of the oldest chain already read
+	rbytes    int                   // bytes queued
+	pending   int                   // bytes consumed (read, or released Bufs) not yet given back to TCP
+	thresh    int                   // pending at which Recved is called
+	mss       int                   // the connection's MSS, for thresh
+	rcvBuf    int                   // SetReadBuffer; 0 default
+	fin       bool                  // the peer's FIN arrived
+	rdShut    bool                  // CloseRead
+	wrShut    bool                  // CloseWrite
+	closed    bool                  // Close or Abort
 	connected bool
 	gone      bool  // the PCB is gone (err holds why)
 	err       error // why the connection is gone: returned by every later call
@@ -64,8 +60,6 @@ type TCPConn struct {
 	dl        deadlines
 	rch, wch  chan struct{}
 }
-
-var errVal error = errs.Val
 
 // refOwner is the pbuf.Releaser of WriteRef's REF pbufs.
 type refOwner struct {
@@ -84,9 +78,10 @@ func (r *refOwner) Release() {
 // netconn and links it into the registry.
 func newTCPConn(s *stack.Stack, r *registry, pcb *tcp.PCB) *TCPConn {
 	o := s.Options()
-	c := &TCPConn{s: s, reg: r, pcb: pcb, linger: -1, mboxSize: max(o.TCPRecvMboxSize, 1),
+	c := &TCPConn{s: s, reg: r, pcb: pcb, linger: -1, rq: ring.NewLazy[*pbuf.Pbuf](max(o.TCPRecvMboxSize, 1)),
 		rch: make(chan struct{}, 1), wch: make(chan struct{}, 1)}
 	c.ref.c = c
+	c.keep = DefaultTCPSockopts(s).KeepAlive
 	c.dl.rd.init(&c.mu, c.rch)
 	c.dl.wd.init(&c.mu, c.wch)
 	c.mss = o.TCPMSS
@@ -171,7 +166,7 @@ func tcpConnected(pcb *tcp.PCB) {
 // tcpErr: the PCB is gone (freed when this returns).
 func tcpErr(pcb *tcp.PCB, err error) {
 	c := pcb.Arg().(*TCPConn)
-	c.pcb = nil
+	c.dropPCB()
 	c.polling = false
 	c.mu.Lock()
 	c.gone = true
@@ -188,7 +183,7 @@ func tcpErr(pcb *tcp.PCB, err error) {
 
 // stackClosed implements member (core context): the stack frees the PCB itself.
 func (c *TCPConn) stackClosed() {
-	c.pcb = nil
+	c.dropPCB()
 	c.mu.Lock()
 	c.gone = true
 	c.err = net.ErrClosed
@@ -198,31 +193,17 @@ func (c *TCPConn) stackClosed() {
 	wake(c.wch)
 }
 
-// push appends chain p to the ring (c.mu held), growing it up to mboxSize slots; the ring
-// takes ownership of p.
+// push appends chain p to the ring (c.mu held); a full ring concatenates it onto the
+// newest chain. Ownership of p passes to the ring.
 func (c *TCPConn) push(p *pbuf.Pbuf) {
-	if c.rqLen == c.mboxSize {
-		pbuf.Cat(c.rq[(c.rqHead+c.rqLen-1)%len(c.rq)], p)
-		return
+	if !c.rq.Push(p) {
+		pbuf.Cat(*c.rq.Back(), p)
 	}
-	if c.rqLen == len(c.rq) {
-		n := min(max(4, 2*len(c.rq)), c.mboxSize)
-		rq := make([]*pbuf.Pbuf, n)
-		for i := range c.rqLen {
-			rq[i] = c.rq[(c.rqHead+i)%len(c.rq)]
-		}
-		c.rq, c.rqHead = rq, 0
-	}
-	c.rq[(c.rqHead+c.rqLen)%len(c.rq)] = p
-	c.rqLen++
 }
 
 // pop removes the head chain (c.mu held, the ring not empty); the caller owns it.
 func (c *TCPConn) pop() *pbuf.Pbuf {
-	p := c.rq[c.rqHead]
-	c.rq[c.rqHead] = nil
-	c.rqHead = (c.rqHead + 1) % len(c.rq)
-	c.rqLen--
+	p, _ := c.rq.Pop()
 	c.roff = 0
 	return p
 }
@@ -230,7 +211,7 @@ func (c *TCPConn) pop() *pbuf.Pbuf {
 // freeQueueLocked frees everything queued and returns how many bytes it held (c.mu held).
 func (c *TCPConn) freeQueueLocked() int {
 	n := c.rbytes
-	for c.rqLen > 0 {
+	for c.rq.Len() > 0 {
 		c.pop().Free()
 	}
 	c.rbytes = 0
@@ -240,8 +221,8 @@ func (c *TCPConn) freeQueueLocked() int {
 // readLocked copies queued bytes into b (c.mu held), freeing what it consumed.
 func (c *TCPConn) readLocked(b []byte) int {
 	n := 0
-	for n < len(b) && c.rqLen > 0 {
-		p := c.rq[c.rqHead]
+	for n < len(b) && c.rq.Len() > 0 {
+		p := *c.rq.Front()
 		k := p.CopyOut(b[n:], c.roff)
 		n += k
 		c.roff += k
@@ -256,7 +237,7 @@ func (c *TCPConn) readLocked(b []byte) int {
 			p.Free()
 			p = rest
 		}
-		c.rq[c.rqHead] = p
+		*c.rq.Front() = p
 	}
 	c.rbytes -= n
 	c.pending += n
@@ -284,27 +265,12 @@ func (c *TCPConn) Read(b []byte) (int, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	c.mu.Lock()
-	for {
-		if c.closed {
-			c.mu.Unlock()
-			return 0, net.ErrClosed
-		}
-		if c.dl.rd.expired {
-			c.mu.Unlock()
-			return 0, os.ErrDeadlineExceeded
-		}
-		if c.rbytes > 0 {
-			break
-		}
-		if len(b) == 0 {
-			c.mu.Unlock()
-			return 0, nil
-		}
-		if err := c.readErrLocked(); err != nil {
-			c.mu.Unlock()
-			return 0, c.mapErr(err)
-		}
-		c.waitData()
+	if err := c.waitRead(len(b) == 0); err != nil {
+		return 0, err
+	}
+	if c.rbytes == 0 { // a zero-length Read
+		c.mu.Unlock()
+		return 0, nil
 	}
 	n := c.readLocked(b)
 	flush := c.pending >= c.thresh
@@ -321,23 +287,8 @@ func (c *TCPConn) Recv() (*Buf, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	c.mu.Lock()
-	for {
-		if c.closed {
-			c.mu.Unlock()
-			return nil, net.ErrClosed
-		}
-		if c.dl.rd.expired {
-			c.mu.Unlock()
-			return nil, os.ErrDeadlineExceeded
-		}
-		if c.rbytes > 0 {
-			break
-		}
-		if err := c.readErrLocked(); err != nil {
-			c.mu.Unlock()
-			return nil, c.mapErr(err)
-		}
-		c.waitData()
+	if err := c.waitRead(false); err != nil {
+		return nil, err
 	}
 	off := c.roff
 	p := c.pop()
@@ -345,6 +296,30 @@ func (c *TCPConn) Recv() (*Buf, error) {
 	c.rbytes -= b.n
 	c.mu.Unlock()
 	return b, nil
+}
+
+// waitRead waits until data is queued, or with noWait returns at once when the connection
+// is still readable; c.mu is held on entry and on a nil return. The errors are Read's (c.mu
+// released).
+func (c *TCPConn) waitRead(noWait bool) error {
+	for {
+		var err error
+		switch {
+		case c.closed:
+			err = net.ErrClosed
+		case c.dl.rd.expired:
+			err = os.ErrDeadlineExceeded
+		case c.rbytes > 0 || noWait:
+			return nil
+		default:
+			err = c.readErrLocked()
+		}
+		if err != nil {
+			c.mu.Unlock()
+			return c.mapErr(err)
+		}
+		c.waitData()
+	}
 }
 
 // consumed records n bytes released by a Buf.

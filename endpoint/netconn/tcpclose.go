@@ -47,7 +47,7 @@ func (c *TCPConn) Close() error {
 			pcb = nil
 		case linger == 0 || c.ref.n.Load() > 0:
 			// SO_LINGER 0, or WriteRef still needs its memory back now: reset.
-			c.pcb = nil
+			c.dropPCB()
 			pcb.OnErr(nil)
 			pcb.Abort()
 			pcb = nil
@@ -55,7 +55,7 @@ func (c *TCPConn) Close() error {
 			pcb.Shutdown(false, true)
 			pcb.OnPoll(tcpPoll, lingerPoll)
 		default:
-			c.pcb = nil
+			c.dropPCB()
 			pcb.Close()
 			pcb = nil
 		}
@@ -89,7 +89,7 @@ func (c *TCPConn) lingerWait(until time.Time) {
 				done = true
 			}
 			if done {
-				c.pcb = nil
+				c.dropPCB()
 				pcb.Close()
 			}
 		}
@@ -126,152 +126,4 @@ func (c *TCPConn) CloseRead() error {
 	wake(c.rch)
 	c.flushRecved()
 	return nil
-}
-
-// withPCB runs fn on the PCB in core context; the error of a gone connection otherwise.
-func (c *TCPConn) withPCB(fn func(p *tcp.PCB) error) error {
-	c.s.Lock()
-	defer c.s.Unlock()
-	if c.pcb == nil {
-		return c.goneErrLocked()
-	}
-	return fn(c.pcb)
-}
-
-// SetNoDelay turns Nagle's algorithm off (true, the default as in Go) or on.
-func (c *TCPConn) SetNoDelay(on bool) error {
-	return c.withPCB(func(p *tcp.PCB) error { p.SetNoDelay(on); return nil })
-}
-
-// SetKeepAlive turns keepalive probes on or off (SO_KEEPALIVE), with the parameters of
-// SetKeepAliveParams or else the Options defaults.
-func (c *TCPConn) SetKeepAlive(on bool) error {
-	return c.withPCB(func(p *tcp.PCB) error {
-		c.keepOn = on
-		p.SetKeepAlive(on, c.keepIdle, c.keepIntvl, c.keepCnt)
-		return nil
-	})
-}
-
-// SetKeepAliveParams sets the idle time before the first probe (TCP_KEEPIDLE), the
-// interval between probes (TCP_KEEPINTVL) and how many unanswered probes end the
-// connection (TCP_KEEPCNT); zero keeps the current value. It does not turn keepalive on.
-func (c *TCPConn) SetKeepAliveParams(idle, intvl time.Duration, cnt int) error {
-	if idle < 0 || intvl < 0 || cnt < 0 {
-		return errVal
-	}
-	return c.withPCB(func(p *tcp.PCB) error {
-		if idle > 0 {
-			c.keepIdle = idle
-		}
-		if intvl > 0 {
-			c.keepIntvl = intvl
-		}
-		if cnt > 0 {
-			c.keepCnt = cnt
-		}
-		if c.keepOn {
-			p.SetKeepAlive(true, c.keepIdle, c.keepIntvl, c.keepCnt)
-		}
-		return nil
-	})
-}
-
-// KeepAlive reports the keepalive setting and parameters (zero: the Options default).
-func (c *TCPConn) KeepAlive() (on bool, idle, intvl time.Duration, cnt int) {
-	c.s.Lock()
-	defer c.s.Unlock()
-	return c.keepOn, c.keepIdle, c.keepIntvl, c.keepCnt
-}
-
-// SetLinger sets what Close does (SO_LINGER): sec < 0 the default graceful background
-// close, 0 a reset, sec > 0 wait up to sec seconds for the FIN to be acknowledged.
-func (c *TCPConn) SetLinger(sec int) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return net.ErrClosed
-	}
-	c.linger = max(sec, -1)
-	return nil
-}
-
-// SetReadBuffer caps the receive window at n bytes (SO_RCVBUF); 0 restores the default.
-func (c *TCPConn) SetReadBuffer(n int) error {
-	if n < 0 {
-		return errVal
-	}
-	return c.withPCB(func(p *tcp.PCB) error {
-		p.SetRcvBuf(n)
-		c.mu.Lock()
-		c.rcvBuf = n
-		c.thresh = recvThresh(c.wnd(), c.mss)
-		c.mu.Unlock()
-		return nil
-	})
-}
-
-// SetWriteBuffer fixes the bytes queued for sending at n (SO_SNDBUF), at most the larger of
-// Options.TCPSndBuf and TCPMaxSndBuf; 0 restores the default (autotuning from TCPSndBuf).
-func (c *TCPConn) SetWriteBuffer(n int) error {
-	if n < 0 {
-		return errVal
-	}
-	return c.withPCB(func(p *tcp.PCB) error {
-		p.SetSndBuf(n)
-		return nil
-	})
-}
-
-// SetTTL sets the TTL (hop limit) of the connection's segments (IP_TTL).
-func (c *TCPConn) SetTTL(ttl uint8) error {
-	return c.withPCB(func(p *tcp.PCB) error { p.SetTTL(ttl); return nil })
-}
-
-// SetTOS sets the TOS (traffic class) of the connection's segments (IP_TOS).
-func (c *TCPConn) SetTOS(tos uint8) error {
-	return c.withPCB(func(p *tcp.PCB) error { p.SetTOS(tos); return nil })
-}
-
-// NoDelay reports whether Nagle's algorithm is off.
-func (c *TCPConn) NoDelay() bool {
-	c.s.Lock()
-	defer c.s.Unlock()
-	return c.pcb != nil && c.pcb.NoDelay()
-}
-
-// Info returns a snapshot of the connection (TCP_INFO); State CLOSED once it is gone.
-func (c *TCPConn) Info() tcp.Info {
-	c.s.Lock()
-	defer c.s.Unlock()
-	if c.pcb == nil {
-		return tcp.Info{State: tcp.StateClosed}
-	}
-	return c.pcb.Info()
-}
-
-// Linger returns the SetLinger setting (-1: the default graceful close).
-func (c *TCPConn) Linger() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.linger
-}
-
-// ReadBuffer returns the receive buffer (SO_RCVBUF): SetReadBuffer's value, else
-// Options.TCPWnd.
-func (c *TCPConn) ReadBuffer() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.wnd()
-}
-
-// WriteBuffer returns the send buffer (SO_SNDBUF): SetWriteBuffer's value, else what
-// autotuning has grown it to from Options.TCPSndBuf.
-func (c *TCPConn) WriteBuffer() int {
-	c.s.Lock()
-	defer c.s.Unlock()
-	if c.pcb == nil {
-		return c.s.Options().TCPSndBuf
-	}
-	return c.pcb.SndBufSize()
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wispstack/wisp/errs"
+	"github.com/wispstack/wisp/ring"
 	"github.com/wispstack/wisp/stack"
 	"github.com/wispstack/wisp/transport/tcp"
 )
@@ -153,16 +154,13 @@ type TCPListener struct {
 	reg  *registry
 	node node // core lock
 
-	l     *tcp.Listener // core lock; nil once closed
-	addr  netip.AddrPort
-	limit int
+	l    *tcp.Listener // core lock; nil once closed
+	addr netip.AddrPort
 
 	amu sync.Mutex // serializes Accept
 
 	mu        sync.Mutex
-	q         []*TCPConn // accept mailbox ring
-	qHead     int
-	qLen      int
+	q         ring.Ring[*TCPConn] // accept mailbox, at most AcceptMboxSize
 	closed    bool
 	gone      bool // the stack closed
 	dl        deadline
@@ -199,7 +197,7 @@ func ListenTCP(s *stack.Stack, laddr netip.AddrPort, o *ListenOptions) (*TCPList
 	if err != nil {
 		return nil, err
 	}
-	l := &TCPListener{s: s, reg: r, l: tl, addr: tl.Addr(), limit: max(s.Options().AcceptMboxSize, 1),
+	l := &TCPListener{s: s, reg: r, l: tl, addr: tl.Addr(), q: ring.NewLazy[*TCPConn](max(s.Options().AcceptMboxSize, 1)),
 		ach: make(chan struct{}, 1)}
 	l.dl.init(&l.mu, l.ach)
 	tl.SetArg(l)
@@ -212,7 +210,7 @@ func ListenTCP(s *stack.Stack, laddr netip.AddrPort, o *ListenOptions) (*TCPList
 func tcpAccept(tl *tcp.Listener, pcb *tcp.PCB) {
 	l := tl.Arg().(*TCPListener)
 	l.mu.Lock()
-	full := l.closed || l.qLen >= l.limit
+	full := l.closed || l.q.Full()
 	l.mu.Unlock()
 	if full || !l.reg.reserve() {
 		// lwIP: the accept mailbox is full (or no netconn is left): abort the connection.
@@ -226,16 +224,7 @@ func tcpAccept(tl *tcp.Listener, pcb *tcp.PCB) {
 	c.setMSSLocked(pcb.Info().MSS)
 	pcb.BacklogDelayed()
 	l.mu.Lock()
-	if l.qLen == len(l.q) {
-		n := min(max(4, 2*len(l.q)), l.limit)
-		q := make([]*TCPConn, n)
-		for i := range l.qLen {
-			q[i] = l.q[(l.qHead+i)%len(l.q)]
-		}
-		l.q, l.qHead = q, 0
-	}
-	l.q[(l.qHead+l.qLen)%len(l.q)] = c
-	l.qLen++
+	l.q.Push(c) // cannot fail: only this callback (core context) pushes, and l.q was not full
 	l.mu.Unlock()
 	wake(l.ach)
 }
@@ -264,17 +253,14 @@ func (l *TCPListener) Accept() (*TCPConn, error) {
 			l.mu.Unlock()
 			return nil, os.ErrDeadlineExceeded
 		}
-		if l.qLen > 0 {
+		if l.q.Len() > 0 {
 			break
 		}
 		l.mu.Unlock()
 		<-l.ach
 		l.mu.Lock()
 	}
-	c := l.q[l.qHead]
-	l.q[l.qHead] = nil
-	l.qHead = (l.qHead + 1) % len(l.q)
-	l.qLen--
+	c, _ := l.q.Pop()
 	l.mu.Unlock()
 	l.s.Lock()
 	if c.pcb != nil {
@@ -294,11 +280,8 @@ func (l *TCPListener) Close() error {
 	}
 	l.closed = true
 	var q []*TCPConn
-	for l.qLen > 0 {
-		q = append(q, l.q[l.qHead])
-		l.q[l.qHead] = nil
-		l.qHead = (l.qHead + 1) % len(l.q)
-		l.qLen--
+	for c, ok := l.q.Pop(); ok; c, ok = l.q.Pop() {
+		q = append(q, c)
 	}
 	l.dl.stop()
 	l.mu.Unlock()
@@ -337,5 +320,5 @@ func (l *TCPListener) Overflows() uint64 { return l.overflows.Load() }
 func (l *TCPListener) Pending() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.qLen
+	return l.q.Len()
 }

@@ -2,10 +2,13 @@ package netconn_test
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"testing"
 	"time"
 
+	"github.com/wispstack/wisp/endpoint/netconn"
+	"github.com/wispstack/wisp/errs"
 	"github.com/wispstack/wisp/opt"
 	"github.com/wispstack/wisp/transport/tcp"
 )
@@ -44,20 +47,21 @@ func TestTCPEmbedded(t *testing.T) {
 func TestTCPCloseReadOptions(t *testing.T) {
 	a, b := newPair(t, tunnel())
 	c, s := connPair(t, a, b, 0)
-	if err := c.SetKeepAliveParams(time.Second, 2*time.Second, 3); err != nil {
+	ka := netconn.KeepAlive{On: true, Idle: time.Second, Intvl: 2 * time.Second, Cnt: 3}
+	if err := c.SetKeepAlive(ka); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.SetKeepAlive(true); err != nil {
-		t.Fatal(err)
+	if got := c.Sockopts().KeepAlive; got != ka {
+		t.Errorf("KeepAlive %+v", got)
 	}
-	if on, idle, intvl, cnt := c.KeepAlive(); !on || idle != time.Second || intvl != 2*time.Second || cnt != 3 {
-		t.Errorf("KeepAlive %v %v %v %d", on, idle, intvl, cnt)
+	if err := c.SetKeepAlive(netconn.KeepAlive{On: true}); !errors.Is(err, errs.Val) {
+		t.Errorf("SetKeepAlive without parameters: %v", err)
 	}
-	if !c.NoDelay() {
+	if !c.Sockopts().NoDelay {
 		t.Error("NoDelay off by default")
 	}
 	c.SetNoDelay(false)
-	if c.NoDelay() {
+	if c.Sockopts().NoDelay {
 		t.Error("SetNoDelay(false) ignored")
 	}
 	if i := c.Info(); i.State != tcp.StateEstablished {

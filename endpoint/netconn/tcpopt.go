@@ -1,20 +1,166 @@
 package netconn
 
 import (
+	"net"
 	"time"
 
+	"github.com/wispstack/wisp/errs"
+	"github.com/wispstack/wisp/stack"
 	"github.com/wispstack/wisp/transport/tcp"
 )
 
-// The TCP-level options Linux has and lwIP does not: TCP_MAXSEG, TCP_USER_TIMEOUT, TCP_CORK
-// and TCP_NOTSENT_LOWAT. Each is the PCB's; these methods take the core lock to reach it.
+// A TCP connection's options live on its PCB: each setter takes the core lock and sets
+// the PCB's value, and Sockopts reads them back from there. netconn keeps only what the
+// PCB does not hold or report: SO_LINGER (Close's business), SO_RCVBUF (the read batching
+// depends on it) and the keepalive parameters (transport/tcp has no getter for them yet).
+// Beyond lwIP's options, four of Linux's: TCP_MAXSEG, TCP_USER_TIMEOUT, TCP_CORK and
+// TCP_NOTSENT_LOWAT.
+
+// KeepAlive is a connection's keepalive setting: SO_KEEPALIVE, TCP_KEEPIDLE,
+// TCP_KEEPINTVL and TCP_KEEPCNT.
+type KeepAlive struct {
+	On          bool
+	Idle, Intvl time.Duration // before the first probe, between probes
+	Cnt         int           // unanswered probes that end the connection
+}
+
+// TCPSockopts are a TCP connection's option values, for getsockopt. Once the PCB is gone
+// (reset, timed out, closed), the ones it holds are the values it had last.
+type TCPSockopts struct {
+	// Held by the PCB.
+	NoDelay      bool          // TCP_NODELAY
+	Cork         bool          // TCP_CORK
+	UserTimeout  time.Duration // TCP_USER_TIMEOUT (0: none)
+	NotSentLowat int           // TCP_NOTSENT_LOWAT (0: off)
+	WriteBuffer  int           // SO_SNDBUF: SetWriteBuffer's value, else what autotuning grew it to
+
+	// Kept by netconn.
+	KeepAlive  KeepAlive
+	Linger     int // SO_LINGER: -1 the default graceful close, else seconds
+	ReadBuffer int // SO_RCVBUF: SetReadBuffer's value, else Options.TCPWnd
+}
+
+// DefaultTCPSockopts returns the options a connection of s starts with (NoDelay on, as
+// DialTCP's default and Go's).
+func DefaultTCPSockopts(s *stack.Stack) TCPSockopts {
+	o := s.Options()
+	return TCPSockopts{NoDelay: true, WriteBuffer: o.TCPSndBuf, Linger: -1, ReadBuffer: o.TCPWnd,
+		KeepAlive: KeepAlive{Idle: o.TCPKeepIdle, Intvl: o.TCPKeepIntvl, Cnt: o.TCPKeepCnt}}
+}
+
+// readPCB sets the fields the PCB holds from p (core context).
+func (o *TCPSockopts) readPCB(p *tcp.PCB) {
+	o.NoDelay, o.Cork, o.UserTimeout = p.NoDelay(), p.Cork(), p.UserTimeout()
+	o.NotSentLowat, o.WriteBuffer = p.NotSentLowat(), p.SndBufSize()
+}
+
+// dropPCB forgets the PCB, if any (core context), keeping the option values it had for
+// Sockopts.
+func (c *TCPConn) dropPCB() {
+	if c.pcb != nil {
+		c.lastOpts.readPCB(c.pcb)
+		c.pcb = nil
+	}
+}
+
+// Sockopts returns the connection's options.
+func (c *TCPConn) Sockopts() TCPSockopts {
+	c.s.Lock()
+	defer c.s.Unlock()
+	o := c.lastOpts
+	if c.pcb != nil {
+		o.readPCB(c.pcb)
+	}
+	o.KeepAlive = c.keep
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	o.Linger, o.ReadBuffer = c.linger, c.wnd()
+	return o
+}
+
+// withPCB runs fn on the PCB in core context; the error of a gone connection otherwise.
+func (c *TCPConn) withPCB(fn func(p *tcp.PCB) error) error {
+	c.s.Lock()
+	defer c.s.Unlock()
+	if c.pcb == nil {
+		return c.goneErrLocked()
+	}
+	return fn(c.pcb)
+}
+
+// setPCB is withPCB for a setter that cannot fail.
+func (c *TCPConn) setPCB(set func(p *tcp.PCB)) error {
+	return c.withPCB(func(p *tcp.PCB) error { set(p); return nil })
+}
+
+// SetNoDelay turns Nagle's algorithm off (true, the default as in Go) or on.
+func (c *TCPConn) SetNoDelay(on bool) error {
+	return c.setPCB(func(p *tcp.PCB) { p.SetNoDelay(on) })
+}
+
+// SetKeepAlive sets keepalive (SO_KEEPALIVE and its parameters). Errors: errs.Val for a
+// parameter not above 0.
+func (c *TCPConn) SetKeepAlive(k KeepAlive) error {
+	if k.Idle <= 0 || k.Intvl <= 0 || k.Cnt <= 0 {
+		return errs.Val
+	}
+	return c.setPCB(func(p *tcp.PCB) {
+		c.keep = k
+		p.SetKeepAlive(k.On, k.Idle, k.Intvl, k.Cnt)
+	})
+}
+
+// SetLinger sets what Close does (SO_LINGER): sec < 0 the default graceful background
+// close, 0 a reset, sec > 0 wait up to sec seconds for the FIN to be acknowledged.
+func (c *TCPConn) SetLinger(sec int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return net.ErrClosed
+	}
+	c.linger = max(sec, -1)
+	return nil
+}
+
+// SetReadBuffer caps the receive window at n bytes (SO_RCVBUF); 0 restores the default.
+func (c *TCPConn) SetReadBuffer(n int) error {
+	if n < 0 {
+		return errs.Val
+	}
+	return c.setPCB(func(p *tcp.PCB) {
+		p.SetRcvBuf(n)
+		c.mu.Lock()
+		c.rcvBuf = n
+		c.thresh = recvThresh(c.wnd(), c.mss)
+		c.mu.Unlock()
+	})
+}
+
+// SetWriteBuffer fixes the bytes queued for sending at n (SO_SNDBUF), at most the larger of
+// Options.TCPSndBuf and TCPMaxSndBuf; 0 restores the default (autotuning from TCPSndBuf).
+func (c *TCPConn) SetWriteBuffer(n int) error {
+	if n < 0 {
+		return errs.Val
+	}
+	return c.setPCB(func(p *tcp.PCB) { p.SetSndBuf(n) })
+}
+
+// SetTTL sets the TTL (hop limit) of the connection's segments (IP_TTL).
+func (c *TCPConn) SetTTL(ttl uint8) error {
+	return c.setPCB(func(p *tcp.PCB) { p.SetTTL(ttl) })
+}
+
+// SetTOS sets the TOS (traffic class) of the connection's segments (IP_TOS).
+func (c *TCPConn) SetTOS(tos uint8) error {
+	return c.setPCB(func(p *tcp.PCB) { p.SetTOS(tos) })
+}
 
 // SetMSS caps the send MSS at n bytes (TCP_MAXSEG; 0 removes the cap). On a connection
 // the cap applies to the segments sent from now on; before connecting (TCPOptions.MSS) it
 // also lowers the MSS announced in the SYN. Errors: errs.Val outside [88, 65495].
 func (c *TCPConn) SetMSS(n int) error {
 	if n < 0 {
-		return errVal
+		return errs.Val
 	}
 	return c.withPCB(func(p *tcp.PCB) error { return p.SetMSS(n) })
 }
@@ -38,33 +184,16 @@ func (c *TCPConn) MSS() int {
 // retransmission count (Options.TCPMaxRtx). Errors: errs.Val for a negative d.
 func (c *TCPConn) SetUserTimeout(d time.Duration) error {
 	if d < 0 {
-		return errVal
+		return errs.Val
 	}
-	return c.withPCB(func(p *tcp.PCB) error { p.SetUserTimeout(d); return nil })
-}
-
-// UserTimeout returns the SetUserTimeout setting (0: none).
-func (c *TCPConn) UserTimeout() time.Duration {
-	c.s.Lock()
-	defer c.s.Unlock()
-	if c.pcb == nil {
-		return 0
-	}
-	return c.pcb.UserTimeout()
+	return c.setPCB(func(p *tcp.PCB) { p.SetUserTimeout(d) })
 }
 
 // SetCork holds partial segments back while on (TCP_CORK): only full-sized segments leave,
 // and a partial one after 200 ms at most, as on Linux. Turning it off sends what was held
 // at once.
 func (c *TCPConn) SetCork(on bool) error {
-	return c.withPCB(func(p *tcp.PCB) error { p.SetCork(on); return nil })
-}
-
-// Cork reports whether SetCork holds partial segments back.
-func (c *TCPConn) Cork() bool {
-	c.s.Lock()
-	defer c.s.Unlock()
-	return c.pcb != nil && c.pcb.Cork()
+	return c.setPCB(func(p *tcp.PCB) { p.SetCork(on) })
 }
 
 // SetNotSentLowat sets TCP_NOTSENT_LOWAT: Write waits while n or more bytes it queued are
@@ -74,17 +203,17 @@ func (c *TCPConn) Cork() bool {
 // limit off (the send buffer alone bounds Write). Errors: errs.Val for a negative n.
 func (c *TCPConn) SetNotSentLowat(n int) error {
 	if n < 0 {
-		return errVal
+		return errs.Val
 	}
-	return c.withPCB(func(p *tcp.PCB) error { p.SetNotSentLowat(n); return nil })
+	return c.setPCB(func(p *tcp.PCB) { p.SetNotSentLowat(n) })
 }
 
-// NotSentLowat returns the SetNotSentLowat setting (0: off).
-func (c *TCPConn) NotSentLowat() int {
+// Info returns a snapshot of the connection (TCP_INFO); State CLOSED once it is gone.
+func (c *TCPConn) Info() tcp.Info {
 	c.s.Lock()
 	defer c.s.Unlock()
 	if c.pcb == nil {
-		return 0
+		return tcp.Info{State: tcp.StateClosed}
 	}
-	return c.pcb.NotSentLowat()
+	return c.pcb.Info()
 }

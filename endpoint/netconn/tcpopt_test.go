@@ -36,34 +36,34 @@ func TestTCPOptRoundTrip(t *testing.T) {
 		t.Errorf("SetMSS(0): %v", err)
 	}
 
-	if err := c.SetUserTimeout(1500 * time.Millisecond); err != nil || c.UserTimeout() != 1500*time.Millisecond {
-		t.Errorf("SetUserTimeout: %v, UserTimeout %v", err, c.UserTimeout())
+	if err := c.SetUserTimeout(1500 * time.Millisecond); err != nil || c.Sockopts().UserTimeout != 1500*time.Millisecond {
+		t.Errorf("SetUserTimeout: %v, UserTimeout %v", err, c.Sockopts().UserTimeout)
 	}
-	if err := c.SetUserTimeout(-time.Millisecond); !errors.Is(err, errs.Val) || c.UserTimeout() != 1500*time.Millisecond {
-		t.Errorf("SetUserTimeout(-1ms): %v, UserTimeout %v", err, c.UserTimeout())
+	if err := c.SetUserTimeout(-time.Millisecond); !errors.Is(err, errs.Val) || c.Sockopts().UserTimeout != 1500*time.Millisecond {
+		t.Errorf("SetUserTimeout(-1ms): %v, UserTimeout %v", err, c.Sockopts().UserTimeout)
 	}
-	if err := c.SetUserTimeout(0); err != nil || c.UserTimeout() != 0 {
-		t.Errorf("SetUserTimeout(0): %v, UserTimeout %v", err, c.UserTimeout())
+	if err := c.SetUserTimeout(0); err != nil || c.Sockopts().UserTimeout != 0 {
+		t.Errorf("SetUserTimeout(0): %v, UserTimeout %v", err, c.Sockopts().UserTimeout)
 	}
 
-	if c.Cork() {
+	if c.Sockopts().Cork {
 		t.Error("corked by default")
 	}
-	if err := c.SetCork(true); err != nil || !c.Cork() {
-		t.Errorf("SetCork(true): %v, Cork %v", err, c.Cork())
+	if err := c.SetCork(true); err != nil || !c.Sockopts().Cork {
+		t.Errorf("SetCork(true): %v, Cork %v", err, c.Sockopts().Cork)
 	}
-	if err := c.SetCork(false); err != nil || c.Cork() {
-		t.Errorf("SetCork(false): %v, Cork %v", err, c.Cork())
+	if err := c.SetCork(false); err != nil || c.Sockopts().Cork {
+		t.Errorf("SetCork(false): %v, Cork %v", err, c.Sockopts().Cork)
 	}
 
-	if c.NotSentLowat() != 0 {
-		t.Errorf("NotSentLowat %d by default", c.NotSentLowat())
+	if c.Sockopts().NotSentLowat != 0 {
+		t.Errorf("NotSentLowat %d by default", c.Sockopts().NotSentLowat)
 	}
-	if err := c.SetNotSentLowat(16384); err != nil || c.NotSentLowat() != 16384 {
-		t.Errorf("SetNotSentLowat: %v, NotSentLowat %d", err, c.NotSentLowat())
+	if err := c.SetNotSentLowat(16384); err != nil || c.Sockopts().NotSentLowat != 16384 {
+		t.Errorf("SetNotSentLowat: %v, NotSentLowat %d", err, c.Sockopts().NotSentLowat)
 	}
-	if err := c.SetNotSentLowat(-1); !errors.Is(err, errs.Val) || c.NotSentLowat() != 16384 {
-		t.Errorf("SetNotSentLowat(-1): %v, NotSentLowat %d", err, c.NotSentLowat())
+	if err := c.SetNotSentLowat(-1); !errors.Is(err, errs.Val) || c.Sockopts().NotSentLowat != 16384 {
+		t.Errorf("SetNotSentLowat(-1): %v, NotSentLowat %d", err, c.Sockopts().NotSentLowat)
 	}
 }
 
@@ -283,5 +283,32 @@ func TestTCPListenMSS(t *testing.T) {
 	}
 	if c.MSS() != want || s.MSS() != want {
 		t.Errorf("MSS: dialer %d, accepted %d, want %d", c.MSS(), s.MSS(), want)
+	}
+}
+
+// Sockopts reads the options from the PCB; once the PCB is gone (here: reset by the peer)
+// it reports the values the PCB had last, and netconn's own values stay.
+func TestTCPSockoptsOutliveThePCB(t *testing.T) {
+	a, b := newPair(t, tunnel())
+	c, s := connPair(t, a, b, 0)
+	if got, want := c.Sockopts(), netconn.DefaultTCPSockopts(a); got != want {
+		t.Errorf("new connection's options %+v, want %+v", got, want)
+	}
+	c.SetCork(true)
+	c.SetNotSentLowat(4096)
+	c.SetUserTimeout(time.Second)
+	c.SetNoDelay(false)
+	c.SetLinger(7)
+	want := c.Sockopts()
+	if !want.Cork || want.NotSentLowat != 4096 || want.UserTimeout != time.Second || want.NoDelay || want.Linger != 7 {
+		t.Fatalf("options not set: %+v", want)
+	}
+	s.SetLinger(0)
+	s.Close()
+	if _, err := c.Read(make([]byte, 10)); !errors.Is(err, errs.Rst) {
+		t.Fatalf("Read after RST: %v", err)
+	}
+	if got := c.Sockopts(); got != want {
+		t.Errorf("options after the reset %+v, want %+v", got, want)
 	}
 }

@@ -168,7 +168,7 @@ func (c *TCPConn) WriteRef(b []byte) (int, error) {
 			}
 			c.s.Lock()
 			if pcb := c.pcb; pcb != nil {
-				c.pcb = nil
+				c.dropPCB()
 				pcb.OnErr(nil)
 				pcb.Abort()
 				c.mu.Lock()

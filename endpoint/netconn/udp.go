@@ -1,7 +1,6 @@
 package netconn
 
 import (
-	"net"
 	"net/netip"
 
 	"github.com/wispstack/wisp/ip"
@@ -22,15 +21,13 @@ type UDPOptions struct {
 // are dropped and counted (Drops), as lwIP drops when its recvmbox is full. Sends never
 // block: a full link fails them with errs.Mem. Every method is safe for concurrent use.
 type UDPConn struct {
-	dgramConn // pendErr: an ICMP error about a connected socket's datagram
+	pcbConn[*udp.PCB] // dgramConn.pendErr: an ICMP error about a connected socket's datagram
 
-	pcb    *udp.PCB // core lock; nil once closed or the stack closed
 	groups []joined // core lock: multicast memberships to drop on Close
 
 	// Guarded by dgramConn.mu.
-	pktInfo bool
-	laddr   netip.AddrPort
-	raddr   netip.AddrPort
+	laddr netip.AddrPort
+	raddr netip.AddrPort
 }
 
 type joined struct {
@@ -76,7 +73,8 @@ func openUDP(s *stack.Stack, laddr, raddr netip.AddrPort, o *UDPOptions, bind bo
 	if err != nil {
 		return nil, err
 	}
-	c := &UDPConn{pcb: pcb}
+	c := &UDPConn{}
+	c.pcb = pcb
 	c.init(s, r)
 	c.laddr, c.raddr = pcb.LocalAddr(), pcb.RemoteAddr()
 	pcb.SetArg(c)
@@ -133,29 +131,15 @@ const (
 
 // send copies b into a new pbuf (outside the core lock) and sends it.
 func (c *UDPConn) send(b []byte, mode int, dst netip.AddrPort, src netip.Addr, ifIndex int) (int, error) {
-	p, err := c.payload(b, udp.MaxPayload6)
-	if err != nil {
-		return 0, err
-	}
-	c.s.Lock()
-	defer c.s.Unlock()
-	pcb := c.pcb
-	if pcb == nil {
-		p.Free()
-		return 0, net.ErrClosed
-	}
-	switch mode {
-	case sendTo:
-		err = pcb.SendTo(p, dst)
-	case sendToFrom:
-		err = pcb.SendToFrom(p, dst, src, ifIndex)
-	default:
-		err = pcb.Send(p)
-	}
-	if err != nil {
-		return 0, err
-	}
-	return len(b), nil
+	return c.sendWith(b, udp.MaxPayload6, func(pcb *udp.PCB, p *pbuf.Pbuf) error {
+		switch mode {
+		case sendTo:
+			return pcb.SendTo(p, dst)
+		case sendToFrom:
+			return pcb.SendToFrom(p, dst, src, ifIndex)
+		}
+		return pcb.Send(p)
+	})
 }
 
 // WriteTo sends b as one datagram to dst. Errors: errs.Mem (no memory, or the link's queue
@@ -186,9 +170,8 @@ func (c *UDPConn) Close() error {
 				_ = j.leave(l)
 			}
 			c.groups = nil
-			c.pcb.Close()
-			c.pcb = nil
 		}
+		c.closePCB()
 	})
 }
 
@@ -206,7 +189,7 @@ func (c *UDPConn) Buffered() int { return c.buffered() }
 func (c *UDPConn) Queued() (datagrams, bytes int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.box.n, c.box.bytes
+	return c.box.q.Len(), c.box.bytes
 }
 
 // Err returns and clears the pending asynchronous error (SO_ERROR).
@@ -215,18 +198,3 @@ func (c *UDPConn) Err() error {
 	defer c.mu.Unlock()
 	return c.takeErrLocked()
 }
-
-// SetReadBuffer bounds the bytes of queued datagrams (SO_RCVBUF), on top of the
-// UDPRecvMboxSize count; 0 removes the bound. A datagram always fits an empty mailbox.
-func (c *UDPConn) SetReadBuffer(n int) error { return c.setReadBuffer(n) }
-
-// SetPktInfo records whether the socket layer should report IP_PKTINFO (Meta always
-// carries it); PktInfo reads it back.
-func (c *UDPConn) SetPktInfo(on bool) {
-	c.mu.Lock()
-	c.pktInfo = on
-	c.mu.Unlock()
-}
-
-// PktInfo reports the SetPktInfo setting.
-func (c *UDPConn) PktInfo() bool { return locked(&c.mu, &c.pktInfo) }
