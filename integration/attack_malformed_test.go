@@ -68,6 +68,12 @@ func (g *malformed) dst(v6 bool) netip.Addr {
 	return g.wisp[0]
 }
 
+// addrs picks a family (v6), then a source in it (src) and wisp's address (dst).
+func (g *malformed) addrs() (src, dst netip.Addr) {
+	v6 := g.v6()
+	return g.src(v6), g.dst(v6)
+}
+
 func (g *malformed) port() uint16 {
 	if g.rng.UintN(2) == 0 {
 		return g.listen
@@ -267,36 +273,31 @@ var malformedGens = []malformedGen{
 
 	// TCP, over both families.
 	{"TCP data offset below 5", func(g *malformed) []byte {
-		v6 := g.v6()
-		src, dst := g.src(v6), g.dst(v6)
+		src, dst := g.addrs()
 		b := g.syn(src, dst, g.port())
 		b[12] = byte(g.rng.UintN(5)) << 4
 		wire.TCP(b).SetChecksum(src, dst)
 		return ipPacket(src, dst, wire.ProtoTCP, 1, b)
 	}},
 	{"TCP data offset past the segment", func(g *malformed) []byte {
-		v6 := g.v6()
-		src, dst := g.src(v6), g.dst(v6)
+		src, dst := g.addrs()
 		b := g.syn(src, dst, g.port())[:20]
 		b[12] = byte(6+g.rng.UintN(10)) << 4
 		wire.TCP(b).SetChecksum(src, dst)
 		return ipPacket(src, dst, wire.ProtoTCP, 1, b)
 	}},
 	{"TCP bad checksum", func(g *malformed) []byte {
-		v6 := g.v6()
-		src, dst := g.src(v6), g.dst(v6)
+		src, dst := g.addrs()
 		b := g.syn(src, dst, g.port())
 		b[16] ^= byte(1 + g.rng.UintN(255))
 		return ipPacket(src, dst, wire.ProtoTCP, 1, b)
 	}},
 	{"TCP header truncated", func(g *malformed) []byte {
-		v6 := g.v6()
-		src, dst := g.src(v6), g.dst(v6)
+		src, dst := g.addrs()
 		return ipPacket(src, dst, wire.ProtoTCP, 1, g.syn(src, dst, g.port())[:g.rng.UintN(20)])
 	}},
 	{"TCP option garbage", func(g *malformed) []byte {
-		v6 := g.v6()
-		src, dst := g.src(v6), g.dst(v6)
+		src, dst := g.addrs()
 		bad := [][]byte{
 			{2, 0}, {2, 1}, {2, 3, 5}, {2, 5, 5, 180, 0}, {3, 2}, {3, 4, 7, 0}, {4, 3, 0}, {4, 0},
 			{5, 3, 0}, {5, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {8, 9, 0, 0, 0, 0, 0, 0, 0}, {8, 0},
@@ -313,8 +314,7 @@ var malformedGens = []malformedGen{
 		return ipPacket(src, dst, wire.ProtoTCP, 1, b)
 	}},
 	{"TCP impossible flags", func(g *malformed) []byte {
-		v6 := g.v6()
-		src, dst := g.src(v6), g.dst(v6)
+		src, dst := g.addrs()
 		b := g.syn(src, dst, g.port())
 		b[13] = []byte{0x03, 0x05, 0x07, 0x3f, 0xff, 0x00, 0x29, 0x01}[g.rng.UintN(8)] // SYN|FIN, SYN|RST, ..., xmas, null, FIN|PSH|URG, FIN
 		wire.TCP(b).SetChecksum(src, dst)
@@ -323,8 +323,7 @@ var malformedGens = []malformedGen{
 
 	// UDP.
 	{"UDP bad length or checksum", func(g *malformed) []byte {
-		v6 := g.v6()
-		src, dst := g.src(v6), g.dst(v6)
+		src, dst := g.addrs()
 		b := make([]byte, 8+g.rng.UintN(64))
 		u := wire.UDP(b)
 		u.SetSrcPort(uint16(1024 + g.rng.UintN(60000)))
@@ -339,7 +338,7 @@ var malformedGens = []malformedGen{
 		case 2:
 			b[6] ^= 0x55
 		case 3:
-			if v6 {
+			if src.Is6() {
 				b[6], b[7] = 0, 0 // "none" is not allowed over IPv6
 			} else {
 				b = b[:1+g.rng.UintN(7)]

@@ -25,13 +25,10 @@ var httpBytes = flag.Int64("wisp.http-bytes", 0, "size of the HTTP downloads che
 
 // httpTransfer is the size of the HTTP downloads and uploads.
 func httpTransfer() int64 {
-	switch {
-	case *httpBytes > 0:
+	if *httpBytes > 0 {
 		return *httpBytes
-	case testing.Short() || raceEnabled:
-		return 16 << 20
 	}
-	return 1 << 30
+	return scaled[int64](1<<30, 16<<20)
 }
 
 // curl runs curl in ns: no proxy from the environment, no URL globbing (IPv6 brackets),

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -36,10 +35,7 @@ const (
 
 // stallSizes returns the number of stalled clients and the live client's large body.
 func stallSizes() (clients int, big int64) {
-	if testing.Short() || raceEnabled {
-		return stallClientsShort, stallBigShort
-	}
-	return stallClients, stallBig
+	return scaled(stallClients, stallClientsShort), scaled[int64](stallBig, stallBigShort)
 }
 
 // `wisp serve --http 80` on a TUN; the kernel side of the TUN opens stallClients
@@ -125,13 +121,7 @@ func TestStallWireGuardSOCKS(t *testing.T) {
 	clients, big := stallSizes()
 	nsA, nsB := newNetns(t), newNetns(t)
 	stacktest.NoGoroutineLeak(t)
-	vethPair(t, nsA, nsB, "stva", "198.18.71.1/24", "stvb", "198.18.71.2/24")
-	privA, pubA := wgKeys(t)
-	privB, pubB := wgKeys(t)
-	dev := fmt.Sprintf("wg%d_%d", os.Getpid(), nsSeq.Add(1))
-	kernelWG(t, nsA, dev, privA, 51820, pubB, "198.18.71.2:51821",
-		[]string{"198.18.72.2/32", "fd42:5eed:72::2/128"},
-		[]string{"198.18.72.1/24", "fd42:5eed:72::1/64"})
+	conf := kernelTunnel(t, nsA, nsB, "stva", "stvb", 71, "")
 
 	server := netip.MustParseAddrPort("198.18.72.1:8080")
 	var hl net.Listener
@@ -149,17 +139,6 @@ func TestStallWireGuardSOCKS(t *testing.T) {
 	})
 
 	proxy := netip.MustParseAddrPort("198.18.71.2:1080")
-	conf := fmt.Sprintf(`[Interface]
-PrivateKey = %s
-Address = 198.18.72.2/24, fd42:5eed:72::2/64
-ListenPort = 51821
-MTU = 1420
-
-[Peer]
-PublicKey = %s
-Endpoint = 198.18.71.1:51820
-AllowedIPs = 198.18.72.0/24, fd42:5eed:72::/64
-`, privB, pubA)
 	w := startWispWG(t, nsB, conf, "--socks5", proxy.String())
 	stalled := newStallGroup(t)
 	logEvidenceOnFailure(t, &w.servedWisp, nsA, nsB)

@@ -21,11 +21,14 @@ import (
 )
 
 // bigTransfer is the size of the kernel transfers: 100 MiB, shrunk under -short and -race.
-func bigTransfer() int64 {
+func bigTransfer() int64 { return scaled[int64](100<<20, 8<<20) }
+
+// scaled is a size for a test that moves data: full, or small under -short and under -race.
+func scaled[T int | int64](full, small T) T {
 	if testing.Short() || raceEnabled {
-		return 8 << 20
+		return small
 	}
-	return 100 << 20
+	return full
 }
 
 // tcpEnv is a wisp stack on a TUN device whose kernel side lives in a namespace of the test:

@@ -18,12 +18,7 @@ import (
 )
 
 // impairedTransfer is the size of the transfers over the impaired link.
-func impairedTransfer() int64 {
-	if testing.Short() || raceEnabled {
-		return 2 << 20
-	}
-	return 10 << 20
-}
+func impairedTransfer() int64 { return scaled[int64](10<<20, 2<<20) }
 
 // With seeded loss, reordering, duplication and delay between the TUN device and wisp,
 // transfers against the kernel still end byte-exact in both directions, and wisp's counters

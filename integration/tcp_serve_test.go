@@ -17,10 +17,7 @@ func TestWispServeTCP(t *testing.T) {
 	out := srv.out
 	waitFor(t, func() bool { return strings.Contains(out.String(), "serving on") }, "wisp serve to start:\n"+out.String())
 
-	n := int64(16 << 20)
-	if testing.Short() || raceEnabled {
-		n = 2 << 20
-	}
+	n := scaled[int64](16<<20, 2<<20)
 	_, deadline := withDeadline(t, 30*time.Second)
 	for _, f := range families {
 		wisp := netip.MustParseAddr([]string{"198.18.14.2", "fd42:5eed:14::2"}[f.idx])

@@ -3,10 +3,7 @@ package integration
 import (
 	"crypto/ecdh"
 	"crypto/rand"
-	"encoding/binary"
 	"fmt"
-	"net"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -109,6 +106,35 @@ func kernelWG(t *testing.T, ns *netns, dev string, priv wgconf.Key, port int, pe
 	ns.run(t, "ip", "link", "set", dev, "up")
 }
 
+// kernelTunnel sets up what TestWispWGKernel and TestStallWireGuardSOCKS share: a veth pair
+// vethA–vethB between nsA and nsB on the underlay 198.18.<under>.0/24 (A is .1, B .2), and
+// wireguard-go on a kernel TUN in A (kernelWG, UDP port 51820) with the tunnel addresses
+// 198.18.<under+1>.1/24 and fd42:5eed:<under+1>::1/64. It returns the configuration of
+// `wisp wg` in B (UDP port 51821, tunnel addresses .2 and ::2); iface goes into its
+// [Interface] section.
+func kernelTunnel(t *testing.T, nsA, nsB *netns, vethA, vethB string, under int, iface string) string {
+	t.Helper()
+	vethPair(t, nsA, nsB, vethA, fmt.Sprintf("198.18.%d.1/24", under), vethB, fmt.Sprintf("198.18.%d.2/24", under))
+	privA, pubA := wgKeys(t)
+	privB, pubB := wgKeys(t)
+	dev := fmt.Sprintf("wg%d_%d", os.Getpid(), nsSeq.Add(1))
+	in := under + 1
+	kernelWG(t, nsA, dev, privA, 51820, pubB, fmt.Sprintf("198.18.%d.2:51821", under),
+		[]string{fmt.Sprintf("198.18.%d.2/32", in), fmt.Sprintf("fd42:5eed:%d::2/128", in)},
+		[]string{fmt.Sprintf("198.18.%d.1/24", in), fmt.Sprintf("fd42:5eed:%d::1/64", in)})
+	return fmt.Sprintf(`[Interface]
+PrivateKey = %[1]s
+Address = 198.18.%[3]d.2/24, fd42:5eed:%[3]d::2/64
+%[4]sListenPort = 51821
+MTU = 1420
+
+[Peer]
+PublicKey = %[2]s
+Endpoint = 198.18.%[5]d.1:51820
+AllowedIPs = 198.18.%[3]d.0/24, fd42:5eed:%[3]d::/64
+`, privB, pubA, in, iface, under)
+}
+
 // wispWG is a `wisp wg` process.
 type wispWG struct {
 	servedWisp
@@ -129,67 +155,4 @@ func startWispWG(t *testing.T, ns *netns, conf string, args ...string) *wispWG {
 	w.onFail(t)
 	waitFor(t, func() bool { return strings.Contains(w.out.String(), "wg up") }, "wisp wg to start:\n"+w.out.String())
 	return w
-}
-
-// dnsServer answers A and AAAA queries for the names in zone over UDP on pc (RFC 1035
-// §4.1), NXDOMAIN for other names, until pc is closed.
-func dnsServer(pc net.PacketConn, zone map[string][]netip.Addr) {
-	buf := make([]byte, 512)
-	for {
-		n, from, err := pc.ReadFrom(buf)
-		if err != nil {
-			return
-		}
-		if resp := dnsAnswer(buf[:n], zone); resp != nil {
-			pc.WriteTo(resp, from)
-		}
-	}
-}
-
-func dnsAnswer(q []byte, zone map[string][]netip.Addr) []byte {
-	if len(q) < 12 || binary.BigEndian.Uint16(q[4:]) != 1 {
-		return nil
-	}
-	// QNAME: labels up to the root; then QTYPE, QCLASS.
-	i := 12
-	var labels []string
-	for i < len(q) && q[i] != 0 {
-		l := int(q[i])
-		if l > 63 || i+1+l > len(q) {
-			return nil
-		}
-		labels = append(labels, strings.ToLower(string(q[i+1:i+1+l])))
-		i += 1 + l
-	}
-	if i+5 > len(q) {
-		return nil
-	}
-	qtype := binary.BigEndian.Uint16(q[i+1:])
-	question := q[12 : i+5]
-	addrs, known := zone[strings.Join(labels, ".")]
-	resp := append([]byte{}, q[:2]...)
-	flags := uint16(0x8180) // QR, RD, RA; RCODE 0
-	if !known {
-		flags |= 3 // NXDOMAIN
-	}
-	var answers [][]byte
-	for _, a := range addrs {
-		if (qtype == 1 && a.Is4()) || (qtype == 28 && a.Is6()) {
-			rr := []byte{0xc0, 12} // a pointer to the question's name
-			rr = binary.BigEndian.AppendUint16(rr, qtype)
-			rr = binary.BigEndian.AppendUint16(rr, 1)
-			rr = binary.BigEndian.AppendUint32(rr, 60)
-			rr = binary.BigEndian.AppendUint16(rr, uint16(len(a.AsSlice())))
-			answers = append(answers, append(rr, a.AsSlice()...))
-		}
-	}
-	resp = binary.BigEndian.AppendUint16(resp, flags)
-	resp = binary.BigEndian.AppendUint16(resp, 1)
-	resp = binary.BigEndian.AppendUint16(resp, uint16(len(answers)))
-	resp = append(resp, 0, 0, 0, 0)
-	resp = append(resp, question...)
-	for _, rr := range answers {
-		resp = append(resp, rr...)
-	}
-	return resp
 }

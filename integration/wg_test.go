@@ -13,17 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wispstack/wisp/endpoint/dns/dnstest"
 	"github.com/wispstack/wisp/internal/httpapp"
 )
 
 // wgTransfer is the size of the downloads through the WireGuard tunnel: both ends are
 // userspace WireGuard here, so they are kept to seconds.
-func wgTransfer() int64 {
-	if testing.Short() || raceEnabled {
-		return 8 << 20
-	}
-	return 64 << 20
-}
+func wgTransfer() int64 { return scaled[int64](64<<20, 8<<20) }
 
 // The kernel side (namespace A) runs wireguard-go on a kernel TUN, configured with `wg set`
 // and `ip addr`; `wisp wg --config` runs in namespace B; a veth pair carries the UDP
@@ -39,13 +35,7 @@ func wgTransfer() int64 {
 func TestWispWGKernel(t *testing.T) {
 	requireTool(t, "curl")
 	nsA, nsB := newNetns(t), newNetns(t)
-	vethPair(t, nsA, nsB, "wgva", "198.18.30.1/24", "wgvb", "198.18.30.2/24")
-	privA, pubA := wgKeys(t)
-	privB, pubB := wgKeys(t)
-	dev := fmt.Sprintf("wg%d_%d", os.Getpid(), nsSeq.Add(1))
-	kernelWG(t, nsA, dev, privA, 51820, pubB, "198.18.30.2:51821",
-		[]string{"198.18.31.2/32", "fd42:5eed:31::2/128"},
-		[]string{"198.18.31.1/24", "fd42:5eed:31::1/64"})
+	conf := kernelTunnel(t, nsA, nsB, "wgva", "wgvb", 30, "DNS = 198.18.31.1\n")
 
 	// A's HTTP server (the kernel's sockets, dual-stack on :8080) and DNS server, run by
 	// this process on threads inside A.
@@ -67,24 +57,10 @@ func TestWispWGKernel(t *testing.T) {
 	hs := httpapp.NewServer(httpapp.Handler("the kernel side of the tunnel"))
 	go hs.Serve(hl)
 	t.Cleanup(func() { hs.Close() })
-	go dnsServer(dns, map[string][]netip.Addr{
-		"kernel.wisp.test": {netip.MustParseAddr("198.18.31.1"), netip.MustParseAddr("fd42:5eed:31::1")},
-	})
-	t.Cleanup(func() { dns.Close() })
+	(&dnstest.Server{Zone: map[string][]netip.Addr{
+		"kernel.wisp.test.": {netip.MustParseAddr("198.18.31.1"), netip.MustParseAddr("fd42:5eed:31::1")},
+	}}).ServeUDP(t, dns)
 
-	conf := fmt.Sprintf(`# wisp's side of the tunnel
-[Interface]
-PrivateKey = %s
-Address = 198.18.31.2/24, fd42:5eed:31::2/64
-DNS = 198.18.31.1
-ListenPort = 51821
-MTU = 1420
-
-[Peer]
-PublicKey = %s
-Endpoint = 198.18.30.1:51820
-AllowedIPs = 198.18.31.0/24, fd42:5eed:31::/64
-`, privB, pubA)
 	w := startWispWG(t, nsB, conf, "--http", "80", "--socks5", "198.18.30.2:1080")
 
 	n := wgTransfer()

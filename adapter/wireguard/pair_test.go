@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,7 +18,7 @@ import (
 	"golang.zx2c4.com/wireguard/tun/netstack"
 
 	"github.com/wispstack/wisp/adapter/wireguard/internal/wgtest"
-	"github.com/wispstack/wisp/endpoint/dns"
+	"github.com/wispstack/wisp/endpoint/dns/dnstest"
 	"github.com/wispstack/wisp/stack/stacktest"
 )
 
@@ -232,81 +231,21 @@ func sum16(b []byte) uint16 {
 	return uint16(s)
 }
 
-// serveDNS answers A and AAAA queries for names in zone, over UDP and TCP on n's port 53, with the
-// endpoint/dns codec. Names in tcpOnly get a truncated UDP answer.
+// serveDNS answers A and AAAA queries for names in zone, over UDP and TCP on n's port 53. Names
+// in tcpOnly get a truncated UDP answer.
 func serveDNS(t *testing.T, n peerNet, zone map[string][]netip.Addr, tcpOnly map[string]bool) {
 	t.Helper()
-	answer := func(req []byte, udp bool) []byte {
-		var q dns.Message
-		if q.Unpack(req) != nil || len(q.Questions) != 1 {
-			return nil
-		}
-		m := dns.Message{Header: dns.Header{ID: q.ID, Response: true, RecursionDesired: q.RecursionDesired,
-			RecursionAvailable: true, Authoritative: true}, Questions: q.Questions}
-		qq := q.Questions[0]
-		addrs, ok := zone[qq.Name]
-		switch {
-		case !ok:
-			m.RCode = dns.RCodeNameError
-		case udp && tcpOnly[qq.Name]:
-			m.Truncated = true
-		default:
-			for _, a := range addrs {
-				if qq.Type == dns.TypeA && a.Is4() || qq.Type == dns.TypeAAAA && a.Is6() {
-					m.Answers = append(m.Answers, dns.Resource{Name: qq.Name, Type: qq.Type, Class: dns.ClassINET, TTL: 60, Addr: a})
-				}
-			}
-		}
-		b, _ := m.Pack(nil)
-		return b
-	}
+	s := &dnstest.Server{Zone: zone, TCPOnly: tcpOnly}
 	pc, err := n.listenUDP(53)
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.ServeUDP(t, pc)
 	l, err := n.listenTCP(53)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		buf := make([]byte, 1500)
-		for {
-			k, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			if b := answer(buf[:k], true); b != nil {
-				_, _ = pc.WriteTo(b, from)
-			}
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-			var hdr [2]byte
-			if _, err := io.ReadFull(c, hdr[:]); err == nil {
-				req := make([]byte, binary.BigEndian.Uint16(hdr[:]))
-				if _, err := io.ReadFull(c, req); err == nil {
-					b := answer(req, false)
-					_, _ = c.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(b))), b...))
-				}
-			}
-			c.Close()
-		}
-	}()
-	t.Cleanup(func() {
-		pc.Close()
-		l.Close()
-		wg.Wait()
-	})
+	s.ServeTCP(t, l)
 }
 
 // transferTimeout bounds a transfer (every read and write has this deadline): far more than

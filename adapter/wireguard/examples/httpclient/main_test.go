@@ -10,6 +10,7 @@ import (
 
 	netstack "github.com/wispstack/wisp/adapter/wireguard"
 	"github.com/wispstack/wisp/adapter/wireguard/internal/wgtest"
+	"github.com/wispstack/wisp/endpoint/dns/dnstest"
 	"github.com/wispstack/wisp/stack/stacktest"
 )
 
@@ -32,7 +33,7 @@ func TestFetch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wgtest.ServeDNS(t, pc, map[string]netip.Addr{"server.wisp.test.": serverAddr})
+	(&dnstest.Server{Zone: map[string][]netip.Addr{"server.wisp.test.": {serverAddr}}}).ServeUDP(t, pc)
 	l, err := tnet.ListenTCP(&net.TCPAddr{Port: 80})
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 
 	wisp "github.com/wispstack/wisp/adapter/wireguard"
 	"github.com/wispstack/wisp/adapter/wireguard/internal/wgtest"
+	"github.com/wispstack/wisp/endpoint/dns/dnstest"
 	"github.com/wispstack/wisp/stack/stacktest"
 )
 
@@ -45,7 +46,7 @@ func TestPing(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			wgtest.ServeDNS(t, pc, map[string]netip.Addr{"peer.wisp.test.": peerAddr})
+			(&dnstest.Server{Zone: map[string][]netip.Addr{"peer.wisp.test.": {peerAddr}}}).ServeUDP(t, pc)
 			rtt, err := ping(binds[0], config{
 				addr: netip.MustParseAddr("198.18.4.30"), dns: peerAddr,
 				privateKey: myPriv, peerKey: peerPub, endpoint: wgtest.Endpoint0, host: "peer.wisp.test",

@@ -1,26 +1,21 @@
 // Package wgtest helps tests run wireguard-go devices in one process: keys, a pair of
 // channel binds, and devices that close when the test ends.
 //
-// Layer: adapter (imports endpoint/dns, golang.zx2c4.com/wireguard's conn, conn/bindtest,
-// device and tun, and testing). For tests and the examples' tests only. Safe for concurrent use.
+// Layer: adapter (imports golang.zx2c4.com/wireguard's conn, conn/bindtest, device and tun,
+// and testing). For tests and the examples' tests only. Safe for concurrent use.
 package wgtest
 
 import (
 	"crypto/ecdh"
 	"crypto/rand"
 	"encoding/hex"
-	"net"
-	"net/netip"
 	"os"
-	"sync"
 	"testing"
 
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/conn/bindtest"
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/tun"
-
-	"github.com/wispstack/wisp/endpoint/dns"
 )
 
 // Endpoints of the two channel binds of Binds: bind 0 reaches its peer at Endpoint0, bind
@@ -64,42 +59,4 @@ func Up(t testing.TB, td tun.Device, bind conn.Bind, uapi string) *device.Device
 		t.Fatal(err)
 	}
 	return d
-}
-
-// ServeDNS answers A and AAAA queries over UDP on pc from zone (absolute names, "host.example.")
-// until the test ends; other names get NXDOMAIN.
-func ServeDNS(t testing.TB, pc net.PacketConn, zone map[string]netip.Addr) {
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			var q dns.Message
-			if q.Unpack(buf[:n]) != nil || len(q.Questions) != 1 {
-				continue
-			}
-			m := dns.Message{Header: dns.Header{ID: q.ID, Response: true, RecursionDesired: true,
-				RecursionAvailable: true}, Questions: q.Questions}
-			qq := q.Questions[0]
-			a, ok := zone[qq.Name]
-			switch {
-			case !ok:
-				m.RCode = dns.RCodeNameError
-			case qq.Type == dns.TypeA && a.Is4(), qq.Type == dns.TypeAAAA && a.Is6():
-				m.Answers = []dns.Resource{{Name: qq.Name, Type: qq.Type, Class: dns.ClassINET, TTL: 60, Addr: a}}
-			}
-			if b, err := m.Pack(nil); err == nil {
-				_, _ = pc.WriteTo(b, from)
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		pc.Close()
-		wg.Wait()
-	})
 }
