@@ -51,6 +51,19 @@ func checkNDP(b []byte, typ uint8, base int) error {
 	return CheckNDPOptions(b[base:])
 }
 
+// checkNDPUnicast is checkNDP for the messages that name a unicast address at off: the
+// target of a Neighbor Solicitation or Advertisement, a Redirect's destination; a
+// multicast one is ErrAddress.
+func checkNDPUnicast(b []byte, typ uint8, base, off int) error {
+	if err := checkNDP(b, typ, base); err != nil {
+		return err
+	}
+	if netip.AddrFrom16([16]byte(b[off : off+16])).IsMulticast() {
+		return ErrAddress
+	}
+	return nil
+}
+
 // NDPRouterSolicit is a view of a Router Solicitation (RFC 4861 §4.1).
 type NDPRouterSolicit []byte
 
@@ -101,13 +114,7 @@ type NDPNeighborSolicit []byte
 // CheckNDPNeighborSolicit validates a Neighbor Solicitation, including that
 // the target is not multicast (RFC 4861 §7.1.1).
 func CheckNDPNeighborSolicit(b []byte) error {
-	if err := checkNDP(b, ICMPv6NeighborSolicit, NDPNeighborSolicitLen); err != nil {
-		return err
-	}
-	if NDPNeighborSolicit(b).TargetAddress().IsMulticast() {
-		return ErrAddress
-	}
-	return nil
+	return checkNDPUnicast(b, ICMPv6NeighborSolicit, NDPNeighborSolicitLen, 8)
 }
 
 // TargetAddress is the address being resolved.
@@ -122,13 +129,7 @@ type NDPNeighborAdvert []byte
 // CheckNDPNeighborAdvert validates a Neighbor Advertisement, including that
 // the target is not multicast (RFC 4861 §7.1.2).
 func CheckNDPNeighborAdvert(b []byte) error {
-	if err := checkNDP(b, ICMPv6NeighborAdvert, NDPNeighborAdvertLen); err != nil {
-		return err
-	}
-	if NDPNeighborAdvert(b).TargetAddress().IsMulticast() {
-		return ErrAddress
-	}
-	return nil
+	return checkNDPUnicast(b, ICMPv6NeighborAdvert, NDPNeighborAdvertLen, 8)
 }
 
 // Flags is the flags octet: NDPNARouter | NDPNASolicited | NDPNAOverride.
@@ -155,13 +156,7 @@ type NDPRedirect []byte
 // CheckNDPRedirect validates a Redirect, including that the destination is
 // not multicast (RFC 4861 §8.1).
 func CheckNDPRedirect(b []byte) error {
-	if err := checkNDP(b, ICMPv6Redirect, NDPRedirectLen); err != nil {
-		return err
-	}
-	if NDPRedirect(b).DestinationAddress().IsMulticast() {
-		return ErrAddress
-	}
-	return nil
+	return checkNDPUnicast(b, ICMPv6Redirect, NDPRedirectLen, 24)
 }
 
 // TargetAddress is the better first hop.

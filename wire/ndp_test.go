@@ -106,6 +106,10 @@ func TestNDPNeighborAdvert(t *testing.T) {
 	if err := CheckNDPNeighborSolicit(b); !errors.Is(err, ErrType) {
 		t.Fatal(err)
 	}
+	copy(b[8:], solNode.AsSlice()) // RFC 4861 §7.1.2: a multicast target is invalid
+	if err := CheckNDPNeighborAdvert(b); !errors.Is(err, ErrAddress) {
+		t.Fatal(err)
+	}
 }
 
 func TestNDPRouterAdvert(t *testing.T) {
@@ -180,6 +184,10 @@ func TestNDPRouterSolicitAndRedirect(t *testing.T) {
 		t.Fatal("redirect fields")
 	}
 	if _, err := EmitNDPRedirect(b, ll2, netip.MustParseAddr("10.0.0.1")); !errors.Is(err, ErrAddress) {
+		t.Fatal(err)
+	}
+	copy(b[24:], solNode.AsSlice()) // RFC 4861 §8.1: a multicast destination is invalid
+	if err := CheckNDPRedirect(b[:n]); !errors.Is(err, ErrAddress) {
 		t.Fatal(err)
 	}
 }
