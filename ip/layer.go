@@ -335,9 +335,7 @@ func (l *Layer) ipStats(p *pbuf.Pbuf) *stats.Proto {
 // dropPkt frees p and counts a drop under reason in the record reason belongs to. The
 // record is found from the reason's address.
 func (l *Layer) dropPkt(p *pbuf.Pbuf, reason *uint64) {
-	if p != nil {
-		p.Free()
-	}
+	p.Free() // nil-safe
 	*reason++
 	switch {
 	case l.in(reason, &l.ip):

@@ -95,7 +95,7 @@ func (a *Allocator) Alloc(layer Layer, length int, typ Type) (*Pbuf, error) {
 			q, i := a.pool.GetLocked()
 			if q == nil {
 				a.mu.Unlock()
-				a.freeChain(head)
+				head.Free()
 				return nil, errs.Mem
 			}
 			q.mem = a.arena[i*a.bufSize : (i+1)*a.bufSize : (i+1)*a.bufSize]
@@ -106,7 +106,7 @@ func (a *Allocator) Alloc(layer Layer, length int, typ Type) (*Pbuf, error) {
 			q, _ := a.ramPool.GetLocked()
 			if q == nil {
 				a.mu.Unlock()
-				a.freeChain(head)
+				head.Free()
 				return nil, errs.Mem
 			}
 			u, k := a.heap.allocLocked(n)
@@ -119,7 +119,7 @@ func (a *Allocator) Alloc(layer Layer, length int, typ Type) (*Pbuf, error) {
 			if u < 0 {
 				a.ramPool.PutLocked(q)
 				a.mu.Unlock()
-				a.freeChain(head)
+				head.Free()
 				return nil, errs.Mem
 			}
 			q.mem, q.blk, q.order = a.heap.bytes(u, k), u, int8(k)
@@ -185,12 +185,6 @@ func (a *Allocator) Clone(layer Layer, typ Type, p *Pbuf) (*Pbuf, error) {
 	return q, nil
 }
 
-func (a *Allocator) freeChain(p *Pbuf) {
-	if p != nil {
-		p.Free()
-	}
-}
-
 // RefRange returns a new chain of REF pbufs that share the memory of bytes [off, off+n) of
 // chain src: zero-copy views, as lwIP's FRAG_PBUF custom pbufs for IP fragmentation. Each
 // holds a reference on the src pbuf it views, so src's memory lives until every view is
@@ -211,7 +205,7 @@ func (a *Allocator) RefRange(pool *memp.Pool[Pbuf], src *Pbuf, off, n int) (*Pbu
 		t, _ := pool.GetLocked()
 		if t == nil {
 			pool.Unlock()
-			a.freeChain(head)
+			head.Free()
 			return nil, errs.Mem
 		}
 		take := min(rem, int(q.len)-o)

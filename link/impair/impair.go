@@ -367,9 +367,7 @@ func (d *dir) duplicate(p *pbuf.Pbuf) *pbuf.Pbuf {
 		q = up.AllocRx(p.TotLen())
 	}
 	if q == nil || q.TotLen() < p.TotLen() {
-		if q != nil {
-			q.Free()
-		}
+		q.Free() // nil-safe
 		d.c.NoBuffer++
 		return nil
 	}
