@@ -9,6 +9,7 @@ import (
 	"github.com/wispstack/wisp/ip"
 	"github.com/wispstack/wisp/ip/iptest"
 	"github.com/wispstack/wisp/link"
+	"github.com/wispstack/wisp/link/linktest"
 	"github.com/wispstack/wisp/pbuf"
 	"github.com/wispstack/wisp/wire"
 )
@@ -88,15 +89,18 @@ func TestPairEcho(t *testing.T) {
 	}
 }
 
-// A Capture records what a netif writes.
+// A Capture records what a netif writes, stamped with its clock.
 func TestCapture(t *testing.T) {
 	p := iptest.NewPair(t, iptest.PairConfig{})
-	c := &iptest.Capture{}
+	c := &linktest.Capture{Clock: p.Clock}
 	p.A.Attach(c, netip.MustParsePrefix("198.19.0.1/24"))
 	sendEcho(t, p.A, netip.MustParseAddr("198.19.0.2"), []byte("hi"))
+	if len(c.At) != 1 || !c.At[0].Equal(p.Clock.Now()) {
+		t.Errorf("stamps %v, want one at %v", c.At, p.Clock.Now())
+	}
 	f := c.Take()
-	if len(f) != 1 || c.Count != 1 || len(f[0]) != wire.IPv4MinHeaderLen+wire.ICMPv4HeaderLen+2 {
-		t.Fatalf("captured %d frames (count %d)", len(f), c.Count)
+	if len(f) != 1 || c.Count != 1 || len(f[0]) != wire.IPv4MinHeaderLen+wire.ICMPv4HeaderLen+2 || c.At != nil {
+		t.Fatalf("captured %d frames (count %d, stamps left %d)", len(f), c.Count, len(c.At))
 	}
 	if ipv4 := wire.IPv4(f[0]); ipv4.Dst() != netip.MustParseAddr("198.19.0.2") || ipv4.Protocol() != wire.ProtoICMP {
 		t.Errorf("frame % x", f[0])

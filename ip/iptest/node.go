@@ -129,10 +129,7 @@ func (n *Node) Close() {
 		n.T.Errorf("%d timers scheduled after Close", k)
 	}
 	n.Timers.Close()
-	linktest.CheckTable(n.T, &n.Pools)
-	if h := n.Alloc.HeapStats(); h.Used != 0 {
-		n.T.Errorf("heap: %d bytes in use", h.Used)
-	}
+	linktest.CheckEmpty(n.T, &n.Pools, n.Alloc)
 }
 
 // Inject delivers b to nif as one received frame, in core context.

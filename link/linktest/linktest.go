@@ -148,11 +148,14 @@ func CheckZero(t testing.TB, a *pbuf.Allocator) {
 	t.Helper()
 	var tb memp.Table
 	a.Register(&tb)
-	for _, s := range tb.Snapshot(nil) {
-		if s.Used != 0 {
-			t.Errorf("pool %s: %d in use", s.Name, s.Used)
-		}
-	}
+	CheckEmpty(t, &tb, a)
+}
+
+// CheckEmpty fails t if any pool registered in tb, or any heap byte of a, is still in use:
+// a whole layer's memory, its own pools and its allocator's.
+func CheckEmpty(t testing.TB, tb *memp.Table, a *pbuf.Allocator) {
+	t.Helper()
+	CheckTable(t, tb)
 	if h := a.HeapStats(); h.Used != 0 {
 		t.Errorf("heap: %d bytes in use", h.Used)
 	}

@@ -1,6 +1,9 @@
-package iptest
+package linktest
 
 import (
+	"time"
+
+	"github.com/wispstack/wisp/clock"
 	"github.com/wispstack/wisp/link"
 	"github.com/wispstack/wisp/pbuf"
 )
@@ -15,6 +18,9 @@ type Capture struct {
 	Discard bool // count frames, keep no copies
 	Frames  [][]byte
 	Count   int
+	// Clock, when set, stamps the frames kept: At[i] is when Frames[i] was written.
+	Clock clock.Clock
+	At    []time.Time
 }
 
 var _ link.Endpoint = (*Capture)(nil)
@@ -49,6 +55,9 @@ func (c *Capture) WritePackets(pkts []*pbuf.Pbuf) (int, error) {
 	for _, p := range pkts {
 		if !c.Discard {
 			c.Frames = append(c.Frames, p.Bytes(nil))
+			if c.Clock != nil {
+				c.At = append(c.At, c.Clock.Now())
+			}
 		}
 		c.Count++
 		p.Free()
@@ -56,9 +65,9 @@ func (c *Capture) WritePackets(pkts []*pbuf.Pbuf) (int, error) {
 	return len(pkts), nil
 }
 
-// Take returns the frames recorded so far and forgets them.
+// Take returns the frames recorded so far and forgets them (and their times).
 func (c *Capture) Take() [][]byte {
 	f := c.Frames
-	c.Frames = nil
+	c.Frames, c.At = nil, nil
 	return f
 }
