@@ -27,8 +27,8 @@ func TestRemoveAddrAbortsConnections(t *testing.T) {
 				p := newPair(t, link.MediumIP, o, clock.NewFake(time.Unix(1e9, 0)))
 				var lsn *tcp.Listener
 				var accepted []*tcp.PCB
-				p.b.Callback(func() {
-					c, _ := p.b.TCP().NewPCB()
+				p.B.Callback(func() {
+					c, _ := p.B.TCP().NewPCB()
 					if err := c.Bind(netip.MustParseAddrPort("198.18.0.2:80")); err != nil {
 						t.Error(err)
 					}
@@ -37,33 +37,33 @@ func TestRemoveAddrAbortsConnections(t *testing.T) {
 				})
 				var conn *tcp.PCB
 				var got []error
-				p.a.Callback(func() {
-					conn, _ = p.a.TCP().NewPCB()
+				p.A.Callback(func() {
+					conn, _ = p.A.TCP().NewPCB()
 					conn.OnErr(func(_ *tcp.PCB, err error) { got = append(got, err) })
 					_ = conn.Connect(netip.MustParseAddrPort("198.18.0.2:80"), nil)
 				})
-				p.pa.Flush()
+				p.PipeA.Flush()
 				if len(accepted) != 1 {
 					t.Fatal("not connected")
 				}
 				if whole {
-					if err := p.a.RemoveNetif(p.na); err != nil {
+					if err := p.A.RemoveNetif(p.NetifA); err != nil {
 						t.Fatal(err)
 					}
-				} else if err := p.na.RemoveAddr(addrA4.Addr()); err != nil {
+				} else if err := p.NetifA.RemoveAddr(addrA4.Addr()); err != nil {
 					t.Fatal(err)
 				}
 				var n int
-				p.a.Callback(func() { n, _ = p.a.TCP().NumPCBs() })
+				p.A.Callback(func() { n, _ = p.A.TCP().NumPCBs() })
 				if keep {
 					if len(got) != 0 || n != 1 {
 						t.Errorf("kept: errors %v, %d connections", got, n)
 					}
-					p.a.Callback(conn.Abort)
+					p.A.Callback(conn.Abort)
 				} else if len(got) != 1 || got[0] != errs.Abrt || n != 0 {
 					t.Errorf("aborted: errors %v, %d connections", got, n)
 				}
-				p.b.Callback(func() {
+				p.B.Callback(func() {
 					for _, c := range accepted {
 						c.Abort()
 					}

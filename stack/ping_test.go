@@ -34,12 +34,12 @@ func TestPingOverPipe(t *testing.T) {
 			t.Run(medium.String()+"/"+preset, func(t *testing.T) {
 				o, _ := opt.Preset(preset)
 				p := newPair(t, medium, o, nil)
-				stacktest.WaitReady(t, p.na, p.nb)
+				stacktest.WaitReady(t, p.NetifA, p.NetifB)
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
 				for _, dst := range []netip.Addr{addrB4.Addr(), addrB6.Addr()} {
 					for _, size := range []int{0, 56, 1400, 4000} {
-						err := pingOnce(ctx, p.a, dst, size)
+						err := pingOnce(ctx, p.A, dst, size)
 						if preset == "embedded" && size == 4000 {
 							// lwIP's default heap is 1600 bytes: a 4000-byte datagram
 							// cannot be built, and the socket says so.
@@ -54,17 +54,17 @@ func TestPingOverPipe(t *testing.T) {
 					}
 				}
 				if preset == "embedded" { // it still receives and answers big fragmented pings
-					if err := pingOnce(ctx, p.b, addrA4.Addr(), 100); err != nil {
+					if err := pingOnce(ctx, p.B, addrA4.Addr(), 100); err != nil {
 						t.Fatal(err)
 					}
 				}
 				// And the other way round.
-				if err := pingOnce(ctx, p.b, addrA6.Addr(), 100); err != nil {
+				if err := pingOnce(ctx, p.B, addrA6.Addr(), 100); err != nil {
 					t.Fatal(err)
 				}
 				// The answering side counts; the ping sockets' own requests and replies
 				// bypass ICMP's counters, as lwIP's raw PCBs do.
-				sa, sb := p.a.Stats(), p.b.Stats()
+				sa, sb := p.A.Stats(), p.B.Stats()
 				if sb.ICMP.Xmit == 0 || sb.ICMP6.Xmit == 0 {
 					t.Errorf("ICMP counters did not move: %+v %+v", sb.ICMP, sb.ICMP6)
 				}
@@ -88,12 +88,12 @@ func TestPingDeterministic(t *testing.T) {
 	drive := func(done func() bool) {
 		t.Helper()
 		for i := 0; i < 10000 && !done(); i++ {
-			p.pa.Flush()
+			p.PipeA.Flush()
 			clk.Advance(10 * time.Millisecond)
 		}
 	}
 	allPreferred := func() bool {
-		for _, n := range []*stack.Netif{p.na, p.nb} {
+		for _, n := range []*stack.Netif{p.NetifA, p.NetifB} {
 			for _, a := range n.Addrs() {
 				if a.State != ip.Preferred {
 					return false
@@ -104,7 +104,7 @@ func TestPingDeterministic(t *testing.T) {
 	}
 	drive(allPreferred)
 	if !allPreferred() {
-		t.Fatalf("DAD: %+v / %+v", p.na.Addrs(), p.nb.Addrs())
+		t.Fatalf("DAD: %+v / %+v", p.NetifA.Addrs(), p.NetifB.Addrs())
 	}
 	// No goroutines: requests go out and replies come back through the raw ping PCBs of the
 	// core API, so every run takes the same steps.
@@ -112,9 +112,9 @@ func TestPingDeterministic(t *testing.T) {
 	for i, dst := range []netip.Addr{addrB4.Addr(), addrB6.Addr()} {
 		sent := clk.Now()
 		var err error
-		p.a.Callback(func() {
+		p.A.Callback(func() {
 			var c *raw.PCB
-			if c, err = p.a.Raw().NewPing(dst.Is6()); err != nil {
+			if c, err = p.A.Raw().NewPing(dst.Is6()); err != nil {
 				return
 			}
 			c.OnRecv(func(c *raw.PCB, q *pbuf.Pbuf, _ *raw.RecvInfo) {
@@ -123,7 +123,7 @@ func TestPingDeterministic(t *testing.T) {
 				}
 				q.Free()
 			})
-			q, e := p.a.Allocator().Alloc(pbuf.LayerIP, wire.ICMPv4HeaderLen+3000, pbuf.RAM)
+			q, e := p.A.Allocator().Alloc(pbuf.LayerIP, wire.ICMPv4HeaderLen+3000, pbuf.RAM)
 			if err = e; err == nil {
 				_ = q.CopyIn(ping.Request(dst, uint16(i), 3000), 0)
 				err = c.SendTo(q, dst)
@@ -134,7 +134,7 @@ func TestPingDeterministic(t *testing.T) {
 		}
 		drive(func() bool {
 			n := 0
-			p.a.Callback(func() { n = len(replies) })
+			p.A.Callback(func() { n = len(replies) })
 			return n > i
 		})
 		if len(replies) <= i {
@@ -142,12 +142,12 @@ func TestPingDeterministic(t *testing.T) {
 		}
 		// Neighbour resolution and the exchange complete within one flush: no retry timer.
 		if rtt := replies[i].Sub(sent); rtt != 0 {
-			_, da := p.pa.Stats()
-			_, db := p.pb.Stats()
+			_, da := p.PipeA.Stats()
+			_, db := p.PipeB.Stats()
 			t.Errorf("ping %v: rtt %v on a fake clock, want 0 (pipe drops %d/%d)", dst, rtt, da, db)
 		}
 	}
-	if s := p.b.Stats(); s.IPFrag.Recv != 3 || s.IP6Frag.Recv != 3 {
+	if s := p.B.Stats(); s.IPFrag.Recv != 3 || s.IP6Frag.Recv != 3 {
 		t.Errorf("fragments received: v4 %+v v6 %+v", s.IPFrag, s.IP6Frag)
 	}
 }
@@ -157,9 +157,9 @@ func TestCloseUnblocksPingAndFreesAll(t *testing.T) {
 	p := newPair(t, link.MediumIP, opt.Tunnel(), nil)
 	errc := make(chan error, 1)
 	// B drops what is not its own: nothing will ever answer.
-	go func() { errc <- pingOnce(context.Background(), p.a, netip.MustParseAddr("198.18.0.3"), 10) }()
+	go func() { errc <- pingOnce(context.Background(), p.A, netip.MustParseAddr("198.18.0.3"), 10) }()
 	time.Sleep(50 * time.Millisecond)
-	p.a.Close()
+	p.A.Close()
 	select {
 	case err := <-errc:
 		if !errors.Is(err, net.ErrClosed) {
@@ -168,7 +168,7 @@ func TestCloseUnblocksPingAndFreesAll(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close did not unblock the ping socket")
 	}
-	if err := pingOnce(context.Background(), p.a, addrB4.Addr(), 10); err == nil {
+	if err := pingOnce(context.Background(), p.A, addrB4.Addr(), 10); err == nil {
 		t.Fatalf("ping on a closed stack: %v", err)
 	}
 }
@@ -177,7 +177,7 @@ func TestPingNoRoute(t *testing.T) {
 	p := newPair(t, link.MediumIP, opt.Embedded(), nil)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	err := pingOnce(ctx, p.a, netip.MustParseAddr("198.19.9.9"), 10)
+	err := pingOnce(ctx, p.A, netip.MustParseAddr("198.19.9.9"), 10)
 	if !errors.Is(err, syscall.ENETUNREACH) {
 		t.Fatalf("ping without a route: %v", err)
 	}

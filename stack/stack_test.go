@@ -17,25 +17,17 @@ import (
 	"github.com/wispstack/wisp/stats"
 )
 
+// The netif prefixes of a stacktest.Pair.
 var (
-	addrA4 = netip.MustParsePrefix("198.18.0.1/24")
-	addrB4 = netip.MustParsePrefix("198.18.0.2/24")
-	addrA6 = netip.MustParsePrefix("fd42:5eed::1/64")
-	addrB6 = netip.MustParsePrefix("fd42:5eed::2/64")
+	addrA4, addrA6 = netip.PrefixFrom(stacktest.AddrA[0], 24), netip.PrefixFrom(stacktest.AddrA[1], 64)
+	addrB4, addrB6 = netip.PrefixFrom(stacktest.AddrB[0], 24), netip.PrefixFrom(stacktest.AddrB[1], 64)
 )
 
-type pair struct {
-	a, b   *stack.Stack
-	na, nb *stack.Netif
-	pa, pb *pipe.End
-}
-
-// newPair connects two stacks by a pipe of the given medium (stacktest.NewPair). clk nil:
-// the real clock and an asynchronous pipe; a fake clock: a synchronous pipe the test drives.
-func newPair(t *testing.T, medium link.Medium, o opt.Options, clk clock.Clock) *pair {
+// newPair connects two stacks by a pipe of the given medium. clk nil: the real clock and an
+// asynchronous pipe; a fake clock: a synchronous pipe the test drives.
+func newPair(t *testing.T, medium link.Medium, o opt.Options, clk clock.Clock) *stacktest.Pair {
 	t.Helper()
-	sp := stacktest.NewPair(t, stacktest.PairConfig{Options: o, Medium: medium, Clock: clk})
-	return &pair{a: sp.A, b: sp.B, na: sp.NetifA, nb: sp.NetifB, pa: sp.PipeA, pb: sp.PipeB}
+	return stacktest.NewPair(t, stacktest.PairConfig{Options: o, Medium: medium, Clock: clk})
 }
 
 // An idle stack arms no timer: after DAD and router solicitation end, an hour passes
@@ -44,16 +36,16 @@ func TestIdleStackNeverWakes(t *testing.T) {
 	clk := clock.NewFake(time.Unix(1e9, 0))
 	p := newPair(t, link.MediumEthernet, opt.Embedded(), clk)
 	for i := 0; i < 6000; i++ { // one minute of start-up traffic
-		p.pa.Flush()
+		p.PipeA.Flush()
 		clk.Advance(10 * time.Millisecond)
 	}
-	p.pa.Flush()
-	before := p.a.Stats().TimerWakeups + p.b.Stats().TimerWakeups
+	p.PipeA.Flush()
+	before := p.A.Stats().TimerWakeups + p.B.Stats().TimerWakeups
 	if n := clk.Pending(); n != 0 {
 		t.Fatalf("idle stacks keep %d clock timers armed", n)
 	}
 	clk.Advance(time.Hour)
-	if after := p.a.Stats().TimerWakeups + p.b.Stats().TimerWakeups; after != before {
+	if after := p.A.Stats().TimerWakeups + p.B.Stats().TimerWakeups; after != before {
 		t.Fatalf("idle stacks woke up %d times in an hour", after-before)
 	}
 }

@@ -22,15 +22,15 @@ func TestTCPConns(t *testing.T) {
 	o.IPv6DupAddrDetectTransmits = 0
 	clk := clock.NewFake(time.Unix(1e9, 0))
 	p := newPair(t, link.MediumIP, o, clk)
-	if got := p.a.TCPConns(nil); len(got) != 0 {
+	if got := p.A.TCPConns(nil); len(got) != 0 {
 		t.Fatalf("a fresh stack lists %d connections: %v", len(got), got)
 	}
 	server := netip.AddrPortFrom(addrB4.Addr(), 80)
 	var lsn *tcp.Listener
 	var accepted *tcp.PCB
 	var held []*pbuf.Pbuf // received by b and not consumed (no Recved)
-	p.b.Callback(func() {
-		c, _ := p.b.TCP().NewPCB()
+	p.B.Callback(func() {
+		c, _ := p.B.TCP().NewPCB()
 		if err := c.Bind(server); err != nil {
 			t.Error(err)
 		}
@@ -44,29 +44,29 @@ func TestTCPConns(t *testing.T) {
 			})
 		})
 	})
-	if got := p.b.TCPConns(nil); len(got) != 0 {
+	if got := p.B.TCPConns(nil); len(got) != 0 {
 		t.Fatalf("a listener is listed as a connection: %v", got)
 	}
 	var conn *tcp.PCB
-	p.a.Callback(func() {
-		conn, _ = p.a.TCP().NewPCB()
+	p.A.Callback(func() {
+		conn, _ = p.A.TCP().NewPCB()
 		if err := conn.Connect(server, nil); err != nil {
 			t.Error(err)
 		}
 	})
-	p.pa.Flush()
+	p.PipeA.Flush()
 	if accepted == nil {
 		t.Fatal("not connected")
 	}
 
 	// 1000 bytes queued and sent, not yet delivered: in flight, the RTO armed.
-	p.a.Callback(func() {
+	p.A.Callback(func() {
 		if err := conn.Write(make([]byte, 1000), tcp.WriteCopy); err != nil {
 			t.Error(err)
 		}
 		conn.Output()
 	})
-	a := p.a.TCPConns(nil)
+	a := p.A.TCPConns(nil)
 	if len(a) != 1 {
 		t.Fatalf("a lists %d connections, want 1: %v", len(a), a)
 	}
@@ -77,11 +77,11 @@ func TestTCPConns(t *testing.T) {
 	}
 
 	// Delivered and acknowledged: b holds them unread, its RCV.NXT is a's SND.NXT.
-	p.pa.Flush()
+	p.PipeA.Flush()
 	clk.Advance(time.Second) // past the delayed ACK
-	p.pa.Flush()
-	ca = p.a.TCPConns(nil)[0]
-	b := p.b.TCPConns(nil)
+	p.PipeA.Flush()
+	ca = p.A.TCPConns(nil)[0]
+	b := p.B.TCPConns(nil)
 	if len(b) != 1 {
 		t.Fatalf("b lists %d connections, want 1: %v", len(b), b)
 	}
@@ -97,7 +97,7 @@ func TestTCPConns(t *testing.T) {
 	}
 
 	// a closes first and ends in TIME-WAIT; a reused slice is appended to.
-	p.b.Callback(func() {
+	p.B.Callback(func() {
 		for _, q := range held {
 			q.Free()
 		}
@@ -109,17 +109,17 @@ func TestTCPConns(t *testing.T) {
 		})
 		_ = lsn.Close()
 	})
-	p.a.Callback(func() { _ = conn.Close() })
+	p.A.Callback(func() { _ = conn.Close() })
 	for range 10 {
-		p.pa.Flush()
+		p.PipeA.Flush()
 		clk.Advance(100 * time.Millisecond)
 	}
 	buf := make([]tcp.Info, 1, 4)
-	buf = p.a.TCPConns(buf)
+	buf = p.A.TCPConns(buf)
 	if len(buf) != 2 || buf[1].State != tcp.StateTimeWait {
 		t.Errorf("after a's close: %v, want its TIME-WAIT after the first element", buf[1:])
 	}
-	if b := p.b.TCPConns(nil); len(b) != 0 {
+	if b := p.B.TCPConns(nil); len(b) != 0 {
 		t.Errorf("b still lists %v", b)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/wispstack/wisp/link"
 	"github.com/wispstack/wisp/link/pipe"
 	"github.com/wispstack/wisp/opt"
+	"github.com/wispstack/wisp/pbuf"
 	"github.com/wispstack/wisp/stack"
 )
 
@@ -98,6 +99,20 @@ func NewPair(t testing.TB, c PairConfig) *Pair {
 // prefixes are a Pair side's netif prefixes: /24 and /64.
 func prefixes(a [2]netip.Addr) []netip.Prefix {
 	return []netip.Prefix{netip.PrefixFrom(a[0], 24), netip.PrefixFrom(a[1], 64)}
+}
+
+// Inject delivers pkt to n as one frame received from its link (for a MediumIP netif, a bare
+// IP packet: iptest.Packet).
+func Inject(t testing.TB, n *stack.Netif, pkt []byte) {
+	t.Helper()
+	p := n.AllocRx(len(pkt))
+	if p == nil {
+		t.Fatalf("AllocRx of %d bytes failed", len(pkt))
+	}
+	if err := p.CopyIn(pkt, 0); err != nil {
+		t.Fatal(err)
+	}
+	n.DeliverPackets([]*pbuf.Pbuf{p})
 }
 
 // WaitReady waits, on the real clock, until none of the netifs' addresses is tentative

@@ -10,8 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wispstack/wisp/clock"
 	"github.com/wispstack/wisp/endpoint/netconn"
+	"github.com/wispstack/wisp/ip/iptest"
 	"github.com/wispstack/wisp/link"
+	"github.com/wispstack/wisp/wire"
 )
 
 // A Pair carries TCP both ways over IPv4 and IPv6, and Transfer verifies the bytes.
@@ -25,6 +28,25 @@ func TestPairTransfer(t *testing.T) {
 			Transfer(t, b, a, 100<<10, 2, time.Minute)
 		})
 	}
+}
+
+// Inject feeds a netif as its link would: B answers an injected echo request to A on a
+// synchronous pipe, and BuffersZero finds nothing held afterwards.
+func TestInject(t *testing.T) {
+	p := NewPair(t, PairConfig{Clock: clock.NewFake(time.Unix(1e9, 0))})
+	req := make([]byte, wire.ICMPv4HeaderLen+4)
+	r := wire.ICMPv4Repr{Type: wire.ICMPv4EchoRequest, Ident: 1, Seq: 1, PayloadLen: 4}
+	if err := r.Emit(req); err != nil {
+		t.Fatal(err)
+	}
+	before := p.B.Stats().ICMP
+	Inject(t, p.NetifB, iptest.Packet(wire.ProtoICMP, AddrA[0], AddrB[0], req))
+	p.PipeA.Flush()
+	if s := p.B.Stats().ICMP; s.Recv != before.Recv+1 || s.Xmit != before.Xmit+1 {
+		t.Errorf("ICMP before %+v after %+v: want one request in, one reply out", before, s)
+	}
+	BuffersZero(t, p.A)
+	BuffersZero(t, p.B)
 }
 
 // checkPattern names the first byte that differs, a short stream and a long one.
