@@ -21,34 +21,34 @@ func TestMulticastTTLZero(t *testing.T) {
 			for _, x := range []struct {
 				s *stack.Stack
 				n *stack.Netif
-			}{{p.a, p.na}, {p.b, p.nb}} {
+			}{{p.A, p.NetifA}, {p.B, p.NetifB}} {
 				var err error
 				x.s.Callback(func() { err = x.s.IP().JoinGroup(x.n.IP(), g) })
 				if err != nil {
 					t.Fatal(err)
 				}
 			}
-			p.b.Callback(func() {
-				rxB, _ = p.b.Raw().NewRaw(v6, 253)
+			p.B.Callback(func() {
+				rxB, _ = p.B.Raw().NewRaw(v6, 253)
 				rxB.OnRecv(kb.recv)
 			})
-			p.a.Callback(func() {
-				rxA, _ = p.a.Raw().NewRaw(v6, 253)
+			p.A.Callback(func() {
+				rxA, _ = p.A.Raw().NewRaw(v6, 253)
 				rxA.OnRecv(ka.recv)
-				tx, _ = p.a.Raw().NewRaw(v6, 253)
+				tx, _ = p.A.Raw().NewRaw(v6, 253)
 			})
-			p.pa.Flush()
+			p.PipeA.Flush()
 			for _, loop := range []bool{true, false} {
 				var err error
 				var wire0, wire1 uint64
-				p.a.Callback(func() { wire0 = p.na.IP().Stats().Xmit })
-				p.a.Callback(func() {
+				p.A.Callback(func() { wire0 = p.NetifA.IP().Stats().Xmit })
+				p.A.Callback(func() {
 					tx.SetMulticastTTL(0)
 					tx.SetMulticastLoop(loop)
-					err = tx.SendTo(buf(t, p.a, []byte("local")), g)
+					err = tx.SendTo(buf(t, p.A, []byte("local")), g)
 				})
-				p.pa.Flush()
-				p.a.Callback(func() { wire1 = p.na.IP().Stats().Xmit })
+				p.PipeA.Flush()
+				p.A.Callback(func() { wire1 = p.NetifA.IP().Stats().Xmit })
 				if err != nil || wire1 != wire0 {
 					t.Fatalf("loop %v: err %v, %d frames on the link", loop, err, wire1-wire0)
 				}
@@ -59,8 +59,8 @@ func TestMulticastTTLZero(t *testing.T) {
 			if len(kb.got) != 0 {
 				t.Fatalf("the peer stack got %d datagrams", len(kb.got))
 			}
-			p.a.Callback(func() { rxA.Close(); tx.Close() })
-			p.b.Callback(rxB.Close)
+			p.A.Callback(func() { rxA.Close(); tx.Close() })
+			p.B.Callback(rxB.Close)
 		})
 	}
 }

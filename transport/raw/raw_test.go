@@ -4,15 +4,13 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net/netip"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/wispstack/wisp/clock"
 	"github.com/wispstack/wisp/errs"
-	"github.com/wispstack/wisp/link"
+	"github.com/wispstack/wisp/ip/iptest"
 	"github.com/wispstack/wisp/link/loopback"
-	"github.com/wispstack/wisp/link/pipe"
 	"github.com/wispstack/wisp/opt"
 	"github.com/wispstack/wisp/pbuf"
 	"github.com/wispstack/wisp/stack"
@@ -21,56 +19,20 @@ import (
 	"github.com/wispstack/wisp/wire"
 )
 
-var (
-	pfxA4 = netip.MustParsePrefix("198.18.0.1/24")
-	pfxB4 = netip.MustParsePrefix("198.18.0.2/24")
-	pfxA6 = netip.MustParsePrefix("fd42:5eed::1/64")
-	pfxB6 = netip.MustParsePrefix("fd42:5eed::2/64")
-)
-
+// testOpts is iptest's small configuration (no DAD, no autoconfiguration) with a few raw
+// PCBs.
 func testOpts() opt.Options {
-	o := opt.Embedded()
-	o.MemSize = 256 << 10
-	o.PbufPoolSize = 64
-	o.PbufPoolBufSize = 1600
+	o := iptest.Options()
 	o.MempNumRawPCB = 8
-	o.IPv6AutoConfig = false
-	o.IPv6DupAddrDetectTransmits = 0
 	return o
 }
 
-type pair struct {
-	a, b   *stack.Stack
-	na, nb *stack.Netif
-	pa     *pipe.End
-}
-
-func newStack(t testing.TB, seed uint64) *stack.Stack {
+// newPair connects two stacks (testOpts) by a synchronous pipe of bare IP frames on a fake
+// clock.
+func newPair(t testing.TB) *stacktest.Pair {
 	t.Helper()
-	s, err := stack.New(stack.Config{Options: testOpts(), Clock: clock.NewFake(time.Unix(1e9, 0)), Seed: seed})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stacktest.Closed(t, s)
-	return s
-}
-
-// newPair connects two stacks by a synchronous pipe (bare IP frames).
-func newPair(t testing.TB) *pair {
-	t.Helper()
-	if _, fuzz := t.(*testing.F); !fuzz {
-		stacktest.NoGoroutineLeak(t)
-	}
-	pa, pb := pipe.New(pipe.Config{Medium: link.MediumIP, Sync: true})
-	p := &pair{a: newStack(t, 1), b: newStack(t, 2), pa: pa}
-	var err error
-	if p.na, err = p.a.AddNetif(pa, stack.NetifConfig{Addrs: []netip.Prefix{pfxA4, pfxA6}}); err != nil {
-		t.Fatal(err)
-	}
-	if p.nb, err = p.b.AddNetif(pb, stack.NetifConfig{Addrs: []netip.Prefix{pfxB4, pfxB6}}); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	clk := clock.NewFake(time.Unix(1e9, 0))
+	return stacktest.NewPair(t, stacktest.PairConfig{Options: testOpts(), Clock: clk})
 }
 
 // echoRequest builds an ICMP (v6: ICMPv6) echo request with an identifier the stack will
@@ -111,25 +73,25 @@ func buf(t testing.TB, s *stack.Stack, b []byte) *pbuf.Pbuf {
 
 func TestPingSecondStack(t *testing.T) {
 	p := newPair(t)
-	for _, dst := range []netip.Addr{pfxB4.Addr(), pfxB6.Addr()} {
+	for _, dst := range []netip.Addr{stacktest.AddrB[0], stacktest.AddrB[1]} {
 		v6 := dst.Is6()
 		var c *raw.PCB
 		k := &sink{}
 		var err error
-		p.a.Callback(func() {
-			if c, err = p.a.Raw().NewPing(v6); err != nil {
+		p.A.Callback(func() {
+			if c, err = p.A.Raw().NewPing(v6); err != nil {
 				return
 			}
 			c.OnRecv(k.recv)
 			if err = c.Bind(netip.Addr{}); err != nil {
 				return
 			}
-			err = c.SendTo(buf(t, p.a, echoRequest(v6, 7, []byte("payload"))), dst)
+			err = c.SendTo(buf(t, p.A, echoRequest(v6, 7, []byte("payload"))), dst)
 		})
 		if err != nil {
 			t.Fatalf("%v: %v", dst, err)
 		}
-		p.pa.Flush()
+		p.PipeA.Flush()
 		if len(k.got) != 1 {
 			t.Fatalf("%v: %d replies", dst, len(k.got))
 		}
@@ -139,17 +101,17 @@ func TestPingSecondStack(t *testing.T) {
 			want = wire.ICMPv6EchoReply
 		}
 		var ident uint16
-		p.a.Callback(func() { ident = c.Ident() })
+		p.A.Callback(func() { ident = c.Ident() })
 		if m.Type() != want || m.Ident() != ident || m.Seq() != 7 || !bytes.Equal(m.Payload(), []byte("payload")) {
 			t.Errorf("%v: reply % x (ident %d)", dst, k.got[0].b, ident)
 		}
-		if k.got[0].info.Src != dst || k.got[0].info.IfIndex != p.na.Index() {
+		if k.got[0].info.Src != dst || k.got[0].info.IfIndex != p.NetifA.Index() {
 			t.Errorf("info %+v", k.got[0].info)
 		}
-		p.a.Callback(c.Close)
+		p.A.Callback(c.Close)
 	}
 	// The PCB ate the replies before ICMP saw them (as lwIP's raw_input does).
-	if s := p.a.Stats(); s.ICMP.Recv != 0 || s.ICMP6.Recv != 0 {
+	if s := p.A.Stats(); s.ICMP.Recv != 0 || s.ICMP6.Recv != 0 {
 		t.Errorf("ICMP counters %+v %+v", s.ICMP, s.ICMP6)
 	}
 }
@@ -161,24 +123,24 @@ func TestPingAllocs(t *testing.T) {
 	p := newPair(t)
 	k := 0
 	var pcbs [2]*raw.PCB
-	p.a.Callback(func() {
+	p.A.Callback(func() {
 		for i, v6 := range []bool{false, true} {
-			pcbs[i], _ = p.a.Raw().NewPing(v6)
+			pcbs[i], _ = p.A.Raw().NewPing(v6)
 			pcbs[i].OnRecv(func(_ *raw.PCB, q *pbuf.Pbuf, _ *raw.RecvInfo) { k++; q.Free() })
 		}
 	})
 	reqs := [2][]byte{echoRequest(false, 1, make([]byte, 56)), echoRequest(true, 1, make([]byte, 56))}
-	dsts := [2]netip.Addr{pfxB4.Addr(), pfxB6.Addr()}
+	dsts := [2]netip.Addr{stacktest.AddrB[0], stacktest.AddrB[1]}
 	var err error
 	i := 0
 	step := func() {
-		p.a.Lock()
-		q, _ := p.a.Allocator().Alloc(pbuf.LayerIP, len(reqs[i%2]), pbuf.RAM)
+		p.A.Lock()
+		q, _ := p.A.Allocator().Alloc(pbuf.LayerIP, len(reqs[i%2]), pbuf.RAM)
 		_ = q.CopyIn(reqs[i%2], 0)
 		err = pcbs[i%2].SendTo(q, dsts[i%2])
 		i++
-		p.a.Unlock()
-		p.pa.Flush()
+		p.A.Unlock()
+		p.PipeA.Flush()
 	}
 	step()
 	if a := testing.AllocsPerRun(200, step); a != 0 {
@@ -187,13 +149,17 @@ func TestPingAllocs(t *testing.T) {
 	if err != nil || k != 202 {
 		t.Errorf("err %v, %d replies", err, k)
 	}
-	p.a.Callback(func() { pcbs[0].Close(); pcbs[1].Close() })
+	p.A.Callback(func() { pcbs[0].Close(); pcbs[1].Close() })
 }
 
 // A ping to our own address goes round the loopback link.
 func TestPingSelfOverLoopback(t *testing.T) {
 	stacktest.NoGoroutineLeak(t)
-	s := newStack(t, 3)
+	s, err := stack.New(stack.Config{Options: testOpts(), Clock: clock.NewFake(time.Unix(1e9, 0)), Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stacktest.Closed(t, s)
 	lo := loopback.New(loopback.Config{Sync: true})
 	if _, err := s.AddNetif(lo, stack.NetifConfig{Name: "lo", Addrs: []netip.Prefix{
 		netip.MustParsePrefix("127.0.0.1/8"), netip.MustParsePrefix("::1/128")}}); err != nil {
@@ -226,8 +192,8 @@ func TestPingSelfOverLoopback(t *testing.T) {
 
 func TestPingRules(t *testing.T) {
 	p := newPair(t)
-	p.a.Callback(func() {
-		r := p.a.Raw()
+	p.A.Callback(func() {
+		r := p.A.Raw()
 		a, _ := r.NewPing(false)
 		b, _ := r.NewPing(false)
 		c, _ := r.NewPing(true)
@@ -249,16 +215,16 @@ func TestPingRules(t *testing.T) {
 		// Not an echo request.
 		bad := echoRequest(false, 1, nil)
 		bad[0] = wire.ICMPv4EchoReply
-		if err := a.SendTo(buf(t, p.a, bad), pfxB4.Addr()); err != errs.Val {
+		if err := a.SendTo(buf(t, p.A, bad), stacktest.AddrB[0]); err != errs.Val {
 			t.Errorf("echo reply sent: %v", err)
 		}
-		if err := a.SendTo(buf(t, p.a, []byte{8, 0}), pfxB4.Addr()); err != errs.Val {
+		if err := a.SendTo(buf(t, p.A, []byte{8, 0}), stacktest.AddrB[0]); err != errs.Val {
 			t.Errorf("short message: %v", err)
 		}
-		if err := a.SendTo(buf(t, p.a, echoRequest(false, 1, nil)), netip.MustParseAddr("10.9.9.9")); err != errs.NetUnreach {
+		if err := a.SendTo(buf(t, p.A, echoRequest(false, 1, nil)), netip.MustParseAddr("10.9.9.9")); err != errs.NetUnreach {
 			t.Errorf("no route: %v", err)
 		}
-		if err := a.Send(buf(t, p.a, echoRequest(false, 1, nil))); err != errs.Conn {
+		if err := a.Send(buf(t, p.A, echoRequest(false, 1, nil))); err != errs.Conn {
 			t.Errorf("unconnected Send: %v", err)
 		}
 		for _, x := range []*raw.PCB{a, b, c} {
@@ -276,8 +242,8 @@ func TestRawCopies(t *testing.T) {
 	p := newPair(t)
 	var icmp, icmp6, exp, exp6, tx, tx6 *raw.PCB
 	ki, ki6, ke, ke6 := &sink{}, &sink{}, &sink{}, &sink{}
-	p.b.Callback(func() {
-		r := p.b.Raw()
+	p.B.Callback(func() {
+		r := p.B.Raw()
 		icmp, _ = r.NewRaw(false, wire.ProtoICMP)
 		icmp6, _ = r.NewRaw(true, wire.ProtoICMPv6)
 		exp, _ = r.NewRaw(false, 253)
@@ -290,8 +256,8 @@ func TestRawCopies(t *testing.T) {
 		exp.OnRecv(ke.recv)
 		exp6.OnRecv(ke6.recv)
 	})
-	p.a.Callback(func() {
-		r := p.a.Raw()
+	p.A.Callback(func() {
+		r := p.A.Raw()
 		tx, _ = r.NewRaw(false, 253)
 		tx6, _ = r.NewRaw(true, 253)
 		if err := tx6.SetChecksumOffset(3); err != errs.Val {
@@ -304,36 +270,36 @@ func TestRawCopies(t *testing.T) {
 		for _, x := range []struct {
 			c   *raw.PCB
 			dst netip.Addr
-		}{{tx, pfxB4.Addr()}, {tx6, pfxB6.Addr()}} {
-			if err := x.c.SendTo(buf(t, p.a, []byte("abcdefgh")), x.dst); err != nil {
+		}{{tx, stacktest.AddrB[0]}, {tx6, stacktest.AddrB[1]}} {
+			if err := x.c.SendTo(buf(t, p.A, []byte("abcdefgh")), x.dst); err != nil {
 				t.Fatal(err)
 			}
 		}
 	})
-	p.pa.Flush()
+	p.PipeA.Flush()
 	if len(ke.got) != 1 || string(ke.got[0].b) != "abcdefgh" || len(ke6.got) != 1 || ke6.got[0].b[0] != 'a' {
 		t.Fatalf("protocol 253: v4 %d, v6 %d", len(ke.got), len(ke6.got))
 	}
-	if s := p.a.Stats(); s.ICMP.Recv+s.ICMP6.Recv != 0 {
+	if s := p.A.Stats(); s.ICMP.Recv+s.ICMP6.Recv != 0 {
 		t.Errorf("protocol unreachable sent for a protocol a raw PCB took: %+v %+v", s.ICMP, s.ICMP6)
 	}
 	// Pings from A reach B's raw ICMP PCBs as copies; B still answers them.
-	p.a.Callback(func() {
-		for _, dst := range []netip.Addr{pfxB4.Addr(), pfxB6.Addr()} {
-			c, _ := p.a.Raw().NewPing(dst.Is6())
-			_ = c.SendTo(buf(t, p.a, echoRequest(dst.Is6(), 1, []byte("x"))), dst)
+	p.A.Callback(func() {
+		for _, dst := range []netip.Addr{stacktest.AddrB[0], stacktest.AddrB[1]} {
+			c, _ := p.A.Raw().NewPing(dst.Is6())
+			_ = c.SendTo(buf(t, p.A, echoRequest(dst.Is6(), 1, []byte("x"))), dst)
 			c.Close()
 		}
 	})
-	p.pa.Flush()
+	p.PipeA.Flush()
 	if len(ki.got) != 1 || ki.got[0].b[0] != wire.ICMPv4EchoRequest || len(ki6.got) != 1 || ki6.got[0].b[0] != wire.ICMPv6EchoRequest {
 		t.Errorf("raw ICMP copies: v4 %d v6 %d", len(ki.got), len(ki6.got))
 	}
-	if s := p.b.Stats(); s.ICMP.Xmit != 1 || s.ICMP6.Xmit != 1 {
+	if s := p.B.Stats(); s.ICMP.Xmit != 1 || s.ICMP6.Xmit != 1 {
 		t.Errorf("B did not answer: %+v %+v", s.ICMP, s.ICMP6)
 	}
-	p.a.Callback(func() { tx.Close(); tx6.Close() })
-	p.b.Callback(func() { icmp.Close(); icmp6.Close(); exp.Close(); exp6.Close() })
+	p.A.Callback(func() { tx.Close(); tx6.Close() })
+	p.B.Callback(func() { icmp.Close(); icmp6.Close(); exp.Close(); exp6.Close() })
 }
 
 // FuzzRawInput offers arbitrary ICMP, ICMPv6 and protocol-253 packets to a stack with ping
@@ -346,8 +312,8 @@ func FuzzRawInput(f *testing.F) {
 	p := newPair(f)
 	var pcbs []*raw.PCB
 	var err error
-	p.b.Callback(func() {
-		r := p.b.Raw()
+	p.B.Callback(func() {
+		r := p.B.Raw()
 		for _, v6 := range []bool{false, true} {
 			var pg, c *raw.PCB
 			if pg, err = r.NewPing(v6); err != nil {
@@ -371,7 +337,7 @@ func FuzzRawInput(f *testing.F) {
 			}
 		}
 	})
-	defer p.b.Callback(func() {
+	defer p.B.Callback(func() {
 		for _, c := range pcbs {
 			c.Close()
 		}
@@ -383,14 +349,14 @@ func FuzzRawInput(f *testing.F) {
 		if len(b) > 1400 {
 			return
 		}
-		proto, src, dst := uint8(wire.ProtoICMP), pfxA4.Addr(), pfxB4.Addr()
+		proto, src, dst := uint8(wire.ProtoICMP), stacktest.AddrA[0], stacktest.AddrB[0]
 		switch kind % 4 {
 		case 1:
-			proto, src, dst = wire.ProtoICMPv6, pfxA6.Addr(), pfxB6.Addr()
+			proto, src, dst = wire.ProtoICMPv6, stacktest.AddrA[1], stacktest.AddrB[1]
 		case 2:
 			proto = 253
 		case 3:
-			proto, src, dst = 253, pfxA6.Addr(), pfxB6.Addr()
+			proto, src, dst = 253, stacktest.AddrA[1], stacktest.AddrB[1]
 		}
 		b = append([]byte(nil), b...)
 		if fix && len(b) >= 4 {
@@ -401,43 +367,8 @@ func FuzzRawInput(f *testing.F) {
 			}
 			binary.BigEndian.PutUint16(b[2:], wire.Finish(wire.Checksum(b, s)))
 		}
-		inject(t, p.nb, packet(proto, src, dst, b))
-		p.pa.Flush()
-		snap := p.b.Stats()
-		for _, pl := range snap.Pools {
-			if strings.HasPrefix(pl.Name, "PBUF") && pl.Used != 0 {
-				t.Fatalf("pool %s: %d in use", pl.Name, pl.Used)
-			}
-		}
-		if snap.Heap.Used != 0 {
-			t.Fatalf("heap: %d bytes in use", snap.Heap.Used)
-		}
+		stacktest.Inject(t, p.NetifB, iptest.Packet(proto, src, dst, b))
+		p.PipeA.Flush()
+		stacktest.BuffersZero(t, p.B)
 	})
-}
-
-// packet builds an IP packet carrying payload.
-func packet(proto uint8, src, dst netip.Addr, payload []byte) []byte {
-	if src.Is4() {
-		b := make([]byte, wire.IPv4MinHeaderLen+len(payload))
-		r := wire.IPv4Repr{TTL: 64, Protocol: proto, Src: src, Dst: dst, PayloadLen: len(payload)}
-		_ = r.Emit(b)
-		copy(b[wire.IPv4MinHeaderLen:], payload)
-		return b
-	}
-	b := make([]byte, wire.IPv6HeaderLen+len(payload))
-	r := wire.IPv6Repr{NextHeader: proto, HopLimit: 64, Src: src, Dst: dst, PayloadLen: len(payload)}
-	_ = r.Emit(b)
-	copy(b[wire.IPv6HeaderLen:], payload)
-	return b
-}
-
-// inject delivers a raw IP packet to the stack behind n as its link would.
-func inject(t testing.TB, n *stack.Netif, pkt []byte) {
-	t.Helper()
-	q := n.AllocRx(len(pkt))
-	if q == nil {
-		t.Fatal("AllocRx")
-	}
-	_ = q.CopyIn(pkt, 0)
-	n.DeliverPackets([]*pbuf.Pbuf{q})
 }

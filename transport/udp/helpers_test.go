@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/wispstack/wisp/clock"
+	"github.com/wispstack/wisp/ip/iptest"
 	"github.com/wispstack/wisp/link"
-	"github.com/wispstack/wisp/link/pipe"
 	"github.com/wispstack/wisp/opt"
 	"github.com/wispstack/wisp/pbuf"
 	"github.com/wispstack/wisp/stack"
@@ -15,46 +15,26 @@ import (
 	"github.com/wispstack/wisp/transport/udp"
 )
 
+// The pair's addresses (stacktest.AddrA, AddrB).
 var (
-	pfxA4  = netip.MustParsePrefix("198.18.0.1/24")
-	pfxB4  = netip.MustParsePrefix("198.18.0.2/24")
-	pfxA6  = netip.MustParsePrefix("fd42:5eed::1/64")
-	pfxB6  = netip.MustParsePrefix("fd42:5eed::2/64")
-	addrA  = pfxA4.Addr()
-	addrB  = pfxB4.Addr()
-	addrA6 = pfxA6.Addr()
-	addrB6 = pfxB6.Addr()
+	addrA, addrA6 = stacktest.AddrA[0], stacktest.AddrA[1]
+	addrB, addrB6 = stacktest.AddrB[0], stacktest.AddrB[1]
 )
 
-// testOpts is a small tunnel-like configuration without DAD or autoconfiguration, so a
-// synchronous pipe on a fake clock runs every exchange in one Flush.
+// testOpts is iptest's small configuration without DAD or autoconfiguration (a synchronous
+// pipe on a fake clock runs every exchange in one flush), with room for a few PCBs.
 func testOpts() opt.Options {
-	o := opt.Tunnel()
-	o.MemSize = 4 << 20
-	o.PbufPoolSize = 1024
-	o.PbufPoolBufSize = 2048
-	o.MempNumPbuf = 1024
-	o.MempNumPbufRAM = 1024
+	o := iptest.Options()
 	o.MempNumUDPPCB = 16
 	o.MempNumTCPPCB = 8
 	o.MempNumTCPSeg = 4096
-	o.MempNumReassData = 8
-	o.IPReassMaxPbufs = 128
-	o.MempNumFragPbuf = 64
-	o.ND6NumNeighbors = 8
-	o.MempNumND6Queue = 16
-	o.ARPTableSize = 8
-	o.MempNumARPQueue = 64
-	o.IPv6AutoConfig = false
-	o.IPv6DupAddrDetectTransmits = 0
 	return o
 }
 
+// pair is a stacktest.Pair on a fake clock: the test moves frames with flush.
 type pair struct {
-	a, b   *stack.Stack
-	na, nb *stack.Netif
-	pa, pb *pipe.End
-	clk    *clock.Fake
+	*stacktest.Pair
+	clk *clock.Fake
 }
 
 type pairConfig struct {
@@ -64,42 +44,22 @@ type pairConfig struct {
 	mtu      int
 }
 
-// newPair connects two stacks over a synchronous pipe on a fake clock; the test moves frames
-// with flush.
+// newPair connects two stacks (options testOpts unless c.o) over a synchronous pipe on a
+// fake clock.
 func newPair(t testing.TB, c pairConfig) *pair {
 	t.Helper()
-	if _, fuzz := t.(*testing.F); !fuzz { // the fuzzing engine starts goroutines of its own
-		stacktest.NoGoroutineLeak(t)
-	}
 	if c.o == (opt.Options{}) {
 		c.o = testOpts()
 	}
-	if c.medium == 0 {
-		c.medium = link.MediumIP
-	}
 	p := &pair{clk: clock.NewFake(time.Unix(1e9, 0))}
-	p.pa, p.pb = pipe.New(pipe.Config{MTU: c.mtu, Medium: c.medium, Sync: true, QueueLen: c.queueLen})
-	var err error
-	if p.a, err = stack.New(stack.Config{Options: c.o, Clock: p.clk, Seed: 1}); err != nil {
-		t.Fatal(err)
-	}
-	stacktest.Closed(t, p.a)
-	if p.b, err = stack.New(stack.Config{Options: c.o, Clock: p.clk, Seed: 2}); err != nil {
-		t.Fatal(err)
-	}
-	stacktest.Closed(t, p.b)
-	if p.na, err = p.a.AddNetif(p.pa, stack.NetifConfig{Name: "a0", Addrs: []netip.Prefix{pfxA4, pfxA6}}); err != nil {
-		t.Fatal(err)
-	}
-	if p.nb, err = p.b.AddNetif(p.pb, stack.NetifConfig{Name: "b0", Addrs: []netip.Prefix{pfxB4, pfxB6}}); err != nil {
-		t.Fatal(err)
-	}
+	p.Pair = stacktest.NewPair(t, stacktest.PairConfig{Options: c.o, Medium: c.medium, MTU: c.mtu,
+		QueueLen: c.queueLen, Clock: p.clk})
 	p.flush()
 	return p
 }
 
 // flush moves every queued frame both ways.
-func (p *pair) flush() { p.pa.Flush() }
+func (p *pair) flush() { p.PipeA.Flush() }
 
 // got is one received datagram, copied out of its pbuf.
 type got struct {

@@ -3,34 +3,18 @@ package udp_test
 import (
 	"encoding/binary"
 	"net/netip"
-	"strings"
 	"testing"
 
-	"github.com/wispstack/wisp/pbuf"
-	"github.com/wispstack/wisp/stack"
+	"github.com/wispstack/wisp/ip/iptest"
+	"github.com/wispstack/wisp/stack/stacktest"
 	"github.com/wispstack/wisp/stats"
 	"github.com/wispstack/wisp/wire"
 )
 
-// datagram builds an IP packet from src to dst carrying udp (a UDP header and payload, as
-// is: the caller sets or breaks the checksum).
+// datagram is an IP packet from src to dst carrying udp (a UDP header and payload, as is:
+// the caller sets or breaks the checksum).
 func datagram(src, dst netip.Addr, udp []byte) []byte {
-	if src.Is4() {
-		b := make([]byte, wire.IPv4MinHeaderLen+len(udp))
-		r := wire.IPv4Repr{TTL: 64, Protocol: wire.ProtoUDP, Src: src, Dst: dst, PayloadLen: len(udp)}
-		if err := r.Emit(b); err != nil {
-			panic(err)
-		}
-		copy(b[wire.IPv4MinHeaderLen:], udp)
-		return b
-	}
-	b := make([]byte, wire.IPv6HeaderLen+len(udp))
-	r := wire.IPv6Repr{NextHeader: wire.ProtoUDP, HopLimit: 64, Src: src, Dst: dst, PayloadLen: len(udp)}
-	if err := r.Emit(b); err != nil {
-		panic(err)
-	}
-	copy(b[wire.IPv6HeaderLen:], udp)
-	return b
+	return iptest.Packet(wire.ProtoUDP, src, dst, udp)
 }
 
 // udpHeader builds a UDP datagram with a correct checksum for src and dst.
@@ -44,23 +28,10 @@ func udpHeader(src, dst netip.Addr, sport, dport uint16, payload []byte) []byte 
 	return b
 }
 
-// inject delivers a raw IP packet to the stack behind n (a MediumIP netif) as its link would.
-func inject(t testing.TB, n *stack.Netif, pkt []byte) {
-	t.Helper()
-	p := n.AllocRx(len(pkt))
-	if p == nil {
-		t.Fatal("AllocRx")
-	}
-	if err := p.CopyIn(pkt, 0); err != nil {
-		t.Fatal(err)
-	}
-	n.DeliverPackets([]*pbuf.Pbuf{p})
-}
-
 func TestInputValidation(t *testing.T) {
 	p := newPair(t, pairConfig{})
-	srv, k := listen(t, p.b, "[::]:9")
-	defer p.b.Callback(srv.Close)
+	srv, k := listen(t, p.B, "[::]:9")
+	defer p.B.Callback(srv.Close)
 	type tc struct {
 		name    string
 		src     netip.Addr
@@ -111,10 +82,10 @@ func TestInputValidation(t *testing.T) {
 		}, "hel", nil},
 	}
 	for _, c := range cases {
-		before := p.b.Stats().UDP
+		before := p.B.Stats().UDP
 		n := len(k.got)
-		inject(t, p.nb, datagram(c.src, c.dst, c.udp(c.src, c.dst)))
-		after := p.b.Stats().UDP
+		stacktest.Inject(t, p.NetifB, datagram(c.src, c.dst, c.udp(c.src, c.dst)))
+		after := p.B.Stats().UDP
 		if c.deliver != "" {
 			if len(k.got) != n+1 || string(k.got[n].data) != c.deliver {
 				t.Errorf("%s: not delivered", c.name)
@@ -136,10 +107,10 @@ func FuzzInput(f *testing.F) {
 	f.Add([]byte{0, 1, 0, 9, 0, 8, 0, 0}, false, false)
 	f.Add([]byte{0, 1, 0, 10, 0, 9, 0, 0, 1}, true, true)
 	p := newPair(f, pairConfig{})
-	srv, _ := listen(f, p.b, "[::]:9")
-	conn, _ := listen(f, p.b, "198.18.0.2:10")
-	p.b.Callback(func() { _ = conn.Connect(netip.MustParseAddrPort("198.18.0.1:1")) })
-	defer p.b.Callback(func() { srv.Close(); conn.Close() })
+	srv, _ := listen(f, p.B, "[::]:9")
+	conn, _ := listen(f, p.B, "198.18.0.2:10")
+	p.B.Callback(func() { _ = conn.Connect(netip.MustParseAddrPort("198.18.0.1:1")) })
+	defer p.B.Callback(func() { srv.Close(); conn.Close() })
 	f.Fuzz(func(t *testing.T, b []byte, v6, fix bool) {
 		if len(b) > 60000 {
 			return
@@ -155,16 +126,8 @@ func FuzzInput(f *testing.F) {
 				wire.UDP(b).SetChecksum(src, dst)
 			}
 		}
-		inject(t, p.nb, datagram(src, dst, b))
+		stacktest.Inject(t, p.NetifB, datagram(src, dst, b))
 		p.flush()
-		snap := p.b.Stats()
-		for _, pl := range snap.Pools {
-			if strings.HasPrefix(pl.Name, "PBUF") && pl.Used != 0 {
-				t.Fatalf("pool %s: %d in use", pl.Name, pl.Used)
-			}
-		}
-		if snap.Heap.Used != 0 {
-			t.Fatalf("heap: %d bytes in use", snap.Heap.Used)
-		}
+		stacktest.BuffersZero(t, p.B)
 	})
 }

@@ -41,24 +41,24 @@ func TestMulticastDeliveryAndLoop(t *testing.T) {
 	for _, g := range []string{"239.1.2.3", "ff15::1234"} {
 		t.Run(g, func(t *testing.T) {
 			p := newPair(t, pairConfig{medium: link.MediumEthernet})
-			join(t, p.b, p.nb, g)
-			join(t, p.a, p.na, g)
+			join(t, p.B, p.NetifB, g)
+			join(t, p.A, p.NetifA, g)
 			gp := netip.AddrPortFrom(netip.MustParseAddr(g), 5000)
 			wild := "0.0.0.0:5000"
 			uni := "198.18.0.2:5000"
 			if gp.Addr().Is6() {
 				wild, uni = "[::]:5000", "[fd42:5eed::2]:5000"
 			}
-			w, kw := reuseListen(t, p.b, wild)
-			gr, kg := reuseListen(t, p.b, gp.String())
-			u, ku := reuseListen(t, p.b, uni)
-			self, ks := reuseListen(t, p.a, wild)
+			w, kw := reuseListen(t, p.B, wild)
+			gr, kg := reuseListen(t, p.B, gp.String())
+			u, ku := reuseListen(t, p.B, uni)
+			self, ks := reuseListen(t, p.A, wild)
 			var err error
 			for _, loop := range []bool{true, false} {
-				p.a.Callback(func() {
+				p.A.Callback(func() {
 					self.SetMulticastLoop(loop)
 					self.SetMulticastTTL(4)
-					err = self.SendTo(payload(t, p.a, []byte("m")), gp)
+					err = self.SendTo(payload(t, p.A, []byte("m")), gp)
 				})
 				if err != nil {
 					t.Fatal(err)
@@ -76,14 +76,14 @@ func TestMulticastDeliveryAndLoop(t *testing.T) {
 				t.Errorf("loop: the sender's stack got %d copies, want 1 (loop on, then off)", len(ks.got))
 			}
 			// Not a member: nothing is delivered, and no port unreachable either.
-			p.b.Callback(func() { _ = p.b.IP().LeaveGroup(p.nb.IP(), gp.Addr()) })
-			p.a.Callback(func() { err = self.SendTo(payload(t, p.a, []byte("m")), gp) })
+			p.B.Callback(func() { _ = p.B.IP().LeaveGroup(p.NetifB.IP(), gp.Addr()) })
+			p.A.Callback(func() { err = self.SendTo(payload(t, p.A, []byte("m")), gp) })
 			p.flush()
 			if err != nil || len(kw.got) != 2 {
 				t.Errorf("after leave: err %v, got %d", err, len(kw.got))
 			}
-			p.b.Callback(func() { w.Close(); gr.Close(); u.Close() })
-			p.a.Callback(self.Close)
+			p.B.Callback(func() { w.Close(); gr.Close(); u.Close() })
+			p.A.Callback(self.Close)
 		})
 	}
 }
@@ -94,27 +94,27 @@ func TestMulticastTTLZero(t *testing.T) {
 	for _, g := range []string{"239.1.2.3", "ff15::1234"} {
 		t.Run(g, func(t *testing.T) {
 			p := newPair(t, pairConfig{})
-			join(t, p.b, p.nb, g)
-			join(t, p.a, p.na, g)
+			join(t, p.B, p.NetifB, g)
+			join(t, p.A, p.NetifA, g)
 			p.flush()
 			gp := netip.AddrPortFrom(netip.MustParseAddr(g), 5000)
 			wild := "0.0.0.0:5000"
 			if gp.Addr().Is6() {
 				wild = "[::]:5000"
 			}
-			peer, kp := reuseListen(t, p.b, wild)
-			self, ks := reuseListen(t, p.a, wild)
+			peer, kp := reuseListen(t, p.B, wild)
+			self, ks := reuseListen(t, p.A, wild)
 			for _, loop := range []bool{true, false} {
 				var err error
 				var wire0, wire1 uint64
-				p.a.Callback(func() { wire0 = p.na.IP().Stats().Xmit })
-				p.a.Callback(func() {
+				p.A.Callback(func() { wire0 = p.NetifA.IP().Stats().Xmit })
+				p.A.Callback(func() {
 					self.SetMulticastTTL(0)
 					self.SetMulticastLoop(loop)
-					err = self.SendTo(payload(t, p.a, []byte("local")), gp)
+					err = self.SendTo(payload(t, p.A, []byte("local")), gp)
 				})
 				p.flush()
-				p.a.Callback(func() { wire1 = p.na.IP().Stats().Xmit })
+				p.A.Callback(func() { wire1 = p.NetifA.IP().Stats().Xmit })
 				if err != nil || wire1 != wire0 {
 					t.Fatalf("loop %v: err %v, %d frames on the link", loop, err, wire1-wire0)
 				}
@@ -125,11 +125,11 @@ func TestMulticastTTLZero(t *testing.T) {
 			if len(kp.got) != 0 {
 				t.Fatalf("the peer stack got %d datagrams", len(kp.got))
 			}
-			if st := p.a.Stats().UDP; st.Drop != 0 || st.Xmit != 2 {
+			if st := p.A.Stats().UDP; st.Drop != 0 || st.Xmit != 2 {
 				t.Fatalf("UDP %+v", st)
 			}
-			p.b.Callback(peer.Close)
-			p.a.Callback(self.Close)
+			p.B.Callback(peer.Close)
+			p.A.Callback(self.Close)
 		})
 	}
 }

@@ -17,19 +17,19 @@ func TestEchoBothFamilies(t *testing.T) {
 	for _, medium := range []link.Medium{link.MediumIP, link.MediumEthernet} {
 		t.Run(medium.String(), func(t *testing.T) {
 			p := newPair(t, pairConfig{medium: medium})
-			srv, _ := listen(t, p.b, "[::]:7")
+			srv, _ := listen(t, p.B, "[::]:7")
 			// The server echoes every datagram back to its sender.
-			p.b.Callback(func() {
+			p.B.Callback(func() {
 				srv.OnRecv(func(c *udp.PCB, q *pbuf.Pbuf, info *udp.RecvInfo) {
 					if err := c.SendTo(q, info.Src); err != nil {
 						t.Errorf("echo: %v", err)
 					}
 				})
 			})
-			cli, k := listen(t, p.a, "[::]:0")
+			cli, k := listen(t, p.A, "[::]:0")
 			for i, dst := range []string{"198.18.0.2:7", "[fd42:5eed::2]:7", "[::ffff:198.18.0.2]:7"} {
 				data := pattern(100 + i)
-				if err := sendTo(t, p.a, cli, dst, data); err != nil {
+				if err := sendTo(t, p.A, cli, dst, data); err != nil {
 					t.Fatalf("send to %s: %v", dst, err)
 				}
 				p.flush()
@@ -42,34 +42,34 @@ func TestEchoBothFamilies(t *testing.T) {
 				if want.Addr().Is4() {
 					want = netip.AddrPortFrom(netip.AddrFrom16(want.Addr().As16()), want.Port())
 				}
-				if info.Src != want || info.IfIndex != p.na.Index() || info.Broadcast || info.Multicast {
+				if info.Src != want || info.IfIndex != p.NetifA.Index() || info.Broadcast || info.Multicast {
 					t.Errorf("to %s: info %+v", dst, info)
 				}
 				if info.TTL != 64 {
 					t.Errorf("TTL %d, want the tunnel default 64", info.TTL)
 				}
 			}
-			sa, sb := p.a.Stats().UDP, p.b.Stats().UDP
+			sa, sb := p.A.Stats().UDP, p.B.Stats().UDP
 			if sa.Xmit != 3 || sa.Recv != 3 || sb.Xmit != 3 || sb.Recv != 3 || sa.Drop+sb.Drop != 0 {
 				t.Errorf("counters a %+v b %+v", sa, sb)
 			}
-			p.a.Callback(cli.Close)
-			p.b.Callback(srv.Close)
+			p.A.Callback(cli.Close)
+			p.B.Callback(srv.Close)
 		})
 	}
 }
 
 func TestPktInfoAndTTL(t *testing.T) {
 	p := newPair(t, pairConfig{})
-	srv, k := listen(t, p.b, "0.0.0.0:9")
-	defer p.b.Callback(srv.Close)
-	cli, _ := listen(t, p.a, "0.0.0.0:0")
-	defer p.a.Callback(cli.Close)
+	srv, k := listen(t, p.B, "0.0.0.0:9")
+	defer p.B.Callback(srv.Close)
+	cli, _ := listen(t, p.A, "0.0.0.0:0")
+	defer p.A.Callback(cli.Close)
 	var err error
-	p.a.Callback(func() {
+	p.A.Callback(func() {
 		cli.SetTTL(9)
 		cli.SetTOS(0x20)
-		err = cli.SendToFrom(payload(t, p.a, []byte("x")), netip.MustParseAddrPort("198.18.0.2:9"), addrA, p.na.Index())
+		err = cli.SendToFrom(payload(t, p.A, []byte("x")), netip.MustParseAddrPort("198.18.0.2:9"), addrA, p.NetifA.Index())
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -80,13 +80,13 @@ func TestPktInfoAndTTL(t *testing.T) {
 	}
 	in := k.got[0].info
 	var local netip.AddrPort
-	p.a.Callback(func() { local = cli.LocalAddr() })
+	p.A.Callback(func() { local = cli.LocalAddr() })
 	if in.Dst != addrB || in.TTL != 9 || in.TOS != 0x20 || in.Src.Addr() != addrA || in.Src.Port() != local.Port() {
 		t.Errorf("info %+v", in)
 	}
 	// A source that is not ours is refused.
-	p.a.Callback(func() {
-		err = cli.SendToFrom(payload(t, p.a, []byte("x")), netip.MustParseAddrPort("198.18.0.2:9"), netip.MustParseAddr("198.18.0.77"), 0)
+	p.A.Callback(func() {
+		err = cli.SendToFrom(payload(t, p.A, []byte("x")), netip.MustParseAddrPort("198.18.0.2:9"), netip.MustParseAddr("198.18.0.77"), 0)
 	})
 	if !errors.Is(err, errs.AddrNotAvail) {
 		t.Errorf("foreign source: %v", err)
@@ -95,12 +95,12 @@ func TestPktInfoAndTTL(t *testing.T) {
 
 func TestConnectedFiltersAndBeatsWildcard(t *testing.T) {
 	p := newPair(t, pairConfig{})
-	wild, kw := listen(t, p.b, "0.0.0.0:53")
+	wild, kw := listen(t, p.B, "0.0.0.0:53")
 	var conn *udp.PCB
 	kc := &sink{}
 	var err error
-	p.b.Callback(func() {
-		conn, _ = p.b.UDP().NewPCB()
+	p.B.Callback(func() {
+		conn, _ = p.B.UDP().NewPCB()
 		conn.SetReuseAddr(true)
 		wild.SetReuseAddr(true) // both PCBs must allow sharing the port
 		if err = conn.Bind(netip.MustParseAddrPort("198.18.0.2:53")); err != nil {
@@ -113,43 +113,43 @@ func TestConnectedFiltersAndBeatsWildcard(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got netip.AddrPort
-	p.b.Callback(func() { got = conn.RemoteAddr() })
+	p.B.Callback(func() { got = conn.RemoteAddr() })
 	if got != netip.MustParseAddrPort("198.18.0.1:1000") {
 		t.Errorf("RemoteAddr %v", got)
 	}
-	from1000, _ := listen(t, p.a, "0.0.0.0:1000")
-	from1001, _ := listen(t, p.a, "0.0.0.0:1001")
-	_ = sendTo(t, p.a, from1000, "198.18.0.2:53", []byte("c"))
-	_ = sendTo(t, p.a, from1001, "198.18.0.2:53", []byte("w"))
+	from1000, _ := listen(t, p.A, "0.0.0.0:1000")
+	from1001, _ := listen(t, p.A, "0.0.0.0:1001")
+	_ = sendTo(t, p.A, from1000, "198.18.0.2:53", []byte("c"))
+	_ = sendTo(t, p.A, from1001, "198.18.0.2:53", []byte("w"))
 	p.flush()
 	if len(kc.got) != 1 || string(kc.got[0].data) != "c" || len(kw.got) != 1 || string(kw.got[0].data) != "w" {
 		t.Fatalf("connected got %d, wildcard got %d", len(kc.got), len(kw.got))
 	}
 	// Send on the connected PCB, then disconnect: it hears everyone again.
-	p.b.Callback(func() { err = conn.Send(payload(t, p.b, []byte("reply"))) })
+	p.B.Callback(func() { err = conn.Send(payload(t, p.B, []byte("reply"))) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.b.Callback(func() { conn.Disconnect(); got = conn.RemoteAddr() })
+	p.B.Callback(func() { conn.Disconnect(); got = conn.RemoteAddr() })
 	if got.IsValid() {
 		t.Error("RemoteAddr after Disconnect")
 	}
-	p.b.Callback(func() { err = conn.Send(payload(t, p.b, []byte("x"))) })
+	p.B.Callback(func() { err = conn.Send(payload(t, p.B, []byte("x"))) })
 	if !errors.Is(err, errs.Conn) {
 		t.Errorf("Send unconnected: %v", err)
 	}
-	_ = sendTo(t, p.a, from1001, "198.18.0.2:53", []byte("s"))
+	_ = sendTo(t, p.A, from1001, "198.18.0.2:53", []byte("s"))
 	p.flush()
 	if len(kc.got) != 2 || string(kc.got[1].data) != "s" {
 		t.Errorf("specific address after disconnect: %d", len(kc.got))
 	}
-	p.a.Callback(func() { from1000.Close(); from1001.Close() })
-	p.b.Callback(func() { conn.Close(); wild.Close() })
+	p.A.Callback(func() { from1000.Close(); from1001.Close() })
+	p.B.Callback(func() { conn.Close(); wild.Close() })
 }
 
 func TestBindRules(t *testing.T) {
 	p := newPair(t, pairConfig{})
-	s := p.a
+	s := p.A
 	s.Callback(func() {
 		u := s.UDP()
 		mk := func() *udp.PCB {
@@ -225,10 +225,10 @@ func TestEphemeralPorts(t *testing.T) {
 	pick := func() []uint16 {
 		p := newPair(t, pairConfig{})
 		var ports []uint16
-		p.a.Callback(func() {
+		p.A.Callback(func() {
 			var cs []*udp.PCB
 			for range 8 {
-				c, _ := p.a.UDP().NewPCB()
+				c, _ := p.A.UDP().NewPCB()
 				if err := c.Bind(netip.AddrPort{}); err != nil {
 					t.Fatal(err)
 				}
@@ -259,8 +259,8 @@ func TestPoolExhaustionAndClose(t *testing.T) {
 	o := testOpts()
 	o.MempNumUDPPCB = 2
 	p := newPair(t, pairConfig{o: o})
-	p.a.Callback(func() {
-		u := p.a.UDP()
+	p.A.Callback(func() {
+		u := p.A.UDP()
 		c1, _ := u.NewPCB()
 		c2, _ := u.NewPCB()
 		if _, err := u.NewPCB(); err != errs.Mem {
@@ -275,11 +275,11 @@ func TestPoolExhaustionAndClose(t *testing.T) {
 		_ = c2.Bind(netip.MustParseAddrPort("0.0.0.0:5"))
 		// Proto.Close (the stack's Close) frees the rest; nothing may be used afterwards.
 	})
-	if err := p.a.Close(); err != nil {
+	if err := p.A.Close(); err != nil {
 		t.Fatal(err)
 	}
-	p.a.Callback(func() {
-		if _, err := p.a.UDP().NewPCB(); err != errs.Clsd {
+	p.A.Callback(func() {
+		if _, err := p.A.UDP().NewPCB(); err != errs.Clsd {
 			t.Errorf("NewPCB after Close: %v", err)
 		}
 	})
@@ -287,9 +287,9 @@ func TestPoolExhaustionAndClose(t *testing.T) {
 
 func TestSendErrors(t *testing.T) {
 	p := newPair(t, pairConfig{})
-	c, _ := listen(t, p.a, "0.0.0.0:0")
-	c6, _ := listen(t, p.a, "[::]:0")
-	defer p.a.Callback(func() { c.Close(); c6.Close() })
+	c, _ := listen(t, p.A, "0.0.0.0:0")
+	c6, _ := listen(t, p.A, "[::]:0")
+	defer p.A.Callback(func() { c.Close(); c6.Close() })
 	cases := []struct {
 		pcb  *udp.PCB
 		dst  string
@@ -306,25 +306,25 @@ func TestSendErrors(t *testing.T) {
 		{c, "[fd42:5eed::2]:9", 1, errs.Val}, // an IPv4 PCB cannot reach IPv6
 	}
 	for _, tc := range cases {
-		if err := sendTo(t, p.a, tc.pcb, tc.dst, make([]byte, tc.size)); err != tc.want {
+		if err := sendTo(t, p.A, tc.pcb, tc.dst, make([]byte, tc.size)); err != tc.want {
 			t.Errorf("send %d bytes to %s: %v, want %v", tc.size, tc.dst, err, tc.want)
 		}
 	}
 	// The netif goes down: its routes stay, and the send says so.
-	p.na.SetUp(false)
-	if err := sendTo(t, p.a, c, "198.18.0.2:9", []byte("x")); err != errs.NetDown {
+	p.NetifA.SetUp(false)
+	if err := sendTo(t, p.A, c, "198.18.0.2:9", []byte("x")); err != errs.NetDown {
 		t.Errorf("netif down: %v, want NetDown", err)
 	}
-	p.na.SetUp(true)
+	p.NetifA.SetUp(true)
 	var err error
-	p.a.Callback(func() {
+	p.A.Callback(func() {
 		c6.SetV6Only(true)
-		err = c6.SendTo(payload(t, p.a, []byte("x")), netip.MustParseAddrPort("198.18.0.2:9"))
+		err = c6.SendTo(payload(t, p.A, []byte("x")), netip.MustParseAddrPort("198.18.0.2:9"))
 	})
 	if err != errs.NetUnreach {
 		t.Errorf("v6-only to IPv4: %v", err)
 	}
-	if s := p.a.Stats().UDP; s.Drop == 0 || s.Drop != s.Lenerr+s.Err+s.Rterr+s.Memerr {
+	if s := p.A.Stats().UDP; s.Drop == 0 || s.Drop != s.Lenerr+s.Err+s.Rterr+s.Memerr {
 		t.Errorf("refused sends are counted under a reason: %+v", s)
 	}
 }
@@ -333,12 +333,12 @@ func TestBroadcast(t *testing.T) {
 	p := newPair(t, pairConfig{medium: link.MediumEthernet})
 	var r1, r2 *udp.PCB
 	k1, k2 := &sink{}, &sink{}
-	p.b.Callback(func() {
+	p.B.Callback(func() {
 		for _, x := range []struct {
 			c **udp.PCB
 			k *sink
 		}{{&r1, k1}, {&r2, k2}} {
-			c, _ := p.b.UDP().NewPCB()
+			c, _ := p.B.UDP().NewPCB()
 			c.SetReuseAddr(true)
 			if err := c.Bind(netip.MustParseAddrPort("0.0.0.0:67")); err != nil {
 				t.Fatal(err)
@@ -350,21 +350,21 @@ func TestBroadcast(t *testing.T) {
 	// A PCB bound to the unicast address does not hear broadcasts.
 	var uni *udp.PCB
 	ku := &sink{}
-	p.b.Callback(func() {
-		uni, _ = p.b.UDP().NewPCB()
+	p.B.Callback(func() {
+		uni, _ = p.B.UDP().NewPCB()
 		uni.SetReuseAddr(true)
 		if err := uni.Bind(netip.MustParseAddrPort("198.18.0.2:67")); err != nil {
 			t.Fatal(err)
 		}
 		uni.OnRecv(ku.recv)
 	})
-	c, _ := listen(t, p.a, "0.0.0.0:68")
+	c, _ := listen(t, p.A, "0.0.0.0:68")
 	var err error
 	for _, dst := range []string{"198.18.0.255:67", "255.255.255.255:67"} {
-		p.a.Callback(func() {
+		p.A.Callback(func() {
 			c.SetBroadcast(true)
-			c.SetMulticastNetif(p.na.Index()) // the limited broadcast has no route
-			err = c.SendTo(payload(t, p.a, []byte(dst)), netip.MustParseAddrPort(dst))
+			c.SetMulticastNetif(p.NetifA.Index()) // the limited broadcast has no route
+			err = c.SendTo(payload(t, p.A, []byte(dst)), netip.MustParseAddrPort(dst))
 		})
 		if err != nil {
 			t.Fatalf("%s: %v", dst, err)
@@ -380,16 +380,16 @@ func TestBroadcast(t *testing.T) {
 		}
 	}
 	// No PCB: no port unreachable for a broadcast, just a drop.
-	before := p.a.Stats().ICMP.Recv
-	p.a.Callback(func() {
-		err = c.SendTo(payload(t, p.a, []byte("x")), netip.MustParseAddrPort("198.18.0.255:69"))
+	before := p.A.Stats().ICMP.Recv
+	p.A.Callback(func() {
+		err = c.SendTo(payload(t, p.A, []byte("x")), netip.MustParseAddrPort("198.18.0.255:69"))
 	})
 	p.flush()
-	if err != nil || p.a.Stats().ICMP.Recv != before || p.b.Stats().UDP.Proterr != 1 {
-		t.Errorf("broadcast to no PCB: err %v, icmp %d→%d, b %+v", err, before, p.a.Stats().ICMP.Recv, p.b.Stats().UDP)
+	if err != nil || p.A.Stats().ICMP.Recv != before || p.B.Stats().UDP.Proterr != 1 {
+		t.Errorf("broadcast to no PCB: err %v, icmp %d→%d, b %+v", err, before, p.A.Stats().ICMP.Recv, p.B.Stats().UDP)
 	}
-	p.a.Callback(c.Close)
-	p.b.Callback(func() { r1.Close(); r2.Close(); uni.Close() })
+	p.A.Callback(c.Close)
+	p.B.Callback(func() { r1.Close(); r2.Close(); uni.Close() })
 }
 
 func TestPortUnreachableRefusesConnected(t *testing.T) {
@@ -399,13 +399,13 @@ func TestPortUnreachableRefusesConnected(t *testing.T) {
 			var c *udp.PCB
 			var got []error
 			var err error
-			p.a.Callback(func() {
-				c, _ = p.a.UDP().NewPCB()
+			p.A.Callback(func() {
+				c, _ = p.A.UDP().NewPCB()
 				c.OnErr(func(_ *udp.PCB, e error) { got = append(got, e) })
 				if err = c.Connect(netip.MustParseAddrPort(dst)); err != nil {
 					return
 				}
-				err = c.Send(payload(t, p.a, []byte("anyone?")))
+				err = c.Send(payload(t, p.A, []byte("anyone?")))
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -414,19 +414,19 @@ func TestPortUnreachableRefusesConnected(t *testing.T) {
 			if len(got) != 1 || !errors.Is(got[0], errs.Refused) {
 				t.Fatalf("ErrFunc got %v, want Refused", got)
 			}
-			if s := p.b.Stats().UDP; s.Proterr != 1 || s.Drop != 1 {
+			if s := p.B.Stats().UDP; s.Proterr != 1 || s.Drop != 1 {
 				t.Errorf("receiver counters %+v", s)
 			}
 			// An unconnected PCB is not told.
 			var u *udp.PCB
-			p.a.Callback(func() {
-				u, _ = p.a.UDP().NewPCB()
+			p.A.Callback(func() {
+				u, _ = p.A.UDP().NewPCB()
 				u.OnErr(func(_ *udp.PCB, e error) { t.Errorf("unconnected PCB told %v", e) })
-				err = u.SendTo(payload(t, p.a, []byte("x")), netip.MustParseAddrPort(dst))
+				err = u.SendTo(payload(t, p.A, []byte("x")), netip.MustParseAddrPort(dst))
 			})
 			p.clk.Advance(1e9) // a fresh ICMP rate-limit token
 			p.flush()
-			p.a.Callback(func() { c.Close(); u.Close() })
+			p.A.Callback(func() { c.Close(); u.Close() })
 		})
 	}
 }
@@ -434,9 +434,9 @@ func TestPortUnreachableRefusesConnected(t *testing.T) {
 // A datagram of 64 KiB crosses a 1500-byte link as fragments both ways.
 func TestFragmentedMaxDatagram(t *testing.T) {
 	p := newPair(t, pairConfig{})
-	srv, k := listen(t, p.b, "[::]:9")
-	cli, k2 := listen(t, p.a, "[::]:0")
-	p.b.Callback(func() {
+	srv, k := listen(t, p.B, "[::]:9")
+	cli, k2 := listen(t, p.A, "[::]:0")
+	p.B.Callback(func() {
 		srv.OnRecv(func(c *udp.PCB, q *pbuf.Pbuf, info *udp.RecvInfo) {
 			k.recv(c, q, info)
 		})
@@ -446,7 +446,7 @@ func TestFragmentedMaxDatagram(t *testing.T) {
 		size int
 	}{{"198.18.0.2:9", udp.MaxPayload4}, {"[fd42:5eed::2]:9", udp.MaxPayload6 - 48}} {
 		data := pattern(tc.size)
-		if err := sendTo(t, p.a, cli, tc.dst, data); err != nil {
+		if err := sendTo(t, p.A, cli, tc.dst, data); err != nil {
 			t.Fatalf("%s: %v", tc.dst, err)
 		}
 		p.flush()
@@ -454,22 +454,22 @@ func TestFragmentedMaxDatagram(t *testing.T) {
 			t.Fatalf("%s: %d bytes did not arrive intact", tc.dst, tc.size)
 		}
 	}
-	if s := p.b.Stats(); s.IPFrag.Recv < 40 || s.IP6Frag.Recv < 40 {
+	if s := p.B.Stats(); s.IPFrag.Recv < 40 || s.IP6Frag.Recv < 40 {
 		t.Errorf("not fragmented: %+v %+v", s.IPFrag, s.IP6Frag)
 	}
 	_ = k2
-	p.a.Callback(cli.Close)
-	p.b.Callback(srv.Close)
+	p.A.Callback(cli.Close)
+	p.B.Callback(srv.Close)
 }
 
 // When the link's queue is full the send fails with ERR_MEM instead of the frame vanishing.
 func TestFullLinkIsErrMem(t *testing.T) {
 	p := newPair(t, pairConfig{queueLen: 4})
-	c, _ := listen(t, p.a, "0.0.0.0:0")
+	c, _ := listen(t, p.A, "0.0.0.0:0")
 	var sent, full int
-	p.a.Callback(func() {
+	p.A.Callback(func() {
 		for range 20 {
-			err := c.SendTo(payload(t, p.a, []byte("x")), netip.MustParseAddrPort("198.18.0.2:9"))
+			err := c.SendTo(payload(t, p.A, []byte("x")), netip.MustParseAddrPort("198.18.0.2:9"))
 			switch {
 			case err == nil:
 				sent++
@@ -478,30 +478,30 @@ func TestFullLinkIsErrMem(t *testing.T) {
 			default:
 				t.Fatalf("send: %v", err)
 			}
-			p.a.IP().Flush() // the netif's batch goes to the link queue
+			p.A.IP().Flush() // the netif's batch goes to the link queue
 		}
 	})
 	if sent != 4 || full != 16 {
 		t.Errorf("sent %d, ERR_MEM %d; want 4 and 16", sent, full)
 	}
-	if s := p.a.Stats().UDP; s.Memerr != 16 || s.Xmit != 4 {
+	if s := p.A.Stats().UDP; s.Memerr != 16 || s.Xmit != 4 {
 		t.Errorf("counters %+v", s)
 	}
 	p.flush()
-	p.a.Callback(c.Close)
+	p.A.Callback(c.Close)
 }
 
 // A send and its receive allocate nothing on the Go heap, IPv4 and IPv6 alike.
 func TestSendReceiveAllocs(t *testing.T) {
 	p := newPair(t, pairConfig{})
-	srv, _ := listen(t, p.b, "[::]:9")
+	srv, _ := listen(t, p.B, "[::]:9")
 	n := 0
-	p.b.Callback(func() {
+	p.B.Callback(func() {
 		srv.OnRecv(func(c *udp.PCB, q *pbuf.Pbuf, info *udp.RecvInfo) { n++; q.Free() })
 	})
-	cli, _ := listen(t, p.a, "[::]:0")
+	cli, _ := listen(t, p.A, "[::]:0")
 	dsts := []netip.AddrPort{netip.MustParseAddrPort("198.18.0.2:9"), netip.MustParseAddrPort("[fd42:5eed::2]:9")}
-	alloc := p.a.Allocator()
+	alloc := p.A.Allocator()
 	var err error
 	i := 0
 	send := func() {
@@ -510,9 +510,9 @@ func TestSendReceiveAllocs(t *testing.T) {
 		i++
 	}
 	step := func() {
-		p.a.Lock()
+		p.A.Lock()
 		send()
-		p.a.Unlock()
+		p.A.Unlock()
 		p.flush()
 	}
 	step()
@@ -522,22 +522,22 @@ func TestSendReceiveAllocs(t *testing.T) {
 	if err != nil || n != 202 {
 		t.Errorf("err %v, received %d", err, n)
 	}
-	p.a.Callback(cli.Close)
-	p.b.Callback(srv.Close)
+	p.A.Callback(cli.Close)
+	p.B.Callback(srv.Close)
 }
 
 func TestNoChecksumAndZeroChecksum(t *testing.T) {
 	p := newPair(t, pairConfig{})
-	srv, k := listen(t, p.b, "[::]:9")
-	cli, _ := listen(t, p.a, "0.0.0.0:0")
-	p.a.Callback(func() { cli.SetNoChecksum(true) })
-	if err := sendTo(t, p.a, cli, "198.18.0.2:9", []byte("no sum")); err != nil {
+	srv, k := listen(t, p.B, "[::]:9")
+	cli, _ := listen(t, p.A, "0.0.0.0:0")
+	p.A.Callback(func() { cli.SetNoChecksum(true) })
+	if err := sendTo(t, p.A, cli, "198.18.0.2:9", []byte("no sum")); err != nil {
 		t.Fatal(err)
 	}
 	p.flush()
 	if len(k.got) != 1 {
 		t.Fatalf("IPv4 datagram without checksum not accepted")
 	}
-	p.a.Callback(cli.Close)
-	p.b.Callback(srv.Close)
+	p.A.Callback(cli.Close)
+	p.B.Callback(srv.Close)
 }
