@@ -84,7 +84,7 @@ func TestWritePbuf(t *testing.T) {
 	e := newEnv(t, v6)
 	c := e.established(false, plain())
 	c.pcb.SetNoDelay(true)
-	p, err := e.alloc.Alloc(pbuf.LayerTransport, 1000, pbuf.RAM)
+	p, err := e.Alloc.Alloc(pbuf.LayerTransport, 1000, pbuf.RAM)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestWritePbuf(t *testing.T) {
 	}
 	// A chain too big for the send buffer is refused and still freed (pools are checked at
 	// the end of the test).
-	big, err := e.alloc.Alloc(pbuf.LayerTransport, c.pcb.SndBuf()+1, pbuf.RAM)
+	big, err := e.Alloc.Alloc(pbuf.LayerTransport, c.pcb.SndBuf()+1, pbuf.RAM)
 	if err != nil {
 		t.Fatal(err)
 	}

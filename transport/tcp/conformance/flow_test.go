@@ -374,7 +374,7 @@ func TestIdleConnectionQuiet(t *testing.T) {
 		c.ack()
 		e.advance(time.Second)
 		e.drain()
-		if n := e.timers.Len(); n != 0 {
+		if n := e.Timers.Len(); n != 0 {
 			t.Errorf("%d timers armed on an idle connection without keepalive", n)
 		}
 		e.advance(3 * time.Hour)

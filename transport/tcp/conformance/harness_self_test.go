@@ -28,12 +28,12 @@ func (r *echoTransport) Input(h *ip.Header, p *pbuf.Pbuf) {
 	t.SetSrcPort(dp)
 	t.SetDstPort(sp)
 	t.SetChecksum(h.Dst, h.Src)
-	q, err := r.e.alloc.Alloc(pbuf.LayerTransport, len(t), pbuf.RAM)
+	q, err := r.e.Alloc.Alloc(pbuf.LayerTransport, len(t), pbuf.RAM)
 	if err != nil {
 		r.e.t.Fatal(err)
 	}
 	_ = q.CopyIn(t, 0)
-	if err := r.e.l.Output(q, h.Dst, h.Src, wire.ProtoTCP, ip.OutputOptions{}); err != nil {
+	if err := r.e.IP.Output(q, h.Dst, h.Src, wire.ProtoTCP, ip.OutputOptions{}); err != nil {
 		r.e.t.Fatal(err)
 	}
 }
@@ -44,7 +44,7 @@ func TestHarnessRoundTrip(t *testing.T) {
 	bothFamilies(t, func(t *testing.T, f family) {
 		e := newEnvWith(t, f, false)
 		r := &echoTransport{e: e}
-		e.l.RegisterTransport(wire.ProtoTCP, r)
+		e.IP.RegisterTransport(wire.ProtoTCP, r)
 		o := modern().synOptions(e)
 		o.NumSACK = 1
 		o.SACKBlocks[0] = wire.SACKBlock{Left: 10, Right: 20}

@@ -1,35 +1,30 @@
 package conformance
 
-// The harness: one ip.Layer over a capture link with TCP registered, a fake clock, and the
-// end-of-test checks (pools, heap, timers, goroutines, counters).
+// The harness: one iptest.Node over a capture link with TCP registered, a fake clock, and
+// the end-of-test checks (pools, heap, timers, goroutines, counters).
 
 import (
 	"fmt"
 	"net/netip"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/wispstack/wisp/clock"
-	"github.com/wispstack/wisp/ip"
-	"github.com/wispstack/wisp/link"
+	"github.com/wispstack/wisp/ip/iptest"
 	"github.com/wispstack/wisp/link/linktest"
-	"github.com/wispstack/wisp/memp"
 	"github.com/wispstack/wisp/opt"
-	"github.com/wispstack/wisp/pbuf"
-	"github.com/wispstack/wisp/stack/stacktest"
 	"github.com/wispstack/wisp/stats"
 	"github.com/wispstack/wisp/transport/tcp"
 	"github.com/wispstack/wisp/wire"
 )
 
-// The addresses, those of a stacktest.Pair: the stack under test is A (.1 / ::1), the test
+// The addresses, those of an iptest.Pair: the stack under test is A (.1 / ::1), the test
 // plays B (.2 / ::2).
 var (
-	v4Local, v6Local   = stacktest.AddrA[0], stacktest.AddrA[1]
-	v4Remote, v6Remote = stacktest.AddrB[0], stacktest.AddrB[1]
+	v4Local, v6Local   = iptest.AddrA[0], iptest.AddrA[1]
+	v4Remote, v6Remote = iptest.AddrB[0], iptest.AddrB[1]
 )
 
 // family selects IPv4 or IPv6 for a test.
@@ -68,15 +63,12 @@ func bothEnvs(t *testing.T, fn func(t *testing.T, e *env)) {
 	bothFamilies(t, func(t *testing.T, f family) { fn(t, newEnv(t, f)) })
 }
 
-// testOptions is the configuration every test starts from: small pools, lwIP-like windows
-// without autotuning, short timers. Tests change fields through newEnv's mods.
+// testOptions is the configuration every test starts from: iptest's with smaller pools,
+// lwIP-like windows without autotuning, short timers. Tests change fields through newEnv's
+// mods.
 func testOptions() opt.Options {
-	o := opt.Tunnel()
-	o.MemSize = 4 << 20
+	o := iptest.Options()
 	o.PbufPoolSize = 512
-	o.PbufPoolBufSize = 2048
-	o.MempNumPbuf = 1024
-	o.MempNumPbufRAM = 1024
 	o.MempNumReassData = 4
 	o.IPReassMaxPbufs = 16
 	o.MempNumFragPbuf = 16
@@ -84,7 +76,6 @@ func testOptions() opt.Options {
 	o.MempNumND6Queue = 8
 	o.ARPTableSize = 4
 	o.MempNumARPQueue = 8
-	o.IPv6AutoConfig = false
 	o.ICMPRateLimit = 1000
 	o.ICMPRateBurst = 100
 
@@ -118,63 +109,22 @@ func testOptions() opt.Options {
 	return o
 }
 
-// coreLock is the harness's core lock. Like the stack's, releasing it flushes the IP layer,
-// so frames sent by timer functions leave at the fake time they were sent.
-type coreLock struct {
-	mu sync.Mutex
-	e  *env
-}
-
-func (c *coreLock) Lock() { c.mu.Lock() }
-func (c *coreLock) Unlock() {
-	if c.e.l != nil {
-		c.e.l.Flush()
-	}
-	c.mu.Unlock()
-}
-
-// capEP is the link under the stack: it records every frame written, stamped with the fake
-// time, and frees it.
-type capEP struct {
-	e      *env
-	mtu    int
-	frames []capFrame
-}
-
-type capFrame struct {
-	b  []byte
-	at time.Duration
-}
-
-func (c *capEP) Medium() link.Medium      { return link.MediumIP }
-func (c *capEP) MTU() int                 { return c.mtu }
-func (c *capEP) HardwareAddr() [6]byte    { return [6]byte{} }
-func (c *capEP) Attach(d link.Dispatcher) {}
-func (c *capEP) Close() error             { return nil }
-func (c *capEP) WritePackets(pkts []*pbuf.Pbuf) (int, error) {
-	for _, p := range pkts {
-		c.frames = append(c.frames, capFrame{b: p.Bytes(nil), at: c.e.elapsed()})
-		p.Free()
-	}
-	return len(pkts), nil
-}
-
-// env is one stack under test: an ip.Layer with one MediumIP netif over a capture link, TCP
-// registered for protocol 6, a fake clock, and the test as the peer.
+// env is one stack under test: an iptest.Node (allocator, pools, timers, core lock, IP
+// layer) with one MediumIP netif over a capture link (stamped with the fake time), TCP
+// registered for protocol 6, and the test as the peer.
+//
+// The test runs in core context, as an application on the raw API does: newEnv takes the
+// node's core lock and the test holds it, so its calls into TCP and IP need no lock of their
+// own; it lets go only while the clock advances (the timers take it) and at the end.
 type env struct {
-	t      *testing.T
-	fam    family
-	o      opt.Options
-	clk    *clock.Fake
-	start  time.Time
-	core   coreLock
-	timers *clock.Timeouts
-	alloc  *pbuf.Allocator
-	pools  memp.Table
-	l      *ip.Layer
-	n      *ip.Netif
-	ep     *capEP
-	tcp    *tcp.Proto
+	*iptest.Node
+	t     *testing.T
+	fam   family
+	o     opt.Options
+	clk   *clock.Fake
+	start time.Time
+	cap   *linktest.Capture
+	tcp   *tcp.Proto
 
 	local, remote netip.Addr
 
@@ -232,94 +182,72 @@ func newEnvWith(t *testing.T, f family, withTCP bool, mods ...func(*opt.Options)
 		peerEnd: map[[2]uint16]uint32{}}
 	e.start = time.Unix(1_700_000_000, 0)
 	e.clk = clock.NewFake(e.start)
-	e.core.e = e
-	e.timers = clock.NewTimeouts(e.clk, &e.core)
-	e.alloc = pbuf.NewAllocator(pbuf.Config{PoolCount: o.PbufPoolSize, PoolBufSize: o.PbufPoolBufSize,
-		HeapSize: o.MemSize, RefCount: o.MempNumPbuf, RAMCount: o.MempNumPbufRAM})
-	e.alloc.Register(&e.pools)
-	l, err := ip.New(ip.Config{Options: o, Alloc: e.alloc, Timers: e.timers, Pools: &e.pools, Seed: 7})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.l = l
-	e.ep = &capEP{e: e, mtu: 1500}
-	if e.n, err = l.AddNetif(e.ep, ip.NetifConfig{Name: "cap"}); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []string{"198.18.0.1/24", "fd42:5eed::1/64"} {
-		if err := e.n.AddAddr(netip.MustParsePrefix(p)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	e.n.SetUp(true)
+	e.Node = iptest.NewNode(t, e.clk, o, 7)
+	e.cap = &linktest.Capture{Clock: e.clk}
+	e.Attach(e.cap, netip.PrefixFrom(v4Local, 24), netip.PrefixFrom(v6Local, 64))
 	if f == v6 {
 		e.local, e.remote = v6Local, v6Remote
 	} else {
 		e.local, e.remote = v4Local, v4Remote
 	}
-	if withTCP {
-		e.tcp = e.newProto(o)
-	}
 	t.Cleanup(func() {
 		e.close()
 		linktest.CheckGoroutines(t, base)
 	})
+	e.Core.Lock() // the test's core context, until close
+	if withTCP {
+		e.tcp = e.newProto(o)
+	}
 	return e
 }
 
-// newProto creates TCP; it fails the test if New panics, so that a missing engine reports
-// one clear line per test.
+// newProto creates TCP and registers it, to be closed (and checked) first when the node
+// closes; it fails the test if New panics, so that a missing engine reports one clear line
+// per test.
 func (e *env) newProto(o opt.Options) (p *tcp.Proto) {
 	e.t.Helper()
 	defer func() {
 		if r := recover(); r != nil {
-			e.l.Close()
+			e.IP.Close()
+			e.Core.Unlock()
 			e.closed = true
 			e.t.Fatalf("tcp.New: %v", r)
 		}
 	}()
-	p, err := tcp.New(tcp.Config{Options: o, IP: e.l, Alloc: e.alloc, Timers: e.timers, Pools: &e.pools, Seed: 42})
+	p, err := tcp.New(tcp.Config{Options: o, IP: e.IP, Alloc: e.Alloc, Timers: e.Timers, Pools: &e.Pools, Seed: 42})
 	if err != nil {
 		e.t.Fatalf("tcp.New: %v", err)
 	}
-	e.l.RegisterTransport(wire.ProtoTCP, p)
+	e.IP.RegisterTransport(wire.ProtoTCP, p)
+	e.OnClose(func() {
+		p.Close()
+		if conns, ls := p.NumPCBs(); conns != 0 || ls != 0 {
+			e.t.Errorf("after Proto.Close: %d connections, %d listeners", conns, ls)
+		}
+	})
 	return p
 }
 
-// close tears the stack down and checks that nothing is left: TCP and IP closed, no timer
-// scheduled, every pool and the heap back to zero.
+// close checks the counters, leaves core context and closes the node: TCP and IP closed, no
+// timer scheduled, every pool and the heap back to zero (iptest.Node.Close).
 func (e *env) close() {
 	e.t.Helper()
 	if e.closed {
 		return
 	}
 	e.closed = true
-	if e.tcp != nil && !e.t.Failed() {
-		e.checkCounters()
-	}
-	if e.t.Failed() && e.tcp != nil {
-		e.t.Logf("counters at failure:%s", e.statsString())
-		e.logUnconsumed()
-	}
-	if e.tcp != nil {
-		e.tcp.Close()
-	}
-	e.l.Flush()
-	e.l.Close()
-	e.ep.frames = nil
-	if e.tcp != nil {
-		if conns, ls := e.tcp.NumPCBs(); conns != 0 || ls != 0 {
-			e.t.Errorf("after Proto.Close: %d connections, %d listeners", conns, ls)
+	if e.Core.Held() { // not when a test failed while the clock advanced
+		if e.tcp != nil && !e.t.Failed() {
+			e.checkCounters()
 		}
+		if e.t.Failed() && e.tcp != nil {
+			e.t.Logf("counters at failure:%s", e.statsString())
+			e.logUnconsumed()
+		}
+		e.Core.Unlock()
 	}
-	if n := e.timers.Len(); n != 0 {
-		e.t.Errorf("%d timers still scheduled after Close", n)
-	}
-	e.timers.Close()
-	linktest.CheckTable(e.t, &e.pools)
-	if h := e.alloc.HeapStats(); h.Used != 0 {
-		e.t.Errorf("heap: %d bytes in use after Close", h.Used)
-	}
+	e.Node.Close()
+	e.cap.Take()
 }
 
 // checkCounters checks the TCP counters against what the test saw: every segment sent is
@@ -379,11 +307,12 @@ func (e *env) logUnconsumed() {
 	}
 }
 
-// advance moves the fake clock by d, running due timers (which take the core lock and so
-// flush what they send).
+// advance moves the fake clock by d, running due timers: it lets go of the core lock, which
+// flushes what the test sent, for the timers to take (each flushes what it sends).
 func (e *env) advance(d time.Duration) {
+	e.Core.Unlock()
 	e.clk.Advance(d)
-	e.l.Flush()
+	e.Core.Lock()
 }
 
 // advanceUntil moves the clock in steps of step until the stack has sent something or max

@@ -74,10 +74,10 @@ func (e *env) injectRawIP(proto uint8, payload []byte) {
 // RFC 9293 §3.7.1: the MSS we announce is clamped to the route's MTU.
 func TestMSSClampedToRouteMTU(t *testing.T) {
 	bothEnvs(t, func(t *testing.T, e *env) {
-		if err := e.n.SetMTU(1280); err != nil {
+		if err := e.Netif.SetMTU(1280); err != nil {
 			t.Fatal(err)
 		}
-		e.ep.mtu = 1280
+		e.cap.Mtu = 1280
 		want := 1280 - e.fam.ipHdrLen() - 20
 		ls, c := e.synRcvd()
 		if int(c.synack.Options.MSS) != want {

@@ -34,8 +34,8 @@ func (e *env) violations(s *rxSeg) (vs []string) {
 	if !s.Flags.Has(wire.TCPFlagRST) && !syn && !s.Flags.Has(wire.TCPFlagACK) {
 		vs = append(vs, fmt.Sprintf("synchronized segment without ACK (RFC 9293 §3.10.7.4: ACK is always sent): %v", s))
 	}
-	if len(s.raw) > e.ep.mtu {
-		vs = append(vs, fmt.Sprintf("%d-byte packet on a %d-byte MTU link: %v", len(s.raw), e.ep.mtu, s))
+	if len(s.raw) > e.cap.MTU() {
+		vs = append(vs, fmt.Sprintf("%d-byte packet on a %d-byte MTU link: %v", len(s.raw), e.cap.MTU(), s))
 	}
 	key := [2]uint16{s.SrcPort, s.DstPort}
 	if syn {

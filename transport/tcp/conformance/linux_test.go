@@ -259,7 +259,7 @@ func hogMemory(e *env) []*pbuf.Pbuf {
 	var hog []*pbuf.Pbuf
 	for _, typ := range []pbuf.Type{pbuf.RAM, pbuf.POOL} {
 		for size := 1 << 16; size >= 1; {
-			p, err := e.alloc.Alloc(pbuf.LayerRaw, size, typ)
+			p, err := e.Alloc.Alloc(pbuf.LayerRaw, size, typ)
 			if err != nil {
 				size /= 2
 				continue

@@ -17,7 +17,7 @@ import (
 
 // routeMSS is the MSS the stack should announce on the capture link (MTU 1500): the MTU less
 // the IP and TCP headers (RFC 9293 §3.7.1, RFC 8200 §5).
-func (e *env) routeMSS() int { return e.ep.mtu - e.fam.ipHdrLen() - wire.TCPMinHeaderLen }
+func (e *env) routeMSS() int { return e.cap.MTU() - e.fam.ipHdrLen() - wire.TCPMinHeaderLen }
 
 func TestListenSynGetsSynAckWithOptions(t *testing.T) {
 	bothEnvs(t, func(t *testing.T, e *env) {

@@ -171,7 +171,7 @@ func (e *env) injectBatch(segs []segment) {
 	ps := make([]*pbuf.Pbuf, len(segs))
 	for i, s := range segs {
 		pkt := e.ipPacket(e.remote, e.local, s.build(e.remote, e.local))
-		p, err := e.alloc.Alloc(pbuf.LayerRaw, len(pkt), pbuf.POOL)
+		p, err := e.Alloc.Alloc(pbuf.LayerRaw, len(pkt), pbuf.POOL)
 		if err != nil {
 			e.t.Fatalf("inject: %v", err)
 		}
@@ -181,29 +181,27 @@ func (e *env) injectBatch(segs []segment) {
 		ps[i] = p
 		e.injected++
 	}
-	e.core.Lock()
 	e.tcp.BeginBatch()
 	for _, p := range ps {
-		e.n.Input(p)
+		e.Netif.Input(p)
 	}
 	e.tcp.EndBatch()
-	e.core.Unlock() // flushes
+	e.IP.Flush()
 }
 
 // injectFrame feeds one received frame (a bare IP packet) to the netif, as the link's
 // dispatcher would, and flushes what the stack answers.
 func (e *env) injectFrame(pkt []byte) {
 	e.t.Helper()
-	p, err := e.alloc.Alloc(pbuf.LayerRaw, len(pkt), pbuf.POOL)
+	p, err := e.Alloc.Alloc(pbuf.LayerRaw, len(pkt), pbuf.POOL)
 	if err != nil {
 		e.t.Fatalf("inject: %v", err)
 	}
 	if err := p.CopyIn(pkt, 0); err != nil {
 		e.t.Fatal(err)
 	}
-	e.core.Lock()
-	e.n.Input(p)
-	e.core.Unlock() // flushes
+	e.Netif.Input(p)
+	e.IP.Flush()
 }
 
 // rxSeg is a segment the stack sent, parsed back.
@@ -257,20 +255,19 @@ func (s *rxSeg) end() uint32 { return s.SeqNum + s.seqLen() }
 // collect parses every frame the link recorded into e.out.
 func (e *env) collect() {
 	e.t.Helper()
-	e.l.Flush()
-	for _, f := range e.ep.frames {
-		if s := e.parse(f); s != nil {
+	e.IP.Flush()
+	at := e.cap.At
+	for i, b := range e.cap.Take() {
+		if s := e.parse(b, at[i].Sub(e.start)); s != nil {
 			e.out = append(e.out, s)
 		}
 	}
-	e.ep.frames = e.ep.frames[:0]
 }
 
 // parse decodes one frame; non-TCP frames are logged and skipped, malformed TCP fails.
-func (e *env) parse(f capFrame) *rxSeg {
+func (e *env) parse(b []byte, at time.Duration) *rxSeg {
 	e.t.Helper()
-	b := f.b
-	s := &rxSeg{at: f.at, raw: b}
+	s := &rxSeg{at: at, raw: b}
 	var payload []byte
 	var proto uint8
 	switch {
@@ -327,7 +324,7 @@ func (e *env) fragment(first bool, n int) {
 	e.t.Helper()
 	if first {
 		e.captured++
-		e.t.Errorf("stack sent a TCP segment larger than the %d-byte MTU: IP fragmented it (first fragment %d bytes)", e.ep.mtu, n)
+		e.t.Errorf("stack sent a TCP segment larger than the %d-byte MTU: IP fragmented it (first fragment %d bytes)", e.cap.MTU(), n)
 	}
 }
 

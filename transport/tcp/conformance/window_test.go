@@ -227,7 +227,7 @@ func TestReceiveWindowClampedToMemory(t *testing.T) {
 			break
 		}
 		n := min(1460, wnd-int(c.peerNxt-acked))
-		p, err := e.alloc.Alloc(pbuf.LayerRaw, 1600, pbuf.POOL)
+		p, err := e.Alloc.Alloc(pbuf.LayerRaw, 1600, pbuf.POOL)
 		if err != nil {
 			t.Fatalf("the stack advertised %d bytes of window but packet memory is exhausted after %d bytes", wnd, c.peerNxt-acked)
 		}
