@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/wispstack/wisp/link"
+	"github.com/wispstack/wisp/link/linktest"
 	"github.com/wispstack/wisp/pbuf"
 	"github.com/wispstack/wisp/wire"
 )
@@ -20,7 +20,7 @@ func (t *nullTransport) ControlInput(*Header, ControlKind, int, []byte) {}
 // more than one).
 func hotEnv(tb testing.TB) (*env, *Netif, *nullTransport) {
 	e := newEnv(tb, testOptions(), 1)
-	n, _ := e.l.AddNetif(&capEP{medium: link.MediumIP, mtu: 1500, discard: true}, NetifConfig{})
+	n, _ := e.l.AddNetif(&linktest.Capture{Discard: true}, NetifConfig{})
 	_ = n.AddAddr(netip.MustParsePrefix("198.18.9.1/16"))
 	_ = n.AddAddr(netip.PrefixFrom(v4A, 24))
 	_ = n.AddAddr(netip.MustParsePrefix("fd42:5eed:9::1/64"))

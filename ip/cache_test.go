@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/wispstack/wisp/errs"
-	"github.com/wispstack/wisp/link"
+	"github.com/wispstack/wisp/link/linktest"
 	"github.com/wispstack/wisp/wire"
 )
 
@@ -15,7 +15,7 @@ import (
 func TestInputCacheInvalidated(t *testing.T) {
 	e := newEnv(t, testOptions(), 1)
 	defer e.close()
-	ep := &capEP{medium: link.MediumIP, mtu: 1500, discard: true}
+	ep := &linktest.Capture{Discard: true}
 	n, _ := e.l.AddNetif(ep, NetifConfig{})
 	rec := &recTransport{l: e.l}
 	e.l.RegisterTransport(wire.ProtoUDP, rec)
@@ -78,8 +78,8 @@ func TestInputCacheInvalidated(t *testing.T) {
 func TestRouteCacheInvalidated(t *testing.T) {
 	e := newEnv(t, testOptions(), 1)
 	defer e.close()
-	ep1 := &capEP{medium: link.MediumIP, mtu: 1500}
-	ep2 := &capEP{medium: link.MediumIP, mtu: 1500}
+	ep1 := &linktest.Capture{}
+	ep2 := &linktest.Capture{}
 	n1, _ := e.l.AddNetif(ep1, NetifConfig{})
 	n2, _ := e.l.AddNetif(ep2, NetifConfig{})
 	_ = n1.AddAddr(netip.MustParsePrefix("198.18.0.1/24"))
@@ -90,18 +90,18 @@ func TestRouteCacheInvalidated(t *testing.T) {
 	if err := e.l.AddRoute(Route{Dst: netip.MustParsePrefix("0.0.0.0/0"), Gateway: mustAddr("198.18.0.254"), Netif: n1}); err != nil {
 		t.Fatal(err)
 	}
-	send := func(want *capEP, what string) {
+	send := func(want *linktest.Capture, what string) {
 		t.Helper()
-		ep1.take()
-		ep2.take()
+		ep1.Take()
+		ep2.Take()
 		for range 2 { // the second send is served from the cache
 			if err := e.sendUDP(netip.Addr{}, dst, 8, OutputOptions{}); err != nil {
 				t.Fatalf("%s: %v", what, err)
 			}
 		}
 		e.l.Flush()
-		if want != nil && len(want.frames) != 2 || len(ep1.frames)+len(ep2.frames) != 2 {
-			t.Fatalf("%s: frames on n1 %d, n2 %d", what, len(ep1.frames), len(ep2.frames))
+		if want != nil && len(want.Frames) != 2 || len(ep1.Frames)+len(ep2.Frames) != 2 {
+			t.Fatalf("%s: frames on n1 %d, n2 %d", what, len(ep1.Frames), len(ep2.Frames))
 		}
 	}
 	send(ep1, "default route")
@@ -119,12 +119,12 @@ func TestRouteCacheInvalidated(t *testing.T) {
 	send(ep1, "route removed")
 	// The destination becomes a local address: looped back, not sent.
 	_ = n2.AddAddr(netip.PrefixFrom(dst, 32))
-	ep1.take()
+	ep1.Take()
 	if err := e.sendUDP(netip.Addr{}, dst, 8, OutputOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	e.l.Flush()
-	if len(ep1.frames) != 0 || len(ep2.frames) != 0 {
+	if len(ep1.Frames) != 0 || len(ep2.Frames) != 0 {
 		t.Fatal("packet to a local address sent out")
 	}
 	_ = n2.RemoveAddr(dst)

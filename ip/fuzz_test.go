@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/wispstack/wisp/link"
+	"github.com/wispstack/wisp/link/linktest"
 	"github.com/wispstack/wisp/pbuf"
 	"github.com/wispstack/wisp/wire"
 )
@@ -35,9 +36,9 @@ func FuzzNetifInput(f *testing.F) {
 		} else {
 			frame = data
 		}
-		ep := &capEP{medium: medium, mtu: 1500, hw: [6]byte{0x02, 0, 0, 0, 0, 1}, discard: true}
+		ep := &linktest.Capture{Med: medium, Mtu: 1500, HW: [6]byte{0x02, 0, 0, 0, 0, 1}, Discard: true}
 		n := e.addNetif(ep, mustPrefix(v4A, 24), mustPrefix(v6A, 64))
-		ep2 := &capEP{medium: link.MediumIP, mtu: 1280, discard: true}
+		ep2 := &linktest.Capture{Mtu: 1280, Discard: true}
 		e.addNetif(ep2, mustPrefix(mustAddr("fd42:5eed:1::1"), 64), mustPrefix(mustAddr("198.19.0.1"), 24))
 		e.l.RegisterTransport(wire.ProtoUDP, &recTransport{l: e.l, unreach: true})
 		if len(frame) == 0 || len(frame) > 14+0xffff { // no link delivers these

@@ -17,7 +17,11 @@ import (
 	"github.com/wispstack/wisp/wire"
 )
 
-// env is one Layer with its own allocator, pool table and fake clock.
+// env is one Layer with its own allocator, pool table and fake clock: an iptest.Node, which
+// these internal tests cannot import (ip/iptest imports ip) and which would hide what they
+// read of the layer's internals (netif and group state, options, the clock). A test of ip
+// through its exported API alone belongs in package ip_test on iptest (route_test.go);
+// links that record are linktest.Capture.
 type env struct {
 	t      testing.TB
 	clk    *clock.Fake
@@ -68,10 +72,7 @@ func (e *env) close() {
 	if n := e.timers.Len(); n != 0 {
 		e.t.Errorf("%d timers scheduled after Close", n)
 	}
-	linktest.CheckTable(e.t, &e.pools)
-	if h := e.alloc.HeapStats(); h.Used != 0 {
-		e.t.Errorf("heap: %d bytes in use", h.Used)
-	}
+	linktest.CheckEmpty(e.t, &e.pools, e.alloc)
 }
 
 func (e *env) stats() stats.Snapshot {
@@ -181,34 +182,6 @@ func (p *pair) steps(d, step time.Duration) {
 		p.pump()
 	}
 }
-
-// capEP is an Endpoint that records what is written.
-type capEP struct {
-	medium  link.Medium
-	mtu     int
-	hw      [6]byte
-	frames  [][]byte
-	discard bool
-	count   int
-}
-
-func (c *capEP) Medium() link.Medium      { return c.medium }
-func (c *capEP) MTU() int                 { return c.mtu }
-func (c *capEP) HardwareAddr() [6]byte    { return c.hw }
-func (c *capEP) Attach(d link.Dispatcher) {}
-func (c *capEP) Close() error             { return nil }
-func (c *capEP) WritePackets(pkts []*pbuf.Pbuf) (int, error) {
-	for _, p := range pkts {
-		if !c.discard {
-			c.frames = append(c.frames, p.Bytes(nil))
-		}
-		c.count++
-		p.Free()
-	}
-	return len(pkts), nil
-}
-
-func (c *capEP) take() [][]byte { f := c.frames; c.frames = nil; return f }
 
 // inject delivers raw bytes to n as one received frame.
 func (e *env) inject(n *Netif, b []byte) {

@@ -5,15 +5,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wispstack/wisp/link"
+	"github.com/wispstack/wisp/link/linktest"
 	"github.com/wispstack/wisp/wire"
 )
 
 // host is one layer with one IP-medium netif holding v4A/24 and v6A/64, and a transport
 // on UDP answering with port unreachable.
-func host(t *testing.T) (*env, *Netif, *capEP, *recTransport) {
+func host(t *testing.T) (*env, *Netif, *linktest.Capture, *recTransport) {
 	e := newEnv(t, testOptions(), 1)
-	ep := &capEP{medium: link.MediumIP, mtu: 1500}
+	ep := &linktest.Capture{}
 	n := e.addNetif(ep, mustPrefix(v4A, 24), mustPrefix(v6A, 64))
 	tr := &recTransport{l: e.l, unreach: true}
 	e.l.RegisterTransport(wire.ProtoUDP, tr)
@@ -57,7 +57,7 @@ func TestICMPErrorsHost(t *testing.T) {
 	// Port unreachable, from the transport via SendUnreachable.
 	pkt := ipv4Packet(peer4, v4A, wire.ProtoUDP, 64, udpish(20))
 	e.inject(n, pkt)
-	fr := ep.take()
+	fr := ep.Take()
 	if len(fr) != 1 || len(tr.inputs) != 1 {
 		t.Fatalf("frames %d inputs %d", len(fr), len(tr.inputs))
 	}
@@ -68,23 +68,23 @@ func TestICMPErrorsHost(t *testing.T) {
 	}
 	// Protocol unreachable.
 	e.inject(n, ipv4Packet(peer4, v4A, 99, 64, udpish(4)))
-	if _, m, _ = icmp4Of(t, ep.take()[0]); m.Type != wire.ICMPv4DestUnreach || m.Code != wire.ICMPv4ProtoUnreach {
+	if _, m, _ = icmp4Of(t, ep.Take()[0]); m.Type != wire.ICMPv4DestUnreach || m.Code != wire.ICMPv4ProtoUnreach {
 		t.Fatalf("proto unreachable: %+v", m)
 	}
 	// Nothing for a broadcast destination.
 	e.inject(n, ipv4Packet(peer4, netip.MustParseAddr("198.18.0.255"), 99, 64, udpish(4)))
-	if fr := ep.take(); len(fr) != 0 {
+	if fr := ep.Take(); len(fr) != 0 {
 		t.Fatalf("answered a broadcast")
 	}
 	// IPv6 port unreachable and unknown next header.
 	pkt6 := ipv6Packet(peer6, v6A, wire.ProtoUDP, 64, udpish(20))
 	e.inject(n, pkt6)
-	ip6, m6, q6 := icmp6Of(t, ep.take()[0])
+	ip6, m6, q6 := icmp6Of(t, ep.Take()[0])
 	if ip6.Dst != peer6 || m6.Type != wire.ICMPv6DestUnreach || m6.Code != wire.ICMPv6PortUnreach || string(q6) != string(pkt6) {
 		t.Fatalf("v6 port unreachable: %+v %+v", ip6, m6)
 	}
 	e.inject(n, ipv6Packet(peer6, v6A, 99, 64, udpish(4)))
-	if _, m6, _ = icmp6Of(t, ep.take()[0]); m6.Type != wire.ICMPv6ParamProblem || m6.Code != 1 || m6.Pointer != 6 {
+	if _, m6, _ = icmp6Of(t, ep.Take()[0]); m6.Type != wire.ICMPv6ParamProblem || m6.Code != 1 || m6.Pointer != 6 {
 		t.Fatalf("v6 unknown next header: %+v", m6)
 	}
 	// Errors about our packets reach the transport, and are never answered.
@@ -104,18 +104,18 @@ func TestICMPErrorsHost(t *testing.T) {
 		tr.controls[1] != ControlPacketTooBig || tr.mtus[1] != 1280 {
 		t.Fatalf("controls %v %v", tr.controls, tr.mtus)
 	}
-	if fr := ep.take(); len(fr) != 0 {
+	if fr := ep.Take(); len(fr) != 0 {
 		t.Fatalf("answered an ICMP error")
 	}
 }
 
 // router is a forwarding layer between two IP netifs: n1 198.18.0.1/24 fd42:5eed::1/64,
 // n2 (MTU 1280) 198.19.0.1/24 fd42:5eed:1::1/64.
-func router(t *testing.T) (*env, *Netif, *Netif, *capEP, *capEP) {
+func router(t *testing.T) (*env, *Netif, *Netif, *linktest.Capture, *linktest.Capture) {
 	o := testOptions()
 	o.IPForward = true
 	e := newEnv(t, o, 1)
-	ep1, ep2 := &capEP{medium: link.MediumIP, mtu: 1500}, &capEP{medium: link.MediumIP, mtu: 1280}
+	ep1, ep2 := &linktest.Capture{}, &linktest.Capture{Mtu: 1280}
 	n1, _ := e.l.AddNetif(ep1, NetifConfig{})
 	n2, _ := e.l.AddNetif(ep2, NetifConfig{})
 	_ = n1.AddAddr(netip.MustParsePrefix("198.18.0.1/24"))
@@ -134,13 +134,13 @@ func TestForwardingErrors(t *testing.T) {
 	src6, dst6 := netip.MustParseAddr("fd42:5eed::2"), netip.MustParseAddr("fd42:5eed:1::2")
 
 	e.inject(n1, ipv4Packet(src4, dst4, wire.ProtoUDP, 64, udpish(10)))
-	fr := ep2.take()
+	fr := ep2.Take()
 	if len(fr) != 1 || wire.IPv4(fr[0]).TTL() != 63 || wire.CheckIPv4(fr[0]) != nil {
 		t.Fatalf("forwarded: %d frames", len(fr))
 	}
 	// TTL exceeded.
 	e.inject(n1, ipv4Packet(src4, dst4, wire.ProtoUDP, 1, udpish(10)))
-	ip, m, _ := icmp4Of(t, ep1.take()[0])
+	ip, m, _ := icmp4Of(t, ep1.Take()[0])
 	if ip.Dst != src4 || ip.Src != netip.MustParseAddr("198.18.0.1") || m.Type != wire.ICMPv4TimeExceeded || m.Code != 0 {
 		t.Fatalf("ttl: %+v %+v", ip, m)
 	}
@@ -149,30 +149,30 @@ func TestForwardingErrors(t *testing.T) {
 	big[6] |= 0x40
 	wire.IPv4(big).SetChecksum()
 	e.inject(n1, big)
-	if _, m, _ = icmp4Of(t, ep1.take()[0]); m.Type != wire.ICMPv4DestUnreach || m.Code != wire.ICMPv4FragNeeded || m.NextHopMTU != 1280 {
+	if _, m, _ = icmp4Of(t, ep1.Take()[0]); m.Type != wire.ICMPv4DestUnreach || m.Code != wire.ICMPv4FragNeeded || m.NextHopMTU != 1280 {
 		t.Fatalf("frag needed: %+v", m)
 	}
 	e.inject(n1, ipv4Packet(src4, dst4, wire.ProtoUDP, 64, udpish(1400)))
-	if fr := ep2.take(); len(fr) != 2 || !wire.IPv4(fr[0]).MoreFragments() || wire.IPv4(fr[1]).FragmentOffset() != 1256 {
+	if fr := ep2.Take(); len(fr) != 2 || !wire.IPv4(fr[0]).MoreFragments() || wire.IPv4(fr[1]).FragmentOffset() != 1256 {
 		t.Fatalf("fragments: %d", len(fr))
 	}
 	// No route.
 	e.inject(n1, ipv4Packet(src4, netip.MustParseAddr("198.20.0.1"), wire.ProtoUDP, 64, udpish(10)))
-	if _, m, _ = icmp4Of(t, ep1.take()[0]); m.Type != wire.ICMPv4DestUnreach || m.Code != wire.ICMPv4NetUnreach {
+	if _, m, _ = icmp4Of(t, ep1.Take()[0]); m.Type != wire.ICMPv4DestUnreach || m.Code != wire.ICMPv4NetUnreach {
 		t.Fatalf("no route: %+v", m)
 	}
 
 	// IPv6: forwarded, hop limit exceeded, packet too big.
 	e.inject(n1, ipv6Packet(src6, dst6, wire.ProtoUDP, 64, udpish(10)))
-	if fr := ep2.take(); len(fr) != 1 || wire.IPv6(fr[0]).HopLimit() != 63 {
+	if fr := ep2.Take(); len(fr) != 1 || wire.IPv6(fr[0]).HopLimit() != 63 {
 		t.Fatalf("v6 forwarded: %d", len(fr))
 	}
 	e.inject(n1, ipv6Packet(src6, dst6, wire.ProtoUDP, 1, udpish(10)))
-	if _, m6, _ := icmp6Of(t, ep1.take()[0]); m6.Type != wire.ICMPv6TimeExceeded || m6.Code != 0 {
+	if _, m6, _ := icmp6Of(t, ep1.Take()[0]); m6.Type != wire.ICMPv6TimeExceeded || m6.Code != 0 {
 		t.Fatalf("hop limit: %+v", m6)
 	}
 	e.inject(n1, ipv6Packet(src6, dst6, wire.ProtoUDP, 64, udpish(1300)))
-	ip6, m6, q := icmp6Of(t, ep1.take()[0])
+	ip6, m6, q := icmp6Of(t, ep1.Take()[0])
 	if ip6.Dst != src6 || m6.Type != wire.ICMPv6PacketTooBig || m6.MTU != 1280 || len(q) != maxQuote {
 		t.Fatalf("ptb: %+v %+v %d", ip6, m6, len(q))
 	}
@@ -187,13 +187,13 @@ func TestICMPRateLimit(t *testing.T) {
 	o.ICMPRateLimit, o.ICMPRateBurst = 2, 3
 	e := newEnv(t, o, 1)
 	defer e.close()
-	ep := &capEP{medium: link.MediumIP, mtu: 1500}
+	ep := &linktest.Capture{}
 	n := e.addNetif(ep, mustPrefix(v4A, 24))
 	send := func(k int) int {
 		for i := 0; i < k; i++ {
 			e.inject(n, ipv4Packet(v4B, v4A, 99, 64, udpish(4)))
 		}
-		return len(ep.take())
+		return len(ep.Take())
 	}
 	if got := send(10); got != 3 {
 		t.Fatalf("burst: %d errors", got)
@@ -213,7 +213,7 @@ func TestICMPRateLimit(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		e.inject(n, ipv4Packet(v4B, v4A, wire.ProtoICMP, 64, echo4(1, uint16(i), []byte("x"))))
 	}
-	if got := len(ep.take()); got != 10 {
+	if got := len(ep.Take()); got != 10 {
 		t.Fatalf("echo replies: %d", got)
 	}
 }
@@ -230,11 +230,11 @@ func TestReassemblyTimeout(t *testing.T) {
 	e.inject(n, first)
 	frag6 := ipv6Packet(v6B, v6A, wire.ProtoIPv6Frag, 64, append([]byte{17, 0, 0, 1, 0, 0, 0, 5}, udpish(24)...))
 	e.inject(n, frag6)
-	if len(ep.take()) != 0 || len(tr.inputs) != 0 {
+	if len(ep.Take()) != 0 || len(tr.inputs) != 0 {
 		t.Fatal("incomplete datagram answered or delivered")
 	}
 	e.clk.Advance(e.l.opts.IPReassMaxAge + time.Second)
-	fr := ep.take()
+	fr := ep.Take()
 	if len(fr) != 2 {
 		t.Fatalf("%d frames", len(fr))
 	}

@@ -28,7 +28,7 @@ func TestIGMPv3JoinLeave(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.l.Flush()
-	msgs := mcMsgs(t, ep.take(), link.MediumIP)
+	msgs := mcMsgs(t, ep.Take(), link.MediumIP)
 	// RFC 3376 §5.1: the State-Change Report goes out at once ...
 	if len(msgs) != 1 || msgs[0].kind != "v3report" || msgs[0].dst != igmpv3Rtrs || msgs[0].src != v4A ||
 		!slices.Equal(msgs[0].groups, []netip.Addr{grp1}) || msgs[0].recs[0] != recToEx {
@@ -36,18 +36,18 @@ func TestIGMPv3JoinLeave(t *testing.T) {
 	}
 	// ... and once more (Robustness 2) within the Unsolicited Report Interval (1 s).
 	e.run(time.Second)
-	if msgs = mcMsgs(t, ep.take(), link.MediumIP); len(msgs) != 1 || msgs[0].recs[0] != recToEx {
+	if msgs = mcMsgs(t, ep.Take(), link.MediumIP); len(msgs) != 1 || msgs[0].recs[0] != recToEx {
 		t.Fatalf("retransmission: %+v", msgs)
 	}
 	e.run(5 * time.Second)
-	if f := ep.take(); len(f) != 0 || e.l.mcTmo.Pending() {
+	if f := ep.Take(); len(f) != 0 || e.l.mcTmo.Pending() {
 		t.Fatalf("idle after the reports: %d frames, timer %v", len(f), e.l.mcTmo.Pending())
 	}
 	// A second join only counts; the first leave only counts.
 	_ = e.l.JoinGroup(n, grp1)
 	_ = e.l.LeaveGroup(n, grp1)
 	e.l.Flush()
-	if f := ep.take(); len(f) != 0 {
+	if f := ep.Take(); len(f) != 0 {
 		t.Fatalf("refcounted join/leave sent %d frames", len(f))
 	}
 	if g := e.l.Groups(n); !slices.Equal(g, []netip.Addr{grp1}) {
@@ -59,7 +59,7 @@ func TestIGMPv3JoinLeave(t *testing.T) {
 	}
 	e.l.Flush()
 	e.run(time.Second)
-	msgs = mcMsgs(t, ep.take(), link.MediumIP)
+	msgs = mcMsgs(t, ep.Take(), link.MediumIP)
 	if len(msgs) != 2 || msgs[0].recs[0] != recToIn || msgs[1].recs[0] != recToIn {
 		t.Fatalf("leave: %+v", msgs)
 	}
@@ -75,19 +75,15 @@ func TestIGMPv3JoinLeave(t *testing.T) {
 }
 
 func TestIGMPv3Queries(t *testing.T) {
-	e, n, ep := mcEnv(t, testOptions())
-	_ = e.l.JoinGroup(n, grp1)
-	_ = e.l.JoinGroup(n, grp2)
-	e.run(2 * time.Second)
-	ep.take()
+	e, n, ep := joinedEnv(t, grp1, grp2)
 
 	// General query, Max Resp Code 50 (5 s): one report with both groups, IS_EX{}.
 	e.inject(n, igmpQueryPkt(allSystems4, 3, 50, netip.Addr{}, 2, 125, true))
-	if f := ep.take(); len(f) != 0 {
+	if f := ep.Take(); len(f) != 0 {
 		t.Fatal("answered a query without delay")
 	}
 	e.run(5 * time.Second)
-	msgs := mcMsgs(t, ep.take(), link.MediumIP)
+	msgs := mcMsgs(t, ep.Take(), link.MediumIP)
 	if len(msgs) != 1 || len(msgs[0].groups) != 2 || msgs[0].recs[0] != recIsEx || msgs[0].recs[1] != recIsEx {
 		t.Fatalf("general query: %+v", msgs)
 	}
@@ -98,7 +94,7 @@ func TestIGMPv3Queries(t *testing.T) {
 	}
 	e.inject(n, igmpQueryPkt(grp2, 3, 0x8f, grp2, 0, 0, true))
 	e.run(25 * time.Second)
-	msgs = mcMsgs(t, ep.take(), link.MediumIP)
+	msgs = mcMsgs(t, ep.Take(), link.MediumIP)
 	if len(msgs) != 1 || !slices.Equal(msgs[0].groups, []netip.Addr{grp2}) || msgs[0].recs[0] != recIsEx {
 		t.Fatalf("group query: %+v", msgs)
 	}
@@ -106,31 +102,28 @@ func TestIGMPv3Queries(t *testing.T) {
 	before := e.stats().IP.Err
 	e.inject(n, igmpQueryPkt(grp3, 3, 10, grp3, 0, 0, true))
 	e.run(2 * time.Second)
-	if len(ep.take()) != 0 || e.stats().IP.Err != before+1 {
+	if len(ep.Take()) != 0 || e.stats().IP.Err != before+1 {
 		t.Fatal("answered a query for a group not joined")
 	}
 	// QRV 3 from the querier: joins are now reported three times.
 	e.inject(n, igmpQueryPkt(allSystems4, 3, 10, netip.Addr{}, 3, 125, true))
 	e.run(2 * time.Second)
-	ep.take()
+	ep.Take()
 	_ = e.l.JoinGroup(n, grp3)
 	e.l.Flush()
 	e.run(3 * time.Second)
-	if msgs = mcMsgs(t, ep.take(), link.MediumIP); len(msgs) != 3 {
+	if msgs = mcMsgs(t, ep.Take(), link.MediumIP); len(msgs) != 3 {
 		t.Fatalf("robustness 3: %v", kinds(msgs))
 	}
 }
 
 func TestIGMPCompatibilityModes(t *testing.T) {
-	e, n, ep := mcEnv(t, testOptions())
-	_ = e.l.JoinGroup(n, grp1)
-	e.run(2 * time.Second)
-	ep.take()
+	e, n, ep := joinedEnv(t, grp1)
 
 	// An IGMPv2 querier: v2 reports to the group within Max Resp Time (10 s).
 	e.inject(n, igmpQueryPkt(allSystems4, 2, 100, netip.Addr{}, 0, 0, true))
 	e.run(10 * time.Second)
-	msgs := mcMsgs(t, ep.take(), link.MediumIP)
+	msgs := mcMsgs(t, ep.Take(), link.MediumIP)
 	if len(msgs) != 1 || msgs[0].kind != "v2report" || msgs[0].dst != grp1 {
 		t.Fatalf("v2 query: %+v", msgs)
 	}
@@ -140,7 +133,7 @@ func TestIGMPCompatibilityModes(t *testing.T) {
 	e.run(10 * time.Second)
 	_ = e.l.LeaveGroup(n, grp2)
 	e.l.Flush()
-	msgs = mcMsgs(t, ep.take(), link.MediumIP)
+	msgs = mcMsgs(t, ep.Take(), link.MediumIP)
 	if !slices.Equal(kinds(msgs), []string{"v2report", "v2report", "leave"}) || msgs[2].dst != allRouters4 ||
 		msgs[2].groups[0] != grp2 {
 		t.Fatalf("v2 join/leave: %+v", msgs)
@@ -150,7 +143,7 @@ func TestIGMPCompatibilityModes(t *testing.T) {
 	e.run(10 * time.Second)
 	_ = e.l.LeaveGroup(n, grp1)
 	e.l.Flush()
-	if msgs = mcMsgs(t, ep.take(), link.MediumIP); !slices.Equal(kinds(msgs), []string{"v1report"}) {
+	if msgs = mcMsgs(t, ep.Take(), link.MediumIP); !slices.Equal(kinds(msgs), []string{"v1report"}) {
 		t.Fatalf("v1: %v", kinds(msgs))
 	}
 	// After the Older Version Querier Present Timeout (2*125+10 s) without older
@@ -158,7 +151,7 @@ func TestIGMPCompatibilityModes(t *testing.T) {
 	e.clk.Advance(261 * time.Second)
 	_ = e.l.JoinGroup(n, grp3)
 	e.l.Flush()
-	if msgs = mcMsgs(t, ep.take(), link.MediumIP); len(msgs) != 1 || msgs[0].kind != "v3report" {
+	if msgs = mcMsgs(t, ep.Take(), link.MediumIP); len(msgs) != 1 || msgs[0].kind != "v3report" {
 		t.Fatalf("back to v3: %v", kinds(msgs))
 	}
 }
@@ -172,8 +165,8 @@ func TestIGMPv2Suppression(t *testing.T) {
 			_ = p.a.l.JoinGroup(p.na, grp1)
 			_ = p.b.l.JoinGroup(p.nb, grp1)
 			p.run(2 * time.Second)
-			p.ta.take()
-			p.tb.take()
+			p.ta.Take()
+			p.tb.Take()
 			q := igmpQueryPkt(allSystems4, 2, 100, netip.Addr{}, 0, 0, true)
 			if medium == link.MediumEthernet {
 				q = append([]byte{0x01, 0, 0x5e, 0, 0, 1, 0x02, 0, 0, 0, 0, 0x99, 0x08, 0}, q...)
@@ -181,7 +174,7 @@ func TestIGMPv2Suppression(t *testing.T) {
 			p.a.inject(p.na, q)
 			p.b.inject(p.nb, q)
 			p.run(10 * time.Second)
-			ma, mb := mcMsgs(t, p.ta.take(), medium), mcMsgs(t, p.tb.take(), medium)
+			ma, mb := mcMsgs(t, p.ta.Take(), medium), mcMsgs(t, p.tb.Take(), medium)
 			if len(ma)+len(mb) != 1 {
 				t.Fatalf("reports: a %v, b %v", kinds(ma), kinds(mb))
 			}
@@ -197,10 +190,7 @@ func TestIGMPv2Suppression(t *testing.T) {
 }
 
 func TestIGMPBadInput(t *testing.T) {
-	e, n, ep := mcEnv(t, testOptions())
-	_ = e.l.JoinGroup(n, grp1)
-	e.run(2 * time.Second)
-	ep.take()
+	e, n, ep := joinedEnv(t, grp1)
 	badSum := igmpQueryPkt(allSystems4, 2, 100, netip.Addr{}, 0, 0, true)
 	badSum[len(badSum)-1] ^= 1
 	odd := igmpPkt(query4, allSystems4, make([]byte, 10), true, 1)
@@ -210,11 +200,7 @@ func TestIGMPBadInput(t *testing.T) {
 	srcs := igmpQueryPkt(allSystems4, 3, 10, netip.Addr{}, 0, 0, true, grp1)
 	srcs = igmpPkt(query4, allSystems4, srcs[24:len(srcs)-4], true, 1) // says 1 source, has none
 	notGroup := igmpQueryPkt(allSystems4, 2, 100, v4B, 0, 0, true)
-	cases := []struct {
-		name  string
-		pkt   []byte
-		field func(s *stats.Snapshot) uint64
-	}{
+	cases := []badInput{
 		{"checksum", badSum, func(s *stats.Snapshot) uint64 { return s.IGMP.Chkerr }},
 		{"no router alert", igmpQueryPkt(allSystems4, 2, 100, netip.Addr{}, 0, 0, false), func(s *stats.Snapshot) uint64 { return s.IGMP.Opterr }},
 		{"short", igmpPkt(query4, allSystems4, []byte{igmpQuery, 0, 0, 0}, true, 1), func(s *stats.Snapshot) uint64 { return s.IGMP.Lenerr }},
@@ -223,17 +209,10 @@ func TestIGMPBadInput(t *testing.T) {
 		{"unknown type", unknown, func(s *stats.Snapshot) uint64 { return s.IGMP.Proterr }},
 		{"group not multicast", notGroup, func(s *stats.Snapshot) uint64 { return s.IGMP.Proterr }},
 	}
-	for _, c := range cases {
-		before := e.stats()
-		e.inject(n, c.pkt)
-		after := e.stats()
-		if c.field(&after) != c.field(&before)+1 || after.IGMP.Drop != before.IGMP.Drop+1 {
-			t.Errorf("%s: counter %d→%d, drop %d→%d", c.name, c.field(&before), c.field(&after), before.IGMP.Drop, after.IGMP.Drop)
-		}
-	}
+	checkDrops(t, e, n, cases, func(s *stats.Snapshot) uint64 { return s.IGMP.Drop })
 	// Nothing above was a query: no report, still v3.
 	e.run(12 * time.Second)
-	if f := ep.take(); len(f) != 0 {
+	if f := ep.Take(); len(f) != 0 {
 		t.Fatalf("%d frames after bad queries", len(f))
 	}
 	if n.mc4.mode(e.l.now()) != modeV3 {
@@ -288,7 +267,7 @@ func TestJoinGroupErrors(t *testing.T) {
 		t.Fatalf("leave, nil netif: %v", err)
 	}
 	e.l.Flush()
-	ep.take()
+	ep.Take()
 	n.SetUp(false)
 	if got := e.l.NetifForGroup(grp3, 0); got != nil {
 		t.Fatalf("NetifForGroup with the netif down = %v", got)
@@ -299,7 +278,7 @@ func TestJoinGroupErrors(t *testing.T) {
 	// Joined groups survive down/up and are reported again when up.
 	n.SetUp(true)
 	e.l.Flush()
-	msgs := mcMsgs(t, ep.take(), link.MediumIP)
+	msgs := mcMsgs(t, ep.Take(), link.MediumIP)
 	var got []netip.Addr
 	for _, m := range msgs {
 		got = append(got, m.groups...)
@@ -353,13 +332,7 @@ func TestMulticastInputFilter(t *testing.T) {
 }
 
 func TestMulticastLoop(t *testing.T) {
-	e, n, ep := mcEnv(t, testOptions())
-	tr := &recTransport{l: e.l}
-	e.l.RegisterTransport(wire.ProtoUDP, tr)
-	_ = e.l.JoinGroup(n, grp1)
-	_ = e.l.JoinGroup(n, grp6b)
-	e.run(2 * time.Second)
-	ep.take()
+	e, n, ep, tr := loopEnv(t)
 	for _, c := range []struct {
 		dst        netip.Addr
 		loop       bool
@@ -380,7 +353,7 @@ func TestMulticastLoop(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.l.Flush()
-		if f := ep.take(); len(tr.inputs) != c.wantLocal || len(f) != c.wantFrames {
+		if f := ep.Take(); len(tr.inputs) != c.wantLocal || len(f) != c.wantFrames {
 			t.Fatalf("%v loop %v size %d: %d local, %d frames", c.dst, c.loop, c.size, len(tr.inputs), len(f))
 		}
 		if c.wantLocal == 1 && len(tr.data[0]) != 8+c.size {

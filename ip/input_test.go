@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"testing"
 
-	"github.com/wispstack/wisp/link"
+	"github.com/wispstack/wisp/link/linktest"
 	"github.com/wispstack/wisp/pbuf"
 	"github.com/wispstack/wisp/stats"
 	"github.com/wispstack/wisp/wire"
@@ -74,7 +74,7 @@ func TestBadPackets(t *testing.T) {
 			if len(tr.inputs) != 0 {
 				t.Errorf("delivered")
 			}
-			if fr := ep.take(); (len(fr) == 1) != c.icmp || len(fr) > 1 {
+			if fr := ep.Take(); (len(fr) == 1) != c.icmp || len(fr) > 1 {
 				t.Errorf("%d ICMP errors sent", len(fr))
 			}
 		})
@@ -97,7 +97,7 @@ func TestLinkPadding(t *testing.T) {
 func TestAllocs(t *testing.T) {
 	e := newEnv(t, testOptions(), 1)
 	defer e.close()
-	ep := &capEP{medium: link.MediumIP, mtu: 1500, discard: true}
+	ep := &linktest.Capture{Discard: true}
 	n := e.addNetif(ep, mustPrefix(v4A, 24), mustPrefix(v6A, 64))
 	req4 := ipv4Packet(v4B, v4A, wire.ProtoICMP, 64, echo4(1, 1, make([]byte, 56)))
 	req6 := ipv6Packet(v6B, v6A, wire.ProtoICMPv6, 64, echo6(v6B, v6A, 1, 1, make([]byte, 56)))
@@ -108,12 +108,12 @@ func TestAllocs(t *testing.T) {
 			n.Input(p)
 			e.l.Flush()
 		}
-		before := ep.count
+		before := ep.Count
 		if a := testing.AllocsPerRun(100, in); a != 0 {
 			t.Errorf("echo input: %v allocs", a)
 		}
-		if ep.count-before != 101 {
-			t.Errorf("%d replies", ep.count-before)
+		if ep.Count-before != 101 {
+			t.Errorf("%d replies", ep.Count-before)
 		}
 	}
 	for _, pair := range [][2]string{{"198.18.0.1", "198.18.0.2"}, {"fd42:5eed::1", "fd42:5eed::2"}} {

@@ -3,9 +3,6 @@ package ip
 import (
 	"net/netip"
 	"testing"
-	"time"
-
-	"github.com/wispstack/wisp/wire"
 )
 
 // TestMulticastLoopOnly: OutputOptions.LoopOnly (IP_MULTICAST_TTL 0) delivers a multicast
@@ -13,13 +10,7 @@ import (
 // the link; without loop or membership it vanishes without error or drop counter; unicast
 // ignores it.
 func TestMulticastLoopOnly(t *testing.T) {
-	e, n, ep := mcEnv(t, testOptions())
-	tr := &recTransport{l: e.l}
-	e.l.RegisterTransport(wire.ProtoUDP, tr)
-	_ = e.l.JoinGroup(n, grp1)
-	_ = e.l.JoinGroup(n, grp6b)
-	e.run(2 * time.Second)
-	ep.take()
+	e, n, ep, tr := loopEnv(t)
 	before := e.stats()
 	for _, c := range []struct {
 		dst       netip.Addr
@@ -41,7 +32,7 @@ func TestMulticastLoopOnly(t *testing.T) {
 			t.Fatalf("%v: %v", c.dst, err)
 		}
 		e.l.Flush()
-		if f := ep.take(); len(tr.inputs) != c.wantLocal || len(f) != 0 {
+		if f := ep.Take(); len(tr.inputs) != c.wantLocal || len(f) != 0 {
 			t.Fatalf("%v loop %v size %d: %d local, %d frames", c.dst, c.loop, c.size, len(tr.inputs), len(f))
 		}
 		if c.wantLocal == 1 && (len(tr.data[0]) != 8+c.size || tr.inputs[0].TTL != 0) {
@@ -59,7 +50,7 @@ func TestMulticastLoopOnly(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.l.Flush()
-		f := ep.take()
+		f := ep.Take()
 		ttl := f[0][8]
 		if dst.Is6() {
 			ttl = f[0][7]

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/wispstack/wisp/link"
+	"github.com/wispstack/wisp/link/linktest"
 )
 
 // fuzzMcast feeds pkt to a layer with joined groups of both families, lets every timer
@@ -14,7 +15,7 @@ func fuzzMcast(t *testing.T, pkt []byte) {
 	o := testOptions()
 	o.MempNumIGMPGroup, o.MempNumMLD6Group = 2, 2
 	e := newEnv(t, o, 5)
-	ep := &capEP{medium: link.MediumIP, mtu: 1500, discard: true}
+	ep := &linktest.Capture{Discard: true}
 	n := e.addNetif(ep, mustPrefix(v4A, 24), mustPrefix(ll6A, 64))
 	for _, g := range []netip.Addr{grp1, grp2, grp6a, grp6b} {
 		_ = e.l.JoinGroup(n, g)
@@ -70,7 +71,7 @@ func FuzzMLDInputEthernet(f *testing.F) {
 		o := testOptions()
 		o.MempNumMLD6Group = 1
 		e := newEnv(t, o, 6)
-		ep := &capEP{medium: link.MediumEthernet, mtu: 1500, hw: [6]byte{2, 0, 0, 0, 0, 1}, discard: true}
+		ep := &linktest.Capture{Med: link.MediumEthernet, Mtu: 1500, HW: [6]byte{2, 0, 0, 0, 0, 1}, Discard: true}
 		n := e.addNetif(ep, mustPrefix(v6A, 64), mustPrefix(mustAddr("fd43::1"), 64))
 		_ = e.l.JoinGroup(n, grp6b)
 		_ = e.l.JoinGroup(n, solicitedNode(v6A))

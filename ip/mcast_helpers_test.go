@@ -10,8 +10,10 @@ import (
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/wispstack/wisp/link"
+	"github.com/wispstack/wisp/link/linktest"
 	"github.com/wispstack/wisp/opt"
 	"github.com/wispstack/wisp/pbuf"
+	"github.com/wispstack/wisp/stats"
 	"github.com/wispstack/wisp/wire"
 )
 
@@ -156,10 +158,10 @@ func mcMsgs(t *testing.T, frames [][]byte, medium link.Medium) []mcMsg {
 
 // mcEnv is one layer with an IP-medium netif (v4A/24, fe80::a/64, v6A/64) writing to a
 // capturing endpoint.
-func mcEnv(t *testing.T, o opt.Options) (*env, *Netif, *capEP) {
+func mcEnv(t *testing.T, o opt.Options) (*env, *Netif, *linktest.Capture) {
 	t.Helper()
 	e := newEnv(t, o, 3)
-	ep := &capEP{medium: link.MediumIP, mtu: 1500}
+	ep := &linktest.Capture{}
 	n, err := e.l.AddNetif(ep, NetifConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -254,7 +256,8 @@ func udpTo(src, dst netip.Addr) []byte {
 	return ipv6Packet(src, dst, wire.ProtoUDP, 1, udpish(8))
 }
 
-// tapEP records every frame a link endpoint is given.
+// tapEP records every frame a link endpoint is given, and passes it on (Take, as
+// linktest.Capture's, returns them).
 type tapEP struct {
 	link.Endpoint
 	frames [][]byte
@@ -267,7 +270,7 @@ func (t *tapEP) WritePackets(pkts []*pbuf.Pbuf) (int, error) {
 	return t.Endpoint.WritePackets(pkts)
 }
 
-func (t *tapEP) take() [][]byte { f := t.frames; t.frames = nil; return f }
+func (t *tapEP) Take() [][]byte { f := t.frames; t.frames = nil; return f }
 
 // newMcPair is a pair (seeds 11 and 12) with MTU 1500, each netif up with v4A/v4B, ULA
 // and, on bare IP, link-local addresses.
@@ -283,4 +286,48 @@ func newMcPair(t *testing.T, medium link.Medium, o opt.Options) *pair {
 		n.SetUp(true)
 	}
 	return p
+}
+
+// badInput is a packet the layer must drop, and the counter that names its reason.
+type badInput struct {
+	name  string
+	pkt   []byte
+	field func(s *stats.Snapshot) uint64
+}
+
+// checkDrops injects each case to n and checks that it counts once under its reason and
+// once under drop.
+func checkDrops(t *testing.T, e *env, n *Netif, cases []badInput, drop func(s *stats.Snapshot) uint64) {
+	t.Helper()
+	for _, c := range cases {
+		before := e.stats()
+		e.inject(n, c.pkt)
+		after := e.stats()
+		if c.field(&after) != c.field(&before)+1 || drop(&after) != drop(&before)+1 {
+			t.Errorf("%s: counter %d→%d, drop %d→%d", c.name, c.field(&before), c.field(&after), drop(&before), drop(&after))
+		}
+	}
+}
+
+// joinedEnv is mcEnv with membership of groups, settled: the reports sent and discarded.
+func joinedEnv(t *testing.T, groups ...netip.Addr) (*env, *Netif, *linktest.Capture) {
+	t.Helper()
+	e, n, ep := mcEnv(t, testOptions())
+	for _, g := range groups {
+		if err := e.l.JoinGroup(n, g); err != nil {
+			t.Fatalf("join %v: %v", g, err)
+		}
+	}
+	e.run(2 * time.Second)
+	ep.Take()
+	return e, n, ep
+}
+
+// loopEnv is joinedEnv of grp1 and grp6b with a recording UDP transport.
+func loopEnv(t *testing.T) (*env, *Netif, *linktest.Capture, *recTransport) {
+	t.Helper()
+	e, n, ep := joinedEnv(t, grp1, grp6b)
+	tr := &recTransport{l: e.l}
+	e.l.RegisterTransport(wire.ProtoUDP, tr)
+	return e, n, ep, tr
 }

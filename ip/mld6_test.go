@@ -17,7 +17,7 @@ func TestMLDv2JoinQueryLeave(t *testing.T) {
 	_ = e.l.JoinGroup(n, mustAddr("ff01::7")) // interface-local: never reported
 	e.l.Flush()
 	e.run(time.Second)
-	msgs := mcMsgs(t, ep.take(), link.MediumIP)
+	msgs := mcMsgs(t, ep.Take(), link.MediumIP)
 	// RFC 3810 §6.1: TO_EX{} at once and once more; from the link-local address.
 	if len(msgs) != 2 {
 		t.Fatalf("join: %v", kinds(msgs))
@@ -31,7 +31,7 @@ func TestMLDv2JoinQueryLeave(t *testing.T) {
 	// General MLDv2 query, Maximum Response Code 2000 ms.
 	e.inject(n, mldQueryPkt(ll6Q, allNodes, true, 2000, netip.Addr{}, 1, true))
 	e.run(2 * time.Second)
-	msgs = mcMsgs(t, ep.take(), link.MediumIP)
+	msgs = mcMsgs(t, ep.Take(), link.MediumIP)
 	if len(msgs) != 1 || !slices.Equal(msgs[0].groups, []netip.Addr{grp6b}) || msgs[0].recs[0] != recIsEx {
 		t.Fatalf("general query: %+v", msgs)
 	}
@@ -42,7 +42,7 @@ func TestMLDv2JoinQueryLeave(t *testing.T) {
 	_ = e.l.LeaveGroup(n, grp6b)
 	e.l.Flush()
 	e.run(time.Second)
-	msgs = mcMsgs(t, ep.take(), link.MediumIP)
+	msgs = mcMsgs(t, ep.Take(), link.MediumIP)
 	if len(msgs) != 2 || msgs[0].recs[0] != recToIn || msgs[1].recs[0] != recToIn {
 		t.Fatalf("leave: %+v", msgs)
 	}
@@ -52,22 +52,18 @@ func TestMLDv2JoinQueryLeave(t *testing.T) {
 }
 
 func TestMLDv1Compatibility(t *testing.T) {
-	e, n, ep := mcEnv(t, testOptions())
-	_ = e.l.JoinGroup(n, grp6a)
-	_ = e.l.JoinGroup(n, grp6b)
-	e.run(2 * time.Second)
-	ep.take()
+	e, n, ep := joinedEnv(t, grp6a, grp6b)
 	// A group-specific MLDv1 query (to the group): an MLDv1 report for it within 1 s.
 	e.inject(n, mldQueryPkt(ll6Q, grp6a, false, 1000, grp6a, 1, true))
 	e.run(time.Second)
-	msgs := mcMsgs(t, ep.take(), link.MediumIP)
+	msgs := mcMsgs(t, ep.Take(), link.MediumIP)
 	if len(msgs) != 1 || msgs[0].kind != "mldv1report" || msgs[0].dst != grp6a || msgs[0].groups[0] != grp6a {
 		t.Fatalf("v1 query: %+v", msgs)
 	}
 	// MLDv1 mode: the leave is a Done to ff02::2 (this host reported last).
 	_ = e.l.LeaveGroup(n, grp6a)
 	e.l.Flush()
-	msgs = mcMsgs(t, ep.take(), link.MediumIP)
+	msgs = mcMsgs(t, ep.Take(), link.MediumIP)
 	if len(msgs) != 1 || msgs[0].kind != "done" || msgs[0].dst != allRouters || msgs[0].groups[0] != grp6a {
 		t.Fatalf("done: %+v", msgs)
 	}
@@ -79,48 +75,34 @@ func TestMLDv1Compatibility(t *testing.T) {
 	copy(rep[8:], a[:])
 	e.inject(n, mldPkt(mustAddr("fe80::77"), grp6b, rep, 1, true))
 	e.run(6 * time.Second)
-	if msgs = mcMsgs(t, ep.take(), link.MediumIP); len(msgs) != 0 {
+	if msgs = mcMsgs(t, ep.Take(), link.MediumIP); len(msgs) != 0 {
 		t.Fatalf("suppressed report sent: %+v", msgs)
 	}
 	// Not the last reporter: leaving sends no Done.
 	_ = e.l.LeaveGroup(n, grp6b)
 	e.l.Flush()
-	if msgs = mcMsgs(t, ep.take(), link.MediumIP); len(msgs) != 0 {
+	if msgs = mcMsgs(t, ep.Take(), link.MediumIP); len(msgs) != 0 {
 		t.Fatalf("leave after suppression: %+v", msgs)
 	}
 }
 
 func TestMLDBadInput(t *testing.T) {
-	e, n, ep := mcEnv(t, testOptions())
-	_ = e.l.JoinGroup(n, grp6b)
-	e.run(2 * time.Second)
-	ep.take()
+	e, n, ep := joinedEnv(t, grp6b)
 	q := func(src netip.Addr, hop uint8, ra bool) []byte {
 		return mldQueryPkt(src, allNodes, true, 100, netip.Addr{}, hop, ra)
 	}
 	odd := make([]byte, 26)
 	odd[0] = wire.ICMPv6MLDQuery
-	cases := []struct {
-		name  string
-		pkt   []byte
-		field func(s *stats.Snapshot) uint64
-	}{
+	cases := []badInput{
 		{"global source", q(v6B, 1, true), func(s *stats.Snapshot) uint64 { return s.MLD6.Err }},
 		{"hop limit 2", q(ll6Q, 2, true), func(s *stats.Snapshot) uint64 { return s.MLD6.Err }},
 		{"no router alert", q(ll6Q, 1, false), func(s *stats.Snapshot) uint64 { return s.MLD6.Opterr }},
 		{"length 26", mldPkt(ll6Q, allNodes, odd, 1, true), func(s *stats.Snapshot) uint64 { return s.MLD6.Lenerr }},
 		{"short", mldPkt(ll6Q, allNodes, odd[:20], 1, true), func(s *stats.Snapshot) uint64 { return s.MLD6.Lenerr }},
 	}
-	for _, c := range cases {
-		before := e.stats()
-		e.inject(n, c.pkt)
-		after := e.stats()
-		if c.field(&after) != c.field(&before)+1 || after.MLD6.Drop != before.MLD6.Drop+1 {
-			t.Errorf("%s: counter %d→%d, drop %d→%d", c.name, c.field(&before), c.field(&after), before.MLD6.Drop, after.MLD6.Drop)
-		}
-	}
+	checkDrops(t, e, n, cases, func(s *stats.Snapshot) uint64 { return s.MLD6.Drop })
 	e.run(2 * time.Second)
-	if f := ep.take(); len(f) != 0 {
+	if f := ep.Take(); len(f) != 0 {
 		t.Fatalf("%d frames after bad queries", len(f))
 	}
 }
@@ -134,16 +116,16 @@ func TestMulticastEthernet(t *testing.T) {
 	p := newMcPair(t, link.MediumEthernet, o)
 	_ = p.a.l.JoinGroup(p.na, grp6b)
 	p.pump()
-	msgs := mcMsgs(t, p.ta.take(), link.MediumEthernet)
+	msgs := mcMsgs(t, p.ta.Take(), link.MediumEthernet)
 	if len(msgs) == 0 || msgs[0].src != unspecified6 || msgs[0].ethDst != [6]byte{0x33, 0x33, 0, 0, 0, 0x16} {
 		t.Fatalf("MLD during DAD: %+v", msgs)
 	}
 	p.run(3 * time.Second)
-	p.ta.take()
+	p.ta.Take()
 	_ = p.a.l.JoinGroup(p.na, grp1)
 	_ = p.a.l.JoinGroup(p.na, grp6a)
 	p.pump()
-	msgs = mcMsgs(t, p.ta.take(), link.MediumEthernet)
+	msgs = mcMsgs(t, p.ta.Take(), link.MediumEthernet)
 	if len(msgs) != 2 || msgs[0].ethDst != [6]byte{0x01, 0, 0x5e, 0, 0, 22} || msgs[1].src != linkLocalFromMAC(p.na.hw) {
 		t.Fatalf("after DAD: %+v", msgs)
 	}

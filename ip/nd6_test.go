@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/wispstack/wisp/link"
+	"github.com/wispstack/wisp/link/linktest"
 	"github.com/wispstack/wisp/wire"
 )
 
@@ -133,7 +134,7 @@ func TestSLAAC(t *testing.T) {
 	o.IPv6AutoConfig = true
 	e := newEnv(t, o, 3)
 	defer e.close()
-	ep := &capEP{medium: link.MediumEthernet, mtu: 1500, hw: [6]byte{0x02, 0, 0, 0, 0, 1}}
+	ep := &linktest.Capture{Med: link.MediumEthernet, Mtu: 1500, HW: [6]byte{0x02, 0, 0, 0, 0, 1}}
 	n := e.addNetif(ep)
 	e.clk.Advance(2 * time.Second)
 	pfx := netip.MustParsePrefix("fd42:5eed:7::/64")
@@ -177,7 +178,7 @@ func TestSLAAC(t *testing.T) {
 	}
 	// RS: up to three were sent, from :: while the link-local address was tentative.
 	var rs int
-	for _, f := range ep.take() {
+	for _, f := range ep.Take() {
 		if len(f) > 54 && f[12] == 0x86 && f[14+6] == wire.ProtoICMPv6 && f[54] == wire.ICMPv6RouterSolicit {
 			rs++
 		}

@@ -133,7 +133,7 @@ func TestPing(t *testing.T) {
 func TestLoopback(t *testing.T) {
 	e := newEnv(t, testOptions(), 1)
 	defer e.close()
-	ep := &capEP{medium: link.MediumIP, mtu: 1500}
+	ep := &linktest.Capture{}
 	e.addNetif(ep, mustPrefix(v4A, 24), mustPrefix(v6A, 64))
 	tr := &recTransport{l: e.l}
 	e.l.RegisterTransport(17, tr)
@@ -157,7 +157,7 @@ func TestLoopback(t *testing.T) {
 	if tr.inputs[0].Src != v4A || tr.inputs[1].Src != v6A || len(tr.data[0]) != 3008 {
 		t.Fatalf("inputs %+v", tr.inputs)
 	}
-	if len(ep.frames) != 0 {
-		t.Fatalf("%d frames on the wire", len(ep.frames))
+	if len(ep.Frames) != 0 {
+		t.Fatalf("%d frames on the wire", len(ep.Frames))
 	}
 }

@@ -70,7 +70,7 @@ func TestMLDSolicitedNode(t *testing.T) {
 		p.a.clk.Advance(10 * time.Millisecond)
 		p.b.clk.Advance(10 * time.Millisecond)
 		p.pump()
-		for _, f := range p.ta.take() {
+		for _, f := range p.ta.Take() {
 			if tg, ok := nsTarget(f); ok && (tg == ll || tg == ula) && firstNS < 0 {
 				firstNS = step
 			}
@@ -101,19 +101,19 @@ func TestMLDSolicitedNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.pump()
-	msgs := mcMsgs(t, p.ta.take(), link.MediumEthernet)
+	msgs := mcMsgs(t, p.ta.Take(), link.MediumEthernet)
 	if len(msgs) != 1 || msgs[0].src != ll || !slices.Equal(msgs[0].groups, []netip.Addr{g2}) || msgs[0].recs[0] != recToEx {
 		t.Fatalf("new address: %+v", msgs)
 	}
 	p.run(3 * time.Second)
-	if r := snmReports(t, mcMsgs(t, p.ta.take(), link.MediumEthernet)); len(r) != 1 || !slices.Equal(r[g2], []uint8{recToEx}) {
+	if r := snmReports(t, mcMsgs(t, p.ta.Take(), link.MediumEthernet)); len(r) != 1 || !slices.Equal(r[g2], []uint8{recToEx}) {
 		t.Fatalf("retransmission: %v", r)
 	}
 
 	// A general MLDv2 query: IS_EX for both, never ff02::1.
 	p.a.inject(p.na, ethMLD(mldQueryPkt(ll6Q, allNodes, true, 500, netip.Addr{}, 1, true)))
 	p.run(time.Second)
-	msgs = mcMsgs(t, p.ta.take(), link.MediumEthernet)
+	msgs = mcMsgs(t, p.ta.Take(), link.MediumEthernet)
 	if len(msgs) != 1 || msgs[0].src != ll || !sameSet(msgs[0].groups, []netip.Addr{g1, g2}) ||
 		msgs[0].recs[0] != recIsEx || msgs[0].recs[1] != recIsEx {
 		t.Fatalf("general query: %+v", msgs)
@@ -121,7 +121,7 @@ func TestMLDSolicitedNode(t *testing.T) {
 	// A group-specific query for one of them.
 	p.a.inject(p.na, ethMLD(mldQueryPkt(ll6Q, g2, true, 500, g2, 1, true)))
 	p.run(time.Second)
-	if r := snmReports(t, mcMsgs(t, p.ta.take(), link.MediumEthernet)); len(r) != 1 || !slices.Equal(r[g2], []uint8{recIsEx}) {
+	if r := snmReports(t, mcMsgs(t, p.ta.Take(), link.MediumEthernet)); len(r) != 1 || !slices.Equal(r[g2], []uint8{recIsEx}) {
 		t.Fatalf("group query: %v", r)
 	}
 
@@ -140,7 +140,7 @@ func TestMLDSolicitedNode(t *testing.T) {
 		t.Fatalf("second LeaveGroup: %v", err)
 	}
 	p.run(2 * time.Second)
-	if msgs := mcMsgs(t, p.ta.take(), link.MediumEthernet); len(msgs) != 0 || len(p.a.l.Groups(nil)) != 0 {
+	if msgs := mcMsgs(t, p.ta.Take(), link.MediumEthernet); len(msgs) != 0 || len(p.a.l.Groups(nil)) != 0 {
 		t.Fatalf("join/leave of a held group: %+v", msgs)
 	}
 
@@ -154,12 +154,12 @@ func TestMLDSolicitedNode(t *testing.T) {
 	_ = p.na.RemoveAddr(a2)
 	_ = p.na.RemoveAddr(ula)
 	p.run(2 * time.Second)
-	if msgs := mcMsgs(t, p.ta.take(), link.MediumEthernet); len(msgs) != 0 {
+	if msgs := mcMsgs(t, p.ta.Take(), link.MediumEthernet); len(msgs) != 0 {
 		t.Fatalf("shared groups: %+v", msgs)
 	}
 	_ = p.na.RemoveAddr(a3)
 	p.run(2 * time.Second)
-	if r := snmReports(t, mcMsgs(t, p.ta.take(), link.MediumEthernet)); len(r) != 1 || !slices.Equal(r[g2], []uint8{recToIn, recToIn}) {
+	if r := snmReports(t, mcMsgs(t, p.ta.Take(), link.MediumEthernet)); len(r) != 1 || !slices.Equal(r[g2], []uint8{recToIn, recToIn}) {
 		t.Fatalf("last address removed: %v", r)
 	}
 
@@ -169,7 +169,7 @@ func TestMLDSolicitedNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.run(3 * time.Second)
-	r := snmReports(t, mcMsgs(t, p.ta.take(), link.MediumEthernet))
+	r := snmReports(t, mcMsgs(t, p.ta.Take(), link.MediumEthernet))
 	if len(r) != 1 || !slices.Equal(r[solicitedNode(dup)], []uint8{recToEx, recToIn, recToIn}) {
 		t.Fatalf("duplicate: %v", r)
 	}
@@ -190,12 +190,12 @@ func TestMLDv1SolicitedNode(t *testing.T) {
 	a2 := mustAddr("fd42::77")
 	_ = p.na.AddAddr(mustPrefix(a2, 64))
 	p.run(3 * time.Second)
-	p.ta.take()
+	p.ta.Take()
 	ll := linkLocalFromMAC(p.na.hw)
 	p.a.inject(p.na, ethMLD(mldQueryPkt(ll6Q, allNodes, false, 1000, netip.Addr{}, 1, true)))
 	p.run(time.Second)
 	var got []netip.Addr
-	for _, m := range mcMsgs(t, p.ta.take(), link.MediumEthernet) {
+	for _, m := range mcMsgs(t, p.ta.Take(), link.MediumEthernet) {
 		if m.kind != "mldv1report" || m.dst != m.groups[0] {
 			t.Fatalf("v1 answer %+v", m)
 		}
@@ -206,7 +206,7 @@ func TestMLDv1SolicitedNode(t *testing.T) {
 	}
 	_ = p.na.RemoveAddr(a2)
 	p.pump()
-	msgs := mcMsgs(t, p.ta.take(), link.MediumEthernet)
+	msgs := mcMsgs(t, p.ta.Take(), link.MediumEthernet)
 	if len(msgs) != 1 || msgs[0].kind != "done" || msgs[0].dst != allRouters || msgs[0].groups[0] != solicitedNode(a2) {
 		t.Fatalf("done: %+v", msgs)
 	}
@@ -223,12 +223,12 @@ func TestSolicitedNodeDownUp(t *testing.T) {
 	_ = p.na.AddAddr(mustPrefix(a2, 64))
 	ll := linkLocalFromMAC(p.na.hw)
 	p.run(3 * time.Second)
-	p.ta.take()
+	p.ta.Take()
 	// fd42::1 and the link-local address share a group: both gone, it goes unreported.
 	_ = p.na.RemoveAddr(mustAddr("fd42::1"))
 	p.na.SetUp(false)
 	p.pump()
-	if msgs := mcMsgs(t, p.ta.take(), link.MediumEthernet); len(msgs) != 0 {
+	if msgs := mcMsgs(t, p.ta.Take(), link.MediumEthernet); len(msgs) != 0 {
 		t.Fatalf("down: %+v", msgs)
 	}
 	var held []netip.Addr
@@ -240,7 +240,7 @@ func TestSolicitedNodeDownUp(t *testing.T) {
 	}
 	p.na.SetUp(true)
 	p.pump()
-	msgs := mcMsgs(t, p.ta.take(), link.MediumEthernet)
+	msgs := mcMsgs(t, p.ta.Take(), link.MediumEthernet)
 	r := snmReports(t, msgs)
 	if len(msgs) != 2 || msgs[0].src != ll || len(r) != 2 ||
 		!slices.Equal(r[solicitedNode(ll)], []uint8{recToEx}) || !slices.Equal(r[solicitedNode(a2)], []uint8{recToEx}) {

@@ -2,12 +2,12 @@ package frag
 
 import (
 	"net/netip"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/wispstack/wisp/clock"
+	"github.com/wispstack/wisp/link/linktest"
 	"github.com/wispstack/wisp/memp"
 	"github.com/wispstack/wisp/pbuf"
 	"github.com/wispstack/wisp/wire"
@@ -44,7 +44,7 @@ type envOpt func(*Config, *pbuf.Config)
 // and the goroutine count are back where they started.
 func newEnv(t testing.TB, opts ...envOpt) *env {
 	t.Helper()
-	g := runtime.NumGoroutine()
+	g := linktest.Goroutines()
 	pc := pbuf.Config{PoolCount: 1024, PoolBufSize: 512, HeapSize: 1 << 20, RefCount: 64, RAMCount: 64}
 	cfg := Config{MaxDatagrams: 8, MaxPbufs: 400, MaxAge: testAge, MaxFragPbufs: 256}
 	for _, o := range opts {
@@ -70,14 +70,8 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 		r.Close()
 		e.q.Close()
 		e.checkZero()
-		if e.noGoroutineCheck {
-			return
-		}
-		for i := 0; runtime.NumGoroutine() > g && i < 50; i++ {
-			time.Sleep(2 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > g {
-			t.Errorf("goroutines: %d before, %d after", g, n)
+		if !e.noGoroutineCheck {
+			linktest.CheckGoroutines(t, g)
 		}
 	})
 	return e
@@ -86,16 +80,9 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 // checkZero fails the test if any pool element, heap byte or held pbuf is still in use.
 func (e *env) checkZero() {
 	e.t.Helper()
-	for _, s := range e.tab.Snapshot(nil) {
-		if s.Used != 0 {
-			e.t.Errorf("pool %s: %d in use", s.Name, s.Used)
-		}
-	}
+	linktest.CheckEmpty(e.t, e.tab, e.a)
 	if s := e.r.frags.Stats(); s.Used != 0 {
 		e.t.Errorf("fragment descriptors: %d in use", s.Used)
-	}
-	if h := e.a.HeapStats(); h.Used != 0 {
-		e.t.Errorf("heap: %d bytes in use", h.Used)
 	}
 	if e.r.Pending() != 0 || e.r.HeldPbufs() != 0 {
 		e.t.Errorf("pending %d, held %d", e.r.Pending(), e.r.HeldPbufs())
