@@ -14,7 +14,8 @@ func newTestAlloc() *Allocator {
 	return NewAllocator(Config{PoolCount: 8, PoolBufSize: 256, HeapSize: 16 << 10, RefCount: 8, RAMCount: 8})
 }
 
-// checkZero fails the test if any pool or heap byte is still in use.
+// checkZero fails the test if any pool or heap byte is still in use: linktest.CheckZero,
+// which this internal test cannot import (linktest imports pbuf).
 func checkZero(t *testing.T, a *Allocator) {
 	t.Helper()
 	var tb memp.Table
@@ -319,20 +320,16 @@ func TestAllocFreeAllocs(t *testing.T) {
 	checkZero(t, a)
 }
 
-func BenchmarkPoolAllocFree(b *testing.B) {
-	a := NewAllocator(Config{PoolCount: 64, PoolBufSize: 2048, HeapSize: 1 << 20, RefCount: 8, RAMCount: 64})
-	b.ReportAllocs()
-	for b.Loop() {
-		p, _ := a.Alloc(LayerRaw, 1500, POOL)
-		p.Free()
-	}
-}
+func BenchmarkPoolAllocFree(b *testing.B) { benchAllocFree(b, LayerRaw, 1500, POOL) }
 
-func BenchmarkRAMAllocFree(b *testing.B) {
+func BenchmarkRAMAllocFree(b *testing.B) { benchAllocFree(b, LayerTransport, 1460, RAM) }
+
+// benchAllocFree allocates a size-byte pbuf of typ at layer and frees it, b.N times.
+func benchAllocFree(b *testing.B, layer Layer, size int, typ Type) {
 	a := NewAllocator(Config{PoolCount: 64, PoolBufSize: 2048, HeapSize: 1 << 20, RefCount: 8, RAMCount: 64})
 	b.ReportAllocs()
 	for b.Loop() {
-		p, _ := a.Alloc(LayerTransport, 1460, RAM)
+		p, _ := a.Alloc(layer, size, typ)
 		p.Free()
 	}
 }
