@@ -1,7 +1,8 @@
 package conformance
 
-// The raw API's documented semantics (api.go) as seen on the wire: Write limits, SentFunc,
-// PollFunc, callbacks that close or abort their PCB, BacklogDelayed, Proto.Close.
+// The raw API's documented semantics (pcbapi.go, listen.go, types.go) as seen on the wire:
+// Write limits, SentFunc, PollFunc, callbacks that close or abort their PCB, BacklogDelayed,
+// Proto.Close.
 
 import (
 	"bytes"

@@ -66,7 +66,7 @@ func TestActiveClose(t *testing.T) {
 			t.Fatalf("TIME-WAIT still there %v after it began (2·MSL = %v)", e.elapsed()-tw, 2*e.o.TCPMSL)
 		}
 		if c.rec.fins != 0 {
-			t.Errorf("RecvFunc(nil) called %d times for a FIN that arrived after Close (api.go: no callback fires after Close)", c.rec.fins)
+			t.Errorf("RecvFunc(nil) called %d times for a FIN that arrived after Close (pcbapi.go: no callback fires after Close)", c.rec.fins)
 		}
 		if len(c.rec.errs) != 0 {
 			t.Errorf("ErrFunc called after Close: %v", c.rec.errs)
@@ -263,7 +263,7 @@ func TestHalfCloseKeepsReceiving(t *testing.T) {
 	})
 }
 
-// Shutdown(rx): data arriving afterwards is answered with RST (lwIP tcp_shutdown; api.go)
+// Shutdown(rx): data arriving afterwards is answered with RST (lwIP tcp_shutdown; pcbapi.go)
 // and counted as DropClosed.
 func TestShutdownRxDataGetsRST(t *testing.T) {
 	forBoth(t, plain, func(t *testing.T, e *env, c *conn) {
@@ -342,7 +342,7 @@ func TestCloseWithUnreadDataSendsRST(t *testing.T) {
 	})
 }
 
-// After Close, data from the peer is answered with RST (api.go: "data arriving afterwards is
+// After Close, data from the peer is answered with RST (pcbapi.go: "data arriving afterwards is
 // answered with RST").
 func TestDataAfterCloseGetsRST(t *testing.T) {
 	forBoth(t, plain, func(t *testing.T, e *env, c *conn) {
@@ -514,7 +514,7 @@ func TestFinWait2OrphanTimesOut(t *testing.T) {
 
 // A PCB the application still owns (Shutdown, no Close) is never freed behind its back: when
 // TIME-WAIT ends, either the PCB stays until Close or ErrFunc tells the application
-// (api.go: "The PCB is freed when the function returns").
+// (types.go: "The PCB is freed when the function returns").
 func TestTimeWaitOfOwnedPCBNotFreedSilently(t *testing.T) {
 	e := newEnv(t, v4)
 	c := e.established(false, plain())

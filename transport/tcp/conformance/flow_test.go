@@ -508,7 +508,7 @@ func TestZeroReceiveWindowProbeAnswered(t *testing.T) {
 	})
 }
 
-// Write is fine from SYN-SENT on (api.go): the data waits for the handshake.
+// Write is fine from SYN-SENT on (pcbapi.go): the data waits for the handshake.
 func TestWriteInSynSent(t *testing.T) {
 	bothEnvs(t, func(t *testing.T, e *env) {
 		c, _ := e.connect(nil)

@@ -148,7 +148,7 @@ func TestPacketTooBigIgnoredWhenBogus(t *testing.T) {
 }
 
 // RFC 1122 §4.2.3.9: port unreachable is a hard error ("TCP SHOULD abort the connection"):
-// the connect fails with errs.Refused (api.go), at once or after its SYN retries.
+// the connect fails with errs.Refused (pcbapi.go), at once or after its SYN retries.
 func TestPortUnreachableInSynSent(t *testing.T) {
 	bothEnvs(t, func(t *testing.T, e *env) {
 		c, _ := e.connect(nil)

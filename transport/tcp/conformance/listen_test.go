@@ -386,7 +386,7 @@ func TestListenerCloseResetsPending(t *testing.T) {
 	})
 }
 
-// Without an accept function, completed connections are reset (api.go: "Without one,
+// Without an accept function, completed connections are reset (listen.go: "Without one,
 // connections are reset").
 func TestListenWithoutAcceptFuncResets(t *testing.T) {
 	e := newEnv(t, v4)
@@ -424,7 +424,7 @@ func TestListenWithoutAcceptFuncResets(t *testing.T) {
 	e.expectConns(0, "at the end")
 }
 
-// Bind errors (api.go): a taken port is errs.Use, a foreign address errs.Val.
+// Bind errors (pcbapi.go): a taken port is errs.Use, a foreign address errs.Val.
 func TestListenBindErrors(t *testing.T) {
 	e := newEnv(t, v4)
 	e.listen(listenPort, 0)
@@ -486,7 +486,7 @@ func TestListenBacklogFreedByAccept(t *testing.T) {
 }
 
 // A listener bound to an unspecified address takes connections to every local address of
-// its family (api.go: "An unspecified address binds every local address"); bound to the
+// its family (pcbapi.go: "An unspecified address binds every local address"); bound to the
 // zero Addr, to every local address of both families.
 func TestListenUnspecifiedAddress(t *testing.T) {
 	for _, tc := range []struct {

@@ -363,7 +363,7 @@ func TestWindowScaleNegotiation(t *testing.T) {
 	})
 }
 
-// Connect errors (api.go): no route is errs.NetUnreach; a second Connect is errs.IsConn.
+// Connect errors (pcbapi.go): no route is errs.NetUnreach; a second Connect is errs.IsConn.
 func TestConnectErrors(t *testing.T) {
 	e := newEnv(t, v4)
 	pcb, err := e.tcp.NewPCB()
@@ -380,7 +380,7 @@ func TestConnectErrors(t *testing.T) {
 	if err := c.pcb.Connect(netipAP("198.18.0.3", 80), nil); !errors.Is(err, errs.IsConn) {
 		t.Errorf("Connect in SYN-SENT: %v, want errs.IsConn", err)
 	}
-	// Close in SYN-SENT frees the PCB at once (api.go) and sends nothing.
+	// Close in SYN-SENT frees the PCB at once (pcbapi.go) and sends nothing.
 	if err := c.pcb.Close(); err != nil {
 		t.Error(err)
 	}
@@ -418,7 +418,7 @@ func TestSynAckZeroWindow(t *testing.T) {
 	}
 }
 
-// Abort in SYN-SENT sends nothing (the connection is not synchronized, api.go: "sends RST
+// Abort in SYN-SENT sends nothing (the connection is not synchronized, pcbapi.go: "sends RST
 // (if synchronized)") and reports errs.Abrt.
 func TestAbortInSynSent(t *testing.T) {
 	e := newEnv(t, v4)

@@ -109,7 +109,7 @@ func TestPassiveOpenWithPCBsExhausted(t *testing.T) {
 	}
 }
 
-// A TIME-WAIT PCB holds its port: Bind fails with errs.Use, unless SetReuseAddr (api.go).
+// A TIME-WAIT PCB holds its port: Bind fails with errs.Use, unless SetReuseAddr (pcbapi.go).
 func TestTimeWaitHoldsPortUnlessReuseAddr(t *testing.T) {
 	e := newEnv(t, v4)
 	const port = 5555
