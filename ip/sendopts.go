@@ -1,14 +1,15 @@
 package ip
 
 // SendOptions are the IP-level options of a transport PCB's sends (IP_TTL, IP_TOS,
-// IP_MULTICAST_TTL, IP_MULTICAST_IF, IP_MULTICAST_LOOP and their IPv6 twins). UDP and raw
-// PCBs embed them, so the accessors and the choice of OutputOptions are written once. Like
-// the PCBs' own methods they are core context, checked (Layer.AssertCore) in builds with
-// the wispcheck tag once Init has named the layer.
+// IP_MULTICAST_TTL, IP_MULTICAST_IF, IP_MULTICAST_LOOP and their IPv6 twins). The UDP, raw
+// and TCP PCBs embed them, so the accessors are written once (TCP uses the TTL and TOS
+// only); UDP and raw also choose their OutputOptions here. Like the PCBs' own methods they
+// are core context, checked (Layer.AssertCore) in builds with the wispcheck tag once Init
+// has named the layer.
 type SendOptions struct {
 	l               *Layer
 	ttl, tos, mcTTL uint8
-	mcIf            int32
+	mcIf            int
 	mcLoop          bool
 }
 
@@ -22,69 +23,50 @@ func (o *SendOptions) assertCore() {
 	}
 }
 
-// SetTTL sets the TTL / hop limit of unicast and broadcast sends (0: the stack default).
-func (o *SendOptions) SetTTL(ttl uint8) {
+// setOpt and getOpt are the accessors' bodies: the core check, then the field.
+func setOpt[T any](o *SendOptions, f *T, v T) {
 	o.assertCore()
-	o.ttl = ttl
+	*f = v
 }
+
+func getOpt[T any](o *SendOptions, f *T) T {
+	o.assertCore()
+	return *f
+}
+
+// SetTTL sets the TTL / hop limit of unicast and broadcast sends (0: the stack default).
+func (o *SendOptions) SetTTL(ttl uint8) { setOpt(o, &o.ttl, ttl) }
 
 // TTL returns the value SetTTL set (0: the stack default).
-func (o *SendOptions) TTL() uint8 {
-	o.assertCore()
-	return o.ttl
-}
+func (o *SendOptions) TTL() uint8 { return getOpt(o, &o.ttl) }
 
 // SetTOS sets the IPv4 TOS / IPv6 traffic class of sends.
-func (o *SendOptions) SetTOS(tos uint8) {
-	o.assertCore()
-	o.tos = tos
-}
+func (o *SendOptions) SetTOS(tos uint8) { setOpt(o, &o.tos, tos) }
 
 // TOS returns the value SetTOS set.
-func (o *SendOptions) TOS() uint8 {
-	o.assertCore()
-	return o.tos
-}
+func (o *SendOptions) TOS() uint8 { return getOpt(o, &o.tos) }
 
 // SetMulticastNetif sets the netif multicast (for UDP also limited broadcast) sends leave by
 // (IP_MULTICAST_IF / IPV6_MULTICAST_IF); 0: the route's.
-func (o *SendOptions) SetMulticastNetif(ifIndex int) {
-	o.assertCore()
-	o.mcIf = int32(ifIndex)
-}
+func (o *SendOptions) SetMulticastNetif(ifIndex int) { setOpt(o, &o.mcIf, ifIndex) }
 
 // MulticastNetif returns the value SetMulticastNetif set.
-func (o *SendOptions) MulticastNetif() int {
-	o.assertCore()
-	return int(o.mcIf)
-}
+func (o *SendOptions) MulticastNetif() int { return getOpt(o, &o.mcIf) }
 
 // SetMulticastTTL sets the TTL / hop limit of multicast sends (default 1). 0 keeps them on
 // this host, as Linux's IP_MULTICAST_TTL 0: delivered to local members when MulticastLoop
 // is on (with TTL 0), never sent on the link (OutputOptions.LoopOnly).
-func (o *SendOptions) SetMulticastTTL(ttl uint8) {
-	o.assertCore()
-	o.mcTTL = ttl
-}
+func (o *SendOptions) SetMulticastTTL(ttl uint8) { setOpt(o, &o.mcTTL, ttl) }
 
 // MulticastTTL returns the multicast TTL.
-func (o *SendOptions) MulticastTTL() uint8 {
-	o.assertCore()
-	return o.mcTTL
-}
+func (o *SendOptions) MulticastTTL() uint8 { return getOpt(o, &o.mcTTL) }
 
 // SetMulticastLoop sets whether multicast sends are delivered to this stack too when the
 // netif is a member of the group (default on).
-func (o *SendOptions) SetMulticastLoop(on bool) {
-	o.assertCore()
-	o.mcLoop = on
-}
+func (o *SendOptions) SetMulticastLoop(on bool) { setOpt(o, &o.mcLoop, on) }
 
 // MulticastLoop reports the multicast loop setting.
-func (o *SendOptions) MulticastLoop() bool {
-	o.assertCore()
-	return o.mcLoop
-}
+func (o *SendOptions) MulticastLoop() bool { return getOpt(o, &o.mcLoop) }
 
 // OutputOptions returns what a send passes to Layer.Output: the TTL and TOS, or for a
 // multicast destination the multicast TTL and loop (TTL 0: local members only, nothing on

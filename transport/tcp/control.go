@@ -102,7 +102,7 @@ func (c *PCB) sendRST(seq, ack uint32, withACK bool) {
 		h.AckNum = ack
 	}
 	h.SrcPort, h.DstPort = c.lport, c.rport
-	_ = c.t.send(c.laddr, c.dst, &h, nil, 0, c.phsum, c.ttl, c.tos)
+	_ = c.t.send(c.laddr, c.dst, &h, nil, 0, c.phsum, c.TTL(), c.TOS())
 }
 
 // resetFor answers segment in, which has no connection, with a RST.

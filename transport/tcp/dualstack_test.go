@@ -90,3 +90,78 @@ func TestDualStackListener(t *testing.T) {
 	})
 	pa.Flush()
 }
+
+// Options set before Connect and Listen read back from the PCB after: the connecting one
+// keeps them, an accepted one has its listener's bind-time options, TTL and TOS.
+// Keepalive's parameters are kept while it is off.
+func TestOptionsReadBack(t *testing.T) {
+	o := opt.Embedded()
+	a, b, pa := syncPair(t, o)
+	idle, intvl, cnt := 2*o.TCPKeepIdle, 2*o.TCPKeepIntvl, o.TCPKeepCnt+1 // not the defaults
+	var srv, cli *tcp.PCB
+	var l *tcp.Listener
+	b.Callback(func() {
+		c, _ := b.TCP().NewPCB()
+		c.SetReuseAddr(true)
+		c.SetV6Only(true)
+		c.SetTTL(7)
+		c.SetTOS(0x28)
+		if err := c.Bind(netip.MustParseAddrPort("[::]:80")); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		if l, err = c.Listen(4); err != nil {
+			t.Fatal(err)
+		}
+		l.OnAccept(func(_ *tcp.Listener, c *tcp.PCB) { srv = c })
+	})
+	a.Callback(func() {
+		cli, _ = a.TCP().NewPCB()
+		cli.SetReuseAddr(true)
+		cli.SetV6Only(true)
+		cli.SetTTL(9)
+		cli.SetTOS(0x10)
+		cli.SetKeepAlive(false, idle, intvl, cnt)
+		if err := cli.Connect(netip.MustParseAddrPort("[fd42:5eed::2]:80"), nil); err != nil {
+			t.Fatal(err)
+		}
+	})
+	pa.Flush()
+	type opts struct {
+		state         tcp.State
+		reuse, v6only bool
+		ttl, tos      uint8
+		keep          bool
+		idle, intvl   int64 // ns
+		cnt           int
+	}
+	read := func(c *tcp.PCB) (r opts) {
+		r.state, r.reuse, r.v6only, r.ttl, r.tos = c.State(), c.ReuseAddr(), c.V6Only(), c.TTL(), c.TOS()
+		on, i, iv, n := c.KeepAlive()
+		r.keep, r.idle, r.intvl, r.cnt = on, int64(i), int64(iv), n
+		return r
+	}
+	var got opts
+	b.Callback(func() {
+		if srv == nil {
+			t.Fatal("nothing accepted")
+		}
+		got = read(srv)
+		if want := (opts{tcp.StateEstablished, true, true, 7, 0x28, false, int64(o.TCPKeepIdle), int64(o.TCPKeepIntvl), o.TCPKeepCnt}); got != want {
+			t.Errorf("accepted PCB: %+v, want %+v", got, want)
+		}
+		_ = l.Close()
+	})
+	a.Callback(func() {
+		got = read(cli)
+		if want := (opts{tcp.StateEstablished, true, true, 9, 0x10, false, int64(idle), int64(intvl), cnt}); got != want {
+			t.Errorf("connected PCB: %+v, want %+v", got, want)
+		}
+		cli.SetKeepAlive(true, 0, 0, 0)
+		if got = read(cli); !got.keep || got.idle != int64(idle) || got.intvl != int64(intvl) || got.cnt != cnt {
+			t.Errorf("keepalive turned on: %+v, want the parameters set while off", got)
+		}
+		cli.Abort()
+	})
+	pa.Flush()
+}

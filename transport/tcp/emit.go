@@ -43,7 +43,7 @@ func (c *PCB) emit(h *wire.TCPRepr, n int) error {
 		err = c.sendCopy(h, n)
 	} else {
 		h.Window = c.windowField(h.Flags&wire.TCPFlagSYN != 0)
-		err = t.send(c.laddr, c.dst, h, data, n, c.phsum, c.ttl, c.tos)
+		err = t.send(c.laddr, c.dst, h, data, n, c.phsum, c.TTL(), c.TOS())
 	}
 	if err == errs.Mem {
 		return err
@@ -133,7 +133,7 @@ func (c *PCB) sendCopy(h *wire.TCPRepr, n int) error {
 	}
 	wire.TCP(b).SetChecksumField(wire.Finish(sum))
 	t.st.Xmit++
-	return t.ip.Output(p, c.laddr, c.dst, wire.ProtoTCP, ip.OutputOptions{TTL: c.ttl, TOS: c.tos})
+	return t.ip.Output(p, c.laddr, c.dst, wire.ProtoTCP, ip.OutputOptions{TTL: c.TTL(), TOS: c.TOS()})
 }
 
 // sndRecord is the send queue record holding seq (nil: none), found from c.pos, where

@@ -136,15 +136,17 @@ func (t *Proto) violation() string {
 			return "Proto.halfOpen holds a PCB that is not half-open"
 		}
 	}
-	for l := t.lsnAll; l != nil; l = l.anext {
-		k := 0
-		for c := t.all.head; c != nil; c = c.all.next {
-			if c.listener == l && c.flags&fBacklog != 0 {
-				k++
+	for _, l := range t.lbuckets {
+		for ; l != nil; l = l.hnext {
+			k := 0
+			for c := t.all.head; c != nil; c = c.all.next {
+				if c.listener == l && c.flags&fBacklog != 0 {
+					k++
+				}
 			}
-		}
-		if k != l.pending {
-			return "Listener.pending is not the number of its PCBs counted in the backlog"
+			if k != l.pending {
+				return "Listener.pending is not the number of its PCBs counted in the backlog"
+			}
 		}
 	}
 	return ""

@@ -4,49 +4,36 @@ import (
 	"net/netip"
 
 	"github.com/wispstack/wisp/errs"
+	"github.com/wispstack/wisp/ip"
 	"github.com/wispstack/wisp/pbuf"
 	"github.com/wispstack/wisp/wire"
 )
 
 // Listener is a listening PCB (lwIP struct tcp_pcb_listen), from the TCP_PCB_LISTEN pool.
 type Listener struct {
-	t            *Proto
-	local        netip.AddrPort
-	hnext        *Listener // port bucket chain
-	anext, aprev *Listener // Proto.lsnAll
-	acceptFn     AcceptFunc
-	arg          any
-	backlog      int
-	pending      int // SYN-RECEIVED connections and accepted ones still delayed
-	ttl, tos     uint8
-	userMSS      int      // TCP_MAXSEG set before Listen, for the connections it makes
-	flags        pcbFlags // fReuseAddr, fNoDelay, fKeepAlive inherited by new connections
-	keepIdle     int64
+	t        *Proto
+	local    netip.AddrPort
+	hnext    *Listener // port bucket chain
+	acceptFn AcceptFunc
+	arg      any
+	backlog  int
+	pending  int            // SYN-RECEIVED connections and accepted ones still delayed
+	send     ip.SendOptions // IP_TTL and IP_TOS set before Listen, for the connections it makes
+	userMSS  int            // TCP_MAXSEG set before Listen, for the connections it makes
+	flags    pcbFlags       // fReuseAddr, fNoDelay, fKeepAlive, fV6Only inherited by new connections
 }
 
 // OnAccept sets the accept callback (lwIP tcp_accept). Without one, connections are reset.
-func (l *Listener) OnAccept(fn AcceptFunc) {
-	l.assertCore()
-	l.acceptFn = fn
-}
+func (l *Listener) OnAccept(fn AcceptFunc) { setField(l, &l.acceptFn, fn) }
 
 // SetArg sets the value Arg returns (lwIP tcp_arg).
-func (l *Listener) SetArg(arg any) {
-	l.assertCore()
-	l.arg = arg
-}
+func (l *Listener) SetArg(arg any) { setField(l, &l.arg, arg) }
 
 // Arg returns the value set with SetArg.
-func (l *Listener) Arg() any {
-	l.assertCore()
-	return l.arg
-}
+func (l *Listener) Arg() any { return getField(l, &l.arg) }
 
 // Addr returns the local address and port.
-func (l *Listener) Addr() netip.AddrPort {
-	l.assertCore()
-	return l.local
-}
+func (l *Listener) Addr() netip.AddrPort { return getField(l, &l.local) }
 
 // Close stops listening and frees the listener; connections not yet accepted are reset.
 func (l *Listener) Close() error {
@@ -83,14 +70,6 @@ func (l *Listener) free() {
 			break
 		}
 	}
-	if l.aprev != nil {
-		l.aprev.anext = l.anext
-	} else {
-		t.lsnAll = l.anext
-	}
-	if l.anext != nil {
-		l.anext.aprev = l.aprev
-	}
 	t.listeners.Put(l)
 }
 
@@ -125,16 +104,11 @@ func (c *PCB) Listen(backlog int) (*Listener, error) {
 	if backlog <= 0 {
 		backlog = t.opts.TCPListenBacklog
 	}
-	*l = Listener{t: t, local: local, backlog: backlog, ttl: c.ttl, tos: c.tos, userMSS: c.userMSS,
+	*l = Listener{t: t, local: local, backlog: backlog, send: c.SendOptions, userMSS: c.userMSS,
 		flags: c.flags & (fReuseAddr | fNoDelay | fKeepAlive | fV6Only)}
 	b := &t.lbuckets[uint32(c.lport)&t.lmask]
 	l.hnext = *b
 	*b = l
-	l.anext = t.lsnAll
-	if t.lsnAll != nil {
-		t.lsnAll.aprev = l
-	}
-	t.lsnAll = l
 	c.free()
 	return l, nil
 }
@@ -257,8 +231,8 @@ func (c *PCB) initPassive(l *Listener, in *segIn) {
 	c.laddr, c.raddr, c.dst = in.hdr.Dst, in.hdr.Src, in.hdr.Src
 	c.lport, c.rport = in.dstPort, in.srcPort
 	c.listener = l
-	c.ttl, c.tos, c.userMSS = l.ttl, l.tos, l.userMSS
-	c.flags |= fBound | fPassive | l.flags&(fReuseAddr|fNoDelay|fKeepAlive)
+	c.SendOptions, c.userMSS = l.send, l.userMSS
+	c.flags |= fBound | fPassive | l.flags
 	c.phsum = wire.PseudoHeaderChecksum(wire.ProtoTCP, c.laddr, c.raddr, 0)
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/wispstack/wisp/clock"
 	"github.com/wispstack/wisp/errs"
+	"github.com/wispstack/wisp/ip"
 	"github.com/wispstack/wisp/transport/tcp/cc"
 	"github.com/wispstack/wisp/wire"
 )
@@ -30,7 +31,8 @@ type PCB struct {
 	tw           pcbLink // Proto.timeWait in TIME-WAIT, Proto.halfOpen while half-open (never both)
 	listener     *Listener
 	phsum        uint32 // pseudo-header checksum without the length
-	ttl, tos     uint8
+
+	ip.SendOptions // IP_TTL and IP_TOS of the segments (the multicast ones do not apply)
 
 	// Application.
 	arg       any
@@ -240,7 +242,8 @@ func (t *Proto) allocPCB() *PCB {
 	c.t = t
 	c.idx = int32(i)
 	c.state = StateClosed
-	c.ttl = t.opts.TCPTTL
+	c.SendOptions.Init(t.ip)
+	c.SetTTL(t.opts.TCPTTL)
 	c.rto = t.opts.TCPInitRTO
 	c.keepIdle, c.keepIntvl, c.keepCnt = t.opts.TCPKeepIdle, t.opts.TCPKeepIntvl, t.opts.TCPKeepCnt
 	c.rcvBuf = t.opts.TCPWnd
@@ -387,11 +390,30 @@ func (c *PCB) assertCore() {
 	}
 }
 
-// setFlag sets f in c.flags when on, else clears it.
-func (c *PCB) setFlag(f pcbFlags, on bool) {
+// setOption sets option flag f when on, else clears it, and option reports it: the bodies
+// of the flag options' accessors (core context).
+func (c *PCB) setOption(f pcbFlags, on bool) {
+	c.assertCore()
 	if on {
 		c.flags |= f
 	} else {
 		c.flags &^= f
 	}
+}
+
+func (c *PCB) option(f pcbFlags) bool {
+	c.assertCore()
+	return c.flags&f != 0
+}
+
+// setField and getField are the bodies of the accessors that set or read one field of a PCB
+// or Listener x (core context).
+func setField[T any](x interface{ assertCore() }, f *T, v T) {
+	x.assertCore()
+	*f = v
+}
+
+func getField[T any](x interface{ assertCore() }, f *T) T {
+	x.assertCore()
+	return *f
 }

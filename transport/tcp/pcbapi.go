@@ -528,34 +528,19 @@ func (c *PCB) Abort() {
 }
 
 // SetArg sets the value Arg returns (lwIP tcp_arg).
-func (c *PCB) SetArg(arg any) {
-	c.assertCore()
-	c.arg = arg
-}
+func (c *PCB) SetArg(arg any) { setField(c, &c.arg, arg) }
 
 // Arg returns the value set with SetArg.
-func (c *PCB) Arg() any {
-	c.assertCore()
-	return c.arg
-}
+func (c *PCB) Arg() any { return getField(c, &c.arg) }
 
 // OnRecv sets the receive callback (lwIP tcp_recv).
-func (c *PCB) OnRecv(fn RecvFunc) {
-	c.assertCore()
-	c.recvFn = fn
-}
+func (c *PCB) OnRecv(fn RecvFunc) { setField(c, &c.recvFn, fn) }
 
 // OnSent sets the sent callback (lwIP tcp_sent).
-func (c *PCB) OnSent(fn SentFunc) {
-	c.assertCore()
-	c.sentFn = fn
-}
+func (c *PCB) OnSent(fn SentFunc) { setField(c, &c.sentFn, fn) }
 
 // OnErr sets the error callback (lwIP tcp_err).
-func (c *PCB) OnErr(fn ErrFunc) {
-	c.assertCore()
-	c.errFn = fn
-}
+func (c *PCB) OnErr(fn ErrFunc) { setField(c, &c.errFn, fn) }
 
 // OnPoll sets the poll callback and its interval (lwIP tcp_poll); fn nil or every ≤ 0
 // stops polling.
@@ -574,54 +559,34 @@ func (c *PCB) OnPoll(fn PollFunc, every time.Duration) {
 }
 
 // SetNoDelay disables Nagle (TCP_NODELAY).
-func (c *PCB) SetNoDelay(on bool) {
-	c.assertCore()
-	c.setFlag(fNoDelay, on)
-}
+func (c *PCB) SetNoDelay(on bool) { c.setOption(fNoDelay, on) }
 
 // NoDelay reports whether Nagle is off.
-func (c *PCB) NoDelay() bool {
-	c.assertCore()
-	return c.flags&fNoDelay != 0
-}
+func (c *PCB) NoDelay() bool { return c.option(fNoDelay) }
 
-// SetReuseAddr sets SO_REUSEADDR; call it before Bind.
-func (c *PCB) SetReuseAddr(on bool) {
-	c.assertCore()
-	c.setFlag(fReuseAddr, on)
-}
+// SetReuseAddr sets SO_REUSEADDR; call it before Bind. An accepted connection has its
+// listener's.
+func (c *PCB) SetReuseAddr(on bool) { c.setOption(fReuseAddr, on) }
+
+// ReuseAddr reports SO_REUSEADDR.
+func (c *PCB) ReuseAddr() bool { return c.option(fReuseAddr) }
 
 // SetV6Only sets IPV6_V6ONLY for a PCB that will listen on "::": off (the default, as on
-// Linux), the listener also accepts IPv4 connections (RFC 3493 §3.7); on, IPv6 only.
-func (c *PCB) SetV6Only(on bool) {
-	c.assertCore()
-	c.setFlag(fV6Only, on)
-}
+// Linux), the listener also accepts IPv4 connections (RFC 3493 §3.7); on, IPv6 only. An
+// accepted connection has its listener's.
+func (c *PCB) SetV6Only(on bool) { c.setOption(fV6Only, on) }
 
-// SetTTL sets the TTL (hop limit) of the connection's segments.
-func (c *PCB) SetTTL(ttl uint8) {
-	c.assertCore()
-	c.ttl = ttl
-}
+// V6Only reports IPV6_V6ONLY.
+func (c *PCB) V6Only() bool { return c.option(fV6Only) }
 
-// SetTOS sets the TOS (traffic class) of the connection's segments.
-func (c *PCB) SetTOS(tos uint8) {
-	c.assertCore()
-	c.tos = tos
-}
-
-// SetKeepAlive enables keepalive; zero durations/count keep the Options defaults.
+// SetKeepAlive turns keepalive on or off (SO_KEEPALIVE) and sets its parameters
+// (TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT), which are kept while it is off; a zero
+// duration or count keeps the current value (at first the Options').
 func (c *PCB) SetKeepAlive(on bool, idle, intvl time.Duration, cnt int) {
 	c.assertCore()
 	if c.t == nil {
 		return
 	}
-	if !on {
-		c.flags &^= fKeepAlive
-		c.keepAt = 0
-		return
-	}
-	c.flags |= fKeepAlive
 	if idle > 0 {
 		c.keepIdle = idle
 	}
@@ -631,11 +596,23 @@ func (c *PCB) SetKeepAlive(on bool, idle, intvl time.Duration, cnt int) {
 	if cnt > 0 {
 		c.keepCnt = cnt
 	}
+	if !on {
+		c.flags &^= fKeepAlive
+		c.keepAt = 0
+		return
+	}
+	c.flags |= fKeepAlive
 	if c.lastRecv == 0 {
 		c.lastRecv = c.t.nowNs()
 	}
 	c.armKeepalive()
 	c.schedule()
+}
+
+// KeepAlive returns what SetKeepAlive set.
+func (c *PCB) KeepAlive() (on bool, idle, intvl time.Duration, cnt int) {
+	c.assertCore()
+	return c.flags&fKeepAlive != 0, c.keepIdle, c.keepIntvl, c.keepCnt
 }
 
 // SetRcvBuf caps the receive window (SO_RCVBUF); 0 restores autotuning. Before Connect or
@@ -692,10 +669,7 @@ func (c *PCB) BacklogAccepted() {
 }
 
 // State returns the connection's state.
-func (c *PCB) State() State {
-	c.assertCore()
-	return c.state
-}
+func (c *PCB) State() State { return getField(c, &c.state) }
 
 // LocalAddr returns the local address and port (the address may be unspecified before
 // Connect).

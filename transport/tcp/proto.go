@@ -58,9 +58,8 @@ type Proto struct {
 	all       pcbList // every PCB in use, any state
 	timeWait  pcbList // TIME-WAIT PCBs, oldest first (recycled first when TCP_PCB runs out)
 	halfOpen  pcbList // listeners' SYN-RECEIVED PCBs, oldest first (reaped after TIME-WAIT and orphans)
-	lsnAll    *Listener
-	nextEphem uint32 // RFC 6056 Algorithm 3's next_ephemeral
-	boundIdle int    // bound PCBs still CLOSED (ephemeral port checks skip the scan when 0)
+	nextEphem uint32  // RFC 6056 Algorithm 3's next_ephemeral
+	boundIdle int     // bound PCBs still CLOSED (ephemeral port checks skip the scan when 0)
 
 	// RFC 5961 §7: challenge ACKs are limited stack-wide per second.
 	challengeSec   int64
@@ -173,10 +172,12 @@ func (t *Proto) Close() {
 		c.abandon(errs.Abrt)
 		c = next
 	}
-	for l := t.lsnAll; l != nil; {
-		next := l.anext
-		l.free()
-		l = next
+	for _, l := range t.lbuckets {
+		for l != nil {
+			next := l.hnext
+			l.free()
+			l = next
+		}
 	}
 }
 

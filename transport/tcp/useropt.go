@@ -72,10 +72,7 @@ func (c *PCB) SetUserTimeout(d time.Duration) {
 }
 
 // UserTimeout returns what SetUserTimeout set.
-func (c *PCB) UserTimeout() time.Duration {
-	c.assertCore()
-	return c.userTimeout
-}
+func (c *PCB) UserTimeout() time.Duration { return getField(c, &c.userTimeout) }
 
 // SetCork sets TCP_CORK: while on, a partial segment is held until more data fills it, for
 // at most 200 ms; turning it off sends what waits.
@@ -93,10 +90,7 @@ func (c *PCB) SetCork(on bool) {
 }
 
 // Cork reports whether TCP_CORK is on.
-func (c *PCB) Cork() bool {
-	c.assertCore()
-	return c.flags&fCork != 0
-}
+func (c *PCB) Cork() bool { return c.option(fCork) }
 
 // SetNotSentLowat sets TCP_NOTSENT_LOWAT: SndBuf is 0 while n or more queued bytes are
 // not yet sent, and the SentFunc runs (with 0) when they fall below n, so a writer keeps
@@ -110,10 +104,7 @@ func (c *PCB) SetNotSentLowat(n int) {
 }
 
 // NotSentLowat returns what SetNotSentLowat set.
-func (c *PCB) NotSentLowat() int {
-	c.assertCore()
-	return c.notSentLowat
-}
+func (c *PCB) NotSentLowat() int { return getField(c, &c.notSentLowat) }
 
 // notSent is the queued data not yet sent (the FIN excluded).
 func (c *PCB) notSent() int { return max(int(int32(c.sndEnd-c.sndNxt)), 0) }
