@@ -50,6 +50,36 @@ func TestListenConfigV6OnlyTCP(t *testing.T) {
 	}
 }
 
+// A "tcp6" socket is IPV6_V6ONLY, as Go's, while it connects and once connected (the value
+// read from its PCB); a "tcp" socket to an IPv6 address is not.
+func TestDialV6OnlyTCP(t *testing.T) {
+	p := newPair(t, pairConfig{})
+	l := listen(t, p.nb, "tcp6", ":0")
+	defer l.Close()
+	raddr := &net.TCPAddr{IP: addrB[1].AsSlice(), Port: l.Addr().(*net.TCPAddr).Port}
+	for network, want := range map[string]int{"tcp6": 1, "tcp": 0} {
+		c, err := p.na.StartDialTCP(network, nil, raddr)
+		if !errors.Is(err, syscall.EINPROGRESS) {
+			t.Fatalf("%s: %v", network, err)
+		}
+		if v, _ := c.GetsockoptInt(unix.IPPROTO_IPV6, unix.IPV6_V6ONLY); v != want {
+			t.Errorf("%s connecting: IPV6_V6ONLY %d, want %d", network, v, want)
+		}
+		accepted, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write([]byte("x")); err != nil { // waits for the connect
+			t.Fatal(err)
+		}
+		if v, _ := c.GetsockoptInt(unix.IPPROTO_IPV6, unix.IPV6_V6ONLY); v != want {
+			t.Errorf("%s connected: IPV6_V6ONLY %d, want %d", network, v, want)
+		}
+		accepted.Close()
+		c.Close()
+	}
+}
+
 // A restarted server listens again on its port while a connection its old listener accepted
 // is still open, as with package net on Linux (SO_REUSEADDR on every TCP listener); a
 // second listener beside a live one still fails.

@@ -28,6 +28,7 @@ type pendingConnect struct {
 	err    error            // the connect's error, when it failed
 	closed bool             // Close was called
 	taken  bool             // the error was reported through SO_ERROR
+	v6only bool             // the connect's IPV6_V6ONLY, reported until there is a PCB
 }
 
 // StartDialTCP starts connecting to raddr and returns without waiting, like connect(2) on
@@ -53,9 +54,8 @@ func (n *Net) StartDialTCP(network string, laddr, raddr *net.TCPAddr) (*TCPConn,
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &pendingConnect{raddr: netip.AddrPortFrom(dst, ra.Port()), done: make(chan struct{}), cancel: cancel}
 	c := &TCPConn{n: n, network: network, v6sock: v6sock, pending: p, raddr: tcpAddrOf(ra, v6sock)}
-	c.initOpts()
 	opts := &netconn.TCPOptions{NoDelay: true, V6Only: f == fam6}
-	c.opts.v6only = opts.V6Only
+	p.v6only = opts.V6Only
 	go func() {
 		nc, err := netconn.DialTCP(ctx, n.s, unmapAP(la), p.raddr, opts)
 		c.timeo.mu.Lock()

@@ -140,13 +140,7 @@ func (d *dgramSock) setTTL(v int) error {
 	return setTTL(v, d.n.s.Options().IPDefaultTTL, d.ipc.SetTTL)
 }
 
-func (d *dgramSock) setTOS(v int) error {
-	tos, ok := checkTOS(v)
-	if !ok {
-		return errInval
-	}
-	return d.ipc.SetTOS(tos)
-}
+func (d *dgramSock) setTOS(v int) error { return setTOS(v, d.ipc.SetTOS) }
 
 // dgramOpts are the options UDPConn and IPConn share. Their values live on the PCB, read
 // and set through netconn, but IP_PKTINFO and the timeouts, which the socket keeps.

@@ -94,9 +94,7 @@ func (l *TCPListener) AcceptTCP() (*TCPConn, error) {
 	if err != nil {
 		return nil, opError("accept", l.network, nil, l.addr, err)
 	}
-	c := l.n.newTCPConn(l.network, l.v6sock, nc)
-	// An accepted socket inherits the listener's bind-time options, as on Linux.
-	c.opts.reuseAddr, c.opts.v6only = l.reuseAddr, l.v6only
+	c := l.n.newTCPConn(l.network, l.v6sock, nc) // its PCB has the listener's bind-time options, as on Linux
 	if l.ka.KeepAlive >= 0 || l.ka.KeepAliveConfig.Enable {
 		l.ka.keepAlive(c)
 	}

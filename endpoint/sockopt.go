@@ -129,9 +129,12 @@ func timeoOpts[S any](t func(S) *callTimeouts, d func(S) deadliner) optTable[S] 
 	return optTable[S]{soRcvTimeo: entry(true), soSndTimeo: entry(false)}
 }
 
-// checkTOS validates an IP_TOS / IPV6_TCLASS value and maps -1 (the default) to 0.
-func checkTOS(v int) (uint8, bool) {
-	return uint8(max(v, 0)), v >= -1 && v <= 255
+// setTOS checks an IP_TOS / IPV6_TCLASS value (-1: the default, 0) and sets it with set.
+func setTOS(v int, set func(tos uint8) error) error {
+	if v < -1 || v > 255 {
+		return errInval
+	}
+	return set(uint8(max(v, 0)))
 }
 
 func b2i(b bool) int {

@@ -28,29 +28,14 @@ type TCPConn struct {
 	pending *pendingConnect
 
 	laddr, raddr *net.TCPAddr
-	opts         tcpOpts
 	timeo        callTimeouts
 	resetShown   atomic.Bool // a Read or Write reported ECONNRESET (see afterReset)
 }
 
-// tcpOpts are the option values a TCPConn reports that its PCB holds but does not report:
-// transport/tcp has no getter for them yet (tcp.PCB.TTL, TOS, ReuseAddr, V6Only). Every
-// other option is read from the PCB through netconn.
-type tcpOpts struct {
-	mu                sync.Mutex // also serializes keep-alive's read-modify-write
-	reuseAddr, v6only bool       // set before bind
-	ttl, tos          int
-}
-
 func (n *Net) newTCPConn(network string, v6sock bool, c *netconn.TCPConn) *TCPConn {
 	tc := &TCPConn{n: n, network: network, v6sock: v6sock, conn: c}
-	tc.initOpts()
 	tc.setAddrs()
 	return tc
-}
-
-func (c *TCPConn) initOpts() {
-	c.opts.ttl = int(c.n.s.Options().TCPTTL)
 }
 
 func (c *TCPConn) setAddrs() {
@@ -291,9 +276,7 @@ func (n *Net) dialTCP(ctx context.Context, network string, f family, laddr, radd
 	if err != nil {
 		return nil, opError("dial", network, la, ra, err)
 	}
-	tc := n.newTCPConn(network, v6sock, c)
-	tc.opts.reuseAddr, tc.opts.v6only = o.ReuseAddr, o.V6Only
-	return tc, nil
+	return n.newTCPConn(network, v6sock, c), nil
 }
 
 func unmapAP(ap netip.AddrPort) netip.AddrPort {

@@ -70,13 +70,7 @@ func keepValue[T time.Duration | int](v, cur, def T) T {
 // setKeepAlive changes the connection's keep-alive setting with change; the error is not
 // wrapped.
 func (c *TCPConn) setKeepAlive(change func(k *netconn.KeepAlive)) error {
-	return c.setConn(func(nc *netconn.TCPConn) error {
-		c.opts.mu.Lock()
-		defer c.opts.mu.Unlock()
-		k := nc.Sockopts().KeepAlive
-		change(&k)
-		return nc.SetKeepAlive(k)
-	})
+	return c.setConn(func(nc *netconn.TCPConn) error { return nc.ChangeKeepAlive(change) })
 }
 
 // SetLinger sets what Close does with unsent data, as net.TCPConn.SetLinger: negative (the
@@ -186,10 +180,12 @@ func (c *TCPConn) currentConn() *netconn.TCPConn {
 
 // sockopts returns the connection's options as netconn reports them, or those a new
 // connection starts with while it has no netconn conn (setsockopt waits for the connect,
-// so none was set).
+// so none was set; IPV6_V6ONLY is the connect's).
 func (c *TCPConn) sockopts() netconn.TCPSockopts {
 	if nc := c.currentConn(); nc != nil {
 		return nc.Sockopts()
 	}
-	return netconn.DefaultTCPSockopts(c.n.s)
+	o := netconn.DefaultTCPSockopts(c.n.s)
+	o.V6Only = c.pending.v6only
+	return o
 }

@@ -33,15 +33,14 @@ func (c *TCPConn) SetsockoptInt(level, name, v int) error {
 	return c.err("set", tcpOptTable.set(c, level, name, v))
 }
 
-// tcpOptTable is a TCPConn's options: the values live on the PCB, reached through netconn,
-// except the few tcpOpts keeps.
+// tcpOptTable is a TCPConn's options: the values live on the PCB, reached through netconn.
 var tcpOptTable = newOptTable(
 	timeoOpts(func(c *TCPConn) *callTimeouts { return &c.timeo }, (*TCPConn).deadliner),
 	optTable[*TCPConn]{
 		soType:       {get: constant[*TCPConn](unix.SOCK_STREAM)},
 		soAcceptConn: {get: constant[*TCPConn](0)},
 		soError:      {get: func(c *TCPConn) (int, error) { return soErrno(c.soError()), nil }},
-		soReuseAddr:  {get: tcpOptsGet(func(o *tcpOpts) int { return b2i(o.reuseAddr) }), set: afterBind[*TCPConn]},
+		soReuseAddr:  {get: tcpGet(func(o *netconn.TCPSockopts) int { return b2i(o.ReuseAddr) }), set: afterBind[*TCPConn]},
 		{unix.SOL_SOCKET, unix.SO_KEEPALIVE}: {
 			get: tcpGet(func(o *netconn.TCPSockopts) int { return b2i(o.KeepAlive.On) }),
 			set: func(c *TCPConn, v int) error {
@@ -61,27 +60,21 @@ var tcpOptTable = newOptTable(
 			set: tcpSet(nil, (*netconn.TCPConn).SetLinger),
 		},
 		ipTTL: {
-			get: tcpOptsGet(func(o *tcpOpts) int { return o.ttl }),
+			get: tcpGet(func(o *netconn.TCPSockopts) int { return int(o.TTL) }),
 			set: func(c *TCPConn, v int) error {
-				return setTTL(v, c.n.s.Options().TCPTTL, func(ttl uint8) error { return c.setByte(int(ttl), true) })
+				return setTTL(v, c.n.s.Options().TCPTTL, c.byteSetter((*netconn.TCPConn).SetTTL))
 			},
 		},
 		ipTOS: {
-			get: tcpOptsGet(func(o *tcpOpts) int { return o.tos }),
-			set: func(c *TCPConn, v int) error {
-				tos, ok := checkTOS(v)
-				if !ok {
-					return errInval
-				}
-				return c.setByte(int(tos), false)
-			},
+			get: tcpGet(func(o *netconn.TCPSockopts) int { return int(o.TOS) }),
+			set: func(c *TCPConn, v int) error { return setTOS(v, c.byteSetter((*netconn.TCPConn).SetTOS)) },
 		},
 		ipv6V6Only: {
 			get: func(c *TCPConn) (int, error) {
 				if !c.v6sock {
 					return 0, errNoProtoOpt
 				}
-				return tcpOptsGet(func(o *tcpOpts) int { return b2i(o.v6only) })(c)
+				return tcpGet(func(o *netconn.TCPSockopts) int { return b2i(o.V6Only) })(c)
 			},
 			set: func(c *TCPConn, v int) error {
 				if !c.v6sock {
@@ -147,15 +140,6 @@ func tcpGet(f func(o *netconn.TCPSockopts) int) func(*TCPConn) (int, error) {
 	}
 }
 
-// tcpOptsGet makes a get that reads one of the values tcpOpts keeps.
-func tcpOptsGet(f func(o *tcpOpts) int) func(*TCPConn) (int, error) {
-	return func(c *TCPConn) (int, error) {
-		c.opts.mu.Lock()
-		defer c.opts.mu.Unlock()
-		return f(&c.opts), nil
-	}
-}
-
 // tcpSet makes a set that checks v with ok (nil: any value) and hands it to set on the
 // netconn conn.
 func tcpSet(ok func(v int) bool, set func(nc *netconn.TCPConn, v int) error) func(*TCPConn, int) error {
@@ -167,6 +151,11 @@ func tcpSet(ok func(v int) bool, set func(nc *netconn.TCPConn, v int) error) fun
 	}
 }
 
+// byteSetter makes the set of setTTL and setTOS: set on the netconn conn.
+func (c *TCPConn) byteSetter(set func(nc *netconn.TCPConn, v uint8) error) func(uint8) error {
+	return func(v uint8) error { return c.setConn(func(nc *netconn.TCPConn) error { return set(nc, v) }) }
+}
+
 // keepSeconds makes the set of TCP_KEEPIDLE or TCP_KEEPINTVL (seconds), field's.
 func keepSeconds(field func(k *netconn.KeepAlive) *time.Duration) func(*TCPConn, int) error {
 	return func(c *TCPConn, v int) error {
@@ -176,26 +165,6 @@ func keepSeconds(field func(k *netconn.KeepAlive) *time.Duration) func(*TCPConn,
 		}
 		return c.setKeepAlive(func(k *netconn.KeepAlive) { *field(k) = d })
 	}
-}
-
-// setByte sets IP_TTL (ttl) or IP_TOS to v, on the PCB and in tcpOpts.
-func (c *TCPConn) setByte(v int, ttl bool) error {
-	return c.setConn(func(nc *netconn.TCPConn) error {
-		c.opts.mu.Lock()
-		defer c.opts.mu.Unlock()
-		if !ttl {
-			err := nc.SetTOS(uint8(v))
-			if err == nil {
-				c.opts.tos = v
-			}
-			return err
-		}
-		err := nc.SetTTL(uint8(v))
-		if err == nil {
-			c.opts.ttl = v
-		}
-		return err
-	})
 }
 
 // deadliner returns the conn SO_RCVTIMEO and SO_SNDTIMEO apply to (nil while a

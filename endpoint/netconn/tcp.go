@@ -31,7 +31,6 @@ type TCPConn struct {
 	// Core lock.
 	pcb      *tcp.PCB    // nil once the PCB is gone (error, abort, stack closed) or given to the stack by Close
 	polling  bool        // a poll is armed to retry a write that failed for lack of memory
-	keep     KeepAlive   // SetKeepAlive's setting (the PCB has no getter for it)
 	lastOpts TCPSockopts // the PCB's options when it went away (dropPCB)
 
 	ref refOwner // WriteRef's pbuf owner; its count is atomic
@@ -81,7 +80,6 @@ func newTCPConn(s *stack.Stack, r *registry, pcb *tcp.PCB) *TCPConn {
 	c := &TCPConn{s: s, reg: r, pcb: pcb, linger: -1, rq: ring.NewLazy[*pbuf.Pbuf](max(o.TCPRecvMboxSize, 1)),
 		rch: make(chan struct{}, 1), wch: make(chan struct{}, 1)}
 	c.ref.c = c
-	c.keep = DefaultTCPSockopts(s).KeepAlive
 	c.dl.rd.init(&c.mu, c.rch)
 	c.dl.wd.init(&c.mu, c.wch)
 	c.mss = o.TCPMSS

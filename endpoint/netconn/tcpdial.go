@@ -93,6 +93,7 @@ func DialTCP(ctx context.Context, s *stack.Stack, laddr, raddr netip.AddrPort, o
 func dialLocked(s *stack.Stack, laddr, raddr netip.AddrPort, o *TCPOptions) (*TCPConn, error) {
 	r, pcb, err := openPCB(s, s.TCP().NewPCB, closeTCP, func(pcb *tcp.PCB) error {
 		pcb.SetReuseAddr(o.ReuseAddr)
+		pcb.SetV6Only(o.V6Only)
 		pcb.SetNoDelay(o.NoDelay)
 		if o.MSS != 0 {
 			if err := pcb.SetMSS(o.MSS); err != nil {

@@ -11,8 +11,8 @@ import (
 
 // A TCP connection's options live on its PCB: each setter takes the core lock and sets
 // the PCB's value, and Sockopts reads them back from there. netconn keeps only what the
-// PCB does not hold or report: SO_LINGER (Close's business), SO_RCVBUF (the read batching
-// depends on it) and the keepalive parameters (transport/tcp has no getter for them yet).
+// PCB does not hold: SO_LINGER (Close's business) and SO_RCVBUF (the read batching
+// depends on it).
 // Beyond lwIP's options, four of Linux's: TCP_MAXSEG, TCP_USER_TIMEOUT, TCP_CORK and
 // TCP_NOTSENT_LOWAT.
 
@@ -33,9 +33,12 @@ type TCPSockopts struct {
 	UserTimeout  time.Duration // TCP_USER_TIMEOUT (0: none)
 	NotSentLowat int           // TCP_NOTSENT_LOWAT (0: off)
 	WriteBuffer  int           // SO_SNDBUF: SetWriteBuffer's value, else what autotuning grew it to
+	KeepAlive    KeepAlive     // SO_KEEPALIVE and its parameters
+	TTL, TOS     uint8         // IP_TTL / IPV6_UNICAST_HOPS, IP_TOS / IPV6_TCLASS
+	ReuseAddr    bool          // SO_REUSEADDR (set before bind: TCPOptions, ListenOptions)
+	V6Only       bool          // IPV6_V6ONLY (likewise)
 
 	// Kept by netconn.
-	KeepAlive  KeepAlive
 	Linger     int // SO_LINGER: -1 the default graceful close, else seconds
 	ReadBuffer int // SO_RCVBUF: SetReadBuffer's value, else Options.TCPWnd
 }
@@ -45,13 +48,16 @@ type TCPSockopts struct {
 func DefaultTCPSockopts(s *stack.Stack) TCPSockopts {
 	o := s.Options()
 	return TCPSockopts{NoDelay: true, WriteBuffer: o.TCPSndBuf, Linger: -1, ReadBuffer: o.TCPWnd,
-		KeepAlive: KeepAlive{Idle: o.TCPKeepIdle, Intvl: o.TCPKeepIntvl, Cnt: o.TCPKeepCnt}}
+		KeepAlive: KeepAlive{Idle: o.TCPKeepIdle, Intvl: o.TCPKeepIntvl, Cnt: o.TCPKeepCnt}, TTL: o.TCPTTL}
 }
 
 // readPCB sets the fields the PCB holds from p (core context).
 func (o *TCPSockopts) readPCB(p *tcp.PCB) {
 	o.NoDelay, o.Cork, o.UserTimeout = p.NoDelay(), p.Cork(), p.UserTimeout()
 	o.NotSentLowat, o.WriteBuffer = p.NotSentLowat(), p.SndBufSize()
+	k := &o.KeepAlive
+	k.On, k.Idle, k.Intvl, k.Cnt = p.KeepAlive()
+	o.TTL, o.TOS, o.ReuseAddr, o.V6Only = p.TTL(), p.TOS(), p.ReuseAddr(), p.V6Only()
 }
 
 // dropPCB forgets the PCB, if any (core context), keeping the option values it had for
@@ -71,7 +77,6 @@ func (c *TCPConn) Sockopts() TCPSockopts {
 	if c.pcb != nil {
 		o.readPCB(c.pcb)
 	}
-	o.KeepAlive = c.keep
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	o.Linger, o.ReadBuffer = c.linger, c.wnd()
@@ -101,14 +106,29 @@ func (c *TCPConn) SetNoDelay(on bool) error {
 // SetKeepAlive sets keepalive (SO_KEEPALIVE and its parameters). Errors: errs.Val for a
 // parameter not above 0.
 func (c *TCPConn) SetKeepAlive(k KeepAlive) error {
-	if k.Idle <= 0 || k.Intvl <= 0 || k.Cnt <= 0 {
+	if !k.valid() {
 		return errs.Val
 	}
-	return c.setPCB(func(p *tcp.PCB) {
-		c.keep = k
+	return c.ChangeKeepAlive(func(cur *KeepAlive) { *cur = k })
+}
+
+// ChangeKeepAlive changes the keepalive setting in one step: change gets the current one
+// (in core context: it must not call into the connection) and edits it. Errors: errs.Val,
+// and nothing changes, when a parameter ends up not above 0.
+func (c *TCPConn) ChangeKeepAlive(change func(k *KeepAlive)) error {
+	return c.withPCB(func(p *tcp.PCB) error {
+		var k KeepAlive
+		k.On, k.Idle, k.Intvl, k.Cnt = p.KeepAlive()
+		change(&k)
+		if !k.valid() {
+			return errs.Val
+		}
 		p.SetKeepAlive(k.On, k.Idle, k.Intvl, k.Cnt)
+		return nil
 	})
 }
+
+func (k *KeepAlive) valid() bool { return k.Idle > 0 && k.Intvl > 0 && k.Cnt > 0 }
 
 // SetLinger sets what Close does (SO_LINGER): sec < 0 the default graceful background
 // close, 0 a reset, sec > 0 wait up to sec seconds for the FIN to be acknowledged.

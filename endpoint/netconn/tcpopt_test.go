@@ -299,8 +299,14 @@ func TestTCPSockoptsOutliveThePCB(t *testing.T) {
 	c.SetUserTimeout(time.Second)
 	c.SetNoDelay(false)
 	c.SetLinger(7)
+	c.SetTTL(9)
+	c.SetTOS(0x10)
+	// Keepalive's parameters are kept while it is off.
+	ka := netconn.KeepAlive{Idle: time.Minute, Intvl: 5 * time.Second, Cnt: 4}
+	c.SetKeepAlive(ka)
 	want := c.Sockopts()
-	if !want.Cork || want.NotSentLowat != 4096 || want.UserTimeout != time.Second || want.NoDelay || want.Linger != 7 {
+	if !want.Cork || want.NotSentLowat != 4096 || want.UserTimeout != time.Second || want.NoDelay || want.Linger != 7 ||
+		want.TTL != 9 || want.TOS != 0x10 || want.KeepAlive != ka {
 		t.Fatalf("options not set: %+v", want)
 	}
 	s.SetLinger(0)
