@@ -111,6 +111,16 @@ func (a *app) sum() []byte { return a.hash.d.Sum(nil) }
 // listen starts a listener on n at port whose accepted connections are attached to a.
 func listen(t testing.TB, n *node, port uint16, a *app) *Listener {
 	t.Helper()
+	return listenFunc(t, n, port, 0, func(l *Listener, c *PCB) {
+		a.accepted = append(a.accepted, c)
+		a.attach(c)
+	})
+}
+
+// listenFunc listens on n's port (every address) with backlog (0: the default) and hands
+// the connections to fn.
+func listenFunc(t testing.TB, n *node, port uint16, backlog int, fn AcceptFunc) *Listener {
+	t.Helper()
 	var l *Listener
 	n.Do(func() {
 		c, err := n.tcp.NewPCB()
@@ -120,16 +130,27 @@ func listen(t testing.TB, n *node, port uint16, a *app) *Listener {
 		if err := c.Bind(netip.AddrPortFrom(netip.Addr{}, port)); err != nil {
 			t.Fatal(err)
 		}
-		l, err = c.Listen(0)
+		l, err = c.Listen(backlog)
 		if err != nil {
 			t.Fatal(err)
 		}
-		l.OnAccept(func(l *Listener, c *PCB) {
-			a.accepted = append(a.accepted, c)
-			a.attach(c)
-		})
+		l.OnAccept(fn)
 	})
 	return l
+}
+
+// sinkRecv is a RecvFunc that adds the bytes it gets to *n, frees them and reopens the
+// window.
+func sinkRecv(n *int) RecvFunc {
+	return func(c *PCB, p *pbuf.Pbuf) {
+		if p == nil {
+			return
+		}
+		k := p.TotLen()
+		*n += k
+		p.Free()
+		c.Recved(k)
+	}
 }
 
 // dial connects from n to raddr and attaches a; connected reports success.

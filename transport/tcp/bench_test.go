@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/wispstack/wisp/opt"
-	"github.com/wispstack/wisp/pbuf"
 )
 
 // bulk is a steady-state transfer A → B over a sync pipe: A refills its send buffer from a
@@ -34,27 +33,9 @@ func newBulk(tb testing.TB, mtu int, flags WriteFlags, mod func(*opt.Options)) *
 	w := newWorld(tb, worldCfg{opts: o, mtu: mtu})
 	bk.w = w
 	tb.Cleanup(func() { bk.stop = true })
-	w.b.Do(func() {
-		c, _ := w.b.tcp.NewPCB()
-		if err := c.Bind(netip.AddrPortFrom(netip.Addr{}, 80)); err != nil {
-			tb.Fatal(err)
-		}
-		l, err := c.Listen(0)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		l.OnAccept(func(l *Listener, c *PCB) {
-			bk.s = c
-			c.OnRecv(func(c *PCB, p *pbuf.Pbuf) {
-				if p == nil {
-					return
-				}
-				n := p.TotLen()
-				bk.rcvd += n
-				p.Free()
-				c.Recved(n)
-			})
-		})
+	listenFunc(tb, w.b, 80, 0, func(l *Listener, c *PCB) {
+		bk.s = c
+		c.OnRecv(sinkRecv(&bk.rcvd))
 	})
 	w.a.Do(func() {
 		c, _ := w.a.tcp.NewPCB()

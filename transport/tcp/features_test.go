@@ -23,23 +23,13 @@ func TestSynCookiesEndToEnd(t *testing.T) {
 	w := newWorld(t, worldCfg{})
 	var accepted []*PCB
 	srv := newApp(w.b)
-	w.b.Do(func() {
-		c, _ := w.b.tcp.NewPCB()
-		if err := c.Bind(netip.AddrPortFrom(netip.Addr{}, 80)); err != nil {
-			t.Fatal(err)
+	listenFunc(t, w.b, 80, 1, func(l *Listener, c *PCB) {
+		accepted = append(accepted, c)
+		if len(accepted) == 1 {
+			c.BacklogDelayed() // the first one sits in an accept queue
+		} else {
+			srv.attach(c)
 		}
-		l, err := c.Listen(1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		l.OnAccept(func(l *Listener, c *PCB) {
-			accepted = append(accepted, c)
-			if len(accepted) == 1 {
-				c.BacklogDelayed() // the first one sits in an accept queue
-			} else {
-				srv.attach(c)
-			}
-		})
 	})
 	first := newApp(w.a)
 	dial(t, w.a, netip.AddrPortFrom(addrB, 80), first)

@@ -1,7 +1,6 @@
 package tcp
 
 import (
-	"encoding/binary"
 	"net/netip"
 	"testing"
 	"time"
@@ -62,23 +61,9 @@ func newPeer(tb testing.TB) *peer {
 	n.Attach(ep, netip.PrefixFrom(addrA, 24))
 	tb.Cleanup(n.Close)
 	pr := &peer{n: n, ep: ep, seq: 1000, buf: make([]byte, 2048), tsval: 1}
-	n.Do(func() {
-		c, _ := n.tcp.NewPCB()
-		if err := c.Bind(netip.AddrPortFrom(netip.Addr{}, 80)); err != nil {
-			tb.Fatal(err)
-		}
-		l, _ := c.Listen(0)
-		l.OnAccept(func(l *Listener, c *PCB) {
-			pr.c = c
-			c.OnRecv(func(c *PCB, p *pbuf.Pbuf) {
-				if p != nil {
-					k := p.TotLen()
-					pr.recvBytes += k
-					p.Free()
-					c.Recved(k)
-				}
-			})
-		})
+	listenFunc(tb, n, 80, 0, func(l *Listener, c *PCB) {
+		pr.c = c
+		c.OnRecv(sinkRecv(&pr.recvBytes))
 	})
 	syn := wire.TCPOptions{HasMSS: true, MSS: 1460, HasWindowScale: true, WindowScale: 7, SACKPermitted: true,
 		HasTimestamps: true, TSVal: pr.tsval}
@@ -132,32 +117,33 @@ func (pr *peer) send(data []byte, i int) {
 	}
 }
 
+// recv has the peer send data as the next in-order segment.
+func (pr *peer) recv(data []byte) {
+	pr.inject(wire.TCPFlagACK, data, nil)
+	pr.seq += uint32(len(data))
+}
+
 // BenchmarkSegmentInput is the receive path: one in-order full-sized data segment per
 // iteration (checksum, demux, delivery to RecvFunc, window update, an ACK every second
 // segment).
 func BenchmarkSegmentInput(b *testing.B) {
-	pr := newPeer(b)
-	data := make([]byte, 1448)
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		pr.inject(wire.TCPFlagACK, data, nil)
-		pr.seq += uint32(len(data))
-	}
+	benchSegments(b, func(pr *peer, data []byte, _ int) { pr.recv(data) })
 }
 
 // BenchmarkSegmentOutput is the send path: per iteration one full-sized segment written,
 // cut from the send queue and sent, and (every second iteration) the ACK for two segments
 // processed.
-func BenchmarkSegmentOutput(b *testing.B) {
+func BenchmarkSegmentOutput(b *testing.B) { benchSegments(b, (*peer).send) }
+
+// benchSegments runs step b.N times on a new peer with a full-sized segment's data.
+func benchSegments(b *testing.B, step func(pr *peer, data []byte, i int)) {
 	pr := newPeer(b)
 	data := make([]byte, 1448)
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		pr.send(data, i)
+		step(pr, data, i)
 	}
 }
 
@@ -165,10 +151,7 @@ func BenchmarkSegmentOutput(b *testing.B) {
 func TestSegmentPathsNoAllocs(t *testing.T) {
 	pr := newPeer(t)
 	data := make([]byte, 1448)
-	if n := testing.AllocsPerRun(1000, func() {
-		pr.inject(wire.TCPFlagACK, data, nil)
-		pr.seq += uint32(len(data))
-	}); n != 0 {
+	if n := testing.AllocsPerRun(1000, func() { pr.recv(data) }); n != 0 {
 		t.Errorf("segment input: %v allocations per segment", n)
 	}
 	if pr.recvBytes < 1000*1448 {
@@ -185,5 +168,4 @@ func TestSegmentPathsNoAllocs(t *testing.T) {
 	if c.sndUna != c.sndNxt && int(c.sndNxt-c.sndUna) > 2*1448 {
 		t.Errorf("output path: %d bytes unacknowledged", c.sndNxt-c.sndUna)
 	}
-	_ = binary.BigEndian
 }

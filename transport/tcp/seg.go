@@ -63,17 +63,10 @@ func (q *segQueue) push(s *seg) {
 
 // pop removes and returns the head.
 func (q *segQueue) pop() *seg {
-	s := q.head
-	if s == nil {
+	if q.head == nil {
 		return nil
 	}
-	q.head = s.next
-	if q.head == nil {
-		q.tail = nil
-	}
-	s.next = nil
-	q.n--
-	return s
+	return q.removeAfter(nil)
 }
 
 // insertAfter puts s after prev (prev nil: at the head).

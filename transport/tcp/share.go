@@ -91,29 +91,25 @@ func (c *PCB) moving() (bool, int) {
 // setUnread sets c.rcvUnread, keeping Proto.rxHolders (connections holding received data
 // the application has not consumed) in step.
 func (c *PCB) setUnread(v int) {
-	if (c.rcvUnread > 0) != (v > 0) {
-		if v > 0 {
-			c.t.rxHolders++
-		} else {
-			c.t.rxHolders--
-		}
-	}
-	c.rcvUnread = v
+	setHeld(&c.rcvUnread, v, &c.t.rxHolders)
 	c.syncPromise()
 }
 
 // addSndUsed adds d (may be negative) to c.sndBufUsed, keeping Proto.sndHolders
 // (connections with send data queued) in step.
-func (c *PCB) addSndUsed(d int) {
-	v := c.sndBufUsed + d
-	if (c.sndBufUsed > 0) != (v > 0) {
+func (c *PCB) addSndUsed(d int) { setHeld(&c.sndBufUsed, c.sndBufUsed+d, &c.t.sndHolders) }
+
+// setHeld sets *n to v, keeping *holders, the number of connections whose n is above 0,
+// in step.
+func setHeld(n *int, v int, holders *int) {
+	if (*n > 0) != (v > 0) {
 		if v > 0 {
-			c.t.sndHolders++
+			*holders++
 		} else {
-			c.t.sndHolders--
+			*holders--
 		}
 	}
-	c.sndBufUsed = v
+	*n = v
 }
 
 // syncPromise records in Proto.rxPromised the window c has advertised and not yet received
