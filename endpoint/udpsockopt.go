@@ -111,13 +111,7 @@ func (c *UDPConn) SetsockoptIPMreq(level, name int, m *unix.IPMreq) error {
 	if m == nil {
 		return c.err("set", nil, errInval)
 	}
-	ifIndex := 0
-	if a := netip.AddrFrom4(m.Interface); !a.IsUnspecified() {
-		if ifIndex = c.n.ifIndexOf(a); ifIndex == 0 {
-			return c.err("set", nil, unix.EADDRNOTAVAIL)
-		}
-	}
-	return c.membership(level, name, netip.AddrFrom4(m.Multiaddr), ifIndex)
+	return c.membership4(level, name, m.Multiaddr, 0, m.Interface)
 }
 
 // SetsockoptIPMreqn is SetsockoptIPMreq with a struct ip_mreqn (Ifindex wins over
@@ -126,13 +120,18 @@ func (c *UDPConn) SetsockoptIPMreqn(level, name int, m *unix.IPMreqn) error {
 	if m == nil {
 		return c.err("set", nil, errInval)
 	}
-	ifIndex := int(m.Ifindex)
-	if a := netip.AddrFrom4(m.Address); ifIndex == 0 && !a.IsUnspecified() {
+	return c.membership4(level, name, m.Multiaddr, int(m.Ifindex), m.Address)
+}
+
+// membership4 is membership for an IPv4 group on netif ifIndex, or (0) the netif with
+// address local, or (unspecified too) the route's.
+func (c *UDPConn) membership4(level, name int, group [4]byte, ifIndex int, local [4]byte) error {
+	if a := netip.AddrFrom4(local); ifIndex == 0 && !a.IsUnspecified() {
 		if ifIndex = c.n.ifIndexOf(a); ifIndex == 0 {
 			return c.err("set", nil, unix.EADDRNOTAVAIL)
 		}
 	}
-	return c.membership(level, name, netip.AddrFrom4(m.Multiaddr), ifIndex)
+	return c.membership(level, name, netip.AddrFrom4(group), ifIndex)
 }
 
 // SetsockoptIPv6Mreq joins (IPV6_JOIN_GROUP) or leaves (IPV6_LEAVE_GROUP) an IPv6 group
