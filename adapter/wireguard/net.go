@@ -166,11 +166,7 @@ func (n *Net) LookupContextHost(ctx context.Context, host string) ([]string, err
 	if err != nil {
 		return nil, err
 	}
-	out := make([]string, len(addrs))
-	for i, a := range addrs {
-		out[i] = a.String()
-	}
-	return out, nil
+	return dns.AddrStrings(addrs), nil
 }
 
 func (n *Net) lookup(ctx context.Context, host string) ([]netip.Addr, error) {

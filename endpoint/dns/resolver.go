@@ -102,11 +102,17 @@ func (r *Resolver) LookupHost(ctx context.Context, host string) ([]string, error
 	if err != nil {
 		return nil, err
 	}
+	return AddrStrings(addrs), nil
+}
+
+// AddrStrings returns addrs in text form, as LookupHost does (the WireGuard adapter's
+// LookupContextHost too).
+func AddrStrings(addrs []netip.Addr) []string {
 	out := make([]string, len(addrs))
 	for i, a := range addrs {
 		out[i] = a.String()
 	}
-	return out, nil
+	return out
 }
 
 // LookupNetIP returns the addresses of host: network "ip" asks for A and AAAA records in
