@@ -160,13 +160,8 @@ func TestCloseUnblocksPingAndFreesAll(t *testing.T) {
 	go func() { errc <- pingOnce(context.Background(), p.A, netip.MustParseAddr("198.18.0.3"), 10) }()
 	time.Sleep(50 * time.Millisecond)
 	p.A.Close()
-	select {
-	case err := <-errc:
-		if !errors.Is(err, net.ErrClosed) {
-			t.Fatalf("ping after Close: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not unblock the ping socket")
+	if err := stacktest.WaitErr(t, errc, 5*time.Second, "ping after Close"); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("ping after Close: %v", err)
 	}
 	if err := pingOnce(context.Background(), p.A, addrB4.Addr(), 10); err == nil {
 		t.Fatalf("ping on a closed stack: %v", err)

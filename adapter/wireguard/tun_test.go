@@ -199,13 +199,8 @@ func TestDeviceCloseUnblocksRead(t *testing.T) {
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-done:
-		if !errors.Is(err, os.ErrClosed) {
-			t.Errorf("Read after Close: %v, want os.ErrClosed", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Read still blocked after Close")
+	if err := stacktest.WaitErr(t, done, 5*time.Second, "Read after Close"); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("Read after Close: %v, want os.ErrClosed", err)
 	}
 	if _, err := d.Write([][]byte{echoRequest(0, peerAddr, tunAddr, 1, 1, nil)}, 0); !errors.Is(err, os.ErrClosed) {
 		t.Errorf("Write after Close: %v", err)
