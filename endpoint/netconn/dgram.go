@@ -164,10 +164,8 @@ func (c *dgramConn) payload(b []byte, maxLen int) (*pbuf.Pbuf, error) {
 // the protocol's PCB, if the stack has not freed it already) and gives the netconn back.
 // A second call returns net.ErrClosed.
 func (c *dgramConn) close(closePCB func()) error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return net.ErrClosed
+	if err := lockOpen(&c.mu, &c.closed); err != nil {
+		return err
 	}
 	c.closed = true
 	c.box.clear()
@@ -208,6 +206,18 @@ func (c *dgramConn) SetReadDeadline(t time.Time) error { c.dl.setRead(&c.mu, t);
 
 // SetWriteDeadline sets the deadline of the sends (which never block).
 func (c *dgramConn) SetWriteDeadline(t time.Time) error { c.dl.setWrite(&c.mu, t); return nil }
+
+// lockOpen locks mu and returns nil while the connection is open; once *closed (a field mu
+// guards) it unlocks mu and returns net.ErrClosed: the start of Close, CloseRead and
+// CloseWrite.
+func lockOpen(mu *sync.Mutex, closed *bool) error {
+	mu.Lock()
+	if *closed {
+		mu.Unlock()
+		return net.ErrClosed
+	}
+	return nil
+}
 
 // locked returns *v read under mu: the connections' getters of fields their mutex guards.
 func locked[T any](mu *sync.Mutex, v *T) T {

@@ -47,17 +47,5 @@ func openPing(s *stack.Stack, laddr, raddr netip.Addr) (*PingConn, error) {
 	return c, nil
 }
 
-// ReadMsg reads one echo reply message (ICMP header included) into b; Meta.Truncated
-// when b was short. Errors: os.ErrDeadlineExceeded, net.ErrClosed.
-func (c *PingConn) ReadMsg(b []byte) (int, Meta, error) { return c.readMsg(b) }
-
-// WriteTo sends b, a whole ICMP echo request message (8-byte header and data; the stack
-// fills in the identifier and the checksum), to dst. Errors: errs.Val (not an echo
-// request, wrong family), errs.Mem (no memory or the link is full: it never blocks),
-// errs.NetUnreach, errs.NetDown, errs.MsgSize, net.ErrClosed, os.ErrDeadlineExceeded.
-func (c *PingConn) WriteTo(b []byte, dst netip.Addr) (int, error) {
-	return c.send(b, dst, false)
-}
-
 // Ident returns the echo identifier (0 until Bind, Connect or the first send chose it).
 func (c *PingConn) Ident() uint16 { return locked(&c.mu, &c.ident) }

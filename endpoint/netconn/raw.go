@@ -55,19 +55,6 @@ func openRaw(s *stack.Stack, proto uint8, laddr, raddr netip.Addr) (*RawConn, er
 	return c, nil
 }
 
-// ReadMsg reads one packet (from its transport header on) into b; Meta.Truncated when b
-// was short (the rest is lost). Errors: os.ErrDeadlineExceeded, net.ErrClosed.
-func (c *RawConn) ReadMsg(b []byte) (int, Meta, error) { return c.readMsg(b) }
-
-// WriteTo sends b as the payload of one IP packet of the socket's protocol to dst (an
-// IPv6 socket with a checksum offset gets its checksum written there). Errors: errs.Val
-// (wrong family, unspecified dst, payload shorter than the checksum offset), errs.Mem (no
-// memory or the link is full: it never blocks), errs.MsgSize, errs.NetUnreach,
-// errs.NetDown, net.ErrClosed, os.ErrDeadlineExceeded.
-func (c *RawConn) WriteTo(b []byte, dst netip.Addr) (int, error) {
-	return c.send(b, dst, false)
-}
-
 // Proto returns the IP protocol of the socket.
 func (c *RawConn) Proto() uint8 { return c.proto }
 

@@ -10,8 +10,8 @@ import (
 )
 
 // rawCore is the part PingConn and RawConn share on top of dgramConn: a transport/raw PCB
-// and its addresses, the open path, the receive callback, the stack-close hook, ReadFrom,
-// Write and the send behind it and WriteTo, and Close. Each type keeps what it alone has:
+// and its addresses, the open path, the receive callback, the stack-close hook, ReadMsg,
+// ReadFrom, Write, WriteTo and the send behind them, and Close. Each type keeps what it alone has:
 // ping's echo identifier, raw's protocol, family and options.
 type rawCore struct {
 	pcbConn[*raw.PCB]
@@ -75,6 +75,11 @@ func (c *rawCore) stackClosed() {
 	c.stackGone()
 }
 
+// ReadMsg reads one message into b: a PingConn's echo reply message (ICMP header
+// included), a RawConn's packet from its transport header on; Meta.Truncated when b was
+// short (the rest is lost). Errors: os.ErrDeadlineExceeded, net.ErrClosed.
+func (c *rawCore) ReadMsg(b []byte) (int, Meta, error) { return c.readMsg(b) }
+
 // ReadFrom reads one message (see ReadMsg) and returns its sender.
 func (c *rawCore) ReadFrom(b []byte) (int, netip.Addr, error) {
 	n, m, err := c.readMsg(b)
@@ -84,6 +89,17 @@ func (c *rawCore) ReadFrom(b []byte) (int, netip.Addr, error) {
 // Write sends b to the connected peer; errs.Conn when not connected.
 func (c *rawCore) Write(b []byte) (int, error) {
 	return c.send(b, netip.Addr{}, true)
+}
+
+// WriteTo sends b to dst. A PingConn's b is a whole ICMP echo request message (8-byte
+// header and data; the stack fills in the identifier and the checksum); a RawConn's, the
+// payload of one IP packet of the socket's protocol (an IPv6 socket with a checksum offset
+// gets its checksum written there). Errors: errs.Val (not an echo request, wrong family,
+// unspecified dst, payload shorter than the checksum offset), errs.Mem (no memory or the
+// link is full: it never blocks), errs.MsgSize, errs.NetUnreach, errs.NetDown,
+// net.ErrClosed, os.ErrDeadlineExceeded.
+func (c *rawCore) WriteTo(b []byte, dst netip.Addr) (int, error) {
+	return c.send(b, dst, false)
 }
 
 // send copies b into a new pbuf (outside the core lock) and sends it to dst, or to the

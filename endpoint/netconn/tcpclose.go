@@ -1,7 +1,6 @@
 package netconn
 
 import (
-	"net"
 	"time"
 
 	"github.com/wispstack/wisp/transport/tcp"
@@ -19,10 +18,8 @@ const lingerPoll = 10 * time.Millisecond
 // SetLinger(n > 0) makes it wait up to n seconds for the FIN to be acknowledged. A second
 // Close returns net.ErrClosed.
 func (c *TCPConn) Close() error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return net.ErrClosed
+	if err := lockOpen(&c.mu, &c.closed); err != nil {
+		return err
 	}
 	c.closed = true
 	unread := c.freeQueueLocked()
@@ -115,10 +112,8 @@ func (c *TCPConn) Abort() {
 // CloseRead stops receiving (shutdown(SHUT_RD)): queued data is dropped, Read returns
 // io.EOF, and data that still arrives is consumed and dropped (no reset, as Linux).
 func (c *TCPConn) CloseRead() error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return net.ErrClosed
+	if err := lockOpen(&c.mu, &c.closed); err != nil {
+		return err
 	}
 	c.rdShut = true
 	c.pending += c.freeQueueLocked()

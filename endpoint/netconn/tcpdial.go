@@ -274,10 +274,8 @@ func (l *TCPListener) Accept() (*TCPConn, error) {
 // Close stops listening: connections waiting in the mailbox are reset, a blocked Accept
 // returns net.ErrClosed. A second Close returns net.ErrClosed.
 func (l *TCPListener) Close() error {
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return net.ErrClosed
+	if err := lockOpen(&l.mu, &l.closed); err != nil {
+		return err
 	}
 	l.closed = true
 	var q []*TCPConn

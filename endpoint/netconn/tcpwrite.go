@@ -225,10 +225,8 @@ func (c *TCPConn) writeRefSome(b []byte) (int, error) {
 // CloseWrite sends FIN after the queued data (shutdown(SHUT_WR)); later writes fail with
 // errs.Clsd, reads go on.
 func (c *TCPConn) CloseWrite() error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return net.ErrClosed
+	if err := lockOpen(&c.mu, &c.closed); err != nil {
+		return err
 	}
 	already := c.wrShut
 	c.wrShut = true
