@@ -47,31 +47,33 @@ func parseNetwork(network string, want kind) (family, error) {
 	return f, err
 }
 
+// plainNetworks are the networks without a protocol part that wisp implements.
+var plainNetworks = map[string]struct {
+	k     kind
+	f     family
+	proto uint8
+}{
+	"tcp":   {kindTCP, famAny, 0},
+	"tcp4":  {kindTCP, fam4, 0},
+	"tcp6":  {kindTCP, fam6, 0},
+	"udp":   {kindUDP, famAny, 0},
+	"udp4":  {kindUDP, fam4, 0},
+	"udp6":  {kindUDP, fam6, 0},
+	"ping4": {kindPing, fam4, protoICMP},
+	"ping6": {kindPing, fam6, protoICMPv6},
+	"ping":  {kindPing, famAny, 0},
+}
+
 // parseNetworkProto is parseNetwork that also returns the IP protocol of an "ip4:proto"
 // network. "ip4:icmp" ("ip4:1", "ip:icmp") and "ip6:ipv6-icmp" ("ip6:58", "ip6:icmpv6")
 // name ping sockets (kindPing), as they always have in wisp: DialIP and ListenIP, whose
 // result is an *IPConn, open raw sockets for them instead. Other protocols are raw
 // sockets (kindRaw).
 func parseNetworkProto(network string) (kind, family, uint8, error) {
+	if n, ok := plainNetworks[network]; ok {
+		return n.k, n.f, n.proto, nil
+	}
 	switch network {
-	case "tcp":
-		return kindTCP, famAny, 0, nil
-	case "tcp4":
-		return kindTCP, fam4, 0, nil
-	case "tcp6":
-		return kindTCP, fam6, 0, nil
-	case "udp":
-		return kindUDP, famAny, 0, nil
-	case "udp4":
-		return kindUDP, fam4, 0, nil
-	case "udp6":
-		return kindUDP, fam6, 0, nil
-	case "ping4":
-		return kindPing, fam4, protoICMP, nil
-	case "ping6":
-		return kindPing, fam6, protoICMPv6, nil
-	case "ping":
-		return kindPing, famAny, 0, nil
 	case "unix", "unixgram", "unixpacket", "ip", "ip4", "ip6":
 		return 0, 0, 0, errProtoNoSupp
 	}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"github.com/wispstack/wisp/endpoint/netconn"
 )
@@ -22,11 +23,11 @@ type pendingConnect struct {
 	raddr  netip.AddrPort
 	done   chan struct{} // closed when the dial has returned
 	cancel context.CancelFunc
+	closed atomic.Bool // Close was called
 
 	mu     sync.Mutex
 	conn   *netconn.TCPConn // set when done, nil if the connect failed
 	err    error            // the connect's error, when it failed
-	closed bool             // Close was called
 	taken  bool             // the error was reported through SO_ERROR
 	v6only bool             // the connect's IPV6_V6ONLY, reported until there is a PCB
 }
@@ -66,7 +67,7 @@ func (n *Net) StartDialTCP(network string, laddr, raddr *net.TCPAddr) (*TCPConn,
 		}
 		p.mu.Lock()
 		p.conn, p.err = nc, err
-		if p.closed && nc != nil {
+		if p.closed.Load() && nc != nil {
 			// Close came first: the conn was never handed out.
 			nc.Abort()
 			p.conn = nil
@@ -82,7 +83,7 @@ func (p *pendingConnect) wait(c *TCPConn) (*netconn.TCPConn, error) {
 	<-p.done
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
+	if p.closed.Load() {
 		return nil, net.ErrClosed
 	}
 	if p.err != nil {
@@ -105,13 +106,9 @@ func (p *pendingConnect) state() (done bool, conn *netconn.TCPConn, err error) {
 
 // close abandons the connect, or closes the conn it made.
 func (p *pendingConnect) close() error {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+	if p.closed.Swap(true) {
 		return net.ErrClosed
 	}
-	p.closed = true
-	p.mu.Unlock()
 	p.cancel()
 	<-p.done
 	p.mu.Lock()

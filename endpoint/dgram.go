@@ -13,11 +13,11 @@ import (
 	"github.com/wispstack/wisp/opt"
 )
 
-// The pieces the datagram sockets share: UDPConn and IPConn read under SO_RCVTIMEO, return
-// the same recvmsg(2) control messages and flags, and share dgramSock (deadlines, the
-// IP-level, buffer and timeout options); they and PingConn send to the connected peer
-// alike. The helpers return errors unwrapped: each socket wraps them with its own network
-// and addresses.
+// The pieces the datagram sockets share: UDPConn, IPConn and PingConn embed sockBase (the
+// addresses, Write to the connected peer, Close); UDPConn and IPConn read under
+// SO_RCVTIMEO, return the same recvmsg(2) control messages and flags, and share dgramSock
+// (deadlines, the IP-level, buffer and timeout options). The helpers return errors
+// unwrapped: each socket wraps them with its own network and addresses.
 
 // msgReader is what the netconn datagram conns offer for reads.
 type msgReader interface {
@@ -49,14 +49,41 @@ func recvControl(m *netconn.Meta, oob []byte, pktinfo bool) (oobn, flags int) {
 	return oobn, flags
 }
 
-// writeConnected sends b with w's Write when the socket is connected (raddr, its peer, is
-// not nil): EDESTADDRREQ when it is not.
-func writeConnected(w io.Writer, b []byte, raddr net.Addr) (int, error) {
-	if raddr == nil {
-		return 0, errDestAddrReq
-	}
-	return w.Write(b)
+// sockBase is what every datagram socket (UDPConn, IPConn, PingConn) has: its netconn conn
+// as what Write and Close use, the network and addresses its errors name, and the
+// methods built on them alone.
+type sockBase struct {
+	n       *Net
+	nc      io.WriteCloser
+	network string
+	laddr   net.Addr
+	raddr   net.Addr // the connected peer; nil when not connected
 }
+
+func (s *sockBase) err(op string, dst net.Addr, err error) error {
+	return opError(op, s.network, s.laddr, dst, err)
+}
+
+// Write sends b in one datagram (an IPConn's: a protocol payload; a PingConn's: an echo
+// request message) to the connected peer: EDESTADDRREQ when the socket is not connected.
+func (s *sockBase) Write(b []byte) (int, error) {
+	if s.raddr == nil {
+		return 0, s.err("write", nil, errDestAddrReq)
+	}
+	n, err := s.nc.Write(b)
+	return n, s.err("write", s.raddr, err)
+}
+
+// Close closes the socket (a UDP socket leaves its multicast groups); reads in progress
+// return net.ErrClosed.
+func (s *sockBase) Close() error { return s.err("close", nil, s.nc.Close()) }
+
+// LocalAddr returns the local address: a *net.UDPAddr, a *net.IPAddr (0.0.0.0 or :: when
+// bound to none) or a *PingAddr.
+func (s *sockBase) LocalAddr() net.Addr { return s.laddr }
+
+// RemoteAddr returns the connected peer (of LocalAddr's type), or nil.
+func (s *sockBase) RemoteAddr() net.Addr { return s.raddr }
 
 // ipNetconn is what the netconn UDP and raw conns offer for the options UDPConn and
 // IPConn share.
@@ -71,23 +98,17 @@ type ipNetconn interface {
 	Sockopts() (netconn.Sockopts, error)
 }
 
-// dgramSock is what UDPConn and IPConn share: the netconn conn (through the interface of its
-// UDP and raw conns), the network and local address errors name, IP_PKTINFO and
-// SO_RCVTIMEO / SO_SNDTIMEO, and the methods and options built on them.
+// dgramSock is what UDPConn and IPConn share: sockBase, their netconn conn again through
+// the interface of its UDP and raw conns, IP_PKTINFO and SO_RCVTIMEO / SO_SNDTIMEO, and
+// the methods and options built on them.
 type dgramSock struct {
-	n       *Net
+	sockBase
 	ipc     ipNetconn
-	network string
-	laddr   net.Addr
 	pktinfo atomic.Bool
 	timeo   callTimeouts
 }
 
 func (d *dgramSock) dgram() *dgramSock { return d }
-
-func (d *dgramSock) err(op string, dst net.Addr, err error) error {
-	return opError(op, d.network, d.laddr, dst, err)
-}
 
 // SetDeadline sets the deadlines of reads and writes, those in progress included.
 func (d *dgramSock) SetDeadline(t time.Time) error {

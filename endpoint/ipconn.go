@@ -30,9 +30,8 @@ import (
 // Every method is safe for concurrent use; Close unblocks every reader.
 type IPConn struct {
 	dgramSock
-	c     *netconn.RawConn
-	v6    bool
-	raddr *net.IPAddr // nil when not connected
+	c  *netconn.RawConn
+	v6 bool
 }
 
 // ipAddrOf converts a *net.IPAddr (nil or without IP: the invalid address).
@@ -104,7 +103,7 @@ func (n *Net) openIP(network string, f family, proto uint8, laddr, raddr netip.A
 		}
 		return nil, opError(op, network, la, ra, err)
 	}
-	ic := &IPConn{dgramSock: dgramSock{n: n, ipc: c, network: network}, c: c, v6: v6}
+	ic := &IPConn{dgramSock: dgramSock{sockBase: sockBase{n: n, nc: c, network: network}, ipc: c}, c: c, v6: v6}
 	la := c.LocalAddr()
 	if !la.IsValid() {
 		la = netip.IPv4Unspecified()
@@ -175,13 +174,6 @@ func (n *Net) ListenIP(network string, laddr *net.IPAddr) (*IPConn, error) {
 	return n.openIP(network, f, proto, la, netip.Addr{})
 }
 
-func (c *IPConn) remote() net.Addr {
-	if c.raddr == nil {
-		return nil
-	}
-	return c.raddr
-}
-
 // Read reads one packet, from its transport header on (see IPConn).
 func (c *IPConn) Read(b []byte) (int, error) {
 	n, _, err := c.ReadFromIP(b)
@@ -202,7 +194,7 @@ func (c *IPConn) ReadFrom(b []byte) (int, net.Addr, error) {
 func (c *IPConn) ReadFromIP(b []byte) (int, *net.IPAddr, error) {
 	n, m, err := c.timeo.readMsg(c.c, b)
 	if err != nil {
-		return n, nil, c.err("read", c.remote(), err)
+		return n, nil, c.err("read", c.raddr, err)
 	}
 	return n, netIPAddr(m.Src.Addr()), nil
 }
@@ -213,17 +205,10 @@ func (c *IPConn) ReadFromIP(b []byte) (int, *net.IPAddr, error) {
 func (c *IPConn) ReadMsgIP(b, oob []byte) (n, oobn, flags int, addr *net.IPAddr, err error) {
 	n, m, err := c.timeo.readMsg(c.c, b)
 	if err != nil {
-		return n, 0, 0, nil, c.err("read", c.remote(), err)
+		return n, 0, 0, nil, c.err("read", c.raddr, err)
 	}
 	oobn, flags = recvControl(&m, oob, c.pktinfo.Load())
 	return n, oobn, flags, netIPAddr(m.Src.Addr()), nil
-}
-
-// Write sends b, a protocol payload, to the connected peer: EDESTADDRREQ when the socket
-// is not connected.
-func (c *IPConn) Write(b []byte) (int, error) {
-	n, err := writeConnected(c.c, b, c.remote())
-	return n, c.err("write", c.remote(), err)
 }
 
 // WriteTo sends b, a protocol payload, in one IP packet to addr (a *net.IPAddr of the
@@ -283,15 +268,6 @@ func (c *IPConn) WriteMsgIP(b, oob []byte, addr *net.IPAddr) (n, oobn int, err e
 	n, err = c.WriteToIP(b, addr)
 	return n, 0, err
 }
-
-// Close closes the socket; reads in progress return net.ErrClosed.
-func (c *IPConn) Close() error { return c.err("close", nil, c.c.Close()) }
-
-// LocalAddr returns the bound address (a *net.IPAddr; 0.0.0.0 or :: when bound to none).
-func (c *IPConn) LocalAddr() net.Addr { return c.laddr }
-
-// RemoteAddr returns the connected peer (a *net.IPAddr), or nil.
-func (c *IPConn) RemoteAddr() net.Addr { return c.remote() }
 
 // Drops returns the packets dropped because the mailbox was full.
 func (c *IPConn) Drops() uint64 { return c.c.Drops() }

@@ -141,61 +141,24 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 			return nil, opError("dial", network, nil, nil, err)
 		}
 		raddr := netip.AddrPortFrom(a, port)
+		la, ok := d.localFor(k)
+		if !ok {
+			return nil, opError("dial", network, d.LocalAddr, nil, errAFNoSupport)
+		}
 		var c net.Conn
 		switch k {
 		case kindTCP:
-			var la netip.AddrPort
-			if d.LocalAddr != nil {
-				ta, ok := d.LocalAddr.(*net.TCPAddr)
-				if la, ok = tcpAddrPort(ta); !ok {
-					return nil, opError("dial", network, d.LocalAddr, nil, errAFNoSupport)
-				}
-			}
 			var tc *TCPConn
-			tc, err = n.dialTCP(ctx, network, f, la, raddr, bo)
-			if err == nil {
+			if tc, err = n.dialTCP(ctx, network, f, la, raddr, bo); err == nil {
 				d.keepAlive(tc)
-				c = tc
 			}
+			c, err = asConn(tc, err)
 		case kindUDP:
-			var la netip.AddrPort
-			if d.LocalAddr != nil {
-				ua, ok := d.LocalAddr.(*net.UDPAddr)
-				if la, ok = udpAddrPort(ua); !ok {
-					return nil, opError("dial", network, d.LocalAddr, nil, errAFNoSupport)
-				}
-			}
-			var uc *UDPConn
-			uc, err = n.dialUDP(network, f, la, raddr, bo)
-			if err == nil {
-				c = uc
-			}
+			c, err = asConn(n.dialUDP(network, f, la, raddr, bo))
 		case kindPing:
-			var la netip.Addr
-			if d.LocalAddr != nil {
-				var ok bool
-				if la, ok = pingAddrOf(d.LocalAddr); !ok {
-					return nil, opError("dial", network, d.LocalAddr, nil, errAFNoSupport)
-				}
-			}
-			var pc *PingConn
-			pc, err = n.dialPing(network, la, a)
-			if err == nil {
-				c = pc
-			}
+			c, err = asConn(n.dialPing(network, la.Addr(), a))
 		case kindRaw:
-			var la netip.Addr
-			if d.LocalAddr != nil {
-				ia, ok := d.LocalAddr.(*net.IPAddr)
-				if la, ok = ipAddrOf(ia); !ok || ia == nil {
-					return nil, opError("dial", network, d.LocalAddr, nil, errAFNoSupport)
-				}
-			}
-			var ic *IPConn
-			ic, err = n.openIP(network, f, proto, la, a)
-			if err == nil {
-				c = ic
-			}
+			c, err = asConn(n.openIP(network, f, proto, la.Addr(), a))
 		}
 		if err == nil {
 			return c, nil
@@ -208,6 +171,28 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 		first = opError("dial", network, nil, nil, errMissingAddr)
 	}
 	return nil, first
+}
+
+// localFor converts the Dialer's LocalAddr for a socket of kind k (ping and raw sockets use
+// the address alone): false when it is not an address such a socket takes.
+func (d *Dialer) localFor(k kind) (netip.AddrPort, bool) {
+	if d.LocalAddr == nil {
+		return netip.AddrPort{}, true
+	}
+	switch k {
+	case kindTCP:
+		ta, _ := d.LocalAddr.(*net.TCPAddr)
+		return tcpAddrPort(ta)
+	case kindUDP:
+		ua, _ := d.LocalAddr.(*net.UDPAddr)
+		return udpAddrPort(ua)
+	case kindPing:
+		a, ok := pingAddrOf(d.LocalAddr)
+		return netip.AddrPortFrom(a, 0), ok
+	}
+	ia, _ := d.LocalAddr.(*net.IPAddr)
+	a, ok := ipAddrOf(ia)
+	return netip.AddrPortFrom(a, 0), ok && ia != nil
 }
 
 func (d *Dialer) keepAlive(c *TCPConn) {
@@ -304,6 +289,15 @@ func (lc *ListenConfig) ListenPacket(ctx context.Context, network, address strin
 		return nil, opError("listen", network, nil, nil, err)
 	}
 	return packetConn(lc.Net.listenUDP(network, f, la, bindOpts{reuseAddr: lc.ReuseAddr, v6only: lc.V6Only}))
+}
+
+// asConn returns c as a net.Conn, or a nil interface (not a typed nil pointer) with err;
+// packetConn is the same for a net.PacketConn.
+func asConn[C net.Conn](c C, err error) (net.Conn, error) {
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // packetConn returns c as a net.PacketConn, or a nil interface (not a typed nil pointer)

@@ -14,11 +14,9 @@ import (
 // reply messages whose identifier is this socket's. It implements net.Conn (when dialed)
 // and net.PacketConn; addresses are *PingAddr. Every method is safe for concurrent use.
 type PingConn struct {
-	n       *Net
-	c       *netconn.PingConn
-	network string
-	laddr   *PingAddr
-	raddr   *PingAddr // nil when not connected
+	sockBase
+	c     *netconn.PingConn
+	local netip.Addr // LocalAddr's address, whose family is the socket's
 }
 
 // dialPing opens a ping socket bound to laddr (invalid: any of raddr's family) and
@@ -59,12 +57,11 @@ func (n *Net) dialPing(network string, laddr, raddr netip.Addr) (*PingConn, erro
 		}
 		return nil, opError(op, network, nil, ra, err)
 	}
-	pc := &PingConn{n: n, c: c, network: network}
 	la := c.LocalAddr()
 	if !la.IsValid() {
 		la = laddr
 	}
-	pc.laddr = PingAddrFromAddr(la)
+	pc := &PingConn{sockBase: sockBase{n: n, nc: c, network: network, laddr: PingAddrFromAddr(la)}, c: c, local: la}
 	if raddr.IsValid() {
 		pc.raddr = PingAddrFromAddr(raddr)
 	}
@@ -111,15 +108,11 @@ func (n *Net) ListenPing(laddr *PingAddr) (*PingConn, error) {
 	return n.ListenPingAddr(la)
 }
 
-func (c *PingConn) err(op string, dst net.Addr, err error) error {
-	return opError(op, c.network, c.laddr, dst, err)
-}
-
 // ReadFrom reads one echo reply message (ICMP header included) and its sender (*PingAddr).
 func (c *PingConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	n, a, err := c.c.ReadFrom(b)
 	if err != nil {
-		return n, nil, c.err("read", c.remote(), err)
+		return n, nil, c.err("read", c.raddr, err)
 	}
 	return n, PingAddrFromAddr(a), nil
 }
@@ -137,7 +130,7 @@ func (c *PingConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	if !ok || !dst.IsValid() {
 		return 0, c.err("write", addr, errInval)
 	}
-	if dst.Is4() != c.laddr.addr.Is4() {
+	if dst.Is4() != c.local.Is4() {
 		return 0, c.err("write", addr, errAFNoSupport)
 	}
 	n, err := c.c.WriteTo(b, dst)
@@ -145,28 +138,6 @@ func (c *PingConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 		return n, c.err("write", addr, err)
 	}
 	return n, nil
-}
-
-// Write sends one echo request message to the connected peer (EDESTADDRREQ if none).
-func (c *PingConn) Write(b []byte) (int, error) {
-	n, err := writeConnected(c.c, b, c.remote())
-	return n, c.err("write", c.remote(), err)
-}
-
-// Close closes the socket; reads in progress return net.ErrClosed.
-func (c *PingConn) Close() error { return c.err("close", nil, c.c.Close()) }
-
-// LocalAddr returns the local address (a *PingAddr).
-func (c *PingConn) LocalAddr() net.Addr { return c.laddr }
-
-// RemoteAddr returns the connected peer (a *PingAddr), or nil.
-func (c *PingConn) RemoteAddr() net.Addr { return c.remote() }
-
-func (c *PingConn) remote() net.Addr {
-	if c.raddr == nil {
-		return nil
-	}
-	return c.raddr
 }
 
 // Ident returns the ICMP echo identifier the stack gives this socket's requests.

@@ -42,14 +42,14 @@ var pingOptTable = newOptTable(optTable[*PingConn]{
 	},
 	ipv6Checksum: {
 		get: func(c *PingConn) (int, error) {
-			if !c.laddr.addr.Is6() {
+			if !c.local.Is6() {
 				return 0, errNoProtoOpt
 			}
 			return icmp6ChecksumOffset, nil
 		},
 		set: func(c *PingConn, v int) error {
 			switch {
-			case !c.laddr.addr.Is6():
+			case !c.local.Is6():
 				return errNoProtoOpt
 			case v != icmp6ChecksumOffset:
 				return errInval

@@ -17,12 +17,11 @@ type UDPConn struct {
 	dgramSock
 	c      *netconn.UDPConn
 	v6sock bool
-	raddr  *net.UDPAddr // nil when not connected
 }
 
 func (n *Net) newUDPConn(network string, v6sock bool, c *netconn.UDPConn) *UDPConn {
 	u := &UDPConn{c: c, v6sock: v6sock}
-	u.dgramSock = dgramSock{n: n, ipc: c, network: network, laddr: udpAddrOf(c.LocalAddr(), v6sock)}
+	u.dgramSock = dgramSock{sockBase: sockBase{n: n, nc: c, network: network, laddr: udpAddrOf(c.LocalAddr(), v6sock)}, ipc: c}
 	if ra := c.RemoteAddr(); ra.IsValid() {
 		u.raddr = udpAddrOf(ra, v6sock)
 	}
@@ -156,7 +155,7 @@ func (c *UDPConn) ReadFromUDP(b []byte) (int, *net.UDPAddr, error) {
 func (c *UDPConn) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) {
 	n, m, err := c.timeo.readMsg(c.c, b)
 	if err != nil {
-		return n, netip.AddrPort{}, c.err("read", c.remote(), err)
+		return n, netip.AddrPort{}, c.err("read", c.raddr, err)
 	}
 	return n, netip.AddrPortFrom(report(m.Src.Addr(), c.v6sock), m.Src.Port()), nil
 }
@@ -176,16 +175,10 @@ func (c *UDPConn) ReadMsgUDP(b, oob []byte) (n, oobn, flags int, addr *net.UDPAd
 func (c *UDPConn) ReadMsgUDPAddrPort(b, oob []byte) (n, oobn, flags int, addr netip.AddrPort, err error) {
 	n, m, err := c.timeo.readMsg(c.c, b)
 	if err != nil {
-		return n, 0, 0, addr, c.err("read", c.remote(), err)
+		return n, 0, 0, addr, c.err("read", c.raddr, err)
 	}
 	oobn, flags = recvControl(&m, oob, c.pktinfo.Load())
 	return n, oobn, flags, netip.AddrPortFrom(report(m.Src.Addr(), c.v6sock), m.Src.Port()), nil
-}
-
-// Write sends b to the connected peer: EDESTADDRREQ when the socket is not connected.
-func (c *UDPConn) Write(b []byte) (int, error) {
-	n, err := writeConnected(c.c, b, c.remote())
-	return n, c.err("write", c.remote(), err)
 }
 
 // WriteTo sends one datagram to addr (a *net.UDPAddr): EMSGSIZE when b is longer than a
@@ -271,23 +264,6 @@ func (c *UDPConn) WriteMsgUDPAddrPort(b, oob []byte, addr netip.AddrPort) (n, oo
 		return n, 0, c.err("write", udpAddrOf(addr, c.v6sock), err)
 	}
 	return n, len(oob), nil
-}
-
-// Close closes the socket, leaving its multicast groups; reads in progress return
-// net.ErrClosed.
-func (c *UDPConn) Close() error { return c.err("close", nil, c.c.Close()) }
-
-// LocalAddr returns the local address (a *net.UDPAddr).
-func (c *UDPConn) LocalAddr() net.Addr { return c.laddr }
-
-// RemoteAddr returns the connected peer (a *net.UDPAddr), or nil.
-func (c *UDPConn) RemoteAddr() net.Addr { return c.remote() }
-
-func (c *UDPConn) remote() net.Addr {
-	if c.raddr == nil {
-		return nil
-	}
-	return c.raddr
 }
 
 // Buffered returns the size of the next datagram queued for reading (FIONREAD on a UDP
