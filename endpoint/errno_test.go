@@ -68,12 +68,7 @@ func TestErrnoConnAborted(t *testing.T) {
 }
 
 func TestErrnoConnReset(t *testing.T) {
-	p := newPair(t, pairConfig{})
-	c, s := p.tcpPair(t, 1)
-	if err := s.SetLinger(0); err != nil {
-		t.Fatal(err)
-	}
-	s.Close() // RST
+	c := resetByPeer(t, newPair(t, pairConfig{}), 1)
 	_, err := c.Read(make([]byte, 1))
 	isErrno(t, err, syscall.ECONNRESET)
 }
@@ -249,12 +244,7 @@ func TestErrnoPipe(t *testing.T) {
 
 // The first write after the peer's reset fails with ECONNRESET, as on Linux.
 func TestErrnoWriteAfterReset(t *testing.T) {
-	p := newPair(t, pairConfig{})
-	c, s := p.tcpPair(t, 0)
-	if err := s.SetLinger(0); err != nil {
-		t.Fatal(err)
-	}
-	s.Close() // RST
+	c := resetByPeer(t, newPair(t, pairConfig{}), 0)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		_, err := c.Write([]byte("x"))
@@ -273,4 +263,16 @@ func TestErrnoWriteAfterReset(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// resetByPeer returns the client end of a TCP connection of p (fam 0 IPv4, 1 IPv6) whose
+// server end has reset it (SO_LINGER 0, then Close).
+func resetByPeer(t *testing.T, p *pair, fam int) *TCPConn {
+	t.Helper()
+	c, s := p.tcpPair(t, fam)
+	if err := s.SetLinger(0); err != nil {
+		t.Fatal(err)
+	}
+	s.Close() // RST
+	return c
 }

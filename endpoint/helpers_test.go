@@ -24,7 +24,7 @@ type pairConfig struct {
 	queueLen int         // pipe queue per direction (0: default)
 	medium   link.Medium // 0: MediumIP
 	// wrapA, when set, wraps A's end of the pipe (a link that drops, for example).
-	wrapA func(link.Endpoint) link.Endpoint
+	wrapA func(a *stack.Stack, ep link.Endpoint) link.Endpoint
 }
 
 // A stall must fail the test, with the evidence (stacktest.OnFail), long before the suite's

@@ -154,29 +154,23 @@ func TestTCPDeadline(t *testing.T) {
 func TestTCPStress(t *testing.T) {
 	p := newPair(t, pairConfig{})
 	var wg sync.WaitGroup
+	// hammer calls op with a buffer of size until it fails with more than a deadline.
+	hammer := func(op func([]byte) (int, error), size int) {
+		defer wg.Done()
+		b := make([]byte, size)
+		for {
+			if _, err := op(b); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				return
+			}
+		}
+	}
 	for range 8 {
 		c, s := p.tcpPair(t, 0)
 		for _, conn := range []*TCPConn{c, s} {
 			for range 2 {
 				wg.Add(2)
-				go func() {
-					defer wg.Done()
-					b := make([]byte, 1000)
-					for {
-						if _, err := conn.Read(b); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-							return
-						}
-					}
-				}()
-				go func() {
-					defer wg.Done()
-					b := make([]byte, 3000)
-					for {
-						if _, err := conn.Write(b); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-							return
-						}
-					}
-				}()
+				go hammer(conn.Read, 1000)
+				go hammer(conn.Write, 3000)
 			}
 			wg.Add(1)
 			go func() {

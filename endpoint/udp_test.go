@@ -94,23 +94,15 @@ func TestUDPMappedAndPktInfo(t *testing.T) {
 
 func TestErrnoDestAddrReq(t *testing.T) {
 	p := newPair(t, pairConfig{})
-	c, err := p.na.ListenUDP("udp4", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_, err = c.Write([]byte("x"))
+	c := listenPacket(t, p.na, "udp4", ":0").(*UDPConn)
+	_, err := c.Write([]byte("x"))
 	isErrno(t, err, syscall.EDESTADDRREQ)
 }
 
 func TestErrnoMsgSize(t *testing.T) {
 	p := newPair(t, pairConfig{})
-	c, err := p.na.ListenUDP("udp", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_, err = c.WriteToUDPAddrPort(make([]byte, 70000), netip.AddrPortFrom(addrB[0], 9))
+	c := listenPacket(t, p.na, "udp", ":0").(*UDPConn)
+	_, err := c.WriteToUDPAddrPort(make([]byte, 70000), netip.AddrPortFrom(addrB[0], 9))
 	isErrno(t, err, syscall.EMSGSIZE)
 }
 
@@ -181,5 +173,32 @@ func TestPing(t *testing.T) {
 	var oe *net.OpError
 	if !errors.As(err, &oe) {
 		t.Fatal(err)
+	}
+}
+
+// Steady-state Write on a connected UDP socket (sockBase.Write) and Read allocate nothing.
+func TestUDPWriteReadAllocs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocation counts")
+	}
+	p := newPair(t, pairConfig{})
+	srv := listenPacket(t, p.nb, "udp4", ":0").(*UDPConn)
+	port := srv.LocalAddr().(*net.UDPAddr).Port
+	cli := dial(t, p.na, "udp4", net.JoinHostPort(addrB[0].String(), fmtInt(port))).(*UDPConn)
+	srv.SetReadDeadline(time.Now().Add(ioTimeout))
+	msg, buf := make([]byte, 512), make([]byte, 1500)
+	round := func() {
+		if _, err := cli.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := srv.Read(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 100 {
+		round()
+	}
+	if n := testing.AllocsPerRun(300, round); n != 0 {
+		t.Errorf("%.2f allocations per UDP Write+Read, want 0", n)
 	}
 }

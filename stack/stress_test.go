@@ -22,39 +22,24 @@ import (
 // delays and corrupts frames in both directions; corrupted frames are dropped, never
 // delivered, and nothing leaks.
 func TestPingUnderImpairment(t *testing.T) {
-	stacktest.NoGoroutineLeak(t)
-	pa, pb := pipe.New(pipe.Config{MTU: 1500, Medium: link.MediumEthernet})
-	a, err := stack.New(stack.Config{Options: opt.Tunnel(), Seed: 11})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stacktest.Closed(t, a)
-	b, err := stack.New(stack.Config{Options: opt.Tunnel(), Seed: 12})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stacktest.Closed(t, b)
 	dir := func(seed uint64) impair.Dir {
 		return impair.Dir{Seed: seed, Loss: 0.03, Duplicate: 0.05, Reorder: 0.1, ReorderDelay: 3 * time.Millisecond,
 			Delay: time.Millisecond, Jitter: time.Millisecond, Corrupt: 0.03}
 	}
-	il := impair.New(pa, clock.Real, impair.Config{TX: dir(1), RX: dir(2), Alloc: a.Allocator()})
-	na, err := a.AddNetif(il, stack.NetifConfig{Name: "a0", Addrs: []netip.Prefix{addrA4, addrA6}})
-	if err != nil {
-		t.Fatal(err)
+	var il *impair.Link
+	wrap := func(a *stack.Stack, ep link.Endpoint) link.Endpoint {
+		il = impair.New(ep, clock.Real, impair.Config{TX: dir(1), RX: dir(2), Alloc: a.Allocator()})
+		return il
 	}
-	nb, err := b.AddNetif(pb, stack.NetifConfig{Name: "b0", Addrs: []netip.Prefix{addrB4, addrB6}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stacktest.WaitReady(t, na, nb)
+	p := stacktest.NewPair(t, stacktest.PairConfig{Medium: link.MediumEthernet, WrapA: wrap})
+	stacktest.WaitReady(t, p.NetifA, p.NetifB)
 	const tries = 40
 	for _, dst := range []netip.Addr{addrB4.Addr(), addrB6.Addr()} {
 		for _, c := range []struct{ size, min int }{{56, tries * 3 / 4}, {4000, tries / 3}} {
 			ok := 0
 			for i := 0; i < tries; i++ {
 				ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
-				if err := pingOnce(ctx, a, dst, c.size); err == nil {
+				if err := pingOnce(ctx, p.A, dst, c.size); err == nil {
 					ok++
 				}
 				cancel()

@@ -4,6 +4,9 @@ import (
 	"io"
 	"testing"
 	"time"
+	"unsafe"
+
+	"github.com/wispstack/wisp/endpoint/netconn"
 )
 
 // Steady-state Read and Write allocate nothing (the whole path: netconn, TCP, IP, pipe).
@@ -60,4 +63,15 @@ func TestUDPAllocs(t *testing.T) {
 	srv, cli := udpPair(t, a, b, 0)
 	srv.SetReadDeadline(time.Now().Add(time.Minute))
 	zeroAllocs(t, "UDP", srv, cli)
+}
+
+// An idle TCPConn stays small: the struct plus two one-slot channels, no preallocated
+// mailbox (target < 1 KB of Go heap).
+func TestTCPConnSize(t *testing.T) {
+	const chanSize = 96 // runtime.hchan
+	size := int(unsafe.Sizeof(netconn.TCPConn{})) + 2*chanSize
+	t.Logf("TCPConn %d bytes, UDPConn %d, TCPListener %d", unsafe.Sizeof(netconn.TCPConn{}), unsafe.Sizeof(netconn.UDPConn{}), unsafe.Sizeof(netconn.TCPListener{}))
+	if size > 1024 {
+		t.Errorf("an idle TCPConn takes %d bytes, want < 1024", size)
+	}
 }

@@ -2,7 +2,10 @@ package netconn_test
 
 import (
 	"context"
+	"errors"
+	"io"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"sync"
 	"testing"
@@ -71,6 +74,39 @@ func connPair(t *testing.T, a, b *stack.Stack, fam int) (client, server *netconn
 		return netconn.DialTCP(ctxFor(t, dialTimeout), a, netip.AddrPort{}, l.Addr(), nil)
 	}
 	return stacktest.Connect(t, evidenceOf(a), ioTimeout, dial, l.Accept)
+}
+
+// closeReleasesRead runs read, which blocks on c, and checks that c.Close releases it with
+// net.ErrClosed.
+func closeReleasesRead(t *testing.T, c io.Closer, read func() error) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() { errc <- read() }()
+	time.Sleep(20 * time.Millisecond)
+	c.Close()
+	wantClosed(t, errc, 1, "read released by Close")
+}
+
+// wantClosed waits for n calls blocked in goroutines to send their errors on errc (each
+// within dialTimeout) and checks that each is net.ErrClosed; what names the calls.
+func wantClosed(t *testing.T, errc <-chan error, n int, what string) {
+	t.Helper()
+	for range n {
+		if err := waitErr(t, errc, what); !errors.Is(err, net.ErrClosed) {
+			t.Errorf("%s: %v, want net.ErrClosed", what, err)
+		}
+	}
+}
+
+// listenTCP returns a listener of s on laddr with options o, closed when the test ends.
+func listenTCP(t *testing.T, s *stack.Stack, laddr netip.AddrPort, o *netconn.ListenOptions) *netconn.TCPListener {
+	t.Helper()
+	l, err := netconn.ListenTCP(s, laddr, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
 }
 
 // waitErr is stacktest.WaitErr with dialTimeout.
@@ -166,4 +202,15 @@ func tunnel() opt.Options {
 	o.TCPWnd, o.TCPMaxWnd, o.TCPSndBuf = 256<<10, 256<<10, 256<<10
 	o.TCPSndQueueLen = 4 * o.TCPSndBuf / 1460
 	return o
+}
+
+// inBothFamilies runs test as a subtest per family (fam 0 IPv4, 1 IPv6), each on a new
+// pair of stacks with the tunnel options.
+func inBothFamilies(t *testing.T, test func(t *testing.T, fam int, a, b *stack.Stack)) {
+	for fam, name := range fams {
+		t.Run(name, func(t *testing.T) {
+			a, b := newPair(t, tunnel())
+			test(t, fam, a, b)
+		})
+	}
 }

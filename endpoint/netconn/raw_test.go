@@ -10,6 +10,7 @@ import (
 
 	"github.com/wispstack/wisp/endpoint/netconn"
 	"github.com/wispstack/wisp/errs"
+	"github.com/wispstack/wisp/stack"
 )
 
 // protoExp is an experimental IP protocol number (RFC 3692): no transport of the stack
@@ -19,77 +20,68 @@ const protoExp = 253
 // A raw socket of protocol 253 on each stack, both families: payloads go across as sent,
 // the receiver sees them from the transport header on with the sender's address.
 func TestRawExchange(t *testing.T) {
-	for fam, name := range fams {
-		t.Run(name, func(t *testing.T) {
-			a, b := newPair(t, tunnel())
-			srv, err := netconn.ListenRaw(b, protoExp, addrB[fam])
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer srv.Close()
-			cli, err := netconn.DialRaw(a, protoExp, netip.Addr{}, addrB[fam])
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cli.Close()
-			if cli.V6() != (fam == 1) || cli.Proto() != protoExp || cli.RemoteAddr() != addrB[fam] {
-				t.Fatalf("v6 %v proto %d raddr %v", cli.V6(), cli.Proto(), cli.RemoteAddr())
-			}
-			if fam == 1 {
-				// RFC 3542 §3.1: the stack writes the checksum at the offset and verifies it.
-				for _, c := range []*netconn.RawConn{srv, cli} {
-					if err := c.SetChecksumOffset(2); err != nil {
-						t.Fatal(err)
-					}
+	inBothFamilies(t, func(t *testing.T, fam int, a, b *stack.Stack) {
+		srv, err := netconn.ListenRaw(b, protoExp, addrB[fam])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer srv.Close()
+		cli, err := netconn.DialRaw(a, protoExp, netip.Addr{}, addrB[fam])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cli.Close()
+		if cli.V6() != (fam == 1) || cli.Proto() != protoExp || cli.RemoteAddr() != addrB[fam] {
+			t.Fatalf("v6 %v proto %d raddr %v", cli.V6(), cli.Proto(), cli.RemoteAddr())
+		}
+		if fam == 1 {
+			// RFC 3542 §3.1: the stack writes the checksum at the offset and verifies it.
+			for _, c := range []*netconn.RawConn{srv, cli} {
+				if err := c.SetChecksumOffset(2); err != nil {
+					t.Fatal(err)
 				}
-			} else if err := cli.SetChecksumOffset(2); !errors.Is(err, errs.Val) {
-				t.Fatalf("IPv4 checksum offset: %v", err)
 			}
-			msg := []byte("\x01\x02\x00\x00raw payload")
-			if _, err := cli.Write(msg); err != nil {
-				t.Fatal(err)
-			}
-			srv.SetReadDeadline(time.Now().Add(5 * time.Second))
-			buf := make([]byte, 64)
-			n, m, err := srv.ReadMsg(buf)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if m.Src.Addr() != addrA[fam] || m.Dst != addrB[fam] || n != len(msg) || string(buf[4:n]) != "raw payload" {
-				t.Fatalf("got % x from %+v", buf[:n], m)
-			}
-			if fam == 1 && buf[2] == 0 && buf[3] == 0 {
-				t.Fatal("checksum not written")
-			}
-			// The answer back by WriteTo; a short buffer truncates.
-			if _, err := srv.WriteTo([]byte("bk\x00\x00 again"), addrA[fam]); err != nil {
-				t.Fatal(err)
-			}
-			cli.SetReadDeadline(time.Now().Add(5 * time.Second))
-			n, m, err = cli.ReadMsg(buf[:2])
-			if err != nil || n != 2 || !m.Truncated || string(buf[:2]) != "bk" {
-				t.Fatalf("truncated read %q %+v %v", buf[:n], m, err)
-			}
-			if _, err := srv.Write(msg); !errors.Is(err, errs.Conn) {
-				t.Fatalf("unconnected Write: %v", err)
-			}
-			other := addrA[1-fam]
-			if _, err := srv.WriteTo(msg, other); !errors.Is(err, errs.Val) {
-				t.Fatalf("wrong family: %v", err)
-			}
-			// Close unblocks a reader; Close twice reports net.ErrClosed.
-			errc := make(chan error, 1)
-			go func() { _, _, err := srv.ReadFrom(buf); errc <- err }()
-			time.Sleep(20 * time.Millisecond)
-			srv.Close()
-			if err := waitErr(t, errc, "read released by Close"); !errors.Is(err, net.ErrClosed) {
-				t.Fatalf("read after Close: %v", err)
-			}
-			if err := srv.Close(); !errors.Is(err, net.ErrClosed) {
-				t.Fatalf("second Close: %v", err)
-			}
-		})
-	}
+		} else if err := cli.SetChecksumOffset(2); !errors.Is(err, errs.Val) {
+			t.Fatalf("IPv4 checksum offset: %v", err)
+		}
+		msg := []byte("\x01\x02\x00\x00raw payload")
+		if _, err := cli.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		srv.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 64)
+		n, m, err := srv.ReadMsg(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Src.Addr() != addrA[fam] || m.Dst != addrB[fam] || n != len(msg) || string(buf[4:n]) != "raw payload" {
+			t.Fatalf("got % x from %+v", buf[:n], m)
+		}
+		if fam == 1 && buf[2] == 0 && buf[3] == 0 {
+			t.Fatal("checksum not written")
+		}
+		// The answer back by WriteTo; a short buffer truncates.
+		if _, err := srv.WriteTo([]byte("bk\x00\x00 again"), addrA[fam]); err != nil {
+			t.Fatal(err)
+		}
+		cli.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, m, err = cli.ReadMsg(buf[:2])
+		if err != nil || n != 2 || !m.Truncated || string(buf[:2]) != "bk" {
+			t.Fatalf("truncated read %q %+v %v", buf[:n], m, err)
+		}
+		if _, err := srv.Write(msg); !errors.Is(err, errs.Conn) {
+			t.Fatalf("unconnected Write: %v", err)
+		}
+		other := addrA[1-fam]
+		if _, err := srv.WriteTo(msg, other); !errors.Is(err, errs.Val) {
+			t.Fatalf("wrong family: %v", err)
+		}
+		// Close unblocks a reader; Close twice reports net.ErrClosed.
+		closeReleasesRead(t, srv, func() error { _, _, err := srv.ReadFrom(buf); return err })
+		if err := srv.Close(); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("second Close: %v", err)
+		}
+	})
 }
 
 // The mailbox holds UDPRecvMboxSize packets; the rest are dropped and counted. A read

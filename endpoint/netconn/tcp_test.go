@@ -16,39 +16,38 @@ import (
 	"github.com/wispstack/wisp/endpoint/netconn"
 	"github.com/wispstack/wisp/errs"
 	"github.com/wispstack/wisp/opt"
+	"github.com/wispstack/wisp/stack"
+	"github.com/wispstack/wisp/transport/tcp"
 )
 
 // A transfer both ways, byte-exact, with odd read sizes, in both families.
 func TestTCPTransfer(t *testing.T) {
-	for fam, name := range fams {
-		t.Run(name, func(t *testing.T) {
-			a, b := newPair(t, tunnel())
-			c, s := connPair(t, a, b, fam)
-			if got, want := c.RemoteAddr(), s.LocalAddr(); got != want {
-				t.Errorf("client RemoteAddr %v, server LocalAddr %v", got, want)
-			}
-			if got, want := s.RemoteAddr(), c.LocalAddr(); got != want {
-				t.Errorf("server RemoteAddr %v, client LocalAddr %v", got, want)
-			}
-			const n = 3 << 20
-			up, down := pattern(n, 1), pattern(n, 2)
-			var wg sync.WaitGroup
-			var gotUp, gotDown []byte
-			var errUp, errDown error
-			wg.Add(4)
-			go func() { defer wg.Done(); _, err := c.Write(up); c.CloseWrite(); _ = err }()
-			go func() { defer wg.Done(); _, err := s.Write(down); s.CloseWrite(); _ = err }()
-			go func() { defer wg.Done(); gotUp, errUp = readAll(s, 1000) }()
-			go func() { defer wg.Done(); gotDown, errDown = readAll(c, 7000) }()
-			wg.Wait()
-			if errUp != nil || errDown != nil {
-				t.Fatal(errUp, errDown)
-			}
-			if !bytes.Equal(gotUp, up) || !bytes.Equal(gotDown, down) {
-				t.Fatalf("transfer corrupted: %d/%d bytes up, %d/%d down", len(gotUp), n, len(gotDown), n)
-			}
-		})
-	}
+	inBothFamilies(t, func(t *testing.T, fam int, a, b *stack.Stack) {
+		c, s := connPair(t, a, b, fam)
+		if got, want := c.RemoteAddr(), s.LocalAddr(); got != want {
+			t.Errorf("client RemoteAddr %v, server LocalAddr %v", got, want)
+		}
+		if got, want := s.RemoteAddr(), c.LocalAddr(); got != want {
+			t.Errorf("server RemoteAddr %v, client LocalAddr %v", got, want)
+		}
+		const n = 3 << 20
+		up, down := pattern(n, 1), pattern(n, 2)
+		var wg sync.WaitGroup
+		var gotUp, gotDown []byte
+		var errUp, errDown error
+		wg.Add(4)
+		go func() { defer wg.Done(); _, err := c.Write(up); c.CloseWrite(); _ = err }()
+		go func() { defer wg.Done(); _, err := s.Write(down); s.CloseWrite(); _ = err }()
+		go func() { defer wg.Done(); gotUp, errUp = readAll(s, 1000) }()
+		go func() { defer wg.Done(); gotDown, errDown = readAll(c, 7000) }()
+		wg.Wait()
+		if errUp != nil || errDown != nil {
+			t.Fatal(errUp, errDown)
+		}
+		if !bytes.Equal(gotUp, up) || !bytes.Equal(gotDown, down) {
+			t.Fatalf("transfer corrupted: %d/%d bytes up, %d/%d down", len(gotUp), n, len(gotDown), n)
+		}
+	})
 }
 
 // readAll reads until EOF in chunks of size.
@@ -158,11 +157,7 @@ func TestTCPDeadlines(t *testing.T) {
 		t.Fatalf("Write: %v after %d bytes", err, total)
 	}
 	// Accept deadline.
-	l, err := netconn.ListenTCP(b, netip.AddrPortFrom(addrB[0], 0), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := listenTCP(t, b, netip.AddrPortFrom(addrB[0], 0), nil)
 	l.SetDeadline(time.Now().Add(30 * time.Millisecond))
 	if _, err := l.Accept(); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("Accept: %v", err)
@@ -192,16 +187,7 @@ func TestTCPCloseUnblocks(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	c.Close()
 	l.Close()
-	for range 3 {
-		select {
-		case err := <-errc:
-			if !errors.Is(err, net.ErrClosed) {
-				t.Errorf("got %v, want net.ErrClosed", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("a blocked call was not released by Close")
-		}
-	}
+	wantClosed(t, errc, 3, "a blocked call released by Close")
 	if err := c.Close(); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("second Close: %v", err)
 	}
@@ -276,26 +262,13 @@ func TestTCPDialErrors(t *testing.T) {
 func TestTCPStackClose(t *testing.T) {
 	a, b := newPair(t, tunnel())
 	c, _ := connPair(t, a, b, 0)
-	l, err := netconn.ListenTCP(a, netip.AddrPortFrom(addrA[0], 0), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := listenTCP(t, a, netip.AddrPortFrom(addrA[0], 0), nil)
 	errc := make(chan error, 2)
 	go func() { _, err := c.Read(make([]byte, 10)); errc <- err }()
 	go func() { _, err := l.Accept(); errc <- err }()
 	time.Sleep(50 * time.Millisecond)
 	a.Close()
-	for range 2 {
-		select {
-		case err := <-errc:
-			if !errors.Is(err, net.ErrClosed) {
-				t.Errorf("got %v, want net.ErrClosed", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("stack Close did not release a blocked call")
-		}
-	}
+	wantClosed(t, errc, 2, "a blocked call released by the stack's Close")
 	if _, err := netconn.DialTCP(t.Context(), a, netip.AddrPort{}, netip.AddrPortFrom(addrB[0], 9), nil); !errors.Is(err, errs.Clsd) {
 		t.Errorf("dial on a closed stack: %v", err)
 	}
@@ -306,11 +279,7 @@ func TestTCPAcceptMbox(t *testing.T) {
 	o := tunnel()
 	o.AcceptMboxSize = 2
 	a, b := newPair(t, o)
-	l, err := netconn.ListenTCP(b, netip.AddrPortFrom(addrB[0], 0), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := listenTCP(t, b, netip.AddrPortFrom(addrB[0], 0), nil)
 	var conns []*netconn.TCPConn
 	for range 4 {
 		c, err := netconn.DialTCP(ctxFor(t, 5*time.Second), a, netip.AddrPort{}, l.Addr(), nil)
@@ -386,4 +355,79 @@ func TestTCPLinger(t *testing.T) {
 	}
 }
 
-var _ = opt.Tunnel
+// The embedded preset: a window of four segments (Recved after every segment's worth) and
+// a two-slot mailbox (later chains are concatenated), byte-exact.
+func TestTCPEmbedded(t *testing.T) {
+	o := opt.Embedded()
+	o.TCPRecvMboxSize = 2 // beyond two queued chains, they are concatenated
+	a, b := newPair(t, o)
+	c, s := connPair(t, a, b, 0)
+	const n = 100_000
+	data := pattern(n, 11)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Write(data)
+		c.CloseWrite()
+		errc <- err
+	}()
+	// Let the mailbox fill before reading, so chains get concatenated.
+	time.Sleep(50 * time.Millisecond)
+	if s.Buffered() == 0 {
+		t.Error("nothing buffered after 50ms")
+	}
+	got, err := readAll(s, 333)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes (%v), want %d exact", len(got), err, n)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// CloseRead drops what is queued and what comes later without resetting; options reach
+// the PCB.
+func TestTCPCloseReadOptions(t *testing.T) {
+	a, b := newPair(t, tunnel())
+	c, s := connPair(t, a, b, 0)
+	ka := netconn.KeepAlive{On: true, Idle: time.Second, Intvl: 2 * time.Second, Cnt: 3}
+	if err := c.SetKeepAlive(ka); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Sockopts().KeepAlive; got != ka {
+		t.Errorf("KeepAlive %+v", got)
+	}
+	if err := c.SetKeepAlive(netconn.KeepAlive{On: true}); !errors.Is(err, errs.Val) {
+		t.Errorf("SetKeepAlive without parameters: %v", err)
+	}
+	if !c.Sockopts().NoDelay {
+		t.Error("NoDelay off by default")
+	}
+	c.SetNoDelay(false)
+	if c.Sockopts().NoDelay {
+		t.Error("SetNoDelay(false) ignored")
+	}
+	if i := c.Info(); i.State != tcp.StateEstablished {
+		t.Errorf("Info state %v", i.State)
+	}
+	s.Write([]byte("dropped"))
+	time.Sleep(20 * time.Millisecond)
+	if c.Buffered() != 7 {
+		t.Errorf("Buffered %d, want 7", c.Buffered())
+	}
+	c.CloseRead()
+	if n, err := c.Read(make([]byte, 10)); n != 0 || err != io.EOF {
+		t.Errorf("Read after CloseRead: %d %v", n, err)
+	}
+	s.Write([]byte("more"))
+	time.Sleep(20 * time.Millisecond)
+	// The connection still works the other way.
+	c.Write([]byte("hello"))
+	s.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 10)
+	if n, err := s.Read(buf); err != nil || string(buf[:n]) != "hello" {
+		t.Fatalf("server read %q %v", buf[:n], err)
+	}
+	if err := s.Err(); err != nil {
+		t.Errorf("server got an error: %v", err)
+	}
+}

@@ -71,11 +71,7 @@ func TestTCPOptRoundTrip(t *testing.T) {
 // reports it (less the timestamp option) as its MSS. A bad value fails the dial.
 func TestTCPMSSBeforeConnect(t *testing.T) {
 	a, b := newPair(t, tunnel())
-	l, err := netconn.ListenTCP(b, netip.AddrPortFrom(addrB[0], 0), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := listenTCP(t, b, netip.AddrPortFrom(addrB[0], 0), nil)
 	if _, err := netconn.DialTCP(ctxFor(t, 5*time.Second), a, netip.AddrPort{}, l.Addr(), &netconn.TCPOptions{MSS: 87}); !errors.Is(err, errs.Val) {
 		t.Fatalf("DialTCP with MSS 87: %v, want errs.Val", err)
 	}
@@ -256,11 +252,7 @@ func TestTCPListenMSS(t *testing.T) {
 	if _, err := netconn.ListenTCP(b, netip.AddrPortFrom(addrB[0], 0), &netconn.ListenOptions{MSS: 65496}); !errors.Is(err, errs.Val) {
 		t.Fatalf("ListenTCP with MSS 65496: %v, want errs.Val", err)
 	}
-	l, err := netconn.ListenTCP(b, netip.AddrPortFrom(addrB[0], 0), &netconn.ListenOptions{MSS: 1000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := listenTCP(t, b, netip.AddrPortFrom(addrB[0], 0), &netconn.ListenOptions{MSS: 1000})
 	l.SetDeadline(time.Now().Add(dialTimeout))
 	accepted := make(chan *netconn.TCPConn, 1)
 	go func() {

@@ -11,52 +11,50 @@ import (
 
 	"github.com/wispstack/wisp/endpoint/netconn"
 	"github.com/wispstack/wisp/errs"
+	"github.com/wispstack/wisp/stack"
 )
 
 // Datagrams both ways with their metadata, in both families; a short buffer truncates.
 func TestUDPExchange(t *testing.T) {
-	for fam, name := range fams {
-		t.Run(name, func(t *testing.T) {
-			a, b := newPair(t, tunnel())
-			srv, cli := udpPair(t, a, b, fam)
-			msg := pattern(1200, 5)
-			if n, err := cli.Write(msg); n != len(msg) || err != nil {
-				t.Fatalf("Write: %d %v", n, err)
-			}
-			srv.SetReadDeadline(time.Now().Add(5 * time.Second))
-			buf := make([]byte, 2000)
-			n, m, err := srv.ReadMsg(buf)
-			if err != nil || !bytes.Equal(buf[:n], msg) {
-				t.Fatalf("ReadMsg: %d %v", n, err)
-			}
-			if m.Src != cli.LocalAddr() || m.Dst != addrB[fam] || m.IfIndex == 0 || m.Truncated {
-				t.Errorf("meta %+v (client %v)", m, cli.LocalAddr())
-			}
-			if _, err := srv.WriteTo(msg[:100], m.Src); err != nil {
-				t.Fatal(err)
-			}
-			cli.SetReadDeadline(time.Now().Add(5 * time.Second))
-			short := make([]byte, 10)
-			n, m, err = cli.ReadMsg(short)
-			if err != nil || n != 10 || !m.Truncated || !bytes.Equal(short, msg[:10]) {
-				t.Fatalf("truncated ReadMsg: %d %+v %v", n, m, err)
-			}
-			// Zero-copy.
-			cli.Write(msg)
-			d, m, err := srv.RecvDatagram()
-			if err != nil || d.Len() != len(msg) || m.Src != cli.LocalAddr() {
-				t.Fatalf("RecvDatagram: %v %+v", err, m)
-			}
-			var got []byte
-			for _, v := range d.Bytes() {
-				got = append(got, v...)
-			}
-			d.Release()
-			if !bytes.Equal(got, msg) {
-				t.Fatal("RecvDatagram: data differs")
-			}
-		})
-	}
+	inBothFamilies(t, func(t *testing.T, fam int, a, b *stack.Stack) {
+		srv, cli := udpPair(t, a, b, fam)
+		msg := pattern(1200, 5)
+		if n, err := cli.Write(msg); n != len(msg) || err != nil {
+			t.Fatalf("Write: %d %v", n, err)
+		}
+		srv.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 2000)
+		n, m, err := srv.ReadMsg(buf)
+		if err != nil || !bytes.Equal(buf[:n], msg) {
+			t.Fatalf("ReadMsg: %d %v", n, err)
+		}
+		if m.Src != cli.LocalAddr() || m.Dst != addrB[fam] || m.IfIndex == 0 || m.Truncated {
+			t.Errorf("meta %+v (client %v)", m, cli.LocalAddr())
+		}
+		if _, err := srv.WriteTo(msg[:100], m.Src); err != nil {
+			t.Fatal(err)
+		}
+		cli.SetReadDeadline(time.Now().Add(5 * time.Second))
+		short := make([]byte, 10)
+		n, m, err = cli.ReadMsg(short)
+		if err != nil || n != 10 || !m.Truncated || !bytes.Equal(short, msg[:10]) {
+			t.Fatalf("truncated ReadMsg: %d %+v %v", n, m, err)
+		}
+		// Zero-copy.
+		cli.Write(msg)
+		d, m, err := srv.RecvDatagram()
+		if err != nil || d.Len() != len(msg) || m.Src != cli.LocalAddr() {
+			t.Fatalf("RecvDatagram: %v %+v", err, m)
+		}
+		var got []byte
+		for _, v := range d.Bytes() {
+			got = append(got, v...)
+		}
+		d.Release()
+		if !bytes.Equal(got, msg) {
+			t.Fatal("RecvDatagram: data differs")
+		}
+	})
 }
 
 // The mailbox holds UDPRecvMboxSize datagrams; the rest are dropped and counted.
@@ -186,4 +184,102 @@ func TestUDPSendErrors(t *testing.T) {
 	if _, err := netconn.ListenUDP(a, netip.AddrPortFrom(addrB[0], 0), nil); !errors.Is(err, errs.AddrNotAvail) {
 		t.Errorf("bind to a foreign address: %v", err)
 	}
+}
+
+// A socket that joined a group receives datagrams sent to it; after LeaveGroup (and after
+// Close of the only member) the netif no longer accepts them.
+func TestUDPMulticastJoinLeave(t *testing.T) {
+	groups := []netip.Addr{netip.MustParseAddr("239.1.2.3"), netip.MustParseAddr("ff15::1234")}
+	inBothFamilies(t, func(t *testing.T, fam int, a, b *stack.Stack) {
+		g := groups[fam]
+		srv := mcastMember(t, b, 5353, g)
+		if err := srv.JoinGroup(addrB[fam], 0); err != errs.Val {
+			t.Errorf("JoinGroup(unicast) = %v, want errs.Val", err)
+		}
+		cli := dialUDP(t, a, netip.AddrPortFrom(g, 5353))
+		msg := pattern(300, 7)
+		if _, err := cli.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		srv.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 1000)
+		n, m, err := srv.ReadMsg(buf)
+		if err != nil || n != len(msg) || m.Dst != g {
+			t.Fatalf("ReadMsg: %d %+v %v", n, m, err)
+		}
+		if err := srv.LeaveGroup(g, 0); err != nil {
+			t.Fatalf("LeaveGroup: %v", err)
+		}
+		if err := srv.LeaveGroup(g, 0); err != errs.Val {
+			t.Errorf("second LeaveGroup = %v, want errs.Val", err)
+		}
+		if _, err := cli.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		srv.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if _, _, err := srv.ReadMsg(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("after leave: %v, want a deadline", err)
+		}
+		// A membership still held at Close is dropped.
+		if err := srv.JoinGroup(g, 0); err != nil {
+			t.Fatal(err)
+		}
+		srv.Close()
+		b.Lock()
+		left := b.IP().Groups(nil)
+		b.Unlock()
+		for _, x := range left {
+			if x == g {
+				t.Errorf("group %v still joined after Close", g)
+			}
+		}
+	})
+}
+
+// SetMulticastTTL(0) (IP_MULTICAST_TTL 0) is accepted: the datagram reaches a member on
+// the sender's own stack, with TTL 0, and never the peer stack, which gets the next
+// datagram (TTL 1) first.
+func TestUDPMulticastTTLZero(t *testing.T) {
+	groups := []netip.Addr{netip.MustParseAddr("239.1.2.4"), netip.MustParseAddr("ff15::4321")}
+	inBothFamilies(t, func(t *testing.T, fam int, a, b *stack.Stack) {
+		g := groups[fam]
+		local, peer := mcastMember(t, a, 5354, g), mcastMember(t, b, 5354, g)
+		cli := dialUDP(t, a, netip.AddrPortFrom(g, 5354))
+		for _, bad := range []int{-1, 256} {
+			if err := cli.SetMulticastTTL(bad); err != errs.Val {
+				t.Errorf("SetMulticastTTL(%d) = %v, want errs.Val", bad, err)
+			}
+		}
+		if err := cli.SetMulticastTTL(0); err != nil {
+			t.Fatalf("SetMulticastTTL(0): %v", err)
+		}
+		if _, err := cli.Write([]byte("zero")); err != nil {
+			t.Fatal(err)
+		}
+		if err := cli.SetMulticastTTL(1); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cli.Write([]byte("one")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 100)
+		read := func(c *netconn.UDPConn) (string, netconn.Meta) {
+			t.Helper()
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, m, err := c.ReadMsg(buf)
+			if err != nil {
+				t.Fatalf("ReadMsg: %v", err)
+			}
+			return string(buf[:n]), m
+		}
+		if s, m := read(local); s != "zero" || m.TTL != 0 || m.Dst != g {
+			t.Fatalf("local member: %q %+v", s, m)
+		}
+		if s, m := read(local); s != "one" || m.TTL != 1 {
+			t.Fatalf("local member, TTL 1: %q %+v", s, m)
+		}
+		if s, m := read(peer); s != "one" || m.TTL != 1 {
+			t.Fatalf("peer got %q %+v first, want the TTL 1 datagram", s, m)
+		}
+	})
 }

@@ -37,7 +37,7 @@ func newImpairedPair(t *testing.T, o opt.Options, cfg *impair.Config) (a, b *sta
 	t.Helper()
 	c := stacktest.PairConfig{Options: o}
 	if cfg != nil {
-		c.WrapA = func(l link.Endpoint) link.Endpoint { return impair.New(l, clock.Real, *cfg) }
+		c.WrapA = func(_ *stack.Stack, l link.Endpoint) link.Endpoint { return impair.New(l, clock.Real, *cfg) }
 	}
 	p := stacktest.NewPair(t, c)
 	return p.A, p.B

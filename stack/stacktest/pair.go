@@ -37,8 +37,9 @@ type PairConfig struct {
 	// it); nil: the real clock and an asynchronous pipe.
 	Clock clock.Clock
 	// WrapA, when set, wraps A's end of the pipe (an impairment, a capture, a link that
-	// drops); the evidence prints the wrapper and then the pipe end.
-	WrapA func(link.Endpoint) link.Endpoint
+	// drops); it is given stack A (an impairment takes its allocator), as an iptest.Pair's
+	// WrapA is given node A. The evidence prints the wrapper and then the pipe end.
+	WrapA func(a *stack.Stack, ep link.Endpoint) link.Endpoint
 }
 
 // Pair is two stacks joined by a pipe, each with one netif holding its addresses (AddrA,
@@ -81,7 +82,7 @@ func NewPair(t testing.TB, c PairConfig) *Pair {
 	p.LinkA = p.PipeA
 	linksA := []any{p.PipeA}
 	if c.WrapA != nil {
-		p.LinkA = c.WrapA(p.PipeA)
+		p.LinkA = c.WrapA(p.A, p.PipeA)
 		linksA = []any{p.LinkA, p.PipeA}
 	}
 	// After Closed: the evidence prints while the stacks are still open.

@@ -14,6 +14,7 @@ import (
 	"github.com/wispstack/wisp/endpoint/netconn"
 	"github.com/wispstack/wisp/ip/iptest"
 	"github.com/wispstack/wisp/link"
+	"github.com/wispstack/wisp/stack"
 	"github.com/wispstack/wisp/wire"
 )
 
@@ -77,7 +78,7 @@ func TestCheckPattern(t *testing.T) {
 // the link itself when not.
 func TestCaptureTo(t *testing.T) {
 	dir := t.TempDir()
-	p := NewPair(t, PairConfig{WrapA: func(l link.Endpoint) link.Endpoint {
+	p := NewPair(t, PairConfig{WrapA: func(_ *stack.Stack, l link.Endpoint) link.Endpoint {
 		if got := CaptureTo(t, l, "", 128); got != l {
 			t.Errorf("CaptureTo without a directory wrapped the link: %T", got)
 		}
