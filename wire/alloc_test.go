@@ -99,6 +99,24 @@ func TestZeroAllocs(t *testing.T) {
 			m.SetChecksumField(Finish(Checksum(m[:64], 0)))
 			ICMPv6(buf).SetType(ICMPv6EchoReply)
 		},
+		"IGMP": func() {
+			m := IGMP(buf[:IGMPHeaderLen+IGMPv3RecordLen])
+			m.SetType(IGMPv3Report)
+			m.SetNumRecords(1)
+			IGMPv3Record(m[IGMPHeaderLen:]).SetGroup(v4a)
+			m.SetChecksum()
+			if CheckIGMP(m) == nil && CheckIGMP(igmpV3QueryFixture) == nil {
+				readIGMP(t, m)
+				readIGMP(t, igmpV3QueryFixture)
+			}
+		},
+		"MLD": func() {
+			MLD(buf).SetGroup(v6src)
+			MLDv2Record(buf).SetGroup(grp6a)
+			_, _ = CheckMLD(mldV2QueryFixture), CheckMLD(mldV2ReportFixture)
+			readMLD(t, mldV2ReportFixture)
+			readMLD(t, mldV2QueryFixture)
+		},
 		"TCP": func() {
 			_ = rt.Parse(tcp, v4a, v4b)
 			_ = rt.Emit(buf, v4a, v4b)

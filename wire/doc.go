@@ -1,6 +1,6 @@
 // Package wire holds zero-copy views and small value reprs for the wire
 // formats wisp speaks: Ethernet, ARP, IPv4, IPv6 and its extension headers,
-// ICMPv4, ICMPv6 with NDP, UDP and TCP with its options, and the Internet
+// ICMPv4, ICMPv6 with NDP and MLD, IGMP, UDP and TCP with its options, and the Internet
 // checksum.
 //
 // Layer: wire, the bottom of the stack. It imports only the standard library

@@ -322,3 +322,106 @@ func TestGopacketHeadersOverChains(t *testing.T) {
 		}
 	}
 }
+
+// inIPv4 and inIPv6 put msg behind an IPv4 or IPv6 header, TTL (hop limit) 1, from src to
+// dst, and decode the packet with gopacket.
+func inIPv4(t *testing.T, proto uint8, src, dst netip.Addr, msg []byte) gopacket.Packet {
+	ip := IPv4Repr{TTL: 1, Protocol: proto, Src: src, Dst: dst, PayloadLen: len(msg)}
+	b := make([]byte, ip.HeaderLen()+len(msg))
+	copy(b[ip.HeaderLen():], msg)
+	if err := ip.Emit(b); err != nil {
+		t.Fatal(err)
+	}
+	return decode(t, b, layers.LayerTypeIPv4)
+}
+
+func inIPv6(t *testing.T, src, dst netip.Addr, msg []byte) gopacket.Packet {
+	ip := IPv6Repr{NextHeader: ProtoICMPv6, HopLimit: 1, Src: src, Dst: dst, PayloadLen: len(msg)}
+	b := make([]byte, IPv6HeaderLen+len(msg))
+	copy(b[IPv6HeaderLen:], msg)
+	ICMPv6(b[IPv6HeaderLen:]).SetChecksum(src, dst)
+	if err := ip.Emit(b); err != nil {
+		t.Fatal(err)
+	}
+	return decode(t, b, layers.LayerTypeIPv6)
+}
+
+func TestGopacketIGMP(t *testing.T) {
+	p := inIPv4(t, ProtoIGMP, v4a, grp4a, igmpV2ReportFixture)
+	v2, _ := p.Layer(layers.LayerTypeIGMP).(*layers.IGMPv1or2)
+	if v2 == nil || v2.Type != layers.IGMPMembershipReportV2 || !v2.GroupAddress.Equal(netIP(grp4a)) ||
+		v2.Checksum != IGMP(igmpV2ReportFixture).Checksum() {
+		t.Fatalf("v2 report %+v", v2)
+	}
+	// A v3 query built through the setters. Max Resp Code and QQIC below 128: gopacket reads
+	// the exponent form (RFC 3376 §4.1.1) with mantissa and exponent swapped, and a QQIC in
+	// tenths of a second, so those are compared only where the code is the value.
+	q := make([]byte, IGMPv3QueryLen+4)
+	m := IGMP(q)
+	m.SetType(IGMPQuery)
+	m.SetMaxRespCode(100)
+	m.SetGroup(grp4b)
+	m.SetQuery(3, 60, 1)
+	copy(q[IGMPv3QueryLen:], v4b.AsSlice())
+	m.SetChecksum()
+	p = inIPv4(t, ProtoIGMP, v4a, grp4b, q)
+	v3, _ := p.Layer(layers.LayerTypeIGMP).(*layers.IGMP)
+	if v3 == nil || v3.Type != layers.IGMPMembershipQuery || v3.MaxResponseTime != m.MaxRespTime() ||
+		!v3.GroupAddress.Equal(netIP(grp4b)) || v3.RobustnessValue != m.QRV() || v3.SupressRouterProcessing != m.SFlag() ||
+		len(v3.SourceAddresses) != 1 || !v3.SourceAddresses[0].Equal(netIP(m.Source(0))) {
+		t.Fatalf("v3 query %+v", v3)
+	}
+	p = inIPv4(t, ProtoIGMP, v4a, netip.MustParseAddr("224.0.0.22"), igmpV3ReportFixture)
+	rep, _ := p.Layer(layers.LayerTypeIGMP).(*layers.IGMP)
+	if rep == nil || int(rep.NumberOfGroupRecords) != IGMP(igmpV3ReportFixture).NumRecords() {
+		t.Fatalf("v3 report %+v", rep)
+	}
+	var want []recordWant
+	for _, g := range rep.GroupRecords {
+		want = append(want, recordWant{uint8(g.Type), addrFrom(g.MulticastAddress), addrsFrom(g.SourceAddresses), int(g.AuxDataLen), 0})
+	}
+	expectRecords(t, IGMP(igmpV3ReportFixture).Records(), want)
+}
+
+// addrFrom and addrsFrom turn gopacket's addresses into netip's.
+func addrFrom(ip net.IP) netip.Addr {
+	a, _ := netip.AddrFromSlice(ip)
+	return a
+}
+
+func addrsFrom(ips []net.IP) []netip.Addr {
+	var out []netip.Addr
+	for _, ip := range ips {
+		out = append(out, addrFrom(ip))
+	}
+	return out
+}
+
+func TestGopacketMLD(t *testing.T) {
+	p := inIPv6(t, ll1, grp6a, mldV1ReportFixture)
+	v1, _ := p.Layer(layers.LayerTypeMLDv1MulticastListenerReport).(*layers.MLDv1MulticastListenerReportMessage)
+	if v1 == nil || !v1.MulticastAddress.Equal(netIP(grp6a)) {
+		t.Fatalf("v1 report %v", p)
+	}
+	p = inIPv6(t, ll1, allNodes, mldV2QueryFixture)
+	q, _ := p.Layer(layers.LayerTypeMLDv2MulticastListenerQuery).(*layers.MLDv2MulticastListenerQueryMessage)
+	m := MLD(mldV2QueryFixture)
+	if q == nil || q.MaximumResponseCode != m.MaxRespCode() || q.MaximumResponseDelay() != m.MaxRespTime() ||
+		q.QQI() != m.QQI() || q.QueriersRobustnessVariable != m.QRV() || q.SuppressRoutersideProcessing != m.SFlag() ||
+		!q.MulticastAddress.Equal(netIP(m.Group())) || len(q.SourceAddresses) != 1 || !q.SourceAddresses[0].Equal(netIP(m.Source(0))) {
+		t.Fatalf("v2 query %+v", q)
+	}
+	p = inIPv6(t, ll1, netip.MustParseAddr("ff02::16"), mldV2ReportFixture)
+	rep, _ := p.Layer(layers.LayerTypeMLDv2MulticastListenerReport).(*layers.MLDv2MulticastListenerReportMessage)
+	if rep == nil || int(rep.NumberOfMulticastAddressRecords) != MLD(mldV2ReportFixture).NumRecords() {
+		t.Fatalf("v2 report %v", p)
+	}
+	var want []recordWant
+	for _, g := range rep.MulticastAddressRecords {
+		if len(g.AuxiliaryData) != 4*int(g.AuxDataLen) {
+			t.Errorf("gopacket's auxiliary data: %d bytes, %d words", len(g.AuxiliaryData), g.AuxDataLen)
+		}
+		want = append(want, recordWant{uint8(g.RecordType), addrFrom(g.MulticastAddress), addrsFrom(g.SourceAddresses), int(g.AuxDataLen), 0})
+	}
+	expectRecords(t, MLD(mldV2ReportFixture).Records(), want)
+}
