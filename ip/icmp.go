@@ -9,6 +9,33 @@ import (
 	"github.com/wispstack/wisp/wire"
 )
 
+// icmpIn starts ICMP and ICMPv6 input: the message after h's headers in p is counted as
+// received under st, and dropped if shorter than the 8-byte header both share (Lenerr) or,
+// unless the link verified it, if its checksum fails (Chkerr; ICMPv6's covers the
+// pseudo-header too, RFC 4443 §2.3). It returns the header, contiguous in p's first pbuf;
+// nil when p was dropped.
+func (l *Layer) icmpIn(h *Header, p *pbuf.Pbuf, st *stats.Proto) []byte {
+	hl := h.HeaderLen
+	mlen, ok := l.messageLen(h, p, st, wire.ICMPv4HeaderLen)
+	if !ok {
+		return nil
+	}
+	var sum uint32
+	if h.Dst.Is6() {
+		sum = wire.PseudoHeaderChecksum(wire.ProtoICMPv6, h.Src, h.Dst, uint32(mlen))
+	}
+	if p.Flags()&pbuf.FlagChecksumOK == 0 && wire.Finish(ChainChecksum(p, hl, mlen, sum)) != 0 {
+		l.dropPkt(p, &st.Chkerr)
+		return nil
+	}
+	hb, ok := p.Header(hl + wire.ICMPv4HeaderLen)
+	if !ok {
+		l.dropPkt(p, &st.Lenerr)
+		return nil
+	}
+	return hb[hl:]
+}
+
 // controlInput validates the invoking packet quoted at off and calls ControlInput of its
 // transport; it takes ownership of p.
 func (l *Layer) controlInput(h *Header, p *pbuf.Pbuf, off int, kind ControlKind, mtu int) {

@@ -10,23 +10,11 @@ import (
 // icmp4Input handles an ICMP message (RFC 792); p is positioned at the IP header
 // (h.HeaderLen bytes) and owned.
 func (l *Layer) icmp4Input(h *Header, p *pbuf.Pbuf) {
-	l.icmp.Recv++
 	hl := h.HeaderLen
-	mlen := p.TotLen() - hl
-	if mlen < wire.ICMPv4HeaderLen {
-		l.dropPkt(p, &l.icmp.Lenerr)
+	m := wire.ICMPv4(l.icmpIn(h, p, &l.icmp))
+	if m == nil {
 		return
 	}
-	if p.Flags()&pbuf.FlagChecksumOK == 0 && wire.Finish(ChainChecksum(p, hl, mlen, 0)) != 0 {
-		l.dropPkt(p, &l.icmp.Chkerr)
-		return
-	}
-	hb, ok := p.Header(hl + wire.ICMPv4HeaderLen)
-	if !ok {
-		l.dropPkt(p, &l.icmp.Lenerr)
-		return
-	}
-	m := wire.ICMPv4(hb[hl:])
 	switch m.Type() {
 	case wire.ICMPv4EchoRequest:
 		// RFC 1122 §3.2.2.6: an echo request to a broadcast or multicast address MAY be

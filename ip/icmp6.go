@@ -10,25 +10,11 @@ import (
 // icmp6Input handles an ICMPv6 message (RFC 4443, RFC 4861); p is positioned at the IPv6
 // header (h.HeaderLen bytes of headers) and owned.
 func (l *Layer) icmp6Input(h *Header, p *pbuf.Pbuf) {
-	l.icmp6.Recv++
 	hl := h.HeaderLen
-	mlen := p.TotLen() - hl
-	if mlen < wire.ICMPv6HeaderLen {
-		l.dropPkt(p, &l.icmp6.Lenerr)
+	m := wire.ICMPv6(l.icmpIn(h, p, &l.icmp6))
+	if m == nil {
 		return
 	}
-	// RFC 4443 §2.3: the checksum covers the pseudo-header (RFC 8200 §8.1) too.
-	if p.Flags()&pbuf.FlagChecksumOK == 0 &&
-		wire.Finish(ChainChecksum(p, hl, mlen, wire.PseudoHeaderChecksum(wire.ProtoICMPv6, h.Src, h.Dst, uint32(mlen)))) != 0 {
-		l.dropPkt(p, &l.icmp6.Chkerr)
-		return
-	}
-	hb, ok := p.Header(hl + wire.ICMPv6HeaderLen)
-	if !ok {
-		l.dropPkt(p, &l.icmp6.Lenerr)
-		return
-	}
-	m := wire.ICMPv6(hb[hl:])
 	switch t := m.Type(); t {
 	case wire.ICMPv6EchoRequest:
 		// RFC 4443 §4.2: "An Echo Reply SHOULD be sent in response to an Echo Request

@@ -1,27 +1,13 @@
 package ip
 
 import (
-	"encoding/binary"
 	"net/netip"
-	"time"
 
 	"github.com/wispstack/wisp/pbuf"
 	"github.com/wispstack/wisp/wire"
 )
 
-// IGMP messages (RFC 3376 §4, RFC 2236 §2, RFC 1112 Appendix I). wire has no IGMP view; the
-// few fields a host reads and writes are handled here.
 const (
-	igmpQuery    = 0x11 // Membership Query (all versions)
-	igmpV1Report = 0x12
-	igmpV2Report = 0x16
-	igmpV2Leave  = 0x17
-	igmpV3Report = 0x22
-
-	igmpMinLen     = 8  // v1/v2 messages, and the shortest query
-	igmpV3QueryLen = 12 // v3 query without sources
-	igmpRecLen     = 8  // v3 group record without sources or auxiliary data
-
 	// IPv4 option 148, Router Alert (RFC 2113 §2.1): type, length 4, value 0 ("Router
 	// shall examine packet").
 	ipOptRouterAlert = 0x94
@@ -35,26 +21,12 @@ var routerAlert4 = [4]byte{ipOptRouterAlert, 4, 0, 0}
 // igmpHdrLen is the IPv4 header IGMP is sent with: 20 bytes and the Router Alert option.
 const igmpHdrLen = wire.IPv4MinHeaderLen + len(routerAlert4)
 
-// decodeCode decodes a floating-point Max Resp Code or QQIC of bits bits (RFC 3376
-// §4.1.1, §4.1.7 and RFC 3810 §5.1.9: 8; RFC 3810 §5.1.3: 16): below 1<<(bits-1) the
-// value itself, else "(mant | 0x10) << (exp + 3)" with a mantissa of bits-4 bits and the
-// 3-bit exponent above it.
-func decodeCode(c uint16, bits uint) int {
-	if c < 1<<(bits-1) {
-		return int(c)
-	}
-	m := bits - 4
-	return int(c&(1<<m-1)|1<<m) << ((c>>m)&0x07 + 3)
-}
-
 // igmpInput handles an IGMP message (protocol 2); p is positioned at the IPv4 header
 // (h.HeaderLen bytes, options included) and owned.
 func (l *Layer) igmpInput(h *Header, p *pbuf.Pbuf) {
-	l.igmp.Recv++
 	hl := h.HeaderLen
-	mlen := p.TotLen() - hl
-	if mlen < igmpMinLen {
-		l.dropPkt(p, &l.igmp.Lenerr)
+	mlen, ok := l.messageLen(h, p, &l.igmp, wire.IGMPHeaderLen)
+	if !ok {
 		return
 	}
 	// RFC 3376 §4.1.2: the checksum is "the 16-bit one's complement of the one's
@@ -63,41 +35,32 @@ func (l *Layer) igmpInput(h *Header, p *pbuf.Pbuf) {
 		l.dropPkt(p, &l.igmp.Chkerr)
 		return
 	}
-	var m [igmpV3QueryLen]byte
-	p.CopyOut(m[:min(mlen, len(m))], hl)
-	group := netip.AddrFrom4([4]byte(m[4:8]))
-	switch m[0] {
-	case igmpQuery:
-		q := mcQuery{group: group}
-		// RFC 3376 §7.1: the query version is found from its length: "IGMPv1 Query:
-		// length = 8 octets AND Max Resp Code field is zero; IGMPv2 Query: length = 8
-		// octets AND Max Resp Code field is non-zero; IGMPv3 Query: length >= 12 octets.
-		// Query messages that do not match any of the above conditions (e.g., a Query of
-		// length 10 octets) MUST be silently ignored."
-		switch {
-		case mlen == igmpMinLen && m[1] == 0:
-			// RFC 2236 §4: a v1 query's Max Response Time "MUST be interpreted as a value
-			// of 100 (10 seconds)".
-			q.version, q.maxResp = modeV1, 10*time.Second
-		case mlen == igmpMinLen:
-			q.version, q.maxResp = modeV2, time.Duration(m[1])*100*time.Millisecond
-		case mlen >= igmpV3QueryLen:
-			ns := int(binary.BigEndian.Uint16(m[10:12]))
-			if mlen < igmpV3QueryLen+4*ns {
+	// The first bytes are enough for every field read here; m's length tells the query
+	// version as the message's would (wire.IGMP.QueryVersion).
+	var buf [wire.IGMPv3QueryLen]byte
+	m := wire.IGMP(buf[:p.CopyOut(buf[:min(mlen, len(buf))], hl)])
+	switch m.Type() {
+	case wire.IGMPQuery:
+		// RFC 3376 §7.1: the query version is found from its length; "Query messages that
+		// do not match any of the above conditions (e.g., a Query of length 10 octets)
+		// MUST be silently ignored."
+		q := mcQuery{group: m.Group(), maxResp: m.MaxRespTime()}
+		switch m.QueryVersion() {
+		case 1:
+			q.version = modeV1
+		case 2:
+			q.version = modeV2
+		case 3:
+			if mlen < wire.IGMPv3QueryLen+4*m.NumSources() {
 				l.dropPkt(p, &l.igmp.Lenerr)
 				return
 			}
-			q.version = modeV3
-			q.maxResp = time.Duration(decodeCode(uint16(m[1]), 8)) * 100 * time.Millisecond
-			q.qrv = m[8] & 0x07
-			q.qqi = time.Duration(decodeCode(uint16(m[9]), 8)) * time.Second
+			q.version, q.qrv, q.qqi = modeV3, m.QRV(), m.QQI()
 		default:
 			l.dropPkt(p, &l.igmp.Lenerr)
 			return
 		}
-		if group.IsUnspecified() {
-			q.group = netip.Addr{}
-		} else if !group.IsMulticast() {
+		if !q.generalOrMulticast() {
 			l.dropPkt(p, &l.igmp.Proterr)
 			return
 		}
@@ -108,11 +71,11 @@ func (l *Layer) igmpInput(h *Header, p *pbuf.Pbuf) {
 			return
 		}
 		l.mcQueryInput(h.Netif, false, &q)
-	case igmpV1Report, igmpV2Report:
-		if group.IsMulticast() {
-			l.mcReportHeard(h.Netif, false, group)
+	case wire.IGMPv1Report, wire.IGMPv2Report:
+		if g := m.Group(); g.IsMulticast() {
+			l.mcReportHeard(h.Netif, false, g)
 		}
-	case igmpV2Leave, igmpV3Report:
+	case wire.IGMPv2Leave, wire.IGMPv3Report:
 		// Meant for routers.
 	default:
 		// RFC 3376 §4: "Unrecognized message types MUST be silently ignored."
@@ -165,9 +128,8 @@ func (l *Layer) igmpSource(n *Netif) netip.Addr {
 // (RFC 2113) in their IP header".
 func (l *Layer) igmpSend(n *Netif, p *pbuf.Pbuf, dst netip.Addr) {
 	b := p.Payload()
-	msg := b[igmpHdrLen:]
-	binary.BigEndian.PutUint16(msg[2:4], 0)
-	binary.BigEndian.PutUint16(msg[2:4], wire.Finish(wire.Checksum(msg, 0)))
+	msg := wire.IGMP(b[igmpHdrLen:])
+	msg.SetChecksum()
 	src := l.igmpSource(n)
 	r := wire.IPv4Repr{TOS: igmpTOS, ID: l.ip4ID, TTL: 1, Protocol: wire.ProtoIGMP, Src: src, Dst: dst,
 		Options: routerAlert4[:], PayloadLen: len(msg)}
@@ -181,21 +143,21 @@ func (l *Layer) igmpSend(n *Netif, p *pbuf.Pbuf, dst netip.Addr) {
 // igmpSendOld sends a v1 or v2 report for g (to g), or a v2 Leave Group (to 224.0.0.2,
 // RFC 2236 §3).
 func (l *Layer) igmpSendOld(n *Netif, mode mcMode, g netip.Addr, leave bool) {
-	p := l.mcAlloc(false, igmpMinLen)
+	p := l.mcAlloc(false, wire.IGMPHeaderLen)
 	if p == nil {
 		return
 	}
-	msg := p.Payload()[igmpHdrLen:]
+	msg := wire.IGMP(p.Payload()[igmpHdrLen:])
 	dst := g
 	switch {
 	case leave:
-		msg[0], dst = igmpV2Leave, allRouters4
+		msg.SetType(wire.IGMPv2Leave)
+		dst = allRouters4
 	case mode == modeV1:
-		msg[0] = igmpV1Report
+		msg.SetType(wire.IGMPv1Report)
 	default:
-		msg[0] = igmpV2Report
+		msg.SetType(wire.IGMPv2Report)
 	}
-	a := g.As4()
-	copy(msg[4:8], a[:])
+	msg.SetGroup(g)
 	l.igmpSend(n, p, dst)
 }

@@ -88,10 +88,7 @@ func TestIGMPv3Queries(t *testing.T) {
 		t.Fatalf("general query: %+v", msgs)
 	}
 	// A group-specific query (to the group) is answered for that group only. Max Resp
-	// Code 0x8f in the exponent form: (0xf|0x10) << 3 = 248 tenths.
-	if decodeCode(0x8f, 8) != 248 {
-		t.Fatalf("decodeCode(0x8f, 8) = %d", decodeCode(0x8f, 8))
-	}
+	// Code 0x8f in the exponent form: (0xf|0x10) << 3 = 248 tenths (wire's TestIGMPQuery).
 	e.inject(n, igmpQueryPkt(grp2, 3, 0x8f, grp2, 0, 0, true))
 	e.run(25 * time.Second)
 	msgs = mcMsgs(t, ep.Take(), link.MediumIP)
@@ -194,7 +191,7 @@ func TestIGMPBadInput(t *testing.T) {
 	badSum := igmpQueryPkt(allSystems4, 2, 100, netip.Addr{}, 0, 0, true)
 	badSum[len(badSum)-1] ^= 1
 	odd := igmpPkt(query4, allSystems4, make([]byte, 10), true, 1)
-	odd[24] = igmpQuery
+	odd[24] = wire.IGMPQuery
 	odd = igmpPkt(query4, allSystems4, odd[24:], true, 1)
 	unknown := igmpPkt(query4, allSystems4, []byte{0x99, 0, 0, 0, 0, 0, 0, 0}, true, 1)
 	srcs := igmpQueryPkt(allSystems4, 3, 10, netip.Addr{}, 0, 0, true, grp1)
@@ -203,7 +200,7 @@ func TestIGMPBadInput(t *testing.T) {
 	cases := []badInput{
 		{"checksum", badSum, func(s *stats.Snapshot) uint64 { return s.IGMP.Chkerr }},
 		{"no router alert", igmpQueryPkt(allSystems4, 2, 100, netip.Addr{}, 0, 0, false), func(s *stats.Snapshot) uint64 { return s.IGMP.Opterr }},
-		{"short", igmpPkt(query4, allSystems4, []byte{igmpQuery, 0, 0, 0}, true, 1), func(s *stats.Snapshot) uint64 { return s.IGMP.Lenerr }},
+		{"short", igmpPkt(query4, allSystems4, []byte{wire.IGMPQuery, 0, 0, 0}, true, 1), func(s *stats.Snapshot) uint64 { return s.IGMP.Lenerr }},
 		{"length 10", odd, func(s *stats.Snapshot) uint64 { return s.IGMP.Lenerr }},
 		{"sources missing", srcs, func(s *stats.Snapshot) uint64 { return s.IGMP.Lenerr }},
 		{"unknown type", unknown, func(s *stats.Snapshot) uint64 { return s.IGMP.Proterr }},
@@ -386,5 +383,15 @@ func TestMulticastInputAllocs(t *testing.T) {
 	}
 	if tr.n-before != 3*201 {
 		t.Errorf("delivered %d of %d", tr.n-before, 3*201)
+	}
+	// Queries, read through wire's views (their answers wait for timers not run here).
+	for _, q := range [][]byte{igmpQueryPkt(allSystems4, 3, 50, netip.Addr{}, 2, 125, true),
+		mldQueryPkt(ll6Q, allNodes, true, 2000, netip.Addr{}, 1, true)} {
+		if a := testing.AllocsPerRun(200, input(e, n, q)); a != 0 {
+			t.Errorf("query %v: %v allocs", q[0]>>4, a)
+		}
+	}
+	if s := e.stats(); s.IGMP.Recv != 201 || s.MLD6.Recv != 201 || s.IGMP.Drop+s.MLD6.Drop != 0 {
+		t.Errorf("IGMP %+v MLD %+v", s.IGMP, s.MLD6)
 	}
 }

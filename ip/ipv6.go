@@ -75,7 +75,7 @@ func (l *Layer) walk6(n *Netif, p *pbuf.Pbuf, src, dst netip.Addr, mcast, reasse
 		return
 	}
 	hb := p.Payload()
-	nh, nhField, off := hb[6], 6, wire.IPv6HeaderLen
+	nh, nhField, off := wire.IPv6(hb).NextHeader(), 6, wire.IPv6HeaderLen
 	for nh == wire.ProtoHopByHop || nh == wire.ProtoIPv6Route || nh == wire.ProtoIPv6DstOpts {
 		eh := wire.IPv6ExtHeader(hb[off:])
 		switch nh {
@@ -185,15 +185,18 @@ func (l *Layer) fragInput6(n *Netif, p *pbuf.Pbuf, src, dst netip.Addr, mcast bo
 		l.dropPkt(dg, &l.ip6.Lenerr)
 		return
 	}
-	nh, nhField, off := hb[6], 6, wire.IPv6HeaderLen
+	nh, nhField, off := wire.IPv6(hb).NextHeader(), 6, wire.IPv6HeaderLen
 	for nh != wire.ProtoIPv6Frag && off+8 <= hl0 {
-		nh, nhField, off = hb[off], off, off+wire.IPv6ExtHeader(hb[off:]).Len()
+		eh := wire.IPv6ExtHeader(hb[off:])
+		nh, nhField, off = eh.NextHeader(), off, off+eh.Len()
 	}
 	if nh != wire.ProtoIPv6Frag || off+wire.IPv6FragmentHeaderLen > hl0 {
 		l.dropPkt(dg, &l.ip6.Opterr)
 		return
 	}
-	hb[nhField] = hb[off]
+	// nhField is the offset of a Next Header byte, in the IPv6 header or an extension
+	// header, as the walk found it; it is written as the byte it is (as nhOff is reported).
+	hb[nhField] = wire.IPv6Fragment(hb[off:]).NextHeader()
 	copy(hb[wire.IPv6FragmentHeaderLen:off+wire.IPv6FragmentHeaderLen], hb[:off])
 	_ = dg.RemoveHeader(wire.IPv6FragmentHeaderLen)
 	wire.IPv6(dg.Payload()).SetPayloadLength(uint16(dg.TotLen() - wire.IPv6HeaderLen))

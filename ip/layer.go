@@ -28,6 +28,18 @@ type Config struct {
 	Seed uint64
 }
 
+// TransportConfig wires a transport above the layer (TCP, UDP, raw) to its stack: the layer
+// and what the transport shares with it. Each transport's New says what its Seed seeds and
+// which pools it registers in Pools; UDP and raw have no timers.
+type TransportConfig struct {
+	Options opt.Options
+	IP      *Layer
+	Alloc   *pbuf.Allocator
+	Timers  *clock.Timeouts
+	Pools   *memp.Table
+	Seed    uint64
+}
+
 // Transport is a protocol above IP (TCP, UDP, raw), registered by the stack.
 type Transport interface {
 	// Input takes ownership of p, which starts at the transport header. h is borrowed for
@@ -330,6 +342,19 @@ func (l *Layer) ipStats(p *pbuf.Pbuf) *stats.Proto {
 		return &l.ip6
 	}
 	return &l.ip
+}
+
+// messageLen counts the message after h's headers in p as received under st (ICMP, IGMP,
+// MLD) and returns its length; a message shorter than minLen is dropped (st.Lenerr) and ok
+// is false.
+func (l *Layer) messageLen(h *Header, p *pbuf.Pbuf, st *stats.Proto, minLen int) (mlen int, ok bool) {
+	st.Recv++
+	mlen = p.TotLen() - h.HeaderLen
+	if mlen < minLen {
+		l.dropPkt(p, &st.Lenerr)
+		return 0, false
+	}
+	return mlen, true
 }
 
 // dropPkt frees p and counts a drop under reason in the record reason belongs to. The

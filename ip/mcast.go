@@ -1,7 +1,6 @@
 package ip
 
 import (
-	"encoding/binary"
 	"net/netip"
 	"time"
 
@@ -351,9 +350,19 @@ func (l *Layer) loopMcast(n *Netif, hdr []byte, p *pbuf.Pbuf) {
 	_ = l.loopback(n, q)
 }
 
+// generalOrMulticast checks q's group: unspecified, a general query (the group is then
+// made invalid), or multicast; false for anything else, which the query is dropped for.
+func (q *mcQuery) generalOrMulticast() bool {
+	if q.group.IsUnspecified() {
+		q.group = netip.Addr{}
+		return true
+	}
+	return q.group.IsMulticast()
+}
+
 // report is the layout of an IGMPv3 or MLDv2 Membership Report: the IP headers in front of
-// the message, the report header, a record without sources (the group address at byte 4),
-// the message type and where reports go.
+// the message, the report header, a record without sources, the message type and where
+// reports go.
 type report struct {
 	hdr, head, rec int
 	typ            uint8
@@ -361,8 +370,8 @@ type report struct {
 }
 
 var reports = [2]report{
-	{hdr: igmpHdrLen, head: igmpMinLen, rec: igmpRecLen, typ: igmpV3Report, to: igmpv3Rtrs},
-	{hdr: mldHdrLen, head: mldV2HdrLen, rec: mldRecLen, typ: wire.ICMPv6MLDv2Report, to: mldv2Routers},
+	{hdr: igmpHdrLen, head: wire.IGMPHeaderLen, rec: wire.IGMPv3RecordLen, typ: wire.IGMPv3Report, to: igmpv3Rtrs},
+	{hdr: mldHdrLen, head: wire.MLDv2ReportHeaderLen, rec: wire.MLDv2RecordLen, typ: wire.ICMPv6MLDv2Report, to: mldv2Routers},
 }
 
 // sendRecord sends IGMPv3 or MLDv2 Membership Reports (RFC 3376 §4.2.14, RFC 3810 §5.2.14):
@@ -395,11 +404,14 @@ func (l *Layer) sendRecord(n *Netif, v6 bool, g netip.Addr, typ uint8) {
 			return
 		}
 		msg := p.Payload()[f.hdr:]
-		msg[0] = f.typ
-		binary.BigEndian.PutUint16(msg[6:8], uint16(k)) // number of records
+		if v6 {
+			wire.MLD(msg).SetType(f.typ)
+			wire.MLD(msg).SetNumRecords(k)
+		} else {
+			wire.IGMP(msg).SetType(f.typ)
+			wire.IGMP(msg).SetNumRecords(k)
+		}
 		for i := 0; i < k; i++ {
-			rec := msg[f.head+i*f.rec:]
-			rec[0] = typ
 			a := g
 			if !g.IsValid() {
 				for !e.joined() || !reportable(e.addr) {
@@ -407,13 +419,13 @@ func (l *Layer) sendRecord(n *Netif, v6 bool, g netip.Addr, typ uint8) {
 				}
 				a, e = e.addr, e.next
 			}
+			b := msg[f.head+i*f.rec:]
+			rec := wire.IGMPv3Record(b)
 			if v6 {
-				b := a.As16()
-				copy(rec[4:20], b[:])
-			} else {
-				b := a.As4()
-				copy(rec[4:8], b[:])
+				rec = wire.MLDv2Record(b)
 			}
+			rec.SetType(typ)
+			rec.SetGroup(a)
 		}
 		if v6 {
 			l.mldSend(n, p, f.to)

@@ -32,7 +32,7 @@ func FuzzIGMPInput(f *testing.F) {
 	f.Add(igmpQueryPkt(allSystems4, 2, 100, netip.Addr{}, 0, 0, true)[24:], true)
 	f.Add(igmpQueryPkt(allSystems4, 1, 0, netip.Addr{}, 0, 0, false)[24:], false)
 	f.Add(igmpQueryPkt(grp1, 3, 0xff, grp1, 7, 0xff, true, grp2)[24:], true)
-	f.Add([]byte{igmpV2Report, 0, 0, 0, 239, 1, 1, 1}, true)
+	f.Add(igmpReport(grp1), true)
 	f.Fuzz(func(t *testing.T, msg []byte, ra bool) {
 		if len(msg) < 4 || len(msg) > 1400 {
 			return

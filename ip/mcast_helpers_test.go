@@ -1,7 +1,6 @@
 package ip
 
 import (
-	"encoding/binary"
 	"net/netip"
 	"testing"
 	"time"
@@ -118,7 +117,7 @@ func decodeMc(t *testing.T, frame []byte, medium link.Medium) (m mcMsg, ok bool)
 		if typ == 132 {
 			m.kind = "done"
 		}
-		m.groups = []netip.Addr{netip.AddrFrom16([16]byte(msg[8:24]))}
+		m.groups = []netip.Addr{wire.MLD(msg).Group()}
 	case 143:
 		m.kind = "mldv2report"
 		r, _ := pkt.Layer(layers.LayerTypeMLDv2MulticastListenerReport).(*layers.MLDv2MulticastListenerReportMessage)
@@ -187,29 +186,35 @@ func (e *env) run(d time.Duration) {
 // igmpQueryPkt builds an IGMP query from query4 to dst: version 1 and 2 are 8 bytes, 3 is
 // 12 bytes plus sources; ra adds the Router Alert option.
 func igmpQueryPkt(dst netip.Addr, version int, code uint8, g netip.Addr, qrv, qqic uint8, ra bool, srcs ...netip.Addr) []byte {
-	msg := make([]byte, 8)
-	msg[0], msg[1] = igmpQuery, code
-	if version == 1 {
-		msg[1] = 0
-	}
-	if g.IsValid() {
-		a := g.As4()
-		copy(msg[4:8], a[:])
-	}
+	msg := make([]byte, wire.IGMPHeaderLen)
 	if version == 3 {
-		msg = append(msg, qrv&7, qqic, 0, byte(len(srcs)))
+		msg = make([]byte, wire.IGMPv3QueryLen, wire.IGMPv3QueryLen+4*len(srcs))
+		wire.IGMP(msg).SetQuery(qrv, qqic, len(srcs))
 		for _, s := range srcs {
 			a := s.As4()
 			msg = append(msg, a[:]...)
 		}
 	}
+	m := wire.IGMP(msg)
+	m.SetType(wire.IGMPQuery)
+	if version != 1 {
+		m.SetMaxRespCode(code)
+	}
+	m.SetGroup(g)
 	return igmpPkt(query4, dst, msg, ra, 1)
+}
+
+// igmpReport is an IGMPv2 report for g, its checksum left to igmpPkt.
+func igmpReport(g netip.Addr) []byte {
+	m := wire.IGMP(make([]byte, wire.IGMPHeaderLen))
+	m.SetType(wire.IGMPv2Report)
+	m.SetGroup(g)
+	return m
 }
 
 // igmpPkt wraps an IGMP message (its checksum filled here) in an IPv4 header.
 func igmpPkt(src, dst netip.Addr, msg []byte, ra bool, ttl uint8) []byte {
-	binary.BigEndian.PutUint16(msg[2:4], 0)
-	binary.BigEndian.PutUint16(msg[2:4], wire.Finish(wire.Checksum(msg, 0)))
+	wire.IGMP(msg).SetChecksum()
 	r := wire.IPv4Repr{TTL: ttl, Protocol: wire.ProtoIGMP, Src: src, Dst: dst, PayloadLen: len(msg), ID: 9}
 	if ra {
 		r.Options = routerAlert4[:]
@@ -224,16 +229,15 @@ func igmpPkt(src, dst netip.Addr, msg []byte, ra bool, ttl uint8) []byte {
 
 // mldQueryPkt builds an MLD query from src to dst: v1 (24 bytes) or v2 (28 bytes).
 func mldQueryPkt(src, dst netip.Addr, v2 bool, maxResp uint16, g netip.Addr, hop uint8, ra bool) []byte {
-	msg := make([]byte, 24)
-	msg[0] = wire.ICMPv6MLDQuery
-	binary.BigEndian.PutUint16(msg[4:6], maxResp)
-	if g.IsValid() {
-		a := g.As16()
-		copy(msg[8:24], a[:])
-	}
+	msg := make([]byte, wire.MLDv1Len)
 	if v2 {
-		msg = append(msg, 2, 125, 0, 0)
+		msg = make([]byte, wire.MLDv2QueryLen)
+		wire.MLD(msg).SetQuery(2, 125, 0)
 	}
+	m := wire.MLD(msg)
+	m.SetType(wire.ICMPv6MLDQuery)
+	m.SetMaxRespCode(maxResp)
+	m.SetGroup(g)
 	return mldPkt(src, dst, msg, hop, ra)
 }
 

@@ -3,6 +3,8 @@ package ip
 import (
 	"net/netip"
 	"time"
+
+	"github.com/wispstack/wisp/wire"
 )
 
 // The family-neutral report engine: state changes on join and leave, queries, report
@@ -10,11 +12,11 @@ import (
 // mld6.go behind sendOld, sendRecord and sendAll; the v3 reports, alike in both, are built
 // in mcast.go from their layouts (reports).
 
-// v3 group record types (RFC 3376 §4.2.12, RFC 3810 §5.2.12).
+// The v3 group record types the engine sends (RFC 3376 §4.2.12, RFC 3810 §5.2.12).
 const (
-	recIsEx = 2 // MODE_IS_EXCLUDE: current state, answers a query
-	recToIn = 3 // CHANGE_TO_INCLUDE_MODE: TO_IN{} is a leave
-	recToEx = 4 // CHANGE_TO_EXCLUDE_MODE: TO_EX{} is a join
+	recIsEx = wire.RecordIsExclude // current state, answers a query
+	recToIn = wire.RecordToInclude // TO_IN{} is a leave
+	recToEx = wire.RecordToExclude // TO_EX{} is a join
 )
 
 // mcQuery is a parsed IGMP or MLD query.

@@ -1,21 +1,14 @@
 package ip
 
 import (
-	"encoding/binary"
 	"net/netip"
-	"time"
 
 	"github.com/wispstack/wisp/pbuf"
 	"github.com/wispstack/wisp/wire"
 )
 
-// MLD messages (RFC 3810 §5, RFC 2710 §3), ICMPv6 types 130, 131, 132 and 143. wire
-// knows the types only; the fields are handled here.
+// MLD (RFC 3810, RFC 2710): ICMPv6 messages read and written through wire.MLD.
 const (
-	mldV1Len      = 24 // MLDv1 query, report and done
-	mldV2QueryLen = 28 // MLDv2 query without sources
-	mldV2HdrLen   = 8  // MLDv2 report header
-	mldRecLen     = 20 // MLDv2 address record without sources or auxiliary data
 	// The Hop-by-Hop header MLD is sent with: Next Header ICMPv6, length 0, Router Alert
 	// (RFC 2711 §2.1: type 5, length 2, value 0 "Datagram contains a Multicast Listener
 	// Discovery message"), and a 2-byte PadN to fill the 8 bytes.
@@ -32,21 +25,21 @@ var (
 // mldInput handles an MLD message whose ICMPv6 checksum was verified; p is positioned at
 // the IPv6 header (h.HeaderLen bytes of headers) and owned.
 func (l *Layer) mldInput(h *Header, p *pbuf.Pbuf) {
-	l.mld6.Recv++
 	hl := h.HeaderLen
-	mlen := p.TotLen() - hl
-	if mlen < mldV1Len {
-		l.dropPkt(p, &l.mld6.Lenerr)
+	mlen, ok := l.messageLen(h, p, &l.mld6, wire.MLDv1Len)
+	if !ok {
 		return
 	}
+	// The first bytes are enough for every field read here; m's length tells the query
+	// version as the message's would (wire.MLD.QueryVersion).
+	var buf [wire.MLDv2QueryLen]byte
+	m := wire.MLD(buf[:p.CopyOut(buf[:min(mlen, len(buf))], hl)])
+	typ := m.Type()
 	// RFC 3810 §5.1.14 (queries) and §5.2.13 (reports): the node checks that the source
 	// is a valid link-local address (reports may come from ::, RFC 3590), "if the Hop
 	// Limit is set to 1, and if the Router Alert option is present in the Hop-By-Hop
 	// Options header of the IPv6 packet. If any of these checks fails, the packet is
 	// dropped." RFC 2710 §3 sends MLDv1 the same way.
-	var m [mldV2QueryLen]byte
-	p.CopyOut(m[:min(mlen, len(m))], hl)
-	typ := m[0]
 	okSrc := h.Src.IsLinkLocalUnicast() || typ != wire.ICMPv6MLDQuery && h.Src.IsUnspecified()
 	if !okSrc || h.TTL != 1 {
 		l.dropPkt(p, &l.mld6.Err)
@@ -56,41 +49,33 @@ func (l *Layer) mldInput(h *Header, p *pbuf.Pbuf) {
 		l.dropPkt(p, &l.mld6.Opterr)
 		return
 	}
-	group := netip.AddrFrom16([16]byte(m[8:24]))
 	switch typ {
 	case wire.ICMPv6MLDQuery:
-		q := mcQuery{group: group}
 		// RFC 3810 §8.1: "MLDv1 Query: length = 24 octets; MLDv2 Query: length >= 28
 		// octets. Query messages that do not match any of the above conditions (e.g., a
 		// Query of length 26 octets) MUST be silently ignored."
-		switch {
-		case mlen == mldV1Len:
+		q := mcQuery{group: m.Group(), maxResp: m.MaxRespTime()}
+		switch m.QueryVersion() {
+		case 1:
 			q.version = modeV2
-			q.maxResp = time.Duration(binary.BigEndian.Uint16(m[4:6])) * time.Millisecond
-		case mlen >= mldV2QueryLen:
-			ns := int(binary.BigEndian.Uint16(m[26:28]))
-			if mlen < mldV2QueryLen+16*ns {
+		case 2:
+			if mlen < wire.MLDv2QueryLen+16*m.NumSources() {
 				l.dropPkt(p, &l.mld6.Lenerr)
 				return
 			}
-			q.version = modeV3
-			q.maxResp = time.Duration(decodeCode(binary.BigEndian.Uint16(m[4:6]), 16)) * time.Millisecond
-			q.qrv = m[24] & 0x07
-			q.qqi = time.Duration(decodeCode(uint16(m[25]), 8)) * time.Second
+			q.version, q.qrv, q.qqi = modeV3, m.QRV(), m.QQI()
 		default:
 			l.dropPkt(p, &l.mld6.Lenerr)
 			return
 		}
-		if group.IsUnspecified() {
-			q.group = netip.Addr{}
-		} else if !group.IsMulticast() {
+		if !q.generalOrMulticast() {
 			l.dropPkt(p, &l.mld6.Proterr)
 			return
 		}
 		l.mcQueryInput(h.Netif, true, &q)
 	case wire.ICMPv6MLDReport:
-		if group.IsMulticast() {
-			l.mcReportHeard(h.Netif, true, group)
+		if g := m.Group(); g.IsMulticast() {
+			l.mcReportHeard(h.Netif, true, g)
 		}
 	default:
 		// Done and MLDv2 reports are for routers.
@@ -148,17 +133,17 @@ func (l *Layer) mldSend(n *Netif, p *pbuf.Pbuf, dst netip.Addr) {
 
 // mldSendV1 sends an MLDv1 Report for g (to g) or a Done (to ff02::2, RFC 2710 §3.7).
 func (l *Layer) mldSendV1(n *Netif, g netip.Addr, done bool) {
-	p := l.mcAlloc(true, mldV1Len)
+	p := l.mcAlloc(true, wire.MLDv1Len)
 	if p == nil {
 		return
 	}
-	msg := p.Payload()[mldHdrLen:]
+	msg := wire.MLD(p.Payload()[mldHdrLen:])
 	dst := g
-	msg[0] = wire.ICMPv6MLDReport
+	msg.SetType(wire.ICMPv6MLDReport)
 	if done {
-		msg[0], dst = wire.ICMPv6MLDDone, allRouters6
+		msg.SetType(wire.ICMPv6MLDDone)
+		dst = allRouters6
 	}
-	a := g.As16()
-	copy(msg[8:24], a[:])
+	msg.SetGroup(g)
 	l.mldSend(n, p, dst)
 }

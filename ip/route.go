@@ -235,6 +235,41 @@ func (l *Layer) RouteErr(dst netip.Addr, force *Netif) error {
 	return errs.NetUnreach
 }
 
+// GroupEgress is the netif a UDP or raw send to multicast group g leaves by: NetifForGroup,
+// or the reason there is none: errs.NetUnreach (ifIndex 0 and no netif of g's family),
+// errs.Val (no netif has index ifIndex), errs.NetDown (it is down).
+func (l *Layer) GroupEgress(g netip.Addr, ifIndex int) (*Netif, error) {
+	if n := l.NetifForGroup(g, ifIndex); n != nil {
+		return n, nil
+	}
+	switch {
+	case ifIndex == 0:
+		return nil, errs.NetUnreach
+	case l.NetifByIndex(ifIndex) == nil:
+		return nil, errs.Val
+	}
+	return nil, errs.NetDown
+}
+
+// SendSource is the source address of a UDP or raw send from a PCB bound to laddr to dst
+// (its zone, if any, naming the netif of a link-local peer) by netif n (nil: the route's):
+// laddr when it is a unicast address, else the one SourceFor picks; RouteErr's error when
+// there is none.
+func (l *Layer) SendSource(laddr, dst netip.Addr, n *Netif) (netip.Addr, error) {
+	if laddr.IsValid() && !laddr.IsUnspecified() && !laddr.IsMulticast() && laddr != broadcast4 {
+		return laddr, nil
+	}
+	nif := n
+	if nif == nil && dst.Zone() != "" {
+		nif, _, _ = l.Lookup(dst)
+	}
+	src, err := l.SourceFor(dst.WithZone(""), nif)
+	if err != nil {
+		return netip.Addr{}, l.RouteErr(dst, n)
+	}
+	return src, nil
+}
+
 // IsBroadcast reports whether IPv4 a is the limited broadcast or a directed broadcast
 // address of a subnet on n (nil: the netif of the route to a). It allocates nothing.
 func (l *Layer) IsBroadcast(a netip.Addr, n *Netif) bool {

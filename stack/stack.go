@@ -85,7 +85,9 @@ func New(c Config) (*Stack, error) {
 		return nil, fmt.Errorf("wisp: %w", err)
 	}
 	s.ip = l
-	t, err := tcp.New(tcp.Config{Options: o, IP: l, Alloc: s.alloc, Timers: s.timers, Pools: &s.pools, Seed: tcpSeed})
+	// The transports are built from the layer's parts, each with its own seed.
+	tc := ip.TransportConfig{Options: o, IP: l, Alloc: s.alloc, Timers: s.timers, Pools: &s.pools, Seed: tcpSeed}
+	t, err := tcp.New(tc)
 	if err != nil {
 		l.Close()
 		return nil, fmt.Errorf("wisp: %w", err)
@@ -93,8 +95,8 @@ func New(c Config) (*Stack, error) {
 	s.tcp = t
 	l.RegisterTransport(wire.ProtoTCP, t)
 	// UDP's ephemeral ports (RFC 6056) are as secret as TCP's: the same seed, another key.
-	u, err := udp.New(udp.Config{Options: o, IP: l, Alloc: s.alloc, Timers: s.timers, Pools: &s.pools,
-		Seed: splitSeed(tcpSeed, 0x756470)})
+	tc.Seed = splitSeed(tcpSeed, 0x756470)
+	u, err := udp.New(tc)
 	if err != nil {
 		t.Close()
 		l.Close()
@@ -102,7 +104,8 @@ func New(c Config) (*Stack, error) {
 	}
 	s.udp = u
 	l.RegisterTransport(wire.ProtoUDP, u)
-	r, err := raw.New(raw.Config{Options: o, IP: l, Alloc: s.alloc, Pools: &s.pools, Seed: splitSeed(tcpSeed, 0x726177)})
+	tc.Seed = splitSeed(tcpSeed, 0x726177)
+	r, err := raw.New(tc)
 	if err != nil {
 		u.Close()
 		t.Close()

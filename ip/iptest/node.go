@@ -60,6 +60,12 @@ type Node struct {
 	closed  bool
 }
 
+// TransportConfig is what a transport (TCP, UDP, raw) above n's layer is built with; seed
+// is the transport's own.
+func (n *Node) TransportConfig(seed uint64) ip.TransportConfig {
+	return ip.TransportConfig{Options: n.Opts, IP: n.IP, Alloc: n.Alloc, Timers: n.Timers, Pools: &n.Pools, Seed: seed}
+}
+
 // NewNode builds a Node with options o on clk; seed seeds the IP layer (IDs, ND delays).
 func NewNode(t testing.TB, clk clock.Clock, o opt.Options, seed uint64) *Node {
 	t.Helper()

@@ -1,8 +1,6 @@
 package raw
 
 import (
-	"encoding/binary"
-
 	"github.com/wispstack/wisp/ip"
 	"github.com/wispstack/wisp/pbuf"
 	"github.com/wispstack/wisp/wire"
@@ -120,10 +118,11 @@ func (p *Proto) pingInput(h *ip.Header, pb *pbuf.Pbuf, v6 bool) bool {
 	if v6 {
 		typ = wire.ICMPv6EchoReply
 	}
-	if b[0] != typ || b[1] != 0 {
+	m := wire.ICMPv4(b) // echo replies of both families share the first 8 bytes' layout
+	if m.Type() != typ || m.Code() != 0 {
 		return false
 	}
-	id := binary.BigEndian.Uint16(b[4:])
+	id := m.Ident()
 	var c *PCB
 	for o := p.head; o != nil; o = o.next {
 		if o.ping && o.v6 == v6 && o.hasIdent && o.ident == id && o.accepts(h) {

@@ -66,29 +66,16 @@ func (c *PCB) send(pb *pbuf.Pbuf, dst netip.Addr) error {
 	bare := dst.WithZone("")
 	o := c.OutputOptions(bare.IsMulticast())
 	if bare.IsMulticast() {
-		mcIf := c.MulticastNetif()
-		if o.Netif = p.ip.NetifForGroup(dst, mcIf); o.Netif == nil {
+		var err error
+		if o.Netif, err = p.ip.GroupEgress(dst, c.MulticastNetif()); err != nil {
 			pb.Free()
-			switch {
-			case mcIf == 0:
-				return errs.NetUnreach
-			case p.ip.NetifByIndex(mcIf) == nil:
-				return errs.Val
-			}
-			return errs.NetDown
+			return err
 		}
 	}
-	src := c.laddr
-	if !src.IsValid() || src.IsUnspecified() || src.IsMulticast() {
-		nif := o.Netif
-		if nif == nil && dst.Zone() != "" {
-			nif, _, _ = p.ip.Lookup(dst) // the zone names the netif of a link-local peer
-		}
-		var err error
-		if src, err = p.ip.SourceFor(bare, nif); err != nil {
-			pb.Free()
-			return p.ip.RouteErr(bare, o.Netif)
-		}
+	src, err := p.ip.SendSource(c.laddr, dst, o.Netif)
+	if err != nil {
+		pb.Free()
+		return err
 	}
 	if c.ping {
 		if err := c.fillEcho(pb, src, bare); err != nil {
@@ -131,12 +118,8 @@ func (c *PCB) fillEcho(pb *pbuf.Pbuf, src, dst netip.Addr) error {
 	if m.Type() != want || m.Code() != 0 {
 		return errs.Val
 	}
-	if !c.hasIdent {
-		id, ok := c.p.pickIdent(c)
-		if !ok {
-			return errs.Use
-		}
-		c.ident, c.hasIdent = id, true
+	if err := c.ensureIdent(); err != nil {
+		return err
 	}
 	m.SetIdent(c.ident)
 	m.SetChecksumField(0)

@@ -65,12 +65,8 @@ func (c *PCB) Bind(addr netip.Addr) error {
 	if !c.p.local(a) {
 		return errs.AddrNotAvail
 	}
-	if c.ping && !c.hasIdent {
-		id, ok := c.p.pickIdent(c)
-		if !ok {
-			return errs.Use
-		}
-		c.ident, c.hasIdent = id, true
+	if err := c.ensureIdent(); err != nil {
+		return err
 	}
 	c.laddr = a
 	return nil
@@ -93,6 +89,19 @@ func (c *PCB) BindIdent(id uint16) error {
 	return nil
 }
 
+// ensureIdent gives a ping PCB that has no echo identifier yet one (errs.Use when every
+// one is taken); a raw PCB, or a ping PCB that has one, is left as it is.
+func (c *PCB) ensureIdent() error {
+	if c.ping && !c.hasIdent {
+		id, ok := c.p.pickIdent(c)
+		if !ok {
+			return errs.Use
+		}
+		c.ident, c.hasIdent = id, true
+	}
+	return nil
+}
+
 // Ident returns a ping PCB's echo identifier (0 before one is chosen).
 func (c *PCB) Ident() uint16 {
 	c.assertCore()
@@ -110,12 +119,8 @@ func (c *PCB) Connect(addr netip.Addr) error {
 	if !c.family(addr) || addr.IsUnspecified() {
 		return errs.Val
 	}
-	if c.ping && !c.hasIdent {
-		id, ok := c.p.pickIdent(c)
-		if !ok {
-			return errs.Use
-		}
-		c.ident, c.hasIdent = id, true
+	if err := c.ensureIdent(); err != nil {
+		return err
 	}
 	c.raddr, c.rdst = addr.WithZone(""), addr
 	return nil

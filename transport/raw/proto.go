@@ -12,16 +12,6 @@ import (
 	"github.com/wispstack/wisp/wire"
 )
 
-// Config wires a Proto to its stack.
-type Config struct {
-	Options opt.Options
-	IP      *ip.Layer
-	Alloc   *pbuf.Allocator
-	Pools   *memp.Table // RAW_PCB is registered here
-	// Seed seeds the choice of echo identifiers.
-	Seed uint64
-}
-
 // Proto is one stack's raw PCBs. It implements ip.Raw; the stack registers it with
 // ip.Layer.SetRaw.
 type Proto struct {
@@ -35,9 +25,10 @@ type Proto struct {
 	closed bool
 }
 
-// New creates the raw PCBs of a stack and registers their pool in c.Pools. The stack then
-// calls c.IP.SetRaw with it.
-func New(c Config) (*Proto, error) {
+// New creates the raw PCBs of a stack and registers their pool (RAW_PCB) in c.Pools; c.Seed
+// seeds the choice of echo identifiers, and c.Timers is not used. The stack then calls
+// c.IP.SetRaw with it.
+func New(c ip.TransportConfig) (*Proto, error) {
 	if c.IP == nil || c.Alloc == nil {
 		return nil, errs.Val
 	}

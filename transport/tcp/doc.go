@@ -56,9 +56,9 @@
 // Concurrency: none. A Proto and everything it owns run in the stack's core context (the
 // core lock held, or inside a callback or timer the stack runs); every exported function
 // must be called there (each asserts it in builds with the wispcheck tag). Timers are
-// clock.Timeouts embedded in the PCBs. Time has one source, Proto.now/nowNs: Config.Timers'
-// clock (never the wall clock), read once per segment, batch or timer run and fresh
-// otherwise, so work done outside input (a connect, a write, a timer) never runs on the
-// time of the last segment received. The segment being processed is a parameter of the
-// functions of the input path. No goroutine is ever started.
+// clock.Timeouts embedded in the PCBs. Time has one source, Proto.now/nowNs: the clock of
+// the Timers New was given (never the wall clock), read once per segment, batch or timer
+// run and fresh otherwise, so work done outside input (a connect, a write, a timer) never
+// runs on the time of the last segment received. The segment being processed is a
+// parameter of the functions of the input path. No goroutine is ever started.
 package tcp

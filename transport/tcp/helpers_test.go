@@ -54,7 +54,7 @@ func newNode(t testing.TB, clk clock.Clock, o opt.Options, seed uint64) *node {
 // addTCP registers a Proto (keyed by seed) on n.
 func addTCP(t testing.TB, n *iptest.Node, seed uint64) *node {
 	t.Helper()
-	p, err := New(Config{Options: n.Opts, IP: n.IP, Alloc: n.Alloc, Timers: n.Timers, Pools: &n.Pools, Seed: seed})
+	p, err := New(n.TransportConfig(seed))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,18 +15,6 @@ import (
 	"github.com/wispstack/wisp/stats"
 )
 
-// Config wires a Proto to its stack.
-type Config struct {
-	Options opt.Options
-	IP      *ip.Layer
-	Alloc   *pbuf.Allocator
-	Timers  *clock.Timeouts
-	Pools   *memp.Table // TCP_PCB, TCP_PCB_LISTEN and TCP_SEG are registered here
-	// Seed keys ISNs (RFC 6528), SYN cookies and ephemeral port choice (RFC 6056). Tests set
-	// it for determinism; the stack draws it from crypto/rand otherwise.
-	Seed uint64
-}
-
 // Proto is one stack's TCP: its PCB tables, pools and counters. It implements ip.Transport;
 // the stack registers it for protocol 6.
 //
@@ -92,8 +80,10 @@ type Proto struct {
 	movers                moverCount
 }
 
-// New creates the TCP of a stack and registers its pools in c.Pools.
-func New(c Config) (*Proto, error) {
+// New creates the TCP of a stack and registers its pools (TCP_PCB, TCP_PCB_LISTEN and
+// TCP_SEG) in c.Pools. c.Seed keys ISNs (RFC 6528), SYN cookies and ephemeral port choice
+// (RFC 6056); tests set it for determinism, the stack draws it from crypto/rand otherwise.
+func New(c ip.TransportConfig) (*Proto, error) {
 	if c.IP == nil || c.Alloc == nil || c.Timers == nil {
 		return nil, errs.Val
 	}

@@ -1,7 +1,6 @@
 package udp
 
 import (
-	"encoding/binary"
 	"net/netip"
 
 	"github.com/wispstack/wisp/errs"
@@ -227,8 +226,8 @@ func (p *Proto) ControlInput(h *ip.Header, k ip.ControlKind, mtu int, quoted []b
 	default:
 		return // time exceeded, parameter problem: transient, not reported
 	}
-	b := quoted[h.HeaderLen:]
-	sport, dport := binary.BigEndian.Uint16(b[0:]), binary.BigEndian.Uint16(b[2:])
+	u := wire.UDP(quoted[h.HeaderLen:])
+	sport, dport := u.SrcPort(), u.DstPort()
 	local, remote := h.Src.Unmap().WithZone(""), h.Dst.Unmap().WithZone("")
 	for c := *p.bucket(sport); c != nil; c = c.hnext {
 		if c.lport == sport && c.flags&fConnected != 0 && c.raddr == remote && c.rport == dport &&

@@ -142,18 +142,11 @@ func (c *PCB) send(pb *pbuf.Pbuf, dst netip.Addr, dport uint16, src netip.Addr, 
 		o.Netif = n
 	}
 	if !src.IsValid() {
-		src = c.laddr
-		if isWild(src) || src.IsMulticast() || src == bcast4 {
-			n := o.Netif
-			if n == nil && dst.Zone() != "" {
-				n, _, _ = p.ip.Lookup(dst) // the zone names the netif of a link-local peer
-			}
-			var err error
-			if src, err = p.ip.SourceFor(bare, n); err != nil {
-				pb.Free()
-				p.fail(&p.st.Rterr)
-				return p.ip.RouteErr(dst, o.Netif)
-			}
+		var err error
+		if src, err = p.ip.SendSource(c.laddr, dst, o.Netif); err != nil {
+			pb.Free()
+			p.fail(&p.st.Rterr)
+			return err
 		}
 	}
 	pb, err := p.header(pb)
@@ -222,16 +215,7 @@ func (p *Proto) egress(dst netip.Addr, ifIndex int) (*ip.Netif, error) {
 		}
 		return n, nil
 	}
-	if n := p.ip.NetifForGroup(dst, ifIndex); n != nil {
-		return n, nil
-	}
-	if ifIndex > 0 {
-		if n := p.ip.NetifByIndex(ifIndex); n == nil {
-			return nil, errs.Val
-		}
-		return nil, errs.NetDown
-	}
-	return nil, errs.NetUnreach
+	return p.ip.GroupEgress(dst, ifIndex)
 }
 
 // isBroadcast reports whether IPv4 a is a broadcast address of n (nil: of the netif the

@@ -266,6 +266,17 @@ func (c *PCB) Arg() any {
 	return c.arg
 }
 
+// setFlag and flag are the flag accessors' bodies: the core check, then the flag.
+func (c *PCB) setFlag(f pcbFlags, on bool) {
+	c.assertCore()
+	c.set(f, on)
+}
+
+func (c *PCB) flag(f pcbFlags) bool {
+	c.assertCore()
+	return c.flags&f != 0
+}
+
 func (c *PCB) set(f pcbFlags, on bool) {
 	if on {
 		c.flags |= f
@@ -276,54 +287,30 @@ func (c *PCB) set(f pcbFlags, on bool) {
 
 // SetReuseAddr sets SO_REUSEADDR: two PCBs that both set it may bind the same address and
 // port (unicast goes to one of them, broadcast and multicast to both). Set it before Bind.
-func (c *PCB) SetReuseAddr(on bool) {
-	c.assertCore()
-	c.set(fReuseAddr, on)
-}
+func (c *PCB) SetReuseAddr(on bool) { c.setFlag(fReuseAddr, on) }
 
 // ReuseAddr reports SO_REUSEADDR.
-func (c *PCB) ReuseAddr() bool {
-	c.assertCore()
-	return c.flags&fReuseAddr != 0
-}
+func (c *PCB) ReuseAddr() bool { return c.flag(fReuseAddr) }
 
 // SetBroadcast sets SO_BROADCAST: without it sends to a broadcast address fail with
 // errs.Access. Receiving broadcasts does not need it.
-func (c *PCB) SetBroadcast(on bool) {
-	c.assertCore()
-	c.set(fBroadcast, on)
-}
+func (c *PCB) SetBroadcast(on bool) { c.setFlag(fBroadcast, on) }
 
 // Broadcast reports SO_BROADCAST.
-func (c *PCB) Broadcast() bool {
-	c.assertCore()
-	return c.flags&fBroadcast != 0
-}
+func (c *PCB) Broadcast() bool { return c.flag(fBroadcast) }
 
 // SetNoChecksum sets SO_NO_CHECK: IPv4 datagrams are sent with checksum 0 ("none", RFC
 // 768). IPv6 always carries one (RFC 8200 §8.1); receive always checks one that is present.
-func (c *PCB) SetNoChecksum(on bool) {
-	c.assertCore()
-	c.set(fNoChecksum, on)
-}
+func (c *PCB) SetNoChecksum(on bool) { c.setFlag(fNoChecksum, on) }
 
 // NoChecksum reports SO_NO_CHECK.
-func (c *PCB) NoChecksum() bool {
-	c.assertCore()
-	return c.flags&fNoChecksum != 0
-}
+func (c *PCB) NoChecksum() bool { return c.flag(fNoChecksum) }
 
 // SetV6Only sets IPV6_V6ONLY: a PCB bound to "::" hears IPv6 only. Set it before Bind.
-func (c *PCB) SetV6Only(on bool) {
-	c.assertCore()
-	c.set(fV6Only, on)
-}
+func (c *PCB) SetV6Only(on bool) { c.setFlag(fV6Only, on) }
 
 // V6Only reports IPV6_V6ONLY.
-func (c *PCB) V6Only() bool {
-	c.assertCore()
-	return c.flags&fV6Only != 0
-}
+func (c *PCB) V6Only() bool { return c.flag(fV6Only) }
 
 // assertCore panics in wispcheck builds unless the core lock is held (ip.Layer.AssertCore):
 // every exported method of a PCB starts with it. A freed PCB (c.p nil) is not checked.

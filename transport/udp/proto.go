@@ -5,7 +5,6 @@ import (
 	"math/rand/v2"
 	"net/netip"
 
-	"github.com/wispstack/wisp/clock"
 	"github.com/wispstack/wisp/errs"
 	"github.com/wispstack/wisp/ip"
 	"github.com/wispstack/wisp/memp"
@@ -13,18 +12,6 @@ import (
 	"github.com/wispstack/wisp/pbuf"
 	"github.com/wispstack/wisp/stats"
 )
-
-// Config wires a Proto to its stack.
-type Config struct {
-	Options opt.Options
-	IP      *ip.Layer
-	Alloc   *pbuf.Allocator
-	Timers  *clock.Timeouts // unused today: UDP has no timers
-	Pools   *memp.Table     // UDP_PCB is registered here
-	// Seed seeds the ephemeral port choice (RFC 6056); the stack draws it from crypto/rand
-	// unless a test fixed it.
-	Seed uint64
-}
 
 // Proto is one stack's UDP: its PCB pool, demux table and counters. It implements
 // ip.Transport; the stack registers it for protocol 17.
@@ -44,8 +31,10 @@ type Proto struct {
 	closed bool
 }
 
-// New creates the UDP of a stack and registers its pool in c.Pools.
-func New(c Config) (*Proto, error) {
+// New creates the UDP of a stack and registers its pool (UDP_PCB) in c.Pools. c.Seed seeds
+// the ephemeral port choice (RFC 6056); the stack draws it from crypto/rand unless a test
+// fixed it. UDP has no timers: c.Timers is not used.
+func New(c ip.TransportConfig) (*Proto, error) {
 	if c.IP == nil || c.Alloc == nil {
 		return nil, errs.Val
 	}

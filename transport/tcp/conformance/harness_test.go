@@ -196,7 +196,7 @@ func newEnvWith(t *testing.T, f family, withTCP bool, mods ...func(*opt.Options)
 	})
 	e.Core.Lock() // the test's core context, until close
 	if withTCP {
-		e.tcp = e.newProto(o)
+		e.tcp = e.newProto()
 	}
 	return e
 }
@@ -204,7 +204,7 @@ func newEnvWith(t *testing.T, f family, withTCP bool, mods ...func(*opt.Options)
 // newProto creates TCP and registers it, to be closed (and checked) first when the node
 // closes; it fails the test if New panics, so that a missing engine reports one clear line
 // per test.
-func (e *env) newProto(o opt.Options) (p *tcp.Proto) {
+func (e *env) newProto() (p *tcp.Proto) {
 	e.t.Helper()
 	defer func() {
 		if r := recover(); r != nil {
@@ -214,7 +214,7 @@ func (e *env) newProto(o opt.Options) (p *tcp.Proto) {
 			e.t.Fatalf("tcp.New: %v", r)
 		}
 	}()
-	p, err := tcp.New(tcp.Config{Options: o, IP: e.IP, Alloc: e.Alloc, Timers: e.Timers, Pools: &e.Pools, Seed: 42})
+	p, err := tcp.New(e.TransportConfig(42))
 	if err != nil {
 		e.t.Fatalf("tcp.New: %v", err)
 	}
