@@ -80,40 +80,38 @@ func New(c Config) (*Stack, error) {
 	s.alloc = pbuf.NewAllocator(allocConfig(o))
 	s.alloc.Register(&s.pools)
 	s.timers = clock.NewTimeouts(c.Clock, &s.core)
+	// A failure closes what was built so far, last first.
+	var built []interface{ Close() }
+	fail := func(err error) (*Stack, error) {
+		for i := len(built) - 1; i >= 0; i-- {
+			built[i].Close()
+		}
+		return nil, fmt.Errorf("wisp: %w", err)
+	}
 	l, err := ip.New(ip.Config{Options: o, Alloc: s.alloc, Timers: s.timers, Pools: &s.pools, Seed: c.Seed})
 	if err != nil {
-		return nil, fmt.Errorf("wisp: %w", err)
+		return fail(err)
 	}
-	s.ip = l
+	s.ip, built = l, append(built, l)
 	// The transports are built from the layer's parts, each with its own seed.
 	tc := ip.TransportConfig{Options: o, IP: l, Alloc: s.alloc, Timers: s.timers, Pools: &s.pools, Seed: tcpSeed}
-	t, err := tcp.New(tc)
-	if err != nil {
-		l.Close()
-		return nil, fmt.Errorf("wisp: %w", err)
+	if s.tcp, err = tcp.New(tc); err != nil {
+		return fail(err)
 	}
-	s.tcp = t
-	l.RegisterTransport(wire.ProtoTCP, t)
+	built = append(built, s.tcp)
+	l.RegisterTransport(wire.ProtoTCP, s.tcp)
 	// UDP's ephemeral ports (RFC 6056) are as secret as TCP's: the same seed, another key.
 	tc.Seed = splitSeed(tcpSeed, 0x756470)
-	u, err := udp.New(tc)
-	if err != nil {
-		t.Close()
-		l.Close()
-		return nil, fmt.Errorf("wisp: %w", err)
+	if s.udp, err = udp.New(tc); err != nil {
+		return fail(err)
 	}
-	s.udp = u
-	l.RegisterTransport(wire.ProtoUDP, u)
+	built = append(built, s.udp)
+	l.RegisterTransport(wire.ProtoUDP, s.udp)
 	tc.Seed = splitSeed(tcpSeed, 0x726177)
-	r, err := raw.New(tc)
-	if err != nil {
-		u.Close()
-		t.Close()
-		l.Close()
-		return nil, fmt.Errorf("wisp: %w", err)
+	if s.raw, err = raw.New(tc); err != nil {
+		return fail(err)
 	}
-	s.raw = r
-	l.SetRaw(r)
+	l.SetRaw(s.raw)
 	s.core.flush = l.Flush
 	return s, nil
 }
