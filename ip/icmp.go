@@ -176,15 +176,15 @@ func (l *Layer) reassExpired(key frag.Key, first *pbuf.Pbuf) {
 	l.flushLinks() // a timer runs outside any Flush; the error must not wait for the next one
 }
 
-// refuse4 answers p (borrowed, at its IPv4 header) with an ICMP error (icmp4Error), then
-// frees it and counts the drop under reason.
+// refuse4 answers p (at its IPv4 header; ownership taken) with an ICMP error (icmp4Error),
+// then frees it and counts the drop under reason.
 func (l *Layer) refuse4(n *Netif, p *pbuf.Pbuf, typ, code uint8, rest uint32, reason *uint64) {
 	l.icmp4Error(n, p, typ, code, rest)
 	l.dropPkt(p, reason)
 }
 
-// refuse6 answers p (borrowed, at its IPv6 header) with an ICMPv6 error (icmp6Error), then
-// frees it and counts the drop under reason.
+// refuse6 answers p (at its IPv6 header; ownership taken) with an ICMPv6 error
+// (icmp6Error), then frees it and counts the drop under reason.
 func (l *Layer) refuse6(n *Netif, p *pbuf.Pbuf, typ, code uint8, param uint32, reason *uint64) {
 	l.icmp6Error(n, p, typ, code, param)
 	l.dropPkt(p, reason)

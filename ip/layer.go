@@ -345,8 +345,8 @@ func (l *Layer) ipStats(p *pbuf.Pbuf) *stats.Proto {
 }
 
 // messageLen counts the message after h's headers in p as received under st (ICMP, IGMP,
-// MLD) and returns its length; a message shorter than minLen is dropped (st.Lenerr) and ok
-// is false.
+// MLD) and returns its length. p is borrowed, except that a message shorter than minLen is
+// dropped: p is freed (st.Lenerr) and ok is false.
 func (l *Layer) messageLen(h *Header, p *pbuf.Pbuf, st *stats.Proto, minLen int) (mlen int, ok bool) {
 	st.Recv++
 	mlen = p.TotLen() - h.HeaderLen
