@@ -82,6 +82,34 @@ type TxCongester interface {
 	TxFullIsCongestion() bool
 }
 
+// Offloads is what a link does for the stack with large segments and checksums. The zero
+// value is a link without offloads: every frame it is given fits the MTU and has its
+// checksums complete.
+type Offloads struct {
+	// TxChecksum: the link completes a transport checksum left partial
+	// (pbuf.FlagChecksumPartial) by itself or by the next hop (a virtio-net header's
+	// NEEDS_CSUM). Without it the stack completes the checksum before handing the frame over.
+	TxChecksum bool
+	// TSO4, TSO6, USO: the link segments a GSO packet of that type (pbuf.GSOTCPv4,
+	// pbuf.GSOTCPv6, pbuf.GSOUDPL4) itself; the others the stack cuts in software just
+	// before the link (GSO).
+	TSO4, TSO6, USO bool
+	// GSOMax is the largest GSO packet, IP header included, the stack builds for the link;
+	// 0 disables GSO altogether (TCP then sends MTU-sized segments, as without offloads).
+	// At most 65535. With GSOMax set and no TSO, the link only saves the stack the work
+	// per segment above the cut: TCP, routing and IP header building run once per 64 KiB.
+	GSOMax int
+}
+
+// Offloader is implemented by a link that offers offloads. A link that does not implement
+// it gets exactly the frames it got before offloads existed. Received frames need no
+// declaration: a link may deliver a coalesced segment (pbuf.SetGSO with the size of the
+// segments it was made of), and marks it pbuf.FlagChecksumOK when the checksums were
+// verified (or the sender left them partial, as a local kernel does).
+type Offloader interface {
+	Offloads() Offloads
+}
+
 // Dispatcher receives frames from a link; the stack implements it.
 type Dispatcher interface {
 	// AllocRx returns a POOL chain of n bytes to receive one frame into, or nil when the pool

@@ -181,7 +181,7 @@ func (a *Allocator) Clone(layer Layer, typ Type, p *Pbuf) (*Pbuf, error) {
 		q.Free()
 		return nil, err
 	}
-	q.flags, q.ifIdx = p.flags, p.ifIdx
+	q.CopyMeta(p)
 	return q, nil
 }
 

@@ -69,7 +69,39 @@ const (
 	FlagLinkMulticast
 	// FlagPush: the last pbuf of a TCP write with PSH (lwIP PBUF_FLAG_PUSH).
 	FlagPush
+	// FlagChecksumPartial: the transport checksum is not finished. Its field holds the
+	// folded pseudo-header sum (addresses, protocol and the transport length), not
+	// complemented, as Linux's CHECKSUM_PARTIAL; whoever segments the packet or puts it on
+	// a link without checksum offload completes it (the stack does, where the link does
+	// not say it will: link.Offloads.TxChecksum).
+	FlagChecksumPartial
 )
+
+// GSOType says how a packet larger than the link's MTU is cut into the segments the wire
+// carries (Linux's SKB_GSO_*, virtio-net's VIRTIO_NET_HDR_GSO_*).
+type GSOType uint8
+
+// The GSO types.
+const (
+	GSONone GSOType = iota // an ordinary packet
+	GSOTCPv4               // a TCP segment over IPv4 cut into GSOSize-byte payloads
+	GSOTCPv6               // the same over IPv6
+	GSOUDPL4               // a UDP payload cut into GSOSize-byte datagrams (USO)
+)
+
+func (t GSOType) String() string {
+	switch t {
+	case GSONone:
+		return "none"
+	case GSOTCPv4:
+		return "tcpv4"
+	case GSOTCPv6:
+		return "tcpv6"
+	case GSOUDPL4:
+		return "udp"
+	}
+	return fmt.Sprintf("pbuf.GSOType(%d)", uint8(t))
+}
 
 // Releaser is told when wisp no longer needs the memory of a REF pbuf. Release is called
 // exactly once, from whichever goroutine freed the last reference.
@@ -93,6 +125,8 @@ type Pbuf struct {
 	flags  Flags
 	order  int8  // RAM: heap block order
 	ifIdx  uint8 // receiving netif, 0 for none
+	gso    GSOType
+	gsoSz  uint16 // GSO: payload bytes of each segment but the last
 	blk    int32 // RAM: heap unit of the block
 	a      *Allocator
 	parent *Pbuf            // REF made by Split or RefRange: holds a reference to the pbuf it shares memory with
@@ -129,6 +163,27 @@ func (p *Pbuf) Flags() Flags { return p.flags }
 
 // SetFlags replaces the packet flags.
 func (p *Pbuf) SetFlags(f Flags) { p.flags = f }
+
+// GSO returns how a large packet is to be segmented (kept on the first pbuf of a chain):
+// GSONone for an ordinary packet, else the type and the payload bytes of every segment
+// but the last. On input the same mark says a link coalesced the packet (GRO) from
+// segments of that size.
+func (p *Pbuf) GSO() (GSOType, int) { return p.gso, int(p.gsoSz) }
+
+// SetGSO sets the segmentation request; GSONone (or a size of 0) clears it.
+func (p *Pbuf) SetGSO(t GSOType, size int) {
+	if t == GSONone || size <= 0 {
+		p.gso, p.gsoSz = GSONone, 0
+		return
+	}
+	p.gso, p.gsoSz = t, uint16(min(size, 0xffff))
+}
+
+// CopyMeta copies the per-packet facts of q (flags, receiving netif, GSO request) to p: a
+// header pbuf put in front of q, or the rest of a chain taking over from its first pbuf.
+func (p *Pbuf) CopyMeta(q *Pbuf) {
+	p.flags, p.ifIdx, p.gso, p.gsoSz = q.flags, q.ifIdx, q.gso, q.gsoSz
+}
 
 // IfIndex returns the index of the netif the packet arrived on (0: none).
 func (p *Pbuf) IfIndex() int { return int(p.ifIdx) }

@@ -78,6 +78,7 @@ type Snapshot struct {
 	UDP     Proto
 	TCP     Proto
 	TCPExt  TCPExt
+	Offload Offload
 	Heap    Heap
 	Pools   []Pool
 	// Timers counts how often the stack's timer queue woke up; an idle stack does not.
@@ -158,6 +159,7 @@ func (s *Snapshot) WriteTable(w io.Writer) error {
 		ew.printf("\n")
 	}
 	s.writeTCPExt(ew)
+	s.writeOffload(ew)
 	ew.printf("\n%-16s %9s %9s %9s %9s %12s\n", "memory", "avail", "used", "max", "err", "bytes")
 	h := s.Heap
 	ew.printf("%-16s %9d %9d %9d %9d %12d\n", "MEM_HEAP", h.Avail, h.Used, h.Max, h.Err, h.Avail)

@@ -77,7 +77,11 @@ func (t *TCPExt) Add(o *TCPExt) {
 
 // writeTCPExt prints every non-zero counter, four to a line.
 func (s *Snapshot) writeTCPExt(ew *errWriter) {
-	v := reflect.ValueOf(&s.TCPExt).Elem()
+	writeCounters(ew, "TCP:", reflect.ValueOf(&s.TCPExt).Elem())
+}
+
+// writeCounters prints the non-zero uint64 fields of struct v under title, four to a line.
+func writeCounters(ew *errWriter, title string, v reflect.Value) {
 	t := v.Type()
 	n := 0
 	for i := range v.NumField() {
@@ -86,7 +90,7 @@ func (s *Snapshot) writeTCPExt(ew *errWriter) {
 			continue
 		}
 		if n == 0 {
-			ew.printf("\nTCP:")
+			ew.printf("\n%s", title)
 		}
 		if n%4 == 0 {
 			ew.printf("\n ")
