@@ -25,6 +25,8 @@ type pairConfig struct {
 	medium   link.Medium // 0: MediumIP
 	// wrapA, when set, wraps A's end of the pipe (a link that drops, for example).
 	wrapA func(a *stack.Stack, ep link.Endpoint) link.Endpoint
+	// offloads of the pipe (zero: none).
+	offloads link.Offloads
 }
 
 // A stall must fail the test, with the evidence (stacktest.OnFail), long before the suite's
@@ -59,7 +61,7 @@ type pair struct {
 // it failed) and waits for duplicate address detection.
 func newPair(t testing.TB, c pairConfig) *pair {
 	t.Helper()
-	sp := stacktest.NewPair(t, stacktest.PairConfig{Options: c.opts, Medium: c.medium, QueueLen: c.queueLen, WrapA: c.wrapA})
+	sp := stacktest.NewPair(t, stacktest.PairConfig{Options: c.opts, Medium: c.medium, QueueLen: c.queueLen, WrapA: c.wrapA, Offloads: c.offloads})
 	p := &pair{a: sp.A, b: sp.B, na: New(sp.A), nb: New(sp.B), nifA: sp.NetifA, nifB: sp.NetifB, ev: sp.Ev}
 	stacktest.WaitReady(t, p.nifA, p.nifB)
 	return p

@@ -122,15 +122,19 @@ func (l *Layer) forward4(in *Netif, p *pbuf.Pbuf) {
 		l.dropPkt(p, &l.ip.Err) // directed broadcasts are not forwarded (RFC 2644)
 		return
 	}
-	if p.TotLen() > out.mtu && ip.DontFragment() {
-		// RFC 1191 §4: "Fragmentation needed and DF set" carries the next-hop MTU.
+	gso, _ := p.GSO()
+	if gso != pbuf.GSONone && !forwardGSO(out, p, ip.HeaderLen(), false) ||
+		gso == pbuf.GSONone && p.TotLen() > out.mtu && ip.DontFragment() {
+		// RFC 1191 §4: "Fragmentation needed and DF set" carries the next-hop MTU. (A
+		// coalesced packet whose segments do not fit is refused the same way: the segments
+		// a sender cuts from it carry DF, or it would not have been coalesced.)
 		l.refuse4(in, p, wire.ICMPv4DestUnreach, wire.ICMPv4FragNeeded, uint32(out.mtu), &l.ip.Err)
 		return
 	}
 	ip.SetTTL(ip.TTL() - 1)
-	p.SetFlags(0)
+	p.SetFlags(p.Flags() & pbuf.FlagChecksumPartial) // the one fact the next link needs
 	l.ip.Fw++
-	if p.TotLen() > out.mtu {
+	if gso == pbuf.GSONone && p.TotLen() > out.mtu {
 		var r wire.IPv4Repr
 		r.TOS, r.ID, r.TTL, r.Protocol, r.Src, r.Dst = ip.TOS(), ip.ID(), ip.TTL(), ip.Protocol(), ip.Src(), dst
 		base, more := ip.FragmentOffset(), ip.MoreFragments()
@@ -183,7 +187,19 @@ func (l *Layer) output4(p *pbuf.Pbuf, src, dst netip.Addr, proto uint8, o Output
 	r := wire.IPv4Repr{TOS: o.TOS, ID: l.ip4ID, DontFragment: o.DontFragment, TTL: ttl,
 		Protocol: proto, Src: src, Dst: dst}
 	l.ip4ID++
-	if !local && !loopOnly && wire.IPv4MinHeaderLen+p.TotLen() > n.mtu {
+	if typ, _ := p.GSO(); typ != pbuf.GSONone {
+		// Each segment cut from it takes the next ID (Linux's TSO does the same).
+		segs := 0
+		if !local && !loopOnly {
+			segs = l.gsoOutput(n, p, wire.IPv4MinHeaderLen, false, &l.ip)
+		} else {
+			l.dropPkt(p, &l.ip.Lenerr)
+		}
+		if segs == 0 {
+			return errs.Val
+		}
+		l.ip4ID += uint16(segs - 1)
+	} else if !local && !loopOnly && wire.IPv4MinHeaderLen+p.TotLen() > n.mtu {
 		if o.DontFragment {
 			l.ip.Drop++
 			l.ip.Lenerr++

@@ -252,12 +252,13 @@ func (l *Layer) forward6(in *Netif, p *pbuf.Pbuf) {
 		return
 	}
 	// RFC 8200 §5: routers never fragment; RFC 4443 §3.2 Packet Too Big carries the MTU.
-	if mtu := out.mtuFor(true); p.TotLen() > mtu {
-		l.refuse6(in, p, wire.ICMPv6PacketTooBig, 0, uint32(mtu), &l.ip6.Err)
+	if gso, _ := p.GSO(); gso != pbuf.GSONone && !forwardGSO(out, p, wire.IPv6HeaderLen, true) ||
+		gso == pbuf.GSONone && p.TotLen() > out.mtuFor(true) {
+		l.refuse6(in, p, wire.ICMPv6PacketTooBig, 0, uint32(out.mtuFor(true)), &l.ip6.Err)
 		return
 	}
 	ip.SetHopLimit(ip.HopLimit() - 1)
-	p.SetFlags(0)
+	p.SetFlags(p.Flags() & pbuf.FlagChecksumPartial) // the one fact the next link needs
 	l.ip6.Fw++
 	l.ip6.Xmit++
 	_ = l.send6(out, p, nh)
@@ -310,7 +311,15 @@ func (l *Layer) send6Hdr(n *Netif, p *pbuf.Pbuf, src, dst, nh netip.Addr, proto 
 		}
 	}
 	r := wire.IPv6Repr{TrafficClass: o.TOS, NextHeader: proto, HopLimit: hop, Src: src, Dst: dst}
-	if !local {
+	if typ, _ := p.GSO(); typ != pbuf.GSONone {
+		if local {
+			l.dropPkt(p, &l.ip6.Lenerr)
+			return errs.Val
+		}
+		if l.gsoOutput(n, p, wire.IPv6HeaderLen, true, &l.ip6) == 0 {
+			return errs.Val
+		}
+	} else if !local {
 		mtu := n.mtuFor(true)
 		if mtu < wire.IPv6MinMTU {
 			l.ip6.Drop++

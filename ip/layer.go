@@ -153,6 +153,7 @@ type Layer struct {
 	mcTmo             clock.Timeout
 
 	ip, icmp, ip6, icmp6, nd6, igmp, mld6 stats.Proto
+	offload                               stats.Offload // GSO here, GRO by whoever calls gro (stack)
 
 	// Scratch headers passed to transports: a pointer to a local would escape through the
 	// interface call and allocate on the hot path.
@@ -272,6 +273,7 @@ func (l *Layer) Stats(s *stats.Snapshot) {
 	l.timers.AssertCore()
 	s.IP, s.ICMP, s.IP6, s.ICMP6, s.ND6 = l.ip, l.icmp, l.ip6, l.icmp6, l.nd6
 	s.IGMP, s.MLD6 = l.igmp, l.mld6
+	s.Offload = l.offload
 	s.IPFrag, s.IP6Frag = *l.reass.Stats4(), *l.reass.Stats6()
 	s.Etharp, s.Link = stats.Proto{}, stats.Proto{}
 	for _, n := range l.list {

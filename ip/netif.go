@@ -35,6 +35,7 @@ type Netif struct {
 	stats    stats.Proto
 	roomer   link.TxRoomer // ep, when its transmit queue can fill
 	congests bool          // ep's full queue is congestion (link.TxCongester)
+	off      link.Offloads // what ep offers (link.Offloader), made consistent (gso.go)
 
 	// Learned from router advertisements (RFC 4861 §6.3.4); zero: use the defaults.
 	mtu6      int
@@ -83,6 +84,7 @@ func (l *Layer) AddNetif(ep link.Endpoint, c NetifConfig) (*Netif, error) {
 	if n.mtu < minMTU4 {
 		return nil, errs.Val
 	}
+	n.setOffloads(ep)
 	switch n.medium {
 	case link.MediumIP:
 		if n.name == "" {
@@ -320,9 +322,20 @@ func (n *Netif) Input(p *pbuf.Pbuf) {
 	n.l.ipInput(n, p, false)
 }
 
-// xmit takes ownership of one complete frame and adds it to the batch written at Flush;
-// a full batch is written at once.
+// xmit takes ownership of one complete frame and adds it to the batch written at Flush
+// (a full batch is written at once), cut into segments or with its checksum completed
+// first where the link will not do it (gso.go).
 func (n *Netif) xmit(p *pbuf.Pbuf) {
+	if typ, _ := p.GSO(); typ != pbuf.GSONone || p.Flags()&pbuf.FlagChecksumPartial != 0 {
+		if p = n.txReady(p); p == nil {
+			return
+		}
+	}
+	n.xmitFrame(p)
+}
+
+// xmitFrame adds frame p (taken), as the link takes it, to the batch.
+func (n *Netif) xmitFrame(p *pbuf.Pbuf) {
 	if len(n.batch) == cap(n.batch) {
 		n.flush()
 	}

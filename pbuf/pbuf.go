@@ -83,10 +83,10 @@ type GSOType uint8
 
 // The GSO types.
 const (
-	GSONone GSOType = iota // an ordinary packet
-	GSOTCPv4               // a TCP segment over IPv4 cut into GSOSize-byte payloads
-	GSOTCPv6               // the same over IPv6
-	GSOUDPL4               // a UDP payload cut into GSOSize-byte datagrams (USO)
+	GSONone  GSOType = iota // an ordinary packet
+	GSOTCPv4                // a TCP segment over IPv4 cut into GSOSize-byte payloads
+	GSOTCPv6                // the same over IPv6
+	GSOUDPL4                // a UDP payload cut into GSOSize-byte datagrams (USO)
 )
 
 func (t GSOType) String() string {
@@ -127,7 +127,7 @@ type Pbuf struct {
 	ifIdx  uint8 // receiving netif, 0 for none
 	gso    GSOType
 	gsoSz  uint16 // GSO: payload bytes of each segment but the last
-	blk    int32 // RAM: heap unit of the block
+	blk    int32  // RAM: heap unit of the block
 	a      *Allocator
 	parent *Pbuf            // REF made by Split or RefRange: holds a reference to the pbuf it shares memory with
 	owner  Releaser         // REF: told on release

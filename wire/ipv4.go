@@ -153,6 +153,9 @@ func (ip IPv4) SetTTL(ttl uint8) {
 	ip.updateChecksum16(old, binary.BigEndian.Uint16(ip[8:10]))
 }
 
+// SetID sets the Identification field; the checksum is not updated (SetChecksum).
+func (ip IPv4) SetID(id uint16) { binary.BigEndian.PutUint16(ip[4:6], id) }
+
 // SetTotalLength sets TotalLength and updates the checksum incrementally.
 func (ip IPv4) SetTotalLength(n uint16) {
 	old := ip.TotalLength()

@@ -33,6 +33,8 @@ type PairConfig struct {
 	Setup func(n *Node)
 	// WrapA, when set, wraps A's end of the pipe (an impairment, a capture).
 	WrapA func(a *Node, ep link.Endpoint) link.Endpoint
+	// Offloads of the pipe (pipe.Config.Offloads; zero: none).
+	Offloads link.Offloads
 }
 
 // Pair is two Nodes joined by a synchronous pipe on one fake clock: nothing moves until the
@@ -97,7 +99,7 @@ func NewPair(t testing.TB, c PairConfig) *Pair {
 		c.Setup(p.A)
 		c.Setup(p.B)
 	}
-	p.PipeA, p.PipeB = pipe.New(pipe.Config{MTU: c.MTU, Medium: c.Medium, Sync: true, QueueLen: c.QueueLen})
+	p.PipeA, p.PipeB = pipe.New(pipe.Config{MTU: c.MTU, Medium: c.Medium, Sync: true, QueueLen: c.QueueLen, Offloads: c.Offloads})
 	p.LinkA = p.PipeA
 	if c.WrapA != nil {
 		p.LinkA = c.WrapA(p.A, p.PipeA)

@@ -119,6 +119,17 @@ func (l *Link) MTU() int {
 	return m
 }
 
+// Offloads implements link.Offloader: of the inner link's offloads only its GSO size, so
+// that the stack cuts large segments in software before the impairments, which then act on
+// segments as the wire carries them, and completes every checksum (a corrupted frame must
+// fail it). Frames received stay as the inner link delivers them.
+func (l *Link) Offloads() link.Offloads {
+	if o, ok := l.inner.(link.Offloader); ok {
+		return link.Offloads{GSOMax: o.Offloads().GSOMax}
+	}
+	return link.Offloads{}
+}
+
 // HardwareAddr implements link.Endpoint.
 func (l *Link) HardwareAddr() [6]byte { return l.inner.HardwareAddr() }
 

@@ -21,6 +21,11 @@ type Config struct {
 	QueueLen int
 	// Sync selects sync mode: no goroutines, frames move only when Flush is called.
 	Sync bool
+	// Offloads is what both Ends offer the stacks (link.Offloader), as a virtio-net link
+	// between two hosts' kernels does: GSO packets of up to GSOMax bytes cross whole and
+	// partial checksums stay partial, and the receiver gets each as one coalesced segment
+	// marked checksum-verified. The zero value offers nothing.
+	Offloads link.Offloads
 }
 
 // DefaultQueueLen is the per-direction queue length when Config.QueueLen is zero.
@@ -71,6 +76,10 @@ func New(cfg Config) (a, b *End) {
 	a.tx = fifo.New(cfg.QueueLen, maxFrame)
 	b.tx = fifo.New(cfg.QueueLen, maxFrame)
 	a.rx, b.rx = b.tx, a.tx
+	if g := cfg.Offloads.GSOMax; g > 0 {
+		a.tx.SetGSOMax(g + cfg.Medium.HeaderLen())
+		b.tx.SetGSOMax(g + cfg.Medium.HeaderLen())
+	}
 	if !cfg.Sync {
 		a.tx.Start()
 		b.tx.Start()
@@ -83,6 +92,9 @@ func (e *End) Medium() link.Medium { return e.cfg.Medium }
 
 // MTU implements link.Endpoint.
 func (e *End) MTU() int { return e.cfg.MTU }
+
+// Offloads implements link.Offloader: Config.Offloads.
+func (e *End) Offloads() link.Offloads { return e.cfg.Offloads }
 
 // HardwareAddr implements link.Endpoint (zero for MediumIP).
 func (e *End) HardwareAddr() [6]byte { return e.mac }

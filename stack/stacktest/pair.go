@@ -40,6 +40,8 @@ type PairConfig struct {
 	// drops); it is given stack A (an impairment takes its allocator), as an iptest.Pair's
 	// WrapA is given node A. The evidence prints the wrapper and then the pipe end.
 	WrapA func(a *stack.Stack, ep link.Endpoint) link.Endpoint
+	// Offloads of the pipe (pipe.Config.Offloads; zero: none).
+	Offloads link.Offloads
 }
 
 // Pair is two stacks joined by a pipe, each with one netif holding its addresses (AddrA,
@@ -69,7 +71,7 @@ func NewPair(t testing.TB, c PairConfig) *Pair {
 		c.MTU = 1500
 	}
 	p := &Pair{}
-	p.PipeA, p.PipeB = pipe.New(pipe.Config{MTU: c.MTU, Medium: c.Medium, QueueLen: c.QueueLen, Sync: c.Clock != nil})
+	p.PipeA, p.PipeB = pipe.New(pipe.Config{MTU: c.MTU, Medium: c.Medium, QueueLen: c.QueueLen, Sync: c.Clock != nil, Offloads: c.Offloads})
 	var err error
 	if p.A, err = stack.New(stack.Config{Options: c.Options, Clock: c.Clock, Seed: 1}); err != nil {
 		t.Fatal(err)

@@ -102,7 +102,7 @@ func (c *PCB) sendRST(seq, ack uint32, withACK bool) {
 		h.AckNum = ack
 	}
 	h.SrcPort, h.DstPort = c.lport, c.rport
-	_ = c.t.send(c.laddr, c.dst, &h, nil, 0, c.phsum, c.TTL(), c.TOS())
+	_ = c.t.send(c.laddr, c.dst, &h, nil, 0, c.phsum, c.TTL(), c.TOS(), txOffload{})
 }
 
 // resetFor answers segment in, which has no connection, with a RST.
@@ -113,7 +113,7 @@ func (t *Proto) resetFor(in *segIn, seq, ack uint32, withACK bool) {
 		h.AckNum = ack
 	}
 	h.SrcPort, h.DstPort = in.dstPort, in.srcPort
-	_ = t.send(in.hdr.Dst, in.hdr.Src, &h, nil, 0, 0, t.opts.TCPTTL, 0)
+	_ = t.send(in.hdr.Dst, in.hdr.Src, &h, nil, 0, 0, t.opts.TCPTTL, 0, txOffload{})
 }
 
 // challengeACK sends an ACK for a suspicious segment (RFC 5961 §3.2, §4.2, §5.2), at most

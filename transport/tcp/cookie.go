@@ -46,7 +46,7 @@ func (t *Proto) sendCookie(l *Listener, in *segIn) {
 		h.Options.HasTimestamps, h.Options.TSVal, h.Options.TSEcr = true, tsCookie(ts, ws, sack), in.opts.TSVal
 	}
 	t.ext.CookiesSent++
-	_ = t.send(in.hdr.Dst, in.hdr.Src, &h, nil, 0, 0, l.send.TTL(), l.send.TOS())
+	_ = t.send(in.hdr.Dst, in.hdr.Src, &h, nil, 0, 0, l.send.TTL(), l.send.TOS(), txOffload{})
 }
 
 // cookieACK tries to complete a cookie handshake with the ACK in (p is the whole segment,

@@ -27,6 +27,18 @@ import (
 // views 15-25% faster at MTU 9000, where copying 9 KB per segment costs more than the view
 // headers); a copy only when no view can be had.
 func (c *PCB) emit(h *wire.TCPRepr, n int) error {
+	return c.emitData(h, n, txOffload{})
+}
+
+// txOffload is what one segment asks of the link below: to be cut into segments of gso
+// bytes of data (0: it is one segment), and to complete its checksum (partial).
+type txOffload struct {
+	gso     int
+	partial bool
+}
+
+// emitData is emit for new data, which may go as a GSO packet with a partial checksum.
+func (c *PCB) emitData(h *wire.TCPRepr, n int, off txOffload) error {
 	t := c.t
 	if h.Flags&wire.TCPFlagACK != 0 {
 		h.AckNum = c.rcvNxt
@@ -40,10 +52,10 @@ func (c *PCB) emit(h *wire.TCPRepr, n int) error {
 	}
 	if err != nil {
 		// No REF header for a view (zero-copy writes may hold them all): copy.
-		err = c.sendCopy(h, n)
+		err = c.sendCopy(h, n, off)
 	} else {
 		h.Window = c.windowField(h.Flags&wire.TCPFlagSYN != 0)
-		err = t.send(c.laddr, c.dst, h, data, n, c.phsum, c.TTL(), c.TOS())
+		err = t.send(c.laddr, c.dst, h, data, n, c.phsum, c.TTL(), c.TOS(), off)
 	}
 	if err == errs.Mem {
 		return err
@@ -61,10 +73,10 @@ func (c *PCB) emit(h *wire.TCPRepr, n int) error {
 }
 
 // send builds a segment with header h (every field set but the checksum) and data (n
-// bytes, ownership taken; nil for none) and hands it to IP. phsum is the pseudo-header sum
-// without length (0: computed here). errs.Mem when no header pbuf could be allocated (data
-// is freed).
-func (t *Proto) send(src, dst netip.Addr, h *wire.TCPRepr, data *pbuf.Pbuf, n int, phsum uint32, ttl, tos uint8) error {
+// bytes, ownership taken; nil for none) and hands it to IP, as a GSO packet and with a
+// partial checksum when off says so. phsum is the pseudo-header sum without length (0:
+// computed here). errs.Mem when no header pbuf could be allocated (data is freed).
+func (t *Proto) send(src, dst netip.Addr, h *wire.TCPRepr, data *pbuf.Pbuf, n int, phsum uint32, ttl, tos uint8, off txOffload) error {
 	hl := h.HeaderLen()
 	p, err := t.alloc.Alloc(pbuf.LayerIP, hl, pbuf.RAM)
 	if err != nil {
@@ -81,16 +93,23 @@ func (t *Proto) send(src, dst netip.Addr, h *wire.TCPRepr, data *pbuf.Pbuf, n in
 	if phsum == 0 {
 		phsum = wire.PseudoHeaderChecksum(wire.ProtoTCP, src, dst, 0)
 	}
-	sum := wire.Checksum(b, phsum+uint32(hl+n))
-	if data != nil {
-		if data.Next() == nil {
-			sum = wire.Checksum(data.Payload(), sum)
-		} else {
-			sum = ip.ChainChecksum(data, 0, n, sum)
+	if off.partial || off.gso > 0 {
+		if data != nil {
+			pbuf.Cat(p, data)
 		}
-		pbuf.Cat(p, data)
+		setOffload(p, dst, hl+n, phsum, off)
+	} else {
+		sum := wire.Checksum(b, phsum+uint32(hl+n))
+		if data != nil {
+			if data.Next() == nil {
+				sum = wire.Checksum(data.Payload(), sum)
+			} else {
+				sum = ip.ChainChecksum(data, 0, n, sum)
+			}
+			pbuf.Cat(p, data)
+		}
+		wire.TCP(b).SetChecksumField(wire.Finish(sum))
 	}
-	wire.TCP(b).SetChecksumField(wire.Finish(sum))
 	t.st.Xmit++
 	if h.Flags&wire.TCPFlagRST != 0 {
 		t.ext.ResetsSent++
@@ -102,7 +121,7 @@ func (t *Proto) send(src, dst netip.Addr, h *wire.TCPRepr, data *pbuf.Pbuf, n in
 // its header, in one RAM pbuf when the heap has a block, else in whatever RAM or POOL
 // chain memory allows (the header always in the first pbuf), and hands it to IP. It is
 // also the fallback when views cannot be made (REF headers exhausted).
-func (c *PCB) sendCopy(h *wire.TCPRepr, n int) error {
+func (c *PCB) sendCopy(h *wire.TCPRepr, n int, off txOffload) error {
 	t := c.t
 	hl := h.HeaderLen()
 	p, err := t.alloc.Alloc(pbuf.LayerIP, hl+n, pbuf.RAM)
@@ -115,25 +134,43 @@ func (c *PCB) sendCopy(h *wire.TCPRepr, n int) error {
 	b, _ := p.Header(hl)
 	h.Window = c.windowField(false)
 	_, _ = h.EmitHeader(b)
-	var sum uint32
 	if p.Next() == nil {
 		c.copyData(h.SeqNum, p.Payload()[hl:hl+n])
-		sum = wire.Checksum(p.Payload(), c.phsum+uint32(hl+n))
 	} else {
-		off := hl
+		o := hl
 		for q := p; q != nil; q = q.Next() {
 			pl := q.Payload()
 			if q == p {
 				pl = pl[hl:]
 			}
-			c.copyData(h.SeqNum+uint32(off-hl), pl)
-			off += len(pl)
+			c.copyData(h.SeqNum+uint32(o-hl), pl)
+			o += len(pl)
 		}
-		sum = ip.ChainChecksum(p, 0, hl+n, c.phsum+uint32(hl+n))
 	}
-	wire.TCP(b).SetChecksumField(wire.Finish(sum))
+	if off.partial || off.gso > 0 {
+		setOffload(p, c.dst, hl+n, c.phsum, off)
+	} else {
+		wire.TCP(b).SetChecksumField(wire.Finish(ip.ChainChecksum(p, 0, hl+n, c.phsum+uint32(hl+n))))
+	}
 	t.st.Xmit++
 	return t.ip.Output(p, c.laddr, c.dst, wire.ProtoTCP, ip.OutputOptions{TTL: c.TTL(), TOS: c.TOS()})
+}
+
+// setOffload marks segment p (its TCP header first, tl bytes in all) for the link: the
+// checksum field gets the pseudo-header sum with the length, folded and not complemented
+// (what a link completing it expects: pbuf.FlagChecksumPartial), and a GSO packet its
+// segment size. phsum is the pseudo-header sum without length.
+func setOffload(p *pbuf.Pbuf, dst netip.Addr, tl int, phsum uint32, off txOffload) {
+	b, _ := p.Header(wire.TCPMinHeaderLen)
+	wire.TCP(b).SetChecksumField(wire.Fold(phsum + uint32(tl)))
+	p.SetFlags(p.Flags() | pbuf.FlagChecksumPartial)
+	if off.gso > 0 && tl-wire.TCP(b).HeaderLen() > off.gso {
+		typ := pbuf.GSOTCPv6
+		if dst.Unmap().Is4() {
+			typ = pbuf.GSOTCPv4
+		}
+		p.SetGSO(typ, off.gso)
+	}
 }
 
 // sndRecord is the send queue record holding seq (nil: none), found from c.pos, where

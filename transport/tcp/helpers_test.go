@@ -82,7 +82,7 @@ func (n *node) state(c *PCB) (s State) {
 
 func (n *node) stats() stats.Snapshot {
 	var s stats.Snapshot
-	n.Do(func() { n.tcp.Stats(&s) })
+	n.Do(func() { n.IP.Stats(&s); n.tcp.Stats(&s) })
 	return s
 }
 
@@ -100,6 +100,9 @@ type worldCfg struct {
 	mtu    int
 	medium link.Medium
 	impA   *impair.Config // impairment on a's side (TX = a→b)
+	// offloads of the pipe; wrapA wraps a's end last (after impA).
+	offloads link.Offloads
+	wrapA    func(ep link.Endpoint) link.Endpoint
 }
 
 func newWorld(t testing.TB, cfg worldCfg) *world {
@@ -108,7 +111,7 @@ func newWorld(t testing.TB, cfg worldCfg) *world {
 		cfg.opts = testOpts()
 	}
 	w := &world{}
-	pc := iptest.PairConfig{Options: cfg.opts, OptionsB: cfg.optsB, MTU: cfg.mtu, Medium: cfg.medium}
+	pc := iptest.PairConfig{Options: cfg.opts, OptionsB: cfg.optsB, MTU: cfg.mtu, Medium: cfg.medium, Offloads: cfg.offloads}
 	pc.Setup = func(n *iptest.Node) {
 		if w.a == nil {
 			w.a = addTCP(t, n, 1)
@@ -135,6 +138,9 @@ func newWorld(t testing.TB, cfg worldCfg) *world {
 				t.Fatal(err)
 			}
 			ep = pl
+		}
+		if cfg.wrapA != nil {
+			ep = cfg.wrapA(ep)
 		}
 		return ep
 	}

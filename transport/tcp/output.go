@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/wispstack/wisp/errs"
+	"github.com/wispstack/wisp/ip"
 	"github.com/wispstack/wisp/wire"
 )
 
@@ -74,10 +75,14 @@ func (c *PCB) pipe() int {
 	return max(p, 0) // renoSacked counts segments as full-sized; they may be smaller
 }
 
-// sendNewData sends new segments while the windows allow.
+// sendNewData sends new segments while the windows allow. Where the route offers GSO, a
+// run of full segments the windows let go leaves as one GSO packet (gsoExtend); the send
+// records stay one per segment, so that SACK, RACK, PRR and retransmission see segments.
 func (c *PCB) sendNewData(ns int64) {
 	room := -2 // frames the link takes now (-1: it does not say); read before the first segment
 	congests := false
+	var off ip.TxOffload
+	offRead := false
 	for {
 		unsent := int(int32(c.sndEnd - c.sndNxt))
 		if unsent < 0 {
@@ -122,18 +127,72 @@ func (c *PCB) sendNewData(ns int64) {
 			c.linkFull(ns, congests)
 			return
 		}
+		if !offRead {
+			off, offRead = c.t.ip.GSO(c.dst, wire.ProtoTCP), true
+		}
+		tx := txOffload{partial: off.CsumPartial}
+		frames := 1
+		if n == mss && unsent > mss && off.GSOMax > 0 {
+			maxData := off.GSOMax - c.ipHeaderLen() - wire.TCPMaxHeaderLen
+			if off.Cut && room > 0 {
+				maxData = min(maxData, room*mss) // each segment is a frame in the link's queue
+			}
+			if k := c.gsoExtend(mss, unsent, maxData, finNow); k > n {
+				n, tx.gso = k, mss
+				if off.Cut {
+					frames = (n + mss - 1) / mss
+				}
+			}
+		}
 		fin := finNow && int(c.sndEnd-c.sndNxt) == n
-		if !c.sendSeg(n, fin, ns) {
+		if !c.sendSeg(n, fin, ns, tx) {
 			return
 		}
-		if n < mss {
+		if n%mss != 0 {
 			c.corkSince = 0
 			c.sndSml = c.sndNxt
 		}
 		if room > 0 {
-			room--
+			room = max(room-frames, 0)
 		}
 	}
+}
+
+// gsoExtend grows a full segment of new data into a GSO packet of at most maxData bytes of
+// data: it adds the segments that the loop of sendNewData would send one by one now — full
+// segments while the peer's window and the congestion window (or PRR) allow each, and the
+// tail when neither Nagle nor TCP_CORK would hold it. It returns the data length.
+func (c *PCB) gsoExtend(mss, unsent, maxData int, finNow bool) int {
+	wndLeft := int(int32(c.sndUna + uint32(c.sndWnd) - c.sndNxt))
+	n := mss
+	for n < unsent {
+		m := min(unsent-n, mss)
+		if n+m > maxData || n+m > wndLeft || !c.windowAllowsMore(n+m) {
+			break
+		}
+		if m < mss && !finNow && (c.flags&fCork != 0 || c.flags&fNoDelay == 0 && c.smallUnacked()) {
+			break // the tail waits, as sendNewData would make it
+		}
+		n += m
+	}
+	return n
+}
+
+// windowAllowsMore is windowAllows for n bytes sent at once after nothing: what sending
+// them segment by segment would allow, without the exemption for the first segment.
+func (c *PCB) windowAllowsMore(n int) bool {
+	if c.flags&(fInRecovery|fSACK) == fInRecovery|fSACK {
+		return c.prrSndcnt >= n
+	}
+	return c.pipe()+n <= c.cc.Cwnd()
+}
+
+// ipHeaderLen is the IP header length of the connection's packets.
+func (c *PCB) ipHeaderLen() int {
+	if c.dst.Unmap().Is4() {
+		return wire.IPv4MinHeaderLen
+	}
+	return wire.IPv6HeaderLen
 }
 
 // linkRetry is how soon a connection with nothing in flight tries again after a full link
@@ -167,8 +226,11 @@ func (c *PCB) linkFull(ns int64, congests bool) {
 	}
 }
 
-// sendSeg sends n new bytes at SND.NXT (with FIN if fin) and records the segment.
-func (c *PCB) sendSeg(n int, fin bool, ns int64) bool {
+// sendSeg sends n new bytes at SND.NXT (with FIN if fin) and records the segment; a GSO
+// packet (tx.gso) is recorded as the segments it is cut into, as far as TCP_SEG has
+// records for them (the last record then holds the rest, as a record that coalesced
+// segments when TCP_SEG ran out).
+func (c *PCB) sendSeg(n int, fin bool, ns int64, tx txOffload) bool {
 	t := c.t
 	idle := c.sndNxt == c.sndUna
 	s := t.newSeg()
@@ -196,7 +258,7 @@ func (c *PCB) sendSeg(n int, fin bool, ns int64) bool {
 	if n > 0 && (end == c.sndEnd && c.flags&fMore == 0 || end == c.pushSeq) {
 		h.Flags |= wire.TCPFlagPSH
 	}
-	if err := c.emit(&h, n); err == errs.Mem {
+	if err := c.emitData(&h, n, tx); err == errs.Mem {
 		if s != nil {
 			t.freeSeg(s)
 		}
@@ -221,6 +283,11 @@ func (c *PCB) sendSeg(n int, fin bool, ns int64) bool {
 		}
 		s.xmits, s.xmit, s.tsval = 1, ns, h.Options.TSVal
 		c.rtxq.push(s)
+		for r := s; tx.gso > 0 && int(r.len) > tx.gso && (r.flags&sFIN == 0 || int(r.len)-1 > tx.gso); r = r.next {
+			if !c.splitSeg(r, tx.gso) {
+				break
+			}
+		}
 	}
 	c.sndNxt += uint32(l)
 	c.prrSent(int(l))

@@ -268,7 +268,7 @@ func (c *PCB) tlpExpired(ns int64) {
 	wndLeft := int(int32(c.sndUna + uint32(c.sndWnd) - c.sndNxt))
 	sent := false
 	if unsent > 0 && wndLeft >= min(unsent, c.segMSS()) {
-		sent = c.sendSeg(min(unsent, c.segMSS()), false, ns)
+		sent = c.sendSeg(min(unsent, c.segMSS()), false, ns, txOffload{})
 		c.rack.tlpRetx = false
 	}
 	if !sent {

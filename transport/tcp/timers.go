@@ -202,7 +202,7 @@ func (c *PCB) persistExpired(ns int64) {
 	wndLeft := int(int32(c.sndUna + uint32(c.sndWnd) - c.sndNxt))
 	if unsent > 0 && wndLeft > 0 {
 		n := min(unsent, wndLeft, c.segMSS())
-		c.sendSeg(n, false, ns)
+		c.sendSeg(n, false, ns, txOffload{})
 		return
 	}
 	if unsent <= 0 && (c.flags&fFinQueued == 0 || c.finSent()) {

@@ -13,6 +13,7 @@ import (
 // Queue is one direction of a link: a bounded ring of frames and their delivery.
 type Queue struct {
 	maxFrame int
+	gsoMax   int           // GSO packets up to this size are let through (SetGSOMax)
 	signal   chan struct{} // cap 1: wakes the delivery goroutine
 	done     chan struct{} // closed by Close: stops the delivery goroutine
 	wg       sync.WaitGroup
@@ -113,7 +114,7 @@ func (q *Queue) Put(pkts []*pbuf.Pbuf) (int, error) {
 		switch {
 		case q.closed:
 			err = errs.Clsd
-		case p.TotLen() > q.maxFrame:
+		case p.TotLen() > q.maxFrame && !q.gsoFits(p):
 			err = errs.Val
 		case !q.ring.Push(p): // queues p when there is room
 			err = errs.WouldBlock
@@ -131,6 +132,16 @@ func (q *Queue) Put(pkts []*pbuf.Pbuf) (int, error) {
 		q.dropped.Add(1)
 	}
 	return i, err
+}
+
+// SetGSOMax lets GSO packets (pbuf.GSO) of up to n bytes through a queue whose frames are
+// otherwise bounded by maxFrame. Call it before the queue is used.
+func (q *Queue) SetGSOMax(n int) { q.gsoMax = n }
+
+// gsoFits reports whether p is a GSO packet the queue takes.
+func (q *Queue) gsoFits(p *pbuf.Pbuf) bool {
+	typ, _ := p.GSO()
+	return typ != pbuf.GSONone && p.TotLen() <= q.gsoMax
 }
 
 // take moves up to MaxBatch frames into q.batch; deliverMu is held.
@@ -173,6 +184,12 @@ func (q *Queue) deliverOne() int {
 			r.Shrink(p.TotLen())
 		}
 		_ = pbuf.Copy(r, p) // cannot fail: r is as long as p
+		if typ, size := p.GSO(); typ != pbuf.GSONone || p.Flags()&pbuf.FlagChecksumPartial != 0 {
+			// What a virtio-net link hands the receiver of a local sender's packet: the
+			// segment whole, its checksum left partial and so to be trusted.
+			r.SetGSO(typ, size)
+			r.SetFlags(pbuf.FlagChecksumOK | p.Flags()&pbuf.FlagChecksumPartial)
+		}
 		p.Free()
 		out = append(out, r)
 	}
