@@ -21,6 +21,8 @@ type Capture struct {
 	// Clock, when set, stamps the frames kept: At[i] is when Frames[i] was written.
 	Clock clock.Clock
 	At    []time.Time
+	// Off is what the capture offers the stack (link.Offloader); zero: nothing.
+	Off link.Offloads
 }
 
 var _ link.Endpoint = (*Capture)(nil)
@@ -40,6 +42,9 @@ func (c *Capture) MTU() int {
 	}
 	return c.Mtu
 }
+
+// Offloads is Off.
+func (c *Capture) Offloads() link.Offloads { return c.Off }
 
 // HardwareAddr is HW.
 func (c *Capture) HardwareAddr() [6]byte { return c.HW }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wispstack/wisp/link"
 	"github.com/wispstack/wisp/opt"
 )
 
@@ -21,6 +22,18 @@ type bulk struct {
 }
 
 func newBulk(tb testing.TB, mtu int, flags WriteFlags, mod func(*opt.Options)) *bulk {
+	return newBulkOff(tb, mtu, flags, mod, link.Offloads{})
+}
+
+// Offloads of the bulk benchmarks' GSO variants: the pipe takes whole GSO packets (TSO),
+// or the stack cuts them before it (software GSO).
+var (
+	offTSO  = link.Offloads{TxChecksum: true, TSO4: true, TSO6: true, GSOMax: 65535}
+	offSoft = link.Offloads{GSOMax: 65535}
+)
+
+// newBulkOff is newBulk over a pipe offering off.
+func newBulkOff(tb testing.TB, mtu int, flags WriteFlags, mod func(*opt.Options), off link.Offloads) *bulk {
 	o := testOpts()
 	o.TCPMSS = 65495
 	if mod != nil {
@@ -30,7 +43,7 @@ func newBulk(tb testing.TB, mtu int, flags WriteFlags, mod func(*opt.Options)) *
 	for i := range bk.block {
 		bk.block[i] = byte(i * 7)
 	}
-	w := newWorld(tb, worldCfg{opts: o, mtu: mtu})
+	w := newWorld(tb, worldCfg{opts: o, mtu: mtu, offloads: off})
 	bk.w = w
 	tb.Cleanup(func() { bk.stop = true })
 	listenFunc(tb, w.b, 80, 0, func(l *Listener, c *PCB) {
@@ -83,7 +96,11 @@ func (bk *bulk) transfer(n int) {
 }
 
 func benchBulk(b *testing.B, mtu int, flags WriteFlags) {
-	bk := newBulk(b, mtu, flags, nil)
+	benchBulkOff(b, mtu, flags, link.Offloads{})
+}
+
+func benchBulkOff(b *testing.B, mtu int, flags WriteFlags, off link.Offloads) {
+	bk := newBulkOff(b, mtu, flags, nil, off)
 	bk.transfer(8 << 20) // warm up: slow start, window growth
 	const chunk = 1 << 20
 	st0 := bk.w.a.stats()
@@ -107,6 +124,10 @@ func BenchmarkBulk1500(b *testing.B)    { benchBulk(b, 1500, WriteCopy) }
 func BenchmarkBulk1500Ref(b *testing.B) { benchBulk(b, 1500, 0) }
 func BenchmarkBulk9000(b *testing.B)    { benchBulk(b, 9000, WriteCopy) }
 func BenchmarkBulk65535(b *testing.B)   { benchBulk(b, 65535, WriteCopy) }
+
+// The GSO variants at MTU 1500: ns/segment counts the GSO packets TCP handed to IP.
+func BenchmarkBulk1500TSO(b *testing.B)     { benchBulkOff(b, 1500, WriteCopy, offTSO) }
+func BenchmarkBulk1500SoftGSO(b *testing.B) { benchBulkOff(b, 1500, WriteCopy, offSoft) }
 func BenchmarkBulk1500NoTS(b *testing.B) {
 	benchBulkMod(b, 1500, func(o *opt.Options) { o.TCPTimestamps = false })
 }
@@ -130,9 +151,14 @@ func TestBulkNoAllocs(t *testing.T) {
 		name  string
 		mtu   int
 		flags WriteFlags
-	}{{"1500-copy", 1500, WriteCopy}, {"1500-ref", 1500, 0}, {"9000-copy", 9000, WriteCopy}} {
+		off   link.Offloads
+	}{
+		{"1500-copy", 1500, WriteCopy, link.Offloads{}}, {"1500-ref", 1500, 0, link.Offloads{}},
+		{"9000-copy", 9000, WriteCopy, link.Offloads{}},
+		{"1500-tso", 1500, WriteCopy, offTSO}, {"1500-soft-gso", 1500, 0, offSoft},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
-			bk := newBulk(t, tc.mtu, tc.flags, nil)
+			bk := newBulkOff(t, tc.mtu, tc.flags, nil, tc.off)
 			bk.transfer(4 << 20)
 			if n := testing.AllocsPerRun(20, func() { bk.transfer(256 << 10) }); n != 0 {
 				t.Errorf("%v allocations per 256 KiB transferred, want 0", n)
