@@ -106,12 +106,11 @@ func gsoSegs(p *pbuf.Pbuf, l4, hl, mtu int, v6 bool) int {
 }
 
 // gsoOutput checks GSO packet p on its way out of n: it returns the number of segments,
-// or 0 after dropping p (counted in st) when n takes no GSO packets or they do not fit.
+// or 0 after dropping p (counted in st) when they do not fit. Whatever the link offers,
+// the packet leaves: cut in software where the link does not take it whole (a UDP
+// sender's UDP_SEGMENT does not ask the route first).
 func (l *Layer) gsoOutput(n *Netif, p *pbuf.Pbuf, hl int, v6 bool, st *stats.Proto) int {
-	segs := 0
-	if n.off.GSOMax > 0 && hl+p.TotLen() <= n.off.GSOMax {
-		segs = gsoSegs(p, 0, hl, n.mtuFor(v6), v6)
-	}
+	segs := gsoSegs(p, 0, hl, n.mtuFor(v6), v6)
 	if segs == 0 {
 		l.offload.GSOErr++
 		l.dropPkt(p, &st.Lenerr)
@@ -131,8 +130,8 @@ func (n *Netif) txReady(p *pbuf.Pbuf) *pbuf.Pbuf {
 	st := &n.l.offload
 	if typ != pbuf.GSONone {
 		st.GSOOut++
-		if n.off.GSOMax > 0 && (typ == pbuf.GSOTCPv4 && n.off.TSO4 || typ == pbuf.GSOTCPv6 && n.off.TSO6 ||
-			typ == pbuf.GSOUDPL4 && n.off.USO) {
+		if p.TotLen()-n.medium.HeaderLen() <= n.off.GSOMax && (typ == pbuf.GSOTCPv4 && n.off.TSO4 ||
+			typ == pbuf.GSOTCPv6 && n.off.TSO6 || typ == pbuf.GSOUDPL4 && n.off.USO) {
 			st.TSOOut++
 			return p
 		}
