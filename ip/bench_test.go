@@ -98,17 +98,6 @@ func BenchmarkOutput6(b *testing.B) {
 	}
 }
 
-func BenchmarkChainChecksum(b *testing.B) {
-	e := newEnv(b, testOptions(), 1)
-	defer e.close()
-	p, _ := e.alloc.Alloc(pbuf.LayerRaw, 1460, pbuf.POOL) // three 592-byte chunks
-	defer p.Free()
-	b.SetBytes(1460)
-	for b.Loop() {
-		_ = ChainChecksum(p, 0, 1460, 0)
-	}
-}
-
 // TestHotPathNoAllocs pins IPv4 and IPv6 input and output at zero allocations.
 func TestHotPathNoAllocs(t *testing.T) {
 	e, n, tr := hotEnv(t)

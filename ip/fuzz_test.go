@@ -1,7 +1,6 @@
 package ip
 
 import (
-	"math/rand/v2"
 	"testing"
 
 	"github.com/wispstack/wisp/link"
@@ -56,39 +55,4 @@ func FuzzNetifInput(f *testing.F) {
 		e.l.Flush()
 		e.close()
 	})
-}
-
-func TestChainChecksum(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
-	a := newEnv(t, testOptions(), 1)
-	defer a.close()
-	for i := 0; i < 200; i++ {
-		n := 1 + r.IntN(3000)
-		b := make([]byte, n)
-		for j := range b {
-			b[j] = byte(r.Uint32())
-		}
-		// A chain of odd-sized pieces.
-		var head *pbuf.Pbuf
-		for off := 0; off < n; {
-			k := min(1+r.IntN(97), n-off)
-			q, _ := a.alloc.Alloc(pbuf.LayerRaw, k, pbuf.RAM)
-			_ = q.CopyIn(b[off:off+k], 0)
-			if head == nil {
-				head = q
-			} else {
-				pbuf.Cat(head, q)
-			}
-			off += k
-		}
-		off := r.IntN(n)
-		k := r.IntN(n - off + 1)
-		init := r.Uint32()
-		got := wire.Fold(ChainChecksum(head, off, k, init))
-		want := wire.Fold(wire.Checksum(b[off:off+k], init))
-		if got != want {
-			t.Fatalf("n %d off %d k %d: %#x != %#x", n, off, k, got, want)
-		}
-		head.Free()
-	}
 }

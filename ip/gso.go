@@ -222,7 +222,7 @@ func completeChecksum(p *pbuf.Pbuf, lh int) bool {
 	if p.Next() == nil {
 		sum = wire.Checksum(b[f.l4:], 0)
 	} else {
-		sum = ChainChecksum(p, f.l4, n, 0)
+		sum = p.Checksum(f.l4, n, 0)
 	}
 	c := wire.Finish(sum)
 	if c == 0 && f.proto == wire.ProtoUDP {
@@ -320,7 +320,7 @@ func (n *Netif) gsoSoft(p *pbuf.Pbuf) {
 		if v.Next() == nil {
 			sum = wire.Checksum(v.Payload(), sum)
 		} else {
-			sum = ChainChecksum(v, 0, segLen, sum)
+			sum = v.Checksum(0, segLen, sum)
 		}
 		c := wire.Finish(sum)
 		if c == 0 && f.proto == wire.ProtoUDP {

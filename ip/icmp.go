@@ -24,7 +24,7 @@ func (l *Layer) icmpIn(h *Header, p *pbuf.Pbuf, st *stats.Proto) []byte {
 	if h.Dst.Is6() {
 		sum = wire.PseudoHeaderChecksum(wire.ProtoICMPv6, h.Src, h.Dst, uint32(mlen))
 	}
-	if p.Flags()&pbuf.FlagChecksumOK == 0 && wire.Finish(ChainChecksum(p, hl, mlen, sum)) != 0 {
+	if p.Flags()&pbuf.FlagChecksumOK == 0 && wire.Finish(p.Checksum(hl, mlen, sum)) != 0 {
 		l.dropPkt(p, &st.Chkerr)
 		return nil
 	}

@@ -31,7 +31,7 @@ func (l *Layer) igmpInput(h *Header, p *pbuf.Pbuf) {
 	}
 	// RFC 3376 §4.1.2: the checksum is "the 16-bit one's complement of the one's
 	// complement sum of the whole IGMP message"; a wrong one is silently ignored.
-	if wire.Finish(ChainChecksum(p, hl, mlen, 0)) != 0 {
+	if wire.Finish(p.Checksum(hl, mlen, 0)) != 0 {
 		l.dropPkt(p, &l.igmp.Chkerr)
 		return
 	}

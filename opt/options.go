@@ -95,6 +95,12 @@ type Options struct {
 	// IPForward routes packets between netifs (lwIP IP_FORWARD). Off: packets not addressed
 	// to the stack are dropped and counted.
 	IPForward bool
+	// GRO coalesces the in-order TCP segments of one flow within each batch a link delivers
+	// into one large segment before IP input (software GRO, Linux's rules: never across a
+	// gap, a PSH, a changed option or header field), so IP and TCP run once per burst
+	// instead of once per segment. Links that deliver bare IP packets (link.MediumIP: a TUN,
+	// a WireGuard device, a gVisor link) get it. Off: every packet goes up as it came.
+	GRO bool
 	// ICMPRateLimit is the number of ICMP error messages a stack may send per second, and
 	// ICMPRateBurst the bucket depth (RFC 1812 §4.3.2.8, RFC 4443 §2.4(f)).
 	ICMPRateLimit int
@@ -229,6 +235,7 @@ func Embedded() Options {
 		MempNumMLD6Group: 4,
 
 		IPDefaultTTL:  255,
+		GRO:           true,
 		ICMPRateLimit: 100,
 		ICMPRateBurst: 10,
 

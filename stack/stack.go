@@ -12,6 +12,7 @@ import (
 	"github.com/wispstack/wisp/clock"
 	"github.com/wispstack/wisp/errs"
 	"github.com/wispstack/wisp/ip"
+	"github.com/wispstack/wisp/ip/gro"
 	"github.com/wispstack/wisp/link"
 	"github.com/wispstack/wisp/memp"
 	"github.com/wispstack/wisp/opt"
@@ -212,6 +213,7 @@ type Netif struct {
 	n        *ip.Netif
 	ep       link.Endpoint
 	rxMemErr atomic.Uint64
+	gro      *gro.Engine // software GRO of delivered batches (Options.GRO, MediumIP); core context
 }
 
 // AddNetif attaches a link to the stack. The stack takes ownership of ep: it closes it on
@@ -230,6 +232,9 @@ func (s *Stack) AddNetif(ep link.Endpoint, c NetifConfig) (*Netif, error) {
 		return nil, fmt.Errorf("wisp: add netif %s: %w", c.Name, err)
 	}
 	nif := &Netif{s: s, n: n, ep: ep}
+	if s.opts.GRO && ep.Medium() == link.MediumIP {
+		nif.gro = new(gro.Engine)
+	}
 	for _, p := range c.Addrs {
 		if err := n.AddAddr(p); err != nil {
 			s.ip.RemoveNetif(n)
@@ -304,14 +309,30 @@ func (n *Netif) DeliverPackets(pkts []*pbuf.Pbuf) {
 		return
 	}
 	if len(pkts) == 1 {
+		n.countRxGSO(pkts)
 		n.n.Input(pkts[0])
 		return
+	}
+	n.countRxGSO(pkts)
+	if n.gro != nil {
+		pkts = n.gro.Coalesce(pkts, s.ip.OffloadStats())
 	}
 	s.tcp.BeginBatch()
 	for _, p := range pkts {
 		n.n.Input(p)
 	}
 	s.tcp.EndBatch()
+}
+
+// countRxGSO counts the coalesced packets the link delivered (a TUN's virtio-net GSO);
+// core context.
+func (n *Netif) countRxGSO(pkts []*pbuf.Pbuf) {
+	st := n.s.ip.OffloadStats()
+	for _, p := range pkts {
+		if typ, _ := p.GSO(); typ != pbuf.GSONone {
+			st.RxGSO++
+		}
+	}
 }
 
 // IP returns the ip-layer netif, for core-context code.

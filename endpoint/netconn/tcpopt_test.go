@@ -70,7 +70,9 @@ func TestTCPOptRoundTrip(t *testing.T) {
 // TCPOptions.MSS is announced in the SYN: the peer sends no segment larger, and each side
 // reports it (less the timestamp option) as its MSS. A bad value fails the dial.
 func TestTCPMSSBeforeConnect(t *testing.T) {
-	a, b := newPair(t, tunnel())
+	o := tunnel()
+	o.GRO = false // the receiver counts segments as the wire carries them
+	a, b := newPair(t, o)
 	l := listenTCP(t, b, netip.AddrPortFrom(addrB[0], 0), nil)
 	if _, err := netconn.DialTCP(ctxFor(t, 5*time.Second), a, netip.AddrPort{}, l.Addr(), &netconn.TCPOptions{MSS: 87}); !errors.Is(err, errs.Val) {
 		t.Fatalf("DialTCP with MSS 87: %v, want errs.Val", err)

@@ -105,7 +105,7 @@ func (p *Proto) validSum6(h *ip.Header, pb *pbuf.Pbuf, off int) bool {
 		return true
 	}
 	s := wire.PseudoHeaderChecksum(h.Proto, h.Src, h.Dst, uint32(n))
-	return wire.Finish(ip.ChainChecksum(pb, 0, n, s)) == 0
+	return wire.Finish(pb.Checksum(0, n, s)) == 0
 }
 
 // pingInput lets the ping PCB whose identifier an echo reply carries eat it.
@@ -141,7 +141,7 @@ func (p *Proto) pingInput(h *ip.Header, pb *pbuf.Pbuf, v6 bool) bool {
 		if v6 {
 			s = wire.PseudoHeaderChecksum(wire.ProtoICMPv6, h.Src, h.Dst, uint32(n))
 		}
-		if wire.Finish(ip.ChainChecksum(pb, 0, n, s)) != 0 {
+		if wire.Finish(pb.Checksum(0, n, s)) != 0 {
 			return false // ip counts and drops it
 		}
 	}

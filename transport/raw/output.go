@@ -5,7 +5,6 @@ import (
 	"net/netip"
 
 	"github.com/wispstack/wisp/errs"
-	"github.com/wispstack/wisp/ip"
 	"github.com/wispstack/wisp/pbuf"
 	"github.com/wispstack/wisp/wire"
 )
@@ -89,7 +88,7 @@ func (c *PCB) send(pb *pbuf.Pbuf, dst netip.Addr) error {
 		}
 		var zero [2]byte
 		_ = pb.CopyIn(zero[:], c.csum)
-		s := wire.Finish(ip.ChainChecksum(pb, 0, n, wire.PseudoHeaderChecksum(c.proto, src, bare, uint32(n))))
+		s := wire.Finish(pb.Checksum(0, n, wire.PseudoHeaderChecksum(c.proto, src, bare, uint32(n))))
 		var b [2]byte
 		binary.BigEndian.PutUint16(b[:], s)
 		_ = pb.CopyIn(b[:], c.csum)
@@ -130,6 +129,6 @@ func (c *PCB) fillEcho(pb *pbuf.Pbuf, src, dst netip.Addr) error {
 		// RFC 4443 §2.3: the ICMPv6 checksum covers the pseudo-header too.
 		s = wire.PseudoHeaderChecksum(wire.ProtoICMPv6, src, dst, uint32(n))
 	}
-	m.SetChecksumField(wire.Finish(ip.ChainChecksum(pb, 0, n, s)))
+	m.SetChecksumField(wire.Finish(pb.Checksum(0, n, s)))
 	return pb.CopyIn(h[2:4], 2)
 }

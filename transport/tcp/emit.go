@@ -104,7 +104,7 @@ func (t *Proto) send(src, dst netip.Addr, h *wire.TCPRepr, data *pbuf.Pbuf, n in
 			if data.Next() == nil {
 				sum = wire.Checksum(data.Payload(), sum)
 			} else {
-				sum = ip.ChainChecksum(data, 0, n, sum)
+				sum = data.Checksum(0, n, sum)
 			}
 			pbuf.Cat(p, data)
 		}
@@ -150,7 +150,7 @@ func (c *PCB) sendCopy(h *wire.TCPRepr, n int, off txOffload) error {
 	if off.partial || off.gso > 0 {
 		setOffload(p, c.dst, hl+n, c.phsum, off)
 	} else {
-		wire.TCP(b).SetChecksumField(wire.Finish(ip.ChainChecksum(p, 0, hl+n, c.phsum+uint32(hl+n))))
+		wire.TCP(b).SetChecksumField(wire.Finish(p.Checksum(0, hl+n, c.phsum+uint32(hl+n))))
 	}
 	t.st.Xmit++
 	return t.ip.Output(p, c.laddr, c.dst, wire.ProtoTCP, ip.OutputOptions{TTL: c.TTL(), TOS: c.TOS()})

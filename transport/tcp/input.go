@@ -19,7 +19,17 @@ type segIn struct {
 	wnd              uint16
 	dataLen          int // payload bytes (SYN and FIN not counted)
 	hl               int // header length
+	gso              int // a coalesced segment (GRO): the size of the segments it was made of
 	opts             wire.TCPOptions
+}
+
+// segSize is the size of the segments the peer sent for n bytes received: n, or for a
+// coalesced segment the size it was made of (Linux's tcp_measure_rcv_mss reads gso_size).
+func (in *segIn) segSize(n int) int {
+	if in.gso > 0 {
+		return min(in.gso, n)
+	}
+	return n
 }
 
 func (in *segIn) hasFIN() bool { return in.flags&wire.TCPFlagFIN != 0 }
@@ -82,7 +92,7 @@ func (t *Proto) input(h *ip.Header, p *pbuf.Pbuf) {
 		if p.Next() == nil {
 			sum = wire.Checksum(p.Payload(), sum)
 		} else {
-			sum = ip.ChainChecksum(p, 0, total, sum)
+			sum = p.Checksum(0, total, sum)
 		}
 		if wire.Finish(sum) != 0 {
 			t.st.Chkerr++
@@ -98,6 +108,7 @@ func (t *Proto) input(h *ip.Header, p *pbuf.Pbuf) {
 	in.wnd = tcp.Window()
 	in.dataLen = total - hl
 	in.hl = hl
+	_, in.gso = p.GSO()
 	f := in.flags
 	// RFC 9293 §3.1: SYN with FIN or RST, and FIN or RST without ACK outside the handshake,
 	// mean nothing a conforming peer sends; RFC 1122 §4.2.3.10: TCP is unicast only; port 0

@@ -136,8 +136,8 @@ func (c *PCB) deliver(in *segIn, p *pbuf.Pbuf, n int, fin bool, gen uint32) {
 		// at least every second full-sized segment", and never delayed beyond
 		// TCPDelAckTimeout.
 		c.segsUnacked += total
-		if n > c.rcvMSS {
-			c.rcvMSS = min(n, c.advMSS)
+		if seg := in.segSize(n); seg > c.rcvMSS {
+			c.rcvMSS = min(seg, c.advMSS)
 		}
 		if c.segsUnacked >= 2*c.rcvMSS {
 			if !t.batching || c.segsUnacked >= ackStretch*c.rcvMSS || !c.deferAck() {
