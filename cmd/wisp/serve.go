@@ -25,6 +25,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&addrs, "addr", "address with prefix length, like 198.18.0.1/24 or fd42:5eed::1/64 (repeatable, at least one)")
 	pcapFile := fs.String("pcap", "", "write every frame to this pcap file")
 	mtu := fs.Int("mtu", 1500, "MTU of the TUN device")
+	noOffload := fs.Bool("no-offload", false, "open the TUN device without offloads (virtio-net headers, TSO, checksum offload):\nevery packet fits the MTU, as with a kernel that refuses them")
 	presetName := presetFlag(fs, "tunnel")
 	var sv services
 	sv.register(fs)
@@ -44,7 +45,8 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	dev, err := tun.Open(*name, *mtu)
+	dev, err := tun.OpenConfig(tun.Config{Name: *name, MTU: *mtu, Offload: !*noOffload,
+		Logf: func(format string, args ...any) { fmt.Fprintf(stderr, "wisp: "+format+"\n", args...) }})
 	if err != nil {
 		return err
 	}
@@ -81,7 +83,11 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	}
 	// Runs before s.Close (deferred earlier): conns close on a live stack.
 	defer a.close()
-	fmt.Fprintf(stdout, "wisp: serving on %s (%s), mtu %d; SIGUSR1 prints stats, SIGINT/SIGTERM stops\n", *name, addrs.String(), *mtu)
+	offloads := "offloads on (TSO, checksum)"
+	if dev.Offloads() == (link.Offloads{}) {
+		offloads = "offloads off"
+	}
+	fmt.Fprintf(stdout, "wisp: serving on %s (%s), mtu %d, %s; SIGUSR1 prints stats, SIGINT/SIGTERM stops\n", *name, addrs.String(), *mtu, offloads)
 
 	return waitSignals(s, stdout)
 }

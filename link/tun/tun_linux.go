@@ -3,105 +3,231 @@
 package tun
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"log"
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/wispstack/wisp/errs"
 	"github.com/wispstack/wisp/link"
 	"github.com/wispstack/wisp/pbuf"
+	"github.com/wispstack/wisp/wire"
 )
 
-// maxIov bounds the pbufs of one frame written or read with one syscall.
-const maxIov = 64
+// maxIov bounds the iovecs of one readv or writev: the kernel's UIO_MAXIOV.
+const maxIov = 1024
 
-// Device is an open TUN interface; it implements link.Endpoint.
+// vnetHdrLen is the virtio-net header's length, as TUNSETVNETHDRSZ sets it.
+const vnetHdrLen = wire.VirtioNetHdrLen
+
+// TUNSETOFFLOAD flags (linux/if_tun.h).
+const (
+	tunFCsum = 0x01
+	tunFTSO4 = 0x02
+	tunFTSO6 = 0x04
+)
+
+// Device is an open TUN interface; it implements link.Endpoint and link.Offloader.
 type Device struct {
-	name string
-	mtu  int
-	f    *os.File
-	rc   syscall.RawConn
+	name    string
+	mtu     int
+	offload bool // every packet read and written has a virtio-net header
+	rxCap   int  // the longest packet a read takes: the MTU, or rxMax with offloads
+	queues  []*queue
 
 	dmu   sync.RWMutex
 	disp  link.Dispatcher // guarded by dmu
-	start sync.Once       // the reader starts at the first Attach
+	start sync.Once       // the readers start at the first Attach
 	wg    sync.WaitGroup
 	once  sync.Once
 
-	wmu  sync.Mutex
-	wiov [][]byte // guarded by wmu
-
-	// reader-owned scratch
-	riov    [][]byte
-	batch   []*pbuf.Pbuf
-	discard []byte
+	wmu   sync.Mutex
+	wiov  []unix.Iovec          // guarded by wmu: the vnet header, then the frame's pbufs
+	whdr  [vnetHdrLen]byte      // guarded by wmu
+	wpeek [peekLen]byte         // guarded by wmu: the frame's first bytes, for its header
+	wcur  []unix.Iovec          // guarded by wmu: what wfn writes
+	werr  error                 // guarded by wmu: what wfn's writev returned
+	wfn   func(fd uintptr) bool // made once: a closure per write would be allocated
+	wbuf  []byte                // guarded by wmu: a frame of more than maxIov pbufs, copied
 
 	rxFrames, rxDropped, txFrames, txDropped atomic.Uint64
+	rxGSO, rxPartial, rxBadHdr, txGSO        atomic.Uint64
 	rerr                                     atomic.Pointer[error]
 }
 
-var _ link.Endpoint = (*Device)(nil)
+var (
+	_ link.Endpoint  = (*Device)(nil)
+	_ link.Offloader = (*Device)(nil)
+)
 
 // Open creates (or attaches to) the TUN interface name ("" lets the kernel choose, and a
-// "%d" in name is numbered by the kernel), sets its MTU and brings it up.
+// "%d" in name is numbered by the kernel), sets its MTU and brings it up: one queue, no
+// offloads (OpenConfig has both).
 func Open(name string, mtu int) (*Device, error) {
-	if mtu < 68 || mtu > 65535 {
-		return nil, fmt.Errorf("tun: MTU %d out of range [68, 65535]", mtu)
+	return OpenConfig(Config{Name: name, MTU: mtu})
+}
+
+// OpenConfig creates (or attaches to) the TUN interface c.Name with c.Queues queues, sets
+// its MTU and brings it up. With c.Offload it asks for virtio-net headers, checksum offload
+// and TSO; when the kernel refuses, it logs one line through c.Logf and opens the device
+// as without c.Offload.
+func OpenConfig(c Config) (*Device, error) {
+	nq, err := c.check(unix.IFNAMSIZ)
+	if err != nil {
+		return nil, err
 	}
-	if len(name) >= unix.IFNAMSIZ {
-		return nil, fmt.Errorf("tun: interface name %q longer than %d bytes", name, unix.IFNAMSIZ-1)
+	if c.Offload {
+		d, err := open(c.Name, c.MTU, nq, true)
+		var refused *offloadRefused
+		if !errors.As(err, &refused) {
+			return d, err
+		}
+		logf := c.Logf
+		if logf == nil {
+			logf = log.Printf
+		}
+		logf("tun: %s: the kernel refuses offloads (%v): packets go without virtio-net headers, no TSO, no checksum offload", refused.name, refused.err)
 	}
+	return open(c.Name, c.MTU, nq, false)
+}
+
+// offloadRefused is the kernel's refusal of a virtio-net header setting: OpenConfig then
+// falls back to plain packets.
+type offloadRefused struct {
+	name string
+	err  error
+}
+
+func (e *offloadRefused) Error() string { return fmt.Sprintf("tun: %s: offloads: %v", e.name, e.err) }
+
+// setOffload is TUNSETOFFLOAD (a variable so that tests can make the kernel refuse).
+var setOffload = func(fd int, flags int) error {
+	return unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, flags)
+}
+
+// openFD opens /dev/net/tun, non-blocking.
+func openFD() (int, error) {
 	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		switch {
 		case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENODEV), errors.Is(err, unix.ENXIO):
-			return nil, fmt.Errorf("tun: /dev/net/tun is missing (load the tun module, or pass the device into the container): %w", err)
+			return -1, fmt.Errorf("tun: /dev/net/tun is missing (load the tun module, or pass the device into the container): %w", err)
 		case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
-			return nil, fmt.Errorf("tun: opening /dev/net/tun needs CAP_NET_ADMIN (run as root): %w", err)
+			return -1, fmt.Errorf("tun: opening /dev/net/tun needs CAP_NET_ADMIN (run as root): %w", err)
 		}
-		return nil, fmt.Errorf("tun: open /dev/net/tun: %w", err)
+		return -1, fmt.Errorf("tun: open /dev/net/tun: %w", err)
 	}
-	ifr, err := unix.NewIfreq(name)
-	if err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("tun: bad interface name %q: %w", name, err)
-	}
-	ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI)
-	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
-		unix.Close(fd)
-		switch {
-		case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
-			return nil, fmt.Errorf("tun: creating %q needs CAP_NET_ADMIN (run as root): %w", name, err)
-		case errors.Is(err, unix.EINVAL), errors.Is(err, unix.EBUSY), errors.Is(err, unix.EEXIST):
-			return nil, fmt.Errorf("tun: bad interface name %q (in use by another kind of device, or invalid): %w", name, err)
+	return fd, nil
+}
+
+// open opens nq queues of the interface name, each a TUNSETIFF on its own fd (the first
+// creates the interface, the others attach to it), with virtio-net headers and offloads
+// when vnet is set; it fails with *offloadRefused when the kernel refuses those.
+func open(name string, mtu, nq int, vnet bool) (d *Device, err error) {
+	var fds []int
+	defer func() {
+		if err != nil {
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
 		}
-		return nil, fmt.Errorf("tun: TUNSETIFF %q: %w", name, err)
+	}()
+	flags := uint16(unix.IFF_TUN | unix.IFF_NO_PI)
+	if nq > 1 {
+		flags |= unix.IFF_MULTI_QUEUE
 	}
-	name = ifr.Name()
+	if vnet {
+		flags |= unix.IFF_VNET_HDR
+	}
+	for range nq {
+		fd, err := openFD()
+		if err != nil {
+			return nil, err
+		}
+		fds = append(fds, fd)
+		ifr, err := unix.NewIfreq(name)
+		if err != nil {
+			return nil, fmt.Errorf("tun: bad interface name %q: %w", name, err)
+		}
+		ifr.SetUint16(flags)
+		if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+			switch {
+			case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
+				return nil, fmt.Errorf("tun: creating %q needs CAP_NET_ADMIN (run as root): %w", name, err)
+			case errors.Is(err, unix.EINVAL), errors.Is(err, unix.EBUSY), errors.Is(err, unix.EEXIST):
+				return nil, fmt.Errorf("tun: bad interface name %q (in use by another kind of device, with other queue flags, or invalid): %w", name, err)
+			}
+			return nil, fmt.Errorf("tun: TUNSETIFF %q: %w", name, err)
+		}
+		name = ifr.Name() // the queues after the first attach to the same interface
+	}
+	if vnet {
+		if err := vnetSetup(fds[0]); err != nil {
+			return nil, &offloadRefused{name: name, err: err}
+		}
+	}
 	if err := configure(name, mtu); err != nil {
-		unix.Close(fd)
 		return nil, err
 	}
-	// The fd is non-blocking, so os.NewFile registers it with the netpoller.
-	f := os.NewFile(uintptr(fd), "/dev/net/tun")
-	rc, err := f.SyscallConn()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("tun: %w", err)
+	d = &Device{
+		name: name, mtu: mtu, offload: vnet, rxCap: mtu,
+		wiov: make([]unix.Iovec, 0, maxIov),
 	}
-	return &Device{
-		name: name, mtu: mtu, f: f, rc: rc,
-		wiov:    make([][]byte, 0, maxIov),
-		riov:    make([][]byte, 0, maxIov),
-		batch:   make([]*pbuf.Pbuf, 0, link.MaxBatch),
-		discard: make([]byte, mtu),
-	}, nil
+	d.wfn = func(fd uintptr) bool {
+		_, d.werr = writev(int(fd), d.wcur)
+		return true // never wait: a full device drops, as a real link does
+	}
+	if vnet {
+		d.rxCap = rxMax
+	}
+	d.wbuf = make([]byte, d.rxCap)
+	for _, fd := range fds {
+		// The fd is non-blocking, so os.NewFile registers it with the netpoller.
+		f := os.NewFile(uintptr(fd), "/dev/net/tun")
+		rc, err := f.SyscallConn()
+		if err != nil {
+			for _, q := range d.queues {
+				q.f.Close()
+			}
+			f.Close()
+			fds = nil // closed with their files
+			return nil, fmt.Errorf("tun: %w", err)
+		}
+		d.queues = append(d.queues, &queue{
+			d: d, f: f, rc: rc,
+			iov:     make([]unix.Iovec, 0, maxIov),
+			batch:   make([]*pbuf.Pbuf, 0, link.MaxBatch),
+			discard: make([]byte, vnetHdrLen+d.rxCap),
+		})
+	}
+	return d, nil
 }
+
+// vnetSetup sets the virtio-net header's size and byte order and asks for checksum offload
+// and TSO (the settings belong to the interface: one fd is enough). USO is not asked for:
+// the stack does not take UDP GSO packets on input.
+func vnetSetup(fd int) error {
+	if err := unix.IoctlSetPointerInt(fd, unix.TUNSETVNETHDRSZ, vnetHdrLen); err != nil {
+		return fmt.Errorf("TUNSETVNETHDRSZ %d: %w", vnetHdrLen, err)
+	}
+	// Little-endian fields on every host (the default on little-endian hosts, where a
+	// kernel without the ioctl needs nothing).
+	if err := unix.IoctlSetPointerInt(fd, unix.TUNSETVNETLE, 1); err != nil && !littleEndian() {
+		return fmt.Errorf("TUNSETVNETLE: %w", err)
+	}
+	if err := setOffload(fd, tunFCsum|tunFTSO4|tunFTSO6); err != nil {
+		return fmt.Errorf("TUNSETOFFLOAD csum,tso4,tso6: %w", err)
+	}
+	return nil
+}
+
+func littleEndian() bool { return binary.NativeEndian.Uint16([]byte{1, 0}) == 1 }
 
 // configure sets the MTU and the IFF_UP flag with ioctls on an AF_INET socket.
 func configure(name string, mtu int) error {
@@ -140,22 +266,43 @@ func (d *Device) MTU() int { return d.mtu }
 // HardwareAddr implements link.Endpoint; a TUN device has none.
 func (d *Device) HardwareAddr() [6]byte { return [6]byte{} }
 
-// Stats returns frames received (delivered), received but dropped (no dispatcher or no rx
-// buffer), written, and refused by the kernel or too long.
+// Stats returns frames received (delivered), received but dropped (no dispatcher, no rx
+// buffer, or a malformed virtio-net header), written, and refused by the kernel or too long.
 func (d *Device) Stats() (rx, rxDropped, tx, txDropped uint64) {
 	return d.rxFrames.Load(), d.rxDropped.Load(), d.txFrames.Load(), d.txDropped.Load()
 }
 
-// Attach implements link.Endpoint. The reader goroutine starts at the first Attach of a
-// dispatcher; until then packets wait in the kernel's queue.
+// OffloadStats returns the GSO packets received (coalesced by the kernel), the packets
+// received with a partial checksum, those dropped for a malformed virtio-net header (counted
+// in Stats' rxDropped as well), and the GSO packets written.
+func (d *Device) OffloadStats() (rxGSO, rxPartial, rxBadHeader, txGSO uint64) {
+	return d.rxGSO.Load(), d.rxPartial.Load(), d.rxBadHdr.Load(), d.txGSO.Load()
+}
+
+// Offloads implements link.Offloader: checksum offload and TSO for IPv4 and IPv6 up to
+// 64 KiB when the device was opened with offloads the kernel accepted, else none.
+func (d *Device) Offloads() link.Offloads {
+	if !d.offload {
+		return link.Offloads{}
+	}
+	return link.Offloads{TxChecksum: true, TSO4: true, TSO6: true, GSOMax: gsoMax}
+}
+
+// Queues returns the number of queues, each with its reader goroutine.
+func (d *Device) Queues() int { return len(d.queues) }
+
+// Attach implements link.Endpoint. The reader goroutines start at the first Attach of a
+// dispatcher; until then packets wait in the kernel's queues.
 func (d *Device) Attach(disp link.Dispatcher) {
 	d.dmu.Lock()
 	d.disp = disp
 	d.dmu.Unlock()
 	if disp != nil {
 		d.start.Do(func() {
-			d.wg.Add(1)
-			go d.reader()
+			for _, q := range d.queues {
+				d.wg.Add(1)
+				go q.reader()
+			}
 		})
 	}
 }
@@ -167,8 +314,14 @@ func (d *Device) dispatcher() link.Dispatcher {
 }
 
 // WritePackets implements link.Endpoint: it takes ownership of every pbuf and writes each
-// frame with one writev of its pbuf payloads. It returns how many the kernel took and the
-// first error (errs.Val: longer than the MTU, errs.Clsd: closed, else the kernel's error).
+// frame with one writev of its virtio-net header (with offloads) and its pbuf payloads. It
+// returns how many the kernel took and the first error (errs.Val: longer than the MTU
+// without being a GSO packet, or a GSO packet or partial checksum the header cannot
+// describe; errs.Clsd: closed; else the kernel's error).
+//
+// Every write goes to the first queue's fd: writes are serialized by one mutex anyway, the
+// kernel takes a packet written to any queue the same way, and one fd keeps the frames of
+// a flow in the order the stack sent them.
 func (d *Device) WritePackets(pkts []*pbuf.Pbuf) (int, error) {
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
@@ -192,25 +345,49 @@ func (d *Device) WritePackets(pkts []*pbuf.Pbuf) (int, error) {
 
 // write writes one frame (borrowed); d.wmu is held.
 func (d *Device) write(p *pbuf.Pbuf) error {
-	if p.TotLen() > d.mtu {
+	gso, size := p.GSO()
+	partial := p.Flags()&pbuf.FlagChecksumPartial != 0
+	n := p.TotLen()
+	if gso != pbuf.GSONone {
+		if !d.offload || n > gsoMax {
+			return errs.Val
+		}
+	} else if n > d.mtu || partial && !d.offload {
 		return errs.Val
 	}
 	iov := d.wiov[:0]
+	if d.offload {
+		var r wire.VirtioNetHdrRepr
+		if gso != pbuf.GSONone || partial {
+			k := p.CopyOut(d.wpeek[:], 0)
+			if txHdr(&r, d.wpeek[:k], n, gso, size, partial) != nil {
+				return errs.Val
+			}
+		}
+		if r.Emit(d.whdr[:]) != nil {
+			return errs.Val
+		}
+		iov = append(iov, iovec(d.whdr[:]))
+	}
+	hdrs := len(iov)
 	for q := p; q != nil; q = q.Next() {
 		if q.Len() == 0 {
 			continue
 		}
 		if len(iov) == cap(iov) {
-			return errs.Val // more pbufs than one writev takes
+			// More pbufs than one writev takes (a GSO packet of many small writes): one
+			// copy into the device's buffer.
+			clear(iov[hdrs:])
+			iov = append(iov[:hdrs], iovec(d.wbuf[:p.CopyOut(d.wbuf, 0)]))
+			break
 		}
-		iov = append(iov, q.Payload())
+		iov = append(iov, iovec(q.Payload()))
 	}
-	var werr error
-	err := d.rc.Write(func(fd uintptr) bool {
-		_, werr = unix.Writev(int(fd), iov)
-		return true // never wait: a full device drops, as a real link does
-	})
+	d.wcur, d.werr = iov, nil
+	err := d.queues[0].rc.Write(d.wfn)
+	werr := d.werr
 	clear(iov)
+	d.wcur, d.werr = nil, nil
 	if err != nil {
 		return errs.Clsd
 	}
@@ -220,55 +397,13 @@ func (d *Device) write(p *pbuf.Pbuf) error {
 		}
 		return werr
 	}
+	if gso != pbuf.GSONone {
+		d.txGSO.Add(1)
+	}
 	return nil
 }
 
-// reader is the receive goroutine: it waits for the fd to become readable, reads a batch,
-// and delivers it. It stops when the device is closed or a read fails for good.
-func (d *Device) reader() {
-	defer d.wg.Done()
-	var rerr error
-	readBatch := func(fd uintptr) bool {
-		for len(d.batch) < cap(d.batch) {
-			err := d.readOne(int(fd))
-			switch err {
-			case nil, unix.EINTR:
-			case unix.EAGAIN:
-				// Nothing (more) to read: deliver what we have, or wait for the poller.
-				return len(d.batch) > 0
-			default:
-				rerr = err
-				return true
-			}
-		}
-		return true
-	}
-	for {
-		err := d.rc.Read(readBatch)
-		if len(d.batch) > 0 {
-			if disp := d.dispatcher(); disp != nil {
-				d.rxFrames.Add(uint64(len(d.batch)))
-				disp.DeliverPackets(d.batch)
-			} else {
-				for _, p := range d.batch {
-					p.Free()
-				}
-				d.rxDropped.Add(uint64(len(d.batch)))
-			}
-			clear(d.batch)
-			d.batch = d.batch[:0]
-		}
-		if err != nil {
-			return // closed
-		}
-		if rerr != nil {
-			d.rerr.Store(&rerr)
-			return
-		}
-	}
-}
-
-// Err returns the error that stopped the reader, if any (nil after a plain Close).
+// Err returns the error that stopped a reader, if any (nil after a plain Close).
 func (d *Device) Err() error {
 	if e := d.rerr.Load(); e != nil {
 		return fmt.Errorf("tun: read %s: %w", d.name, *e)
@@ -276,45 +411,42 @@ func (d *Device) Err() error {
 	return nil
 }
 
-// readOne reads one frame into a chain from the dispatcher (appended to d.batch), or into
-// the discard buffer when there is no dispatcher or no buffer.
-func (d *Device) readOne(fd int) error {
-	var p *pbuf.Pbuf
-	if disp := d.dispatcher(); disp != nil {
-		p = disp.AllocRx(d.mtu)
-	}
-	if p == nil {
-		_, err := unix.Read(fd, d.discard)
-		if err == nil {
-			d.rxDropped.Add(1)
-		}
-		return err
-	}
-	iov := d.riov[:0]
-	for q := p; q != nil && len(iov) < cap(iov); q = q.Next() {
-		iov = append(iov, q.Payload())
-	}
-	n, err := unix.Readv(fd, iov)
-	clear(iov)
-	if err != nil || n <= 0 {
-		p.Free()
-		if err == nil {
-			err = unix.EAGAIN
-		}
-		return err
-	}
-	p.Shrink(n)
-	d.batch = append(d.batch, p)
-	return nil
-}
-
-// Close implements link.Endpoint: it closes the device, which unblocks the reader, and waits
-// for it. Idempotent.
+// Close implements link.Endpoint: it closes every queue, which unblocks the readers, and
+// waits for them. Idempotent.
 func (d *Device) Close() error {
 	var err error
 	d.once.Do(func() {
-		err = d.f.Close()
+		for _, q := range d.queues {
+			if e := q.f.Close(); err == nil {
+				err = e
+			}
+		}
 		d.wg.Wait()
 	})
 	return err
+}
+
+// iovec is the iovec of b, which must not be empty.
+func iovec(b []byte) unix.Iovec {
+	v := unix.Iovec{Base: unsafe.SliceData(b)}
+	v.SetLen(len(b))
+	return v
+}
+
+// readv and writev are the system calls on iovecs the caller keeps: x/sys/unix's Readv and
+// Writev allocate theirs beyond eight buffers.
+func readv(fd int, iov []unix.Iovec) (int, error) {
+	n, _, e := unix.Syscall(unix.SYS_READV, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(iov))), uintptr(len(iov)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+func writev(fd int, iov []unix.Iovec) (int, error) {
+	n, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(iov))), uintptr(len(iov)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
 }

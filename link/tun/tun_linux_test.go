@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -108,7 +109,9 @@ func inNetns(ns string, f func() error) error {
 	return <-done
 }
 
-func TestKernelRoundTrip(t *testing.T) {
+// needNetns skips the test unless it can create namespaces and TUN devices.
+func needNetns(t *testing.T) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN for a network namespace)")
 	}
@@ -118,10 +121,24 @@ func TestKernelRoundTrip(t *testing.T) {
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("no ip command")
 	}
-	ns := fmt.Sprintf("wisp-tuntest-%d", os.Getpid())
+}
+
+var nsSeq atomic.Int32
+
+// newNS creates a namespace (lo up, no routes) that is deleted when the test ends.
+func newNS(t *testing.T) string {
+	t.Helper()
+	ns := fmt.Sprintf("wisp-tuntest-%d-%d", os.Getpid(), nsSeq.Add(1))
 	exec.Command("ip", "netns", "del", ns).Run() // a leftover of a crashed run
 	run(t, "ip", "netns", "add", ns)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	return ns
+}
+
+func TestKernelRoundTrip(t *testing.T) {
+	needNetns(t)
+	ns := newNS(t)
 
 	base := linktest.Goroutines()
 	alloc := linktest.NewAllocator()

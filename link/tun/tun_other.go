@@ -11,3 +11,8 @@ type Device struct{}
 func Open(name string, mtu int) (*Device, error) {
 	return nil, errors.New("tun: only supported on Linux")
 }
+
+// OpenConfig fails off Linux.
+func OpenConfig(c Config) (*Device, error) {
+	return nil, errors.New("tun: only supported on Linux")
+}

@@ -1,0 +1,157 @@
+package tun
+
+import (
+	"errors"
+
+	"github.com/wispstack/wisp/pbuf"
+	"github.com/wispstack/wisp/wire"
+)
+
+// peekLen is how many bytes of a packet the virtio-net checks look at: the longest IPv4
+// header and the TCP data offset byte fit.
+const peekLen = wire.IPv4MaxHeaderLen + wire.TCPMinHeaderLen
+
+// gsoMax is the largest GSO packet the device takes from the stack (link.Offloads.GSOMax).
+const gsoMax = 65535
+
+// rxMax is the largest packet a read of a device with offloads takes: the kernel's
+// GSO_MAX_SIZE (an IPv6 GSO packet may be one byte longer than an IPv4 total length).
+const rxMax = 65536
+
+// Checksum field offsets inside the transport header (a virtio-net header's csum_offset).
+const (
+	tcpCsumOff = 16
+	udpCsumOff = 6
+)
+
+var errTxHdr = errors.New("tun: no virtio-net header describes this frame")
+
+// transport locates the transport header of the IP packet of n bytes whose first bytes
+// are b: the IP version, the header's offset and protocol. ok is false for anything but an
+// unfragmented IPv4 or IPv6 packet whose length field covers exactly n bytes, with the
+// transport header right after the IP header (IPv6 extension headers are not looked
+// through) and at least the fixed part of a TCP or UDP header in the packet.
+func transport(b []byte, n int) (ver, off int, proto uint8, ok bool) {
+	if len(b) < 1 {
+		return 0, 0, 0, false
+	}
+	switch b[0] >> 4 {
+	case 4:
+		ip := wire.IPv4(b)
+		if len(b) < wire.IPv4MinHeaderLen || ip.HeaderLen() < wire.IPv4MinHeaderLen ||
+			int(ip.TotalLength()) != n || ip.IsFragment() {
+			return 0, 0, 0, false
+		}
+		ver, off, proto = 4, ip.HeaderLen(), ip.Protocol()
+	case 6:
+		ip := wire.IPv6(b)
+		if len(b) < wire.IPv6HeaderLen || int(ip.PayloadLength())+wire.IPv6HeaderLen != n {
+			return 0, 0, 0, false
+		}
+		ver, off, proto = 6, wire.IPv6HeaderLen, ip.NextHeader()
+	default:
+		return 0, 0, 0, false
+	}
+	switch proto {
+	case wire.ProtoTCP:
+		ok = off+wire.TCPMinHeaderLen <= n
+	case wire.ProtoUDP:
+		ok = off+wire.UDPHeaderLen <= n
+	}
+	return ver, off, proto, ok
+}
+
+// rxMeta turns the virtio-net header h of a packet of n bytes whose first bytes are b
+// (at least min(n, peekLen) of them) into the packet's marks. ok is false when the header
+// is malformed or does not describe the packet: the frame is dropped.
+//
+// A GSO packet must be one TCP segment of the family its type says, with the checksum
+// (when partial) at its TCP header; it gets the GSO mark and FlagChecksumOK (and
+// FlagChecksumPartial with NEEDS_CSUM). A plain packet with NEEDS_CSUM at its TCP or UDP
+// checksum gets FlagChecksumOK|FlagChecksumPartial; with NEEDS_CSUM anywhere else (a
+// tunnel's inner header) it gets no mark, so the stack verifies what it can. DATA_VALID
+// gets FlagChecksumOK.
+func rxMeta(h, b []byte, n int) (flags pbuf.Flags, gso pbuf.GSOType, size int, ok bool) {
+	var r wire.VirtioNetHdrRepr
+	if r.Parse(h, n) != nil {
+		return 0, pbuf.GSONone, 0, false
+	}
+	if r.Flags == 0 {
+		return 0, pbuf.GSONone, 0, true // Parse refuses a GSO packet without a flag
+	}
+	ver, off, proto, tok := transport(b, n)
+	partial := r.Flags&wire.VirtioNetNeedsCsum != 0
+	atL4 := tok && int(r.CsumStart) == off &&
+		(proto == wire.ProtoTCP && r.CsumOffset == tcpCsumOff || proto == wire.ProtoUDP && r.CsumOffset == udpCsumOff)
+	if r.GSOType != wire.VirtioNetGSONone {
+		switch {
+		case !tok || proto != wire.ProtoTCP:
+			return 0, pbuf.GSONone, 0, false
+		case r.GSOType == wire.VirtioNetGSOTCPv4 && ver == 4:
+			gso = pbuf.GSOTCPv4
+		case r.GSOType == wire.VirtioNetGSOTCPv6 && ver == 6:
+			gso = pbuf.GSOTCPv6
+		default: // the other family, or USO, which the device does not ask for
+			return 0, pbuf.GSONone, 0, false
+		}
+		if partial && !atL4 {
+			return 0, pbuf.GSONone, 0, false
+		}
+		size = int(r.GSOSize)
+	}
+	switch {
+	case partial && atL4:
+		flags = pbuf.FlagChecksumOK | pbuf.FlagChecksumPartial
+	case partial:
+		flags = 0
+	default: // DATA_VALID
+		flags = pbuf.FlagChecksumOK
+	}
+	return flags, gso, size, true
+}
+
+// txHdr fills r for a frame of n bytes whose first bytes are b (at least min(n, peekLen)),
+// with GSO request gso/size, and a checksum left partial when partial is set: a GSO packet
+// gets its type, segment size, header length and NEEDS_CSUM at its TCP checksum (and the ECN
+// bit when CWR is set: only the first segment keeps it); a partial checksum of a plain packet
+// gets NEEDS_CSUM at its TCP or UDP checksum. It fails for anything else (USO, a packet
+// that is not TCP or UDP right after its IP header).
+func txHdr(r *wire.VirtioNetHdrRepr, b []byte, n int, gso pbuf.GSOType, size int, partial bool) error {
+	*r = wire.VirtioNetHdrRepr{}
+	if gso == pbuf.GSONone && !partial {
+		return nil
+	}
+	ver, off, proto, ok := transport(b, n)
+	if !ok {
+		return errTxHdr
+	}
+	r.Flags = wire.VirtioNetNeedsCsum
+	r.CsumStart = uint16(off)
+	r.CsumOffset = udpCsumOff
+	if proto == wire.ProtoTCP {
+		r.CsumOffset = tcpCsumOff
+	}
+	r.HdrLen = r.CsumStart + r.CsumOffset + 2
+	if gso == pbuf.GSONone {
+		return nil
+	}
+	switch {
+	case proto != wire.ProtoTCP || size <= 0 || len(b) < off+wire.TCPMinHeaderLen:
+		return errTxHdr
+	case gso == pbuf.GSOTCPv4 && ver == 4:
+		r.GSOType = wire.VirtioNetGSOTCPv4
+	case gso == pbuf.GSOTCPv6 && ver == 6:
+		r.GSOType = wire.VirtioNetGSOTCPv6
+	default:
+		return errTxHdr
+	}
+	tcp := wire.TCP(b[off:])
+	hl := tcp.HeaderLen()
+	if hl < wire.TCPMinHeaderLen || off+hl > n {
+		return errTxHdr
+	}
+	r.HdrLen = uint16(off + hl)
+	r.GSOSize = uint16(min(size, 0xffff))
+	r.ECN = tcp.Flags().Has(wire.TCPFlagCWR)
+	return nil
+}
