@@ -37,6 +37,7 @@ type tcpEnv struct {
 	ns         *netns
 	s          *stack.Stack
 	link       link.Endpoint // wisp's link: the TUN device, wrapped if wrap was given
+	dev        *tun.Device
 	wisp, kern [2]netip.Addr // [0] IPv4, [1] IPv6
 }
 
@@ -57,6 +58,12 @@ func newTCPEnv(t *testing.T, subnet int, wrap func(link.Endpoint) link.Endpoint)
 // newTCPEnvWith is newTCPEnv with the stack's options.
 func newTCPEnvWith(t *testing.T, subnet int, o opt.Options, wrap func(link.Endpoint) link.Endpoint) *tcpEnv {
 	t.Helper()
+	return newTCPEnvTUN(t, subnet, o, tun.Config{MTU: 1500}, wrap)
+}
+
+// newTCPEnvTUN is newTCPEnvWith on a TUN device opened with cfg (its name is wisp0).
+func newTCPEnvTUN(t *testing.T, subnet int, o opt.Options, cfg tun.Config, wrap func(link.Endpoint) link.Endpoint) *tcpEnv {
+	t.Helper()
 	ns := newNetns(t)
 	stacktest.NoGoroutineLeak(t)
 	e := &tcpEnv{ns: ns}
@@ -66,10 +73,12 @@ func newTCPEnvWith(t *testing.T, subnet int, o opt.Options, wrap func(link.Endpo
 	e.kern[1] = netip.MustParseAddr(fmt.Sprintf("fd42:5eed:%x::1", subnet))
 	var dev *tun.Device
 	var err error
-	ns.do(t, func() { dev, err = tun.Open("wisp0", 1500) })
+	cfg.Name = "wisp0"
+	ns.do(t, func() { dev, err = tun.OpenConfig(cfg) })
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.dev = dev
 	var ep link.Endpoint = dev
 	if wrap != nil {
 		ep = wrap(dev)

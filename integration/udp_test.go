@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -236,21 +238,36 @@ func TestMulticastJoinSeenByKernel(t *testing.T) {
 // one line per packet, as each packet arrives) to the returned buffer.
 func liveCapture(t *testing.T, ns *netns, dev string, fields ...string) *syncBuffer {
 	t.Helper()
-	tshark := requireTool(t, "tshark")
-	out := newSyncBuffer()
-	args := []string{tshark, "-l", "-n", "-i", dev, "-T", "fields"}
+	args := []string{"-l", "-n", "-i", dev, "-T", "fields"}
 	for _, f := range fields {
 		args = append(args, "-e", f)
 	}
-	c := ns.cmd(args...)
-	c.Stdout = out
+	out := newSyncBuffer()
+	startTshark(t, ns, out, args...)
+	return out
+}
+
+// startTshark starts tshark with args in ns, its output to stdout, and returns once it
+// captures (its stderr holds what it printed). tshark loads every dissector before it
+// captures: on a loaded CI machine (go test runs packages in parallel) that takes well
+// over waitFor's 10 s. "Capturing on" comes when dumpcap opened the device, "Capture
+// started" when it captures (tshark 4.0 prints both; one without the second line is
+// given 10 s more).
+func startTshark(t *testing.T, ns *netns, stdout io.Writer, args ...string) (*exec.Cmd, *proc, *syncBuffer) {
+	t.Helper()
+	tshark := requireTool(t, "tshark")
+	c := ns.cmd(append([]string{tshark}, args...)...)
+	c.Stdout = stdout
 	stderr := newSyncBuffer()
 	c.Stderr = stderr
 	p := startProc(t, c)
-	// tshark loads every dissector before it captures: on a loaded CI machine (go test runs
-	// packages in parallel) that takes well over waitFor's 10 s.
 	deadline := time.Now().Add(90 * time.Second)
-	for !strings.Contains(stderr.String(), "Capturing on") {
+	started := func() bool {
+		s := stderr.String()
+		return strings.Contains(s, "Capture started") ||
+			strings.Contains(s, "Capturing on") && time.Until(deadline) < 80*time.Second
+	}
+	for !started() {
 		select {
 		case <-p.done:
 			t.Fatalf("tshark exited before capturing:\n%s", stderr.String())
@@ -261,7 +278,7 @@ func liveCapture(t *testing.T, ns *netns, dev string, fields ...string) *syncBuf
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return out
+	return c, p, stderr
 }
 
 // captureLines returns the capture's lines split into fields.

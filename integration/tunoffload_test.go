@@ -1,0 +1,398 @@
+package integration
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/wispstack/wisp/internal/tcpapp"
+	"github.com/wispstack/wisp/link"
+	"github.com/wispstack/wisp/link/tun"
+	"github.com/wispstack/wisp/opt"
+	"github.com/wispstack/wisp/wire"
+)
+
+// offloadTransfer is the size of each transfer of TestTUNOffloadKernel: 1 GiB, shrunk
+// under -short and -race.
+func offloadTransfer() int64 { return scaled[int64](1<<30, 32<<20) }
+
+// newOffloadEnv is newTCPEnv on a TUN device opened with or without offloads (the kernel
+// must accept them when asked: the test fails otherwise).
+func newOffloadEnv(t *testing.T, subnet int, offload bool) (*tcpEnv, *tun.Device) {
+	t.Helper()
+	var refused []string
+	e := newTCPEnvTUN(t, subnet, opt.Tunnel(), tun.Config{MTU: 1500, Offload: offload,
+		Logf: func(f string, a ...any) { refused = append(refused, fmt.Sprintf(f, a...)) }}, nil)
+	if offload && (len(refused) > 0 || e.dev.Offloads() == (link.Offloads{})) {
+		t.Fatalf("offloads refused: %q", refused)
+	}
+	return e, e.dev
+}
+
+// The kernel and wisp over a TUN device with and without offloads, IPv4 and IPv6, each
+// way: byte-exact, and the kernel's segments acknowledged normally (`ss -ti` during the
+// transfer, the namespace's retransmission counter over it). With offloads the device
+// carries GSO packets both ways.
+func TestTUNOffloadKernel(t *testing.T) {
+	requireTool(t, "nstat")
+	requireTool(t, "ss")
+	for i, offload := range []bool{true, false} {
+		t.Run(map[bool]string{true: "offload", false: "no-offload"}[offload], func(t *testing.T) {
+			e, dev := newOffloadEnv(t, 20+i, offload)
+			n := offloadTransfer()
+			const seed = 61 // one pattern: its sum is computed once
+			for _, f := range families {
+				t.Run(f.name, func(t *testing.T) {
+					t.Run("kernel→wisp", func(t *testing.T) {
+						ctx, deadline := withDeadline(t, 180*time.Second)
+						srv := serveTCP(t, e.s, netip.AddrPortFrom(e.wisp[f.idx], 9), 0, 0)
+						before := kernelSegs(t, e.ns)
+						start := time.Now()
+						c := e.ns.dial(t, f.net, srv.Addr())
+						e.evidence(t)
+						ss := watchSS(e.ns, "dst "+bracket(e.wisp[f.idx])+":9")
+						kres := make(chan peerResult, 1)
+						go func() { kres <- kernelPeer(c, n, seed, deadline) }()
+						tr, err := srv.Accept(ctx)
+						if err != nil {
+							ss.stop()
+							t.Fatal(err)
+						}
+						got, sum := waitTransfer(t, ctx, "kernel→wisp", tr)
+						res := <-kres
+						ss.stop()
+						logRate(t, f.name+" kernel→wisp", n, time.Since(start))
+						checkSum(t, "kernel→wisp", got, sum, n, patternSum(n, seed))
+						checkPeer(t, "kernel→wisp", res, 0, patternSum(0, 0))
+						ss.check(t, n)
+						checkRetrans(t, before, kernelSegs(t, e.ns))
+					})
+					t.Run("wisp→kernel", func(t *testing.T) {
+						ctx, deadline := withDeadline(t, 180*time.Second)
+						port := uint16(5101 + f.idx)
+						l := e.ns.listen(t, f.net, netip.AddrPortFrom(e.kern[f.idx], port))
+						kres := kernelServe(t, l, 0, 0, deadline)
+						e.evidence(t)
+						x0 := e.s.Stats()
+						start := time.Now()
+						tr := tcpapp.Send(e.s, netip.AddrPortFrom(e.kern[f.idx], port), n, seed)
+						got, _ := waitTransfer(t, ctx, "wisp→kernel", tr)
+						res := <-kres
+						logRate(t, f.name+" wisp→kernel", n, time.Since(start))
+						checkPeer(t, "wisp→kernel", res, n, patternSum(n, seed))
+						if got != 0 {
+							t.Fatalf("wisp received %d bytes from a kernel sink", got)
+						}
+						x1 := e.s.Stats()
+						xmit, rexmit := x1.TCP.Xmit-x0.TCP.Xmit, x1.TCPExt.Retransmits-x0.TCPExt.Retransmits
+						t.Logf("wisp: %d TCP segments out, %d retransmitted", xmit, rexmit)
+						if rexmit*100 > xmit+100 {
+							t.Errorf("wisp retransmitted %d of %d segments", rexmit, xmit)
+						}
+					})
+				})
+			}
+			rxGSO, rxPartial, bad, txGSO := dev.OffloadStats()
+			snap := e.s.Stats()
+			t.Logf("device: rx GSO %d, partial checksums %d, bad headers %d, tx GSO %d; stack offload %+v", rxGSO, rxPartial, bad, txGSO, snap.Offload)
+			logTCPStats(t, e)
+			if t.Failed() {
+				return
+			}
+			switch {
+			case bad != 0:
+				t.Errorf("%d malformed virtio-net headers from the kernel", bad)
+			case offload && (rxGSO == 0 || txGSO == 0):
+				t.Errorf("offloads on, but GSO packets in %d, out %d", rxGSO, txGSO)
+			case !offload && (rxGSO != 0 || txGSO != 0 || rxPartial != 0):
+				t.Errorf("offloads off, but GSO packets in %d, out %d, partial checksums %d", rxGSO, txGSO, rxPartial)
+			}
+		})
+	}
+}
+
+func bracket(a netip.Addr) string {
+	if a.Is6() {
+		return "[" + a.String() + "]"
+	}
+	return a.String()
+}
+
+// ssWatcher samples the kernel's `ss -tin` for one connection while a transfer runs.
+type ssWatcher struct {
+	ns     *netns
+	filter string
+	done   chan struct{}
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	samples int
+	last    string // the last sample that showed the connection
+	info    ssInfo
+}
+
+// ssInfo is what ss -i says of a sending socket.
+type ssInfo struct {
+	bytesAcked, dataSegsOut, retransTotal, lost int64
+}
+
+var ssField = regexp.MustCompile(`\b(bytes_acked|data_segs_out|lost):(\d+)|\bretrans:\d+/(\d+)`)
+
+func parseSS(s string) (info ssInfo, ok bool) {
+	for _, m := range ssField.FindAllStringSubmatch(s, -1) {
+		ok = true
+		if m[3] != "" {
+			info.retransTotal, _ = strconv.ParseInt(m[3], 10, 64)
+			continue
+		}
+		v, _ := strconv.ParseInt(m[2], 10, 64)
+		switch m[1] {
+		case "bytes_acked":
+			info.bytesAcked = v
+		case "data_segs_out":
+			info.dataSegsOut = v
+		case "lost":
+			info.lost = v
+		}
+	}
+	return info, ok && info.dataSegsOut > 0
+}
+
+func watchSS(ns *netns, filter string) *ssWatcher {
+	w := &ssWatcher{ns: ns, filter: filter, done: make(chan struct{})}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-w.done:
+				return
+			case <-tick.C:
+			}
+			out, err := ns.cmd(append([]string{"ss", "-tinH"}, strings.Fields(w.filter)...)...).Output()
+			if err != nil {
+				continue
+			}
+			if info, ok := parseSS(string(out)); ok {
+				w.mu.Lock()
+				w.samples++
+				w.last, w.info = string(out), info
+				w.mu.Unlock()
+			}
+		}
+	}()
+	return w
+}
+
+func (w *ssWatcher) stop() {
+	close(w.done)
+	w.wg.Wait()
+}
+
+// check fails the test unless a sample showed the kernel's data acknowledged and its
+// retransmissions a small part of what it sent (an offload the peer misreads shows as a
+// storm of them).
+func (w *ssWatcher) check(t *testing.T, n int64) {
+	t.Helper()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.samples == 0 {
+		if n >= 64<<20 {
+			t.Errorf("ss never showed the connection (%s) during the transfer", w.filter)
+		}
+		return
+	}
+	i := w.info
+	t.Logf("kernel ss -ti (last of %d samples): bytes_acked %d, data segments %d, retransmitted %d, lost %d",
+		w.samples, i.bytesAcked, i.dataSegsOut, i.retransTotal, i.lost)
+	if i.bytesAcked == 0 || i.retransTotal*100 > i.dataSegsOut+100 {
+		t.Errorf("the kernel's segments are not acknowledged normally:\n%s", w.last)
+	}
+}
+
+// kernelSegs returns the namespace's TCP segments sent and retransmitted (nstat).
+func kernelSegs(t *testing.T, ns *netns) [2]int64 {
+	t.Helper()
+	out := ns.run(t, "nstat", "-asz", "TcpOutSegs", "TcpRetransSegs")
+	var r [2]int64
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		v, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "TcpOutSegs":
+			r[0] = v
+		case "TcpRetransSegs":
+			r[1] = v
+		}
+	}
+	return r
+}
+
+func checkRetrans(t *testing.T, before, after [2]int64) {
+	t.Helper()
+	out, re := after[0]-before[0], after[1]-before[1]
+	t.Logf("kernel: %d TCP segments out, %d retransmitted", out, re)
+	if re*100 > out+100 {
+		t.Errorf("the kernel retransmitted %d of %d segments", re, out)
+	}
+}
+
+// A tshark capture of the TUN device with offloads, during transfers both ways over IPv4
+// and IPv6, decodes cleanly: no malformed packet, no expert error, and every checksum
+// verifies except the TCP checksums left partial, which are exactly the folded
+// pseudo-header sum. A capture on a device with offloads sees the packets before the
+// checksum is completed (the kernel's CHECKSUM_PARTIAL, and wisp's GSO packets, whose
+// checksum the kernel completes per segment), so those are what offloading looks like,
+// not errors; anything else in the checksum field fails the test.
+func TestTUNOffloadCaptureDecodes(t *testing.T) {
+	tshark := requireTool(t, "tshark")
+	e, _ := newOffloadEnv(t, 22, true)
+	file := filepath.Join(t.TempDir(), "tun.pcap")
+	c, p, stderr := startTshark(t, e.ns, nil, "-n", "-i", "wisp0", "-B", "64", "-F", "pcap", "-w", file)
+	const n = 4 << 20
+	for _, f := range families {
+		ctx, deadline := withDeadline(t, 60*time.Second)
+		srv := serveTCP(t, e.s, netip.AddrPortFrom(e.wisp[f.idx], 9), 0, 0)
+		conn := e.ns.dial(t, f.net, srv.Addr())
+		e.evidence(t)
+		kres := make(chan peerResult, 1)
+		go func() { kres <- kernelPeer(conn, n, 71, deadline) }()
+		tr, err := srv.Accept(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, sum := waitTransfer(t, ctx, f.name+" kernel→wisp", tr)
+		checkSum(t, f.name+" kernel→wisp", got, sum, n, patternSum(n, 71))
+		checkPeer(t, f.name+" kernel→wisp", <-kres, 0, patternSum(0, 0))
+
+		port := uint16(5201 + f.idx)
+		l := e.ns.listen(t, f.net, netip.AddrPortFrom(e.kern[f.idx], port))
+		kres2 := kernelServe(t, l, 0, 0, deadline)
+		waitTransfer(t, ctx, f.name+" wisp→kernel", tcpapp.Send(e.s, netip.AddrPortFrom(e.kern[f.idx], port), n, 72))
+		checkPeer(t, f.name+" wisp→kernel", <-kres2, n, patternSum(n, 72))
+		srv.Close()
+	}
+	time.Sleep(200 * time.Millisecond) // the last ACKs and FINs
+	c.Process.Signal(syscall.SIGINT)   // tshark finishes the file
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("tshark did not stop:\n%s", stderr.String())
+	}
+	t.Logf("tshark: %s", strings.TrimSpace(stderr.String()))
+
+	// Decoding: nothing malformed, no expert error (checksums not verified here).
+	out, err := exec.Command(tshark, "-n", "-r", file, "-Y", "_ws.malformed || _ws.expert.severity >= error").Output()
+	if err != nil {
+		t.Fatalf("tshark: %v\n%s", err, out)
+	}
+	if s := strings.TrimSpace(string(out)); s != "" {
+		t.Errorf("tshark finds malformed packets or errors:\n%s", s)
+	}
+	// Checksums: tshark verifies every one; those it finds bad must be partial TCP sums.
+	out, err = exec.Command(tshark, "-n", "-r", file, "-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE",
+		"-o", "udp.check_checksum:TRUE", "-Y", "tcp.checksum.status == 0 || ip.checksum.status == 0 || udp.checksum.status == 0",
+		"-T", "fields", "-e", "frame.number").Output()
+	if err != nil {
+		t.Fatalf("tshark: %v\n%s", err, out)
+	}
+	badFrames := map[int]bool{}
+	for _, l := range strings.Fields(string(out)) {
+		k, err := strconv.Atoi(l)
+		if err != nil {
+			t.Fatalf("tshark: %q", out)
+		}
+		badFrames[k] = true
+	}
+	st := checkCapture(t, file, badFrames)
+	t.Logf("capture: %d TCP packets, %d over the MTU (largest %d), %d with a partial checksum (tshark: %d bad)",
+		st.tcp, st.overMTU, st.largest, st.partial, len(badFrames))
+	if st.tcp < 100 || st.overMTU == 0 {
+		t.Errorf("the capture holds %d TCP packets, %d of them GSO packets over the MTU", st.tcp, st.overMTU)
+	}
+}
+
+type captureStats struct {
+	tcp, overMTU, largest, partial int
+}
+
+// checkCapture reads the capture with gopacket and fails the test for a frame tshark
+// finds a bad checksum in (badFrames, numbered from 1) unless it is a TCP packet whose
+// checksum field is its folded pseudo-header sum.
+func checkCapture(t *testing.T, file string, badFrames map[int]bool) (st captureStats) {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := pcapgo.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; ; i++ {
+		data, _, err := r.ReadPacketData()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if len(data) == 0 {
+			continue
+		}
+		first := layers.LayerTypeIPv4
+		if data[0]>>4 == 6 {
+			first = layers.LayerTypeIPv6
+		}
+		pkt := gopacket.NewPacket(data, first, gopacket.NoCopy)
+		tcp, _ := pkt.Layer(layers.LayerTypeTCP).(*layers.TCP)
+		partial := false
+		if tcp != nil {
+			st.tcp++
+			if len(data) > 1500 {
+				st.overMTU++
+			}
+			st.largest = max(st.largest, len(data))
+			var src, dst netip.Addr
+			var l4 int
+			switch ip := pkt.NetworkLayer().(type) {
+			case *layers.IPv4:
+				src, _ = netip.AddrFromSlice(ip.SrcIP.To4())
+				dst, _ = netip.AddrFromSlice(ip.DstIP.To4())
+				l4 = int(ip.Length) - int(ip.IHL)*4
+			case *layers.IPv6:
+				src, _ = netip.AddrFromSlice(ip.SrcIP)
+				dst, _ = netip.AddrFromSlice(ip.DstIP)
+				l4 = int(ip.Length)
+			}
+			if src.IsValid() && tcp.Checksum == wire.Fold(wire.PseudoHeaderChecksum(wire.ProtoTCP, src, dst, uint32(l4))) {
+				partial = true
+				st.partial++
+			}
+		}
+		if badFrames[i] && !partial {
+			t.Errorf("frame %d: a bad checksum that is not a partial TCP checksum: %v", i, pkt)
+		}
+	}
+	return st
+}
