@@ -1,7 +1,7 @@
 // Package wire holds zero-copy views and small value reprs for the wire
 // formats wisp speaks: Ethernet, ARP, IPv4, IPv6 and its extension headers,
-// ICMPv4, ICMPv6 with NDP and MLD, IGMP, UDP and TCP with its options, and the Internet
-// checksum.
+// ICMPv4, ICMPv6 with NDP and MLD, IGMP, UDP and TCP with its options, the virtio-net
+// header a TUN with offloads puts in front of each packet, and the Internet checksum.
 //
 // Layer: wire, the bottom of the stack. It imports only the standard library
 // and no other wisp package.

@@ -107,6 +107,16 @@ func (l *Link) Medium() link.Medium { return l.inner.Medium() }
 // MTU implements link.Endpoint.
 func (l *Link) MTU() int { return l.inner.MTU() }
 
+// Offloads implements link.Offloader: the inner link's, so that capturing does not change
+// what goes on the wire. GSO packets are recorded whole and partial checksums as they are,
+// as tcpdump on a Linux host with offloads records them.
+func (l *Link) Offloads() link.Offloads {
+	if o, ok := l.inner.(link.Offloader); ok {
+		return o.Offloads()
+	}
+	return link.Offloads{}
+}
+
 // HardwareAddr implements link.Endpoint.
 func (l *Link) HardwareAddr() [6]byte { return l.inner.HardwareAddr() }
 

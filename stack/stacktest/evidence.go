@@ -151,7 +151,7 @@ func writeStack(w io.Writer, s *stack.Stack) {
 }
 
 // counterMethods are the methods of a link whose results print, in this order.
-var counterMethods = []string{"Stats", "Queued", "Held"}
+var counterMethods = []string{"Stats", "OffloadStats", "Queued", "Held"}
 
 // writeLink prints l's counters by reflection (the links have no common counter type),
 // then those of its Inner link.
