@@ -26,11 +26,17 @@ type Counters struct {
 	TxPackets  uint64 // accepted by the link below
 	TxNoBuffer uint64 // dropped: no pbuf for a gVisor packet (Endpoint only)
 	TxDropped  uint64 // dropped: refused by the link below, too long, malformed or closed
+	// Offloads (offload.go), counted where the adapter converts them.
+	RxGSO  uint64 // delivered marked as coalesced (Link: pbuf.SetGSO)
+	TxGSO  uint64 // handed on as GSO packets (Link: GSOOptions; Endpoint: pbuf.SetGSO)
+	TxCsum uint64 // partial checksums completed by the adapter (Link: UDP without a TSO path)
+	RxCsum uint64 // partial checksums completed for gVisor, which checks every one (Endpoint)
 }
 
 type counters struct {
 	rxPackets, rxNoBuffer, rxDropped, rxInvalid atomic.Uint64
 	txPackets, txNoBuffer, txDropped            atomic.Uint64
+	rxGSO, txGSO, txCsum, rxCsum                atomic.Uint64
 }
 
 func (c *counters) snapshot() Counters {
@@ -39,6 +45,8 @@ func (c *counters) snapshot() Counters {
 		RxDropped: c.rxDropped.Load(), RxInvalid: c.rxInvalid.Load(),
 		TxPackets: c.txPackets.Load(), TxNoBuffer: c.txNoBuffer.Load(),
 		TxDropped: c.txDropped.Load(),
+		RxGSO:     c.rxGSO.Load(), TxGSO: c.txGSO.Load(), TxCsum: c.txCsum.Load(),
+		RxCsum: c.rxCsum.Load(),
 	}
 }
 

@@ -26,7 +26,17 @@
 // NewEndpoint reports Ethernet (ARPHardwareEther, CapabilityResolutionRequired, a 14-byte
 // link header) for a wisp link of MediumEthernet, and a bare IP link otherwise.
 //
-// Layer: adapter (imports link, pbuf, errs and gVisor's buffer, tcpip, tcpip/header and
+// Offloads (offload.go): a gVisor endpoint with host GSO (stack.HostGSOSupported: fdbased
+// on a socket with a virtio-net header) makes the Link a link.Offloader with checksum
+// offload and TSO; wisp's GSO packets and partial checksums become GSOOptions as gVisor's
+// own TCP fills them, and RXChecksumValidated or GSOOptions on a received packet become
+// FlagChecksumOK, FlagChecksumPartial and pbuf.SetGSO. The other way, a wisp link with TSO
+// for both IP versions makes the Endpoint offer host GSO to gVisor, whose GSO packets become
+// wisp GSO packets; partial checksums the wisp link delivers are completed for gVisor, whose
+// NIC checks every checksum of an endpoint without CapabilityRXChecksumOffload. Endpoints
+// and links without offloads move exactly the frames they did.
+//
+// Layer: adapter (imports link, pbuf, wire, errs and gVisor's buffer, tcpip, tcpip/header and
 // tcpip/stack packages; it is the only wisp package that imports gVisor outside tests).
 //
 // Concurrency: Link and Endpoint are safe for concurrent use. Neither starts a goroutine:

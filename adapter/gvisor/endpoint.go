@@ -22,6 +22,8 @@ type Endpoint struct {
 	medium link.Medium
 	mtu    atomic.Uint32
 	addr   atomic.Pointer[linkAddr]
+	// gsoMax is what the Endpoint offers gVisor as host GSO, 0 for nothing (offload.go).
+	gsoMax uint32
 
 	gdisp atomic.Pointer[gvisorDispatcher] // nil: not attached, deliveries are dropped
 
@@ -52,14 +54,17 @@ type endpointRx Endpoint
 
 var (
 	_ stack.LinkEndpoint = (*Endpoint)(nil)
+	_ stack.GSOEndpoint  = (*Endpoint)(nil)
 	_ link.Dispatcher    = (*endpointRx)(nil)
 )
 
 // NewEndpoint returns a gVisor link endpoint backed by the wisp link ep. Received frames are
 // read into POOL pbufs from alloc and gVisor's outbound packets are copied into pbufs from
 // alloc (RAM, or POOL when the heap is short), so alloc's pools bound the memory the adapter
-// holds. The Endpoint owns ep from now on: its Close closes ep. It panics if ep or alloc is
-// nil.
+// holds. A link that segments TCP over both IP versions (link.Offloader: TxChecksum, TSO4,
+// TSO6, a GSOMax above its MTU) is offered to gVisor as host GSO (GSOMaxSize,
+// SupportedGSO). The Endpoint owns ep from now on: its Close closes ep. It panics if ep or
+// alloc is nil.
 func NewEndpoint(ep link.Endpoint, alloc *pbuf.Allocator) *Endpoint {
 	if ep == nil || alloc == nil {
 		panic("gvisor: NewEndpoint needs a link and an allocator")
@@ -67,6 +72,7 @@ func NewEndpoint(ep link.Endpoint, alloc *pbuf.Allocator) *Endpoint {
 	e := &Endpoint{ep: ep, alloc: alloc, medium: ep.Medium(),
 		txBatch: make([]*pbuf.Pbuf, 0, link.MaxBatch)}
 	e.mtu.Store(uint32(ep.MTU()))
+	e.gsoMax = uint32(linkGSOMax(ep))
 	a := &linkAddr{}
 	if e.medium == link.MediumEthernet {
 		a.mac = ep.HardwareAddr()
@@ -104,12 +110,28 @@ func (e *Endpoint) SetLinkAddress(addr tcpip.LinkAddress) {
 }
 
 // Capabilities implements stack.LinkEndpoint: Ethernet links need address resolution (ARP,
-// NDP); no checksum offload is claimed, so both stacks check every checksum.
+// NDP); no checksum offload is claimed, so gVisor checks every checksum it receives (the
+// partial ones arrive completed, deliver) and completes none it sends outside host GSO
+// (SupportedGSO).
 func (e *Endpoint) Capabilities() stack.LinkEndpointCapabilities {
 	if e.medium == link.MediumEthernet {
 		return stack.CapabilityResolutionRequired
 	}
 	return stack.CapabilityNone
+}
+
+// GSOMaxSize implements stack.GSOEndpoint: the wisp link's GSOMax when it segments TCP
+// (see NewEndpoint), else 0.
+func (e *Endpoint) GSOMaxSize() uint32 { return e.gsoMax }
+
+// SupportedGSO implements stack.GSOEndpoint: stack.HostGSOSupported when the wisp link
+// segments TCP, so gVisor's TCP sends packets of up to GSOMaxSize with partial checksums
+// (WritePackets makes them wisp GSO packets); GSONotSupported otherwise.
+func (e *Endpoint) SupportedGSO() stack.SupportedGSO {
+	if e.gsoMax == 0 {
+		return stack.GSONotSupported
+	}
+	return stack.HostGSOSupported
 }
 
 // ARPHardwareType implements stack.LinkEndpoint.
@@ -203,6 +225,8 @@ func (e *Endpoint) Close() {
 
 // WritePackets implements stack.LinkEndpoint. Each packet (link header included) is copied
 // into a pbuf from the allocator and the wisp link gets them in batches of link.MaxBatch;
+// with host GSO, a packet whose GSOOptions ask for a partial checksum gets
+// pbuf.FlagChecksumPartial, and one longer than its MSS is a wisp GSO packet (pbuf.SetGSO);
 // gVisor keeps its references to pkts. It returns how many the wisp link accepted; it stops
 // at the first packet that finds no pbuf (ErrNoBufferSpace) or that the link refuses (its
 // error mapped: ErrNoBufferSpace, ErrClosedForSend, ErrMessageTooLong).
@@ -246,7 +270,10 @@ func (e *Endpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) 
 }
 
 // pbufOf copies pkt into a new pbuf chain (returned, owned by the caller) or returns nil
-// when the allocator has no memory.
+// when the allocator has no memory. gVisor's host GSO options become wisp's: gVisor's TCP
+// sets them on each of its packets, with the checksum field holding the pseudo-header sum
+// (its buildTCPHdr, for NeedsCsum), which is FlagChecksumPartial's; the packet is GSO when
+// its payload (Data, the headers being pushed) exceeds the MSS.
 func (e *Endpoint) pbufOf(pkt *stack.PacketBuffer) *pbuf.Pbuf {
 	n := pkt.Size()
 	p, err := e.alloc.Alloc(pbuf.LayerRaw, n, pbuf.RAM)
@@ -257,6 +284,15 @@ func (e *Endpoint) pbufOf(pkt *stack.PacketBuffer) *pbuf.Pbuf {
 	}
 	vl, off := pkt.AsViewList()
 	copyFromViews(p, 0, &vl, off, n)
+	if g := pkt.GSOOptions; e.gsoMax > 0 && g.NeedsCsum {
+		if typ := gsoTypeOf(g.Type); typ != pbuf.GSONone {
+			p.SetFlags(p.Flags() | pbuf.FlagChecksumPartial)
+			if g.MSS > 0 && pkt.Data().Size() > int(g.MSS) {
+				p.SetGSO(typ, int(g.MSS))
+				e.cnt.txGSO.Add(1)
+			}
+		}
+	}
 	return p
 }
 
@@ -296,7 +332,11 @@ func (r *endpointRx) DeliverPackets(pkts []*pbuf.Pbuf) {
 	}
 }
 
-// deliver takes ownership of frame p and hands it to d as a PacketBuffer.
+// deliver takes ownership of frame p and hands it to d as a PacketBuffer. A partial
+// checksum (FlagChecksumPartial: a local sender's, or a coalesced packet's) is completed
+// first: gVisor's NIC sets RXChecksumValidated from the endpoint's capabilities alone,
+// whatever the endpoint said of the packet, so gVisor checks every checksum of a link
+// that does not claim CapabilityRXChecksumOffload for all its packets, as this one does not.
 func (e *Endpoint) deliver(d stack.NetworkDispatcher, p *pbuf.Pbuf) {
 	n := p.TotLen()
 	first, _ := p.ByteAt(0)
@@ -309,10 +349,18 @@ func (e *Endpoint) deliver(d stack.NetworkDispatcher, p *pbuf.Pbuf) {
 		e.cnt.rxInvalid.Add(1)
 		return
 	}
-	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{
-		Payload: buffer.MakeWithView(viewOf(p, 0, n)),
-	})
+	v := viewOf(p, 0, n)
+	if p.Flags()&pbuf.FlagChecksumPartial != 0 {
+		hl := e.medium.HeaderLen()
+		if completePartial(v.AsSlice()[hl:]) {
+			e.cnt.rxCsum.Add(1)
+		}
+	}
+	if typ, _ := p.GSO(); typ != pbuf.GSONone {
+		e.cnt.rxGSO.Add(1)
+	}
 	p.Free()
+	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithView(v)})
 	if e.medium == link.MediumEthernet {
 		h, _ := pkt.LinkHeader().Consume(ethHeaderLen)
 		proto = header.Ethernet(h).Type()

@@ -44,6 +44,12 @@ func inbound(frame []byte) *gstack.PacketBuffer {
 }
 
 func newChannelLink(t testing.TB, eth bool) (*gvisor.Link, *channel.Endpoint, *linktest.Dispatcher, *pbuf.Allocator) {
+	return newChannelLinkGSO(t, eth, gstack.GSONotSupported, gvisor.LinkConfig{})
+}
+
+// newChannelLinkGSO is newChannelLink with a channel endpoint that reports gso (its
+// GSOMaxSize is 32768) and the Link made with cfg.
+func newChannelLinkGSO(t testing.TB, eth bool, gso gstack.SupportedGSO, cfg gvisor.LinkConfig) (*gvisor.Link, *channel.Endpoint, *linktest.Dispatcher, *pbuf.Allocator) {
 	t.Helper()
 	stacktest.NoGoroutineLeak(t)
 	var ch *channel.Endpoint
@@ -55,7 +61,8 @@ func newChannelLink(t testing.TB, eth bool) (*gvisor.Link, *channel.Endpoint, *l
 		ch = channel.New(64, 1500, "")
 		ep = ch
 	}
-	l, err := gvisor.NewLink(ep, gvisor.LinkConfig{})
+	ch.SupportedGSOKind = gso
+	l, err := gvisor.NewLink(ep, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
