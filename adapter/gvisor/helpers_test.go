@@ -64,12 +64,24 @@ type netConfig struct {
 	options opt.Options    // wisp's options (zero: opt.Tunnel())
 	mtu     int            // 0: 1500
 	noSACK  bool           // gVisor without SACK (its own default)
+	// fd wires only. gso: both fdbased endpoints do host GSO (a virtio-net header on every
+	// frame of the socketpair, GSOMaxSize 65536) and report the receive checksums valid
+	// (RXChecksumOffload: what a host does for packets its local sender left partial).
+	// viaEndpoint: the gVisor stack's NIC is NewEndpoint over NewLink over its fdbased end,
+	// so its packets cross both adapters (GSO included) before the wire.
+	gso, viaEndpoint bool
 }
 
 func (c netConfig) String() string {
 	s := "pipe"
 	if c.fd {
 		s = "fdbased"
+	}
+	if c.gso {
+		s += "-gso"
+	}
+	if c.viaEndpoint {
+		s += "-via-endpoint"
 	}
 	return s + "/" + c.medium.String()
 }
@@ -102,6 +114,18 @@ func newNet(t *testing.T, c netConfig) *testNet {
 		eth := c.medium == link.MediumEthernet
 		mk := func(fd int, mac string) gstack.LinkEndpoint {
 			o := &fdbased.Options{FDs: []int{fd}, MTU: uint32(c.mtu), EthernetHeader: eth}
+			if c.gso {
+				// RecvMMsg is the dispatcher that reports RXChecksumOffload; one processor
+				// per channel, because gVisor's New starts the processors of a readv
+				// dispatcher before replacing it with the recvmmsg one and never stops
+				// them (only more than one runs in goroutines).
+				o.GSOMaxSize, o.RXChecksumOffload = 1<<16, true
+				o.PacketDispatchMode, o.ProcessorsPerChannel = fdbased.RecvMMsg, 1
+				// Room for bursts of 64 KiB packets (the default, about 200 KiB, holds three).
+				if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 4<<20); err != nil {
+					_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20)
+				}
+			}
 			if eth {
 				o.Address = tcpip.LinkAddress(mac)
 			}
@@ -113,6 +137,16 @@ func newNet(t *testing.T, c netConfig) *testNet {
 		}
 		wep := mk(fds[0], "\x02\x00\x00\x00\x99\x01")
 		gvLink = mk(fds[1], "\x02\x00\x00\x00\x99\x02")
+		if c.viaEndpoint {
+			gl, err := gvisor.NewLink(gvLink, gvisor.LinkConfig{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			alloc, pools := gvAllocator()
+			t.Cleanup(func() { allocZero(t, "gVisor side", alloc, pools) })
+			n.gep = gvisor.NewEndpoint(gl, alloc)
+			gvLink = n.gep
+		}
 		if n.wl, err = gvisor.NewLink(wep, gvisor.LinkConfig{}); err != nil {
 			t.Fatal(err)
 		}

@@ -303,6 +303,28 @@ var bulk = []struct {
 	{"wisp-dials/download", wispDownload, false},
 }
 
+// runBulk runs the four bulk transfers of size bytes, IPv4 and IPv6, each a subtest with
+// its deadline, and logs each one's throughput.
+func runBulk(t *testing.T, nt *testNet, size int64) {
+	for _, v6 := range []bool{false, true} {
+		for _, b := range bulk {
+			dst := map[bool]netip.Prefix{false: gvV4, true: gvV6}[v6].Addr()
+			if b.wisp {
+				dst = map[bool]netip.Prefix{false: wispV4, true: wispV6}[v6].Addr()
+			}
+			fam := map[bool]string{false: "v4", true: "v6"}[v6]
+			t.Run(fam+"/"+b.name, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+				defer cancel()
+				start := time.Now()
+				b.fn(ctx, t, nt, dst, size)
+				d := time.Since(start)
+				t.Logf("%d KiB in %v: %.0f Mbit/s", size>>10, d.Round(time.Millisecond), float64(size)*8/d.Seconds()/1e6)
+			})
+		}
+	}
+}
+
 // TestTCP moves transferBytes(lossy) byte-exact (SHA-256) in each of the four directions, IPv4 and
 // IPv6, over each wire, with and without loss, and logs the throughput.
 func TestTCP(t *testing.T) {
@@ -319,31 +341,23 @@ func TestTCP(t *testing.T) {
 			name += "/lossy"
 		}
 		t.Run(name, func(t *testing.T) {
-			size := transferBytes(c.impair != nil)
 			nt := newNet(t, c)
-			for _, v6 := range []bool{false, true} {
-				for _, b := range bulk {
-					dst := map[bool]netip.Prefix{false: gvV4, true: gvV6}[v6].Addr()
-					if b.wisp {
-						dst = map[bool]netip.Prefix{false: wispV4, true: wispV6}[v6].Addr()
-					}
-					fam := map[bool]string{false: "v4", true: "v6"}[v6]
-					t.Run(fam+"/"+b.name, func(t *testing.T) {
-						ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-						defer cancel()
-						start := time.Now()
-						b.fn(ctx, t, nt, dst, size)
-						d := time.Since(start)
-						t.Logf("%d KiB in %v: %.0f Mbit/s", size>>10, d.Round(time.Millisecond), float64(size)*8/d.Seconds()/1e6)
-					})
-				}
-			}
+			runBulk(t, nt, transferBytes(c.impair != nil))
 			if nt.imp != nil {
 				tx, rx := nt.imp.Stats()
 				t.Logf("impairment: tx %+v rx %+v", tx, rx)
 			}
 			st := nt.ws.Stats()
 			t.Logf("wisp TCP: %+v", st.TCP)
+			// None of these wires offers offloads: nothing large may have crossed.
+			if o := st.Offload; o.GSOOut+o.TSOOut+o.GSOSoft+o.CsumCompleted+o.RxGSO != 0 {
+				t.Errorf("offload counters moved on a wire without offloads: %+v", o)
+			}
+			if nt.wl != nil {
+				if l := nt.wl.Stats(); l.RxGSO+l.TxGSO+l.TxCsum != 0 {
+					t.Errorf("Link offload counters moved without host GSO: %+v", l)
+				}
+			}
 		})
 	}
 }
