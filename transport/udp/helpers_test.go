@@ -42,6 +42,8 @@ type pairConfig struct {
 	o        opt.Options
 	queueLen int
 	mtu      int
+	off      link.Offloads                                   // the pipe's offloads
+	wrapA    func(*stack.Stack, link.Endpoint) link.Endpoint // stacktest.PairConfig.WrapA
 }
 
 // newPair connects two stacks (options testOpts unless c.o) over a synchronous pipe on a
@@ -53,7 +55,7 @@ func newPair(t testing.TB, c pairConfig) *pair {
 	}
 	p := &pair{clk: clock.NewFake(time.Unix(1e9, 0))}
 	p.Pair = stacktest.NewPair(t, stacktest.PairConfig{Options: c.o, Medium: c.medium, MTU: c.mtu,
-		QueueLen: c.queueLen, Clock: p.clk})
+		QueueLen: c.queueLen, Clock: p.clk, Offloads: c.off, WrapA: c.wrapA})
 	p.flush()
 	return p
 }

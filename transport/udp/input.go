@@ -30,7 +30,9 @@ func (p *Proto) Input(h *ip.Header, pb *pbuf.Pbuf) {
 		p.drop(pb, &p.st.Lenerr)
 		return
 	}
-	if pb.Flags()&pbuf.FlagChecksumOK == 0 {
+	// A partial checksum (a coalesced or looped packet) was never on a wire: the link
+	// that says so vouches for the bytes, as Linux takes CHECKSUM_PARTIAL.
+	if pb.Flags()&(pbuf.FlagChecksumOK|pbuf.FlagChecksumPartial) == 0 {
 		if u.Checksum() == 0 {
 			// RFC 768: "An all zero transmitted checksum value means that the transmitter
 			// generated no checksum". RFC 8200 §8.1: "IPv6 receivers must discard UDP
@@ -39,11 +41,15 @@ func (p *Proto) Input(h *ip.Header, pb *pbuf.Pbuf) {
 				p.drop(pb, &p.st.Chkerr)
 				return
 			}
-		} else if wire.Finish(ip.ChainChecksum(pb, 0, ulen,
+		} else if wire.Finish(pb.Checksum(0, ulen,
 			wire.PseudoHeaderChecksum(wire.ProtoUDP, h.Src, h.Dst, uint32(ulen)))) != 0 {
 			p.drop(pb, &p.st.Chkerr)
 			return
 		}
+	}
+	if typ, size := pb.GSO(); typ == pbuf.GSOUDPL4 && ulen-wire.UDPHeaderLen > size {
+		// Coalesced datagrams (USO or UDP GRO on the link): each counts as received.
+		p.st.Recv += uint64((ulen-wire.UDPHeaderLen+size-1)/size) - 1
 	}
 	sport, dport := u.SrcPort(), u.DstPort()
 	src, dst := h.Src.WithZone(""), h.Dst.WithZone("")
@@ -88,8 +94,7 @@ func trim(pb *pbuf.Pbuf, ulen int) *pbuf.Pbuf {
 	_ = pb.RemoveHeader(wire.UDPHeaderLen)
 	if pb.Len() == 0 && pb.Next() != nil {
 		rest := pb.Dechain()
-		rest.SetFlags(pb.Flags())
-		rest.SetIfIndex(pb.IfIndex())
+		rest.CopyMeta(pb)
 		pb.Free()
 		pb = rest
 	}
@@ -202,7 +207,42 @@ func (p *Proto) deliver(c *PCB, pb *pbuf.Pbuf, h *ip.Header, src netip.Addr, spo
 	if h.Netif != nil {
 		p.info.IfIndex = h.Netif.Index()
 	}
+	if typ, size := pb.GSO(); typ != pbuf.GSONone {
+		if typ == pbuf.GSOUDPL4 && pb.TotLen() > size {
+			p.deliverSegs(c, pb, size)
+			return
+		}
+		pb.SetGSO(pbuf.GSONone, 0)
+	}
 	c.recvFn(c, pb, &p.info)
+}
+
+// deliverSegs hands c the datagrams a GSO packet's payload pb (owned) holds, size bytes
+// each but the last, as zero-copy views of it: Linux's udp_rcv_segment for a socket
+// without UDP_GRO. A callback that closes a PCB ends the delivery (the PCB may have been
+// handed out again): the datagrams left count as dropped (Err), as do those that get no
+// view (Memerr: no PBUF header).
+func (p *Proto) deliverSegs(c *PCB, pb *pbuf.Pbuf, size int) {
+	defer pb.Free()
+	pb.SetGSO(pbuf.GSONone, 0)
+	closes := p.closes
+	total := pb.TotLen()
+	for off := 0; off < total; off += size {
+		if p.closes != closes || c.recvFn == nil {
+			left := uint64((total - off + size - 1) / size)
+			p.st.Drop += left
+			p.st.Err += left
+			return
+		}
+		v, err := p.alloc.RefRange(nil, pb, off, min(size, total-off))
+		if err != nil {
+			p.st.Drop++
+			p.st.Memerr++
+			continue
+		}
+		v.CopyMeta(pb)
+		c.recvFn(c, v, &p.info)
+	}
 }
 
 // ControlInput reports an ICMP error about a datagram we sent to the connected PCB that

@@ -53,6 +53,7 @@ type PCB struct {
 	lport uint16
 	rport uint16
 	flags pcbFlags
+	seg   uint16 // UDP_SEGMENT: payload bytes per datagram of a large send (0: off)
 
 	ip.SendOptions        // TTL, TOS, multicast TTL, netif and loop
 	mark           uint32 // delivery round (Proto.mark) this PCB is still due a copy in
@@ -211,6 +212,7 @@ func (c *PCB) Close() {
 	if c.flags&fBound != 0 {
 		p.remove(c)
 	}
+	p.closes++
 	p.pcbs.Put(c)
 }
 
@@ -305,6 +307,25 @@ func (c *PCB) SetNoChecksum(on bool) { c.setFlag(fNoChecksum, on) }
 
 // NoChecksum reports SO_NO_CHECK.
 func (c *PCB) NoChecksum() bool { return c.flag(fNoChecksum) }
+
+// SetSegmentSize sets Linux's UDP_SEGMENT (UDP GSO): a send whose payload is larger than
+// n bytes leaves as datagrams of n bytes of payload each (the last may be shorter), built
+// as one packet that the link or ip cuts (gso.go). 0 turns it off. errs.Val outside
+// 0..65535, as Linux's setsockopt.
+func (c *PCB) SetSegmentSize(n int) error {
+	c.assertCore()
+	if n < 0 || n > 0xffff {
+		return errs.Val
+	}
+	c.seg = uint16(n)
+	return nil
+}
+
+// SegmentSize reports UDP_SEGMENT (0: off).
+func (c *PCB) SegmentSize() int {
+	c.assertCore()
+	return int(c.seg)
+}
 
 // SetV6Only sets IPV6_V6ONLY: a PCB bound to "::" hears IPv6 only. Set it before Bind.
 func (c *PCB) SetV6Only(on bool) { c.setFlag(fV6Only, on) }

@@ -28,6 +28,7 @@ type Proto struct {
 	st     stats.Proto
 	info   RecvInfo // handed to RecvFuncs (borrowed): a local would escape and allocate
 	mark   uint32   // delivery round of the broadcast/multicast datagram being delivered
+	closes uint32   // PCBs closed so far: a callback that closed one ends a GSO delivery
 	closed bool
 }
 
