@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/netip"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/wispstack/wisp/endpoint/netconn"
 )
 
@@ -225,7 +227,8 @@ func (c *UDPConn) addrOr(na net.Addr, ap netip.AddrPort) net.Addr {
 }
 
 // WriteMsgUDP sends one datagram with control messages: IP_PKTINFO / IPV6_PKTINFO in oob
-// choose the source address and the netif. addr must be nil on a connected socket.
+// choose the source address and the netif, UDP_SEGMENT (SOL_UDP, a uint16) the segment
+// size of this write (see SetSegmentSize). addr must be nil on a connected socket.
 func (c *UDPConn) WriteMsgUDP(b, oob []byte, addr *net.UDPAddr) (n, oobn int, err error) {
 	var ap netip.AddrPort
 	if addr != nil {
@@ -248,22 +251,51 @@ func (c *UDPConn) WriteMsgUDPAddrPort(b, oob []byte, addr netip.AddrPort) (n, oo
 		addr = c.c.RemoteAddr()
 	}
 	src, ifIndex, err := parsePktInfo(oob)
+	seg := -1
+	if err == nil {
+		seg, err = udpSegment(oob)
+	}
 	if err != nil {
 		return 0, 0, c.err("write", udpAddrOf(addr, c.v6sock), err)
 	}
-	if len(oob) == 0 {
-		if c.raddr != nil {
-			n, err = c.c.Write(b)
-		} else {
-			n, err = c.c.WriteTo(b, unmapAP(addr))
-		}
-	} else {
+	switch {
+	case len(oob) == 0 && c.raddr != nil:
+		n, err = c.c.Write(b)
+	case len(oob) == 0:
+		n, err = c.c.WriteTo(b, unmapAP(addr))
+	case seg >= 0:
+		n, err = c.c.WriteToFromSeg(b, unmapAP(addr), src.Unmap(), ifIndex, seg)
+	default:
 		n, err = c.c.WriteToFrom(b, unmapAP(addr), src.Unmap(), ifIndex)
 	}
 	if err != nil {
 		return n, 0, c.err("write", udpAddrOf(addr, c.v6sock), err)
 	}
 	return n, len(oob), nil
+}
+
+// udpSegment reads the UDP_SEGMENT control message of a send (udp(7): SOL_UDP, a __u16
+// segment size), -1 when oob has none. As Linux's udp_cmsg_send: EINVAL for one of
+// another length, or for another SOL_UDP message.
+func udpSegment(oob []byte) (int, error) {
+	if len(oob) == 0 {
+		return -1, nil
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return -1, errInval
+	}
+	seg := -1
+	for _, m := range msgs {
+		if m.Header.Level != unix.SOL_UDP {
+			continue
+		}
+		if m.Header.Type != unix.UDP_SEGMENT || len(m.Data) != 2 {
+			return -1, errInval
+		}
+		seg = int(ne.Uint16(m.Data))
+	}
+	return seg, nil
 }
 
 // Buffered returns the size of the next datagram queued for reading (FIONREAD on a UDP

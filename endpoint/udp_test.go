@@ -1,6 +1,7 @@
 package endpoint
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"net/netip"
@@ -10,6 +11,8 @@ import (
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
+
+	"github.com/wispstack/wisp/link"
 )
 
 func TestUDPEcho(t *testing.T) {
@@ -200,5 +203,121 @@ func TestUDPWriteReadAllocs(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(300, round); n != 0 {
 		t.Errorf("%.2f allocations per UDP Write+Read, want 0", n)
+	}
+}
+
+// UDP_SEGMENT (udp(7)): a write of 10,500 bytes on a socket with a segment size of 1,000
+// arrives as 11 datagrams, 1,000 bytes each and 500 last, both families, over a pipe that
+// takes the GSO packet whole (USO: the receiving stack splits it) and over one that does
+// not (the sending stack cuts it); the per-write control message does the same with its
+// own size. The option reads back; Linux's errors come back as its errnos.
+func TestUDPSegment(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		off  link.Offloads
+	}{{"soft", link.Offloads{}}, {"uso", link.Offloads{TxChecksum: true, USO: true, GSOMax: 65535}}} {
+		t.Run(c.name, func(t *testing.T) {
+			p := newPair(t, pairConfig{offloads: c.off})
+			srv, err := p.nb.ListenUDP("udp", &net.UDPAddr{Port: 4000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Close()
+			cli, err := p.na.ListenUDP("udp", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cli.Close()
+			if err := cli.SetSegmentSize(1000); err != nil {
+				t.Fatal(err)
+			}
+			if v, err := cli.GetsockoptInt(unix.SOL_UDP, unix.UDP_SEGMENT); v != 1000 || err != nil {
+				t.Fatalf("UDP_SEGMENT reads %d, %v", v, err)
+			}
+			data := make([]byte, 10500)
+			for i := range data {
+				data[i] = byte(i*7 + i>>8)
+			}
+			// expect reads the datagrams of data cut at seg from srv.
+			expect := func(what string, seg int) {
+				t.Helper()
+				srv.SetReadDeadline(time.Now().Add(ioTimeout))
+				b := make([]byte, 2000)
+				for off := 0; off < len(data); off += seg {
+					n, _, err := srv.ReadFromUDPAddrPort(b)
+					want := data[off:min(off+seg, len(data))]
+					if err != nil || !bytes.Equal(b[:n], want) {
+						t.Fatalf("%s: datagram at %d: %d bytes, %v; want %d bytes", what, off, n, err, len(want))
+					}
+				}
+				if q := srv.Buffered(); q != 0 {
+					t.Fatalf("%s: a datagram of %d bytes too many", what, q)
+				}
+			}
+			for fam := range 2 {
+				dst := netip.AddrPortFrom(addrB[fam], 4000)
+				if n, err := cli.WriteToUDPAddrPort(data, dst); n != len(data) || err != nil {
+					t.Fatalf("write to %v: %d, %v", dst, n, err)
+				}
+				expect(dst.String(), 1000)
+				oob := segCmsg(600, 2)
+				if n, _, err := cli.WriteMsgUDPAddrPort(data, oob, dst); n != len(data) || err != nil {
+					t.Fatalf("write with UDP_SEGMENT 600 to %v: %d, %v", dst, n, err)
+				}
+				expect(dst.String()+" cmsg", 600)
+			}
+			dst := netip.AddrPortFrom(addrB[0], 4000)
+			_, _, err = cli.WriteMsgUDPAddrPort(make([]byte, 100*128+1), segCmsg(100, 2), dst)
+			isErrno(t, err, syscall.EINVAL) // past UDP_MAX_SEGMENTS
+			_, _, err = cli.WriteMsgUDPAddrPort(data, segCmsg(600, 4), dst)
+			isErrno(t, err, syscall.EINVAL) // a control message of 4 bytes, not a __u16
+			if err := cli.SetSegmentSize(1473); err != nil {
+				t.Fatal(err)
+			}
+			_, err = cli.WriteToUDPAddrPort(data, dst)
+			isErrno(t, err, syscall.EMSGSIZE) // 20 + 8 + 1473 > 1500
+			isErrno(t, cli.SetsockoptInt(unix.SOL_UDP, unix.UDP_SEGMENT, 65536), syscall.EINVAL)
+			if q := srv.Buffered(); q != 0 {
+				t.Errorf("a refused write delivered %d bytes", q)
+			}
+		})
+	}
+}
+
+// segCmsg is a SOL_UDP UDP_SEGMENT control message (64-bit Linux layout) of n data bytes
+// holding seg.
+func segCmsg(seg uint16, n int) []byte {
+	b := make([]byte, unix.CmsgSpace(n))
+	ne.PutUint64(b[0:8], uint64(unix.CmsgLen(n)))
+	ne.PutUint32(b[8:12], unix.SOL_UDP)
+	ne.PutUint32(b[12:16], unix.UDP_SEGMENT)
+	ne.PutUint16(b[unix.CmsgLen(0):], seg)
+	return b
+}
+
+// udpSegment reads a UDP_SEGMENT control message among others, and refuses what Linux's
+// udp_cmsg_send refuses.
+func TestUDPSegmentCmsg(t *testing.T) {
+	pktinfo := (&ipv4.ControlMessage{Src: addrA[0].AsSlice()}).Marshal()
+	other := segCmsg(0, 4)
+	ne.PutUint32(other[12:16], 1) // UDP_CORK: not a control message
+	for _, c := range []struct {
+		name string
+		oob  []byte
+		seg  int
+		err  error
+	}{
+		{"none", nil, -1, nil},
+		{"pktinfo only", pktinfo, -1, nil},
+		{"segment", segCmsg(1200, 2), 1200, nil},
+		{"segment after pktinfo", append(append([]byte(nil), pktinfo...), segCmsg(0, 2)...), 0, nil},
+		{"four bytes", segCmsg(1200, 4), -1, errInval},
+		{"another SOL_UDP type", other, -1, errInval},
+		{"shorter than a header", segCmsg(1200, 2)[:10], -1, nil}, // Linux finds no cmsghdr
+		{"data cut short", segCmsg(1200, 2)[:17], -1, errInval},
+	} {
+		if seg, err := udpSegment(c.oob); seg != c.seg || err != c.err {
+			t.Errorf("%s: %d, %v; want %d, %v", c.name, seg, err, c.seg, c.err)
+		}
 	}
 }

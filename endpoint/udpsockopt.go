@@ -20,6 +20,12 @@ func (c *UDPConn) SetNoChecksum(on bool) error {
 	return c.SetsockoptInt(unix.SOL_SOCKET, unix.SO_NO_CHECK, b2i(on))
 }
 
+// SetSegmentSize sets UDP_SEGMENT (UDP GSO): a write of more than n bytes leaves as
+// datagrams of n bytes each, the last shorter; 0 turns it off (the default).
+func (c *UDPConn) SetSegmentSize(n int) error {
+	return c.SetsockoptInt(unix.SOL_UDP, unix.UDP_SEGMENT, n)
+}
+
 // SetPktInfo makes ReadMsgUDP return IP_PKTINFO / IPV6_PKTINFO control messages.
 func (c *UDPConn) SetPktInfo(on bool) error {
 	return c.SetsockoptInt(unix.IPPROTO_IP, unix.IP_PKTINFO, b2i(on))
@@ -55,7 +61,7 @@ func (c *UDPConn) LeaveGroup(g netip.Addr, ifIndex int) error {
 // GetsockoptInt reads an option: SO_REUSEADDR, SO_BROADCAST, SO_NO_CHECK, SO_RCVBUF,
 // SO_SNDBUF, SO_ERROR, SO_TYPE, SO_ACCEPTCONN, SO_RCVTIMEO / SO_SNDTIMEO (ms), IP_TTL,
 // IP_TOS, IP_PKTINFO, IP_MULTICAST_IF / TTL / LOOP and their IPv6 counterparts,
-// IPV6_V6ONLY, IPV6_RECVPKTINFO.
+// IPV6_V6ONLY, IPV6_RECVPKTINFO, UDP_SEGMENT (SOL_UDP).
 func (c *UDPConn) GetsockoptInt(level, name int) (int, error) {
 	v, err := udpOptTable.get(c, level, name)
 	return v, c.err("get", nil, err)
@@ -80,6 +86,10 @@ var udpOptTable = newOptTable(dgramOpts[*UDPConn](), optTable[*UDPConn]{
 	{unix.SOL_SOCKET, unix.SO_NO_CHECK}: {
 		get: udpGet(func(o *netconn.Sockopts) bool { return o.NoChecksum }),
 		set: func(c *UDPConn, v int) error { return c.c.SetNoChecksum(v != 0) },
+	},
+	{unix.SOL_UDP, unix.UDP_SEGMENT}: {
+		get: func(c *UDPConn) (int, error) { return c.c.SegmentSize() },
+		set: func(c *UDPConn, v int) error { return c.c.SetSegmentSize(v) },
 	},
 	ipv6V6Only: {
 		get: func(c *UDPConn) (int, error) {

@@ -3,6 +3,7 @@ package netconn
 import (
 	"net/netip"
 
+	"github.com/wispstack/wisp/errs"
 	"github.com/wispstack/wisp/ip"
 	"github.com/wispstack/wisp/pbuf"
 	"github.com/wispstack/wisp/stack"
@@ -129,13 +130,16 @@ const (
 	sendConn
 )
 
-// send copies b into a new pbuf (outside the core lock) and sends it.
-func (c *UDPConn) send(b []byte, mode int, dst netip.AddrPort, src netip.Addr, ifIndex int) (int, error) {
+// send copies b into a new pbuf (outside the core lock) and sends it; seg >= 0 is a
+// UDP_SEGMENT for this send (sendToFrom only), -1 the socket's.
+func (c *UDPConn) send(b []byte, mode int, dst netip.AddrPort, src netip.Addr, ifIndex, seg int) (int, error) {
 	return c.sendWith(b, udp.MaxPayload6, func(pcb *udp.PCB, p *pbuf.Pbuf) error {
-		switch mode {
-		case sendTo:
+		switch {
+		case mode == sendTo:
 			return pcb.SendTo(p, dst)
-		case sendToFrom:
+		case mode == sendToFrom && seg >= 0:
+			return pcb.SendToFromSeg(p, dst, src, ifIndex, seg)
+		case mode == sendToFrom:
 			return pcb.SendToFrom(p, dst, src, ifIndex)
 		}
 		return pcb.Send(p)
@@ -146,18 +150,28 @@ func (c *UDPConn) send(b []byte, mode int, dst netip.AddrPort, src netip.Addr, i
 // is full: it never blocks), errs.MsgSize, errs.Access (broadcast without SetBroadcast),
 // errs.NetUnreach, errs.NetDown, errs.Val, net.ErrClosed, os.ErrDeadlineExceeded.
 func (c *UDPConn) WriteTo(b []byte, dst netip.AddrPort) (int, error) {
-	return c.send(b, sendTo, dst, netip.Addr{}, 0)
+	return c.send(b, sendTo, dst, netip.Addr{}, 0, -1)
 }
 
 // WriteToFrom is WriteTo with IP_PKTINFO: src (when valid) the source address, ifIndex
 // (when not 0) the egress netif.
 func (c *UDPConn) WriteToFrom(b []byte, dst netip.AddrPort, src netip.Addr, ifIndex int) (int, error) {
-	return c.send(b, sendToFrom, dst, src, ifIndex)
+	return c.send(b, sendToFrom, dst, src, ifIndex, -1)
+}
+
+// WriteToFromSeg is WriteToFrom with a UDP_SEGMENT control message: b leaves as datagrams
+// of seg bytes (0: as one datagram), whatever SetSegmentSize set. errs.Val for seg outside
+// 0..65535; the other errors as SetSegmentSize says.
+func (c *UDPConn) WriteToFromSeg(b []byte, dst netip.AddrPort, src netip.Addr, ifIndex, seg int) (int, error) {
+	if seg < 0 {
+		return 0, errs.Val
+	}
+	return c.send(b, sendToFrom, dst, src, ifIndex, seg)
 }
 
 // Write sends b to the connected peer; errs.Conn when not connected.
 func (c *UDPConn) Write(b []byte) (int, error) {
-	return c.send(b, sendConn, netip.AddrPort{}, netip.Addr{}, 0)
+	return c.send(b, sendConn, netip.AddrPort{}, netip.Addr{}, 0, -1)
 }
 
 // Close closes the socket, leaves its multicast groups and frees queued datagrams; blocked

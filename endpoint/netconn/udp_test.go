@@ -283,3 +283,51 @@ func TestUDPMulticastTTLZero(t *testing.T) {
 		}
 	})
 }
+
+// UDP_SEGMENT on a netconn: a connected write of 5,000 bytes with a segment size of 1,200
+// arrives as 5 datagrams (4 × 1,200 and 200), and WriteToFromSeg's size wins for its
+// write; the option reads back and takes Linux's range only.
+func TestUDPSegmentSize(t *testing.T) {
+	inBothFamilies(t, func(t *testing.T, fam int, a, b *stack.Stack) {
+		srv, cli := udpPair(t, a, b, fam)
+		if err := cli.SetSegmentSize(-1); !errors.Is(err, errs.Val) {
+			t.Errorf("SetSegmentSize(-1): %v", err)
+		}
+		if err := cli.SetSegmentSize(1200); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := cli.SegmentSize(); n != 1200 || err != nil {
+			t.Fatalf("SegmentSize %d, %v", n, err)
+		}
+		msg := pattern(5000, 9)
+		read := func(seg int) {
+			t.Helper()
+			srv.SetReadDeadline(time.Now().Add(5 * time.Second))
+			buf := make([]byte, 2000)
+			for off := 0; off < len(msg); off += seg {
+				n, m, err := srv.ReadMsg(buf)
+				if err != nil || m.Truncated || !bytes.Equal(buf[:n], msg[off:min(off+seg, len(msg))]) {
+					t.Fatalf("datagram at %d (segments of %d): %d bytes, %v", off, seg, n, err)
+				}
+			}
+			if q, _ := srv.Queued(); q != 0 {
+				t.Fatalf("%d datagrams too many", q)
+			}
+		}
+		if n, err := cli.Write(msg); n != len(msg) || err != nil {
+			t.Fatalf("Write: %d %v", n, err)
+		}
+		read(1200)
+		if n, err := cli.WriteToFromSeg(msg, srv.LocalAddr(), netip.Addr{}, 0, 700); n != len(msg) || err != nil {
+			t.Fatalf("WriteToFromSeg: %d %v", n, err)
+		}
+		read(700)
+		if _, err := cli.WriteToFromSeg(msg, srv.LocalAddr(), netip.Addr{}, 0, 1<<16); !errors.Is(err, errs.Val) {
+			t.Errorf("WriteToFromSeg with 65536: %v", err)
+		}
+		cli.Close()
+		if _, err := cli.SegmentSize(); !errors.Is(err, net.ErrClosed) {
+			t.Errorf("SegmentSize after Close: %v", err)
+		}
+	})
+}
