@@ -233,6 +233,23 @@ func completeChecksum(p *pbuf.Pbuf, lh int) bool {
 	return true
 }
 
+// completeBeforeFragment completes the partial checksum of transport packet p (its header
+// first, proto's) that is about to be fragmented: the fragments carry it as it stands, and
+// no link completes a checksum across fragments.
+func completeBeforeFragment(p *pbuf.Pbuf, proto uint8) {
+	if p.Flags()&pbuf.FlagChecksumPartial == 0 || proto != wire.ProtoTCP && proto != wire.ProtoUDP {
+		return
+	}
+	c := wire.Finish(p.Checksum(0, p.TotLen(), 0))
+	if c == 0 && proto == wire.ProtoUDP {
+		c = 0xffff // RFC 768: a computed zero is sent as all ones
+	}
+	if b, ok := p.Header(csumOffset(proto) + 2); ok {
+		binary.BigEndian.PutUint16(b[csumOffset(proto):], c)
+	}
+	p.SetFlags(p.Flags() &^ pbuf.FlagChecksumPartial)
+}
+
 // gsoSoft cuts GSO frame p (taken) into frames of at most its GSO size of payload, each a
 // copy of p's headers followed by views of p's payload, and batches them. A segment that
 // cannot be built (no memory) is dropped with the rest of the packet: the transport

@@ -308,3 +308,32 @@ func TestGSOSoftNoAllocs(t *testing.T) {
 		t.Errorf("%d frames written", capt.Count)
 	}
 }
+
+// A packet with a partial checksum that must be fragmented has its checksum completed
+// first: the fragments carry it as it stands, and no link completes it across them.
+func TestPartialChecksumCompletedBeforeFragmenting(t *testing.T) {
+	e := newEnv(t, testOptions(), 1)
+	defer e.close()
+	capt := &linktest.Capture{Off: link.Offloads{TxChecksum: true}}
+	e.addNetif(capt, netip.PrefixFrom(gsoSrc4, 24))
+	e.core.Lock()
+	defer e.core.Unlock()
+	p := gsoPacket(t, e, wire.ProtoUDP, gsoSrc4, gsoDst4, 4000, 1000, 0)
+	p.SetGSO(pbuf.GSONone, 0) // an ordinary 4008-byte datagram, checksum left partial
+	if err := e.l.Output(p, gsoSrc4, gsoDst4, wire.ProtoUDP, OutputOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.l.Flush()
+	frames := capt.Take()
+	if len(frames) < 3 {
+		t.Fatalf("%d frames, want the datagram in fragments", len(frames))
+	}
+	dgram := make([]byte, 4008)
+	for _, f := range frames {
+		ip := wire.IPv4(f)
+		copy(dgram[ip.FragmentOffset():], f[ip.HeaderLen():ip.TotalLength()])
+	}
+	if wire.Finish(wire.Checksum(dgram, wire.PseudoHeaderChecksum(wire.ProtoUDP, gsoSrc4, gsoDst4, uint32(len(dgram))))) != 0 {
+		t.Error("the reassembled datagram's checksum does not verify")
+	}
+}

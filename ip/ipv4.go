@@ -212,6 +212,7 @@ func (l *Layer) output4(p *pbuf.Pbuf, src, dst netip.Addr, proto uint8, o Output
 			_ = r.Emit(hb[:])
 			l.loopMcast(n, hb[:], p)
 		}
+		completeBeforeFragment(p, proto)
 		return l.fragment4(n, p, &r, nh, 0, false)
 	}
 	if wire.IPv4MinHeaderLen+p.TotLen() > 0xffff {

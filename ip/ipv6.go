@@ -335,6 +335,7 @@ func (l *Layer) send6Hdr(n *Netif, p *pbuf.Pbuf, src, dst, nh netip.Addr, proto 
 				l.loopMcast(n, hb[:], p)
 			}
 			// RFC 8200 §5: the source fragments packets larger than the path MTU.
+			completeBeforeFragment(p, proto)
 			return l.fragment6(n, p, &r, nh, mtu)
 		}
 	}
