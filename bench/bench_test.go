@@ -2,14 +2,21 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wispstack/wisp/link/linktest"
+	"github.com/wispstack/wisp/pbuf"
+	"github.com/wispstack/wisp/wire"
 )
 
 // TestHarnessSmoke runs the harness in its smallest form on the userspace engines, so that
@@ -52,12 +59,28 @@ func TestHarnessSmoke(t *testing.T) {
 	}
 	var doc struct {
 		Rows []jsonRow `json:"rows"`
+		Runs []jsonRun `json:"runs"`
 	}
 	if err := json.Unmarshal(b, &doc); err != nil {
 		t.Fatal(err)
 	}
 	if len(doc.Rows) == 0 {
 		t.Fatal("no rows in JSON")
+	}
+	// The large-segment variant really carries GSO packets across the 1500-byte link, for
+	// both engines, and none is dropped as too large.
+	for _, r := range doc.Runs {
+		if r.Scenario != "large/1x1500" || r.Missing != "" {
+			continue
+		}
+		if !strings.Contains(r.Link, "A→B ") || strings.Contains(r.Link, "A→B 0 pkts") || strings.Contains(strings.SplitN(r.Link, ";", 2)[0], "(0 GSO)") {
+			t.Errorf("%s large/1x1500: no GSO packet from A to B: %s", r.Engine, r.Link)
+		}
+		for _, m := range tooLarge.FindAllStringSubmatch(r.Link, -1) {
+			if m[1] != "0" {
+				t.Errorf("%s large/1x1500: packets dropped as too large: %s", r.Engine, r.Link)
+			}
+		}
 	}
 	for _, r := range doc.Rows {
 		if (r.Scenario == "bulk/1x1500" || r.Scenario == "wg/bulk") && r.Metric == "gbps" {
@@ -75,6 +98,9 @@ func TestHarnessSmoke(t *testing.T) {
 		t.Errorf("%d goroutines left behind", g-g0)
 	}
 }
+
+// tooLarge finds the link summary's count of packets dropped as larger than the MTU.
+var tooLarge = regexp.MustCompile(`, (\d+) too large`)
 
 // TestLinkImpairmentDeterministic checks that the shared link's loss decisions depend only
 // on the seed and the packet sequence, the same for every engine.
@@ -107,7 +133,7 @@ func TestLinkDeliversInOrderWithDelay(t *testing.T) {
 	const n = 200
 	for i := 0; i < n; i++ {
 		l.ab.lock()
-		f := l.ab.slot(2)
+		f := l.ab.slot(2, false)
 		if f == nil {
 			t.Fatal("queue full")
 		}
@@ -182,7 +208,7 @@ func TestLinkHotPathNoAllocs(t *testing.T) {
 	allocs := testing.AllocsPerRun(100, func() {
 		d.lock()
 		for i := 0; i < maxBatch; i++ {
-			f := d.slot(len(payload))
+			f := d.slot(len(payload), false)
 			f.parts = append(f.parts, payload[:20], payload[20:])
 			f.owner = owner
 		}
@@ -228,6 +254,137 @@ func TestWGUDPSmoke(t *testing.T) {
 	}
 	if _, err := os.Stat("/run/netns/" + wgNSName); err == nil {
 		t.Errorf("namespace %s left behind", wgNSName)
+	}
+	if g := waitGoroutines(g0); g > g0 {
+		t.Errorf("%d goroutines left behind", g-g0)
+	}
+}
+
+// TestWispLinkCompletesChecksum checks the large-segment variant's checksum completion on
+// wisp's side of the link (wispEndpoint.completeChecksum): a TCP/IPv4 and a UDP/IPv6
+// packet with the pseudo-header sum in the field, in a chain of several pbufs, come out
+// with the checksum a receiver verifies.
+func TestWispLinkCompletesChecksum(t *testing.T) {
+	a := pbuf.NewAllocator(pbuf.Config{PoolCount: 64, PoolBufSize: 512, HeapSize: 1 << 16, RefCount: 16, RAMCount: 16})
+	defer linktest.CheckZero(t, a)
+	for _, tc := range []struct {
+		name     string
+		src, dst netip.Addr
+		proto    uint8
+	}{
+		{"tcp4", addrA, addrB, wire.ProtoTCP},
+		{"udp6", netip.MustParseAddr("fd42:5eed::1"), netip.MustParseAddr("fd42:5eed::2"), wire.ProtoUDP},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hl, l4 := wire.IPv4MinHeaderLen, 20
+			if tc.src.Is6() {
+				hl = wire.IPv6HeaderLen
+			}
+			if tc.proto == wire.ProtoUDP {
+				l4 = 8
+			}
+			const payload = 3001 // odd, across several 512-byte pbufs
+			b := make([]byte, hl+l4+payload)
+			if tc.src.Is4() {
+				b[0], b[9] = 0x45, tc.proto
+				binary.BigEndian.PutUint16(b[2:4], uint16(len(b)))
+				copy(b[12:16], tc.src.AsSlice())
+				copy(b[16:20], tc.dst.AsSlice())
+			} else {
+				b[0], b[6] = 0x60, tc.proto
+				binary.BigEndian.PutUint16(b[4:6], uint16(len(b)-hl))
+				copy(b[8:24], tc.src.AsSlice())
+				copy(b[24:40], tc.dst.AsSlice())
+			}
+			seg := b[hl:]
+			binary.BigEndian.PutUint16(seg[0:2], 40000)
+			binary.BigEndian.PutUint16(seg[2:4], 5001)
+			if tc.proto == wire.ProtoTCP {
+				seg[12] = 5 << 4
+			} else {
+				binary.BigEndian.PutUint16(seg[4:6], uint16(len(seg)))
+			}
+			for i := l4; i < len(seg); i++ {
+				seg[i] = byte(i*7 + 3)
+			}
+			at := 16
+			if tc.proto == wire.ProtoUDP {
+				at = 6
+			}
+			// What a sender leaves partial: the folded pseudo-header sum, not complemented.
+			binary.BigEndian.PutUint16(seg[at:], wire.Fold(wire.PseudoHeaderChecksum(tc.proto, tc.src, tc.dst, uint32(len(seg)))))
+			p, err := a.Alloc(pbuf.LayerRaw, len(b), pbuf.POOL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Free()
+			if p.Next() == nil {
+				t.Fatal("want a chain of several pbufs")
+			}
+			if err := p.CopyIn(b, 0); err != nil {
+				t.Fatal(err)
+			}
+			if !(&wispEndpoint{}).completeChecksum(p) {
+				t.Fatal("completeChecksum did not complete it")
+			}
+			out := make([]byte, len(b))
+			p.CopyOut(out, 0)
+			s := wire.PseudoHeaderChecksum(tc.proto, tc.src, tc.dst, uint32(len(seg)))
+			if got := wire.Finish(wire.Checksum(out[hl:], s)); got != 0 {
+				t.Errorf("checksum %#04x does not verify (residue %#04x)", binary.BigEndian.Uint16(out[hl+at:]), got)
+			}
+			if !bytes.Equal(out[:hl+at], b[:hl+at]) || !bytes.Equal(out[hl+at+2:], b[hl+at+2:]) {
+				t.Error("bytes other than the checksum changed")
+			}
+		})
+	}
+	// What it cannot parse it leaves alone, and says so (the packet is then not marked
+	// verified).
+	for _, b := range [][]byte{{0x45, 0, 0}, make([]byte, 60), append([]byte{0x45, 0, 0, 24, 0, 0, 0, 0, 64, wire.ProtoTCP}, make([]byte, 14)...)} {
+		p, err := a.Alloc(pbuf.LayerRaw, len(b), pbuf.POOL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = p.CopyIn(b, 0)
+		if (&wispEndpoint{}).completeChecksum(p) {
+			t.Errorf("completed the checksum of % x", b)
+		}
+		p.Free()
+	}
+}
+
+// TestTUNSmoke runs the TUN scenarios (tun/*) in their smallest form, as root only (they
+// need the namespace and the TUN the harness creates): every engine that runs them
+// produces figures, the derived rows have theirs, and the namespace is gone afterwards.
+func TestTUNSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	if why := tunSkip("")(wispEngine{}); why != "" {
+		t.Skip(why)
+	}
+	g0 := runtime.NumGoroutine()
+	var out, progress bytes.Buffer
+	o := options{smoke: true, run: `^tun/`, engines: `^(wisp|netstack|kernel)$`, out: &out, progress: &progress}
+	if err := run(o); err != nil {
+		t.Fatal(err)
+	}
+	cleanupKernel()
+	table := out.String()
+	t.Logf("\n%s\n%s", progress.String(), table)
+	if strings.Contains(table, "FAIL") {
+		if strings.Contains(table, "ip netns add") {
+			t.Skipf("cannot create a network namespace here:\n%s", table)
+		}
+		t.Errorf("a run failed:\n%s\n%s", table, progress.String())
+	}
+	for _, want := range []string{"TUN with offloads", "TUN without offloads", "throughput ÷ the kernel over veth"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q", want)
+		}
+	}
+	if _, err := os.Stat("/run/netns/" + tunNSName); err == nil {
+		t.Errorf("namespace %s left behind", tunNSName)
 	}
 	if g := waitGoroutines(g0); g > g0 {
 		t.Errorf("%d goroutines left behind", g-g0)

@@ -51,6 +51,9 @@ func (l *delayLine) push(f *frame) {
 	} else {
 		buf = make([]byte, l.d.cfg.MTU)
 	}
+	if cap(buf) < f.size { // a GSO packet (no scenario delays them today)
+		buf = make([]byte, f.size)
+	}
 	buf = buf[:f.size]
 	off := 0
 	for _, p := range f.parts {
@@ -59,6 +62,7 @@ func (l *delayLine) push(f *frame) {
 	e := &l.ring[(l.head+l.n)%len(l.ring)]
 	e.buf = buf
 	e.size = f.size
+	e.gso, e.gsoSize, e.linkCsum = f.gso, f.gsoSize, f.linkCsum
 	e.at = time.Now().Add(l.delay)
 	e.parts = append(e.parts[:0], buf)
 	l.n++

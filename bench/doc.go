@@ -5,11 +5,14 @@
 // full run. The WireGuard scenarios (wg/*, wg-udp/*) put two wireguard-go devices in the
 // path, one over wisp's adapter/wireguard and one over wireguard-go's tun/netstack per
 // engine, joined by conn/bindtest's channel binds or, as root, real UDP inside a namespace.
+// The TUN scenarios (tun/*, root) put the kernel's TCP behind a kernel TUN in a namespace as
+// the peer of one stack per engine, with and without offloads (a virtio-net header, GSO).
 //
 // Layer: bench (imports every wisp package, gVisor and wireguard-go's pins, x/sys/unix).
 //
 // Concurrency: each engine runs in a network of its own (two stacks joined by the shared
-// link, or two namespaces for the kernel), opened and closed around every run. The wisp
+// link, two namespaces for the kernel, or one stack and the kernel across a TUN), opened and
+// closed around every run. The wisp
 // driver (wispconn.go) calls the raw TCP API only in core context (Stack.Callback or a TCP
 // callback) and hands data to the benchmark goroutines through mutex-guarded queues and a
 // sync.Cond; wisp's UDP, gVisor and the kernel are used through their net.Conn and

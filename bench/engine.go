@@ -38,6 +38,11 @@ type netConfig struct {
 	// WireGuard selects a WireGuard network (wireguard.go): two wireguard-go devices, each
 	// over a stack of the engine's kind, joined by the bind; MTU is the tunnel's.
 	WireGuard wgBind
+	// TUN selects a TUN network (tun.go): one stack of the engine's kind behind a kernel TUN
+	// in a namespace, the kernel's TCP its peer; Offload asks for the TUN with a virtio-net
+	// header (GSO both ways) instead of one packet per system call.
+	TUN     tunDir
+	Offload bool
 }
 
 // network is two stacks joined by a link.

@@ -17,6 +17,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+
+	"github.com/wispstack/wisp/pbuf"
 )
 
 // gvEngine is gVisor netstack at the version wireguard-go pins.
@@ -80,6 +82,9 @@ func (g gvEngine) open(cfg netConfig) (network, error) {
 		}
 		return openWG(false, cfg)
 	}
+	if cfg.TUN != tunNone {
+		return openTUN(cfg, openGVisorTUN(g.tuned, cfg.Offload))
+	}
 	n := &gvNet{gso: cfg.LargeSegments}
 	var err error
 	if n.a, err = newGVisorStack(g.tuned); err != nil {
@@ -92,9 +97,6 @@ func (g gvEngine) open(cfg netConfig) (network, error) {
 	lc := linkConfig{MTU: cfg.MTU, Impair: cfg.Impair}
 	n.ea = &gvEndpoint{mtu: uint32(cfg.MTU), gso: cfg.LargeSegments}
 	n.eb = &gvEndpoint{mtu: uint32(cfg.MTU), gso: cfg.LargeSegments}
-	if cfg.LargeSegments {
-		lc.MTU = 65535
-	}
 	n.l = newLink(lc, n.ea, n.eb)
 	n.ea.out, n.eb.out = n.l.ab, n.l.ba
 	for _, x := range []struct {
@@ -159,7 +161,7 @@ func (n *gvNet) memory() engineMemory { return engineMemory{} }
 
 func (n *gvNet) notes() []string {
 	if n.gso {
-		return []string{"host GSO, segments up to 64 KiB on the link (checksum completed by the link)"}
+		return []string{"large-segment variant: host GSO, segments of up to 64 KiB cross the 1500-byte MTU link whole; the link completes their checksum and the receiver takes them as verified (CapabilityRXChecksumOffload)"}
 	}
 	return nil
 }
@@ -272,8 +274,16 @@ func (e *gvEndpoint) ParseHeader(*stack.PacketBuffer) bool    { return true }
 func (e *gvEndpoint) SetOnCloseAction(f func())               { e.onClose = f }
 
 // Capabilities: none. Checksums are computed and verified in software, as for every engine
-// (a TUN in front of WireGuard offers no offload either).
-func (e *gvEndpoint) Capabilities() stack.LinkEndpointCapabilities { return 0 }
+// (a TUN in front of WireGuard offers no offload either). In the large-segment variant,
+// receive checksum offload: the link completes the checksums the sender left partial
+// (prepareGSO) and the receiver takes them as verified, as wisp's side marks them
+// (FlagChecksumOK) — gVisor's NIC takes that from the capability alone, not per packet.
+func (e *gvEndpoint) Capabilities() stack.LinkEndpointCapabilities {
+	if e.gso {
+		return stack.CapabilityRXChecksumOffload
+	}
+	return 0
+}
 
 // gsoMaxSize bounds a large segment so that the IPv4 total length still fits 16 bits.
 const gsoMaxSize = 65535 - 128
@@ -281,7 +291,8 @@ const gsoMaxSize = 65535 - 128
 // GSOMaxSize and SupportedGSO implement stack.GSOEndpoint. In the large-segment variant the
 // link takes host-GSO segments (what Tailscale's link endpoint asks of gVisor): TCP hands
 // down up to 64 KiB at once and the link completes the checksum, the work a NIC or the
-// kernel's GSO does; the receiver gets the segment whole, as after GRO. None otherwise.
+// kernel's GSO does; the receiver gets the segment whole, as after GRO, marked verified.
+// wisp's side (wispEndpoint) gets the same. None otherwise.
 func (e *gvEndpoint) GSOMaxSize() uint32 {
 	if e.gso {
 		return gsoMaxSize
@@ -338,13 +349,25 @@ func (e *gvEndpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error
 	n := 0
 	d.lock()
 	for _, pkt := range pkts.AsSlice() {
-		if e.gso && pkt.GSOOptions.Type != stack.GSONone {
+		gso := e.gso && pkt.GSOOptions.Type != stack.GSONone
+		done := false
+		if gso {
+			done = pkt.GSOOptions.NeedsCsum
 			prepareGSO(pkt)
 		}
-		f := d.slot(pkt.Size())
+		f := d.slot(pkt.Size(), gso)
 		if f == nil {
 			continue
 		}
+		if gso && pkt.Data().Size() > int(pkt.GSOOptions.MSS) {
+			f.gso, f.gsoSize = pbuf.GSOTCPv4, int(pkt.GSOOptions.MSS)
+			if pkt.GSOOptions.Type == stack.GSOTCPv6 {
+				f.gso = pbuf.GSOTCPv6
+			}
+		}
+		// The link completed the checksum (the receiver takes it as verified:
+		// Capabilities).
+		f.linkCsum = done
 		vl, off := pkt.AsViewList()
 		for v := vl.Front(); v != nil; v = v.Next() {
 			b := v.AsSlice()

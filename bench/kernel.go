@@ -57,12 +57,13 @@ func ipCmd(args ...string) error {
 	return nil
 }
 
-// cleanupKernel deletes the namespaces (the kernel engine's, with their veth pair, and the
-// WireGuard scenarios' wgNSName). Safe to call anytime.
+// cleanupKernel deletes the namespaces (the kernel engine's, with their veth pair, the
+// WireGuard scenarios' wgNSName and the TUN scenarios' tunNSName, with their TUN). Safe to
+// call anytime.
 func cleanupKernel() {
 	kernelMu.Lock()
 	defer kernelMu.Unlock()
-	for _, ns := range append(kernelNS[:], wgNSName) {
+	for _, ns := range append(kernelNS[:], wgNSName, tunNSName) {
 		if _, err := os.Stat("/run/netns/" + ns); err == nil {
 			_ = ipCmd("netns", "del", ns)
 		}
@@ -199,9 +200,18 @@ func inNamespace(nsfd int, fn func() error) error {
 }
 
 func (n *kernelNet) listen(port uint16) (listener, error) {
+	return kernelListen(n.nsfd[1], netip.AddrPortFrom(addrB, port))
+}
+
+func (n *kernelNet) dial(port uint16) (conn, error) {
+	return kernelDial(n.nsfd[0], netip.AddrPortFrom(addrB, port))
+}
+
+// kernelListen opens a kernel TCP listener on addr inside the namespace open as nsfd.
+func kernelListen(nsfd int, addr netip.AddrPort) (listener, error) {
 	var l net.Listener
-	err := n.in(1, func() (err error) {
-		l, err = net.Listen("tcp4", netip.AddrPortFrom(addrB, port).String())
+	err := inNamespace(nsfd, func() (err error) {
+		l, err = net.Listen("tcp", addr.String())
 		return err
 	})
 	if err != nil {
@@ -210,10 +220,11 @@ func (n *kernelNet) listen(port uint16) (listener, error) {
 	return netListener{l}, nil
 }
 
-func (n *kernelNet) dial(port uint16) (conn, error) {
+// kernelDial connects a kernel TCP socket inside the namespace open as nsfd to addr.
+func kernelDial(nsfd int, addr netip.AddrPort) (conn, error) {
 	var c net.Conn
-	err := n.in(0, func() (err error) {
-		c, err = net.Dial("tcp4", netip.AddrPortFrom(addrB, port).String())
+	err := inNamespace(nsfd, func() (err error) {
+		c, err = net.Dial("tcp", addr.String())
 		return err
 	})
 	if err != nil {

@@ -31,6 +31,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wispstack/wisp/pbuf"
 )
 
 // linkConfig describes the shared link.
@@ -65,7 +67,18 @@ type frame struct {
 	owner any       // the sender's packet (a pointer), released once the receiver copied it
 	at    time.Time // delay line: when the packet is due
 	buf   []byte    // delay line: the link memory holding the packet
+	// The large-segment variant: a GSO packet crosses the link whole, with the sender's
+	// segmentation request (type and segment payload size), as a virtio-net header
+	// carries it. linkCsum: the sender left the transport checksum to the link (partial);
+	// the link completes it, the work a NIC does (gVisor's side when it writes, wisp's
+	// when it delivers), and the receiver takes it as verified.
+	gso      pbuf.GSOType
+	gsoSize  int
+	linkCsum bool
 }
+
+// maxGSOFrame is the largest GSO packet the link carries (an IPv4 total length).
+const maxGSOFrame = 0xffff
 
 // peer is one engine's side of the link.
 type peer interface {
@@ -82,7 +95,8 @@ type linkStats struct {
 	Bytes    atomic.Uint64
 	Full     atomic.Uint64 // dropped: queue full
 	Lost     atomic.Uint64 // dropped by the impairment
-	TooLarge atomic.Uint64 // dropped: larger than the MTU
+	TooLarge atomic.Uint64 // dropped: larger than the MTU (and not a GSO packet)
+	GSO      atomic.Uint64 // delivered GSO packets (large-segment variant), in Packets too
 }
 
 // direction is one way of the shared link.
@@ -170,14 +184,16 @@ func (d *direction) start() {
 
 // lock, slot and unlock let a writer queue a batch under one hold of the mutex without
 // allocating: slot returns the next free frame (nil when the queue is full, counted), which
-// the writer fills; unlock wakes the delivery goroutine.
+// the writer fills; unlock wakes the delivery goroutine. gso says the packet is a GSO
+// packet (the large-segment variant), which may exceed the MTU up to maxGSOFrame; the
+// writer sets the frame's gso fields.
 func (d *direction) lock() { d.mu.Lock() }
 
-func (d *direction) slot(size int) *frame {
+func (d *direction) slot(size int, gso bool) *frame {
 	switch {
 	case d.closed:
 		return nil
-	case size > d.cfg.MTU:
+	case size > d.cfg.MTU && (!gso || size > maxGSOFrame):
 		d.stats.TooLarge.Add(1)
 		return nil
 	case d.n == len(d.ring):
@@ -188,6 +204,7 @@ func (d *direction) slot(size int) *frame {
 	d.n++
 	f.parts = f.parts[:0]
 	f.size = size
+	f.gso, f.gsoSize, f.linkCsum = pbuf.GSONone, 0, false
 	return f
 }
 
@@ -278,9 +295,15 @@ func (d *direction) pass(b []frame) {
 }
 
 func (d *direction) count(b []frame) {
-	var n uint64
+	var n, g uint64
 	for i := range b {
 		n += uint64(b[i].size)
+		if b[i].gso != pbuf.GSONone {
+			g++
+		}
+	}
+	if g > 0 {
+		d.stats.GSO.Add(g)
 	}
 	d.stats.Packets.Add(uint64(len(b)))
 	d.stats.Bytes.Add(n)
@@ -310,8 +333,8 @@ func (d *direction) close() {
 // summary describes both directions for the progress log.
 func (l *sharedLink) summary() string {
 	f := func(d *direction) string {
-		return fmt.Sprintf("%d pkts %d MB, %d queue-full, %d lost, %d too large",
-			d.stats.Packets.Load(), d.stats.Bytes.Load()>>20, d.stats.Full.Load(), d.stats.Lost.Load(), d.stats.TooLarge.Load())
+		return fmt.Sprintf("%d pkts (%d GSO) %d MB, %d queue-full, %d lost, %d too large",
+			d.stats.Packets.Load(), d.stats.GSO.Load(), d.stats.Bytes.Load()>>20, d.stats.Full.Load(), d.stats.Lost.Load(), d.stats.TooLarge.Load())
 	}
 	return "A→B " + f(l.ab) + "; B→A " + f(l.ba)
 }

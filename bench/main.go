@@ -102,7 +102,7 @@ func run(o options) error {
 	start := time.Now()
 
 	runOne := func(sc scenario, e engine) {
-		fmt.Fprintf(o.progress, "%-16s %-14s ", sc.id, e.name())
+		fmt.Fprintf(o.progress, "%-18s %-14s ", sc.id, e.name())
 		t := time.Now()
 		res := measure(sc, e, sz)
 		rep.add(sc, e, res)

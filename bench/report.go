@@ -55,8 +55,15 @@ func contains(ss []string, s string) bool {
 }
 
 // samples returns an engine's values of a metric over the repetitions that produced one,
-// or why there is none.
+// or why there is none. A derived metric has one sample, its value.
 func (r *report) samples(sc scenario, m metric, engine string) ([]float64, string) {
+	if m.derive != nil {
+		v, why := m.derive(r, engine)
+		if why != "" {
+			return nil, why
+		}
+		return []float64{v}, ""
+	}
 	os, ok := r.results[sc.id][engine]
 	if !ok {
 		return nil, "not run"
@@ -85,6 +92,9 @@ func (r *report) samples(sc scenario, m metric, engine string) ([]float64, strin
 
 // value returns the median of an engine's samples of a metric, or why there is none.
 func (r *report) value(sc scenario, m metric, engine string) (float64, string) {
+	if m.derive != nil {
+		return m.derive(r, engine)
+	}
 	vs, why := r.samples(sc, m, engine)
 	if why != "" {
 		return 0, why
@@ -110,8 +120,30 @@ func (r *report) has(name string) bool {
 	return false
 }
 
-// ratio returns wisp/other for a metric, when both exist.
+// valueOf returns an engine's figure of metric key in scenario id, or why there is none
+// (the scenario was not selected, or the engine has no figure).
+func (r *report) valueOf(id, key, engine string) (float64, string) {
+	for _, sc := range r.scs {
+		if sc.id != id {
+			continue
+		}
+		for _, m := range sc.metrics {
+			if m.key == key {
+				if !r.has(engine) {
+					return 0, "n/a (" + engine + " not run)"
+				}
+				return r.value(sc, m, engine)
+			}
+		}
+	}
+	return 0, "n/a (" + id + " not run)"
+}
+
+// ratio returns wisp/other for a metric, when both exist (never for a derived metric).
 func (r *report) ratio(sc scenario, m metric, other string) (float64, bool) {
+	if m.derive != nil {
+		return 0, false
+	}
 	w, why := r.value(sc, m, "wisp")
 	if why != "" {
 		return 0, false

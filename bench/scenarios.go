@@ -49,6 +49,11 @@ type metric struct {
 	higher bool // higher is better
 	goal   goal
 	prec   int // decimals
+	// derive, when set, computes the row from other rows of the same run instead of from
+	// the runs' values: the engine's figure, or why there is none. Such a row gets no
+	// wisp/netstack quotient columns (it is a quotient itself); its goal is wisp's own
+	// figure (goalAbs).
+	derive func(r *report, engine string) (float64, string)
 }
 
 // goal is the figure for wisp on a metric.
@@ -211,7 +216,7 @@ func scenarios() []scenario {
 		out = append(out, scenario{
 			id:      fmt.Sprintf("large/%dx1500", streams),
 			title:   fmt.Sprintf("VARIANT large segments: TCP bulk, %d stream%s, MTU 1500 path", streams, plural(streams)),
-			metrics: []metric{mThroughput(goal{}), mCPU},
+			metrics: []metric{mThroughput(goal{}), mCPU, mAllocs, mMallocs, mGC},
 			cfg:     func(sizes) netConfig { return netConfig{MTU: 1500, Conns: streams, LargeSegments: true} },
 			run: func(n network, sz sizes) (map[string]float64, []string, error) {
 				r, err := runBulk(n, streams, sz.bulkWarm, sz.bulkDur)
@@ -219,7 +224,8 @@ func scenarios() []scenario {
 			},
 		})
 	}
-	return append(out, wgScenarios()...)
+	out = append(out, wgScenarios()...)
+	return append(out, tunScenarios()...)
 }
 
 // stalledNote flags a transfer that moved nothing during the measurement (the figure is a

@@ -7,47 +7,55 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// wgNSName is the namespace of the wg-udp scenarios: only lo, up, so that real UDP on
-// 127.0.0.1 stays inside the harness. The pid keeps concurrent runs apart; cleanupKernel
-// deletes it on exit and interrupt, cleanupStale after a killed run.
-var wgNSName = fmt.Sprintf("wispbench-%d-wg", os.Getpid())
+// The namespaces of the scenarios that need one besides the kernel engine's pair: the
+// wg-udp scenarios' (only lo, so that real UDP on 127.0.0.1 stays inside the harness) and
+// the TUN scenarios' (lo and the TUN the engine opens). The pid keeps concurrent runs
+// apart; cleanupKernel deletes them on exit and interrupt, cleanupStale after a killed run.
+var (
+	wgNSName  = fmt.Sprintf("wispbench-%d-wg", os.Getpid())
+	tunNSName = fmt.Sprintf("wispbench-%d-tun", os.Getpid())
+)
 
-// wgNamespace is the open namespace of a wg-udp network.
-type wgNamespace struct{ fd int }
-
-// newWGNamespace creates wgNSName with lo up.
-func newWGNamespace() (*wgNamespace, error) {
-	cleanupStale()
-	kernelMu.Lock()
-	if _, err := os.Stat("/run/netns/" + wgNSName); err == nil {
-		_ = ipCmd("netns", "del", wgNSName)
-	}
-	kernelMu.Unlock()
-	if err := ipCmd("netns", "add", wgNSName); err != nil {
-		return nil, err
-	}
-	if err := ipCmd("-n", wgNSName, "link", "set", "lo", "up"); err != nil {
-		_ = ipCmd("netns", "del", wgNSName)
-		return nil, err
-	}
-	fd, err := unix.Open("/run/netns/"+wgNSName, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		_ = ipCmd("netns", "del", wgNSName)
-		return nil, err
-	}
-	return &wgNamespace{fd: fd}, nil
+// namespace is an open network namespace the harness created.
+type namespace struct {
+	name string
+	fd   int
 }
 
-// in runs fn on a thread inside the namespace: sockets it opens stay there.
-func (ns *wgNamespace) in(fn func() error) error { return inNamespace(ns.fd, fn) }
+// newNamespace creates the namespace name (deleting a leftover of the same name) with lo
+// up.
+func newNamespace(name string) (*namespace, error) {
+	cleanupStale()
+	kernelMu.Lock()
+	if _, err := os.Stat("/run/netns/" + name); err == nil {
+		_ = ipCmd("netns", "del", name)
+	}
+	kernelMu.Unlock()
+	if err := ipCmd("netns", "add", name); err != nil {
+		return nil, err
+	}
+	if err := ipCmd("-n", name, "link", "set", "lo", "up"); err != nil {
+		_ = ipCmd("netns", "del", name)
+		return nil, err
+	}
+	fd, err := unix.Open("/run/netns/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		_ = ipCmd("netns", "del", name)
+		return nil, err
+	}
+	return &namespace{name: name, fd: fd}, nil
+}
+
+// in runs fn on a thread inside the namespace: sockets and TUN devices it opens stay there.
+func (ns *namespace) in(fn func() error) error { return inNamespace(ns.fd, fn) }
 
 // close deletes the namespace (sockets still open in it keep it alive until they close).
-func (ns *wgNamespace) close() {
+func (ns *namespace) close() {
 	if ns.fd >= 0 {
 		unix.Close(ns.fd)
 		ns.fd = -1
 	}
 	kernelMu.Lock()
 	defer kernelMu.Unlock()
-	_ = ipCmd("netns", "del", wgNSName)
+	_ = ipCmd("netns", "del", ns.name)
 }

@@ -92,7 +92,7 @@ type wgNet struct {
 	tuns  [2]tun.Device // closed by their device once it exists
 	wnets [2]*wgwisp.Net
 	snets [2]*netstack.Net
-	ns    *wgNamespace
+	ns    *namespace
 	// pkts counts the packets the stacks sent into the tunnel (read from both TUNs).
 	pkts atomic.Uint64
 	// heap0 and rss0 are the process's live heap and resident set before anything of this
@@ -111,7 +111,7 @@ func openWG(wisp bool, cfg netConfig) (network, error) {
 	case wgChannel:
 		binds = bindtest.NewChannelBinds()
 	case wgUDP:
-		ns, err := newWGNamespace()
+		ns, err := newNamespace(wgNSName)
 		if err != nil {
 			return nil, err
 		}
@@ -345,7 +345,7 @@ func rss() int64 {
 // remembers the port it got.
 type nsBind struct {
 	wgconn.Bind
-	ns   *wgNamespace
+	ns   *namespace
 	port atomic.Uint32
 }
 

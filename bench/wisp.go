@@ -6,11 +6,13 @@ import (
 	"sync"
 
 	"github.com/wispstack/wisp/errs"
+	"github.com/wispstack/wisp/ip"
 	"github.com/wispstack/wisp/link"
 	"github.com/wispstack/wisp/opt"
 	"github.com/wispstack/wisp/pbuf"
 	"github.com/wispstack/wisp/stack"
 	"github.com/wispstack/wisp/stats"
+	"github.com/wispstack/wisp/wire"
 )
 
 // wispEngine is wisp with its tunnel preset (opt.Tunnel()), driven through the raw TCP API
@@ -32,6 +34,9 @@ func (wispEngine) open(cfg netConfig) (network, error) {
 	if cfg.WireGuard != wgNone {
 		return openWG(true, cfg)
 	}
+	if cfg.TUN != tunNone {
+		return openTUN(cfg, openWispTUN(cfg.Offload))
+	}
 	o := opt.Tunnel()
 	n := &wispNet{}
 	// Each stack holds cfg.Conns connections; TIME-WAIT PCBs are recycled when the pool runs
@@ -42,9 +47,10 @@ func (wispEngine) open(cfg netConfig) (network, error) {
 		o.MempNumTCPPCB = need
 	}
 	mtu := cfg.MTU
+	var off link.Offloads
 	if cfg.LargeSegments {
-		mtu = 65535
-		n.adjust = append(n.adjust, "large-segment variant = a 65535-byte MTU link (wisp has no GSO)")
+		off = largeOffloads
+		n.adjust = append(n.adjust, largeNote)
 	}
 	var err error
 	if n.a, err = stack.New(stack.Config{Options: o}); err != nil {
@@ -54,8 +60,8 @@ func (wispEngine) open(cfg netConfig) (network, error) {
 		n.a.Close()
 		return nil, err
 	}
-	n.ea = &wispEndpoint{mtu: mtu}
-	n.eb = &wispEndpoint{mtu: mtu}
+	n.ea = &wispEndpoint{mtu: mtu, off: off}
+	n.eb = &wispEndpoint{mtu: mtu, off: off}
 	n.l = newLink(linkConfig{MTU: mtu, Impair: cfg.Impair}, n.ea, n.eb)
 	n.ea.out, n.eb.out = n.l.ab, n.l.ba
 	for _, x := range []struct {
@@ -111,22 +117,38 @@ func (n *wispNet) close() error {
 
 var _ = stats.Snapshot{}
 
+// largeOffloads is what wisp's side of the link offers in the large-segment variant: what
+// a NIC with TSO (or a TUN with a virtio-net header) offers, and what gVisor's side asks
+// for with host GSO (gvEndpoint).
+var largeOffloads = link.Offloads{TxChecksum: true, TSO4: true, TSO6: true, GSOMax: 0xffff}
+
+const largeNote = "large-segment variant: a 1500-byte MTU link that takes GSO packets of up to 64 KiB whole (TSO4/TSO6, checksum offload: link.Offloader); the link completes their checksum at delivery and the receiver gets each as one coalesced segment (pbuf.SetGSO, FlagChecksumOK)"
+
 // wispEndpoint is wisp's side of the shared link: a link.Endpoint (MediumIP, like a TUN) that
 // puts the stack's frames on the link by reference and receives by copying into POOL chains
-// from the stack's AllocRx.
+// from the stack's AllocRx. In the large-segment variant it offers TSO (off): GSO packets
+// cross the link whole, and on delivery their partial checksum is completed (what the NIC
+// would do, and what gvEndpoint does for gVisor) and they are marked as coalesced segments
+// whose checksum is known good, as a virtio-net receive path marks them.
 type wispEndpoint struct {
 	mtu int
+	off link.Offloads
 	out *direction
 
 	mu   sync.RWMutex
 	disp link.Dispatcher // guarded by mu
 	rx   []*pbuf.Pbuf    // delivery scratch; used by the delivery goroutine only
+	csum [2]byte         // delivery scratch: a completed checksum
 }
 
 var (
-	_ link.Endpoint = (*wispEndpoint)(nil)
-	_ link.TxRoomer = (*wispEndpoint)(nil)
+	_ link.Endpoint  = (*wispEndpoint)(nil)
+	_ link.TxRoomer  = (*wispEndpoint)(nil)
+	_ link.Offloader = (*wispEndpoint)(nil)
 )
+
+// Offloads implements link.Offloader: none but in the large-segment variant.
+func (e *wispEndpoint) Offloads() link.Offloads { return e.off }
 
 // TxRoom implements link.TxRoomer, as wisp's own links (pipe, impair, the WireGuard device)
 // do: the free slots of the link's queue, so TCP waits instead of overflowing it.
@@ -159,7 +181,8 @@ func (e *wispEndpoint) WritePackets(pkts []*pbuf.Pbuf) (int, error) {
 	var err error
 	d.lock()
 	for _, p := range pkts {
-		f := d.slot(p.TotLen())
+		typ, size := p.GSO()
+		f := d.slot(p.TotLen(), typ != pbuf.GSONone)
 		if f == nil {
 			p.Free()
 			err = errs.WouldBlock
@@ -170,6 +193,8 @@ func (e *wispEndpoint) WritePackets(pkts []*pbuf.Pbuf) (int, error) {
 				f.parts = append(f.parts, q.Payload())
 			}
 		}
+		f.gso, f.gsoSize = typ, size
+		f.linkCsum = p.Flags()&pbuf.FlagChecksumPartial != 0
 		f.owner = p
 		n++
 	}
@@ -201,6 +226,12 @@ func (e *wispEndpoint) deliver(frames []frame) {
 			_ = p.CopyIn(part, off)
 			off += len(part)
 		}
+		if f.linkCsum && e.completeChecksum(p) {
+			p.SetFlags(p.Flags() | pbuf.FlagChecksumOK)
+		}
+		if f.gso != pbuf.GSONone {
+			p.SetGSO(f.gso, f.gsoSize)
+		}
 		out = append(out, p)
 	}
 	if len(out) > 0 {
@@ -208,4 +239,40 @@ func (e *wispEndpoint) deliver(frames []frame) {
 		clear(out)
 	}
 	e.rx = out[:0]
+}
+
+// completeChecksum finishes the partial TCP or UDP checksum of the packet p (borrowed) and
+// says whether it did: the field holds the pseudo-header sum, so the sum over the transport
+// header and payload, field included, complemented, is the final value (Linux's
+// skb_checksum_help; gVisor's side does the same in prepareGSO). A packet it cannot parse
+// is left alone, unmarked: the receiver then finds the checksum wrong and drops it.
+func (e *wispEndpoint) completeChecksum(p *pbuf.Pbuf) bool {
+	b := p.Payload() // a POOL chain's first pbuf holds every header
+	hl, proto := 0, byte(0)
+	switch {
+	case len(b) >= wire.IPv4MinHeaderLen && b[0]>>4 == 4:
+		hl, proto = int(b[0]&0xf)*4, b[9]
+	case len(b) >= wire.IPv6HeaderLen && b[0]>>4 == 6:
+		hl, proto = wire.IPv6HeaderLen, b[6] // wisp's large segments carry no extension header
+	default:
+		return false
+	}
+	at := hl
+	switch proto {
+	case wire.ProtoTCP:
+		at += 16
+	case wire.ProtoUDP:
+		at += 6
+	default:
+		return false
+	}
+	if at+2 > p.TotLen() {
+		return false
+	}
+	c := wire.Finish(ip.ChainChecksum(p, hl, p.TotLen()-hl, 0))
+	if c == 0 && proto == wire.ProtoUDP {
+		c = 0xffff // RFC 768: a computed 0 is sent as all ones
+	}
+	e.csum = [2]byte{byte(c >> 8), byte(c)}
+	return p.CopyIn(e.csum[:], at) == nil
 }
