@@ -6,7 +6,6 @@ import (
 	"sync"
 
 	"github.com/wispstack/wisp/errs"
-	"github.com/wispstack/wisp/ip"
 	"github.com/wispstack/wisp/link"
 	"github.com/wispstack/wisp/opt"
 	"github.com/wispstack/wisp/pbuf"
@@ -269,7 +268,7 @@ func (e *wispEndpoint) completeChecksum(p *pbuf.Pbuf) bool {
 	if at+2 > p.TotLen() {
 		return false
 	}
-	c := wire.Finish(ip.ChainChecksum(p, hl, p.TotLen()-hl, 0))
+	c := wire.Finish(p.Checksum(hl, p.TotLen()-hl, 0))
 	if c == 0 && proto == wire.ProtoUDP {
 		c = 0xffff // RFC 768: a computed 0 is sent as all ones
 	}
