@@ -7,13 +7,13 @@ import (
 	"time"
 )
 
-// `wisp serve --echo 7 --discard 9` in a namespace: kernel clients get their bytes echoed
-// exactly (IPv4 and IPv6) and can pour bytes into discard; the stats printed at exit count
-// TCP.
+// `wisp serve --echo 7 --discard 9 --queues 2` in a namespace: kernel clients get their
+// bytes echoed exactly (IPv4 and IPv6) and can pour bytes into discard over the two queues
+// of a TUN with offloads; the stats printed at exit count TCP and the offloads.
 func TestWispServeTCP(t *testing.T) {
 	ns := newNetns(t)
 	srv := startServe(t, ns, "198.18.14.1/24", "fd42:5eed:14::1/64",
-		"--addr", "198.18.14.2/24", "--addr", "fd42:5eed:14::2/64", "--echo", "7", "--discard", "9")
+		"--addr", "198.18.14.2/24", "--addr", "fd42:5eed:14::2/64", "--echo", "7", "--discard", "9", "--queues", "2")
 	out := srv.out
 	waitFor(t, func() bool { return strings.Contains(out.String(), "serving on") }, "wisp serve to start:\n"+out.String())
 
@@ -35,7 +35,8 @@ func TestWispServeTCP(t *testing.T) {
 
 	srv.stop(t)
 	s := out.String()
-	for _, want := range []string{"tcp echo on port 7", "tcp discard on port 9", "TCP", "PassiveOpens"} {
+	for _, want := range []string{"tcp echo on port 7", "tcp discard on port 9", "TCP", "PassiveOpens",
+		"offloads on", "offload:", "RxGSO", "TSOOut"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("wisp serve output lacks %q:\n%s", want, s)
 		}

@@ -26,8 +26,9 @@ commands:
            HTTP and UDP echo:
            wisp serve --tun NAME --addr CIDR [--addr CIDR...] [--echo PORT] [--discard PORT]
                       [--http PORT [--http-root DIR]] [--udp-echo PORT]
-                      [--pcap FILE] [--mtu N] [--no-offload] [--preset NAME]
-           (the TUN device uses offloads, TSO and checksum, unless --no-offload)
+                      [--pcap FILE] [--mtu N] [--no-offload] [--queues N] [--preset NAME]
+           (the TUN device uses offloads, TSO and checksum, unless --no-offload;
+           --queues N opens it multi-queue with a reader per queue)
   wg       a userspace WireGuard peer (wireguard-go) with wisp as its stack, configured by a
            wg-quick file; serves the services of serve on its tunnel addresses and can run a
            SOCKS5 proxy on the host that dials through the tunnel:

@@ -26,6 +26,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	pcapFile := fs.String("pcap", "", "write every frame to this pcap file")
 	mtu := fs.Int("mtu", 1500, "MTU of the TUN device")
 	noOffload := fs.Bool("no-offload", false, "open the TUN device without offloads (virtio-net headers, TSO, checksum offload):\nevery packet fits the MTU, as with a kernel that refuses them")
+	queues := fs.Int("queues", 1, "TUN queues (IFF_MULTI_QUEUE), each with its own reader: the kernel spreads flows over them")
 	presetName := presetFlag(fs, "tunnel")
 	var sv services
 	sv.register(fs)
@@ -41,11 +42,14 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	if *mtu < 1280 || *mtu > 65535 {
 		return fmt.Errorf("%w: --mtu %d out of range [1280, 65535]", errUsage, *mtu)
 	}
+	if *queues < 1 || *queues > 256 {
+		return fmt.Errorf("%w: --queues %d out of range [1, 256]", errUsage, *queues)
+	}
 	o, err := preset(*presetName)
 	if err != nil {
 		return err
 	}
-	dev, err := tun.OpenConfig(tun.Config{Name: *name, MTU: *mtu, Offload: !*noOffload,
+	dev, err := tun.OpenConfig(tun.Config{Name: *name, MTU: *mtu, Offload: !*noOffload, Queues: *queues,
 		Logf: func(format string, args ...any) { fmt.Fprintf(stderr, "wisp: "+format+"\n", args...) }})
 	if err != nil {
 		return err
