@@ -27,13 +27,22 @@ type Options struct {
 	// (0: DefaultBatchSize).
 	BatchSize int
 	// QueueLen bounds the frames queued from the stack to wireguard-go; a full queue drops,
-	// as a NIC's does (0: DefaultQueueLen).
+	// as a NIC's does (0: DefaultQueueLen). The room the device reports to the stack
+	// (link.TxRoomer) counts packets: a large segment takes the room of the packets Read
+	// cuts it into.
 	QueueLen int
 	// DNSTimeout bounds one DNS query to one server (0: 5 s, as netstack).
 	DNSTimeout time.Duration
 	// DNSCacheSize bounds the DNS cache in names (0: dns.DefaultCacheSize; negative: no
 	// cache, as netstack).
 	DNSCacheSize int
+	// NoOffload turns the large-segment path off: the stack then hands the device
+	// MTU-sized packets with complete checksums, as before offloads. By default (false)
+	// the device tells the stack it segments TCP and completes checksums
+	// (link.Offloads{TxChecksum, TSO4, TSO6, GSOMax: 65535}): TCP sends segments of up to
+	// 64 KiB with one header, and Read cuts them into MTU-sized packets, completing every
+	// checksum in the same pass.
+	NoOffload bool
 }
 
 // Defaults of Options. wireguard-go keeps a 64 KiB buffer for every packet it holds and
@@ -98,7 +107,7 @@ func CreateNetTUNWithOptions(localAddresses, dnsServers []netip.Addr, mtu int, o
 	if err != nil {
 		return nil, nil, err
 	}
-	dev := newDevice(mtu, o.BatchSize, o.QueueLen)
+	dev := newDevice(mtu, o.BatchSize, o.QueueLen, !o.NoOffload)
 	dev.closer = s.Close
 	nif, err := s.AddNetif(dev.Link(), stack.NetifConfig{Name: "wg0", MTU: mtu, Addrs: prefixes})
 	if err != nil {

@@ -14,11 +14,18 @@
 // parameter types; where netstack returns gonet's TCPConn, TCPListener and UDPConn, Net
 // returns endpoint's, which have their methods. Host names given to Dial and LookupHost
 // are resolved over the tunnel by endpoint/dns (UDP, TCP on truncation, a TTL cache).
-// CreateNetTUNWithOptions takes wisp's Options (stack sizing, clock, batch and queue).
+// CreateNetTUNWithOptions takes wisp's Options (stack sizing, clock, batch and queue,
+// offloads).
 //
-// Layer: adapter (imports endpoint, endpoint/dns, stack, link, pbuf, ring, opt, clock,
-// stats, errs and golang.zx2c4.com/wireguard/tun). It is the only wisp package that imports
-// wireguard-go, besides bench and tests. Concurrency: Device and Net are safe for
+// Offloads are on unless Options.NoOffload: the stack hands the device TCP segments of up
+// to 64 KiB with one header and leaves checksums partial, and Read cuts each segment into
+// MTU-sized packets straight into wireguard-go's buffers, completing their checksums in the
+// same pass (segment.go); Write hands each batch wireguard-go decrypted to the stack in one
+// call, where GRO may coalesce it.
+//
+// Layer: adapter (imports endpoint, endpoint/dns, stack, link, pbuf, ring, wire, opt,
+// clock, stats, errs and golang.zx2c4.com/wireguard/tun). It is the only wisp package that
+// imports wireguard-go, besides bench and tests. Concurrency: Device and Net are safe for
 // concurrent use; closing the Device closes the stack and every socket on it, and leaves
 // no goroutine behind.
 package wireguard

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"golang.zx2c4.com/wireguard/tun"
 
 	"github.com/wispstack/wisp/errs"
+	"github.com/wispstack/wisp/link"
 	"github.com/wispstack/wisp/pbuf"
 	"github.com/wispstack/wisp/stack/stacktest"
 	"github.com/wispstack/wisp/wire"
@@ -212,5 +214,41 @@ func TestDeviceCloseUnblocksRead(t *testing.T) {
 	}
 	if err := d.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
+	}
+}
+
+// countingDispatcher passes frames on to the stack and records the size of each batch.
+type countingDispatcher struct {
+	link.Dispatcher
+	batches []int
+}
+
+func (c *countingDispatcher) DeliverPackets(pkts []*pbuf.Pbuf) {
+	c.batches = append(c.batches, len(pkts))
+	c.Dispatcher.DeliverPackets(pkts)
+}
+
+// TestWriteDeliversOnce: the batch of one Write reaches the stack in one DeliverPackets
+// call, larger than BatchSize too (wireguard-go's batch is the larger of its bind's and
+// the device's), so that the stack's GRO sees all of it.
+func TestWriteDeliversOnce(t *testing.T) {
+	d, _ := newTestTUN(t, Options{BatchSize: 8, QueueLen: 512})
+	cd := &countingDispatcher{Dispatcher: d.disp.Load().d}
+	d.Link().Attach(cd)
+	const off = 16
+	for _, n := range []int{1, 8, 100} {
+		cd.batches = cd.batches[:0]
+		var in [][]byte
+		for i := range n {
+			in = append(in, echoRequest(off, peerAddr, tunAddr, 3, uint16(i), []byte("one batch")))
+		}
+		in = append(in, make([]byte, off)) // an empty packet is skipped
+		if w, err := d.Write(in, off); err != nil || w != len(in) {
+			t.Fatalf("Write = %d, %v", w, err)
+		}
+		if fmt.Sprint(cd.batches) != fmt.Sprint([]int{n}) {
+			t.Errorf("Write of %d packets: DeliverPackets batches %v, want one of %d", n, cd.batches, n)
+		}
+		readAll(t, d, n, 64, 1500, 0) // the replies
 	}
 }
