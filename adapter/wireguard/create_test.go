@@ -60,8 +60,9 @@ func TestCreateNetTUNMTURange(t *testing.T) {
 	}
 }
 
-// mtuSide is a tunnel end with the given MTU: wisp, or netstack when gvisor.
-func mtuSide(addr netip.Addr, mtu int, gvisor bool) func(*testing.T) side {
+// mtuSide is a tunnel end with the given MTU: wisp (with options o), or netstack when
+// gvisor.
+func mtuSide(addr netip.Addr, mtu int, gvisor bool, o Options) func(*testing.T) side {
 	return func(t *testing.T) side {
 		t.Helper()
 		if gvisor {
@@ -71,7 +72,7 @@ func mtuSide(addr netip.Addr, mtu int, gvisor bool) func(*testing.T) side {
 			}
 			return side{addr: addr, tun: td, net: gvisorNet{n}}
 		}
-		td, n, err := CreateNetTUN([]netip.Addr{addr}, nil, mtu)
+		td, n, err := CreateNetTUNWithOptions([]netip.Addr{addr}, nil, mtu, o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -81,14 +82,18 @@ func mtuSide(addr netip.Addr, mtu int, gvisor bool) func(*testing.T) side {
 
 // A 500-byte MTU tunnel, as wireguard-go's netstack accepts: ping, UDP datagrams larger
 // than the MTU (fragmented and reassembled) and a byte-exact TCP transfer, both ways,
-// wisp to wisp and wisp to netstack.
+// wisp to wisp and wisp to netstack, with offloads and without.
 func TestTunnelMTU500(t *testing.T) {
 	for _, peer := range []struct {
 		name   string
 		gvisor bool
-	}{{"wisp", false}, {"netstack", true}} {
+		o      Options
+	}{
+		{"wisp", false, Options{}}, {"netstack", true, Options{}},
+		{"wisp no offload", false, Options{NoOffload: true}}, {"netstack no offload", true, Options{NoOffload: true}},
+	} {
 		t.Run(peer.name, func(t *testing.T) {
-			sa, sb := pair(t, mtuSide(addrA, 500, false), mtuSide(addrB, 500, peer.gvisor))
+			sa, sb := pair(t, mtuSide(addrA, 500, false, peer.o), mtuSide(addrB, 500, peer.gvisor, peer.o))
 			t.Logf("ping A→B %v, B→A %v", pingOnce(t, sa.net, addrB), pingOnce(t, sb.net, addrA))
 			for _, size := range []int{400, 1400, 8000} {
 				udpEcho(t, sa.net, sb.net, addrB, size)
@@ -161,9 +166,14 @@ func udpEcho(t *testing.T, from, to peerNet, toAddr netip.Addr, size int) {
 
 // At IPv4's minimum MTU of 68 every datagram larger than 68 bytes leaves in fragments of
 // 48 payload bytes (68 less the 20-byte header, a multiple of 8): a 1400-byte UDP datagram
-// (1408 bytes with its header) in exactly 30.
+// (1408 bytes with its header) in exactly 30. With offloads and without.
 func TestTunnelMTU68(t *testing.T) {
-	sa, sb := pair(t, mtuSide(addrA, 68, false), mtuSide(addrB, 68, false))
+	t.Run("offload", func(t *testing.T) { tunnelMTU68(t, Options{}) })
+	t.Run("no offload", func(t *testing.T) { tunnelMTU68(t, Options{NoOffload: true}) })
+}
+
+func tunnelMTU68(t *testing.T, o Options) {
+	sa, sb := pair(t, mtuSide(addrA, 68, false, o), mtuSide(addrB, 68, false, o))
 	t.Logf("ping A→B %v, B→A %v", pingOnce(t, sa.net, addrB), pingOnce(t, sb.net, addrA))
 	udpEcho(t, sa.net, sb.net, addrB, 40) // 68 bytes: not fragmented
 	if f := sa.wisp.Stats().IPFrag; f.Xmit != 0 {
@@ -176,5 +186,7 @@ func TestTunnelMTU68(t *testing.T) {
 	// TCP's smallest MSS is transport/tcp's business; a transfer still arrives intact.
 	before := sa.wisp.Stats().IPFrag.Xmit
 	d := transfer(t, sa.net, sb.net, addrB, 64<<10)
-	t.Logf("TCP 64 KiB A→B in %v; A sent %d IPv4 fragments for it", d.Round(time.Millisecond), sa.wisp.Stats().IPFrag.Xmit-before)
+	st := sa.wisp.Stats()
+	t.Logf("TCP 64 KiB A→B in %v; A sent %d IPv4 fragments for it; TCP %+v; offload %+v",
+		d.Round(time.Millisecond), st.IPFrag.Xmit-before, st.TCPExt, st.Offload)
 }

@@ -65,9 +65,9 @@ type side struct {
 	wisp *Net // nil on the gVisor side
 }
 
-func newWispSide(t *testing.T, addr netip.Addr, dnsServers ...netip.Addr) side {
+func newWispSide(t *testing.T, o Options, addr netip.Addr, dnsServers ...netip.Addr) side {
 	t.Helper()
-	td, n, err := CreateNetTUNWithOptions([]netip.Addr{addr}, dnsServers, 1420, Options{})
+	td, n, err := CreateNetTUNWithOptions([]netip.Addr{addr}, dnsServers, 1420, o)
 	if err != nil {
 		t.Fatal(err)
 	}

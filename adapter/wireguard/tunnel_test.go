@@ -19,7 +19,14 @@ var (
 )
 
 func wispAt(addr netip.Addr, dnsServers ...netip.Addr) func(*testing.T) side {
-	return func(t *testing.T) side { return newWispSide(t, addr, dnsServers...) }
+	return wispWith(Options{})(addr, dnsServers...)
+}
+
+// wispWith is wispAt with options.
+func wispWith(o Options) func(netip.Addr, ...netip.Addr) func(*testing.T) side {
+	return func(addr netip.Addr, dnsServers ...netip.Addr) func(*testing.T) side {
+		return func(t *testing.T) side { return newWispSide(t, o, addr, dnsServers...) }
+	}
 }
 
 func gvisorAt(addr netip.Addr, dnsServers ...netip.Addr) func(*testing.T) side {
@@ -40,9 +47,9 @@ func transferSize(t *testing.T, big bool) int64 {
 }
 
 // tunnelSuite runs HTTP and ping both ways, name resolution through the tunnel against a
-// DNS server on B, and a byte-exact transfer each way. A is always wisp.
-func tunnelSuite(t *testing.T, b func(netip.Addr, ...netip.Addr) func(*testing.T) side) {
-	sa, sb := pair(t, wispAt(addrA, addrB), b(addrB, addrA))
+// DNS server on B, and a byte-exact transfer each way. A is always wisp, with options o.
+func tunnelSuite(t *testing.T, o Options, b func(netip.Addr, ...netip.Addr) func(*testing.T) side) {
+	sa, sb := pair(t, wispWith(o)(addrA, addrB), b(addrB, addrA))
 	serveHTTP(t, sa.net, "A")
 	serveHTTP(t, sb.net, "B")
 	serveDNS(t, sb.net, map[string][]netip.Addr{
@@ -109,8 +116,13 @@ func tunnelSuite(t *testing.T, b func(netip.Addr, ...netip.Addr) func(*testing.T
 	if sa.wisp != nil {
 		st := sa.wisp.Stats()
 		tx, txd, rx, rxd := sa.wisp.Device().Stats()
-		t.Logf("A: budget %d MiB, TCP xmit %d recv %d drop %d; device tx %d (%d dropped) rx %d (%d dropped)",
-			sa.wisp.Budget().Total>>20, st.TCP.Xmit, st.TCP.Recv, st.TCP.Drop, tx, txd, rx, rxd)
+		gf, gs, _ := sa.wisp.Device().OffloadStats()
+		t.Logf("A: budget %d MiB, TCP xmit %d recv %d drop %d rtx %d; device tx %d (%d dropped) rx %d (%d dropped), %d large segments cut into %d; offload %+v",
+			sa.wisp.Budget().Total>>20, st.TCP.Xmit, st.TCP.Recv, st.TCP.Drop, st.TCPExt.Retransmits, tx, txd, rx, rxd, gf, gs, st.Offload)
+		// A sends 64 MiB: with offloads TCP hands the device large segments; without, none.
+		if o.NoOffload != (gf == 0) {
+			t.Errorf("NoOffload %v, yet the device cut %d large segments", o.NoOffload, gf)
+		}
 	}
 }
 
@@ -129,9 +141,19 @@ func asDNSError(err error, de **net.DNSError) bool {
 	return false
 }
 
-func TestTunnelWispToWisp(t *testing.T) { tunnelSuite(t, wispAt) }
+func TestTunnelWispToWisp(t *testing.T) { tunnelSuite(t, Options{}, wispWith(Options{})) }
 
-func TestTunnelWispToNetstack(t *testing.T) { tunnelSuite(t, gvisorAt) }
+func TestTunnelWispToNetstack(t *testing.T) { tunnelSuite(t, Options{}, gvisorAt) }
+
+// The same without offloads: MTU-sized packets with their checksums from the stack, as
+// before offloads.
+func TestTunnelWispToWispNoOffload(t *testing.T) {
+	tunnelSuite(t, Options{NoOffload: true}, wispWith(Options{NoOffload: true}))
+}
+
+func TestTunnelWispToNetstackNoOffload(t *testing.T) {
+	tunnelSuite(t, Options{NoOffload: true}, gvisorAt)
+}
 
 // TestNetstackResolvesThroughWisp: gVisor's netstack asks a DNS server that runs on wisp.
 func TestNetstackResolvesThroughWisp(t *testing.T) {
