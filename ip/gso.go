@@ -53,6 +53,10 @@ type TxOffload struct {
 	// CsumPartial: an ordinary packet's checksum may be left partial
 	// (pbuf.FlagChecksumPartial): the link completes it. (A GSO packet's always is.)
 	CsumPartial bool
+	// MTU is the route's MTU for the destination's family: each segment of a GSO packet,
+	// headers included, must fit it (a smaller MTU than the transport's segments means
+	// fragments, which GSO does not make).
+	MTU int
 }
 
 // GSO reports what the route to dst offers a transport sending v4 or v6 packets (as dst
@@ -76,7 +80,7 @@ func (l *Layer) GSO(dst netip.Addr, proto uint8) TxOffload {
 	default:
 		self = n.off.TSO6
 	}
-	return TxOffload{GSOMax: n.off.GSOMax, Cut: !self, CsumPartial: n.off.TxChecksum}
+	return TxOffload{GSOMax: n.off.GSOMax, Cut: !self, CsumPartial: n.off.TxChecksum, MTU: n.mtuFor(!dst.Unmap().Is4())}
 }
 
 // gsoSegs returns how many segments GSO packet p makes, or 0 when they would not fit mtu

@@ -64,7 +64,9 @@ type Endpoint interface {
 }
 
 // TxRoomer is implemented by links whose transmit queue can fill. TxRoom reports how many
-// frames WritePackets would accept now; it is a hint (a concurrent delivery may free room),
+// frames WritePackets would accept now, counting a GSO packet as the packets it becomes
+// on the wire (a link that queues GSO packets whole may count either: TCP assumes the
+// former, and a queue counted in frames then only holds less than it could); it is a hint (a concurrent delivery may free room),
 // so a caller that sees room may still be refused. Wrappers report their inner link's room,
 // or a large number when it does not say. The stack uses it to fail a datagram send with
 // errs.Mem (ENOMEM) instead of dropping the datagram silently at the next flush, and TCP

@@ -194,3 +194,15 @@ func TestTSOTransfer(t *testing.T) {
 		})
 	}
 }
+
+// Below an MTU that a full segment does not fit (its headers and the smallest MSS need
+// fragments), TCP sends segments one by one for IP to fragment, rather than GSO packets
+// whose cut segments the link would refuse: the transfer takes no RTO.
+func TestGSONotWhenSegmentsNeedFragments(t *testing.T) {
+	w := newWorld(t, worldCfg{mtu: 68, offloads: link.Offloads{GSOMax: 65535}})
+	gsoTransfer(t, w, netip.AddrPortFrom(addrB, 80), 64<<10)
+	st := w.a.stats()
+	if st.Offload.GSOOut != 0 || st.Offload.GSOErr != 0 || st.TCPExt.RTOs != 0 {
+		t.Errorf("offload %+v, RTOs %d", st.Offload, st.TCPExt.RTOs)
+	}
+}

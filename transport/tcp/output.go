@@ -132,16 +132,14 @@ func (c *PCB) sendNewData(ns int64) {
 		}
 		tx := txOffload{partial: off.CsumPartial}
 		frames := 1
-		if n == mss && unsent > mss && off.GSOMax > 0 {
+		if n == mss && unsent > mss && off.GSOMax > 0 && c.gsoFits(mss, off.MTU) {
 			maxData := off.GSOMax - c.ipHeaderLen() - wire.TCPMaxHeaderLen
-			if off.Cut && room > 0 {
-				maxData = min(maxData, room*mss) // each segment is a frame in the link's queue
+			if room > 0 {
+				maxData = min(maxData, room*mss) // the link's room counts packets on the wire
 			}
 			if k := c.gsoExtend(mss, unsent, maxData, finNow); k > n {
 				n, tx.gso = k, mss
-				if off.Cut {
-					frames = (n + mss - 1) / mss
-				}
+				frames = (n + mss - 1) / mss
 			}
 		}
 		fin := finNow && int(c.sndEnd-c.sndNxt) == n
@@ -185,6 +183,17 @@ func (c *PCB) windowAllowsMore(n int) bool {
 		return c.prrSndcnt >= n
 	}
 	return c.pipe()+n <= c.cc.Cwnd()
+}
+
+// gsoFits reports whether a segment of mss bytes of data, with its IP and TCP headers,
+// fits mtu: else the segments would need fragments, which a GSO cut does not make, and
+// TCP sends them one by one for IP to fragment (an MTU below the smallest MSS).
+func (c *PCB) gsoFits(mss, mtu int) bool {
+	th := wire.TCPMinHeaderLen + (c.mss - mss) // the SACK blocks segMSS made room for
+	if c.flags&fTS != 0 {
+		th += 12 // wire.TCPOptions' timestamps, padded
+	}
+	return c.ipHeaderLen()+th+mss <= mtu
 }
 
 // ipHeaderLen is the IP header length of the connection's packets.
