@@ -32,4 +32,20 @@ var (
 	ErrAddress = errors.New("wire: address family mismatch")
 	// ErrRepr: a Repr field is out of range for the wire format.
 	ErrRepr = errors.New("wire: field out of range")
+
+	// The errors of VirtioNetHdrRepr.Parse.
+
+	// ErrVirtioNetFlags: a flag bit other than NEEDS_CSUM and DATA_VALID is set.
+	ErrVirtioNetFlags = errors.New("wire: virtio-net header: unknown flags")
+	// ErrVirtioNetGSOType: the GSO type is unknown, or UFO (VIRTIO_NET_HDR_GSO_UDP), which
+	// wisp refuses, or the ECN bit on a type that is not TCP.
+	ErrVirtioNetGSOType = errors.New("wire: virtio-net header: unknown or unsupported GSO type")
+	// ErrVirtioNetGSO: a GSO packet without a segment size, or without a checksum flag
+	// (its checksum field says nothing true about the segments).
+	ErrVirtioNetGSO = errors.New("wire: virtio-net header: GSO packet without segment size or checksum flag")
+	// ErrVirtioNetCsum: NEEDS_CSUM with a checksum field outside the packet
+	// (csum_start+csum_offset+2 > packet length).
+	ErrVirtioNetCsum = errors.New("wire: virtio-net header: checksum start/offset outside the packet")
+	// ErrVirtioNetHdrLen: hdr_len larger than the packet.
+	ErrVirtioNetHdrLen = errors.New("wire: virtio-net header: hdr_len larger than the packet")
 )

@@ -1,9 +1,6 @@
 package wire
 
-import (
-	"encoding/binary"
-	"errors"
-)
+import "encoding/binary"
 
 // VirtioNetHdrLen is the length of struct virtio_net_hdr, the header a Linux TUN device
 // opened with IFF_VNET_HDR puts in front of every packet (virtio 1.x §5.1.6, without the
@@ -29,24 +26,6 @@ const (
 	// VirtioNetGSOECN is or-ed into a TCP type: the packet has CWR set, and the segments
 	// after the first must not (VIRTIO_NET_HDR_GSO_ECN).
 	VirtioNetGSOECN = 0x80
-)
-
-// Errors of VirtioNetHdrRepr.Parse, beside ErrTruncated. Sentinels: returning them never
-// allocates.
-var (
-	// ErrVirtioNetFlags: a flag bit other than NEEDS_CSUM and DATA_VALID is set.
-	ErrVirtioNetFlags = errors.New("wire: virtio-net header: unknown flags")
-	// ErrVirtioNetGSOType: the GSO type is unknown, or UFO (VIRTIO_NET_HDR_GSO_UDP), which
-	// wisp refuses, or the ECN bit on a type that is not TCP.
-	ErrVirtioNetGSOType = errors.New("wire: virtio-net header: unknown or unsupported GSO type")
-	// ErrVirtioNetGSO: a GSO packet without a segment size, or without a checksum flag
-	// (its checksum field says nothing true about the segments).
-	ErrVirtioNetGSO = errors.New("wire: virtio-net header: GSO packet without segment size or checksum flag")
-	// ErrVirtioNetCsum: NEEDS_CSUM with a checksum field outside the packet
-	// (csum_start+csum_offset+2 > packet length).
-	ErrVirtioNetCsum = errors.New("wire: virtio-net header: checksum start/offset outside the packet")
-	// ErrVirtioNetHdrLen: hdr_len larger than the packet.
-	ErrVirtioNetHdrLen = errors.New("wire: virtio-net header: hdr_len larger than the packet")
 )
 
 // VirtioNetHdr is a view of a virtio-net header. Its fields are little-endian: wisp asks
