@@ -24,6 +24,7 @@ import (
 	"github.com/wispstack/wisp/errs"
 	"github.com/wispstack/wisp/link"
 	"github.com/wispstack/wisp/link/linktest"
+	"github.com/wispstack/wisp/memp"
 	"github.com/wispstack/wisp/pbuf"
 	"github.com/wispstack/wisp/wire"
 )
@@ -356,6 +357,21 @@ func TestOffloadKernelTCP(t *testing.T) {
 	for _, d := range []*Device{b.devA, b.devB} {
 		if g, _, bad, tg := d.OffloadStats(); g == 0 || tg == 0 || bad != 0 {
 			t.Errorf("%s: rx gso %d, tx gso %d, bad headers %d", d.Name(), g, tg, bad)
+		}
+	}
+	// Idle, open devices hold no pool memory: the readers free their standing chains.
+	var tb memp.Table
+	b.alloc.Register(&tb)
+	inUse := func() (n int) {
+		for _, p := range tb.Snapshot(nil) {
+			n += p.Used
+		}
+		return n
+	}
+	for deadline := time.Now().Add(10 * time.Second); inUse() != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("idle devices hold %d pool elements", inUse())
+			break
 		}
 	}
 }

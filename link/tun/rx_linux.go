@@ -20,7 +20,9 @@ import (
 // takes the pbufs it filled (the last one trimmed), the rest of the chain stays, and the
 // next read first tops the chain up with one AllocRx of exactly the bytes taken. A short
 // packet thus costs one pbuf from the pool, as without offloads, and nothing is allocated
-// and freed again per packet.
+// and freed again per packet. The chain is freed when the reader finds nothing to read and
+// waits: an idle device holds no pool memory (the stack's pools are back to zero), and a
+// wake-up costs one AllocRx.
 type queue struct {
 	d  *Device
 	f  *os.File
@@ -51,7 +53,11 @@ func (q *queue) reader() {
 			switch err {
 			case nil, unix.EINTR:
 			case unix.EAGAIN:
-				// Nothing (more) to read: deliver what we have, or wait for the poller.
+				// Nothing (more) to read: deliver what we have, or wait for the poller,
+				// holding no pool memory while the device is idle.
+				if len(q.batch) == 0 {
+					q.release()
+				}
 				return len(q.batch) > 0
 			default:
 				rerr = err
