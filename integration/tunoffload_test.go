@@ -1,8 +1,10 @@
 package integration
 
 import (
+	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -18,7 +20,9 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+	"golang.org/x/sys/unix"
 
+	"github.com/wispstack/wisp/endpoint"
 	"github.com/wispstack/wisp/internal/tcpapp"
 	"github.com/wispstack/wisp/link"
 	"github.com/wispstack/wisp/link/tun"
@@ -395,4 +399,91 @@ func checkCapture(t *testing.T, file string, badFrames map[int]bool) (st capture
 		}
 	}
 	return st
+}
+
+// UDP segmentation both ways through a TUN with offloads (where the kernel has USO, Linux
+// 6.2 and later): a kernel socket's UDP_SEGMENT send reaches wisp as one UDP GSO packet
+// that wisp's UDP hands to its socket as the datagrams the sender asked for; wisp's
+// UDP_SEGMENT send leaves as one UDP GSO packet that the kernel cuts. Byte-exact, both
+// families.
+func TestTUNOffloadUDPSegment(t *testing.T) {
+	e, dev := newOffloadEnv(t, 24, true)
+	if !dev.USO() {
+		t.Skip("the kernel refuses TUN_F_USO4/6 (Linux before 6.2)")
+	}
+	e.evidence(t)
+	n := endpoint.New(e.s)
+	const seg, size = 1000, 10500
+	msg := make([]byte, size)
+	for i := range msg {
+		msg[i] = byte(i*7 + i>>8)
+	}
+	// readAll reads the datagrams of one segmented send from r and checks them.
+	readAll := func(what string, read func([]byte) (int, error)) {
+		t.Helper()
+		var got []byte
+		buf := make([]byte, 2048)
+		for k := 0; k < (size+seg-1)/seg; k++ {
+			m, err := read(buf)
+			if err != nil {
+				t.Fatalf("%s: datagram %d: %v (%d bytes so far)", what, k, err, len(got))
+			}
+			if want := min(seg, size-len(got)); m != want {
+				t.Fatalf("%s: datagram %d of %d bytes, want %d", what, k, m, want)
+			}
+			got = append(got, buf[:m]...)
+		}
+		if !bytes.Equal(got, msg) {
+			t.Fatalf("%s: the datagrams do not join into what was sent", what)
+		}
+	}
+	for _, f := range families {
+		network := map[int]string{0: "udp4", 1: "udp6"}[f.idx]
+		wc, err := n.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(e.wisp[f.idx], 7000)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kc *net.UDPConn
+		e.ns.do(t, func() {
+			kc, err = net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(e.kern[f.idx], 7001)))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		wc.SetDeadline(deadline)
+		kc.SetDeadline(deadline)
+		before := e.s.Stats().Offload
+
+		// Kernel → wisp.
+		raw, err := kc.SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var serr error
+		raw.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_SEGMENT, seg) })
+		if serr != nil {
+			t.Fatal(serr)
+		}
+		if _, err := kc.WriteToUDPAddrPort(msg, netip.AddrPortFrom(e.wisp[f.idx], 7000)); err != nil {
+			t.Fatal(err)
+		}
+		readAll(f.name+" kernel→wisp", func(b []byte) (int, error) { k, _, err := wc.ReadFromUDPAddrPort(b); return k, err })
+
+		// Wisp → kernel.
+		if err := wc.SetSegmentSize(seg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := wc.WriteToUDPAddrPort(msg, netip.AddrPortFrom(e.kern[f.idx], 7001)); err != nil {
+			t.Fatal(err)
+		}
+		readAll(f.name+" wisp→kernel", func(b []byte) (int, error) { k, _, err := kc.ReadFromUDPAddrPort(b); return k, err })
+
+		after := e.s.Stats().Offload
+		if after.RxGSO == before.RxGSO || after.TSOOut == before.TSOOut {
+			t.Errorf("%s: no UDP GSO packet crossed whole: before %+v, after %+v", f.name, before, after)
+		}
+		wc.Close()
+		kc.Close()
+	}
 }

@@ -69,6 +69,7 @@ type bridge struct {
 	bad      []string
 	largest  int
 	gsoSeen  int
+	usoSeen  int // UDP GSO packets (USO)
 	overMTU  int
 	writeErr error
 }
@@ -102,7 +103,11 @@ func newBridge(t *testing.T, c Config) *bridge {
 // forward checks p and writes it to the other device (which takes it).
 func (b *bridge) forward(p *pbuf.Pbuf, to *Device) {
 	gso, size := p.GSO()
-	if gso != pbuf.GSONone {
+	if gso == pbuf.GSOUDPL4 {
+		b.mu.Lock()
+		b.usoSeen++
+		b.mu.Unlock()
+	} else if gso != pbuf.GSONone {
 		b.mu.Lock()
 		b.gsoSeen++
 		b.largest = max(b.largest, p.TotLen())
@@ -333,7 +338,7 @@ func transferSize() int64 {
 func TestOffloadKernelTCP(t *testing.T) {
 	b := newBridge(t, Config{Name: "wispo%d", MTU: 1500, Offload: true})
 	for _, d := range []*Device{b.devA, b.devB} {
-		if d.Offloads() != (link.Offloads{TxChecksum: true, TSO4: true, TSO6: true, GSOMax: 65535}) {
+		if d.Offloads() != (link.Offloads{TxChecksum: true, TSO4: true, TSO6: true, USO: d.USO(), GSOMax: 65535}) {
 			t.Fatalf("%s: offloads %+v", d.Name(), d.Offloads())
 		}
 	}
@@ -733,6 +738,79 @@ func BenchmarkRxBuffers(b *testing.B) {
 				p := disp.AllocRx(rxMax)
 				p.Shrink(n)
 				p.Free()
+			}
+		})
+	}
+}
+
+// With USO (Linux 6.2 and later), a kernel UDP socket's UDP_SEGMENT send crosses the
+// bridge as one UDP GSO packet: device A reads it whole, device B writes it whole, and the
+// kernel of B cuts it into the datagrams the sender asked for, each byte-exact.
+func TestOffloadKernelUSO(t *testing.T) {
+	b := newBridge(t, Config{Name: "wispu%d", MTU: 1500, Offload: true})
+	if !b.devA.USO() || !b.devB.USO() {
+		t.Skip("the kernel refuses TUN_F_USO4/6 (Linux before 6.2)")
+	}
+	for i, v6 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "IPv4", true: "IPv6"}[v6], func(t *testing.T) {
+			network := map[bool]string{false: "udp4", true: "udp6"}[v6]
+			addr := net.JoinHostPort(bridgeAddrs[1][i], fmt.Sprint(6001+i))
+			var rc, sc *net.UDPConn
+			if err := inNetns(b.nsB, func() (err error) {
+				a, _ := net.ResolveUDPAddr(network, addr)
+				rc, err = net.ListenUDP(network, a)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			defer rc.Close()
+			if err := inNetns(b.nsA, func() (err error) {
+				a, _ := net.ResolveUDPAddr(network, addr)
+				sc, err = net.DialUDP(network, nil, a)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			defer sc.Close()
+			const seg, n = 1000, 10500
+			raw, err := sc.SyscallConn()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var serr error
+			raw.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_SEGMENT, seg) })
+			if serr != nil {
+				t.Fatal(serr)
+			}
+			msg := pattern(7)[:n]
+			b.mu.Lock()
+			before := b.usoSeen
+			b.mu.Unlock()
+			if _, err := sc.Write(msg); err != nil {
+				t.Fatal(err)
+			}
+			rc.SetReadDeadline(time.Now().Add(10 * time.Second))
+			buf := make([]byte, 2048)
+			var got []byte
+			for k := 0; k < (n+seg-1)/seg; k++ {
+				m, err := rc.Read(buf)
+				if err != nil {
+					b.logState(t)
+					t.Fatalf("datagram %d: %v (got %d bytes so far)", k, err, len(got))
+				}
+				if want := min(seg, n-len(got)); m != want {
+					t.Fatalf("datagram %d: %d bytes, want %d", k, m, want)
+				}
+				got = append(got, buf[:m]...)
+			}
+			if !bytes.Equal(got, msg) {
+				t.Fatal("the datagrams do not join into what was sent")
+			}
+			b.mu.Lock()
+			uso := b.usoSeen - before
+			b.mu.Unlock()
+			if uso != 1 {
+				t.Errorf("%d UDP GSO packets crossed the bridge, want 1", uso)
 			}
 		})
 	}

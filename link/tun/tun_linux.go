@@ -31,6 +31,8 @@ const (
 	tunFCsum = 0x01
 	tunFTSO4 = 0x02
 	tunFTSO6 = 0x04
+	tunFUSO4 = 0x20 // Linux 6.2
+	tunFUSO6 = 0x40
 )
 
 // Device is an open TUN interface; it implements link.Endpoint and link.Offloader.
@@ -38,6 +40,7 @@ type Device struct {
 	name    string
 	mtu     int
 	offload bool // every packet read and written has a virtio-net header
+	uso     bool // the kernel took USO: UDP GSO packets both ways
 	rxCap   int  // the longest packet a read takes: the MTU, or rxMax with offloads
 	queues  []*queue
 
@@ -167,8 +170,10 @@ func open(name string, mtu, nq int, vnet bool) (d *Device, err error) {
 		}
 		name = ifr.Name() // the queues after the first attach to the same interface
 	}
+	uso := false
 	if vnet {
-		if err := vnetSetup(fds[0]); err != nil {
+		var err error
+		if uso, err = vnetSetup(fds[0]); err != nil {
 			return nil, &offloadRefused{name: name, err: err}
 		}
 	}
@@ -176,7 +181,7 @@ func open(name string, mtu, nq int, vnet bool) (d *Device, err error) {
 		return nil, err
 	}
 	d = &Device{
-		name: name, mtu: mtu, offload: vnet, rxCap: mtu,
+		name: name, mtu: mtu, offload: vnet, uso: uso, rxCap: mtu,
 		wiov: make([]unix.Iovec, 0, maxIov),
 	}
 	d.wfn = func(fd uintptr) bool {
@@ -209,22 +214,25 @@ func open(name string, mtu, nq int, vnet bool) (d *Device, err error) {
 	return d, nil
 }
 
-// vnetSetup sets the virtio-net header's size and byte order and asks for checksum offload
-// and TSO (the settings belong to the interface: one fd is enough). USO is not asked for:
-// the stack does not take UDP GSO packets on input.
-func vnetSetup(fd int) error {
+// vnetSetup sets the virtio-net header's size and byte order and asks for checksum offload,
+// TSO and, where the kernel has it (Linux 6.2), USO (the settings belong to the interface:
+// one fd is enough). It reports whether USO was taken.
+func vnetSetup(fd int) (uso bool, err error) {
 	if err := unix.IoctlSetPointerInt(fd, unix.TUNSETVNETHDRSZ, vnetHdrLen); err != nil {
-		return fmt.Errorf("TUNSETVNETHDRSZ %d: %w", vnetHdrLen, err)
+		return false, fmt.Errorf("TUNSETVNETHDRSZ %d: %w", vnetHdrLen, err)
 	}
 	// Little-endian fields on every host (the default on little-endian hosts, where a
 	// kernel without the ioctl needs nothing).
 	if err := unix.IoctlSetPointerInt(fd, unix.TUNSETVNETLE, 1); err != nil && !littleEndian() {
-		return fmt.Errorf("TUNSETVNETLE: %w", err)
+		return false, fmt.Errorf("TUNSETVNETLE: %w", err)
+	}
+	if setOffload(fd, tunFCsum|tunFTSO4|tunFTSO6|tunFUSO4|tunFUSO6) == nil {
+		return true, nil
 	}
 	if err := setOffload(fd, tunFCsum|tunFTSO4|tunFTSO6); err != nil {
-		return fmt.Errorf("TUNSETOFFLOAD csum,tso4,tso6: %w", err)
+		return false, fmt.Errorf("TUNSETOFFLOAD csum,tso4,tso6: %w", err)
 	}
-	return nil
+	return false, nil
 }
 
 func littleEndian() bool { return binary.NativeEndian.Uint16([]byte{1, 0}) == 1 }
@@ -285,8 +293,12 @@ func (d *Device) Offloads() link.Offloads {
 	if !d.offload {
 		return link.Offloads{}
 	}
-	return link.Offloads{TxChecksum: true, TSO4: true, TSO6: true, GSOMax: gsoMax}
+	return link.Offloads{TxChecksum: true, TSO4: true, TSO6: true, USO: d.uso, GSOMax: gsoMax}
 }
+
+// USO reports whether the kernel took UDP segmentation offload (Linux 6.2 and later): UDP
+// GSO packets are then read and written whole.
+func (d *Device) USO() bool { return d.uso }
 
 // Queues returns the number of queues, each with its reader goroutine.
 func (d *Device) Queues() int { return len(d.queues) }

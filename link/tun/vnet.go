@@ -65,13 +65,14 @@ func transport(b []byte, n int) (ver, off int, proto uint8, ok bool) {
 // (at least min(n, peekLen) of them) into the packet's marks. ok is false when the header
 // is malformed or does not describe the packet: the frame is dropped.
 //
-// A GSO packet must be one TCP segment of the family its type says, with the checksum
-// (when partial) at its TCP header; it gets the GSO mark and FlagChecksumOK (and
+// A GSO packet must be one TCP segment of the family its type says, or with uso (the
+// device took USO) a UDP payload to cut into datagrams, with the checksum (when partial)
+// at its transport header; it gets the GSO mark and FlagChecksumOK (and
 // FlagChecksumPartial with NEEDS_CSUM). A plain packet with NEEDS_CSUM at its TCP or UDP
 // checksum gets FlagChecksumOK|FlagChecksumPartial; with NEEDS_CSUM anywhere else (a
 // tunnel's inner header) it gets no mark, so the stack verifies what it can. DATA_VALID
 // gets FlagChecksumOK.
-func rxMeta(h, b []byte, n int) (flags pbuf.Flags, gso pbuf.GSOType, size int, ok bool) {
+func rxMeta(h, b []byte, n int, uso bool) (flags pbuf.Flags, gso pbuf.GSOType, size int, ok bool) {
 	var r wire.VirtioNetHdrRepr
 	if r.Parse(h, n) != nil {
 		return 0, pbuf.GSONone, 0, false
@@ -85,13 +86,15 @@ func rxMeta(h, b []byte, n int) (flags pbuf.Flags, gso pbuf.GSOType, size int, o
 		(proto == wire.ProtoTCP && r.CsumOffset == tcpCsumOff || proto == wire.ProtoUDP && r.CsumOffset == udpCsumOff)
 	if r.GSOType != wire.VirtioNetGSONone {
 		switch {
-		case !tok || proto != wire.ProtoTCP:
+		case !tok:
 			return 0, pbuf.GSONone, 0, false
-		case r.GSOType == wire.VirtioNetGSOTCPv4 && ver == 4:
+		case r.GSOType == wire.VirtioNetGSOTCPv4 && ver == 4 && proto == wire.ProtoTCP:
 			gso = pbuf.GSOTCPv4
-		case r.GSOType == wire.VirtioNetGSOTCPv6 && ver == 6:
+		case r.GSOType == wire.VirtioNetGSOTCPv6 && ver == 6 && proto == wire.ProtoTCP:
 			gso = pbuf.GSOTCPv6
-		default: // the other family, or USO, which the device does not ask for
+		case r.GSOType == wire.VirtioNetGSOUDPL4 && uso && proto == wire.ProtoUDP:
+			gso = pbuf.GSOUDPL4 // either family: the IP header says which
+		default: // the other family or protocol, or USO the device did not ask for
 			return 0, pbuf.GSONone, 0, false
 		}
 		if partial && !atL4 {
@@ -114,8 +117,9 @@ func rxMeta(h, b []byte, n int) (flags pbuf.Flags, gso pbuf.GSOType, size int, o
 // with GSO request gso/size, and a checksum left partial when partial is set: a GSO packet
 // gets its type, segment size, header length and NEEDS_CSUM at its TCP checksum (and the ECN
 // bit when CWR is set: only the first segment keeps it); a partial checksum of a plain packet
-// gets NEEDS_CSUM at its TCP or UDP checksum. It fails for anything else (USO, a packet
-// that is not TCP or UDP right after its IP header).
+// gets NEEDS_CSUM at its TCP or UDP checksum; a UDP GSO packet (USO) gets its type, size
+// and header length. It fails for anything else (a packet that is not TCP or UDP right
+// after its IP header).
 func txHdr(r *wire.VirtioNetHdrRepr, b []byte, n int, gso pbuf.GSOType, size int, partial bool) error {
 	*r = wire.VirtioNetHdrRepr{}
 	if gso == pbuf.GSONone && !partial {
@@ -133,6 +137,17 @@ func txHdr(r *wire.VirtioNetHdrRepr, b []byte, n int, gso pbuf.GSOType, size int
 	}
 	r.HdrLen = r.CsumStart + r.CsumOffset + 2
 	if gso == pbuf.GSONone {
+		return nil
+	}
+	if gso == pbuf.GSOUDPL4 {
+		// USO: the kernel cuts the payload into datagrams of size bytes (a device without
+		// USO is never given one: it does not offer it).
+		if proto != wire.ProtoUDP || size <= 0 {
+			return errTxHdr
+		}
+		r.GSOType = wire.VirtioNetGSOUDPL4
+		r.HdrLen = uint16(off + wire.UDPHeaderLen)
+		r.GSOSize = uint16(min(size, 0xffff))
 		return nil
 	}
 	switch {

@@ -107,7 +107,7 @@ func TestRxMeta(t *testing.T) {
 		if c.name == "ufo" {
 			c.h[1] = wire.VirtioNetGSOUDP
 		}
-		flags, gso, size, ok := rxMeta(c.h, peek(c.pkt), len(c.pkt))
+		flags, gso, size, ok := rxMeta(c.h, peek(c.pkt), len(c.pkt), false)
 		if ok != c.ok || ok && (flags != c.flags || gso != c.gso) {
 			t.Errorf("%s: flags %v gso %v/%d ok %v; want flags %v gso %v ok %v", c.name, flags, gso, size, ok, c.flags, c.gso, c.ok)
 		}
@@ -143,7 +143,7 @@ func TestTxHdr(t *testing.T) {
 	h := make([]byte, wire.VirtioNetHdrLen)
 	txHdr(&r, peek(p4), len(p4), pbuf.GSOTCPv4, 1448, true)
 	r.Emit(h)
-	if flags, gso, size, ok := rxMeta(h, peek(p4), len(p4)); !ok || gso != pbuf.GSOTCPv4 || size != 1448 ||
+	if flags, gso, size, ok := rxMeta(h, peek(p4), len(p4), false); !ok || gso != pbuf.GSOTCPv4 || size != 1448 ||
 		flags != pbuf.FlagChecksumOK|pbuf.FlagChecksumPartial {
 		t.Fatal(flags, gso, size, ok)
 	}
@@ -177,7 +177,7 @@ func FuzzRxMeta(f *testing.F) {
 		if n < len(b) { // the packet holds at least the bytes looked at
 			n = len(b)
 		}
-		flags, gso, size, ok := rxMeta(h, b, n)
+		flags, gso, size, ok := rxMeta(h, b, n, true)
 		if !ok {
 			return
 		}
