@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wispstack/wisp/ip"
 	"github.com/wispstack/wisp/link/linktest"
 	"github.com/wispstack/wisp/pbuf"
 	"github.com/wispstack/wisp/wire"
@@ -261,7 +262,7 @@ func TestWGUDPSmoke(t *testing.T) {
 }
 
 // TestWispLinkCompletesChecksum checks the large-segment variant's checksum completion on
-// wisp's side of the link (wispEndpoint.completeChecksum): a TCP/IPv4 and a UDP/IPv6
+// wisp's side of the link (ip.CompleteChecksum): a TCP/IPv4 and a UDP/IPv6
 // packet with the pseudo-header sum in the field, in a chain of several pbufs, come out
 // with the checksum a receiver verifies.
 func TestWispLinkCompletesChecksum(t *testing.T) {
@@ -324,8 +325,8 @@ func TestWispLinkCompletesChecksum(t *testing.T) {
 			if err := p.CopyIn(b, 0); err != nil {
 				t.Fatal(err)
 			}
-			if !(&wispEndpoint{}).completeChecksum(p) {
-				t.Fatal("completeChecksum did not complete it")
+			if !ip.CompleteChecksum(p, 0) {
+				t.Fatal("CompleteChecksum did not complete it")
 			}
 			out := make([]byte, len(b))
 			p.CopyOut(out, 0)
@@ -346,7 +347,7 @@ func TestWispLinkCompletesChecksum(t *testing.T) {
 			t.Fatal(err)
 		}
 		_ = p.CopyIn(b, 0)
-		if (&wispEndpoint{}).completeChecksum(p) {
+		if ip.CompleteChecksum(p, 0) {
 			t.Errorf("completed the checksum of % x", b)
 		}
 		p.Free()

@@ -6,12 +6,12 @@ import (
 	"sync"
 
 	"github.com/wispstack/wisp/errs"
+	"github.com/wispstack/wisp/ip"
 	"github.com/wispstack/wisp/link"
 	"github.com/wispstack/wisp/opt"
 	"github.com/wispstack/wisp/pbuf"
 	"github.com/wispstack/wisp/stack"
 	"github.com/wispstack/wisp/stats"
-	"github.com/wispstack/wisp/wire"
 )
 
 // wispEngine is wisp with its tunnel preset (opt.Tunnel()), driven through the raw TCP API
@@ -137,7 +137,6 @@ type wispEndpoint struct {
 	mu   sync.RWMutex
 	disp link.Dispatcher // guarded by mu
 	rx   []*pbuf.Pbuf    // delivery scratch; used by the delivery goroutine only
-	csum [2]byte         // delivery scratch: a completed checksum
 }
 
 var (
@@ -225,7 +224,9 @@ func (e *wispEndpoint) deliver(frames []frame) {
 			_ = p.CopyIn(part, off)
 			off += len(part)
 		}
-		if f.linkCsum && e.completeChecksum(p) {
+		if f.linkCsum && ip.CompleteChecksum(p, 0) {
+			// The work a NIC does, as gVisor's side does in prepareGSO; a packet it cannot
+			// parse stays unmarked, and the receiver drops it for its checksum.
 			p.SetFlags(p.Flags() | pbuf.FlagChecksumOK)
 		}
 		if f.gso != pbuf.GSONone {
@@ -238,40 +239,4 @@ func (e *wispEndpoint) deliver(frames []frame) {
 		clear(out)
 	}
 	e.rx = out[:0]
-}
-
-// completeChecksum finishes the partial TCP or UDP checksum of the packet p (borrowed) and
-// says whether it did: the field holds the pseudo-header sum, so the sum over the transport
-// header and payload, field included, complemented, is the final value (Linux's
-// skb_checksum_help; gVisor's side does the same in prepareGSO). A packet it cannot parse
-// is left alone, unmarked: the receiver then finds the checksum wrong and drops it.
-func (e *wispEndpoint) completeChecksum(p *pbuf.Pbuf) bool {
-	b := p.Payload() // a POOL chain's first pbuf holds every header
-	hl, proto := 0, byte(0)
-	switch {
-	case len(b) >= wire.IPv4MinHeaderLen && b[0]>>4 == 4:
-		hl, proto = int(b[0]&0xf)*4, b[9]
-	case len(b) >= wire.IPv6HeaderLen && b[0]>>4 == 6:
-		hl, proto = wire.IPv6HeaderLen, b[6] // wisp's large segments carry no extension header
-	default:
-		return false
-	}
-	at := hl
-	switch proto {
-	case wire.ProtoTCP:
-		at += 16
-	case wire.ProtoUDP:
-		at += 6
-	default:
-		return false
-	}
-	if at+2 > p.TotLen() {
-		return false
-	}
-	c := wire.Finish(p.Checksum(hl, p.TotLen()-hl, 0))
-	if c == 0 && proto == wire.ProtoUDP {
-		c = 0xffff // RFC 768: a computed 0 is sent as all ones
-	}
-	e.csum = [2]byte{byte(c >> 8), byte(c)}
-	return p.CopyIn(e.csum[:], at) == nil
 }

@@ -143,7 +143,7 @@ func (n *Netif) txReady(p *pbuf.Pbuf) *pbuf.Pbuf {
 		return nil
 	}
 	if p.Flags()&pbuf.FlagChecksumPartial != 0 && !n.off.TxChecksum {
-		if !completeChecksum(p, n.medium.HeaderLen()) {
+		if !CompleteChecksum(p, n.medium.HeaderLen()) {
 			st.GSOErr++
 			n.stats.Drop++
 			n.stats.Err++
@@ -155,8 +155,8 @@ func (n *Netif) txReady(p *pbuf.Pbuf) *pbuf.Pbuf {
 	return p
 }
 
-// frameLayout is where the headers of a frame are: link header, IP header, transport
-// header (offsets from the frame's start), and the transport protocol.
+// frameLayout is where the headers of a frame are: IP header, transport header and
+// payload (offsets from the frame's start), and the transport protocol.
 type frameLayout struct {
 	ip, l4, data int // offsets of the IP header, transport header and payload
 	proto        uint8
@@ -164,32 +164,19 @@ type frameLayout struct {
 }
 
 // layout parses the headers of frame p (lh bytes of link header first), which must all
-// lie in its first pbuf (the stack builds them so). IPv6 extension headers are not
-// expected on a packet with a partial checksum or a GSO mark; one is refused.
+// lie in its first pbuf (the stack builds them so): wire.IPTransport after the link header,
+// and the TCP or UDP header's length.
 func layout(p *pbuf.Pbuf, lh int) (frameLayout, bool) {
 	b := p.Payload()
 	var f frameLayout
-	f.ip = lh
 	if len(b) < lh+1 {
 		return f, false
 	}
-	switch b[lh] >> 4 {
-	case 4:
-		if len(b) < lh+wire.IPv4MinHeaderLen {
-			return f, false
-		}
-		f.l4 = lh + int(b[lh]&0xf)*4
-		f.proto = b[lh+9]
-	case 6:
-		f.v6 = true
-		f.l4 = lh + wire.IPv6HeaderLen
-		if len(b) < f.l4 {
-			return f, false
-		}
-		f.proto = b[lh+6]
-	default:
+	off, proto, _, ok := wire.IPTransport(b[lh:])
+	if !ok {
 		return f, false
 	}
+	f.ip, f.l4, f.proto, f.v6 = lh, lh+off, proto, b[lh]>>4 == 6
 	switch f.proto {
 	case wire.ProtoTCP:
 		if len(b) < f.l4+wire.TCPMinHeaderLen {
@@ -204,18 +191,12 @@ func layout(p *pbuf.Pbuf, lh int) (frameLayout, bool) {
 	return f, f.data <= len(b) && f.data <= p.TotLen()
 }
 
-// csumOffset is where the checksum field lies in a transport header.
-func csumOffset(proto uint8) int {
-	if proto == wire.ProtoUDP {
-		return 6
-	}
-	return 16
-}
-
-// completeChecksum finishes the partial checksum of frame p (lh bytes of link header):
-// the field holds the pseudo-header sum, so the sum over the transport header and payload
-// as they stand is the whole sum (Linux's skb_checksum_help). False when p is malformed.
-func completeChecksum(p *pbuf.Pbuf, lh int) bool {
+// CompleteChecksum finishes the partial TCP or UDP checksum of frame p (borrowed; lh bytes
+// of link header, then every header in its first pbuf, as the stack builds them): the field
+// holds the pseudo-header sum, so the sum over the transport header and payload as they
+// stand is the whole sum (Linux's skb_checksum_help; wire.CompleteChecksum for a flat
+// packet). It clears FlagChecksumPartial. False, p unchanged, when p is malformed.
+func CompleteChecksum(p *pbuf.Pbuf, lh int) bool {
 	f, ok := layout(p, lh)
 	if !ok {
 		return false
@@ -232,7 +213,7 @@ func completeChecksum(p *pbuf.Pbuf, lh int) bool {
 	if c == 0 && f.proto == wire.ProtoUDP {
 		c = 0xffff // RFC 768: a computed zero is sent as all ones
 	}
-	binary.BigEndian.PutUint16(b[f.l4+csumOffset(f.proto):], c)
+	binary.BigEndian.PutUint16(b[f.l4+wire.ChecksumOffset(f.proto):], c)
 	p.SetFlags(p.Flags() &^ pbuf.FlagChecksumPartial)
 	return true
 }
@@ -248,8 +229,8 @@ func completeBeforeFragment(p *pbuf.Pbuf, proto uint8) {
 	if c == 0 && proto == wire.ProtoUDP {
 		c = 0xffff // RFC 768: a computed zero is sent as all ones
 	}
-	if b, ok := p.Header(csumOffset(proto) + 2); ok {
-		binary.BigEndian.PutUint16(b[csumOffset(proto):], c)
+	if b, ok := p.Header(wire.ChecksumOffset(proto) + 2); ok {
+		binary.BigEndian.PutUint16(b[wire.ChecksumOffset(proto):], c)
 	}
 	p.SetFlags(p.Flags() &^ pbuf.FlagChecksumPartial)
 }
@@ -311,7 +292,7 @@ func (n *Netif) gsoSoft(p *pbuf.Pbuf) {
 		copy(b, hb)
 		l4len := f.data - f.l4 + segLen
 		if f.v6 {
-			wire.IPv6(b[f.ip:f.l4]).SetPayloadLength(uint16(l4len))
+			wire.IPv6(b[f.ip:f.l4]).SetPayloadLength(uint16(f.l4 - f.ip - wire.IPv6HeaderLen + l4len)) // extension headers included
 		} else {
 			ip := wire.IPv4(b[f.ip:f.l4])
 			ip.SetTotalLength(uint16(f.l4 - f.ip + l4len))
@@ -347,7 +328,7 @@ func (n *Netif) gsoSoft(p *pbuf.Pbuf) {
 		if c == 0 && f.proto == wire.ProtoUDP {
 			c = 0xffff // RFC 768: a computed zero is sent as all ones
 		}
-		binary.BigEndian.PutUint16(b[f.l4+csumOffset(f.proto):], c)
+		binary.BigEndian.PutUint16(b[f.l4+wire.ChecksumOffset(f.proto):], c)
 		pbuf.Cat(h, v)
 		st.GSOSoftSegs++
 		n.xmitFrame(h)
@@ -386,7 +367,7 @@ func forwardGSO(out *Netif, p *pbuf.Pbuf, hl int, v6 bool) bool {
 		ip := wire.IPv4(b[:f.l4])
 		sum = wire.PseudoHeaderChecksum(f.proto, ip.Src(), ip.Dst(), l4len)
 	}
-	binary.BigEndian.PutUint16(b[f.l4+csumOffset(f.proto):], wire.Fold(sum))
+	binary.BigEndian.PutUint16(b[f.l4+wire.ChecksumOffset(f.proto):], wire.Fold(sum))
 	p.SetFlags(p.Flags() | pbuf.FlagChecksumPartial)
 	return true
 }

@@ -50,7 +50,7 @@ func gsoPacket(t testing.TB, e *env, proto uint8, src, dst netip.Addr, n, size i
 	}
 	tl := len(hdr) + n
 	ps := wire.Fold(wire.PseudoHeaderChecksum(proto, src, dst, uint32(tl)))
-	hdr[csumOffset(proto)], hdr[csumOffset(proto)+1] = byte(ps>>8), byte(ps)
+	hdr[wire.ChecksumOffset(proto)], hdr[wire.ChecksumOffset(proto)+1] = byte(ps>>8), byte(ps)
 	p, err := e.alloc.Alloc(pbuf.LayerIP, tl, pbuf.RAM)
 	if err != nil {
 		t.Fatal(err)

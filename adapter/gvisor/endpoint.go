@@ -12,6 +12,7 @@ import (
 
 	"github.com/wispstack/wisp/link"
 	"github.com/wispstack/wisp/pbuf"
+	"github.com/wispstack/wisp/wire"
 )
 
 // Endpoint is a gVisor stack.LinkEndpoint backed by a wisp link.Endpoint: give it to a gVisor
@@ -352,7 +353,7 @@ func (e *Endpoint) deliver(d stack.NetworkDispatcher, p *pbuf.Pbuf) {
 	v := viewOf(p, 0, n)
 	if p.Flags()&pbuf.FlagChecksumPartial != 0 {
 		hl := e.medium.HeaderLen()
-		if completePartial(v.AsSlice()[hl:]) {
+		if wire.CompleteChecksum(v.AsSlice()[hl:]) {
 			e.cnt.rxCsum.Add(1)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/wispstack/wisp/errs"
 	"github.com/wispstack/wisp/link"
 	"github.com/wispstack/wisp/pbuf"
+	"github.com/wispstack/wisp/wire"
 )
 
 // LinkConfig adjusts NewLink. The zero value infers everything from the gVisor endpoint.
@@ -315,7 +316,7 @@ func (l *Link) txOffload(b []byte, typ pbuf.GSOType, size, mtu int, partial bool
 	if tcp && l.gsoMax > 0 {
 		return t, l.hostGSO(t, max(mtu-t.l3-t.thl, 1)), true
 	}
-	if !completePartial(b) {
+	if !wire.CompleteChecksum(b) {
 		return t, stack.GSO{}, false
 	}
 	l.cnt.txCsum.Add(1)

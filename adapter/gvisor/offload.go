@@ -63,39 +63,16 @@ type l4 struct {
 // extension headers, or IPv4 with options, and a TCP header with options.
 const maxL4Probe = 160
 
-// l4Of finds the transport header of IP packet b (its first bytes, up to maxL4Probe). IPv6
-// hop-by-hop, routing and destination options headers are skipped; a fragment (IPv4 or
-// IPv6) or a header that does not fit b is not ok.
+// l4Of finds the transport header of IP packet b (its first bytes, up to maxL4Probe):
+// wire.IPTransport, and the TCP header length. A fragment (IPv4 or IPv6) or a header that
+// does not fit b is not ok.
 func l4Of(b []byte) (l4, bool) {
 	var r l4
-	if len(b) < 1 {
+	off, proto, _, ok := wire.IPTransport(b)
+	if !ok {
 		return r, false
 	}
-	switch b[0] >> 4 {
-	case 4:
-		if len(b) < header.IPv4MinimumSize {
-			return r, false
-		}
-		r.l3 = int(b[0]&0xf) * 4
-		r.proto = b[9]
-		if r.l3 < header.IPv4MinimumSize || binary.BigEndian.Uint16(b[6:8])&0x3fff != 0 {
-			return r, false // bad IHL, or a fragment (MF or an offset)
-		}
-	case 6:
-		if len(b) < header.IPv6MinimumSize {
-			return r, false
-		}
-		r.v6 = true
-		r.l3, r.proto = header.IPv6MinimumSize, b[6]
-		for r.proto == 0 || r.proto == 43 || r.proto == 60 { // hop-by-hop, routing, dest opts
-			if len(b) < r.l3+2 {
-				return r, false
-			}
-			r.proto, r.l3 = b[r.l3], r.l3+(int(b[r.l3+1])+1)*8
-		}
-	default:
-		return r, false
-	}
+	r.l3, r.proto, r.v6 = off, proto, b[0]>>4 == 6
 	if r.proto == uint8(header.TCPProtocolNumber) {
 		if len(b) < r.l3+header.TCPMinimumSize {
 			return r, false
@@ -108,23 +85,11 @@ func l4Of(b []byte) (l4, bool) {
 	return r, true
 }
 
-// csumOffset is where the checksum field sits in a transport header wisp may leave
-// partial (TCP and UDP), 0 for others.
-func csumOffset(proto uint8) int {
-	switch proto {
-	case uint8(header.TCPProtocolNumber):
-		return header.TCPChecksumOffset
-	case uint8(header.UDPProtocolNumber):
-		return 6 // RFC 768: source port, destination port, length, checksum
-	}
-	return 0
-}
-
 // checksumPartial reports whether the TCP or UDP checksum field of IP packet b (its first
 // bytes; t from l4Of) holds the folded pseudo-header sum of the packet, as a partial
 // checksum does. The transport length comes from the IP header, not from len(b).
 func checksumPartial(b []byte, t l4) bool {
-	off := csumOffset(t.proto)
+	off := wire.ChecksumOffset(t.proto)
 	if off == 0 || len(b) < t.l3+off+2 {
 		return false
 	}
@@ -142,36 +107,6 @@ func checksumPartial(b []byte, t l4) bool {
 	}
 	sum := wire.Fold(wire.PseudoHeaderChecksum(t.proto, src, dst, uint32(length)))
 	return binary.BigEndian.Uint16(b[t.l3+off:]) == sum
-}
-
-// completeChecksum finishes the partial checksum of the transport segment t (its field,
-// at off, holds the pseudo-header sum): what a link with checksum offload would do. UDP's
-// 0 is sent as all ones (RFC 768).
-func completeChecksum(t []byte, off int, udp bool) {
-	c := wire.Finish(wire.Checksum(t, 0))
-	if udp && c == 0 {
-		c = 0xffff
-	}
-	binary.BigEndian.PutUint16(t[off:], c)
-}
-
-// completePartial completes the partial TCP or UDP checksum of IP packet b, over the
-// length its IP header gives; false when b has no such header to complete.
-func completePartial(b []byte) bool {
-	t, ok := l4Of(b[:min(len(b), maxL4Probe)])
-	off := csumOffset(t.proto)
-	if !ok || off == 0 {
-		return false
-	}
-	end := int(binary.BigEndian.Uint16(b[2:4])) // IPv4 total length
-	if t.v6 {
-		end = header.IPv6MinimumSize + int(binary.BigEndian.Uint16(b[4:6]))
-	}
-	if end > len(b) || end < t.l3+off+2 {
-		return false
-	}
-	completeChecksum(b[t.l3:end], off, t.proto == uint8(header.UDPProtocolNumber))
-	return true
 }
 
 // gsoTypeOf maps gVisor's host GSO types to wisp's.

@@ -17,8 +17,6 @@ package wireguard
 // has a splitter of its own (for a kernel TUN's virtio-net frames), but it is unexported.
 
 import (
-	"encoding/binary"
-
 	"github.com/wispstack/wisp/pbuf"
 	"github.com/wispstack/wisp/wire"
 )
@@ -151,55 +149,4 @@ func (c *cutter) next(dst []byte, mtu int) int {
 	c.left -= n
 	c.seg++
 	return l
-}
-
-// completeChecksum finishes the TCP or UDP checksum of IP packet b, left partial by the
-// stack (pbuf.FlagChecksumPartial: the field holds the folded pseudo-header sum), and
-// reports whether b was such a packet. A fragment is not: IPv4's fragment fields are
-// checked; an IPv6 fragment header is not TCP or UDP.
-func completeChecksum(b []byte) bool {
-	if len(b) < 1 {
-		return false
-	}
-	var l4, end int
-	var proto uint8
-	switch b[0] >> 4 {
-	case 4:
-		if len(b) < wire.IPv4MinHeaderLen {
-			return false
-		}
-		ip := wire.IPv4(b)
-		if ip.IsFragment() {
-			return false // the checksum covers the whole datagram: the stack completes it first
-		}
-		l4, end, proto = ip.HeaderLen(), int(ip.TotalLength()), ip.Protocol()
-	case 6:
-		if len(b) < wire.IPv6HeaderLen {
-			return false
-		}
-		ip := wire.IPv6(b)
-		l4, end, proto = wire.IPv6HeaderLen, wire.IPv6HeaderLen+int(ip.PayloadLength()), ip.NextHeader()
-	default:
-		return false
-	}
-	field := 0
-	switch proto {
-	case wire.ProtoTCP:
-		field = 16
-	case wire.ProtoUDP:
-		field = 6
-	default:
-		return false
-	}
-	if l4 < wire.IPv4MinHeaderLen || end > len(b) || l4+field+2 > end {
-		return false
-	}
-	// The field's pseudo-header sum is summed with the rest, as a NIC does for
-	// CHECKSUM_PARTIAL (csum_start at the transport header).
-	cs := wire.Finish(wire.Checksum(b[l4:end], 0))
-	if cs == 0 && proto == wire.ProtoUDP {
-		cs = 0xffff // RFC 768: a computed zero is sent as all ones
-	}
-	binary.BigEndian.PutUint16(b[l4+field:], cs)
-	return true
 }

@@ -567,7 +567,7 @@ func FuzzCut(f *testing.F) {
 			c.stop()
 		}
 		b := bytes.Clone(frame)
-		if completeChecksum(b) {
+		if wire.CompleteChecksum(b) {
 			// The field held the pseudo-header sum the stack would have put there: with
 			// that sum, the completed checksum verifies.
 			l4, end, proto := wire.IPv6HeaderLen, wire.IPv6HeaderLen+int(wire.IPv6(b).PayloadLength()), wire.IPv6(b).NextHeader()

@@ -203,7 +203,7 @@ func (d *Device) fill(bufs [][]byte, sizes []int, offset int) int {
 				d.tooBig.Add(1)
 			case p.CopyOut(dst[:tot], 0) != tot:
 				d.txDropped.Add(1) // cannot happen: the chain is tot long
-			case p.Flags()&pbuf.FlagChecksumPartial != 0 && !completeChecksum(dst[:tot]):
+			case p.Flags()&pbuf.FlagChecksumPartial != 0 && !wire.CompleteChecksum(dst[:tot]):
 				d.txDropped.Add(1)
 			default:
 				if p.Flags()&pbuf.FlagChecksumPartial != 0 {

@@ -18,45 +18,25 @@ const gsoMax = 65535
 // GSO_MAX_SIZE (an IPv6 GSO packet may be one byte longer than an IPv4 total length).
 const rxMax = 65536
 
-// Checksum field offsets inside the transport header (a virtio-net header's csum_offset).
-const (
-	tcpCsumOff = 16
-	udpCsumOff = 6
-)
-
 var errTxHdr = errors.New("tun: no virtio-net header describes this frame")
 
 // transport locates the transport header of the IP packet of n bytes whose first bytes
-// are b: the IP version, the header's offset and protocol. ok is false for anything but an
-// unfragmented IPv4 or IPv6 packet whose length field covers exactly n bytes, with the
-// transport header right after the IP header (IPv6 extension headers are not looked
-// through) and at least the fixed part of a TCP or UDP header in the packet.
+// are b (wire.IPTransport): the IP version, the header's offset and protocol. ok is false
+// for anything but an unfragmented IPv4 or IPv6 packet whose length field covers exactly n
+// bytes with at least the fixed part of a TCP or UDP header in it.
 func transport(b []byte, n int) (ver, off int, proto uint8, ok bool) {
-	if len(b) < 1 {
+	off, proto, end, ok := wire.IPTransport(b)
+	if !ok || end != n {
 		return 0, 0, 0, false
 	}
-	switch b[0] >> 4 {
-	case 4:
-		ip := wire.IPv4(b)
-		if len(b) < wire.IPv4MinHeaderLen || ip.HeaderLen() < wire.IPv4MinHeaderLen ||
-			int(ip.TotalLength()) != n || ip.IsFragment() {
-			return 0, 0, 0, false
-		}
-		ver, off, proto = 4, ip.HeaderLen(), ip.Protocol()
-	case 6:
-		ip := wire.IPv6(b)
-		if len(b) < wire.IPv6HeaderLen || int(ip.PayloadLength())+wire.IPv6HeaderLen != n {
-			return 0, 0, 0, false
-		}
-		ver, off, proto = 6, wire.IPv6HeaderLen, ip.NextHeader()
-	default:
-		return 0, 0, 0, false
-	}
+	ver = int(b[0] >> 4)
 	switch proto {
 	case wire.ProtoTCP:
 		ok = off+wire.TCPMinHeaderLen <= n
 	case wire.ProtoUDP:
 		ok = off+wire.UDPHeaderLen <= n
+	default:
+		ok = false
 	}
 	return ver, off, proto, ok
 }
@@ -83,7 +63,7 @@ func rxMeta(h, b []byte, n int, uso bool) (flags pbuf.Flags, gso pbuf.GSOType, s
 	ver, off, proto, tok := transport(b, n)
 	partial := r.Flags&wire.VirtioNetNeedsCsum != 0
 	atL4 := tok && int(r.CsumStart) == off &&
-		(proto == wire.ProtoTCP && r.CsumOffset == tcpCsumOff || proto == wire.ProtoUDP && r.CsumOffset == udpCsumOff)
+		((proto == wire.ProtoTCP || proto == wire.ProtoUDP) && int(r.CsumOffset) == wire.ChecksumOffset(proto))
 	if r.GSOType != wire.VirtioNetGSONone {
 		switch {
 		case !tok:
@@ -131,10 +111,7 @@ func txHdr(r *wire.VirtioNetHdrRepr, b []byte, n int, gso pbuf.GSOType, size int
 	}
 	r.Flags = wire.VirtioNetNeedsCsum
 	r.CsumStart = uint16(off)
-	r.CsumOffset = udpCsumOff
-	if proto == wire.ProtoTCP {
-		r.CsumOffset = tcpCsumOff
-	}
+	r.CsumOffset = uint16(wire.ChecksumOffset(proto))
 	r.HdrLen = r.CsumStart + r.CsumOffset + 2
 	if gso == pbuf.GSONone {
 		return nil
