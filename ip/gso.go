@@ -83,7 +83,7 @@ func (l *Layer) GSO(dst netip.Addr, proto uint8) TxOffload {
 	return TxOffload{GSOMax: n.off.GSOMax, Cut: !self, CsumPartial: n.off.TxChecksum, MTU: n.mtuFor(!dst.Unmap().Is4())}
 }
 
-// gsoSegs returns how many segments GSO packet p makes, or 0 when they would not fit mtu
+// gsoSegs returns how many segments GSO packet p (borrowed) makes, or 0 when they would not fit mtu
 // or the packet the 16-bit length fields. p holds the transport header at offset l4 (0:
 // the IP header, hl bytes, is still to come; hl: p starts with it). A transport builds
 // its packets to fit; a path MTU that shrank since, or a forwarded packet, may not.
@@ -218,8 +218,8 @@ func CompleteChecksum(p *pbuf.Pbuf, lh int) bool {
 	return true
 }
 
-// completeBeforeFragment completes the partial checksum of transport packet p (its header
-// first, proto's) that is about to be fragmented: the fragments carry it as it stands, and
+// completeBeforeFragment completes the partial checksum of transport packet p (borrowed;
+// its header first, proto's) that is about to be fragmented: the fragments carry it as it stands, and
 // no link completes a checksum across fragments.
 func completeBeforeFragment(p *pbuf.Pbuf, proto uint8) {
 	if p.Flags()&pbuf.FlagChecksumPartial == 0 || proto != wire.ProtoTCP && proto != wire.ProtoUDP {
@@ -342,8 +342,8 @@ func (n *Netif) gsoDrop(st *stats.Offload) {
 	n.stats.Memerr++
 }
 
-// forwardGSO prepares GSO packet p (IP header of hl bytes first), received coalesced, to
-// leave by out: true when its segments fit out's MTU (the netif cuts it if the link does
+// forwardGSO prepares GSO packet p (borrowed; IP header of hl bytes first), received
+// coalesced, to leave by out: true when its segments fit out's MTU (the netif cuts it if the link does
 // not). Its checksum field is made partial, as a link that segments it expects; the
 // segments cut here get theirs computed whole.
 func forwardGSO(out *Netif, p *pbuf.Pbuf, hl int, v6 bool) bool {

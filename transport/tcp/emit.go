@@ -156,7 +156,7 @@ func (c *PCB) sendCopy(h *wire.TCPRepr, n int, off txOffload) error {
 	return t.ip.Output(p, c.laddr, c.dst, wire.ProtoTCP, ip.OutputOptions{TTL: c.TTL(), TOS: c.TOS()})
 }
 
-// setOffload marks segment p (its TCP header first, tl bytes in all) for the link: the
+// setOffload marks segment p (borrowed; its TCP header first, tl bytes in all) for the link: the
 // checksum field gets the pseudo-header sum with the length, folded and not complemented
 // (what a link completing it expects: pbuf.FlagChecksumPartial), and a GSO packet its
 // segment size. phsum is the pseudo-header sum without length.
