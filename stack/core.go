@@ -5,23 +5,23 @@ import (
 	"sync/atomic"
 )
 
-// core is the stack's core lock (lwIP's LOCK_TCPIP_CORE). Unlock first flushes what the
+// coreLock is a core's lock (lwIP's LOCK_TCPIP_CORE). Unlock first flushes what the
 // critical section queued for output, so every entry point ends by writing its frames.
-type core struct {
+type coreLock struct {
 	mu    sync.Mutex
 	flush func()
 	held  atomic.Bool
 }
 
-func (c *core) Lock() {
+func (c *coreLock) Lock() {
 	c.mu.Lock()
 	c.held.Store(true)
 }
 
 // Held reports whether the lock is held (by anyone: Go has no goroutine identity).
-func (c *core) Held() bool { return c.held.Load() }
+func (c *coreLock) Held() bool { return c.held.Load() }
 
-func (c *core) Unlock() {
+func (c *coreLock) Unlock() {
 	if c.flush != nil {
 		c.flush()
 	}

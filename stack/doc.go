@@ -11,4 +11,8 @@
 // runs the whole batch through the protocols and, before releasing it, flushes the frames
 // the batch produced to the links in batches (so a TCP ACK storm becomes one WritePackets
 // per link). Timers and Callback go through the same lock, so protocol code never races.
+//
+// A stack with several cores (Config.Cores, see Core) has one such lock per core; Stack's
+// own methods and Lock/Callback are core 0's, which also holds the netifs, routes, UDP and
+// raw PCBs; TCP connections live on the core their 4-tuple hashes to.
 package stack

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -21,7 +22,6 @@ import (
 	"github.com/wispstack/wisp/transport/raw"
 	"github.com/wispstack/wisp/transport/tcp"
 	"github.com/wispstack/wisp/transport/udp"
-	"github.com/wispstack/wisp/wire"
 )
 
 // Config creates a Stack.
@@ -33,14 +33,22 @@ type Config struct {
 	// Seed seeds the stack's pseudo-random choices (IP IDs, ND delays); 0 picks one from
 	// the clock so two stacks differ. Tests fix it.
 	Seed uint64
+	// Cores is how many cores carry the stack's TCP connections (see Core): 0 or 1 is
+	// lwIP's single core context; more let connections run in parallel, each core with its
+	// own lock, timers and share of the TCP_PCB and TCP_SEG pools. Netifs of a stack with
+	// several cores must carry bare IP (MediumIP: TUN, WireGuard).
+	Cores int
 }
 
 // Stack is one instance of wisp.
 type Stack struct {
-	core    core
+	core    *coreLock // cores[0].lk: the lock of the netifs, routes, UDP, raw and Close
+	cores   []*Core
+	hashKey uint64 // keys the flow hash that picks a connection's core
 	opts    opt.Options
 	alloc   *pbuf.Allocator
-	pools   memp.Table
+	pools   memp.Table // every core's pools, one line per ID
+	// Core 0's parts, which a stack with one core is.
 	timers  *clock.Timeouts
 	ip      *ip.Layer
 	tcp     *tcp.Proto
@@ -63,6 +71,12 @@ func New(c Config) (*Stack, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
+	if c.Cores == 0 {
+		c.Cores = 1
+	}
+	if err := checkCores(c.Cores, o); err != nil {
+		return nil, fmt.Errorf("wisp: %w", err)
+	}
 	if c.Clock == nil {
 		c.Clock = clock.Real
 	}
@@ -77,43 +91,24 @@ func New(c Config) (*Stack, error) {
 	if c.Seed == 0 {
 		c.Seed = uint64(c.Clock.Now().UnixNano()) | 1
 	}
-	s := &Stack{opts: o}
+	s := &Stack{opts: o, hashKey: splitSeed(tcpSeed, 0x727373)}
 	s.alloc = pbuf.NewAllocator(allocConfig(o))
-	s.alloc.Register(&s.pools)
-	s.timers = clock.NewTimeouts(c.Clock, &s.core)
-	// A failure closes what was built so far, last first.
-	var built []interface{ Close() }
-	fail := func(err error) (*Stack, error) {
-		for i := len(built) - 1; i >= 0; i-- {
-			built[i].Close()
+	for k := range c.Cores {
+		core, err := s.newCore(k, c.Cores, o, c.Clock, c.Seed, tcpSeed)
+		if err != nil {
+			for _, b := range slices.Backward(s.cores) {
+				b.lk.Lock()
+				b.close()
+				b.lk.Unlock()
+			}
+			return nil, fmt.Errorf("wisp: %w", err)
 		}
-		return nil, fmt.Errorf("wisp: %w", err)
+		s.cores = append(s.cores, core)
 	}
-	l, err := ip.New(ip.Config{Options: o, Alloc: s.alloc, Timers: s.timers, Pools: &s.pools, Seed: c.Seed})
-	if err != nil {
-		return fail(err)
-	}
-	s.ip, built = l, append(built, l)
-	// The transports are built from the layer's parts, each with its own seed.
-	tc := ip.TransportConfig{Options: o, IP: l, Alloc: s.alloc, Timers: s.timers, Pools: &s.pools, Seed: tcpSeed}
-	if s.tcp, err = tcp.New(tc); err != nil {
-		return fail(err)
-	}
-	built = append(built, s.tcp)
-	l.RegisterTransport(wire.ProtoTCP, s.tcp)
-	// UDP's ephemeral ports (RFC 6056) are as secret as TCP's: the same seed, another key.
-	tc.Seed = splitSeed(tcpSeed, 0x756470)
-	if s.udp, err = udp.New(tc); err != nil {
-		return fail(err)
-	}
-	built = append(built, s.udp)
-	l.RegisterTransport(wire.ProtoUDP, s.udp)
-	tc.Seed = splitSeed(tcpSeed, 0x726177)
-	if s.raw, err = raw.New(tc); err != nil {
-		return fail(err)
-	}
-	l.SetRaw(s.raw)
-	s.core.flush = l.Flush
+	c0 := s.cores[0]
+	s.mergePools()
+	s.core = &c0.lk
+	s.timers, s.ip, s.tcp, s.udp, s.raw = c0.timers, c0.ip, c0.tcp, c0.udp, c0.raw
 	return s, nil
 }
 
@@ -168,7 +163,9 @@ func (s *Stack) Pools() *memp.Table { return &s.pools }
 func (s *Stack) Close() error {
 	var eps []link.Endpoint
 	s.closeOnce.Do(func() {
-		s.core.Lock()
+		for _, c := range s.cores {
+			c.lk.Lock()
+		}
 		s.closed = true
 		for _, n := range s.netifs {
 			n.ep.Attach(nil)
@@ -178,13 +175,13 @@ func (s *Stack) Close() error {
 			fn()
 		}
 		s.onClose = nil
-		s.tcp.Close()
-		s.udp.Close()
-		s.raw.Close()
-		s.ip.Close()
-		s.timers.Close()
+		for _, c := range slices.Backward(s.cores) {
+			c.close()
+		}
 		s.netifs = nil
-		s.core.Unlock()
+		for _, c := range slices.Backward(s.cores) {
+			c.lk.Unlock()
+		}
 	})
 	var errsOut []error
 	for _, ep := range eps {
@@ -210,14 +207,16 @@ type NetifConfig struct {
 // Netif is a network interface of a stack. Its methods are safe for concurrent use.
 type Netif struct {
 	s        *Stack
-	n        *ip.Netif
+	n        *ip.Netif   // core 0's
+	per      []*ip.Netif // every core's view of the link, per[0] == n; core 0's lock
 	ep       link.Endpoint
 	rxMemErr atomic.Uint64
-	gro      *gro.Engine // software GRO of delivered batches (Options.GRO, MediumIP); core context
+	gro      []*gro.Engine // per core: software GRO of delivered batches (Options.GRO, MediumIP)
 }
 
 // AddNetif attaches a link to the stack. The stack takes ownership of ep: it closes it on
-// Close or RemoveNetif.
+// Close or RemoveNetif. On a stack with several cores the link must carry bare IP
+// (MediumIP), and every core writes to it (their writes are serialized, see coreLink).
 func (s *Stack) AddNetif(ep link.Endpoint, c NetifConfig) (*Netif, error) {
 	s.core.Lock()
 	defer s.core.Unlock()
@@ -227,50 +226,98 @@ func (s *Stack) AddNetif(ep link.Endpoint, c NetifConfig) (*Netif, error) {
 	if c.Name == "" {
 		c.Name = fmt.Sprintf("wisp%d", len(s.netifs))
 	}
-	n, err := s.ip.AddNetif(ep, ip.NetifConfig{Name: c.Name, MTU: c.MTU})
-	if err != nil {
-		return nil, fmt.Errorf("wisp: add netif %s: %w", c.Name, err)
+	multi := len(s.cores) > 1
+	if multi && ep.Medium() != link.MediumIP {
+		return nil, fmt.Errorf("wisp: add netif %s: a stack with %d cores takes IP-medium links only: %w",
+			c.Name, len(s.cores), errs.Val)
 	}
-	nif := &Netif{s: s, n: n, ep: ep}
+	out := ep
+	if multi {
+		out = newCoreLink(ep)
+	}
+	nif := &Netif{s: s, ep: ep}
+	undo := func() {
+		for k, n := range nif.per {
+			s.withCore(k, func(c *Core) { _ = c.ip.RemoveNetif(n) })
+		}
+	}
+	for k := range s.cores {
+		var n *ip.Netif
+		var err error
+		s.withCore(k, func(core *Core) {
+			n, err = core.ip.AddNetif(out, ip.NetifConfig{Name: c.Name, MTU: c.MTU})
+		})
+		if err != nil {
+			undo()
+			return nil, fmt.Errorf("wisp: add netif %s: %w", c.Name, err)
+		}
+		nif.per = append(nif.per, n)
+	}
+	nif.n = nif.per[0]
 	if s.opts.GRO && ep.Medium() == link.MediumIP {
-		nif.gro = new(gro.Engine)
+		nif.gro = make([]*gro.Engine, len(s.cores))
+		for k := range nif.gro {
+			nif.gro[k] = new(gro.Engine)
+		}
 	}
 	for _, p := range c.Addrs {
-		if err := n.AddAddr(p); err != nil {
-			s.ip.RemoveNetif(n)
+		if err := nif.addAddrLocked(p); err != nil {
+			undo()
 			return nil, fmt.Errorf("wisp: netif %s: address %v: %w", c.Name, p, err)
 		}
 	}
 	if !c.Down {
-		n.SetUp(true)
+		nif.eachCore(func(n *ip.Netif) { n.SetUp(true) })
 	}
 	s.netifs = append(s.netifs, nif)
 	ep.Attach(nif)
 	return nif, nil
 }
 
+// withCore runs fn with core k's lock held; core 0's is held by the caller, and another
+// core's is taken inside it (ascending order).
+func (s *Stack) withCore(k int, fn func(c *Core)) {
+	c := s.cores[k]
+	if k > 0 {
+		c.lk.Lock()
+		defer c.lk.Unlock()
+	}
+	fn(c)
+}
+
+// eachCore runs fn on every core's view of the netif, each under its core's lock (core
+// 0's held by the caller).
+func (n *Netif) eachCore(fn func(*ip.Netif)) {
+	for k, in := range n.per {
+		n.s.withCore(k, func(*Core) { fn(in) })
+	}
+}
+
 // RemoveNetif detaches and closes the netif's link. Its addresses go with it, and with them
 // (unless Options.TCPKeepConnWhenIPChanges) the TCP connections bound to them.
 func (s *Stack) RemoveNetif(nif *Netif) error {
 	s.core.Lock()
-	i := -1
-	for j, n := range s.netifs {
-		if n == nif {
-			i = j
-		}
-	}
+	i := slices.Index(s.netifs, nif)
 	if i < 0 {
 		s.core.Unlock()
 		return errs.Val
 	}
-	s.netifs = append(s.netifs[:i], s.netifs[i+1:]...)
+	s.netifs = slices.Delete(s.netifs, i, i+1)
 	nif.ep.Attach(nil)
 	addrs := nif.n.Addrs()
-	err := s.ip.RemoveNetif(nif.n)
-	if err == nil {
-		for _, a := range addrs {
-			s.addrRemoved(a.Prefix.Addr())
-		}
+	var err error
+	for k, n := range nif.per {
+		s.withCore(k, func(c *Core) {
+			e := c.ip.RemoveNetif(n)
+			if e == nil {
+				for _, a := range addrs {
+					s.addrRemoved(c, a.Prefix.Addr())
+				}
+			}
+			if k == 0 {
+				err = e
+			}
+		})
 	}
 	s.core.Unlock()
 	return errors.Join(err, nif.ep.Close())
@@ -297,37 +344,74 @@ func (n *Netif) AllocRx(size int) *pbuf.Pbuf {
 
 // DeliverPackets implements link.Dispatcher: the batch runs through the protocols under one
 // hold of the core lock, and TCP acknowledges in-order data once per connection for the
-// whole batch (tcp.Proto.BeginBatch). Takes ownership of every pbuf.
+// whole batch (tcp.Proto.BeginBatch). On a stack with several cores the batch is first
+// sorted by core (steer), and each core's part runs under that core's lock; links with
+// several queues deliver from several goroutines, and each core's parts then run in
+// parallel. Takes ownership of every pbuf.
 func (n *Netif) DeliverPackets(pkts []*pbuf.Pbuf) {
 	s := n.s
-	s.core.Lock()
-	defer s.core.Unlock()
-	if s.closed {
+	if len(s.cores) == 1 {
+		n.deliver(0, pkts)
+		return
+	}
+	for len(pkts) > 0 {
+		batch := pkts[:min(len(pkts), link.MaxBatch)]
+		pkts = pkts[len(batch):]
+		var which [link.MaxBatch]uint8
+		var mask uint64
+		for i, p := range batch {
+			k := s.steer(p)
+			which[i] = uint8(k)
+			mask |= 1 << k
+		}
+		var part [link.MaxBatch]*pbuf.Pbuf
+		for k := range s.cores {
+			if mask&(1<<k) == 0 {
+				continue
+			}
+			m := 0
+			for i, p := range batch {
+				if int(which[i]) == k {
+					part[m] = p
+					m++
+				}
+			}
+			n.deliver(k, part[:m])
+		}
+	}
+}
+
+// deliver runs pkts through core k.
+func (n *Netif) deliver(k int, pkts []*pbuf.Pbuf) {
+	c := n.s.cores[k]
+	c.lk.Lock()
+	defer c.lk.Unlock()
+	if n.s.closed || len(n.per) <= k {
 		for _, p := range pkts {
 			p.Free()
 		}
 		return
 	}
+	in := n.per[k]
+	n.countRxGSO(c, pkts)
 	if len(pkts) == 1 {
-		n.countRxGSO(pkts)
-		n.n.Input(pkts[0])
+		in.Input(pkts[0])
 		return
 	}
-	n.countRxGSO(pkts)
 	if n.gro != nil {
-		pkts = n.gro.Coalesce(pkts, s.ip.OffloadStats())
+		pkts = n.gro[k].Coalesce(pkts, c.ip.OffloadStats())
 	}
-	s.tcp.BeginBatch()
+	c.tcp.BeginBatch()
 	for _, p := range pkts {
-		n.n.Input(p)
+		in.Input(p)
 	}
-	s.tcp.EndBatch()
+	c.tcp.EndBatch()
 }
 
 // countRxGSO counts the coalesced packets the link delivered (a TUN's virtio-net GSO);
-// core context.
-func (n *Netif) countRxGSO(pkts []*pbuf.Pbuf) {
-	st := n.s.ip.OffloadStats()
+// core c's context.
+func (n *Netif) countRxGSO(c *Core, pkts []*pbuf.Pbuf) {
+	st := c.ip.OffloadStats()
 	for _, p := range pkts {
 		if typ, _ := p.GSO(); typ != pbuf.GSONone {
 			st.RxGSO++
@@ -335,7 +419,7 @@ func (n *Netif) countRxGSO(pkts []*pbuf.Pbuf) {
 	}
 }
 
-// IP returns the ip-layer netif, for core-context code.
+// IP returns core 0's ip-layer netif, for core-context code.
 func (n *Netif) IP() *ip.Netif { return n.n }
 
 // Name returns the netif's name.
@@ -355,7 +439,7 @@ func (n *Netif) MTU() int {
 func (n *Netif) SetUp(up bool) {
 	n.s.core.Lock()
 	defer n.s.core.Unlock()
-	n.n.SetUp(up)
+	n.eachCore(func(in *ip.Netif) { in.SetUp(up) })
 }
 
 // AddAddr adds an address with its prefix (198.18.0.1/24, fd42:5eed::1/64) and the
@@ -363,7 +447,19 @@ func (n *Netif) SetUp(up bool) {
 func (n *Netif) AddAddr(p netip.Prefix) error {
 	n.s.core.Lock()
 	defer n.s.core.Unlock()
-	return n.n.AddAddr(p)
+	return n.addAddrLocked(p)
+}
+
+// addAddrLocked adds p on every core (core 0's lock held): core 0 decides, the others
+// follow.
+func (n *Netif) addAddrLocked(p netip.Prefix) error {
+	if err := n.n.AddAddr(p); err != nil {
+		return err
+	}
+	for k := 1; k < len(n.per); k++ {
+		n.s.withCore(k, func(*Core) { _ = n.per[k].AddAddr(p) })
+	}
+	return nil
 }
 
 // RemoveAddr removes an address. Unless Options.TCPKeepConnWhenIPChanges, every TCP
@@ -374,16 +470,22 @@ func (n *Netif) RemoveAddr(a netip.Addr) error {
 	if err := n.n.RemoveAddr(a); err != nil {
 		return err
 	}
-	n.s.addrRemoved(a)
+	n.s.addrRemoved(n.s.cores[0], a)
+	for k := 1; k < len(n.per); k++ {
+		n.s.withCore(k, func(c *Core) {
+			_ = n.per[k].RemoveAddr(a)
+			n.s.addrRemoved(c, a)
+		})
+	}
 	return nil
 }
 
-// addrRemoved runs in core context after address a left its netif: TCP connections bound
-// to it are aborted unless the options keep them (esp-lwip's
+// addrRemoved runs in core c's context after address a left its netif: TCP connections
+// bound to it are aborted unless the options keep them (esp-lwip's
 // CONFIG_LWIP_TCP_KEEP_CONNECTION_WHEN_IP_CHANGES).
-func (s *Stack) addrRemoved(a netip.Addr) {
+func (s *Stack) addrRemoved(c *Core, a netip.Addr) {
 	if !s.opts.TCPKeepConnWhenIPChanges {
-		s.tcp.AbortLocal(a)
+		c.tcp.AbortLocal(a)
 	}
 }
 
@@ -409,14 +511,28 @@ func (s *Stack) AddRoute(r Route) error {
 	}
 	s.core.Lock()
 	defer s.core.Unlock()
-	return s.ip.AddRoute(ip.Route{Dst: r.Dst, Gateway: r.Gateway, Netif: r.Netif.n, Metric: r.Metric})
+	if err := s.ip.AddRoute(ip.Route{Dst: r.Dst, Gateway: r.Gateway, Netif: r.Netif.n, Metric: r.Metric}); err != nil {
+		return err
+	}
+	for k := 1; k < len(s.cores); k++ {
+		s.withCore(k, func(c *Core) {
+			_ = c.ip.AddRoute(ip.Route{Dst: r.Dst, Gateway: r.Gateway, Netif: r.Netif.per[k], Metric: r.Metric})
+		})
+	}
+	return nil
 }
 
 // RemoveRoute removes the route to dst through nif.
 func (s *Stack) RemoveRoute(dst netip.Prefix, nif *Netif) error {
 	s.core.Lock()
 	defer s.core.Unlock()
-	return s.ip.RemoveRoute(dst, nif.n)
+	if err := s.ip.RemoveRoute(dst, nif.n); err != nil {
+		return err
+	}
+	for k := 1; k < len(s.cores); k++ {
+		s.withCore(k, func(c *Core) { _ = c.ip.RemoveRoute(dst, nif.per[k]) })
+	}
+	return nil
 }
 
 // Routes lists the routing table.
@@ -432,9 +548,15 @@ func (s *Stack) Routes() []ip.Route {
 // test prints (stacktest.OnFail) and what a live view polls; it takes the core lock once
 // for the whole list, so the connections are seen at one moment.
 func (s *Stack) TCPConns(dst []tcp.Info) []tcp.Info {
-	s.core.Lock()
-	defer s.core.Unlock()
-	s.tcp.Conns(func(i tcp.Info) { dst = append(dst, i) })
+	for _, c := range s.cores {
+		c.lk.Lock()
+	}
+	for _, c := range s.cores {
+		c.tcp.Conns(func(i tcp.Info) { dst = append(dst, i) })
+	}
+	for _, c := range slices.Backward(s.cores) {
+		c.lk.Unlock()
+	}
 	return dst
 }
 
@@ -446,6 +568,10 @@ func (s *Stack) Stats() stats.Snapshot {
 	s.ip.Stats(&snap)
 	s.tcp.Stats(&snap)
 	s.udp.Stats(&snap)
+	snap.TimerWakeups = s.timers.Wakeups()
+	for k := 1; k < len(s.cores); k++ {
+		s.withCore(k, func(c *Core) { addSnapshot(&snap, c) })
+	}
 	for _, n := range s.netifs {
 		m := n.rxMemErr.Load()
 		snap.Link.Memerr += m
@@ -453,6 +579,5 @@ func (s *Stack) Stats() stats.Snapshot {
 	}
 	snap.Heap = s.alloc.HeapStats()
 	snap.Pools = s.pools.Snapshot(nil)
-	snap.TimerWakeups = s.timers.Wakeups()
 	return snap
 }

@@ -21,3 +21,16 @@ type Offload struct {
 func (s *Snapshot) writeOffload(ew *errWriter) {
 	writeCounters(ew, "offload:", reflect.ValueOf(&s.Offload).Elem())
 }
+
+// Add accumulates o into f (a stack with several cores reports their sum).
+func (f *Offload) Add(o *Offload) {
+	f.GSOOut += o.GSOOut
+	f.TSOOut += o.TSOOut
+	f.GSOSoft += o.GSOSoft
+	f.GSOSoftSegs += o.GSOSoftSegs
+	f.GSOErr += o.GSOErr
+	f.CsumCompleted += o.CsumCompleted
+	f.RxGSO += o.RxGSO
+	f.GROMerged += o.GROMerged
+	f.GROPackets += o.GROPackets
+}

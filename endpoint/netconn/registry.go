@@ -16,7 +16,7 @@ type member interface {
 	stackClosed()
 }
 
-// node links a member into its registry's list (core lock).
+// node links a member into its registry's list (the registry's lock).
 type node struct {
 	prev, next *node
 	m          member
@@ -29,7 +29,8 @@ type registry struct {
 	limit  int32
 	count  atomic.Int32
 	closed atomic.Bool
-	head   *node // core lock
+	mu     sync.Mutex // guards head: members live on every core of the stack
+	head   *node
 }
 
 // regs maps each stack with netconns to its registry; an entry leaves when its stack closes.
@@ -69,17 +70,22 @@ func (r *registry) stackClosed() {
 		return
 	}
 	regs.Delete(r.s)
-	for n := r.head; n != nil; {
+	r.mu.Lock()
+	head := r.head
+	r.head = nil
+	r.mu.Unlock()
+	for n := head; n != nil; {
 		next := n.next
 		n.prev, n.next = nil, nil
 		n.m.stackClosed()
 		n = next
 	}
-	r.head = nil
 }
 
-// add links n (core context).
+// add links n.
 func (r *registry) add(n *node, m member) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	n.m = m
 	n.prev = nil
 	n.next = r.head
@@ -89,8 +95,10 @@ func (r *registry) add(n *node, m member) {
 	r.head = n
 }
 
-// remove unlinks n if linked (core context).
+// remove unlinks n if linked.
 func (r *registry) remove(n *node) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if n.prev != nil {
 		n.prev.next = n.next
 	} else if r.head == n {

@@ -25,10 +25,11 @@ import (
 // consumed are returned to TCP (Recved) once they reach a quarter window, not per Read.
 type TCPConn struct {
 	s    *stack.Stack
+	k    *stack.Core // the core the connection lives on (Stack.CoreFor)
 	reg  *registry
-	node node // registry list (core lock)
+	node node // registry list (registry lock)
 
-	// Core lock.
+	// Core lock (k's).
 	pcb      *tcp.PCB    // nil once the PCB is gone (error, abort, stack closed) or given to the stack by Close
 	polling  bool        // a poll is armed to retry a write that failed for lack of memory
 	lastOpts TCPSockopts // the PCB's options when it went away (dropPCB)
@@ -75,9 +76,10 @@ func (r *refOwner) Release() {
 
 // newTCPConn makes the connection object for pcb (core context); the caller has reserved a
 // netconn and links it into the registry.
-func newTCPConn(s *stack.Stack, r *registry, pcb *tcp.PCB) *TCPConn {
+func newTCPConn(k *stack.Core, r *registry, pcb *tcp.PCB) *TCPConn {
+	s := k.Stack()
 	o := s.Options()
-	c := &TCPConn{s: s, reg: r, pcb: pcb, linger: -1, rq: ring.NewLazy[*pbuf.Pbuf](max(o.TCPRecvMboxSize, 1)),
+	c := &TCPConn{s: s, k: k, reg: r, pcb: pcb, linger: -1, rq: ring.NewLazy[*pbuf.Pbuf](max(o.TCPRecvMboxSize, 1)),
 		rch: make(chan struct{}, 1), wch: make(chan struct{}, 1)}
 	c.ref.c = c
 	c.dl.rd.init(&c.mu, c.rch)
@@ -340,11 +342,11 @@ func (c *TCPConn) flushRecved() {
 	if n == 0 {
 		return
 	}
-	c.s.Lock()
+	c.k.Lock()
 	if c.pcb != nil {
 		c.pcb.Recved(n)
 	}
-	c.s.Unlock()
+	c.k.Unlock()
 }
 
 // waitData waits for the reader's next wake-up (c.mu held on entry and on return). Bytes

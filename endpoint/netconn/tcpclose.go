@@ -31,7 +31,7 @@ func (c *TCPConn) Close() error {
 	wake(c.rch)
 	wake(c.wch)
 
-	c.s.Lock()
+	c.k.Lock()
 	c.reg.remove(&c.node)
 	pcb := c.pcb
 	if pcb != nil {
@@ -57,7 +57,7 @@ func (c *TCPConn) Close() error {
 			pcb = nil
 		}
 	}
-	c.s.Unlock()
+	c.k.Unlock()
 	if pcb != nil {
 		c.lingerWait(time.Now().Add(time.Duration(linger) * time.Second))
 	}
@@ -74,7 +74,7 @@ func (c *TCPConn) lingerWait(until time.Time) {
 	t := time.NewTimer(time.Until(until))
 	defer t.Stop()
 	for {
-		c.s.Lock()
+		c.k.Lock()
 		pcb := c.pcb
 		done := pcb == nil
 		if !done {
@@ -90,7 +90,7 @@ func (c *TCPConn) lingerWait(until time.Time) {
 				pcb.Close()
 			}
 		}
-		c.s.Unlock()
+		c.k.Unlock()
 		if done {
 			return
 		}

@@ -2,6 +2,7 @@ package netconn
 
 import (
 	"context"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -49,9 +50,7 @@ func DialTCP(ctx context.Context, s *stack.Stack, laddr, raddr netip.AddrPort, o
 	if o.V6Only && raddr.Addr().Unmap().Is4() {
 		return nil, errs.NetUnreach
 	}
-	s.Lock()
-	c, err := dialLocked(s, laddr, raddr, o)
-	s.Unlock()
+	c, err := dialCore(s, laddr, raddr, o)
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +68,7 @@ func DialTCP(ctx context.Context, s *stack.Stack, laddr, raddr netip.AddrPort, o
 		select {
 		case <-c.wch:
 		case <-ctx.Done():
-			s.Lock()
+			c.k.Lock()
 			c.mu.Lock()
 			connected = c.connected
 			c.mu.Unlock()
@@ -79,7 +78,7 @@ func DialTCP(ctx context.Context, s *stack.Stack, laddr, raddr netip.AddrPort, o
 				pcb.OnErr(nil)
 				pcb.Abort()
 			}
-			s.Unlock()
+			c.k.Unlock()
 			if connected {
 				return c, nil
 			}
@@ -89,9 +88,57 @@ func DialTCP(ctx context.Context, s *stack.Stack, laddr, raddr netip.AddrPort, o
 	}
 }
 
-// dialLocked makes the PCB and starts the connect (core context).
-func dialLocked(s *stack.Stack, laddr, raddr netip.AddrPort, o *TCPOptions) (*TCPConn, error) {
-	r, pcb, err := openPCB(s, s.TCP().NewPCB, closeTCP, func(pcb *tcp.PCB) error {
+// Ephemeral ports a stack with several cores picks from (RFC 6335's dynamic range).
+const ephemeralFirst, ephemeralCount = 49152, 16384
+
+// dialCore makes the PCB and starts the connect on the core the connection's 4-tuple
+// hashes to. On a stack with several cores the local address and port are chosen here,
+// before the core: the source address by the route, the port at random until one is
+// free on the core it leads to.
+func dialCore(s *stack.Stack, laddr, raddr netip.AddrPort, o *TCPOptions) (*TCPConn, error) {
+	cores := s.Cores()
+	if len(cores) == 1 {
+		k := cores[0]
+		k.Lock()
+		defer k.Unlock()
+		return dialLocked(k, laddr, raddr, o)
+	}
+	src := laddr.Addr()
+	if !src.IsValid() || src.IsUnspecified() {
+		var err error
+		s.Lock()
+		src, err = s.IP().SourceFor(raddr.Addr(), nil)
+		s.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		if raddr.Addr().Is4In6() && src.Is4() {
+			src = netip.AddrFrom16(src.As16())
+		}
+	}
+	try := func(port uint16) (*TCPConn, error) {
+		from := netip.AddrPortFrom(src, port)
+		k := s.CoreFor(from, raddr)
+		k.Lock()
+		defer k.Unlock()
+		return dialLocked(k, from, raddr, o)
+	}
+	if laddr.Port() != 0 {
+		return try(laddr.Port())
+	}
+	start := rand.IntN(ephemeralCount)
+	for i := range ephemeralCount {
+		c, err := try(uint16(ephemeralFirst + (start+i)%ephemeralCount))
+		if err != errs.Use {
+			return c, err
+		}
+	}
+	return nil, errs.Use
+}
+
+// dialLocked makes the PCB on core k and starts the connect (k's context).
+func dialLocked(k *stack.Core, laddr, raddr netip.AddrPort, o *TCPOptions) (*TCPConn, error) {
+	r, pcb, err := openPCB(k.Stack(), k.TCP().NewPCB, closeTCP, func(pcb *tcp.PCB) error {
 		pcb.SetReuseAddr(o.ReuseAddr)
 		pcb.SetV6Only(o.V6Only)
 		pcb.SetNoDelay(o.NoDelay)
@@ -108,7 +155,7 @@ func dialLocked(s *stack.Stack, laddr, raddr netip.AddrPort, o *TCPOptions) (*TC
 	if err != nil {
 		return nil, err
 	}
-	c := newTCPConn(s, r, pcb)
+	c := newTCPConn(k, r, pcb)
 	if err := pcb.Connect(raddr, tcpConnected); err != nil {
 		r.remove(&c.node)
 		c.pcb = nil
@@ -125,9 +172,7 @@ func closeTCP(pcb *tcp.PCB) { _ = pcb.Close() }
 
 // dialFailed releases a connection whose dial failed (not in core context).
 func (c *TCPConn) dialFailed() {
-	c.s.Lock()
 	c.reg.remove(&c.node)
-	c.s.Unlock()
 	c.mu.Lock()
 	c.closed = true
 	c.freeQueueLocked()
@@ -153,9 +198,9 @@ type ListenOptions struct {
 type TCPListener struct {
 	s    *stack.Stack
 	reg  *registry
-	node node // core lock
+	node node // registry lock
 
-	l    *tcp.Listener // core lock; nil once closed
+	ls   []coreListener // one per core; core locks
 	addr netip.AddrPort
 
 	amu sync.Mutex // serializes Accept
@@ -169,6 +214,14 @@ type TCPListener struct {
 	overflows atomic.Uint64
 }
 
+// coreListener is a listener's PCB on one core (a stack with several cores listens on
+// every core: each SYN reaches the core of its connection).
+type coreListener struct {
+	l  *TCPListener
+	k  *stack.Core
+	tl *tcp.Listener // k's lock; nil once closed
+}
+
 // ListenTCP listens on laddr (an unspecified address listens on every local address of
 // both families unless V6Only; port 0 picks one: see Addr). Errors: errs.Use (address in
 // use), errs.Val (not a local address, or o.MSS out of range), errs.Mem (no listener PCB, or MempNumNetconn
@@ -177,39 +230,93 @@ func ListenTCP(s *stack.Stack, laddr netip.AddrPort, o *ListenOptions) (*TCPList
 	if o == nil {
 		o = &ListenOptions{}
 	}
-	s.Lock()
-	defer s.Unlock()
-	var tl *tcp.Listener
-	r, _, err := openPCB(s, s.TCP().NewPCB, closeTCP, func(pcb *tcp.PCB) error {
-		pcb.SetReuseAddr(o.ReuseAddr)
-		pcb.SetNoDelay(true)
-		pcb.SetV6Only(o.V6Only)
-		if o.MSS != 0 {
-			if err := pcb.SetMSS(o.MSS); err != nil {
-				return err
+	setup := func(k *stack.Core, at netip.AddrPort) func(pcb *tcp.PCB) (*tcp.Listener, error) {
+		return func(pcb *tcp.PCB) (*tcp.Listener, error) {
+			pcb.SetReuseAddr(o.ReuseAddr)
+			pcb.SetNoDelay(true)
+			pcb.SetV6Only(o.V6Only)
+			if o.MSS != 0 {
+				if err := pcb.SetMSS(o.MSS); err != nil {
+					return nil, err
+				}
 			}
+			if err := pcb.Bind(at); err != nil {
+				return nil, err
+			}
+			return pcb.Listen(o.Backlog)
 		}
-		err := pcb.Bind(laddr)
-		if err == nil {
-			tl, err = pcb.Listen(o.Backlog)
+	}
+	cores := s.Cores()
+	k0 := cores[0]
+	k0.Lock()
+	var tl *tcp.Listener
+	var bound netip.AddrPort
+	r, _, err := openPCB(s, k0.TCP().NewPCB, closeTCP, func(pcb *tcp.PCB) error {
+		var err error
+		if tl, err = setup(k0, laddr)(pcb); err == nil {
+			bound = tl.Addr()
 		}
 		return err
 	})
+	k0.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	l := &TCPListener{s: s, reg: r, l: tl, addr: tl.Addr(), q: ring.NewLazy[*TCPConn](max(s.Options().AcceptMboxSize, 1)),
-		ach: make(chan struct{}, 1)}
+	l := &TCPListener{s: s, reg: r, addr: bound, q: ring.NewLazy[*TCPConn](max(s.Options().AcceptMboxSize, 1)),
+		ach: make(chan struct{}, 1), ls: make([]coreListener, len(cores))}
+	l.ls[0] = coreListener{l: l, k: k0, tl: tl}
+	// The other cores listen on the address and port core 0 bound (port 0 chose one there).
+	at := netip.AddrPortFrom(laddr.Addr(), l.addr.Port())
+	for i := 1; i < len(cores); i++ {
+		k := cores[i]
+		k.Lock()
+		var ktl *tcp.Listener
+		pcb, err := k.TCP().NewPCB()
+		if err == nil {
+			if ktl, err = setup(k, at)(pcb); err != nil {
+				_ = pcb.Close()
+			}
+		}
+		k.Unlock()
+		if err != nil {
+			l.closeCores()
+			r.release()
+			return nil, err
+		}
+		l.ls[i] = coreListener{l: l, k: k, tl: ktl}
+	}
 	l.dl.init(&l.mu, l.ach)
-	tl.SetArg(l)
-	tl.OnAccept(tcpAccept)
+	for i := range l.ls {
+		cl := &l.ls[i]
+		cl.k.Lock()
+		cl.tl.SetArg(cl)
+		cl.tl.OnAccept(tcpAccept)
+		cl.k.Unlock()
+	}
 	r.add(&l.node, l)
 	return l, nil
 }
 
+// closeCores closes the listener's PCB on every core.
+func (l *TCPListener) closeCores() {
+	for i := range l.ls {
+		cl := &l.ls[i]
+		if cl.k == nil {
+			continue
+		}
+		cl.k.Lock()
+		if cl.tl != nil {
+			cl.tl.Close()
+			cl.tl = nil
+		}
+		cl.k.Unlock()
+	}
+}
+
 // tcpAccept runs in core context when a connection reaches ESTABLISHED.
 func tcpAccept(tl *tcp.Listener, pcb *tcp.PCB) {
-	l := tl.Arg().(*TCPListener)
+	cl := tl.Arg().(*coreListener)
+	l := cl.l
 	l.mu.Lock()
 	full := l.closed || l.q.Full()
 	l.mu.Unlock()
@@ -219,20 +326,22 @@ func tcpAccept(tl *tcp.Listener, pcb *tcp.PCB) {
 		pcb.Abort()
 		return
 	}
-	c := newTCPConn(l.s, l.reg, pcb)
+	c := newTCPConn(cl.k, l.reg, pcb)
 	c.connected = true
 	c.laddr, c.raddr = pcb.LocalAddr(), pcb.RemoteAddr()
 	c.setMSSLocked(pcb.Info().MSS)
 	pcb.BacklogDelayed()
 	l.mu.Lock()
-	l.q.Push(c) // cannot fail: only this callback (core context) pushes, and l.q was not full
+	l.q.Push(c) // cannot fail: the mailbox was not full and only Accept, under l.mu, pops it
 	l.mu.Unlock()
 	wake(l.ach)
 }
 
-// stackClosed implements member.
+// stackClosed implements member (every core's lock held).
 func (l *TCPListener) stackClosed() {
-	l.l = nil
+	for i := range l.ls {
+		l.ls[i].tl = nil
+	}
 	l.mu.Lock()
 	l.gone = true
 	l.mu.Unlock()
@@ -263,11 +372,11 @@ func (l *TCPListener) Accept() (*TCPConn, error) {
 	}
 	c, _ := l.q.Pop()
 	l.mu.Unlock()
-	l.s.Lock()
+	c.k.Lock()
 	if c.pcb != nil {
 		c.pcb.BacklogAccepted()
 	}
-	l.s.Unlock()
+	c.k.Unlock()
 	return c, nil
 }
 
@@ -288,13 +397,8 @@ func (l *TCPListener) Close() error {
 	for _, c := range q {
 		c.Abort()
 	}
-	l.s.Lock()
-	if l.l != nil {
-		l.l.Close()
-		l.l = nil
-	}
+	l.closeCores()
 	l.reg.remove(&l.node)
-	l.s.Unlock()
 	l.reg.release()
 	wake(l.ach)
 	return nil

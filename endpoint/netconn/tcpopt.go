@@ -71,8 +71,8 @@ func (c *TCPConn) dropPCB() {
 
 // Sockopts returns the connection's options.
 func (c *TCPConn) Sockopts() TCPSockopts {
-	c.s.Lock()
-	defer c.s.Unlock()
+	c.k.Lock()
+	defer c.k.Unlock()
 	o := c.lastOpts
 	if c.pcb != nil {
 		o.readPCB(c.pcb)
@@ -85,8 +85,8 @@ func (c *TCPConn) Sockopts() TCPSockopts {
 
 // withPCB runs fn on the PCB in core context; the error of a gone connection otherwise.
 func (c *TCPConn) withPCB(fn func(p *tcp.PCB) error) error {
-	c.s.Lock()
-	defer c.s.Unlock()
+	c.k.Lock()
+	defer c.k.Unlock()
 	if c.pcb == nil {
 		return c.goneErrLocked()
 	}
@@ -189,8 +189,8 @@ func (c *TCPConn) SetMSS(n int) error {
 // the TCP options each carries (timestamps). Once the connection is gone, the MSS it had
 // when it was established.
 func (c *TCPConn) MSS() int {
-	c.s.Lock()
-	defer c.s.Unlock()
+	c.k.Lock()
+	defer c.k.Unlock()
 	if c.pcb != nil {
 		return c.pcb.MSS()
 	}
@@ -230,8 +230,8 @@ func (c *TCPConn) SetNotSentLowat(n int) error {
 
 // Info returns a snapshot of the connection (TCP_INFO); State CLOSED once it is gone.
 func (c *TCPConn) Info() tcp.Info {
-	c.s.Lock()
-	defer c.s.Unlock()
+	c.k.Lock()
+	defer c.k.Unlock()
 	if c.pcb == nil {
 		return tcp.Info{State: tcp.StateClosed}
 	}

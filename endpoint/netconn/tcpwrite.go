@@ -79,8 +79,8 @@ func (c *TCPConn) sndRoom(pcb *tcp.PCB) int { return pcb.SndBuf() }
 
 // writeSome copies as much of b as TCP takes now, in one hold of the core lock.
 func (c *TCPConn) writeSome(b []byte) (int, error) {
-	c.s.Lock()
-	defer c.s.Unlock()
+	c.k.Lock()
+	defer c.k.Unlock()
 	pcb := c.pcb
 	if pcb == nil {
 		return 0, nil // gone: the caller's next check reports why
@@ -166,7 +166,7 @@ func (c *TCPConn) WriteRef(b []byte) (int, error) {
 			if err == nil {
 				err = e
 			}
-			c.s.Lock()
+			c.k.Lock()
 			if pcb := c.pcb; pcb != nil {
 				c.dropPCB()
 				pcb.OnErr(nil)
@@ -178,7 +178,7 @@ func (c *TCPConn) WriteRef(b []byte) (int, error) {
 				}
 				c.mu.Unlock()
 			}
-			c.s.Unlock()
+			c.k.Unlock()
 			for c.ref.n.Load() > 0 {
 				<-c.wch // the link may still hold a segment for a moment
 			}
@@ -191,8 +191,8 @@ func (c *TCPConn) WriteRef(b []byte) (int, error) {
 
 // writeRefSome queues a REF pbuf over as much of b as TCP takes now.
 func (c *TCPConn) writeRefSome(b []byte) (int, error) {
-	c.s.Lock()
-	defer c.s.Unlock()
+	c.k.Lock()
+	defer c.k.Unlock()
 	pcb := c.pcb
 	if pcb == nil {
 		return 0, nil
@@ -235,8 +235,8 @@ func (c *TCPConn) CloseWrite() error {
 	if already {
 		return nil
 	}
-	c.s.Lock()
-	defer c.s.Unlock()
+	c.k.Lock()
+	defer c.k.Unlock()
 	if c.pcb == nil {
 		return c.goneErrLocked()
 	}

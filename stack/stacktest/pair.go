@@ -42,6 +42,8 @@ type PairConfig struct {
 	WrapA func(a *stack.Stack, ep link.Endpoint) link.Endpoint
 	// Offloads of the pipe (pipe.Config.Offloads; zero: none).
 	Offloads link.Offloads
+	// Cores of both stacks (stack.Config.Cores; zero: one).
+	Cores int
 }
 
 // Pair is two stacks joined by a pipe, each with one netif holding its addresses (AddrA,
@@ -73,11 +75,11 @@ func NewPair(t testing.TB, c PairConfig) *Pair {
 	p := &Pair{}
 	p.PipeA, p.PipeB = pipe.New(pipe.Config{MTU: c.MTU, Medium: c.Medium, QueueLen: c.QueueLen, Sync: c.Clock != nil, Offloads: c.Offloads})
 	var err error
-	if p.A, err = stack.New(stack.Config{Options: c.Options, Clock: c.Clock, Seed: 1}); err != nil {
+	if p.A, err = stack.New(stack.Config{Options: c.Options, Clock: c.Clock, Seed: 1, Cores: c.Cores}); err != nil {
 		t.Fatal(err)
 	}
 	Closed(t, p.A)
-	if p.B, err = stack.New(stack.Config{Options: c.Options, Clock: c.Clock, Seed: 2}); err != nil {
+	if p.B, err = stack.New(stack.Config{Options: c.Options, Clock: c.Clock, Seed: 2, Cores: c.Cores}); err != nil {
 		t.Fatal(err)
 	}
 	Closed(t, p.B)
