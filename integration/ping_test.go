@@ -209,6 +209,7 @@ func TestWispServeBadFlags(t *testing.T) {
 		{[]string{"serve", "--tun", "x", "--addr", "198.18.0.1"}, "has no prefix length"},
 		{[]string{"serve", "--tun", "x", "--addr", "nonsense"}, "not an address"},
 		{[]string{"serve", "--tun", "x", "--addr", "198.18.0.1/24", "--queues", "0"}, "--queues 0 out of range"},
+		{[]string{"serve", "--tun", "x", "--addr", "198.18.0.1/24", "--cores", "0"}, "--cores 0 out of range"},
 		{[]string{"budget", "--preset", "huge"}, "unknown preset"},
 		{[]string{"frobnicate"}, "unknown command"},
 	})

@@ -7,13 +7,14 @@ import (
 	"time"
 )
 
-// `wisp serve --echo 7 --discard 9 --queues 2` in a namespace: kernel clients get their
-// bytes echoed exactly (IPv4 and IPv6) and can pour bytes into discard over the two queues
-// of a TUN with offloads; the stats printed at exit count TCP and the offloads.
+// `wisp serve --echo 7 --discard 9 --queues 2 --cores 2` in a namespace: kernel clients get
+// their bytes echoed exactly (IPv4 and IPv6) and can pour bytes into discard over the two
+// queues of a TUN with offloads, into a stack whose connections spread over two cores; the
+// stats printed at exit count TCP and the offloads.
 func TestWispServeTCP(t *testing.T) {
 	ns := newNetns(t)
 	srv := startServe(t, ns, "198.18.14.1/24", "fd42:5eed:14::1/64",
-		"--addr", "198.18.14.2/24", "--addr", "fd42:5eed:14::2/64", "--echo", "7", "--discard", "9", "--queues", "2")
+		"--addr", "198.18.14.2/24", "--addr", "fd42:5eed:14::2/64", "--echo", "7", "--discard", "9", "--queues", "2", "--cores", "2")
 	out := srv.out
 	waitFor(t, func() bool { return strings.Contains(out.String(), "serving on") }, "wisp serve to start:\n"+out.String())
 

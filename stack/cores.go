@@ -1,9 +1,13 @@
 package stack
 
 import (
+	"errors"
 	"fmt"
+	"math/rand/v2"
+	"net/netip"
 
 	"github.com/wispstack/wisp/clock"
+	"github.com/wispstack/wisp/errs"
 	"github.com/wispstack/wisp/ip"
 	"github.com/wispstack/wisp/memp"
 	"github.com/wispstack/wisp/opt"
@@ -244,4 +248,54 @@ func addSnapshot(snap *stats.Snapshot, c *Core) {
 	}
 	snap.Offload.Add(&o.Offload)
 	snap.TimerWakeups += c.timers.Wakeups()
+}
+
+// Ephemeral ports ConnectOn picks from on a stack with several cores (RFC 6335's dynamic
+// range; with one core, TCP picks its own).
+const ephemeralFirst, ephemeralCount = 49152, 16384
+
+// ConnectOn makes a TCP connection's PCB on the core its 4-tuple hashes to: it calls open
+// with that core's lock held and the local endpoint to bind, and returns the core. On a
+// stack with one core it passes laddr unchanged (TCP chooses what it leaves unspecified).
+// On a stack with several, the local endpoint must be known before the core: an
+// unspecified address becomes the route's source address, and port 0 a random ephemeral
+// port, tried again while open fails with errs.Use. Must not be called from core context.
+func (s *Stack) ConnectOn(laddr, raddr netip.AddrPort, open func(k *Core, local netip.AddrPort) error) (*Core, error) {
+	if len(s.cores) == 1 {
+		k := s.cores[0]
+		k.lk.Lock()
+		defer k.lk.Unlock()
+		return k, open(k, laddr)
+	}
+	src := laddr.Addr()
+	if !src.IsValid() || src.IsUnspecified() {
+		var err error
+		s.core.Lock()
+		src, err = s.ip.SourceFor(raddr.Addr(), nil)
+		s.core.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		if raddr.Addr().Is4In6() && src.Is4() {
+			src = netip.AddrFrom16(src.As16())
+		}
+	}
+	try := func(port uint16) (*Core, error) {
+		from := netip.AddrPortFrom(src, port)
+		k := s.CoreFor(from, raddr)
+		k.lk.Lock()
+		defer k.lk.Unlock()
+		return k, open(k, from)
+	}
+	if laddr.Port() != 0 {
+		return try(laddr.Port())
+	}
+	start := rand.IntN(ephemeralCount)
+	for i := range ephemeralCount {
+		k, err := try(uint16(ephemeralFirst + (start+i)%ephemeralCount))
+		if !errors.Is(err, errs.Use) {
+			return k, err
+		}
+	}
+	return nil, errs.Use
 }

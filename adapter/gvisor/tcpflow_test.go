@@ -54,7 +54,7 @@ func TestTCPZeroWindowGVisorReader(t *testing.T) {
 // (no Recved) until released: a stalled wisp reader. Core context except where noted.
 type holdingSink struct {
 	s    *stack.Stack
-	l    *tcp.Listener
+	l    *tcpapp.Listener
 	held []*pbuf.Pbuf
 	pcb  *tcp.PCB
 	fin  chan struct{}
@@ -79,8 +79,8 @@ func newHoldingSink(t *testing.T, s *stack.Stack, addr netip.AddrPort) *holdingS
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		hs.l.Close()
 		s.Callback(func() {
-			hs.l.Close()
 			for _, p := range hs.held {
 				p.Free()
 			}

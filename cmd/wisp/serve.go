@@ -27,6 +27,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	mtu := fs.Int("mtu", 1500, "MTU of the TUN device")
 	noOffload := fs.Bool("no-offload", false, "open the TUN device without offloads (virtio-net headers, TSO, checksum offload):\nevery packet fits the MTU, as with a kernel that refuses them")
 	queues := fs.Int("queues", 1, "TUN queues (IFF_MULTI_QUEUE), each with its own reader: the kernel spreads flows over them")
+	cores := fs.Int("cores", 1, "stack cores: TCP connections spread over them by their 4-tuple, each core with its own lock (use with --queues)")
 	presetName := presetFlag(fs, "tunnel")
 	var sv services
 	sv.register(fs)
@@ -44,6 +45,9 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	}
 	if *queues < 1 || *queues > 256 {
 		return fmt.Errorf("%w: --queues %d out of range [1, 256]", errUsage, *queues)
+	}
+	if *cores < 1 || *cores > stack.MaxCores {
+		return fmt.Errorf("%w: --cores %d out of range [1, %d]", errUsage, *cores, stack.MaxCores)
 	}
 	o, err := preset(*presetName)
 	if err != nil {
@@ -67,7 +71,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	s, err := stack.New(stack.Config{Options: o})
+	s, err := stack.New(stack.Config{Options: o, Cores: *cores})
 	if err != nil {
 		ep.Close()
 		return err
@@ -164,7 +168,7 @@ func startTCPApps(s *stack.Stack, addrs []netip.Prefix, echo, discard portList, 
 	for _, sv := range []struct {
 		name  string
 		ports portList
-		start func(*stack.Stack, netip.AddrPort) (*tcp.Listener, error)
+		start func(*stack.Stack, netip.AddrPort) (*tcpapp.Listener, error)
 	}{{"echo", echo, tcpapp.Echo}, {"discard", discard, tcpapp.Discard}} {
 		for _, port := range sv.ports {
 			for _, a := range addrs {

@@ -2,7 +2,6 @@ package netconn
 
 import (
 	"context"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -88,52 +87,16 @@ func DialTCP(ctx context.Context, s *stack.Stack, laddr, raddr netip.AddrPort, o
 	}
 }
 
-// Ephemeral ports a stack with several cores picks from (RFC 6335's dynamic range).
-const ephemeralFirst, ephemeralCount = 49152, 16384
-
 // dialCore makes the PCB and starts the connect on the core the connection's 4-tuple
-// hashes to. On a stack with several cores the local address and port are chosen here,
-// before the core: the source address by the route, the port at random until one is
-// free on the core it leads to.
+// hashes to (Stack.ConnectOn).
 func dialCore(s *stack.Stack, laddr, raddr netip.AddrPort, o *TCPOptions) (*TCPConn, error) {
-	cores := s.Cores()
-	if len(cores) == 1 {
-		k := cores[0]
-		k.Lock()
-		defer k.Unlock()
-		return dialLocked(k, laddr, raddr, o)
-	}
-	src := laddr.Addr()
-	if !src.IsValid() || src.IsUnspecified() {
+	var c *TCPConn
+	_, err := s.ConnectOn(laddr, raddr, func(k *stack.Core, local netip.AddrPort) error {
 		var err error
-		s.Lock()
-		src, err = s.IP().SourceFor(raddr.Addr(), nil)
-		s.Unlock()
-		if err != nil {
-			return nil, err
-		}
-		if raddr.Addr().Is4In6() && src.Is4() {
-			src = netip.AddrFrom16(src.As16())
-		}
-	}
-	try := func(port uint16) (*TCPConn, error) {
-		from := netip.AddrPortFrom(src, port)
-		k := s.CoreFor(from, raddr)
-		k.Lock()
-		defer k.Unlock()
-		return dialLocked(k, from, raddr, o)
-	}
-	if laddr.Port() != 0 {
-		return try(laddr.Port())
-	}
-	start := rand.IntN(ephemeralCount)
-	for i := range ephemeralCount {
-		c, err := try(uint16(ephemeralFirst + (start+i)%ephemeralCount))
-		if err != errs.Use {
-			return c, err
-		}
-	}
-	return nil, errs.Use
+		c, err = dialLocked(k, local, raddr, o)
+		return err
+	})
+	return c, err
 }
 
 // dialLocked makes the PCB on core k and starts the connect (k's context).

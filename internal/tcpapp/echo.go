@@ -24,7 +24,7 @@ const retryEvery = 100 * time.Millisecond
 // holds more than one receive window and one send buffer per connection.
 //
 // The caller closes the listener with CloseListener. Must not be called from core context.
-func Echo(s *stack.Stack, addr netip.AddrPort) (*tcp.Listener, error) {
+func Echo(s *stack.Stack, addr netip.AddrPort) (*Listener, error) {
 	qlimit := s.Options().TCPSndQueueLen
 	return Listen(s, addr, 0, func(l *tcp.Listener, c *tcp.PCB) {
 		e := &echoConn{c: c, qlimit: qlimit}
@@ -37,7 +37,7 @@ func Echo(s *stack.Stack, addr netip.AddrPort) (*tcp.Listener, error) {
 // Discard listens on addr and frees every byte each connection receives (RFC 863),
 // reopening the window at once; it closes when the peer closes. The caller closes the
 // listener with CloseListener. Must not be called from core context.
-func Discard(s *stack.Stack, addr netip.AddrPort) (*tcp.Listener, error) {
+func Discard(s *stack.Stack, addr netip.AddrPort) (*Listener, error) {
 	return Listen(s, addr, 0, func(l *tcp.Listener, c *tcp.PCB) {
 		c.OnRecv(discardRecv)
 	})

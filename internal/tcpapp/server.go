@@ -17,7 +17,7 @@ type Server struct {
 	addr netip.AddrPort
 
 	lmu sync.Mutex
-	l   *tcp.Listener // nil once closed; used in core context
+	l   *Listener // nil once closed
 
 	mu     sync.Mutex
 	ready  []*Transfer // accepted, not yet returned by Accept
@@ -31,7 +31,7 @@ func Serve(s *stack.Stack, addr netip.AddrPort, n int64, seed uint64) (*Server, 
 	l, err := Listen(s, addr, 0, func(l *tcp.Listener, c *tcp.PCB) {
 		t := newTransfer(s, n, seed)
 		t.local, t.remote = c.LocalAddr(), c.RemoteAddr()
-		t.attach(c)
+		t.attach(s.CoreFor(c.LocalAddr(), c.RemoteAddr()), c)
 		v.mu.Lock()
 		v.ready = append(v.ready, t)
 		v.mu.Unlock()
@@ -45,7 +45,7 @@ func Serve(s *stack.Stack, addr netip.AddrPort, n int64, seed uint64) (*Server, 
 		return nil, err
 	}
 	v.l = l
-	s.Callback(func() { v.addr = l.Addr() })
+	v.addr = l.Addr()
 	return v, nil
 }
 

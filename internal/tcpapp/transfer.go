@@ -28,6 +28,7 @@ const maxChunk = 64 << 10
 // Its methods are safe for concurrent use and must not be called from core context.
 type Transfer struct {
 	s       *stack.Stack
+	k       *stack.Core // the connection's core; nil if it never had a PCB
 	alloc   *pbuf.Allocator
 	seed    uint64
 	total   int64 // bytes to send
@@ -72,21 +73,29 @@ func newTransfer(s *stack.Stack, n int64, seed uint64) *Transfer {
 func Send(s *stack.Stack, raddr netip.AddrPort, n int64, seed uint64) *Transfer {
 	t := newTransfer(s, n, seed)
 	t.remote = raddr
-	s.Callback(func() {
-		c, err := s.TCP().NewPCB()
+	_, err := s.ConnectOn(netip.AddrPort{}, raddr, func(k *stack.Core, local netip.AddrPort) error {
+		c, err := k.TCP().NewPCB()
 		if err != nil {
-			t.finish(err)
-			return
+			return err
 		}
-		t.attach(c)
+		if local.IsValid() {
+			if err := c.Bind(local); err != nil {
+				c.Close()
+				return err
+			}
+		}
+		t.attach(k, c)
 		if err := c.Connect(raddr, t.connected); err != nil {
-			t.pcb = nil
+			t.pcb, t.k = nil, nil
 			c.Close()
-			t.finish(err)
-			return
+			return err
 		}
 		t.local = c.LocalAddr()
+		return nil
 	})
+	if err != nil {
+		t.finish(err)
+	}
 	return t
 }
 
@@ -118,7 +127,10 @@ func (t *Transfer) Progress() (queued, received int64) {
 
 // Abort resets the connection if it is still open; Wait then reports errs.Abrt.
 func (t *Transfer) Abort() {
-	t.s.Callback(func() {
+	if t.k == nil {
+		return
+	}
+	t.k.Callback(func() {
 		if t.pcb != nil {
 			t.failErr = errs.Abrt
 			t.pcb.Abort()
@@ -129,7 +141,10 @@ func (t *Transfer) Abort() {
 // Info returns a snapshot of the connection (for logs when a transfer stalls); false once
 // the connection has ended or been handed back to the stack.
 func (t *Transfer) Info() (info tcp.Info, ok bool) {
-	t.s.Callback(func() {
+	if t.k == nil {
+		return info, false
+	}
+	t.k.Callback(func() {
 		if t.pcb != nil {
 			info, ok = t.pcb.Info(), true
 		}
@@ -150,8 +165,9 @@ func (t *Transfer) String() string {
 	return fmt.Sprintf("%v→%v", t.local, t.remote)
 }
 
-// attach installs t's callbacks on c (core context).
-func (t *Transfer) attach(c *tcp.PCB) {
+// attach installs t's callbacks on c, a PCB of core k (k's context).
+func (t *Transfer) attach(k *stack.Core, c *tcp.PCB) {
+	t.k = k
 	t.pcb = c
 	c.OnRecv(t.recv)
 	c.OnSent(t.sent)
