@@ -107,3 +107,25 @@ func TestShared(t *testing.T) {
 		t.Fatalf("stats %+v %+v", s, r)
 	}
 }
+
+// BenchmarkLazyGetPutIndex is the path of pbuf's header pools: a lazy pool, grown, freed
+// by index.
+func BenchmarkLazyGetPutIndex(b *testing.B) {
+	p := NewLazy[pbufSized](Pbuf, 16384, 0)
+	var xs [8]*pbufSized
+	var is [8]int
+	for i := range xs { // grow past a few chunks
+		xs[i], is[i] = p.GetIndex()
+	}
+	for i := range xs {
+		p.PutIndex(xs[i], is[i])
+	}
+	for b.Loop() {
+		for i := range xs {
+			xs[i], is[i] = p.GetIndex()
+		}
+		for i := range xs {
+			p.PutIndex(xs[i], is[i])
+		}
+	}
+}

@@ -3,11 +3,13 @@
 // past its size. Each pool has an ID whose lwIP name (TCP_PCB, PBUF_POOL, ...) is used in
 // stats.
 //
-// Most pools make all their elements at New. Pools taken per connection (TCP_PCB, UDP_PCB)
-// are lazy (NewLazy, like lwIP's MEMP_MEM_MALLOC but still bounded): they make elements in
-// chunks as their high-water mark rises and keep them, so an idle stack does not hold
-// thousands of PCBs in the Go heap. The budget reserves every pool at its full size either
-// way.
+// Small pools of pointer-free elements make all their elements at New. Pools whose
+// elements hold pointers (PCBs, pbuf headers, multicast groups, queue nodes) are lazy
+// (NewLazy, NewLazyShared: like lwIP's MEMP_MEM_MALLOC but still bounded): they make
+// elements in chunks as their high-water mark rises and keep them, so an idle stack does
+// not hold thousands of elements in the Go heap for the collector to scan. Per-packet pools
+// free by index (PutIndex), which costs the same in either kind. The budget reserves every
+// pool at its full size either way.
 //
 // Layer: memp (imports stats). Pools are safe for concurrent use: a pool's own small lock
 // plays the part of lwIP's SYS_ARCH_PROTECT, because pbufs may be freed outside the core (by

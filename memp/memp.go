@@ -54,14 +54,15 @@ type Stater interface {
 type Pool[T any] struct {
 	mu *sync.Mutex // guards free, used and st: own, or shared with an owner (NewShared)
 	// Every field below mu is guarded by it.
-	free []int32 // stack of free indices
-	used []bool
+	free []int32  // stack of freed indices; indices from next on were never handed out
+	used []uint64 // in-use bits: an eighth of a []bool, which a big idle pool would pay for
 	st   stats.Pool
 
 	own   sync.Mutex
 	items []T // eager pools: every element, made at New
 	// Lazy pools (NewLazy) make their elements in chunks of 1<<chunkShift as the high-water
-	// mark rises; next is the first index never handed out. Guarded by mu.
+	// mark rises. next is the first index never handed out (both kinds: a pool's free list
+	// starts empty, so making a pool writes nothing per element). Guarded by mu.
 	chunks     [][]T
 	chunkShift uint
 	next       int
@@ -91,11 +92,7 @@ func NewShared[T any](id ID, n, extra int, mu *sync.Mutex) *Pool[T] {
 	}
 	p := newPool[T](id, n, extra, mu)
 	p.items = make([]T, n)
-	p.free = make([]int32, n)
-	for i := range p.free {
-		p.free[i] = int32(n - 1 - i) // lowest index handed out first
-	}
-	p.next = n
+	p.free = make([]int32, 0, n)
 	return p
 }
 
@@ -103,17 +100,22 @@ func NewShared[T any](id ID, n, extra int, mu *sync.Mutex) *Pool[T] {
 // (lwIP's MEMP_MEM_MALLOC, bounded): the pool still never holds more than n, and the budget
 // still reserves n, but an idle stack does not keep n elements in the Go heap. Made chunks
 // are kept (the high-water mark), so Get and Put cost what they cost in an eager pool once
-// the pool has grown; Put finds an element's chunk by a scan, so NewLazy suits pools taken
-// per connection (PCBs), not per packet.
+// the pool has grown, and allocate nothing. Put finds an element's chunk by a scan, which
+// suits pools taken per connection (PCBs); an owner that remembers the index GetIndex gave
+// (pbuf's headers) frees with PutIndex in constant time.
 func NewLazy[T any](id ID, n, extra int) *Pool[T] {
+	return NewLazyShared[T](id, n, extra, nil)
+}
+
+// NewLazyShared is NewLazy for a pool guarded by mu, as NewShared (mu nil: its own lock).
+func NewLazyShared[T any](id ID, n, extra int, mu *sync.Mutex) *Pool[T] {
 	if n < 0 {
 		panic("memp: negative pool size")
 	}
-	p := newPool[T](id, n, extra, nil)
+	p := newPool[T](id, n, extra, mu)
 	if p.size == 0 {
 		panic("memp: lazy pool of zero-size elements")
 	}
-	p.free = make([]int32, 0, n)
 	// At most about 64 chunks, of at least 8 elements each.
 	p.chunkShift = uint(max(3, bits.Len(uint(max(n-1, 0)/64))))
 	p.chunks = make([][]T, (n+1<<p.chunkShift-1)>>p.chunkShift)
@@ -121,7 +123,7 @@ func NewLazy[T any](id ID, n, extra int) *Pool[T] {
 }
 
 func newPool[T any](id ID, n, extra int, mu *sync.Mutex) *Pool[T] {
-	p := &Pool[T]{used: make([]bool, n), id: id, extra: extra, n: n}
+	p := &Pool[T]{used: make([]uint64, (n+63)/64), id: id, extra: extra, n: n}
 	p.mu = mu
 	if mu == nil {
 		p.mu = &p.own
@@ -192,7 +194,7 @@ func (p *Pool[T]) GetLocked() (*T, int) {
 	}
 	i := p.free[n-1]
 	p.free = p.free[:n-1]
-	p.used[i] = true
+	p.used[i>>6] |= 1 << (i & 63)
 	p.st.Used++
 	if p.st.Used > p.st.Max {
 		p.st.Max = p.st.Used
@@ -200,15 +202,24 @@ func (p *Pool[T]) GetLocked() (*T, int) {
 	return p.at(int(i)), int(i)
 }
 
-// grow hands out a lazy pool's first never-used element, making its chunk if needed.
+// grow hands out the first never-used element, making a lazy pool's chunk if needed.
 func (p *Pool[T]) grow() (*T, int) {
 	i := p.next
 	p.next++
-	c := i >> p.chunkShift
-	if p.chunks[c] == nil {
-		p.chunks[c] = make([]T, min(1<<p.chunkShift, p.n-c<<p.chunkShift))
+	if p.chunks != nil {
+		if c := i >> p.chunkShift; p.chunks[c] == nil {
+			end := min(p.n, (c+1)<<p.chunkShift)
+			p.chunks[c] = make([]T, end-c<<p.chunkShift)
+			// The free list holds only indices below next: room for every made element
+			// keeps Put from allocating. Doubling bounds the copies.
+			if cap(p.free) < end {
+				f := make([]int32, len(p.free), min(p.n, max(end, 2*cap(p.free))))
+				copy(f, p.free)
+				p.free = f
+			}
+		}
 	}
-	p.used[i] = true
+	p.used[i>>6] |= 1 << (i & 63)
 	p.st.Used++
 	if p.st.Used > p.st.Max {
 		p.st.Max = p.st.Used
@@ -262,6 +273,26 @@ func (p *Pool[T]) lazyIndex(x *T) int {
 	panic(fmt.Sprintf("memp: %v: element not from this pool", p.id))
 }
 
+// PutIndex is Put for an element whose index the caller kept (from GetIndex or
+// GetLocked): constant time in a lazy pool too. A wrong index panics as a foreign element.
+func (p *Pool[T]) PutIndex(x *T, i int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.PutIndexLocked(x, i)
+}
+
+// PutIndexLocked is PutIndex for a caller that holds the pool's lock.
+func (p *Pool[T]) PutIndexLocked(x *T, i int) {
+	if uint(i) >= uint(p.next) || p.at(i) != x {
+		panic(fmt.Sprintf("memp: %v: element not from this pool (index %d)", p.id, i))
+	}
+	var zero T
+	*x = zero
+	if !p.putIndex(i) {
+		panic(fmt.Sprintf("memp: %v: double free of element %d", p.id, i))
+	}
+}
+
 // Put zeroes x and returns it to the pool. Putting an element twice, or one that is not
 // from this pool, is a bug in wisp and panics (lwIP asserts the same).
 func (p *Pool[T]) Put(x *T) {
@@ -295,10 +326,11 @@ func (p *Pool[T]) PutLocked(x *T) {
 
 // putIndex frees element i; false if it was not in use (a double free).
 func (p *Pool[T]) putIndex(i int) bool {
-	if !p.used[i] {
+	w, b := i>>6, uint64(1)<<(i&63)
+	if p.used[w]&b == 0 {
 		return false
 	}
-	p.used[i] = false
+	p.used[w] &^= b
 	p.free = append(p.free, int32(i))
 	p.st.Used--
 	return true
@@ -317,7 +349,7 @@ func (p *Pool[T]) At(i int) *T {
 func (p *Pool[T]) InUse(i int) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.used[i]
+	return p.used[i>>6]&(1<<(i&63)) != 0
 }
 
 // Stats implements Stater.

@@ -201,3 +201,55 @@ func TestLazyPoolConcurrent(t *testing.T) {
 		t.Fatalf("used %d after balanced Get/Put", st.Used)
 	}
 }
+
+// A lazy pool sharing its owner's lock (pbuf's headers): no element made before the first
+// Get, PutIndex frees in constant time and rejects a wrong index, the free list grows with
+// the chunks, and the in-use bits stay exact past one 64-bit word.
+func TestLazySharedPutIndex(t *testing.T) {
+	var mu sync.Mutex
+	const n = 1000
+	p := NewLazyShared[elem](Pbuf, n, 0, &mu)
+	if p.chunks[0] != nil || cap(p.free) != 0 {
+		t.Fatalf("made %d elements, free list cap %d before any Get", len(p.chunks[0]), cap(p.free))
+	}
+	xs := make([]*elem, 0, n)
+	is := make([]int, 0, n)
+	p.Lock()
+	for {
+		x, i := p.GetLocked()
+		if x == nil {
+			break
+		}
+		xs, is = append(xs, x), append(is, i)
+	}
+	p.Unlock()
+	if len(xs) != n || cap(p.free) < n {
+		t.Fatalf("got %d of %d, free list cap %d", len(xs), n, cap(p.free))
+	}
+	mustPanic(t, "wrong index", func() { p.PutIndex(xs[1], is[2]) })
+	mustPanic(t, "index out of range", func() { p.PutIndex(xs[1], n) })
+	for k, x := range xs {
+		if !p.InUse(is[k]) {
+			t.Fatalf("element %d not in use", is[k])
+		}
+		p.PutIndex(x, is[k])
+		if p.InUse(is[k]) {
+			t.Fatalf("element %d in use after PutIndex", is[k])
+		}
+	}
+	mustPanic(t, "double free", func() { p.PutIndex(xs[5], is[5]) })
+	if !mu.TryLock() {
+		t.Fatal("lock still held after PutIndex panicked")
+	}
+	mu.Unlock()
+	if st := p.Stats(); st.Used != 0 || st.Max != n {
+		t.Fatalf("stats %+v", st)
+	}
+	// Made once, the pool allocates nothing per Get/PutIndex.
+	if a := testing.AllocsPerRun(100, func() {
+		x, i := p.GetIndex()
+		p.PutIndex(x, i)
+	}); a != 0 {
+		t.Errorf("%v allocations", a)
+	}
+}

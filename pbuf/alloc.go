@@ -39,9 +39,11 @@ func NewAllocator(c Config) *Allocator {
 		heap:    newHeap(c.HeapSize),
 	}
 	a.arena = newArena(a, c.PoolCount*c.PoolBufSize)
-	a.pool = memp.NewShared[Pbuf](memp.PbufPool, c.PoolCount, c.PoolBufSize, &a.mu)
-	a.refPool = memp.NewShared[Pbuf](memp.Pbuf, c.RefCount, 0, &a.mu)
-	a.ramPool = memp.NewShared[Pbuf](memp.PbufRAM, c.RAMCount, 0, &a.mu)
+	// Headers hold pointers, so they live in the Go heap: made as the high-water mark
+	// rises, an idle stack does not hold tens of thousands of them.
+	a.pool = memp.NewLazyShared[Pbuf](memp.PbufPool, c.PoolCount, c.PoolBufSize, &a.mu)
+	a.refPool = memp.NewLazyShared[Pbuf](memp.Pbuf, c.RefCount, 0, &a.mu)
+	a.ramPool = memp.NewLazyShared[Pbuf](memp.PbufRAM, c.RAMCount, 0, &a.mu)
 	a.heap.mu = &a.mu
 	return a
 }
@@ -99,11 +101,12 @@ func (a *Allocator) Alloc(layer Layer, length int, typ Type) (*Pbuf, error) {
 				return nil, errs.Mem
 			}
 			q.mem = a.arena[i*a.bufSize : (i+1)*a.bufSize : (i+1)*a.bufSize]
+			q.idx = int32(i)
 			q.len = int32(min(rem, a.bufSize-room))
 			p = q
 		} else {
 			n := min(room+rem, MaxRAMBlock)
-			q, _ := a.ramPool.GetLocked()
+			q, qi := a.ramPool.GetLocked()
 			if q == nil {
 				a.mu.Unlock()
 				head.Free()
@@ -117,12 +120,12 @@ func (a *Allocator) Alloc(layer Layer, length int, typ Type) (*Pbuf, error) {
 				u, k = a.heap.allocLargestLocked(orderFor(n)-1, orderFor(room+1))
 			}
 			if u < 0 {
-				a.ramPool.PutLocked(q)
+				a.ramPool.PutIndexLocked(q, qi)
 				a.mu.Unlock()
 				head.Free()
 				return nil, errs.Mem
 			}
-			q.mem, q.blk, q.order = a.heap.bytes(u, k), u, int8(k)
+			q.mem, q.blk, q.order, q.idx = a.heap.bytes(u, k), u, int8(k), int32(qi)
 			q.len = int32(min(n, heapUnit<<k) - room)
 			p = q
 		}
@@ -159,11 +162,11 @@ func (a *Allocator) AllocRef(b []byte, typ Type, owner Releaser) (*Pbuf, error) 
 	if typ != REF && typ != ROM {
 		return nil, errs.Val
 	}
-	p := a.refPool.Get()
+	p, i := a.refPool.GetIndex()
 	if p == nil {
 		return nil, errs.Mem
 	}
-	p.typ, p.a, p.mem, p.pool = typ, a, b[:len(b):len(b)], a.refPool
+	p.typ, p.a, p.mem, p.pool, p.idx = typ, a, b[:len(b):len(b)], a.refPool, int32(i)
 	p.len, p.totLen = int32(len(b)), int32(len(b))
 	p.owner = owner
 	p.ref = 1 // not yet shared: no atomic needed
@@ -202,14 +205,14 @@ func (a *Allocator) RefRange(pool *memp.Pool[Pbuf], src *Pbuf, off, n int) (*Pbu
 	rem := n
 	pool.Lock() // once for all the views
 	for rem > 0 {
-		t, _ := pool.GetLocked()
+		t, ti := pool.GetLocked()
 		if t == nil {
 			pool.Unlock()
 			head.Free()
 			return nil, errs.Mem
 		}
 		take := min(rem, int(q.len)-o)
-		t.typ, t.a, t.pool = REF, a, pool
+		t.typ, t.a, t.pool, t.idx = REF, a, pool, int32(ti)
 		t.mem = q.mem
 		t.off = q.off + int32(o)
 		t.len = int32(take)

@@ -56,20 +56,20 @@ func (f *freer) release(p *Pbuf) {
 	switch p.typ {
 	case POOL:
 		f.lock(a)
-		a.pool.PutLocked(p)
+		a.pool.PutIndexLocked(p, int(p.idx))
 	case RAM:
 		f.lock(a)
 		a.heap.releaseLocked(p.blk)
-		a.ramPool.PutLocked(p)
+		a.ramPool.PutIndexLocked(p, int(p.idx))
 	case REF, ROM:
 		owner, parent, pool := p.owner, p.parent, p.pool
 		if pool == a.refPool {
 			f.lock(a)
-			pool.PutLocked(p)
+			pool.PutIndexLocked(p, int(p.idx))
 		} else {
 			// A pool of another owner (ip/frag's FRAG_PBUF) has its own lock.
 			f.unlock()
-			pool.Put(p)
+			pool.PutIndex(p, int(p.idx))
 		}
 		if parent != nil {
 			f.free(parent)

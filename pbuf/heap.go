@@ -17,17 +17,25 @@ const (
 	MaxRAMBlock = heapUnit << heapMaxOrder
 	heapNone    = -1
 	heapUsedBit = 0x80
+	heapNoBlock = 0 // meta of a unit that starts no block: zeroed memory needs no init
 )
 
 // heap is a buddy allocator over one pointer-free arena (the RAM pbuf heap, lwIP's mem.c).
 // Free-list links are stored in the free blocks themselves as 32-bit unit indices; the only
 // side table is one byte per 64-byte unit (order and in-use bit of the block starting there).
+//
+// Neither the arena nor meta is written until used, so an idle heap costs no resident
+// memory: both are mapped zeroed (newArena), zero meta means "no block starts here", and the
+// 64 KiB roots from top on are carved only when a root is first needed (carving them all
+// would touch a page in every root).
 type heap struct {
-	mu    *sync.Mutex // the allocator's lock (its own in tests); guards meta, free, st and the links
+	mu    *sync.Mutex // the allocator's lock (its own in tests); guards meta, free, top, st and the links
 	own   sync.Mutex
 	arena []byte
-	meta  []uint8 // per unit: 0xff = not a block start; else order | heapUsedBit if used
+	meta  []uint8 // per unit: heapNoBlock, or order+1, | heapUsedBit if used
 	free  [heapMaxOrder + 1]int32
+	top   int32 // first unit of the uncarved roots, which end at roots
+	roots int32
 	st    stats.Heap
 }
 
@@ -36,19 +44,19 @@ func HeapMetaBytes(size int) int { return size >> heapUnitShift }
 
 func newHeap(size int) *heap {
 	size &^= heapUnit - 1
-	h := &heap{meta: make([]uint8, size>>heapUnitShift)}
+	h := &heap{}
 	h.arena = newArena(h, size)
+	h.meta = newArena(h, size>>heapUnitShift)
 	h.mu = &h.own
-	for i := range h.meta {
-		h.meta[i] = 0xff
-	}
 	for i := range h.free {
 		h.free[i] = heapNone
 	}
-	// Carve the arena into the largest aligned blocks that fit; they are the roots that
-	// buddies merge back into.
+	// The arena is the largest aligned blocks that fit; they are the roots that buddies
+	// merge back into. Whole 64 KiB roots are carved on demand (top); the few smaller ones
+	// of the tail now.
 	units := len(h.meta)
-	for u := 0; u < units; {
+	h.roots = int32(units &^ (1<<heapMaxOrder - 1))
+	for u := int(h.roots); u < units; {
 		k := heapMaxOrder
 		for k > 0 && (u&(1<<k-1) != 0 || u+1<<k > units) {
 			k--
@@ -67,7 +75,7 @@ func (h *heap) setNext(u, v int32)  { binary.LittleEndian.PutUint32(h.link(u), u
 func (h *heap) setPrev(u, v int32)  { binary.LittleEndian.PutUint32(h.link(u)[4:], uint32(v)) }
 
 func (h *heap) push(u int32, k int) {
-	h.meta[u] = uint8(k)
+	h.meta[u] = uint8(k + 1)
 	head := h.free[k]
 	h.setNext(u, head)
 	h.setPrev(u, heapNone)
@@ -87,6 +95,20 @@ func (h *heap) unlink(u int32, k int) {
 	if n != heapNone {
 		h.setPrev(n, p)
 	}
+}
+
+// pop takes a free block of order k off its list, or carves a root; heapNone if neither.
+func (h *heap) pop(k int) int32 {
+	if u := h.free[k]; u != heapNone {
+		h.unlink(u, k)
+		return u
+	}
+	if k == heapMaxOrder && h.top < h.roots {
+		u := h.top
+		h.top += 1 << heapMaxOrder
+		return u
+	}
+	return heapNone
 }
 
 // orderFor returns the order of the smallest block holding n bytes.
@@ -109,20 +131,20 @@ func (h *heap) alloc(n int) (int32, int) {
 func (h *heap) allocLocked(n int) (int32, int) {
 	want := orderFor(n)
 	k := want
-	for k <= heapMaxOrder && h.free[k] == heapNone {
+	u := h.pop(k)
+	for u == heapNone && k < heapMaxOrder {
 		k++
+		u = h.pop(k)
 	}
-	if k > heapMaxOrder {
+	if u == heapNone {
 		h.st.Err++
 		return -1, 0
 	}
-	u := h.free[k]
-	h.unlink(u, k)
 	for k > want { // split, keeping the lower half
 		k--
 		h.push(u+1<<k, k)
 	}
-	h.meta[u] = uint8(k) | heapUsedBit
+	h.meta[u] = uint8(k+1) | heapUsedBit
 	h.st.Used += heapUnit << k
 	if h.st.Used > h.st.Max {
 		h.st.Max = h.st.Used
@@ -136,9 +158,8 @@ func (h *heap) allocLocked(n int) (int32, int) {
 // h.mu must be held.
 func (h *heap) allocLargestLocked(k, minK int) (int32, int) {
 	for ; k >= minK; k-- {
-		if u := h.free[k]; u != heapNone {
-			h.unlink(u, k)
-			h.meta[u] = uint8(k) | heapUsedBit
+		if u := h.pop(k); u != heapNone {
+			h.meta[u] = uint8(k+1) | heapUsedBit
 			h.st.Used += heapUnit << k
 			if h.st.Used > h.st.Max {
 				h.st.Max = h.st.Used
@@ -160,22 +181,22 @@ func (h *heap) release(u int32) {
 // releaseLocked is release with h.mu held.
 func (h *heap) releaseLocked(u int32) {
 	m := h.meta[u]
-	if m == 0xff || m&heapUsedBit == 0 {
+	if m&heapUsedBit == 0 {
 		h.st.Illegal++
 		panic("pbuf: heap free of a block that is not allocated")
 	}
-	k := int(m &^ heapUsedBit)
+	k := int(m&^heapUsedBit) - 1
 	h.st.Used -= heapUnit << k
 	units := int32(len(h.meta))
 	for k < heapMaxOrder {
 		b := u ^ 1<<k
 		parent := min(u, b)
-		if parent+1<<(k+1) > units || h.meta[b] != uint8(k) {
+		if parent+1<<(k+1) > units || h.meta[b] != uint8(k+1) {
 			break
 		}
 		h.unlink(b, k)
-		h.meta[b] = 0xff
-		h.meta[max(u, b)] = 0xff
+		h.meta[b] = heapNoBlock
+		h.meta[max(u, b)] = heapNoBlock
 		u = parent
 		k++
 	}

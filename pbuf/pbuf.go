@@ -128,6 +128,7 @@ type Pbuf struct {
 	gso    GSOType
 	gsoSz  uint16 // GSO: payload bytes of each segment but the last
 	blk    int32  // RAM: heap unit of the block
+	idx    int32  // index in its header pool: frees in constant time from a lazy pool
 	a      *Allocator
 	parent *Pbuf            // REF made by Split or RefRange: holds a reference to the pbuf it shares memory with
 	owner  Releaser         // REF: told on release
@@ -388,10 +389,11 @@ func (p *Pbuf) Split(at int) (*Pbuf, error) {
 		}
 		return q, nil
 	}
-	t := p.a.refPool.Get()
+	t, ti := p.a.refPool.GetIndex()
 	if t == nil {
 		return nil, errs.Mem
 	}
+	t.idx = int32(ti)
 	t.typ = REF
 	t.a = p.a
 	t.pool = p.a.refPool

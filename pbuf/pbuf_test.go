@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math/rand"
+	"slices"
 	"testing"
 
 	"github.com/wispstack/wisp/errs"
@@ -335,7 +336,9 @@ func benchAllocFree(b *testing.B, layer Layer, size int, typ Type) {
 }
 
 // freeCounts returns the number of free blocks of each order.
+// freeCounts counts the free blocks of each order, roots not yet carved included.
 func (h *heap) freeCounts() (c [heapMaxOrder + 1]int) {
+	c[heapMaxOrder] = int(h.roots-h.top) >> heapMaxOrder
 	for k := range h.free {
 		for u := h.free[k]; u != heapNone; u = h.next(u) {
 			c[k]++
@@ -447,4 +450,61 @@ func TestQueue(t *testing.T) {
 		t.Fatalf("%d queue nodes in use", s.Used)
 	}
 	checkZero(t, a)
+}
+
+// A new allocator writes nothing per element: no header made, no heap root carved, no
+// heap bookkeeping written; all of it comes with use, and Free returns it.
+func TestAllocatorIdleHoldsNothing(t *testing.T) {
+	a := NewAllocator(Config{PoolCount: 4096, PoolBufSize: 2048, HeapSize: 4 << 20, RefCount: 512, RAMCount: 1024})
+	for _, p := range []*memp.Pool[Pbuf]{a.pool, a.refPool, a.ramPool} {
+		if p.At(0) != nil {
+			t.Fatalf("%v: headers made before any allocation", p.ID())
+		}
+	}
+	if a.heap.top != 0 || slices.ContainsFunc(a.heap.meta, func(m uint8) bool { return m != heapNoBlock }) {
+		t.Fatal("heap carved before any allocation")
+	}
+	var chains []*Pbuf
+	for _, typ := range []Type{POOL, RAM} {
+		p, err := a.Alloc(LayerTransport, 3000, typ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		chains = append(chains, p)
+	}
+	r, err := a.AllocRef(make([]byte, 10), REF, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chains = append(chains, r)
+	if a.heap.top != 1<<heapMaxOrder {
+		t.Fatalf("heap carved to unit %d, want one root", a.heap.top)
+	}
+	for _, p := range chains {
+		p.Free()
+	}
+	checkZero(t, a)
+}
+
+// BenchmarkPoolAllocFreeMany allocates and frees with a tunnel-sized pool that has grown
+// (every header made, the lazy pool's chunks many), holding 8 chains at a time.
+func BenchmarkPoolAllocFreeMany(b *testing.B) {
+	a := NewAllocator(Config{PoolCount: 8192, PoolBufSize: 2560, HeapSize: 1 << 20, RefCount: 8, RAMCount: 64})
+	var ps []*Pbuf
+	for p, _ := a.Alloc(LayerRaw, 1500, POOL); p != nil; p, _ = a.Alloc(LayerRaw, 1500, POOL) {
+		ps = append(ps, p)
+	}
+	for _, p := range ps {
+		p.Free()
+	}
+	var held [8]*Pbuf
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := range held {
+			held[i], _ = a.Alloc(LayerRaw, 1500, POOL)
+		}
+		for _, p := range held {
+			p.Free()
+		}
+	}
 }
