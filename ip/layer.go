@@ -204,8 +204,8 @@ func New(cfg Config) (*Layer, error) {
 	l.nd.init(l)
 	l.tmo.Init(l.onTimer)
 	l.mcTmo.Init(l.mcTimer)
-	l.igmpPool = memp.New[group](memp.IGMPGroup, max(o.MempNumIGMPGroup, 0), 0)
-	l.mldPool = memp.New[group](memp.MLD6Group, max(o.MempNumMLD6Group, 0), 0)
+	l.igmpPool = memp.NewLazy[group](memp.IGMPGroup, max(o.MempNumIGMPGroup, 0), 0)
+	l.mldPool = memp.NewLazy[group](memp.MLD6Group, max(o.MempNumMLD6Group, 0), 0)
 	if cfg.Pools != nil {
 		cfg.Pools.Register(memp.IGMPGroup, l.igmpPool)
 		cfg.Pools.Register(memp.MLD6Group, l.mldPool)

@@ -67,7 +67,7 @@ type ndState struct {
 func (d *ndState) init(l *Layer) {
 	d.l = l
 	d.cache = make([]neighbor, max(l.opts.ND6NumNeighbors, 0))
-	d.queue = memp.New[pbuf.QueueNode](memp.ND6Queue, max(l.opts.MempNumND6Queue, 0), 0)
+	d.queue = memp.NewLazy[pbuf.QueueNode](memp.ND6Queue, max(l.opts.MempNumND6Queue, 0), 0)
 	if l.pools != nil {
 		l.pools.Register(memp.ND6Queue, d.queue)
 	}

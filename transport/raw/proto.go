@@ -35,7 +35,7 @@ func New(c ip.TransportConfig) (*Proto, error) {
 	p := &Proto{
 		ip:    c.IP,
 		alloc: c.Alloc,
-		pcbs:  memp.New[PCB](memp.RawPCB, max(c.Options.MempNumRawPCB, 0), 0),
+		pcbs:  memp.NewLazy[PCB](memp.RawPCB, max(c.Options.MempNumRawPCB, 0), 0),
 		rng:   rand.New(rand.NewPCG(c.Seed, c.Seed^0x7261772d69646e74)),
 	}
 	if c.Pools != nil {
