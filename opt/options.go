@@ -9,7 +9,7 @@ import (
 // when the stack is created and never grows: exhaustion fails the operation (ERR_MEM), drops
 // the packet or resets the connection, and counts it. Field names follow lwIP's options.
 //
-// The zero value is not useful; start from a preset (Embedded, Tunnel) and adjust.
+// The zero value is not useful; start from a preset (Embedded, Client, Tunnel) and adjust.
 type Options struct {
 	// MemSize is the size in bytes of the heap that RAM pbufs (outgoing data) are carved
 	// from (lwIP MEM_SIZE). The heap is a buddy allocator with 64-byte blocks: a request is
@@ -278,7 +278,7 @@ func Embedded() Options {
 }
 
 // Tunnel returns the preset for userspace tunnels, TUN proxies and servers: room for
-// thousands of connections and multi-gigabit streams in a fixed 56 MiB of packet memory
+// thousands of connections and multi-gigabit streams in a fixed 72 MiB of packet memory
 // (see the budget report: `wisp budget --preset tunnel`).
 func Tunnel() Options {
 	o := Embedded()
@@ -343,16 +343,73 @@ func Tunnel() Options {
 	return o
 }
 
-// Preset returns the named preset: "embedded" or "tunnel".
+// Client returns the preset for WireGuard clients and TUN proxies on a host (the default of
+// adapter/wireguard): tens of connections and a single stream at multi-gigabit speed on a
+// local link, in about 6 MiB of packet memory (`wisp budget --preset client`). It is
+// Tunnel's protocol behaviour with pools sized for one user's traffic: a receive window
+// that autotunes from 64 KiB to 256 KiB (512 POOL chunks of 2048 bytes back it) and a send
+// buffer that autotunes up to 2 MiB of the 4 MiB heap.
+//
+// The window is the trade: under wireguard-go every packet in flight holds a 64 KiB buffer
+// in the host's Go heap, so on a local link a window that autotuning grows to 1 MiB costs
+// ~20 MiB more resident memory for no more throughput (bench wg/bulk). 256 KiB still
+// carries 2 Gbit/s at a 1 ms round trip, but only ~50 Mbit/s at 40 ms: a client that
+// downloads over long paths raises TCPMaxWnd (and PbufPoolSize to back it).
+func Client() Options {
+	o := Tunnel()
+	o.MemSize = 4 << 20
+	o.PbufPoolSize = 512
+	o.PbufPoolBufSize = 2048 // a 1500-byte frame and its link header room in one chunk
+	o.MempNumPbuf = 512
+	o.MempNumPbufRAM = 1024
+
+	o.MempNumRawPCB = 4
+	o.MempNumUDPPCB = 64
+	o.MempNumTCPPCB = 64
+	o.MempNumTCPPCBListen = 16
+	o.MempNumTCPSeg = 2048
+	o.MempNumNetconn = 128
+
+	o.MempNumReassData = 16
+	o.IPReassMaxPbufs = 128
+	o.MempNumFragPbuf = 64
+
+	o.ARPTableSize = 16
+	o.MempNumARPQueue = 32
+	o.ND6NumNeighbors = 16
+	o.ND6NumRouters = 4
+	o.ND6NumPrefixes = 8
+	o.MempNumND6Queue = 32
+
+	o.MempNumIGMPGroup = 8
+	o.MempNumMLD6Group = 8
+
+	o.TCPWnd = 64 << 10
+	o.TCPMaxWnd = 256 << 10
+	o.TCPSndBuf = 256 << 10
+	o.TCPMaxSndBuf = 2 << 20
+	o.TCPSndQueueLen = 4 * (256 << 10) / 1460
+	o.TCPListenBacklog = 64
+
+	o.TCPRecvMboxSize = 64
+	o.UDPRecvMboxSize = 64
+	o.AcceptMboxSize = 32
+	return o
+}
+
+// Preset returns the named preset: "embedded", "client" or "tunnel" ("server" is
+// another name for "tunnel").
 func Preset(name string) (Options, error) {
 	switch name {
 	case "embedded":
 		return Embedded(), nil
+	case "client":
+		return Client(), nil
 	case "tunnel", "server":
 		return Tunnel(), nil
 	}
-	return Options{}, fmt.Errorf("opt: unknown preset %q (have: embedded, tunnel)", name)
+	return Options{}, fmt.Errorf("opt: unknown preset %q (have: embedded, client, tunnel)", name)
 }
 
 // PresetNames lists the names Preset accepts.
-func PresetNames() []string { return []string{"embedded", "tunnel"} }
+func PresetNames() []string { return []string{"embedded", "client", "tunnel"} }

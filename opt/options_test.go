@@ -45,3 +45,26 @@ func TestValidateNamesTheField(t *testing.T) {
 		}
 	}
 }
+
+// Client's receive window must fit in its POOL memory with the quarter a moving
+// connection may not take (transport/tcp's reserve), or a lone stream never reaches it;
+// and its send buffer in its heap.
+func TestClientPresetFits(t *testing.T) {
+	o, err := Preset("client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o != Client() {
+		t.Fatal(`Preset("client") is not Client()`)
+	}
+	segs := o.PbufPoolSize * 3 / 4 // one 1460-byte segment per chunk
+	if o.PbufPoolBufSize < 1500+16 || o.TCPMaxWnd > segs*1460 {
+		t.Errorf("TCPMaxWnd %d does not fit %d POOL chunks of %d bytes", o.TCPMaxWnd, o.PbufPoolSize, o.PbufPoolBufSize)
+	}
+	if o.TCPMaxSndBuf > o.MemSize/2 {
+		t.Errorf("TCPMaxSndBuf %d is more than half of MemSize %d", o.TCPMaxSndBuf, o.MemSize)
+	}
+	if tu := Tunnel(); o.MemSize >= tu.MemSize || o.PbufPoolSize >= tu.PbufPoolSize || o.MempNumTCPPCB >= tu.MempNumTCPPCB {
+		t.Error("Client is not smaller than Tunnel")
+	}
+}

@@ -17,6 +17,14 @@
 // CreateNetTUNWithOptions takes wisp's Options (stack sizing, clock, batch and queue,
 // offloads).
 //
+// CreateNetTUN sizes the stack with opt.Client: tens of connections and a multi-gigabit
+// stream in about 6 MiB of reserved packet memory, which costs the process only what
+// traffic touches (pool elements are made as they are first used, packet memory is mapped
+// outside the Go heap). Its receive window stops at 256 KiB, which keeps wireguard-go's
+// 64 KiB-per-packet buffers few on a local link; downloads over long paths want a larger
+// TCPMaxWnd, and a server or a relay of thousands of connections opt.Tunnel(), passed in
+// Options.Stack.
+//
 // Offloads are on unless Options.NoOffload: the stack hands the device TCP segments of up
 // to 64 KiB with one header and leaves checksums partial, and Read cuts each segment into
 // MTU-sized packets straight into wireguard-go's buffers, completing their checksums in the

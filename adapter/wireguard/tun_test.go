@@ -86,7 +86,7 @@ func TestDeviceBasics(t *testing.T) {
 
 // TestDeviceEcho writes echo requests in one batch and reads the replies in one Read.
 func TestDeviceEcho(t *testing.T) {
-	d, _ := newTestTUN(t, Options{})
+	d, _ := newTestTUN(t, Options{BatchSize: 8}) // the default batch is smaller
 	const off, n = 16, 8
 	var in [][]byte
 	for i := range n {
