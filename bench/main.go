@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -23,6 +24,8 @@ type options struct {
 	cpuProfile string
 	memProfile string
 	engines    string
+	plotDir    string // -plot: draw the sweep families there (plot.go)
+	plotFrom   string // -from: draw from this -json file instead of running
 	out        io.Writer
 	progress   io.Writer
 }
@@ -37,6 +40,8 @@ func main() {
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the wisp engine's runs to `FILE` (wisp runs first, as one block)")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile taken after the wisp engine's runs to `FILE`")
 	flag.StringVar(&o.engines, "engines", "", "run only the engines whose name matches `REGEXP` (wisp, netstack, netstack-tuned, kernel)")
+	flag.StringVar(&o.plotDir, "plot", "", "draw each sweep family (-run '^sweep/') as a chart in `DIR` (PNG and SVG)")
+	flag.StringVar(&o.plotFrom, "from", "", "with -plot: draw from the -json `FILE` of an earlier run instead of running")
 	flag.Parse()
 	o.out, o.progress = os.Stdout, os.Stderr
 
@@ -63,6 +68,9 @@ func allEngines() []engine {
 
 // run runs the selected scenarios on every engine and prints the table.
 func run(o options) error {
+	if o.plotFrom != "" {
+		return plotFrom(o)
+	}
 	sz := full
 	switch {
 	case o.smoke:
@@ -84,12 +92,15 @@ func run(o options) error {
 	}
 	var scs []scenario
 	for _, s := range scenarios() {
-		if scRe == nil || scRe.MatchString(s.id) {
+		if scRe == nil && !isSweep(s.id) || scRe != nil && scRe.MatchString(s.id) {
 			scs = append(scs, s)
 		}
 	}
 	if len(scs) == 0 {
 		return errors.New("no scenario matches -run")
+	}
+	if err := checkPlotSelection(o, scs); err != nil {
+		return err
 	}
 	var engines []engine
 	for _, e := range allEngines() {
@@ -198,12 +209,20 @@ func run(o options) error {
 			return err
 		}
 	}
+	if o.plotDir != "" {
+		files, err := plotSweeps(o.plotDir, plotInputOf(rep))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(o.progress, "plots: %s\n", strings.Join(files, " "))
+	}
 	return nil
 }
 
-// reps is how many times a scenario runs per engine; the table shows the median.
+// reps is how many times a scenario runs per engine; the table shows the median. A sweep's
+// point runs once (sweep.go).
 func reps(sc scenario, sz sizes) int {
-	if sc.once || sz.reps < 1 {
+	if sc.once || sz.reps < 1 || isSweep(sc.id) {
 		return 1
 	}
 	return sz.reps

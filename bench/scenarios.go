@@ -225,7 +225,8 @@ func scenarios() []scenario {
 		})
 	}
 	out = append(out, wgScenarios()...)
-	return append(out, tunScenarios()...)
+	out = append(out, tunScenarios()...)
+	return append(out, sweepScenarios()...) // only when -run selects them (sweep.go)
 }
 
 // stalledNote flags a transfer that moved nothing during the measurement (the figure is a
