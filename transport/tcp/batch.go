@@ -48,11 +48,13 @@ func (t *Proto) EndBatch() {
 		// A connection that sent an ACK since (with data, a window update) or died is
 		// skipped; fAckBatch was cleared with it.
 		if c := r.c; c.alive(r.gen) && c.flags&fAckBatch != 0 {
+			c.enter()
 			c.flags &^= fAckBatch
 			c.ackNow()
 			c.output()
-			t.checkPCB(c)
 			c.notifyLowat(r.gen)
+			c.leave(r.gen)
+			t.checkPCB(c)
 		}
 	}
 	t.ackq = t.ackq[:0]

@@ -89,6 +89,7 @@ func TestChallengeACKLimitRealSecond(t *testing.T) {
 	burst := func() (sent, limited uint64) {
 		n.Do(func() {
 			s0, l0 := n.tcp.ext.ChallengeACKs, n.tcp.ext.ChallengeACKsLimited
+			pr.c.ensureCold() // challengeACK runs inside an entry point
 			for range limit + 1 {
 				pr.c.challengeACK()
 			}
@@ -132,6 +133,7 @@ func TestDelayedACKDeadlineFromNow(t *testing.T) {
 				p.Free()
 			}
 		})
+		c.ensureCold() // deliver runs inside an entry point
 		c.deliver(&segIn{}, p, 100, false, c.gen())
 		if want := n.tcp.nowNs() + int64(n.Opts.TCPDelAckTimeout); c.delackAt != want {
 			t.Fatalf("delackAt = %v from now, want %v", time.Duration(c.delackAt-n.tcp.nowNs()), n.Opts.TCPDelAckTimeout)

@@ -113,6 +113,8 @@ func (t *Proto) cookieACK(l *Listener, in *segIn, p *pbuf.Pbuf) bool {
 	c.flags |= fBacklog
 	l.pending++
 	// The rest is ordinary SYN-RECEIVED processing of this ACK (and any data on it).
+	gen := c.enter()
 	c.input(in, payload(in, p))
+	c.leave(gen)
 	return true
 }

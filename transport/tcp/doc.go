@@ -25,13 +25,16 @@
 // scoreboard, RACK-TLP), recv.go (data reception, out-of-order queue, SACK generation),
 // window.go (options, autotuning, the window advertised), batch.go (ACKs for a batch of
 // segments), output.go (what to send: new data, retransmissions, the timers that follow),
-// emit.go (building one segment), control.go (SYN, pure ACK, RST and challenge ACK
-// senders), timers.go, ports.go, icmp.go, pcbapi.go (the raw API on a PCB) and types.go
-// (its types).
+// emit.go (building one segment), cold.go (parking an idle PCB's cold part), control.go
+// (SYN, pure ACK, RST and challenge ACK senders), timers.go, ports.go, icmp.go, pcbapi.go
+// (the raw API on a PCB) and types.go (its types).
 //
-// Memory: TCP_PCB (connections, TIME-WAIT included; a lazy pool, made as connections need
-// it), TCP_PCB_LISTEN and TCP_SEG (one record per queued pbuf of send data, per segment in
-// flight, per out-of-order segment) are memp pools created in New; the demux tables are fixed arrays. Data written with
+// Memory: TCP_PCB (connections, TIME-WAIT included), TCP_PCB_LISTEN and TCP_SEG (one
+// record per queued pbuf of send data, per segment in flight, per out-of-order segment) are
+// memp pools created in New, TCP_PCB and TCP_SEG lazy (made as connections need them); the
+// demux tables are fixed arrays. A PCB's cold part (cold.go: queues, recovery, the
+// congestion controller) comes from a pool of its own, one per PCB slot and reserved in
+// TCP_PCB's element size, and is given back while the connection is idle. Data written with
 // WriteCopy lives in RAM pbufs from the stack's heap (errs.Mem when it is exhausted);
 // segments are cut at output time as zero-copy views of that data behind a small header
 // pbuf. Received data is the pbuf the link filled, delivered without copying.

@@ -64,6 +64,9 @@ func addTCP(t testing.TB, n *iptest.Node, seed uint64) *node {
 		if c, l := p.NumPCBs(); c != 0 || l != 0 {
 			t.Errorf("after Close: %d PCBs, %d listeners in use", c, l)
 		}
+		if k := p.colds.Stats().Used; k != 0 {
+			t.Errorf("after Close: %d cold parts in use", k) // not in the pool table
+		}
 	})
 	return &node{Node: n, tcp: p}
 }

@@ -46,6 +46,8 @@ func (t *Proto) ControlInput(h *ip.Header, kind ip.ControlKind, mtu int, quoted 
 			return
 		}
 		c.mss = m
+		gen := c.enter()
+		defer c.leave(gen)
 		c.cc.SetMSS(m)
 		// RFC 1191 §6.5: retransmit what no longer fits, without treating it as
 		// congestion.

@@ -130,7 +130,9 @@ func (t *Proto) input(h *ip.Header, p *pbuf.Pbuf) {
 		return
 	}
 	if c := t.lookupConn(h.Dst, h.Src, in.dstPort, in.srcPort); c != nil {
+		gen := c.enter()
 		c.input(in, payload(in, p))
+		c.leave(gen)
 		t.checkInput(in)
 		return
 	}

@@ -85,7 +85,7 @@ func (t *Proto) checkTouched(c *PCB) {
 
 // violation returns the first rule of Proto's own bookkeeping that does not hold, or "".
 func (t *Proto) violation() string {
-	n, rx, snd, prom, tw, half := 0, 0, 0, 0, 0, 0
+	n, rx, snd, prom, tw, half, cold := 0, 0, 0, 0, 0, 0, 0
 	var prev *PCB
 	for c := t.all.head; c != nil; c = c.all.next {
 		if c.all.prev != prev {
@@ -96,10 +96,13 @@ func (t *Proto) violation() string {
 			return "Proto.all holds a PCB of another Proto or a freed one"
 		}
 		n++
+		if c.pcbCold != nil {
+			cold++
+		}
 		if c.rcvUnread > 0 {
 			rx++
 		}
-		if c.sndBufUsed > 0 {
+		if c.pcbCold != nil && c.sndBufUsed > 0 {
 			snd++
 		}
 		prom += c.rxProm
@@ -115,6 +118,8 @@ func (t *Proto) violation() string {
 		return "Proto.all: count or tail wrong"
 	case n != t.pcbs.Stats().Used:
 		return "Proto.all does not hold every TCP_PCB in use"
+	case cold != t.colds.Stats().Used:
+		return "the cold parts in use are not those of the PCBs in Proto.all"
 	case rx != t.rxHolders:
 		return "rxHolders is not the number of PCBs with rcvUnread > 0"
 	case snd != t.sndHolders:
@@ -155,6 +160,15 @@ func (t *Proto) violation() string {
 // violation returns the first rule c breaks, or "". The rules come from the fields'
 // comments (pcb.go, seg.go) and from what the code that moves them keeps.
 func (c *PCB) violation() string {
+	if c.pcbCold == nil && c.t != nil {
+		// Parked: its own rules, then the others with a zero cold part (what it would
+		// get back), lent from the pool for the check.
+		if r := c.parkedViolation(); r != "" {
+			return r
+		}
+		c.pcbCold = c.t.colds.Get()
+		defer c.dropCold()
+	}
 	if r := c.stateViolation(); r != "" {
 		return r
 	}
@@ -170,9 +184,21 @@ func (c *PCB) violation() string {
 	return c.timerViolation()
 }
 
-// Deadlines, for the timer rules.
-func (c *PCB) deadlines() [9]int64 {
-	return [...]int64{c.rtoAt, c.persistAt, c.tlpAt, c.reoAt, c.delackAt, c.keepAt, c.pollAt, c.closeAt, c.retryAt}
+// parkedViolation returns the first rule a parked connection (no cold part) breaks, or "".
+func (c *PCB) parkedViolation() string {
+	switch {
+	case c.busy != 0:
+		return "parked inside an entry point"
+	case !c.synchronized():
+		return "parked before the connection is synchronized"
+	case c.sndUna != c.sndNxt:
+		return "parked with data queued or in flight"
+	case c.flags&(fInRecovery|fRTORecovery|fUndo|fAckNow|fAckBatch|fNeedOutput) != 0:
+		return "parked with recovery, undo or output pending"
+	case c.parkAt != 0:
+		return "parked with parkAt armed"
+	}
+	return ""
 }
 
 func (c *PCB) stateViolation() string {
@@ -548,6 +574,10 @@ func (c *PCB) timerViolation() string {
 // invariantReport describes a violation: the rule, the connection, and what it holds.
 func (c *PCB) invariantReport(rule string) string {
 	t := c.t
+	if c.pcbCold == nil {
+		c.pcbCold = t.colds.Get() // parked: report a zero cold part
+		defer c.dropCold()
+	}
 	now := t.nowNs()
 	i := c.Info()
 	i.Timers = c.timersString(now)

@@ -11,14 +11,23 @@ import (
 	"github.com/wispstack/wisp/wire"
 )
 
-// PCB is one connection (lwIP struct tcp_pcb). PCBs come from the TCP_PCB pool; the struct
-// holds every piece of per-connection state, so a connection allocates nothing after
-// NewPCB. Variable names follow RFC 9293 §3.3.1.
+// PCB is one connection (lwIP struct tcp_pcb). PCBs come from the TCP_PCB pool; what a
+// connection needs only while it moves data is in pcbCold, taken from a pool with one
+// element per PCB and given back when the connection goes quiet (cold.go), so a
+// connection allocates nothing after NewPCB and an idle one holds only this struct.
+// Variable names follow RFC 9293 §3.3.1.
 type PCB struct {
+	// pcbCold is nil while the connection is parked; every entry point takes it first
+	// (ensureCold), so code below them reads its fields as the PCB's own.
+	*pcbCold
+
 	t     *Proto
 	idx   int32 // index in the TCP_PCB pool
 	state State
-	flags pcbFlags
+	busy  uint8 // entry points under way (enter/leave, cold.go)
+	// Window scale shifts (RFC 7323 §2.3): sndScale for the peer's windows, rcvScale ours.
+	sndScale, rcvScale uint8
+	flags              pcbFlags
 
 	// Identity. Addresses are kept without zone for demultiplexing; dst is the remote
 	// address as the application gave it (a link-local zone selects the netif).
@@ -31,6 +40,7 @@ type PCB struct {
 	tw           pcbLink // Proto.timeWait in TIME-WAIT, Proto.halfOpen while half-open (never both)
 	listener     *Listener
 	phsum        uint32 // pseudo-header checksum without the length
+	hasRTT       bool   // srtt and rttvar hold a measurement (RFC 6298 §2.2)
 
 	ip.SendOptions // IP_TTL and IP_TOS of the segments (the multicast ones do not apply)
 
@@ -46,35 +56,77 @@ type PCB struct {
 	// Send sequence space (RFC 9293 §3.3.1). sndNxt is the highest sequence number sent
 	// (SND.MAX in some texts): retransmissions come from rtxq and never move it back.
 	iss, sndUna, sndNxt uint32
-	sndWnd              int // peer's window, scaled, in bytes
-	sndWl1, sndWl2      uint32
-	maxSndWnd           int // largest window the peer has offered (sender SWS, RFC 9293 §3.8.6.2.1)
-	sndScale, rcvScale  uint8
-	mss                 int // effective send MSS (payload bytes per segment, options excluded)
-	peerMSS             int
-	advMSS              int // the MSS we announced
-
-	// Send queue: application data from SND.UNA to sndEnd, one record per pbuf, plus the
-	// cursor at SND.NXT; FIN (once queued) takes the sequence number sndEnd.
-	sndq       segQueue
-	sndEnd     uint32
-	sndBufUsed int // bytes in sndq (unacked and unsent)
-	pos        *seg
-	pushSeq    uint32
-	sndSml     uint32   // end of the last partial segment sent (Nagle, Minshall's variant)
-	rtxq       segQueue // sent and not acknowledged, one record per segment
+	// The send queue (its records are in pcbCold) holds application data from SND.UNA to
+	// sndEnd; FIN (once queued) takes the sequence number sndEnd.
+	sndEnd         uint32
+	sndWl1, sndWl2 uint32
+	pushSeq        uint32
+	sndSml         uint32 // end of the last partial segment sent (Nagle, Minshall's variant)
+	sndWnd         int    // peer's window, scaled, in bytes
+	maxSndWnd      int    // largest window the peer has offered (sender SWS, RFC 9293 §3.8.6.2.1)
+	mss            int    // effective send MSS (payload bytes per segment, options excluded)
+	peerMSS        int
+	advMSS         int // the MSS we announced
 
 	// Retransmission timer state (RFC 6298).
 	srtt, rttvar, rto time.Duration
 	minRTT            time.Duration // windowed minimum of the samples (minRTT filter)
-	minRTTf           minFilter
-	lastRTT           time.Duration // sample of the last ACK (0: none)
-	hasRTT            bool
-	nrtx              int // consecutive RTO expirations
+	nrtx              int           // consecutive RTO expirations
 	rtxCount          uint64
 	lastSend          int64
-	softErr           error
 
+	rcvMSS int // largest segment received (what "full-sized" means for delayed ACKs)
+
+	// Receive sequence space.
+	irs, rcvNxt uint32
+	rcvAdv      uint32 // right edge of the window last advertised (never moves left)
+	lastAckSent uint32 // RCV.NXT of the last ACK sent (RFC 7323 Last.ACK.sent)
+	rcvBuf      int    // current receive buffer (window when the application keeps up)
+	rcvBufMax   int    // autotuning limit (TCPMaxWnd or SetRcvBuf)
+	rcvUser     int    // SetRcvBuf value, 0 = autotune
+	sndBufLim   int    // send buffer: TCPSndBuf, grown towards 2*cwnd, or SetSndBuf's value
+	sndUser     int    // SetSndBuf value, 0 = autotune
+	rcvUnread   int    // delivered to RecvFunc and not yet Recved
+
+	// Timestamps (RFC 7323).
+	tsRecent    uint32
+	tsOff       uint32
+	tsRecentAge int64
+
+	// Timers: one Timeout, scheduled for the earliest deadline (ns since epoch, 0 = none).
+	tmo       clock.Timeout
+	tmoAt     int64 // deadline tmo is scheduled for
+	delackAt  int64
+	keepAt    int64
+	pollAt    int64
+	closeAt   int64 // TIME-WAIT end, FIN-WAIT-2 timeout
+	keepIdle  time.Duration
+	keepIntvl time.Duration
+	keepCnt   int
+	keepSent  int
+	lastRecv  int64
+	readEpoch int64 // the movingWindow epoch in which the application last consumed data (share.go)
+
+	// User options (useropt.go).
+	userMSS      int           // TCP_MAXSEG: cap on the MSS announced and used (0: none)
+	userTimeout  time.Duration // TCP_USER_TIMEOUT (0: off)
+	stuckSince   int64         // since when data waits unacknowledged (first RTO) or unsent behind a zero window (first probe)
+	notSentLowat int           // TCP_NOTSENT_LOWAT (0: off)
+	rxProm       int           // this connection's part of Proto.rxPromised
+
+	// The congestion window while parked (cold.go), and when parking is next tried.
+	parkCwnd, parkSsthresh int32
+	parkAt                 int64
+}
+
+// pcbCold is the part of a connection that matters only while it moves data (cold.go).
+type pcbCold struct {
+	// Send queue: one record per pbuf from SND.UNA to sndEnd, and the cursor at SND.NXT.
+	sndq    segQueue
+	pos     *seg
+	rtxq    segQueue // sent and not acknowledged, one record per segment
+	minRTTf minFilter
+	lastRTT time.Duration // sample of the last ACK (0: none)
 	// Loss recovery.
 	cc           cc.Controller
 	recover      uint32 // RFC 6582 "recover": SND.NXT when recovery began
@@ -92,7 +144,6 @@ type PCB struct {
 	// yet; rtxLogN > len(rtxLog) means it overflowed.
 	rtxLog  [16]wire.SACKBlock
 	rtxLogN int
-	rcvMSS  int // largest segment received (what "full-sized" means for delayed ACKs)
 	// Proportional Rate Reduction (RFC 6937) during SACK fast recovery.
 	prrDelivered  int // prr_delivered: bytes delivered to the receiver since recovery began
 	prrOut        int // prr_out: bytes sent since recovery began
@@ -100,63 +151,27 @@ type PCB struct {
 	prrSndcnt     int // sndcnt of the latest ACK, less what has been sent since
 	lastDelivered int // DeliveredData of the latest ACK
 	rack          rackState
-
-	// Receive sequence space.
-	irs, rcvNxt uint32
-	rcvAdv      uint32 // right edge of the window last advertised (never moves left)
-	rcvBuf      int    // current receive buffer (window when the application keeps up)
-	rcvBufMax   int    // autotuning limit (TCPMaxWnd or SetRcvBuf)
-	rcvUser     int    // SetRcvBuf value, 0 = autotune
-	sndBufLim   int    // send buffer: TCPSndBuf, grown towards 2*cwnd, or SetSndBuf's value
-	sndUser     int    // SetSndBuf value, 0 = autotune
-	rcvUnread   int    // delivered to RecvFunc and not yet Recved
-	ooseq       segQueue
-	ooPbufs     int
-	sacks       [wire.TCPMaxSACKBlocks]wire.SACKBlock // blocks to report, most recent first
-	nsacks      int
-	dsack       wire.SACKBlock // a D-SACK block (RFC 2883) to report once
-	segsUnacked int            // full segments received since the last ACK (delayed ACK)
-	drs         drsState
-
-	// Timestamps (RFC 7323).
-	tsRecent    uint32
-	tsRecentAge int64
-	tsOff       uint32
-	lastAckSent uint32
-
-	// Timers: one Timeout, scheduled for the earliest deadline (ns since epoch, 0 = none).
-	tmo       clock.Timeout
-	tmoAt     int64 // deadline tmo is scheduled for
+	ooseq         segQueue
+	ooPbufs       int
+	sacks         [wire.TCPMaxSACKBlocks]wire.SACKBlock // blocks to report, most recent first
+	nsacks        int
+	dsack         wire.SACKBlock // a D-SACK block (RFC 2883) to report once
+	drs           drsState
+	cwrEnd        uint32 // SND.NXT at the last window reduction for a congested link (linkFull)
+	persistN      int    // persist backoff exponent
+	softErr       error  // the last ICMP error about data in flight (cleared when parked)
+	sndBufUsed    int    // bytes in sndq (unacked and unsent)
+	segsUnacked   int    // full segments received since the last ACK (delayed ACK)
+	corkSince     int64  // when TCP_CORK began holding a partial segment (0: it holds none)
+	synAt         int64  // when a listener made this half-open connection (TCPSynRcvdTimeout)
+	// Deadlines of the timers only a sending connection runs (timers.go).
 	rtoAt     int64 // RTO or SYN retransmission
 	persistAt int64 // the next persist probe (RFC 9293 §3.8.6.1): never pushed back by output
 	tlpAt     int64
 	reoAt     int64 // RACK reordering timer
-	delackAt  int64
-	keepAt    int64
-	pollAt    int64
-	closeAt   int64  // TIME-WAIT end, FIN-WAIT-2 timeout
-	retryAt   int64  // retry of an output stopped by a full link queue (linkFull) or by memory (armRetry)
-	cwrEnd    uint32 // SND.NXT at the last window reduction for a congested link (linkFull)
-	persistN  int    // persist backoff exponent
-	keepIdle  time.Duration
-	keepIntvl time.Duration
-	keepCnt   int
-	keepSent  int
-	lastRecv  int64
-	synAt     int64 // when a listener made this half-open connection (TCPSynRcvdTimeout)
-	readEpoch int64 // the movingWindow epoch in which the application last consumed data (share.go)
-
-	// User options (useropt.go).
-	userMSS      int           // TCP_MAXSEG: cap on the MSS announced and used (0: none)
-	userTimeout  time.Duration // TCP_USER_TIMEOUT (0: off)
-	stuckSince   int64         // since when data waits unacknowledged (first RTO) or unsent behind a zero window (first probe)
-	corkSince    int64         // when TCP_CORK began holding a partial segment (0: it holds none)
-	notSentLowat int           // TCP_NOTSENT_LOWAT (0: off)
-	rxProm       int           // this connection's part of Proto.rxPromised
-
+	retryAt   int64 // retry of an output stopped by a full link queue (linkFull) or by memory (armRetry)
 	// Congestion controllers, embedded so a connection allocates nothing; cc points at one.
 	ccImpl ccImpl
-
 	// spare is a retransmission-queue record of the PCB's own: with TCP_SEG exhausted (the
 	// send queues hold every record) a connection can still send, coalescing what it sends
 	// into this one record, so the acknowledgments that free records can come back.
@@ -250,6 +265,7 @@ func (t *Proto) allocPCB() *PCB {
 	c.rcvBufMax = max(t.opts.TCPMaxWnd, t.opts.TCPWnd)
 	c.sndBufLim = t.opts.TCPSndBuf
 	c.tmo.Init(c.onTimer)
+	c.ensureCold()
 	t.all.push(c)
 	return c
 }
@@ -280,10 +296,13 @@ func (c *PCB) free() {
 	if c.flags&fBoundIdle != 0 {
 		t.boundIdle--
 	}
-	t.freeQueue(&c.sndq)
-	t.freeQueue(&c.rtxq)
-	t.freeQueue(&c.ooseq)
 	c.releaseShares()
+	if c.pcbCold != nil {
+		t.freeQueue(&c.sndq)
+		t.freeQueue(&c.rtxq)
+		t.freeQueue(&c.ooseq)
+		c.dropCold()
+	}
 	t.all.remove(c)
 	t.gens[c.idx]++
 	t.pcbs.Put(c)

@@ -82,6 +82,8 @@ func (c *PCB) Connect(raddr netip.AddrPort, fn ConnectedFunc) error {
 	if !c.usable() {
 		return errs.Conn
 	}
+	gen := c.enter()
+	defer c.leave(gen)
 	if c.state != StateClosed {
 		return errs.IsConn
 	}
@@ -145,6 +147,8 @@ func (c *PCB) Write(data []byte, flags WriteFlags) error {
 	if !c.usable() || !c.canSend() {
 		return errs.Conn
 	}
+	gen := c.enter()
+	defer c.leave(gen)
 	n := len(data)
 	if n == 0 {
 		return nil
@@ -270,6 +274,8 @@ func (c *PCB) WritePbuf(p *pbuf.Pbuf, flags WriteFlags) error {
 	if p == nil {
 		return nil
 	}
+	gen := c.enter()
+	defer c.leave(gen)
 	if !c.usable() || !c.canSend() {
 		p.Free()
 		return errs.Conn
@@ -322,6 +328,8 @@ func (c *PCB) Output() error {
 	if c == nil || c.t == nil || c.flags&fDying != 0 {
 		return errs.Conn
 	}
+	gen := c.enter()
+	defer c.leave(gen)
 	return c.output()
 }
 
@@ -332,6 +340,8 @@ func (c *PCB) Recved(n int) {
 	if c == nil || c.t == nil || c.flags&fDying != 0 {
 		return
 	}
+	gen := c.enter()
+	defer c.leave(gen)
 	c.recved(n)
 	if c.flags&fWndUpdate != 0 {
 		c.flags &^= fWndUpdate
@@ -348,6 +358,8 @@ func (c *PCB) SndBuf() int {
 	if c == nil || c.t == nil {
 		return 0
 	}
+	gen := c.enter()
+	defer c.leave(gen)
 	return c.sndRoom()
 }
 
@@ -401,6 +413,8 @@ func (c *PCB) SetSndBuf(n int) {
 	if c.t == nil {
 		return
 	}
+	gen := c.enter()
+	defer c.leave(gen)
 	o := c.t.opts
 	c.sndUser = min(max(n, 0), max(o.TCPSndBuf, o.TCPMaxSndBuf))
 	if c.sndUser > 0 {
@@ -430,6 +444,9 @@ func (c *PCB) SndQueueLen() int {
 	if c == nil || c.t == nil {
 		return 0
 	}
+	if c.pcbCold == nil {
+		return 0 // parked: nothing queued
+	}
 	return c.sndq.n
 }
 
@@ -445,6 +462,8 @@ func (c *PCB) Close() error {
 	if !c.usable() {
 		return errs.Conn
 	}
+	gen := c.enter()
+	defer c.leave(gen)
 	c.flags |= fAppClosed | fRxShut
 	c.recvFn, c.sentFn, c.errFn, c.pollFn, c.connFn = nil, nil, nil, nil, nil
 	c.pollAt = 0
@@ -496,6 +515,8 @@ func (c *PCB) Shutdown(rx, tx bool) error {
 	if !c.usable() {
 		return errs.Conn
 	}
+	gen := c.enter()
+	defer c.leave(gen)
 	if rx && tx {
 		return c.Close()
 	}
@@ -521,6 +542,8 @@ func (c *PCB) Abort() {
 	if c == nil || c.t == nil || c.flags&fDying != 0 {
 		return
 	}
+	gen := c.enter()
+	defer c.leave(gen)
 	if c.synchronized() && c.state != StateTimeWait || c.state == StateSynReceived {
 		c.sendRST(c.sndNxt, c.rcvNxt, true)
 	}
@@ -549,6 +572,8 @@ func (c *PCB) OnPoll(fn PollFunc, every time.Duration) {
 	if c.t == nil {
 		return
 	}
+	gen := c.enter()
+	defer c.leave(gen)
 	c.pollFn, c.pollEvery = fn, every
 	if fn == nil || every <= 0 {
 		c.pollAt = 0
@@ -587,6 +612,8 @@ func (c *PCB) SetKeepAlive(on bool, idle, intvl time.Duration, cnt int) {
 	if c.t == nil {
 		return
 	}
+	gen := c.enter()
+	defer c.leave(gen)
 	if idle > 0 {
 		c.keepIdle = idle
 	}
@@ -622,6 +649,8 @@ func (c *PCB) SetRcvBuf(n int) {
 	if c.t == nil {
 		return
 	}
+	gen := c.enter()
+	defer c.leave(gen)
 	o := c.t.opts
 	c.rcvUser = max(n, 0)
 	if n > 0 {
@@ -646,6 +675,8 @@ func (c *PCB) BacklogDelayed() {
 	if c.t == nil || c.listener == nil {
 		return
 	}
+	gen := c.enter()
+	defer c.leave(gen)
 	c.flags |= fBacklogDelayed
 	if c.flags&fBacklog == 0 {
 		c.flags |= fBacklog
@@ -659,6 +690,8 @@ func (c *PCB) BacklogAccepted() {
 	if c.t == nil {
 		return
 	}
+	gen := c.enter()
+	defer c.leave(gen)
 	c.flags &^= fBacklogDelayed
 	if c.flags&fBacklog != 0 && c.state != StateSynReceived {
 		c.flags &^= fBacklog
@@ -699,11 +732,16 @@ func (c *PCB) Info() Info {
 	if i.RcvWnd < 0 {
 		i.RcvWnd = 0
 	}
+	i.Local, i.Remote = c.localAP(), c.remoteAP()
+	i.RcvUnread, i.SndBufSize = c.rcvUnread, c.sndBufLim
+	if c.pcbCold == nil {
+		i.Cwnd, i.Ssthresh, i.Congestion = c.parkedWindow() // parked (cold.go)
+		return i
+	}
 	if c.cc != nil {
 		i.Cwnd, i.Ssthresh, i.Congestion = c.cc.Cwnd(), c.cc.Ssthresh(), c.cc.Name()
 	}
-	i.Local, i.Remote = c.localAP(), c.remoteAP()
-	i.RcvUnread, i.OOSegs, i.SndBuf, i.SndBufSize = c.rcvUnread, c.ooseq.n, c.sndBufUsed, c.sndBufLim
+	i.OOSegs, i.SndBuf = c.ooseq.n, c.sndBufUsed
 	return i
 }
 
@@ -719,15 +757,10 @@ func (c *PCB) timersString(now int64) string {
 		}
 		b = fmt.Appendf(b, "%s=%v", name, time.Duration(at-now).Round(time.Millisecond))
 	}
-	add("rto", c.rtoAt)
-	add("persist", c.persistAt)
-	add("tlp", c.tlpAt)
-	add("reo", c.reoAt)
-	add("delack", c.delackAt)
-	add("keep", c.keepAt)
-	add("poll", c.pollAt)
-	add("close", c.closeAt)
-	add("retry", c.retryAt)
+	d := c.deadlines()
+	for i, name := range [...]string{"rto", "persist", "tlp", "reo", "delack", "keep", "poll", "close", "retry", "park"} {
+		add(name, d[i])
+	}
 	return string(b)
 }
 

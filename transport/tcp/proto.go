@@ -33,6 +33,10 @@ type Proto struct {
 	pcbs      *memp.Pool[PCB]
 	listeners *memp.Pool[Listener]
 	segs      *memp.Pool[seg]
+	// colds holds the PCBs' cold parts (cold.go): one per TCP_PCB slot, so taking one
+	// never fails, and counted in TCP_PCB's element size (coldExtra) rather than as a pool
+	// of its own.
+	colds *memp.Pool[pcbCold]
 	// gens counts how often each TCP_PCB slot was freed, so code that ran a callback can tell
 	// whether its PCB is still the same connection (memp.Put zeroes the PCB itself).
 	gens []uint32
@@ -95,9 +99,10 @@ func New(c ip.TransportConfig) (*Proto, error) {
 		timers:    c.Timers,
 		pools:     c.Pools,
 		keys:      newKeys(c.Seed),
-		pcbs:      memp.NewLazy[PCB](memp.TCPPCB, o.MempNumTCPPCB, 0), // made as connections need them
+		pcbs:      memp.NewLazy[PCB](memp.TCPPCB, o.MempNumTCPPCB, coldExtra), // made as connections need them
+		colds:     memp.NewLazy[pcbCold](memp.TCPPCB, o.MempNumTCPPCB, 0),
 		listeners: memp.New[Listener](memp.TCPPCBListen, o.MempNumTCPPCBListen, 0),
-		segs:      memp.New[seg](memp.TCPSeg, o.MempNumTCPSeg, 0),
+		segs:      memp.NewLazy[seg](memp.TCPSeg, o.MempNumTCPSeg, 0), // an idle stack holds none
 		gens:      make([]uint32, o.MempNumTCPPCB),
 		epoch:     c.Timers.Now(),
 		ackq:      make([]ackRef, 0, ackBatchMax),
@@ -130,7 +135,7 @@ func New(c ip.TransportConfig) (*Proto, error) {
 // PoolDecls declares the pools New creates for options o, for the budget report.
 func PoolDecls(o opt.Options) []memp.Decl {
 	return []memp.Decl{
-		memp.DeclFor[PCB](memp.TCPPCB, o.MempNumTCPPCB, 0),
+		memp.DeclFor[PCB](memp.TCPPCB, o.MempNumTCPPCB, coldExtra),
 		memp.DeclFor[Listener](memp.TCPPCBListen, o.MempNumTCPPCBListen, 0),
 		memp.DeclFor[seg](memp.TCPSeg, o.MempNumTCPSeg, 0),
 	}

@@ -131,7 +131,9 @@ func (c *PCB) syncPromise() {
 // releaseShares forgets what a PCB that is being freed held in the share counts.
 func (c *PCB) releaseShares() {
 	c.setUnread(0)
-	c.addSndUsed(-c.sndBufUsed)
+	if c.pcbCold != nil {
+		c.addSndUsed(-c.sndBufUsed)
+	}
 	c.t.rxPromised -= c.rxProm
 	c.rxProm = 0
 }

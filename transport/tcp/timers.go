@@ -22,7 +22,7 @@ func (c *PCB) schedule() {
 		return
 	}
 	next := int64(math.MaxInt64)
-	for _, d := range [...]int64{c.rtoAt, c.persistAt, c.tlpAt, c.reoAt, c.delackAt, c.keepAt, c.pollAt, c.closeAt, c.retryAt} {
+	for _, d := range c.deadlines() {
 		if d != 0 && d < next {
 			next = d
 		}
@@ -39,6 +39,16 @@ func (c *PCB) schedule() {
 	t.timers.Schedule(&c.tmo, time.Duration(next-t.nowNs()))
 }
 
+// deadlines are c's timers' deadlines; those of a sending connection are in its cold part
+// (zero while parked).
+func (c *PCB) deadlines() [10]int64 {
+	d := [...]int64{0, 0, 0, 0, c.delackAt, c.keepAt, c.pollAt, c.closeAt, 0, c.parkAt}
+	if k := c.pcbCold; k != nil {
+		d[0], d[1], d[2], d[3], d[8] = k.rtoAt, k.persistAt, k.tlpAt, k.reoAt, k.retryAt
+	}
+	return d
+}
+
 // onTimer runs in core context when the Timeout falls due.
 func (c *PCB) onTimer() {
 	t := c.t
@@ -46,7 +56,10 @@ func (c *PCB) onTimer() {
 		return
 	}
 	held := t.holdClock()
+	gen := c.enter()
+	due(&c.parkAt, t.nowNs()) // leave parks c or arms it again
 	c.timer()
+	c.leave(gen)
 	t.checkTimer(c)
 	t.releaseClock(held)
 }
@@ -78,10 +91,14 @@ func (c *PCB) timer() {
 		t.ext.DelayedACKs++
 		c.sendAck()
 	}
+	// A freed PCB has no cold part: each step below checks that c is still alive.
 	if due(&c.tlpAt, ns) {
 		// Before the RTO: a PTO capped at the RTO's deadline sends the probe instead of
 		// the timeout (RFC 8985 §7.2), and the probe re-arms the RTO.
 		c.tlpExpired(ns)
+		if !c.alive(gen) {
+			return
+		}
 	}
 	if due(&c.rtoAt, ns) {
 		c.rtoExpired(ns)
@@ -91,14 +108,23 @@ func (c *PCB) timer() {
 	}
 	if due(&c.persistAt, ns) {
 		c.persistExpired(ns)
+		if !c.alive(gen) {
+			return
+		}
 	}
 	if due(&c.retryAt, ns) {
 		c.output()
+		if !c.alive(gen) {
+			return
+		}
 	}
 	if due(&c.reoAt, ns) {
 		c.rackDetectLoss(ns)
 		c.maybeEnterRecovery(ns)
 		c.output()
+		if !c.alive(gen) {
+			return
+		}
 	}
 	if due(&c.keepAt, ns) {
 		c.keepalive(ns)

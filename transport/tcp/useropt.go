@@ -65,7 +65,7 @@ func (c *PCB) MSS() int {
 func (c *PCB) SetUserTimeout(d time.Duration) {
 	c.assertCore()
 	c.userTimeout = max(d, 0)
-	if c.t != nil && c.rtoAt != 0 {
+	if c.t != nil && c.pcbCold != nil && c.rtoAt != 0 {
 		c.clampToUserTimeout(&c.rtoAt)
 		c.schedule()
 	}
@@ -83,9 +83,13 @@ func (c *PCB) SetCork(on bool) {
 		return
 	}
 	c.flags &^= fCork
-	c.corkSince = 0
+	if c.pcbCold != nil {
+		c.corkSince = 0
+	}
 	if c.t != nil && c.flags&fDying == 0 {
+		gen := c.enter()
 		c.output()
+		c.leave(gen)
 	}
 }
 
@@ -99,7 +103,9 @@ func (c *PCB) SetNotSentLowat(n int) {
 	c.assertCore()
 	c.notSentLowat = max(n, 0)
 	if c.t != nil {
-		c.notifyLowat(c.gen())
+		gen := c.enter()
+		c.notifyLowat(gen)
+		c.leave(gen)
 	}
 }
 
