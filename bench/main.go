@@ -32,6 +32,18 @@ type options struct {
 
 var verbose = flag.Bool("v", false, "log what the link did in every run")
 
+// wispCores is stack.Config.Cores of the wisp engine's stacks: 1, wisp's default, unless
+// asked (0: GOMAXPROCS). On this 2-vCPU VM two cores per stack were slower (bench/RESULTS.md).
+var wispCores = flag.Int("wisp-cores", 1, "cores of each wisp stack (stack.Config.Cores; 0: GOMAXPROCS)")
+
+// coresOf is the wisp engine's core count.
+func coresOf() int {
+	if *wispCores > 0 {
+		return *wispCores
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
 func main() {
 	var o options
 	flag.BoolVar(&o.quick, "quick", false, "a short pass with tiny sizes (CI: proves the harness works, not a speed judgement)")

@@ -52,10 +52,13 @@ func (wispEngine) open(cfg netConfig) (network, error) {
 		n.adjust = append(n.adjust, largeNote)
 	}
 	var err error
-	if n.a, err = stack.New(stack.Config{Options: o}); err != nil {
+	if c := coresOf(); c > 1 {
+		n.adjust = append(n.adjust, fmt.Sprintf("%d cores per stack (stack.Config.Cores)", c))
+	}
+	if n.a, err = stack.New(stack.Config{Options: o, Cores: coresOf()}); err != nil {
 		return nil, err
 	}
-	if n.b, err = stack.New(stack.Config{Options: o}); err != nil {
+	if n.b, err = stack.New(stack.Config{Options: o, Cores: coresOf()}); err != nil {
 		n.a.Close()
 		return nil, err
 	}

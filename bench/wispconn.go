@@ -21,8 +21,8 @@ import (
 // Lock order: the core lock, then wconn.mu (callbacks run with the core lock held and take
 // mu; the goroutines never take the core lock while holding mu).
 type wconn struct {
-	s   *stack.Stack
-	pcb *tcp.PCB // nil once the connection is gone or closed; core lock
+	k   *stack.Core // the connection's core (one of the stack's: Stack.CoreFor)
+	pcb *tcp.PCB    // nil once the connection is gone or closed; k's lock
 
 	mu        sync.Mutex
 	cond      sync.Cond
@@ -36,8 +36,8 @@ type wconn struct {
 	sentSeq   uint64 // bumped by SentFunc and by the retry poll
 }
 
-func newWconn(s *stack.Stack) *wconn {
-	w := &wconn{s: s}
+func newWconn(k *stack.Core) *wconn {
+	w := &wconn{k: k}
 	w.cond.L = &w.mu
 	return w
 }
@@ -105,18 +105,25 @@ func wConnected(c *tcp.PCB) {
 var errClosed = errors.New("wisp conn closed")
 
 func wispDial(s *stack.Stack, raddr netip.AddrPort) (*wconn, error) {
-	w := newWconn(s)
-	var err error
-	s.Callback(func() {
-		var c *tcp.PCB
-		if c, err = s.TCP().NewPCB(); err != nil {
-			return
+	w := newWconn(nil)
+	_, err := s.ConnectOn(netip.AddrPort{}, raddr, func(k *stack.Core, local netip.AddrPort) error {
+		c, err := k.TCP().NewPCB()
+		if err != nil {
+			return err
 		}
+		if local.IsValid() {
+			if err := c.Bind(local); err != nil {
+				c.Close()
+				return err
+			}
+		}
+		w.k = k
 		w.install(c)
 		if err = c.Connect(raddr, wConnected); err != nil {
 			w.pcb = nil
 			c.Close() // a CLOSED PCB is freed at once, without callbacks
 		}
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -171,7 +178,7 @@ func (w *wconn) Read(b []byte) (int, error) {
 		w.rq, w.rhead = w.rq[:0], 0
 	}
 	w.mu.Unlock()
-	w.s.Callback(func() {
+	w.k.Callback(func() {
 		if w.pcb != nil {
 			w.pcb.Recved(n)
 		}
@@ -190,7 +197,7 @@ func (w *wconn) Write(b []byte) (int, error) {
 		var seq uint64
 		var err error
 		gone := false
-		w.s.Callback(func() {
+		w.k.Callback(func() {
 			c := w.pcb
 			if c == nil {
 				gone = true
@@ -258,7 +265,7 @@ func (w *wconn) goneErr() error {
 }
 
 func (w *wconn) setNoDelay(on bool) {
-	w.s.Callback(func() {
+	w.k.Callback(func() {
 		if w.pcb != nil {
 			w.pcb.SetNoDelay(on)
 		}
@@ -268,7 +275,7 @@ func (w *wconn) setNoDelay(on bool) {
 // close closes the connection (FIN after queued data) and frees what was never read.
 func (w *wconn) close() error {
 	var err error
-	w.s.Callback(func() {
+	w.k.Callback(func() {
 		if c := w.pcb; c != nil {
 			w.pcb = nil
 			err = c.Close()
@@ -288,8 +295,8 @@ func (w *wconn) close() error {
 
 // wlistener queues accepted connections for accept.
 type wlistener struct {
-	s *stack.Stack
-	l *tcp.Listener // core lock
+	s  *stack.Stack
+	ls []*tcp.Listener // one per core, each under its core's lock
 
 	mu     sync.Mutex
 	cond   sync.Cond
@@ -300,31 +307,37 @@ type wlistener struct {
 func wispListen(s *stack.Stack, addr netip.AddrPort) (*wlistener, error) {
 	wl := &wlistener{s: s}
 	wl.cond.L = &wl.mu
-	var err error
-	s.Callback(func() {
-		var c *tcp.PCB
-		if c, err = s.TCP().NewPCB(); err != nil {
-			return
-		}
-		if err = c.Bind(addr); err == nil {
-			wl.l, err = c.Listen(0)
-		}
+	// A listener on every core: each SYN reaches the core its connection hashes to.
+	for _, k := range s.Cores() {
+		var err error
+		k.Callback(func() {
+			var c *tcp.PCB
+			if c, err = k.TCP().NewPCB(); err != nil {
+				return
+			}
+			var l *tcp.Listener
+			if err = c.Bind(addr); err == nil {
+				l, err = c.Listen(0)
+			}
+			if err != nil {
+				c.Close()
+				return
+			}
+			l.SetArg(wl)
+			l.OnAccept(wAccept)
+			wl.ls = append(wl.ls, l)
+		})
 		if err != nil {
-			c.Close()
-			return
+			wl.close()
+			return nil, err
 		}
-		wl.l.SetArg(wl)
-		wl.l.OnAccept(wAccept)
-	})
-	if err != nil {
-		return nil, err
 	}
 	return wl, nil
 }
 
 func wAccept(l *tcp.Listener, c *tcp.PCB) {
 	wl := l.Arg().(*wlistener)
-	w := newWconn(wl.s)
+	w := newWconn(wl.s.CoreFor(c.LocalAddr(), c.RemoteAddr()))
 	w.install(c)
 	w.connected = true
 	wl.mu.Lock()
@@ -356,12 +369,13 @@ func (wl *wlistener) accept() (conn, error) {
 
 func (wl *wlistener) close() error {
 	var err error
-	wl.s.Callback(func() {
-		if wl.l != nil {
-			err = wl.l.Close()
-			wl.l = nil
+	for i, l := range wl.ls {
+		if l == nil {
+			continue
 		}
-	})
+		wl.s.Cores()[i].Callback(func() { err = errors.Join(err, l.Close()) })
+		wl.ls[i] = nil
+	}
 	wl.mu.Lock()
 	wl.closed = true
 	q := wl.q

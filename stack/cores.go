@@ -126,6 +126,14 @@ func (s *Stack) newCore(k, n int, o opt.Options, clk clock.Clock, seed, tcpSeed 
 		}
 		l.SetRaw(c.raw)
 	}
+	if n > 1 {
+		// Connect picks only ephemeral ports whose 4-tuple hashes to this core.
+		c.lk.Lock()
+		c.tcp.SetPortFilter(func(local netip.Addr, remote netip.AddrPort, port uint16) bool {
+			return s.coreFor(local, remote.Addr(), port, remote.Port()) == k
+		})
+		c.lk.Unlock()
+	}
 	if n > 1 && k == 0 {
 		// Core 0 reassembles fragments: a reassembled segment of another core's
 		// connection goes on to that core.
@@ -257,9 +265,11 @@ const ephemeralFirst, ephemeralCount = 49152, 16384
 // ConnectOn makes a TCP connection's PCB on the core its 4-tuple hashes to: it calls open
 // with that core's lock held and the local endpoint to bind, and returns the core. On a
 // stack with one core it passes laddr unchanged (TCP chooses what it leaves unspecified).
-// On a stack with several, the local endpoint must be known before the core: an
-// unspecified address becomes the route's source address, and port 0 a random ephemeral
-// port, tried again while open fails with errs.Use. Must not be called from core context.
+// On a stack with several: with laddr's port given, the core is the 4-tuple's; with
+// neither address nor port given, the cores take turns and each core's TCP picks only
+// ephemeral ports that hash to it (Proto.SetPortFilter); with an address but no port,
+// the port is picked here at random, tried again while open fails with errs.Use. Must not
+// be called from core context.
 func (s *Stack) ConnectOn(laddr, raddr netip.AddrPort, open func(k *Core, local netip.AddrPort) error) (*Core, error) {
 	if len(s.cores) == 1 {
 		k := s.cores[0]
@@ -268,6 +278,12 @@ func (s *Stack) ConnectOn(laddr, raddr netip.AddrPort, open func(k *Core, local 
 		return k, open(k, laddr)
 	}
 	src := laddr.Addr()
+	if laddr.Port() == 0 && (!src.IsValid() || src.IsUnspecified()) {
+		k := s.cores[int(s.nextCore.Add(1))%len(s.cores)]
+		k.lk.Lock()
+		defer k.lk.Unlock()
+		return k, open(k, laddr)
+	}
 	if !src.IsValid() || src.IsUnspecified() {
 		var err error
 		s.core.Lock()

@@ -42,12 +42,13 @@ type Config struct {
 
 // Stack is one instance of wisp.
 type Stack struct {
-	core    *coreLock // cores[0].lk: the lock of the netifs, routes, UDP, raw and Close
-	cores   []*Core
-	hashKey uint64 // keys the flow hash that picks a connection's core
-	opts    opt.Options
-	alloc   *pbuf.Allocator
-	pools   memp.Table // every core's pools, one line per ID
+	core     *coreLock // cores[0].lk: the lock of the netifs, routes, UDP, raw and Close
+	cores    []*Core
+	hashKey  uint64        // keys the flow hash that picks a connection's core
+	nextCore atomic.Uint32 // the core ConnectOn tries next for a connection with no local endpoint
+	opts     opt.Options
+	alloc    *pbuf.Allocator
+	pools    memp.Table // every core's pools, one line per ID
 	// Core 0's parts, which a stack with one core is.
 	timers  *clock.Timeouts
 	ip      *ip.Layer

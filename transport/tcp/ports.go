@@ -24,6 +24,9 @@ func (t *Proto) pickPort(local netip.Addr, remote netip.AddrPort) (uint16, bool)
 		if remote.IsValid() && t.lookupConn(local, remote.Addr(), port, remote.Port()) != nil {
 			continue
 		}
+		if remote.IsValid() && t.portOK != nil && !t.portOK(local, remote, port) {
+			continue
+		}
 		// RFC 6056 §3.3.3: "next_ephemeral = next_ephemeral + count + 1" (here + 1 only,
 		// which Algorithm 3's variant in §3.3.3 also allows, to spread the next choice).
 		t.nextEphem += count + 1

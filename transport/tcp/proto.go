@@ -47,11 +47,12 @@ type Proto struct {
 	lmask     uint32
 	last      *PCB // demux cache
 	hashKey   [2]uint64
-	all       pcbList // every PCB in use, any state
-	timeWait  pcbList // TIME-WAIT PCBs, oldest first (recycled first when TCP_PCB runs out)
-	halfOpen  pcbList // listeners' SYN-RECEIVED PCBs, oldest first (reaped after TIME-WAIT and orphans)
-	nextEphem uint32  // RFC 6056 Algorithm 3's next_ephemeral
-	boundIdle int     // bound PCBs still CLOSED (ephemeral port checks skip the scan when 0)
+	all       pcbList    // every PCB in use, any state
+	timeWait  pcbList    // TIME-WAIT PCBs, oldest first (recycled first when TCP_PCB runs out)
+	halfOpen  pcbList    // listeners' SYN-RECEIVED PCBs, oldest first (reaped after TIME-WAIT and orphans)
+	nextEphem uint32     // RFC 6056 Algorithm 3's next_ephemeral
+	portOK    PortFilter // ephemeral ports this core may pick (SetPortFilter); nil: any
+	boundIdle int        // bound PCBs still CLOSED (ephemeral port checks skip the scan when 0)
 
 	// RFC 5961 §7: challenge ACKs are limited stack-wide per second.
 	challengeSec   int64
