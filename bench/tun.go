@@ -78,6 +78,21 @@ func tunScenarios() []scenario {
 		})
 	}
 	for _, d := range dirs {
+		// Eight streams: with -wisp-cores N, wisp opens N TUN queues (the kernel spreads the
+		// flows over them) and N cores, a queue's reader delivering to every core.
+		out = append(out, scenario{
+			id:      "tun/" + d.id + "-8",
+			title:   fmt.Sprintf("TUN with offloads, %s: TCP bulk, 8 streams, MTU 1500; kernel = over veth", d.label),
+			metrics: []metric{mThroughput(goal{}), mCPU},
+			cfg:     func(sizes) netConfig { return netConfig{MTU: tunMTU, Conns: 8, TUN: d.dir, Offload: true} },
+			run: func(n network, sz sizes) (map[string]float64, []string, error) {
+				r, err := runBulk(n, 8, sz.bulkWarm, sz.bulkDur)
+				return r.values(), stalledNote(r), err
+			},
+			skip: tunSkip(""),
+		})
+	}
+	for _, d := range dirs {
 		out = append(out, scenario{
 			id:      "tun/" + d.id + "-no-offload",
 			title:   fmt.Sprintf("TUN without offloads (one packet per system call), %s: TCP bulk, 1 stream, MTU 1500", d.label),
@@ -214,7 +229,7 @@ type wispTUN struct {
 // openWispTUN opens wisp's side: link/tun with offloads (OpenConfig) or without (Open).
 func openWispTUN(offload bool) func(ns *namespace) (tunSide, []string, error) {
 	return func(ns *namespace) (tunSide, []string, error) {
-		s, err := stack.New(stack.Config{Options: opt.Tunnel()})
+		s, err := stack.New(stack.Config{Options: opt.Tunnel(), Cores: coresOf()})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -289,5 +304,5 @@ func openWispDevice(offload bool, l *tunLog) (*tun.Device, error) {
 	if !offload {
 		return tun.Open(tunDevName, tunMTU)
 	}
-	return tun.OpenConfig(tun.Config{Name: tunDevName, MTU: tunMTU, Offload: true, Logf: l.logf})
+	return tun.OpenConfig(tun.Config{Name: tunDevName, MTU: tunMTU, Offload: true, Queues: coresOf(), Logf: l.logf})
 }
