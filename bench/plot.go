@@ -32,7 +32,7 @@ type plotInput struct {
 	Cores  int       `json:"cores"`
 	CPU    string    `json:"cpu"`
 	Go     string    `json:"go"`
-	Commit string    `json:"commit"` // not in the -json file today: then the title says "?"
+	Commit string    `json:"commit"` // written by -json (report.go); "?" in the title when absent
 	Rows   []jsonRow `json:"rows"`
 	Runs   []jsonRun `json:"runs"` // for the share of points other work disturbed
 }

@@ -399,6 +399,7 @@ func (r *report) writeJSON(file string) error {
 	cores, cpu, gov := machine()
 	doc := struct {
 		Date    string    `json:"date"`
+		Commit  string    `json:"commit"` // the checked-out commit, "+dirty" with changes
 		Size    string    `json:"size"`
 		Command string    `json:"command"`
 		Cores   int       `json:"cores"`
@@ -410,7 +411,7 @@ func (r *report) writeJSON(file string) error {
 		Rows    []jsonRow `json:"rows"`
 		Runs    []jsonRun `json:"runs"`
 		Notes   []string  `json:"notes,omitempty"`
-	}{Date: r.started.Format(time.RFC3339), Size: r.sz.name, Command: r.command, Cores: cores,
+	}{Date: r.started.Format(time.RFC3339), Commit: gitCommit(), Size: r.sz.name, Command: r.command, Cores: cores,
 		CPU: cpu, Go: gov, Seconds: r.elapsed.Seconds(), Reps: r.sz.reps, Load: [2]string{r.loadBeg, r.loadEnd}, Notes: r.notes}
 	for _, sc := range r.scs {
 		for _, m := range sc.metrics {
