@@ -38,9 +38,14 @@ func pressureOptions() opt.Options {
 func TestStalledReadersDoNotStarve(t *testing.T) {
 	size := 64 << 20
 	ns := []int{1, 8, 63}
+	bound := 2.0
 	if testing.Short() {
+		// The race pass: 8 MiB under the race detector, beside the other packages' tests,
+		// takes ~0.3 s and swings by 2.5× between runs (CI saw one); starvation shows as
+		// an order of magnitude or a timeout, which 3× still catches.
 		size = 8 << 20
 		ns = []int{1, 63}
+		bound = 3
 	}
 	for _, n := range ns {
 		t.Run(fmt.Sprintf("stalled=%d", n), func(t *testing.T) {
@@ -50,16 +55,16 @@ func TestStalledReadersDoNotStarve(t *testing.T) {
 			var during time.Duration
 			for try := range 3 {
 				during = freshTransfer(t, a, b, size, fmt.Sprintf("beside %d stalled readers", n))
-				if during <= 2*idle {
+				if float64(during) <= bound*float64(idle) {
 					break
 				}
 				t.Logf("try %d: %v beside the stalled readers, %v idle", try+1, during, idle)
 			}
 			t.Logf("%d MiB: idle %v, beside %d stalled readers %v (%.2f×)", size>>20, idle, n, during,
 				float64(during)/float64(idle))
-			if during > 2*idle {
-				t.Errorf("fresh transfer beside %d stalled readers took %v, more than twice the idle %v\nA: %s\nB: %s",
-					n, during, idle, statsOf(a), statsOf(b))
+			if float64(during) > bound*float64(idle) {
+				t.Errorf("fresh transfer beside %d stalled readers took %v, more than %.0f× the idle %v\nA: %s\nB: %s",
+					n, during, bound, idle, statsOf(a), statsOf(b))
 			}
 			for _, s := range []*stack.Stack{a, b} {
 				st := s.Stats()
