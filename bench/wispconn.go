@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wispstack/wisp/errs"
+	"github.com/wispstack/wisp/internal/tcpapp"
 	"github.com/wispstack/wisp/pbuf"
 	"github.com/wispstack/wisp/stack"
 	"github.com/wispstack/wisp/transport/tcp"
@@ -106,26 +107,12 @@ var errClosed = errors.New("wisp conn closed")
 
 func wispDial(s *stack.Stack, raddr netip.AddrPort) (*wconn, error) {
 	w := newWconn(nil)
-	_, err := s.ConnectOn(netip.AddrPort{}, raddr, func(k *stack.Core, local netip.AddrPort) error {
-		c, err := k.TCP().NewPCB()
-		if err != nil {
-			return err
-		}
-		if local.IsValid() {
-			if err := c.Bind(local); err != nil {
-				c.Close()
-				return err
-			}
-		}
+	err := tcpapp.Dial(s, raddr, func(k *stack.Core, c *tcp.PCB) {
 		w.k = k
 		w.install(c)
-		if err = c.Connect(raddr, wConnected); err != nil {
-			w.pcb = nil
-			c.Close() // a CLOSED PCB is freed at once, without callbacks
-		}
-		return err
-	})
+	}, wConnected)
 	if err != nil {
+		w.pcb = nil // Dial closed it
 		return nil, err
 	}
 	w.mu.Lock()
@@ -295,8 +282,8 @@ func (w *wconn) close() error {
 
 // wlistener queues accepted connections for accept.
 type wlistener struct {
-	s  *stack.Stack
-	ls []*tcp.Listener // one per core, each under its core's lock
+	s *stack.Stack
+	l *tcpapp.Listener
 
 	mu     sync.Mutex
 	cond   sync.Cond
@@ -307,36 +294,17 @@ type wlistener struct {
 func wispListen(s *stack.Stack, addr netip.AddrPort) (*wlistener, error) {
 	wl := &wlistener{s: s}
 	wl.cond.L = &wl.mu
-	// A listener on every core: each SYN reaches the core its connection hashes to.
-	for _, k := range s.Cores() {
-		var err error
-		k.Callback(func() {
-			var c *tcp.PCB
-			if c, err = k.TCP().NewPCB(); err != nil {
-				return
-			}
-			var l *tcp.Listener
-			if err = c.Bind(addr); err == nil {
-				l, err = c.Listen(0)
-			}
-			if err != nil {
-				c.Close()
-				return
-			}
-			l.SetArg(wl)
-			l.OnAccept(wAccept)
-			wl.ls = append(wl.ls, l)
-		})
-		if err != nil {
-			wl.close()
-			return nil, err
-		}
+	// tcpapp.Listen listens on every core: each SYN reaches the core its connection hashes to.
+	l, err := tcpapp.Listen(s, addr, 0, func(_ *tcp.Listener, c *tcp.PCB) { wl.accepted(c) })
+	if err != nil {
+		return nil, err
 	}
+	wl.l = l
 	return wl, nil
 }
 
-func wAccept(l *tcp.Listener, c *tcp.PCB) {
-	wl := l.Arg().(*wlistener)
+// accepted runs in the context of the core that accepted c.
+func (wl *wlistener) accepted(c *tcp.PCB) {
 	w := newWconn(wl.s.CoreFor(c.LocalAddr(), c.RemoteAddr()))
 	w.install(c)
 	w.connected = true
@@ -368,14 +336,7 @@ func (wl *wlistener) accept() (conn, error) {
 }
 
 func (wl *wlistener) close() error {
-	var err error
-	for i, l := range wl.ls {
-		if l == nil {
-			continue
-		}
-		wl.s.Cores()[i].Callback(func() { err = errors.Join(err, l.Close()) })
-		wl.ls[i] = nil
-	}
+	err := wl.l.Close()
 	wl.mu.Lock()
 	wl.closed = true
 	q := wl.q

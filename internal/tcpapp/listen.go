@@ -69,3 +69,30 @@ func (l *Listener) Close() error {
 
 // CloseListener closes l, a listener of s returned by Listen, Echo or Discard.
 func CloseListener(s *stack.Stack, l *Listener) error { return l.Close() }
+
+// Dial makes a PCB on the core its connection to raddr hashes to (Stack.ConnectOn), lets
+// attach install its callbacks (core context of k), and connects; connected runs when
+// the handshake completes. On an error attach's PCB is closed (a CLOSED PCB is freed at
+// once, without callbacks) and the caller must forget it. Must not be called from core
+// context.
+func Dial(s *stack.Stack, raddr netip.AddrPort, attach func(k *stack.Core, c *tcp.PCB), connected tcp.ConnectedFunc) error {
+	_, err := s.ConnectOn(netip.AddrPort{}, raddr, func(k *stack.Core, local netip.AddrPort) error {
+		c, err := k.TCP().NewPCB()
+		if err != nil {
+			return err
+		}
+		if local.IsValid() {
+			if err := c.Bind(local); err != nil {
+				c.Close()
+				return err
+			}
+		}
+		attach(k, c)
+		if err := c.Connect(raddr, connected); err != nil {
+			c.Close()
+			return err
+		}
+		return nil
+	})
+	return err
+}

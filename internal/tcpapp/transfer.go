@@ -73,29 +73,14 @@ func newTransfer(s *stack.Stack, n int64, seed uint64) *Transfer {
 func Send(s *stack.Stack, raddr netip.AddrPort, n int64, seed uint64) *Transfer {
 	t := newTransfer(s, n, seed)
 	t.remote = raddr
-	_, err := s.ConnectOn(netip.AddrPort{}, raddr, func(k *stack.Core, local netip.AddrPort) error {
-		c, err := k.TCP().NewPCB()
-		if err != nil {
-			return err
-		}
-		if local.IsValid() {
-			if err := c.Bind(local); err != nil {
-				c.Close()
-				return err
-			}
-		}
-		t.attach(k, c)
-		if err := c.Connect(raddr, t.connected); err != nil {
-			t.pcb, t.k = nil, nil
-			c.Close()
-			return err
-		}
-		t.local = c.LocalAddr()
-		return nil
-	})
+	var pcb *tcp.PCB
+	err := Dial(s, raddr, func(k *stack.Core, c *tcp.PCB) { t.attach(k, c); pcb = c }, t.connected)
 	if err != nil {
+		t.pcb, t.k = nil, nil // Dial closed it
 		t.finish(err)
+		return t
 	}
+	t.k.Callback(func() { t.local = pcb.LocalAddr() })
 	return t
 }
 
