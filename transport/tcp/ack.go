@@ -35,6 +35,10 @@ func (c *PCB) processAck(in *segIn, gen uint32) bool {
 		c.maxSndWnd = max(c.maxSndWnd, wnd)
 	}
 	sacked := 0
+	c.rack.fackBefore = c.rack.fack
+	if !c.rack.fackOK {
+		c.rack.fackBefore = c.sndUna // below everything this ACK can deliver
+	}
 	if c.flags&fSACK != 0 && in.opts.NumSACK > 0 {
 		sacked = c.sackUpdate(in, ns)
 	}
@@ -53,8 +57,12 @@ func (c *PCB) processAck(in *segIn, gen uint32) bool {
 		c.undo()
 	}
 	finAcked := false
-	if seqGT(ack, c.sndUna) {
+	advanced := seqGT(ack, c.sndUna)
+	if advanced {
 		dataAcked := c.ackData(in, ack, ns)
+		if c.frto != frtoOff {
+			c.frtoAck(true, sacked) // may undo: before the recovery state is looked at
+		}
 		finAcked = c.finSent() && ack == c.sndNxt
 		c.dupAcks = 0
 		c.nrtx, c.persistN, c.stuckSince = 0, 0, 0
@@ -78,6 +86,7 @@ func (c *PCB) processAck(in *segIn, gen uint32) bool {
 		default:
 			if c.flags&fRTORecovery != 0 && seqGEQ(ack, c.recover) {
 				c.flags &^= fRTORecovery
+				c.frto = frtoOff
 				c.rackRecoveryExit()
 			}
 			// Duplicate ACKs counted before fast recovery began stood for segments
@@ -88,7 +97,7 @@ func (c *PCB) processAck(in *segIn, gen uint32) bool {
 			c.growSndBuf()
 		}
 		c.renoSacked = min(c.renoSacked, max(c.rtxq.n-1, 0))
-		c.tlpAcked(in, ack)
+		c.tlpAcked(in, ack, true)
 		if c.sndUna == c.sndNxt {
 			c.rtoAt, c.tlpAt, c.reoAt = 0, 0, 0
 		} else {
@@ -110,6 +119,12 @@ func (c *PCB) processAck(in *segIn, gen uint32) bool {
 		if c.flags&fSACK == 0 {
 			c.renoSacked = min(c.renoSacked+1, max(c.rtxq.n-1, 0))
 		}
+	}
+	if !advanced && c.rack.tlpOut {
+		c.tlpAcked(in, ack, false)
+	}
+	if c.frto != frtoOff && !advanced && (sacked > 0 || c.frtoOrig) {
+		c.frtoAck(false, sacked)
 	}
 	if c.flags&fSACK != 0 {
 		c.rackDetectLoss(ns)
@@ -180,6 +195,7 @@ func (c *PCB) ackData(in *segIn, ack uint32, ns int64) int {
 		}
 		if s.flags&sSacked == 0 {
 			c.rackUpdate(in, s, ns)
+			c.frtoSeen(s)
 		}
 		c.dropAccounting(s, int(s.len))
 		if s.flags&sEverRetx == 0 && s.xmit > rttXmit {
@@ -386,6 +402,7 @@ func (c *PCB) undo() {
 	t.ext.Undos++
 	c.cc.Undo()
 	c.flags &^= fInRecovery | fRTORecovery | fUndo
+	c.frto, c.frtoOrig = frtoOff, false
 	c.unmarkLost()
 	c.dupAcks, c.renoSacked = 0, 0
 }
@@ -408,6 +425,7 @@ func (c *PCB) onRTO(ns int64) {
 		c.startEpisode()
 		c.cc.OnRTO(c.flight(), now)
 	}
+	c.frtoStart(c.flags&(fInRecovery|fRTORecovery) != 0)
 	for s := c.rtxq.head; s != nil; s = s.next {
 		if s.flags&sSacked == 0 {
 			c.markLost(s)

@@ -87,6 +87,7 @@ func (c *PCB) tryPark() {
 		x := *k
 		x.cc, x.ccImpl, x.minRTTf, x.lastRTT = nil, ccImpl{}, minFilter{}, 0
 		x.rack.xmit, x.rack.endSeq, x.rack.rtt, x.rack.fack, x.rack.valid, x.rack.hint = 0, 0, 0, 0, false, nil
+		x.rack.fackBefore, x.rack.fackOK = 0, false
 		x.recover, x.highSacked, x.undoMarker, x.cwrEnd, x.synAt, x.softErr = 0, 0, 0, 0, 0, nil
 		exact = c.flags&fUndo == 0 && x == pcbCold{}
 	}

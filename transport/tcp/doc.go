@@ -8,7 +8,8 @@
 // scaling, timestamps with RTTM and PAWS — RFC 7323, SACK-permitted and SACK blocks —
 // RFC 2018, generated and used), RTO per RFC 6298 with backoff and Karn's rule, fast
 // retransmit and NewReno (RFC 5681, RFC 6582), SACK-based recovery with a scoreboard and
-// pipe (RFC 6675), RACK-TLP (RFC 8985), Eifel spurious-RTO undo with timestamps (RFC 3522),
+// pipe (RFC 6675), RACK-TLP (RFC 8985), F-RTO (RFC 5682, the SACK-enhanced variant as
+// Linux runs it; frto.go), Eifel spurious-RTO undo with timestamps (RFC 3522),
 // congestion control through package cc (CUBIC, RFC 9438, or NewReno), delayed ACKs, Nagle
 // and TCP_NODELAY, one ACK per batch of in-order segments a link delivers together (at most
 // eight full segments each; batch.go), SWS avoidance on both sides, persist timer and zero-window probes,
@@ -22,7 +23,7 @@
 // Files by role: proto.go (Proto, demux tables), pcb.go (the PCB), listen.go and cookie.go
 // (passive open), input.go (validation and demux), states.go (the state machine), ack.go
 // (acknowledgments, RTT, recovery, PRR), rtt.go (windowed minimum RTT), rack.go (SACK
-// scoreboard, RACK-TLP), recv.go (data reception, out-of-order queue, SACK generation),
+// scoreboard, RACK-TLP), frto.go (spurious timeouts), recv.go (data reception, out-of-order queue, SACK generation),
 // window.go (options, autotuning, the window advertised), batch.go (ACKs for a batch of
 // segments), output.go (what to send: new data, retransmissions, the timers that follow),
 // emit.go (building one segment), cold.go (parking an idle PCB's cold part), control.go
@@ -41,10 +42,12 @@
 //
 // SACK fast recovery paces what it sends with Proportional Rate Reduction (RFC 6937,
 // PRR-SSRB); RACK is the only loss detector with SACK, its reordering window grows with
-// D-SACK rounds and uses a 10 s windowed minimum RTT (rtt.go).
+// D-SACK rounds and uses a 10 s windowed minimum RTT (rtt.go). Beyond RFC 8985, a
+// retransmission that RACK cannot judge (in recovery with nothing but retransmissions in
+// flight) is deemed lost a probe timeout after it left instead of waiting for the RTO
+// (rack.go lostRetxCheck).
 //
-// Not implemented (known gaps): F-RTO (RFC 5682; spurious timeouts are detected with
-// timestamps and D-SACK only), pacing, ECN, TCP Fast Open, urgent data (URG is
+// Not implemented (known gaps): pacing, ECN, TCP Fast Open, urgent data (URG is
 // ignored and the data delivered inline, as RFC 6093 recommends), MD5/AO signatures. Zero
 // window probes are Linux's (an ACK one below SND.UNA), not RFC 9293's one octet of data.
 // TCPMSS caps the send MSS below what the route MTU allows (the tunnel preset sets 65495, so

@@ -216,6 +216,8 @@ func (c *PCB) stateViolation() string {
 		return "fast recovery and RTO recovery at once"
 	case c.flags&(fInRecovery|fRTORecovery) != 0 && !c.synchronized():
 		return "loss recovery before the connection is synchronized"
+	case c.frto != frtoOff && c.flags&fRTORecovery == 0:
+		return "F-RTO outside RTO recovery"
 	case c.flags&fAppClosed != 0 && (c.recvFn != nil || c.sentFn != nil || c.errFn != nil || c.pollFn != nil || c.connFn != nil || c.pollAt != 0):
 		return "Close called but callbacks or the poll timer remain"
 	case c.sndBufUsed < 0 || c.rcvUnread < 0 || c.ooPbufs < 0 || c.nrtx < 0 || c.dupAcks < 0 || c.keepSent < 0 || c.segsUnacked < 0:

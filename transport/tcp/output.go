@@ -34,10 +34,13 @@ func (c *PCB) output() error {
 	if c.sndNxt == c.sndUna && c.lastSend != 0 && ns-c.lastSend > int64(c.rto) && c.sndEnd != c.sndNxt {
 		c.cc.OnIdle(c.rto, t.now())
 	}
-	if c.lostBytes > 0 {
+	if c.lostBytes > 0 && !c.frtoHolds() {
 		c.retransmitLost(ns)
 	}
 	c.sendNewData(ns)
+	if c.frtoSent() && c.lostBytes > 0 {
+		c.retransmitLost(ns) // F-RTO had no new data to send: conventional recovery
+	}
 	if c.flags&fAckNow != 0 {
 		c.sendAck()
 	}
@@ -465,6 +468,11 @@ func (c *PCB) armAfterSend(ns int64) {
 			c.armRTO(ns)
 		}
 		c.armTLP(ns)
+		if c.retransOut > 0 && c.flags&fInRecovery != 0 {
+			if r := c.lostRetxCheck(ns, false); r > 0 && (c.reoAt == 0 || ns+r < c.reoAt) {
+				c.reoAt = ns + r
+			}
+		}
 	}
 	c.schedule()
 }

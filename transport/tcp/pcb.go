@@ -144,6 +144,10 @@ type pcbCold struct {
 	// yet; rtxLogN > len(rtxLog) means it overflowed.
 	rtxLog  [16]wire.SACKBlock
 	rtxLogN int
+	// F-RTO (RFC 5682 §3.2, frto.go): the step of the algorithm after a timeout, and
+	// whether the ACK being processed (S)ACKed data sent once before it.
+	frto     frtoStep
+	frtoOrig bool
 	// Proportional Rate Reduction (RFC 6937) during SACK fast recovery.
 	prrDelivered  int // prr_delivered: bytes delivered to the receiver since recovery began
 	prrOut        int // prr_out: bytes sent since recovery began

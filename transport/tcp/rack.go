@@ -13,6 +13,8 @@ type rackState struct {
 	endSeq       uint32 // RACK.end_seq
 	rtt          time.Duration
 	fack         uint32 // highest sequence number SACKed or acknowledged (RACK.fack)
+	fackBefore   uint32 // RACK.fack before the ACK being processed (SND.UNA if none)
+	fackOK       bool   // fack holds a value
 	reordering   bool   // RACK.reordering_seen
 	reoMult      int    // RACK.reo_wnd_mult (0 stands for the initial 1)
 	reoPersist   int    // RACK.reo_wnd_persist
@@ -73,6 +75,7 @@ func (c *PCB) sackUpdate(in *segIn, ns int64) int {
 				c.highSacked = s.end()
 			}
 			c.rackUpdate(in, s, ns)
+			c.frtoSeen(s)
 			c.rack.hint = s
 		}
 	}
@@ -115,9 +118,26 @@ func (c *PCB) logRetx(seq, end uint32) {
 	c.rtxLogN = min(c.rtxLogN+1, len(c.rtxLog)+1)
 }
 
-// rackUpdate is RFC 8985 §6.2 step 2 (RACK.min_RTT and RACK.rtt, xmit_ts, end_seq) and
-// step 3 (reordering detection) for one newly acknowledged or SACKed segment.
+// rackUpdate is RFC 8985 §6.2 step 3 (reordering detection) and step 2 (RACK.rtt, xmit_ts,
+// end_seq) for one newly acknowledged or SACKed segment.
+//
+// The RFC walks the segments of an ACK in ascending order (of end_seq for step 3, of
+// xmit_ts for step 2); an ACK's segments come here in the order of its SACK blocks and then
+// cumulatively acknowledged, so both steps are written to give that order's result in any
+// order. Step 3: "If Segment.end_seq > RACK.fack: RACK.fack = Segment.end_seq; Else if
+// Segment.end_seq < RACK.fack AND Segment.retransmitted is FALSE: RACK.reordering_seen =
+// TRUE" — in ascending order, the newly delivered segments below a segment cannot raise
+// RACK.fack above its end, so the comparison is with RACK.fack before the ACK (as Linux's
+// prior_fack). Otherwise an ACK that cumulatively acknowledges what lost ACKs did not and
+// SACKs above a hole would count as reordering. Step 2: RACK.rtt ends as the RTT of the
+// segment sent last, so it is set with RACK.xmit_ts (Linux tcp_rack_advance).
 func (c *PCB) rackUpdate(in *segIn, s *seg, ns int64) {
+	if !c.rack.fackOK {
+		c.rack.fack, c.rack.fackOK = s.end(), true
+	} else if seqLT(s.end(), c.rack.fackBefore) && s.flags&sEverRetx == 0 {
+		c.rack.reordering = true
+	}
+	c.rack.fack = seqMax(c.rack.fack, s.end())
 	rtt := durationNs(ns - s.xmit)
 	if s.flags&sEverRetx != 0 {
 		// "If Segment has been retransmitted, the ACK may be for the original": skip
@@ -127,15 +147,8 @@ func (c *PCB) rackUpdate(in *segIn, s *seg, ns int64) {
 			return
 		}
 	}
-	if !c.rack.valid {
-		c.rack.fack = s.end()
-	} else if seqLT(s.end(), c.rack.fack) && s.flags&sEverRetx == 0 {
-		c.rack.reordering = true
-	}
-	c.rack.fack = seqMax(c.rack.fack, s.end())
-	c.rack.rtt = rtt
 	if !c.rack.valid || s.xmit > c.rack.xmit || s.xmit == c.rack.xmit && seqGT(s.end(), c.rack.endSeq) {
-		c.rack.xmit, c.rack.endSeq, c.rack.valid = s.xmit, s.end(), true
+		c.rack.xmit, c.rack.endSeq, c.rack.rtt, c.rack.valid = s.xmit, s.end(), rtt, true
 	}
 }
 
@@ -187,9 +200,22 @@ func (c *PCB) reoWnd() time.Duration {
 // and have waited longer than RACK.rtt + reo_wnd (RFC 8985 §6.2 step 5), and arms the
 // reordering timer for the rest.
 func (c *PCB) rackDetectLoss(ns int64) {
-	if !c.rack.valid {
-		return
+	var timeout int64
+	if c.rack.valid {
+		timeout = c.rackDetectSentBefore(ns)
 	}
+	if r := c.lostRetxCheck(ns, true); r > 0 && (timeout == 0 || r < timeout) {
+		timeout = r
+	}
+	if timeout > 0 {
+		c.reoAt = ns + timeout
+		c.schedule()
+	}
+}
+
+// rackDetectSentBefore is RFC 8985 §6.2 step 5 for a valid RACK state: it marks the
+// segments lost and returns the time until the next one may be (0: none).
+func (c *PCB) rackDetectSentBefore(ns int64) int64 {
 	reo := c.reoWnd()
 	var timeout int64
 	for s := c.rtxq.head; s != nil; s = s.next {
@@ -217,10 +243,47 @@ func (c *PCB) rackDetectLoss(ns int64) {
 			timeout = remaining
 		}
 	}
-	if timeout > 0 {
-		c.reoAt = ns + timeout
-		c.schedule()
+	return timeout
+}
+
+// lostRetxCheck covers what RACK cannot see (beyond RFC 8985): in fast recovery, when every
+// segment in flight and not SACKed is a retransmission, no segment sent after them can be
+// delivered, so a lost retransmission would wait for the RTO — a window-limited sender
+// whose hole's retransmission was lost (the receiver's window is anchored at the hole), or
+// an application-limited one. On a short path that is a stall of TCPMinRTO against an RTT
+// of microseconds. A retransmission unacknowledged a probe timeout (RFC 8985 §7.2's PTO,
+// 2·SRTT, at least tlpMinPTO) after it left is deemed lost and sent again, as a tail loss
+// probe would do outside recovery; the window is not reduced again (the episode already
+// did). Only the first retransmission of a segment is probed so; a lost second copy
+// waits for the RTO. It returns the time until the next such deadline, 0 if none; with mark false it
+// only computes that (after a send, to arm the RACK timer).
+func (c *PCB) lostRetxCheck(ns int64, mark bool) int64 {
+	if c.flags&(fInRecovery|fSACK) != fInRecovery|fSACK || c.retransOut == 0 ||
+		c.flight()-c.sackedBytes-c.lostBytes > 0 {
+		return 0 // originals in flight: their SACKs drive RACK
 	}
+	pto := int64(max(2*c.srtt, tlpMinPTO))
+	if c.rtoAt != 0 && c.rtoAt-ns <= pto {
+		return 0 // the RTO comes first anyway
+	}
+	var next int64
+	for s := c.rtxq.head; s != nil && c.retransOut > 0; s = s.next {
+		if s.flags&(sRetrans|sSacked) != sRetrans || s.xmits > 2 {
+			// Once per segment: a second copy lost too is the RTO's, with its backoff
+			// (else a dead path would see a copy every PTO, for ever).
+			continue
+		}
+		if remaining := s.xmit + pto - ns; remaining > 0 || !mark {
+			if remaining = max(remaining, 1); next == 0 || remaining < next {
+				next = remaining
+			}
+			continue
+		}
+		c.t.ext.RACKLosses++
+		c.markLost(s)
+		c.flags |= fForceRetx // no ACK will open PRR's window for it
+	}
+	return next
 }
 
 // PTO bounds (RFC 8985 §7.2). WCDelAckT is "the worst-case delayed ACK timer", which the
@@ -293,18 +356,41 @@ func (c *PCB) tlpExpired(ns int64) {
 	c.armRTO(ns)
 }
 
-// tlpAcked ends a TLP episode (RFC 8985 §7.4): when a retransmitted probe repaired the only
-// loss (the ACK covers it and no D-SACK said the original arrived), the congestion window
-// is reduced once.
-func (c *PCB) tlpAcked(in *segIn, ack uint32) {
+// tlpAcked ends a TLP episode (RFC 8985 §7.4.2) on an ACK at or above TLP.end_seq: a probe
+// of new data ends it; a retransmitted probe ends it without a window reduction when a
+// D-SACK reports it redundant (the original arrived too) or, like Linux, on a pure
+// duplicate ACK at TLP.end_seq (both arrived, no D-SACK from this receiver); an ACK above
+// TLP.end_seq means the probe repaired a single loss, and the window is reduced once. An
+// ACK of exactly TLP.end_seq decides nothing: it may acknowledge the original, late,
+// with the D-SACK of the probe still on its way.
+func (c *PCB) tlpAcked(in *segIn, ack uint32, advanced bool) {
 	if !c.rack.tlpOut || seqLT(ack, c.rack.tlpEnd) {
 		return
 	}
-	c.rack.tlpOut = false
-	dsack := in.opts.NumSACK > 0 && seqLEQ(in.opts.SACKBlocks[0].Right, ack)
-	if c.rack.tlpRetx && !dsack && c.flags&(fInRecovery|fRTORecovery) == 0 {
-		now := c.t.now()
-		c.cc.OnCongestion(c.flight(), now)
-		c.cc.OnRecoveryExit(now)
+	end := c.rack.tlpEnd
+	switch {
+	case !c.rack.tlpRetx:
+	case in.opts.NumSACK > 0 && c.isDSACK(in, in.opts.SACKBlocks[0]) &&
+		seqLT(in.opts.SACKBlocks[0].Left, end) && seqGEQ(in.opts.SACKBlocks[0].Right, end):
+		// "If ACK has a DSACK option matching TLP.end_seq": the retransmission was redundant.
+	case seqGT(ack, end):
+		// "Repaired the single loss ... Invoke congestion control to lower cwnd and ssthresh".
+		if c.flags&(fInRecovery|fRTORecovery) == 0 {
+			now := c.t.now()
+			c.cc.OnCongestion(c.flight(), now)
+			c.cc.OnRecoveryExit(now)
+		}
+	case !advanced && in.opts.NumSACK == 0 && in.dataLen == 0:
+		// A pure duplicate ACK at TLP.end_seq: the original and the probe both arrived.
+	default:
+		return
 	}
+	c.rack.tlpOut = false
+}
+
+// isDSACK reports whether b, the first SACK block of in, is a D-SACK (RFC 2883 §4: below
+// SEG.ACK, or inside the second block).
+func (c *PCB) isDSACK(in *segIn, b wire.SACKBlock) bool {
+	return seqLEQ(b.Right, in.ack) ||
+		in.opts.NumSACK > 1 && seqLEQ(in.opts.SACKBlocks[1].Left, b.Left) && seqLEQ(b.Right, in.opts.SACKBlocks[1].Right)
 }

@@ -133,6 +133,7 @@ func TestAfterRTOWindowGrowsOnEachAck(t *testing.T) {
 					// The receiver acknowledges the highest in-order byte it holds, after every
 					// second segment or after one RTT when only one came.
 					acked := base
+					dupAcked := map[uint32]bool{}
 					for rounds := 0; acked != end; rounds++ {
 						if rounds > 200 {
 							t.Fatalf("no progress\n%v", c.pcb.Info())
@@ -150,6 +151,21 @@ func TestAfterRTOWindowGrowsOnEachAck(t *testing.T) {
 							}
 						}
 						if top == acked {
+							// Out-of-order data (F-RTO sends new data after the RTO): a
+							// duplicate ACK at once, with a SACK block when negotiated.
+							for _, s := range held {
+								if !seqGT(s.SeqNum, acked) || dupAcked[s.SeqNum] {
+									continue
+								}
+								dupAcked[s.SeqNum] = true
+								d := c.seg(wire.TCPFlagACK, nil)
+								d.ack = acked
+								if c.sackOK {
+									d.opts.SACKBlocks[0] = wire.SACKBlock{Left: s.SeqNum, Right: s.SeqNum + uint32(len(s.data))}
+									d.opts.NumSACK = 1
+								}
+								c.e.inject(d)
+							}
 							continue
 						}
 						if len(held) < 2 && top != end {
@@ -162,7 +178,15 @@ func TestAfterRTOWindowGrowsOnEachAck(t *testing.T) {
 						e.advance(rtt / 2)
 						c.stackNxt = seqMax(c.stackNxt, top)
 						c.ackTo(top)
-						acked, held = top, nil
+						acked = top
+						// The receiver keeps what it holds above the hole (no reneging).
+						keep := held[:0]
+						for _, s := range held {
+							if seqGT(s.SeqNum+uint32(len(s.data)), top) {
+								keep = append(keep, s)
+							}
+						}
+						held = keep
 						if in := c.pcb.Info(); in.Unsent >= mss && in.Unacked+mss <= in.Cwnd && in.Unacked+mss <= in.SndWnd {
 							t.Fatalf("%s: after the ACK of %d bytes the windows allow a segment and data waits, but nothing was sent\n%v", cc, acked-base, in)
 						}
