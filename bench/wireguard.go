@@ -6,7 +6,8 @@ package main
 //
 //	A's stack ─tun─▶ wireguard-go A ─encrypt─▶ bind ══ UDP ══▶ bind ─decrypt─▶ wireguard-go B ─tun─▶ B's stack
 //
-//	wisp:     adapter/wireguard.CreateNetTUN on both peers (opt.Tunnel(), nothing changed)
+//	wisp:     adapter/wireguard.CreateNetTUN on both peers (its default: opt.Client(), batch 4;
+//	          a scenario holding more connections than Client's 64 PCBs raises MempNumTCPPCB)
 //	netstack: golang.zx2c4.com/wireguard/tun/netstack.CreateNetTUN on both peers (the real
 //	          package at the version go.mod pins: gVisor as wireguard-go sets it up, gonet)
 //
@@ -41,6 +42,7 @@ import (
 	"golang.zx2c4.com/wireguard/tun/netstack"
 
 	wgwisp "github.com/wispstack/wisp/adapter/wireguard"
+	"github.com/wispstack/wisp/opt"
 	"github.com/wispstack/wisp/stack"
 )
 
@@ -86,13 +88,14 @@ func wgSkip(b wgBind) func(e engine) string {
 
 // wgNet is a WireGuard network: two wireguard-go devices over two stacks of one kind.
 type wgNet struct {
-	wisp  bool
-	bind  wgBind
-	devs  [2]*device.Device
-	tuns  [2]tun.Device // closed by their device once it exists
-	wnets [2]*wgwisp.Net
-	snets [2]*netstack.Net
-	ns    *namespace
+	wisp   bool
+	bind   wgBind
+	adjust []string
+	devs   [2]*device.Device
+	tuns   [2]tun.Device // closed by their device once it exists
+	wnets  [2]*wgwisp.Net
+	snets  [2]*netstack.Net
+	ns     *namespace
 	// pkts counts the packets the stacks sent into the tunnel (read from both TUNs).
 	pkts atomic.Uint64
 	// heap0 and rss0 are the process's live heap and resident set before anything of this
@@ -131,9 +134,21 @@ func openWG(wisp bool, cfg netConfig) (network, error) {
 	for i := range n.devs {
 		var td tun.Device
 		var err error
-		if wisp {
+		switch o := opt.Client(); {
+		case wisp && cfg.Conns+64 > o.MempNumTCPPCB:
+			// Client fits a WireGuard client's tens of connections; a scenario holding
+			// hundreds gets the server preset, as such a user would choose. (Client with
+			// only MempNumTCPPCB raised starves new connections beside 200 stalled ones:
+			// 512 POOL pbufs cannot give 264 PCBs a share; see RESULTS.md, issue 15.)
+			o = opt.Tunnel()
+			if i == 0 {
+				n.adjust = append(n.adjust, fmt.Sprintf("opt.Tunnel() instead of CreateNetTUN's opt.Client() (the scenario holds %d connections; Client has %d PCBs)",
+					cfg.Conns, opt.Client().MempNumTCPPCB))
+			}
+			td, n.wnets[i], err = wgwisp.CreateNetTUNWithOptions([]netip.Addr{addrs[i]}, nil, cfg.MTU, wgwisp.Options{Stack: o})
+		case wisp:
 			td, n.wnets[i], err = wgwisp.CreateNetTUN([]netip.Addr{addrs[i]}, nil, cfg.MTU)
-		} else {
+		default:
 			td, n.snets[i], err = netstack.CreateNetTUN([]netip.Addr{addrs[i]}, nil, cfg.MTU)
 		}
 		if err != nil {
@@ -292,7 +307,7 @@ func (m *engineMemory) add(s *stack.Stack) {
 }
 
 func (n *wgNet) notes() []string {
-	return []string{"WireGuard: two wireguard-go devices in this process over " + n.bind.String()}
+	return append([]string{"WireGuard: two wireguard-go devices in this process over " + n.bind.String()}, n.adjust...)
 }
 
 // close closes the devices (each closes its TUN, and with it the stack) and the namespace,
