@@ -84,7 +84,7 @@ func (c *Core) Timers() *clock.Timeouts { return c.timers }
 func (s *Stack) Cores() []*Core { return s.cores }
 
 // newCore builds core k of n: its lock, timers, IP layer and TCP; core 0 also UDP and raw.
-// built collects what must be closed if a later step fails.
+// On an error it closes what it built.
 func (s *Stack) newCore(k, n int, o opt.Options, clk clock.Clock, seed, tcpSeed uint64) (*Core, error) {
 	c := &Core{s: s, id: k}
 	// Every core sees the allocator's pools (TCP watches PBUF_POOL's pressure); they are

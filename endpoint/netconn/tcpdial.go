@@ -193,7 +193,7 @@ func ListenTCP(s *stack.Stack, laddr netip.AddrPort, o *ListenOptions) (*TCPList
 	if o == nil {
 		o = &ListenOptions{}
 	}
-	setup := func(k *stack.Core, at netip.AddrPort) func(pcb *tcp.PCB) (*tcp.Listener, error) {
+	setup := func(at netip.AddrPort) func(pcb *tcp.PCB) (*tcp.Listener, error) {
 		return func(pcb *tcp.PCB) (*tcp.Listener, error) {
 			pcb.SetReuseAddr(o.ReuseAddr)
 			pcb.SetNoDelay(true)
@@ -216,7 +216,7 @@ func ListenTCP(s *stack.Stack, laddr netip.AddrPort, o *ListenOptions) (*TCPList
 	var bound netip.AddrPort
 	r, _, err := openPCB(s, k0.TCP().NewPCB, closeTCP, func(pcb *tcp.PCB) error {
 		var err error
-		if tl, err = setup(k0, laddr)(pcb); err == nil {
+		if tl, err = setup(laddr)(pcb); err == nil {
 			bound = tl.Addr()
 		}
 		return err
@@ -236,7 +236,7 @@ func ListenTCP(s *stack.Stack, laddr netip.AddrPort, o *ListenOptions) (*TCPList
 		var ktl *tcp.Listener
 		pcb, err := k.TCP().NewPCB()
 		if err == nil {
-			if ktl, err = setup(k, at)(pcb); err != nil {
+			if ktl, err = setup(at)(pcb); err != nil {
 				_ = pcb.Close()
 			}
 		}
