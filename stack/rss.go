@@ -52,8 +52,8 @@ func (s *Stack) CoreFor(local, remote netip.AddrPort) *Core {
 
 // steer returns the core a received packet goes to: the core of its TCP connection, of the
 // TCP connection an ICMP error quotes, or core 0 for everything else (UDP, ICMP, fragments,
-// packets whose headers are not in the first pbuf). It reads only the first pbuf; core 0
-// passes on what it learns later (tcpSteer).
+// packets whose headers are not in the first pbuf). It borrows p and reads only its first
+// pbuf; core 0 passes on what it learns later (tcpSteer).
 func (s *Stack) steer(p *pbuf.Pbuf) int {
 	b := p.Payload()
 	if len(b) < 20 {

@@ -38,6 +38,17 @@ func icmpError(from, to netip.Addr, quoted []byte) []byte {
 	return iptest.Packet(wire.ProtoICMPv6, from, to, msg)
 }
 
+// closeClean closes s and fails the test if a pool still has an element in use.
+func closeClean(t testing.TB, s *Stack) {
+	t.Helper()
+	s.Close()
+	for _, p := range s.Stats().Pools {
+		if p.Used != 0 {
+			t.Errorf("after Close: %s has %d in use", p.Name, p.Used)
+		}
+	}
+}
+
 func (s *Stack) steerBytes(t *testing.T, b []byte) int {
 	t.Helper()
 	p, err := s.alloc.Alloc(pbuf.LayerRaw, len(b), pbuf.POOL)
@@ -59,7 +70,7 @@ func TestSteer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer closeClean(t, s)
 	rng := rand.New(rand.NewPCG(1, 2))
 	hits := make([]int, 4)
 	for i := range 400 {
@@ -115,7 +126,7 @@ func TestSteerReassembled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer closeClean(t, s)
 	a, b := pipe.New(pipe.Config{MTU: 1500, Medium: link.MediumIP})
 	defer b.Close()
 	local := netip.MustParseAddr("198.18.0.2")

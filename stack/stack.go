@@ -382,7 +382,8 @@ func (n *Netif) DeliverPackets(pkts []*pbuf.Pbuf) {
 	}
 }
 
-// deliver runs pkts through core k.
+// deliver runs pkts through core k; it takes ownership of every pbuf (the slice is
+// borrowed).
 func (n *Netif) deliver(k int, pkts []*pbuf.Pbuf) {
 	c := n.s.cores[k]
 	c.lk.Lock()

@@ -79,7 +79,7 @@ func (r *refOwner) Release() {
 func newTCPConn(k *stack.Core, r *registry, pcb *tcp.PCB) *TCPConn {
 	s := k.Stack()
 	o := s.Options()
-	c := &TCPConn{s: s, k: k, reg: r, pcb: pcb, linger: -1, rq: ring.NewLazy[*pbuf.Pbuf](max(o.TCPRecvMboxSize, 1)),
+	c := &TCPConn{k: k, reg: r, pcb: pcb, linger: -1, rq: ring.NewLazy[*pbuf.Pbuf](max(o.TCPRecvMboxSize, 1)),
 		rch: make(chan struct{}, 1), wch: make(chan struct{}, 1)}
 	c.ref.c = c
 	c.dl.rd.init(&c.mu, c.rch)
@@ -120,7 +120,7 @@ func (c *TCPConn) wnd() int {
 	if c.rcvBuf > 0 {
 		return c.rcvBuf
 	}
-	return c.s.Options().TCPWnd
+	return c.k.Stack().Options().TCPWnd
 }
 
 // Core-context callbacks. None blocks: each updates the mailbox under c.mu and wakes.

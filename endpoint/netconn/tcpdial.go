@@ -159,7 +159,6 @@ type ListenOptions struct {
 // the backlog until accepted); beyond that, new ones are reset. Every method is safe for
 // concurrent use.
 type TCPListener struct {
-	s    *stack.Stack
 	reg  *registry
 	node node // registry lock
 
@@ -225,7 +224,7 @@ func ListenTCP(s *stack.Stack, laddr netip.AddrPort, o *ListenOptions) (*TCPList
 	if err != nil {
 		return nil, err
 	}
-	l := &TCPListener{s: s, reg: r, addr: bound, q: ring.NewLazy[*TCPConn](max(s.Options().AcceptMboxSize, 1)),
+	l := &TCPListener{reg: r, addr: bound, q: ring.NewLazy[*TCPConn](max(s.Options().AcceptMboxSize, 1)),
 		ach: make(chan struct{}, 1), ls: make([]coreListener, len(cores))}
 	l.ls[0] = coreListener{l: l, k: k0, tl: tl}
 	// The other cores listen on the address and port core 0 bound (port 0 chose one there).

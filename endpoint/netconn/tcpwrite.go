@@ -198,11 +198,11 @@ func (c *TCPConn) writeRefSome(b []byte) (int, error) {
 		return 0, nil
 	}
 	k := min(len(b), c.sndRoom(pcb))
-	if k <= 0 || pcb.SndQueueLen() >= c.s.Options().TCPSndQueueLen {
+	if k <= 0 || pcb.SndQueueLen() >= c.k.Stack().Options().TCPSndQueueLen {
 		return 0, nil
 	}
 	c.ref.n.Add(1)
-	p, err := c.s.Allocator().AllocRef(b[:k], pbuf.REF, &c.ref)
+	p, err := c.k.Stack().Allocator().AllocRef(b[:k], pbuf.REF, &c.ref)
 	if err != nil {
 		c.ref.n.Add(-1)
 		c.armPoll(pcb)
