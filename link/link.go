@@ -8,7 +8,10 @@
 package link
 
 import (
+	"net/netip"
+
 	"github.com/wispstack/wisp/pbuf"
+	"github.com/wispstack/wisp/stats"
 )
 
 // Medium is what a link's frames carry.
@@ -125,3 +128,35 @@ type Dispatcher interface {
 
 // MaxBatch is the batch size links use when they have no reason to choose another.
 const MaxBatch = 64
+
+// MultiQueue is implemented by a link with several transmit queues that can be written in
+// parallel (AF_XDP sockets, one per NIC queue). A stack with several cores has core k write
+// to queue k mod TxQueues(), so cores do not share a lock on the way out; a stack with one
+// core uses WritePackets.
+type MultiQueue interface {
+	// TxQueues is the number of transmit queues, at least 1.
+	TxQueues() int
+	// WriteQueue is WritePackets on queue q (0 ≤ q < TxQueues()), with the same ownership:
+	// it takes every pbuf in pkts. Writes to different queues may run in parallel; writes to
+	// one queue must not overlap (the caller serializes them), nor overlap WritePackets
+	// when q is the queue WritePackets uses.
+	WriteQueue(q int, pkts []*pbuf.Pbuf) (int, error)
+	// QueueRoom is TxRoom for queue q.
+	QueueRoom(q int) int
+}
+
+// AddrFilter is implemented by a link that receives only the traffic of the stack's own
+// addresses out of a medium the host shares (an AF_XDP socket, whose XDP program passes the
+// rest to the kernel). The stack calls SetAddrs with every address of the netif (IPv4 and
+// IPv6, link-local included) whenever they change, with a core lock held: it must not block
+// for long and must not call back into the stack.
+type AddrFilter interface {
+	SetAddrs(addrs []netip.Addr) error
+}
+
+// DeviceStater is implemented by a link whose device keeps counters of its own, per queue
+// (ring drops, kicks); the stack reports them in its stats Snapshot.
+type DeviceStater interface {
+	// DeviceStats appends one record per queue to dst and returns it.
+	DeviceStats(dst []stats.Queue) []stats.Queue
+}

@@ -79,6 +79,8 @@ type Snapshot struct {
 	TCP     Proto
 	TCPExt  TCPExt
 	Offload Offload
+	// Devices are the device counters of the links that keep them (link.DeviceStater).
+	Devices []Device
 	Heap    Heap
 	Pools   []Pool
 	// Timers counts how often the stack's timer queue woke up; an idle stack does not.
@@ -160,6 +162,7 @@ func (s *Snapshot) WriteTable(w io.Writer) error {
 	}
 	s.writeTCPExt(ew)
 	s.writeOffload(ew)
+	s.writeDevices(ew)
 	ew.printf("\n%-16s %9s %9s %9s %9s %12s\n", "memory", "avail", "used", "max", "err", "bytes")
 	h := s.Heap
 	ew.printf("%-16s %9d %9d %9d %9d %12d\n", "MEM_HEAP", h.Avail, h.Used, h.Max, h.Err, h.Avail)
