@@ -112,7 +112,8 @@ func (n *Netif) addAddr(p netip.Prefix, o Origin, valid, preferred time.Time) *i
 	n.addrs = append(n.addrs, a)
 	l.addConnected(n, p)
 	l.changed()
-	if p.Addr().Is6() && n.eth != nil && l.opts.IPv6DupAddrDetectTransmits > 0 {
+	n.syncFilter()
+	if p.Addr().Is6() && n.eth != nil && l.opts.IPv6DupAddrDetectTransmits > 0 && !n.follower {
 		l.setState(a, Tentative)
 		if n.up {
 			l.nd.startDAD(n, a, false)
@@ -143,6 +144,7 @@ func (n *Netif) removeAddrAt(i int) {
 	n.addrs[len(n.addrs)-1] = nil
 	n.addrs = n.addrs[:len(n.addrs)-1]
 	n.l.changed()
+	n.syncFilter()
 	n.l.removeConnected(n, x.prefix)
 	n.l.snmSync(n, true)
 }
@@ -359,3 +361,20 @@ var (
 	allRouters    = netip.MustParseAddr("ff02::2")
 	unspecified6  = netip.IPv6Unspecified()
 )
+
+// syncFilter tells a link that receives only its addresses' traffic (link.AddrFilter) the
+// netif's addresses, in every state: a tentative address must hear the solicitations of
+// duplicate address detection. A link that refuses them is counted (the netif's Err): it
+// keeps filtering on the addresses it had.
+func (n *Netif) syncFilter() {
+	if n.filter == nil {
+		return
+	}
+	addrs := make([]netip.Addr, len(n.addrs))
+	for i, a := range n.addrs {
+		addrs[i] = a.prefix.Addr()
+	}
+	if n.filter.SetAddrs(addrs) != nil {
+		n.stats.Err++
+	}
+}

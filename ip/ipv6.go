@@ -40,7 +40,9 @@ func (l *Layer) input6(n *Netif, p *pbuf.Pbuf, looped bool) {
 			return
 		}
 		if mcast {
-			if !n.isMember(dst) {
+			// A follower is given only what its leader accepted (neighbour discovery to
+			// the solicited-node groups it joined), and joins no group of its own.
+			if !n.isMember(dst) && !n.follower {
 				l.dropPkt(p, &l.ip6.Err) // a group we have not joined
 				return
 			}

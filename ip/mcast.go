@@ -378,6 +378,9 @@ var reports = [2]report{
 // one record of type typ for g, or, g invalid, a record for every reportable joined group
 // of n, as many per packet as the MTU allows.
 func (l *Layer) sendRecord(n *Netif, v6 bool, g netip.Addr, typ uint8) {
+	if n.follower {
+		return // the leading netif reports
+	}
 	f, mc, mtu := &reports[0], &n.mc4, n.mtu
 	if v6 {
 		f, mc, mtu = &reports[1], &n.mc6, n.mtuFor(true)

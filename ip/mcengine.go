@@ -354,6 +354,9 @@ func (l *Layer) mcTimer() {
 // sendOld sends a v1/v2-style message for g on n: a report (IGMPv1, IGMPv2, MLDv1) or, with
 // leave, a Leave Group / Done.
 func (l *Layer) sendOld(n *Netif, v6 bool, mode mcMode, g netip.Addr, leave bool) {
+	if n.follower {
+		return // the leading netif reports
+	}
 	if v6 {
 		l.mldSendV1(n, g, leave)
 	} else {

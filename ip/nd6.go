@@ -360,6 +360,9 @@ func (d *ndState) inputNS(h *Header, n *Netif, m []byte) {
 	if !unspec && hasLLA {
 		d.update(n, h.Src, mac, false, false)
 	}
+	if n.follower {
+		return // the leading netif answers
+	}
 	// RFC 4861 §7.2.4: answer to the source, solicited, with the override flag (the target
 	// is not anycast); to all-nodes without S when the source was unspecified.
 	if unspec {
@@ -416,10 +419,18 @@ func (d *ndState) inputNA(h *Header, n *Netif, m []byte) {
 		return
 	}
 	e := d.find(n, target)
-	if e == nil {
-		return // "There is no need to create an entry if none exists"
-	}
 	mac, hasLLA := findLLA(na.Options(), wire.NDPOptTargetLLAddr)
+	if e == nil {
+		// "There is no need to create an entry if none exists", except on a shared link:
+		// the advertisement answers another core's solicitation, and every core is given it.
+		if !n.shared || !hasLLA {
+			return
+		}
+		if e = d.alloc(n, target); e == nil {
+			return
+		}
+		e.state = nIncomplete
+	}
 	now := l.now()
 	if e.state == nIncomplete {
 		if !hasLLA {
@@ -491,7 +502,7 @@ func (d *ndState) startDAD(n *Netif, a *ifAddr, ifUp bool) {
 	if a.prefix.Addr().Is4() {
 		return
 	}
-	if d.l.opts.IPv6DupAddrDetectTransmits <= 0 {
+	if d.l.opts.IPv6DupAddrDetectTransmits <= 0 || n.follower {
 		if a.state == Tentative {
 			d.l.setState(a, Preferred)
 		}

@@ -16,6 +16,18 @@ import (
 type NetifConfig struct {
 	Name string // "" names it after its medium and index ("eth1", "ip2")
 	MTU  int    // 0: the endpoint's MTU
+	// Follower makes the netif one of several views of a link that another Layer's netif
+	// speaks for (a stack with several cores: core 0's netif leads, the other cores'
+	// follow). A follower learns neighbours from the ARP and ND messages it is given and
+	// resolves its own next hops, but never answers a solicitation or an ARP request, never
+	// announces an address or runs duplicate address detection (its addresses are usable at
+	// once), never solicits routers, never reports multicast membership and never sets a
+	// link.AddrFilter's addresses.
+	Follower bool
+	// Shared says other Layers view the same link (a stack with several cores; a Follower
+	// is always shared): a neighbour advertisement with no entry to update is learned,
+	// since it answers another view's solicitation and every view is given it.
+	Shared bool
 }
 
 // Netif is one network interface: a link endpoint, its addresses and its batch of frames
@@ -33,9 +45,12 @@ type Netif struct {
 	addrs    []*ifAddr
 	batch    []*pbuf.Pbuf
 	stats    stats.Proto
-	roomer   link.TxRoomer // ep, when its transmit queue can fill
-	congests bool          // ep's full queue is congestion (link.TxCongester)
-	off      link.Offloads // what ep offers (link.Offloader), made consistent (gso.go)
+	roomer   link.TxRoomer   // ep, when its transmit queue can fill
+	congests bool            // ep's full queue is congestion (link.TxCongester)
+	off      link.Offloads   // what ep offers (link.Offloader), made consistent (gso.go)
+	follower bool            // NetifConfig.Follower
+	shared   bool            // NetifConfig.Shared or Follower
+	filter   link.AddrFilter // ep, when it receives only its addresses' traffic (and n leads)
 
 	// Learned from router advertisements (RFC 4861 §6.3.4); zero: use the defaults.
 	mtu6      int
@@ -73,7 +88,10 @@ func (l *Layer) AddNetif(ep link.Endpoint, c NetifConfig) (*Netif, error) {
 		return nil, errs.Mem
 	}
 	n := &Netif{l: l, name: c.Name, index: idx, mtu: c.MTU, ep: ep, medium: ep.Medium(),
-		batch: make([]*pbuf.Pbuf, 0, link.MaxBatch)}
+		batch: make([]*pbuf.Pbuf, 0, link.MaxBatch), follower: c.Follower, shared: c.Shared || c.Follower}
+	if !c.Follower {
+		n.filter, _ = ep.(link.AddrFilter)
+	}
 	if n.mtu == 0 {
 		n.mtu = ep.MTU()
 	}
@@ -98,7 +116,7 @@ func (l *Layer) AddNetif(ep link.Endpoint, c NetifConfig) (*Netif, error) {
 		eth, err := ethernet.New(n.hw, (*ethUpper)(n), ethernet.Config{
 			Alloc: l.alloc, Timers: l.timers, Pools: l.pools,
 			TableSize: l.opts.ARPTableSize, QueueLen: l.opts.MempNumARPQueue,
-			MaxAge: l.opts.ARPMaxAge, Transmit: n.xmit,
+			MaxAge: l.opts.ARPMaxAge, Transmit: n.xmit, Quiet: c.Follower,
 		})
 		if err != nil {
 			return nil, err
@@ -153,6 +171,7 @@ func (n *Netif) shutdown() {
 	n.l.mcShutdown(n)
 	n.addrs = nil
 	n.l.changed()
+	n.syncFilter()
 	if n.eth != nil {
 		n.eth.Close()
 	}
@@ -268,6 +287,7 @@ func (n *Netif) SetUp(up bool) {
 		}
 		n.addrs = kept
 		l.changed()
+		n.syncFilter()
 		l.snmSync(n, true) // down: the groups of the addresses gone are freed unreported
 		l.removeAutoRoutes(n)
 		l.rearm()
@@ -287,7 +307,7 @@ func (n *Netif) SetUp(up bool) {
 				n.eth.Announce(a.prefix.Addr())
 			}
 		}
-		if l.opts.IPv6AutoConfig {
+		if l.opts.IPv6AutoConfig && !n.follower {
 			// RFC 4861 §6.3.7: up to MAX_RTR_SOLICITATIONS, the first after a random delay
 			// of up to MAX_RTR_SOLICITATION_DELAY.
 			n.rsLeft = maxRtrSolicitations

@@ -41,7 +41,7 @@ func (n *Netif) holdsSNM(g netip.Addr) bool {
 // bringing n up and mcUp reports every group next. Call it after every change of n's IPv6
 // addresses (added, removed, DAD failed). Core context.
 func (l *Layer) snmSync(n *Netif, report bool) {
-	if n.eth == nil {
+	if n.eth == nil || n.follower { // a follower joins no group (ipv6Input accepts its ND)
 		return
 	}
 	f := &n.mc6

@@ -161,7 +161,8 @@ func (c *Core) close() {
 // coreOptions is core k's share of o: the connection pools (TCP_PCB, TCP_SEG) divided
 // between the cores so that together they reserve what o says; every core has o's
 // listener pool, as a listener listens on every core. Cores other than 0 carry only TCP
-// connections, so their UDP, raw, reassembly and multicast pools are empty.
+// connections, so their UDP, raw, reassembly and multicast pools are empty; the queues of
+// packets waiting for a neighbour are shared out too.
 func coreOptions(o opt.Options, k, n int) opt.Options {
 	if n == 1 {
 		return o
@@ -173,9 +174,11 @@ func coreOptions(o opt.Options, k, n int) opt.Options {
 		c.MempNumUDPPCB, c.MempNumRawPCB = 0, 0
 		c.MempNumReassData, c.IPReassMaxPbufs, c.MempNumFragPbuf = 0, 0, 0
 		c.MempNumIGMPGroup, c.MempNumMLD6Group = 0, 0
-		c.ARPTableSize, c.MempNumARPQueue = 0, 0
-		c.ND6NumNeighbors, c.MempNumND6Queue, c.ND6NumRouters, c.ND6NumPrefixes = 0, 0, 0, 0
 	}
+	// Every core keeps its own view of an Ethernet link's neighbours (tables per netif, as
+	// on one core) and its share of the packets waiting for them.
+	c.MempNumARPQueue = share(o.MempNumARPQueue, k, n)
+	c.MempNumND6Queue = share(o.MempNumND6Queue, k, n)
 	return c
 }
 

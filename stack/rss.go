@@ -50,12 +50,36 @@ func (s *Stack) CoreFor(local, remote netip.AddrPort) *Core {
 	return s.cores[s.coreFor(local.Addr(), remote.Addr(), local.Port(), remote.Port())]
 }
 
+// allCores is what steer returns for a frame every core must see: the ARP and neighbour
+// discovery messages of an Ethernet link, from which every core's view of the link learns
+// its neighbours (core 0's answers them; the others follow, see ip.NetifConfig.Follower).
+const allCores = 0xff
+
 // steer returns the core a received packet goes to: the core of its TCP connection, of the
-// TCP connection an ICMP error quotes, or core 0 for everything else (UDP, ICMP, fragments,
-// packets whose headers are not in the first pbuf). It borrows p and reads only its first
-// pbuf; core 0 passes on what it learns later (tcpSteer).
-func (s *Stack) steer(p *pbuf.Pbuf) int {
+// TCP connection an ICMP error quotes, every core (allCores) for an Ethernet link's ARP and
+// ND messages, or core 0 for everything else (UDP, ICMP, fragments, packets whose headers
+// are not in the first pbuf). eth says the frame starts with an Ethernet header. It borrows
+// p and reads only its first pbuf; core 0 passes on what it learns later (tcpSteer).
+func (s *Stack) steer(p *pbuf.Pbuf, eth bool) int {
 	b := p.Payload()
+	if eth {
+		if len(b) < wire.EthernetHeaderLen {
+			return 0
+		}
+		typ := binary.BigEndian.Uint16(b[12:])
+		b = b[wire.EthernetHeaderLen:]
+		switch typ {
+		case uint16(wire.EtherTypeARP):
+			return allCores
+		case uint16(wire.EtherTypeIPv6):
+			if isND(b) {
+				return allCores
+			}
+		case uint16(wire.EtherTypeIPv4):
+		default:
+			return 0
+		}
+	}
 	if len(b) < 20 {
 		return 0
 	}
@@ -109,6 +133,13 @@ func (s *Stack) steer6(b []byte, outer bool) int {
 		}
 	}
 	return 0
+}
+
+// isND reports whether IPv6 packet b is a neighbour discovery message (RFC 4861: router
+// solicitation and advertisement, neighbour solicitation and advertisement, redirect),
+// which carries no extension headers.
+func isND(b []byte) bool {
+	return len(b) > 40 && b[0]>>4 == 6 && b[6] == wire.ProtoICMPv6 && b[40] >= 133 && b[40] <= 137
 }
 
 // tcpSteer is core 0's TCP on a stack with several cores: a segment of a connection of

@@ -51,6 +51,12 @@ func closeClean(t testing.TB, s *Stack) {
 
 func (s *Stack) steerBytes(t *testing.T, b []byte) int {
 	t.Helper()
+	return s.steerFrame(t, b, false)
+}
+
+// steerFrame steers b, an Ethernet frame when eth.
+func (s *Stack) steerFrame(t *testing.T, b []byte, eth bool) int {
+	t.Helper()
 	p, err := s.alloc.Alloc(pbuf.LayerRaw, len(b), pbuf.POOL)
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +65,15 @@ func (s *Stack) steerBytes(t *testing.T, b []byte) int {
 	if err := p.CopyIn(b, 0); err != nil {
 		t.Fatal(err)
 	}
-	return s.steer(p)
+	return s.steer(p, eth)
+}
+
+// ethFrame puts an IP packet (or an ARP message) in an Ethernet frame.
+func ethFrame(typ wire.EtherType, b []byte) []byte {
+	f := make([]byte, wire.EthernetHeaderLen, wire.EthernetHeaderLen+len(b))
+	copy(f, []byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2})
+	binary.BigEndian.PutUint16(f[12:], uint16(typ))
+	return append(f, b...)
 }
 
 // TestSteer: both directions of a connection, and the ICMP errors that quote it, go to the
@@ -109,6 +123,28 @@ func TestSteer(t *testing.T) {
 		}
 		if got := s.steerBytes(t, iptest.Packet(wire.ProtoUDP, a, b, make([]byte, 8))); got != 0 {
 			t.Fatalf("UDP steered to %d, want core 0", got)
+		}
+		// In an Ethernet frame the same; ARP and neighbour discovery go to every core.
+		typ := wire.EtherTypeIPv4
+		if a.Is6() {
+			typ = wire.EtherTypeIPv6
+		}
+		if got := s.steerFrame(t, ethFrame(typ, out), true); got != want {
+			t.Fatalf("Ethernet %v:%d → %v:%d steered to %d, hash says %d", a, pa, b, pb, got, want)
+		}
+		if a.Is6() {
+			for typ := uint8(133); typ <= 137; typ++ {
+				nd := iptest.Packet(wire.ProtoICMPv6, a, b, []byte{typ, 0, 0, 0, 0, 0, 0, 0})
+				if got := s.steerFrame(t, ethFrame(wire.EtherTypeIPv6, nd), true); got != allCores {
+					t.Fatalf("ND type %d steered to %d, want every core", typ, got)
+				}
+			}
+			echo := iptest.Packet(wire.ProtoICMPv6, a, b, []byte{128, 0, 0, 0, 0, 0, 0, 0})
+			if got := s.steerFrame(t, ethFrame(wire.EtherTypeIPv6, echo), true); got != 0 {
+				t.Fatalf("ICMPv6 echo steered to %d, want core 0", got)
+			}
+		} else if got := s.steerFrame(t, ethFrame(wire.EtherTypeARP, make([]byte, 28)), true); got != allCores {
+			t.Fatalf("ARP steered to %d, want every core", got)
 		}
 	}
 	for k, n := range hits {
@@ -213,6 +249,9 @@ func FuzzSteer(f *testing.F) {
 		}
 		if k := s.steerBytes(t, frame); k < 0 || k >= len(s.cores) {
 			t.Fatalf("steered to core %d of %d", k, len(s.cores))
+		}
+		if k := s.steerFrame(t, frame, true); (k < 0 || k >= len(s.cores)) && k != allCores {
+			t.Fatalf("Ethernet frame steered to core %d of %d", k, len(s.cores))
 		}
 	})
 }

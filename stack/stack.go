@@ -35,8 +35,9 @@ type Config struct {
 	Seed uint64
 	// Cores is how many cores carry the stack's TCP connections (see Core): 0 or 1 is
 	// lwIP's single core context; more let connections run in parallel, each core with its
-	// own lock, timers and share of the TCP_PCB and TCP_SEG pools. Netifs of a stack with
-	// several cores must carry bare IP (MediumIP: TUN, WireGuard).
+	// own lock, timers and share of the TCP_PCB and TCP_SEG pools. A link with several
+	// transmit queues (link.MultiQueue) gets one core per queue on the way out; on an
+	// Ethernet link every core keeps its own neighbour tables (see AddNetif).
 	Cores int
 }
 
@@ -216,8 +217,11 @@ type Netif struct {
 }
 
 // AddNetif attaches a link to the stack. The stack takes ownership of ep: it closes it on
-// Close or RemoveNetif. On a stack with several cores the link must carry bare IP
-// (MediumIP), and every core writes to it (their writes are serialized, see coreLink).
+// Close or RemoveNetif. On a stack with several cores every core writes to the link: to
+// transmit queue k mod N of a link with N queues (link.MultiQueue), else through one lock
+// (coreLink). Of an Ethernet link every core keeps its own neighbour tables, learning from
+// every ARP and ND message (steer gives them to all cores); core 0's view of the link
+// answers and announces, the others follow (ip.NetifConfig.Follower).
 func (s *Stack) AddNetif(ep link.Endpoint, c NetifConfig) (*Netif, error) {
 	s.core.Lock()
 	defer s.core.Unlock()
@@ -227,15 +231,7 @@ func (s *Stack) AddNetif(ep link.Endpoint, c NetifConfig) (*Netif, error) {
 	if c.Name == "" {
 		c.Name = fmt.Sprintf("wisp%d", len(s.netifs))
 	}
-	multi := len(s.cores) > 1
-	if multi && ep.Medium() != link.MediumIP {
-		return nil, fmt.Errorf("wisp: add netif %s: a stack with %d cores takes IP-medium links only: %w",
-			c.Name, len(s.cores), errs.Val)
-	}
-	out := ep
-	if multi {
-		out = newCoreLink(ep)
-	}
+	outs := coreLinks(ep, len(s.cores))
 	nif := &Netif{s: s, ep: ep}
 	undo := func() {
 		for k, n := range nif.per {
@@ -246,7 +242,7 @@ func (s *Stack) AddNetif(ep link.Endpoint, c NetifConfig) (*Netif, error) {
 		var n *ip.Netif
 		var err error
 		s.withCore(k, func(core *Core) {
-			n, err = core.ip.AddNetif(out, ip.NetifConfig{Name: c.Name, MTU: c.MTU})
+			n, err = core.ip.AddNetif(outs[k], ip.NetifConfig{Name: c.Name, MTU: c.MTU, Follower: k > 0, Shared: len(outs) > 1})
 		})
 		if err != nil {
 			undo()
@@ -355,25 +351,47 @@ func (n *Netif) DeliverPackets(pkts []*pbuf.Pbuf) {
 		n.deliver(0, pkts)
 		return
 	}
+	eth := n.ep.Medium() == link.MediumEthernet
+	all := uint64(1)<<len(s.cores) - 1
 	for len(pkts) > 0 {
 		batch := pkts[:min(len(pkts), link.MaxBatch)]
 		pkts = pkts[len(batch):]
 		var which [link.MaxBatch]uint8
 		var mask uint64
 		for i, p := range batch {
-			k := s.steer(p)
+			k := s.steer(p, eth)
 			which[i] = uint8(k)
-			mask |= 1 << k
+			if k == allCores {
+				mask = all
+			} else {
+				mask |= 1 << k
+			}
 		}
+		// Descending, so that a frame for every core is still whole when the cores above
+		// 0 get their copies; core 0 gets the frame itself.
 		var part [link.MaxBatch]*pbuf.Pbuf
-		for k := range s.cores {
+		for k := len(s.cores) - 1; k >= 0; k-- {
 			if mask&(1<<k) == 0 {
 				continue
 			}
 			m := 0
 			for i, p := range batch {
-				if int(which[i]) == k {
+				switch {
+				case int(which[i]) == k:
 					part[m] = p
+					m++
+				case which[i] == allCores && k == 0:
+					part[m] = p
+					m++
+				case which[i] == allCores:
+					// A copy for a following core: ARP and ND are rare and small. Without
+					// memory this core does not learn from it, as if it had been lost.
+					c, err := s.alloc.Clone(pbuf.LayerRaw, pbuf.POOL, p)
+					if err != nil {
+						n.rxMemErr.Add(1)
+						continue
+					}
+					part[m] = c
 					m++
 				}
 			}
@@ -578,6 +596,9 @@ func (s *Stack) Stats() stats.Snapshot {
 		m := n.rxMemErr.Load()
 		snap.Link.Memerr += m
 		snap.Link.Drop += m
+		if d, ok := n.ep.(link.DeviceStater); ok {
+			snap.Devices = append(snap.Devices, stats.Device{Name: n.n.Name(), Queues: d.DeviceStats(nil)})
+		}
 	}
 	snap.Heap = s.alloc.HeapStats()
 	snap.Pools = s.pools.Snapshot(nil)

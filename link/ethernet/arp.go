@@ -264,7 +264,7 @@ func (e *Iface) arpInput(p *pbuf.Pbuf) {
 	// RFC 826: "?Is the opcode ares_op$REQUEST? Yes: Swap hardware and protocol fields,
 	// putting the local hardware and protocol addresses in the sender fields. Set the ar$op
 	// field to ares_op$REPLY. Send the packet to the (new) target hardware address."
-	if op == wire.ARPRequest {
+	if op == wire.ARPRequest && !e.cfg.Quiet {
 		e.sendARP(wire.ARPReply, sha, sha, tpa, spa)
 	}
 }

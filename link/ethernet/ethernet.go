@@ -33,6 +33,11 @@ type Config struct {
 	MaxAge time.Duration
 	// Transmit takes ownership of one complete frame; the netif batches and writes it.
 	Transmit func(p *pbuf.Pbuf)
+	// Quiet makes the Iface learn from every ARP message it is given and resolve its own
+	// next hops, but never answer a request nor announce an address: another Iface on the
+	// same link speaks for the addresses (a stack with several cores gives each core an
+	// Iface of the link; core 0's answers).
+	Quiet bool
 }
 
 // Upper is the IP layer above an Iface.
@@ -235,7 +240,7 @@ func (e *Iface) OutputIPv4(p *pbuf.Pbuf, nexthop, src netip.Addr) error {
 // Request packet ... where the 'sender IP address' and 'target IP address' are both set to
 // the host's newly selected IPv4 address", target hardware address zero.
 func (e *Iface) Announce(addr netip.Addr) {
-	if e.closed || !addr.Is4() {
+	if e.closed || !addr.Is4() || e.cfg.Quiet {
 		return
 	}
 	e.sendARP(wire.ARPRequest, wire.BroadcastMAC, wire.MAC{}, addr, addr)

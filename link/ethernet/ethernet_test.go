@@ -498,3 +498,41 @@ func TestAllocsHotPath(t *testing.T) {
 	}
 	v.finish(a)
 }
+
+// TestQuiet: a quiet Iface (a following core's view of the link) learns the sender of a
+// request for its address but neither answers it nor announces; it still asks for the
+// next hops it must resolve itself.
+func TestQuiet(t *testing.T) {
+	v := newEnv(t)
+	a := v.node(macA, ipA, v.cfg())
+	qc := v.cfg()
+	qc.Quiet = true
+	b := v.node(macB, ipB, qc)
+	b.e.Announce(ipB)
+	if f := b.take(); len(f) != 0 {
+		t.Fatalf("a quiet Iface announced: %d frames", len(f))
+	}
+	if err := a.e.OutputIPv4(v.ipPacket("x"), ipB, ipA); err != nil { // a asks for b's address
+		t.Fatal(err)
+	}
+	if n := v.deliver(a, b); n != 1 {
+		t.Fatalf("%d frames from a, want its request", n)
+	}
+	if f := b.take(); len(f) != 0 {
+		t.Fatalf("a quiet Iface answered a request: %d frames", len(f))
+	}
+	if mac, ok := b.e.Lookup(ipA); !ok || mac != macA {
+		t.Fatalf("quiet Iface did not learn the requester: %v %v", mac, ok)
+	}
+	if err := b.e.OutputIPv4(v.ipPacket("x"), ipC, ipB); err != nil {
+		t.Fatal(err)
+	}
+	f := b.take()
+	if len(f) != 1 {
+		t.Fatalf("%d frames, want a request for %v", len(f), ipC)
+	}
+	if _, arp := parseARP(t, f[0]); arp.Operation != wire.ARPRequest || arp.TPA != ipC {
+		t.Fatalf("quiet Iface sent %+v, want a request for %v", arp, ipC)
+	}
+	v.finish(a, b)
+}
