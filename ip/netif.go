@@ -342,6 +342,24 @@ func (n *Netif) Input(p *pbuf.Pbuf) {
 	n.l.ipInput(n, p, false)
 }
 
+// InputIP takes ownership of one received IP packet of an Ethernet netif whose Ethernet
+// header the caller has checked and removed: a unicast frame to the netif's MAC from a
+// unicast source other than its own (as ethernet.Iface.Input checks), so that software GRO
+// can work on the IP packets of a batch. Core context.
+func (n *Netif) InputIP(p *pbuf.Pbuf) {
+	n.l.timers.AssertCore()
+	n.stats.Recv++
+	if !n.up || n.l.closed {
+		p.Free()
+		n.stats.Drop++
+		n.stats.Err++
+		return
+	}
+	p.SetIfIndex(n.index)
+	p.SetFlags(p.Flags() &^ (pbuf.FlagLinkBroadcast | pbuf.FlagLinkMulticast))
+	n.l.ipInput(n, p, false)
+}
+
 // xmit takes ownership of one complete frame and adds it to the batch written at Flush
 // (a full batch is written at once), cut into segments or with its checksum completed
 // first where the link will not do it (gso.go).

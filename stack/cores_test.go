@@ -293,3 +293,40 @@ func TestAddrFilter(t *testing.T) {
 		})
 	}
 }
+
+// TestGROMedia: software GRO merges the in-order segments of a bulk transfer delivered in
+// batches, over bare IP and over Ethernet (whose unicast IP frames lose their header
+// first), on one core and on several, and every byte arrives; with GSO (a link with a
+// GSOMax and no TSO, as AF_XDP's) the sender's 64 KiB packets are cut before the link.
+func TestGROMedia(t *testing.T) {
+	for _, m := range []link.Medium{link.MediumIP, link.MediumEthernet} {
+		for _, cores := range []int{1, 2} {
+			t.Run(fmt.Sprintf("%v/cores=%d", m, cores), func(t *testing.T) {
+				p := stacktest.NewPair(t, stacktest.PairConfig{Cores: cores, Medium: m,
+					Offloads: link.Offloads{GSOMax: 65535}})
+				if m == link.MediumEthernet {
+					stacktest.WaitReady(t, p.NetifA, p.NetifB)
+				}
+				l, err := netconn.ListenTCP(p.B, netip.AddrPortFrom(stacktest.AddrB[0], 0), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				p.Ev.Close(l)
+				ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+				defer cancel()
+				c, s := stacktest.Connect(t, p.Ev, time.Minute, func() (*netconn.TCPConn, error) {
+					return netconn.DialTCP(ctx, p.A, netip.AddrPort{}, l.Addr(), nil)
+				}, l.Accept)
+				p.Ev.Close(c)
+				p.Ev.Close(s)
+				stacktest.Transfer(t, c, s, 8<<20, 7, time.Minute)
+				if o := p.B.Stats().Offload; o.GROMerged == 0 {
+					t.Errorf("no segment merged: %+v", o)
+				}
+				if o := p.A.Stats().Offload; o.GSOSoft == 0 {
+					t.Errorf("no GSO packet cut: %+v", o)
+				}
+			})
+		}
+	}
+}

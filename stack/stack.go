@@ -22,6 +22,7 @@ import (
 	"github.com/wispstack/wisp/transport/raw"
 	"github.com/wispstack/wisp/transport/tcp"
 	"github.com/wispstack/wisp/transport/udp"
+	"github.com/wispstack/wisp/wire"
 )
 
 // Config creates a Stack.
@@ -251,7 +252,7 @@ func (s *Stack) AddNetif(ep link.Endpoint, c NetifConfig) (*Netif, error) {
 		nif.per = append(nif.per, n)
 	}
 	nif.n = nif.per[0]
-	if s.opts.GRO && ep.Medium() == link.MediumIP {
+	if s.opts.GRO {
 		nif.gro = make([]*gro.Engine, len(s.cores))
 		for k := range nif.gro {
 			nif.gro[k] = new(gro.Engine)
@@ -418,14 +419,47 @@ func (n *Netif) deliver(k int, pkts []*pbuf.Pbuf) {
 		in.Input(pkts[0])
 		return
 	}
+	eth := n.ep.Medium() == link.MediumEthernet
 	if n.gro != nil {
+		if eth {
+			pkts = unframe(in, pkts)
+		}
 		pkts = n.gro[k].Coalesce(pkts, c.ip.OffloadStats())
 	}
 	c.tcp.BeginBatch()
 	for _, p := range pkts {
-		in.Input(p)
+		if eth && n.gro != nil {
+			in.InputIP(p)
+		} else {
+			in.Input(p)
+		}
 	}
 	c.tcp.EndBatch()
+}
+
+// unframe readies a batch of Ethernet frames for software GRO: the IP packets unicast to
+// the netif lose their Ethernet header and are returned, in order, in pkts' backing array;
+// every other frame (ARP, broadcast, multicast, a header split across pbufs) goes through
+// the netif's Ethernet input at once. Takes ownership of every pbuf; core context.
+func unframe(in *ip.Netif, pkts []*pbuf.Pbuf) []*pbuf.Pbuf {
+	hw := wire.MAC(in.HardwareAddr())
+	m := 0
+	for _, p := range pkts {
+		b := p.Payload()
+		if len(b) >= wire.EthernetHeaderLen {
+			f := wire.Ethernet(b)
+			typ, src := f.EtherType(), f.Src()
+			if f.Dst() == hw && src != hw && !src.IsMulticast() &&
+				(typ == wire.EtherTypeIPv4 || typ == wire.EtherTypeIPv6) && p.RemoveHeader(wire.EthernetHeaderLen) == nil {
+				pkts[m] = p
+				m++
+				continue
+			}
+		}
+		in.Input(p)
+	}
+	clear(pkts[m:])
+	return pkts[:m]
 }
 
 // countRxGSO counts the coalesced packets the link delivered (a TUN's virtio-net GSO);
