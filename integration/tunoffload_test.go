@@ -60,54 +60,11 @@ func TestTUNOffloadKernel(t *testing.T) {
 			n := offloadTransfer()
 			const seed = 61 // one pattern: its sum is computed once
 			for _, f := range families {
+				r := kernelTCP{e: e, fam: f.idx, n: n, seed: seed, port: uint16(5101 + f.idx),
+					timeout: 180 * time.Second, evidence: e.evidence}
 				t.Run(f.name, func(t *testing.T) {
-					t.Run("kernel→wisp", func(t *testing.T) {
-						ctx, deadline := withDeadline(t, 180*time.Second)
-						srv := serveTCP(t, e.s, netip.AddrPortFrom(e.wisp[f.idx], 9), 0, 0)
-						before := kernelSegs(t, e.ns)
-						start := time.Now()
-						c := e.ns.dial(t, f.net, srv.Addr())
-						e.evidence(t)
-						ss := watchSS(e.ns, "dst "+bracket(e.wisp[f.idx])+":9")
-						kres := make(chan peerResult, 1)
-						go func() { kres <- kernelPeer(c, n, seed, deadline) }()
-						tr, err := srv.Accept(ctx)
-						if err != nil {
-							ss.stop()
-							t.Fatal(err)
-						}
-						got, sum := waitTransfer(t, ctx, "kernel→wisp", tr)
-						res := <-kres
-						ss.stop()
-						logRate(t, f.name+" kernel→wisp", n, time.Since(start))
-						checkSum(t, "kernel→wisp", got, sum, n, patternSum(n, seed))
-						checkPeer(t, "kernel→wisp", res, 0, patternSum(0, 0))
-						ss.check(t, n)
-						checkRetrans(t, before, kernelSegs(t, e.ns))
-					})
-					t.Run("wisp→kernel", func(t *testing.T) {
-						ctx, deadline := withDeadline(t, 180*time.Second)
-						port := uint16(5101 + f.idx)
-						l := e.ns.listen(t, f.net, netip.AddrPortFrom(e.kern[f.idx], port))
-						kres := kernelServe(t, l, 0, 0, deadline)
-						e.evidence(t)
-						x0 := e.s.Stats()
-						start := time.Now()
-						tr := tcpapp.Send(e.s, netip.AddrPortFrom(e.kern[f.idx], port), n, seed)
-						got, _ := waitTransfer(t, ctx, "wisp→kernel", tr)
-						res := <-kres
-						logRate(t, f.name+" wisp→kernel", n, time.Since(start))
-						checkPeer(t, "wisp→kernel", res, n, patternSum(n, seed))
-						if got != 0 {
-							t.Fatalf("wisp received %d bytes from a kernel sink", got)
-						}
-						x1 := e.s.Stats()
-						xmit, rexmit := x1.TCP.Xmit-x0.TCP.Xmit, x1.TCPExt.Retransmits-x0.TCPExt.Retransmits
-						t.Logf("wisp: %d TCP segments out, %d retransmitted", xmit, rexmit)
-						if rexmit*100 > xmit+100 {
-							t.Errorf("wisp retransmitted %d of %d segments", rexmit, xmit)
-						}
-					})
+					t.Run("kernel→wisp", r.kernelToWisp)
+					t.Run("wisp→kernel", r.wispToKernel)
 				})
 			}
 			rxGSO, rxPartial, bad, txGSO := dev.OffloadStats()

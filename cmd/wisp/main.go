@@ -1,6 +1,6 @@
 // Command wisp runs a wisp stack: `wisp demo` runs two WireGuard peers over wisp in one
 // process (--plain: two stacks on an Ethernet pipe), `wisp serve` attaches a stack to a TUN
-// device, `wisp wg` is a userspace WireGuard peer with wisp as its stack, `wisp budget`
+// device or to a network interface through AF_XDP, `wisp wg` is a userspace WireGuard peer with wisp as its stack, `wisp budget`
 // prints the memory budget.
 package main
 
@@ -22,13 +22,18 @@ commands:
            pings and a 256 MiB TCP transfer through the tunnel, its throughput and wisp's
            memory budget; --plain: two wisp stacks on an in-memory Ethernet link instead
            (ARP, NDP, fragmented pings, TCP each way)
-  serve    attach a wisp stack to a TUN device, answer pings and serve TCP echo/discard,
-           HTTP and UDP echo:
+  serve    attach a wisp stack to a TUN device or, through AF_XDP, to a network interface;
+           answer pings and serve TCP echo/discard, HTTP and UDP echo:
            wisp serve --tun NAME --addr CIDR [--addr CIDR...] [--echo PORT] [--discard PORT]
                       [--http PORT [--http-root DIR]] [--udp-echo PORT]
-                      [--pcap FILE] [--mtu N] [--no-offload] [--queues N] [--preset NAME]
+                      [--pcap FILE] [--mtu N] [--no-offload] [--queues N] [--cores N]
+                      [--preset NAME]
+           wisp serve --xdp IFACE --addr CIDR [...the same services] [--queues N] [--cores N]
            (the TUN device uses offloads, TSO and checksum, unless --no-offload;
-           --queues N opens it multi-queue with a reader per queue)
+           --queues N opens it multi-queue with a reader per queue. --xdp takes queues
+           0..N-1 of IFACE, one AF_XDP socket each, and by default as many cores; its XDP
+           program gives wisp only the frames for its addresses and passes the rest to the
+           kernel; run it as root in IFACE's namespace: ip netns exec NS wisp serve --xdp ...)
   wg       a userspace WireGuard peer (wireguard-go) with wisp as its stack, configured by a
            wg-quick file; serves the services of serve on its tunnel addresses and can run a
            SOCKS5 proxy on the host that dials through the tunnel:

@@ -8,9 +8,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/wispstack/wisp/endpoint"
 	"github.com/wispstack/wisp/internal/tcpapp"
+	"github.com/wispstack/wisp/ip"
 	"github.com/wispstack/wisp/link"
 	"github.com/wispstack/wisp/link/pcap"
 	"github.com/wispstack/wisp/link/tun"
@@ -20,22 +22,42 @@ import (
 
 func cmdServe(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("serve", stderr)
-	name := fs.String("tun", "", "TUN device to create or attach to (required)")
+	name := fs.String("tun", "", "TUN device to create or attach to (this or --xdp is required)")
+	xdpName := fs.String("xdp", "", "network interface to serve on through AF_XDP instead of a TUN device: an XDP program\n"+
+		"sends wisp the frames for its --addr addresses (and ARP/NDP for them) and passes the rest\n"+
+		"to the kernel; run it in the interface's namespace (ip netns exec), as root")
 	var addrs prefixList
 	fs.Var(&addrs, "addr", "address with prefix length, like 198.18.0.1/24 or fd42:5eed::1/64 (repeatable, at least one)")
-	pcapFile := fs.String("pcap", "", "write every frame to this pcap file")
-	mtu := fs.Int("mtu", 1500, "MTU of the TUN device")
-	noOffload := fs.Bool("no-offload", false, "open the TUN device without offloads (virtio-net headers, TSO, checksum offload):\nevery packet fits the MTU, as with a kernel that refuses them")
-	queues := fs.Int("queues", 1, "TUN queues (IFF_MULTI_QUEUE), each with its own reader: the kernel spreads flows over them")
-	cores := fs.Int("cores", 1, "stack cores: TCP connections spread over them by their 4-tuple, each core with its own lock (use with --queues)")
+	pcapFile := fs.String("pcap", "", "write every frame to this pcap file (--tun only)")
+	mtu := fs.Int("mtu", 1500, "MTU of the TUN device (--tun only: --xdp takes the interface's)")
+	noOffload := fs.Bool("no-offload", false, "open the TUN device without offloads (virtio-net headers, TSO, checksum offload):\nevery packet fits the MTU, as with a kernel that refuses them (--tun only)")
+	queues := fs.Int("queues", 1, "TUN queues (IFF_MULTI_QUEUE), each with its own reader: the kernel spreads flows over them;\n"+
+		"with --xdp: the interface's queues 0..N-1, one AF_XDP socket each")
+	cores := fs.Int("cores", 1, "stack cores: TCP connections spread over them by their 4-tuple, each core with its own lock\n"+
+		"(use with --queues; with --xdp the default is --queues)")
 	presetName := presetFlag(fs, "tunnel")
 	var sv services
 	sv.register(fs)
 	if err := sv.parse(fs, args); err != nil {
 		return err
 	}
-	if *name == "" {
-		return fmt.Errorf("%w: --tun NAME is required", errUsage)
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch {
+	case *name == "" && *xdpName == "":
+		return fmt.Errorf("%w: --tun NAME is required (or --xdp IFACE)", errUsage)
+	case *name != "" && *xdpName != "":
+		return fmt.Errorf("%w: --tun and --xdp exclude each other: give one link", errUsage)
+	}
+	if *xdpName != "" {
+		for _, f := range []string{"pcap", "mtu", "no-offload"} {
+			if set[f] {
+				return fmt.Errorf("%w: --%s is for --tun, not --xdp", errUsage, f)
+			}
+		}
+		if !set["cores"] {
+			*cores = min(*queues, stack.MaxCores)
+		}
 	}
 	if len(addrs) == 0 {
 		return fmt.Errorf("%w: at least one --addr CIDR is required", errUsage)
@@ -53,22 +75,38 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	dev, err := tun.OpenConfig(tun.Config{Name: *name, MTU: *mtu, Offload: !*noOffload, Queues: *queues,
-		Logf: func(format string, args ...any) { fmt.Fprintf(stderr, "wisp: "+format+"\n", args...) }})
-	if err != nil {
-		return err
-	}
-	var ep link.Endpoint = dev
-	if *pcapFile != "" {
-		f, err := os.Create(*pcapFile)
+	logf := func(format string, args ...any) { fmt.Fprintf(stderr, "wisp: "+format+"\n", args...) }
+	var ep link.Endpoint
+	var how string // what the link is, for the "serving on" line
+	if *xdpName != "" {
+		x, err := openXDP(*xdpName, *queues, addrs, logf)
 		if err != nil {
-			dev.Close()
 			return err
 		}
-		defer f.Close()
-		if ep, err = pcap.Wrap(dev, f, 65535); err != nil {
-			dev.Close()
+		fmt.Fprintf(stdout, "wisp: %v\n", x.Info())
+		*name, ep = *xdpName, x
+		how = fmt.Sprintf("AF_XDP, %d queues, %d cores, mtu %d", x.Queues(), *cores, x.MTU())
+	} else {
+		dev, err := tun.OpenConfig(tun.Config{Name: *name, MTU: *mtu, Offload: !*noOffload, Queues: *queues, Logf: logf})
+		if err != nil {
 			return err
+		}
+		ep = dev
+		how = fmt.Sprintf("mtu %d, offloads on (TSO, checksum)", *mtu)
+		if dev.Offloads() == (link.Offloads{}) {
+			how = fmt.Sprintf("mtu %d, offloads off", *mtu)
+		}
+		if *pcapFile != "" {
+			f, err := os.Create(*pcapFile)
+			if err != nil {
+				dev.Close()
+				return err
+			}
+			defer f.Close()
+			if ep, err = pcap.Wrap(dev, f, 65535); err != nil {
+				dev.Close()
+				return err
+			}
 		}
 	}
 	s, err := stack.New(stack.Config{Options: o, Cores: *cores})
@@ -77,8 +115,13 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer s.Close()
-	if _, err := s.AddNetif(ep, stack.NetifConfig{Name: *name, Addrs: addrs}); err != nil {
+	nif, err := s.AddNetif(ep, stack.NetifConfig{Name: *name, Addrs: addrs})
+	if err != nil {
 		ep.Close()
+		return err
+	}
+	// IPv6 addresses on Ethernet are tentative for a second (DAD): the services bind them.
+	if err := waitDAD(nif, 10*time.Second); err != nil {
 		return err
 	}
 	if err := startTCPApps(s, addrs, sv.echo, sv.discard, stdout); err != nil {
@@ -91,13 +134,34 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	}
 	// Runs before s.Close (deferred earlier): conns close on a live stack.
 	defer a.close()
-	offloads := "offloads on (TSO, checksum)"
-	if dev.Offloads() == (link.Offloads{}) {
-		offloads = "offloads off"
-	}
-	fmt.Fprintf(stdout, "wisp: serving on %s (%s), mtu %d, %s; SIGUSR1 prints stats, SIGINT/SIGTERM stops\n", *name, addrs.String(), *mtu, offloads)
+	fmt.Fprintf(stdout, "wisp: serving on %s (%s), %s; SIGUSR1 prints stats, SIGINT/SIGTERM stops\n", *name, addrs.String(), how)
 
 	return waitSignals(s, stdout)
+}
+
+// waitDAD waits until duplicate address detection has ended for every address of nif (IPv6
+// on an Ethernet link: about a second; nothing to wait for elsewhere), so that services can
+// bind them. An address another node holds is an error.
+func waitDAD(nif *stack.Netif, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		pending := false
+		for _, a := range nif.Addrs() {
+			switch a.State {
+			case ip.Tentative:
+				pending = true
+			case ip.Duplicated:
+				return fmt.Errorf("%s: address %v is in use by another node on the link (duplicate address detection)", nif.Name(), a.Prefix)
+			}
+		}
+		if !pending {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: duplicate address detection did not end within %v: %+v", nif.Name(), timeout, nif.Addrs())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // waitSignals prints s's TCP connections and stats on SIGUSR1 and returns after printing
