@@ -211,6 +211,20 @@ func (p *Pbuf) Free() int {
 	return f.free(p)
 }
 
+// FreeAll is Free of every chain of ps (nil entries skipped), holding an allocator's lock
+// across consecutive releases instead of taking it once per chain: a link that has written
+// a batch frees it at once. It returns how many pbufs were released. Takes ownership of
+// the caller's reference on each; the slice is borrowed and left as it was.
+func FreeAll(ps []*Pbuf) int {
+	var f freer
+	defer f.unlock()
+	n := 0
+	for _, p := range ps {
+		n += f.free(p)
+	}
+	return n
+}
+
 // AddHeader moves the payload start back by n bytes to prepend a header (lwIP
 // pbuf_add_header). It fails with errs.Buf when the header room is too small.
 func (p *Pbuf) AddHeader(n int) error {

@@ -508,3 +508,39 @@ func BenchmarkPoolAllocFreeMany(b *testing.B) {
 		}
 	}
 }
+
+// TestFreeAll: every chain is freed (nil skipped), a pbuf still referenced elsewhere
+// stays, and nothing is allocated.
+func TestFreeAll(t *testing.T) {
+	a := newTestAlloc()
+	p1, _ := a.Alloc(LayerRaw, 300, POOL)
+	p2, _ := a.Alloc(LayerIP, 100, RAM)
+	r := &releaser{}
+	p3, _ := a.AllocRef(make([]byte, 10), REF, r)
+	v, err := a.RefRange(nil, p1, 10, 20) // holds a reference on p1's first pbuf
+	if err != nil {
+		t.Fatal(err)
+	}
+	// p1 stays whole: its first pbuf is still referenced by the view (Free stops there).
+	if n := FreeAll([]*Pbuf{p1, nil, p2, p3}); n != 2 {
+		t.Errorf("FreeAll released %d pbufs, want 2 (p2, p3)", n)
+	}
+	if r.n != 1 {
+		t.Errorf("REF owner told %d times", r.n)
+	}
+	if n := FreeAll([]*Pbuf{v}); n != 1 { // the view (its parent p1 goes too, uncounted)
+		t.Errorf("FreeAll of the view released %d, want 1", n)
+	}
+	checkZero(t, a)
+	ps := make([]*Pbuf, 4)
+	allocs := testing.AllocsPerRun(1000, func() {
+		for i := range ps {
+			ps[i], _ = a.Alloc(LayerRaw, 200, POOL)
+		}
+		FreeAll(ps)
+	})
+	if allocs != 0 {
+		t.Errorf("FreeAll: %v allocations", allocs)
+	}
+	checkZero(t, a)
+}

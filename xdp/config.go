@@ -84,6 +84,12 @@ type Config struct {
 	// of copying each frame into the dispatcher's POOL pbufs. It needs Alloc. At most half
 	// of RxFrames are lent to the stack at once; beyond that frames are copied.
 	RxZeroCopy bool
+	// LinkLocal makes SetAddrs redirect IPv6 link-local addresses too. Off by default: the
+	// stack gives SetAddrs every address of its netif, and the link-local address it forms
+	// from the interface's MAC is the host's own, whose traffic would then reach wisp
+	// instead of the kernel. Set it on an interface the host does not use for IPv6
+	// (addrgenmode none). Addrs are redirected as given.
+	LinkLocal bool
 	// Alloc is the allocator whose REF headers RxZeroCopy uses (the stack's). Nil: copy.
 	Alloc *pbuf.Allocator
 	// Logf receives the fallbacks taken (generic attach, copy mode), once each; nil: silent.

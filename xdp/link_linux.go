@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -37,7 +38,8 @@ type Link struct {
 	dmu   sync.RWMutex
 	disp  link.Dispatcher // guarded by dmu
 	start sync.Once
-	wg    sync.WaitGroup
+	wg    sync.WaitGroup // the receivers
+	kwg   sync.WaitGroup // the kickers
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -114,6 +116,13 @@ func Open(cfg Config) (l *Link, err error) {
 		Interface: c.Interface, IfIndex: ifi.Index, Attach: obj.mode, ZeroCopy: x0.zeroCopy,
 		NeedWakeup: true, FrameSize: c.FrameSize, Queues: c.Queues, MTU: mtu,
 		RxZeroCopy: c.RxZeroCopy && c.Alloc != nil, TxSkbBudget: x0.budget, DeviceQueues: devQueues,
+	}
+	if asyncKick {
+		for _, q := range l.queues {
+			q.kickc = make(chan struct{}, 1)
+			l.kwg.Add(1)
+			go q.kicker()
+		}
 	}
 	if c.Logf != nil {
 		if devQueues > c.Queues {
@@ -236,6 +245,9 @@ func (l *Link) SetAddrs(addrs []netip.Addr) error {
 	if l.obj == nil {
 		return errs.Clsd
 	}
+	if !l.cfg.LinkLocal {
+		addrs = slices.DeleteFunc(slices.Clone(addrs), netip.Addr.IsLinkLocalUnicast)
+	}
 	if err := l.obj.setAddrs(addrs); err != nil {
 		return fmt.Errorf("xdp: %s: %w", l.name, err)
 	}
@@ -261,9 +273,9 @@ func (l *Link) Err() error {
 	return nil
 }
 
-// Close detaches the program, stops the receivers (waiting for a delivery in progress),
-// closes the sockets and unmaps the UMEM (once every frame lent to the stack is back).
-// Later writes fail with errs.Clsd.
+// Close detaches the program, stops the receivers (waiting for a delivery in progress) and
+// the kickers, closes the sockets and unmaps the UMEM (once every frame lent to the stack
+// is back). Later writes fail with errs.Clsd.
 func (l *Link) Close() error {
 	l.closeOnce.Do(func() {
 		l.dmu.Lock()
@@ -281,6 +293,14 @@ func (l *Link) Close() error {
 		one[0] = 1
 		unix.Write(l.evfd, one[:])
 		l.wg.Wait()
+		for _, q := range l.queues {
+			q.tmu.Lock()
+			if q.kickc != nil {
+				close(q.kickc)
+			}
+			q.tmu.Unlock()
+		}
+		l.kwg.Wait()
 		l.teardown()
 	})
 	return l.closeErr

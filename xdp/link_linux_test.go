@@ -167,7 +167,9 @@ func TestEchoUDP(t *testing.T) {
 				}
 				st := l.DeviceStats(nil)
 				t.Logf("%+v", st)
-				if st[0].RxPackets < n || st[0].TxPackets != n || st[0].TxKicks == 0 {
+				// No TxKicks check: in copy mode the receiver's poll(2) transmits what the TX
+				// ring holds too (xsk_poll), and may do so before the kicker's sendto.
+				if st[0].RxPackets < n || st[0].TxPackets != n {
 					t.Errorf("counters %+v", st[0])
 				}
 				if err := l.Close(); err != nil {
