@@ -4,6 +4,7 @@ package xdp
 
 import (
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -151,6 +152,10 @@ func (q *queue) receiver() {
 		q.refill()
 		if q.receive() > 0 {
 			woken = false
+			// Let the goroutines the batch woke (a socket's reader) run: under a steady
+			// flow this loop never blocks, and a reader on the same P would wait for
+			// preemption while its mailbox overflowed (bench: 60-byte UDP 78k -> 550k/s).
+			runtime.Gosched()
 			continue
 		}
 		if q.x.fill.needWakeup() || l.cfg.BusyPoll || woken {
