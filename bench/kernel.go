@@ -58,12 +58,12 @@ func ipCmd(args ...string) error {
 }
 
 // cleanupKernel deletes the namespaces (the kernel engine's, with their veth pair, the
-// WireGuard scenarios' wgNSName and the TUN scenarios' tunNSName, with their TUN). Safe to
-// call anytime.
+// WireGuard scenarios' wgNSName, the TUN scenarios' tunNSName, with their TUN, and the xdp
+// scenarios' pair). Safe to call anytime.
 func cleanupKernel() {
 	kernelMu.Lock()
 	defer kernelMu.Unlock()
-	for _, ns := range append(kernelNS[:], wgNSName, tunNSName) {
+	for _, ns := range append(kernelNS[:], wgNSName, tunNSName, xdpNSK, xdpNSE) {
 		if _, err := os.Stat("/run/netns/" + ns); err == nil {
 			_ = ipCmd("netns", "del", ns)
 		}

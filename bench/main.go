@@ -314,7 +314,11 @@ const (
 func measureOnce(sc scenario, e engine, sz sizes) outcome {
 	quiesce()
 	g0 := runtime.NumGoroutine()
-	n, err := e.open(sc.cfg(sz))
+	open := e.open
+	if sc.open != nil {
+		open = func(cfg netConfig) (network, error) { return sc.open(e, cfg) }
+	}
+	n, err := open(sc.cfg(sz))
 	if err != nil {
 		if errors.Is(err, errUnsupported) {
 			return outcome{why: "n/a (" + err.Error() + ")"}

@@ -73,9 +73,12 @@ func waitGoroutines(n int) int {
 // processes, and the hypervisor's steal time (the CPU given to other guests).
 type hostSample struct {
 	at     time.Time
-	busy   uint64        // jiffies of every CPU not idle, steal included (/proc/stat)
-	kernel uint64        // jiffies of the ksoftirqd threads: packet work done for us
-	ours   time.Duration // this process's CPU time
+	busy   uint64 // jiffies of every CPU not idle, steal included (/proc/stat)
+	kernel uint64 // jiffies of the ksoftirqd threads: packet work done for us
+	// softirq jiffies: packet work the kernel did for us on return from our own system
+	// calls (a veth's NAPI with XDP), not in our rusage with IRQ time accounting.
+	softirq uint64
+	ours    time.Duration // this process's CPU time
 }
 
 // jiffy is USER_HZ, the unit of /proc/stat (100 on every Linux architecture Go supports).
@@ -93,6 +96,9 @@ func takeHost() hostSample {
 			}
 			n, _ := strconv.ParseUint(v, 10, 64)
 			h.busy += n
+			if i == 6 {
+				h.softirq = n
+			}
 		}
 	}
 	h.kernel = ksoftirqdJiffies()
@@ -138,7 +144,7 @@ func foreignShare(a, b hostSample) float64 {
 		return 0
 	}
 	busy := time.Duration(b.busy-a.busy) * jiffy
-	ours := b.ours - a.ours + time.Duration(b.kernel-a.kernel)*jiffy
+	ours := b.ours - a.ours + time.Duration(b.kernel-a.kernel+b.softirq-a.softirq)*jiffy
 	other := busy - ours
 	if other < 0 {
 		return 0

@@ -84,6 +84,9 @@ type scenario struct {
 	// once: run a single time even when timing scenarios are repeated (memory scenarios:
 	// deterministic enough, and expensive).
 	once bool
+	// open, when set, builds the network for engine e instead of e.open: a family whose
+	// networks are its own kind (xdp.go).
+	open func(e engine, cfg netConfig) (network, error)
 }
 
 var (
@@ -226,6 +229,7 @@ func scenarios() []scenario {
 	}
 	out = append(out, wgScenarios()...)
 	out = append(out, tunScenarios()...)
+	out = append(out, xdpScenarios()...)
 	return append(out, sweepScenarios()...) // only when -run selects them (sweep.go)
 }
 
