@@ -1,5 +1,6 @@
-// Package integration runs wisp against real peers: the Linux kernel through TUN devices in
-// network namespaces that each test creates and always removes. Tests need root and the
+// Package integration runs wisp against real peers: the Linux kernel through TUN devices
+// and, over AF_XDP, through veth pairs (xdp_test.go), in network namespaces that each test
+// creates and always removes; wireguard-go and gVisor stacks on those links. Tests need root and the
 // tools the README's test command installs; they skip without root and fail in CI (CI=true)
 // when a tool is missing, so a green CI run means they really ran.
 //
