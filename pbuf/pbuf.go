@@ -75,6 +75,10 @@ const (
 	// a link without checksum offload completes it (the stack does, where the link does
 	// not say it will: link.Offloads.TxChecksum).
 	FlagChecksumPartial
+	// FlagWritable: a REF pbuf whose memory its holder may rewrite, because the link lent
+	// it for this packet alone (an AF_XDP frame in zero-copy receive), as it may a POOL
+	// pbuf's; software GRO rewrites the headers of the segment it merges into.
+	FlagWritable
 )
 
 // GSOType says how a packet larger than the link's MTU is cut into the segments the wire

@@ -221,6 +221,7 @@ func (q *queue) receive() int {
 			p, err = q.l.cfg.Alloc.AllocRef(frame, pbuf.REF, &q.rel[base/q.fs])
 			if err == nil {
 				q.lent.Add(1)
+				p.SetFlags(pbuf.FlagWritable) // the frame is the stack's alone until released
 			}
 		}
 		if p == nil {

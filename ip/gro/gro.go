@@ -237,7 +237,13 @@ func (s *segment) holdable() bool {
 	if t, _ := s.p.GSO(); t != pbuf.GSONone {
 		return false
 	}
-	return s.p.Type() == pbuf.POOL || s.p.Type() == pbuf.RAM
+	switch s.p.Type() {
+	case pbuf.POOL, pbuf.RAM:
+		return true
+	case pbuf.REF:
+		return s.p.Flags()&pbuf.FlagWritable != 0
+	}
+	return false
 }
 
 // addrs returns the address bytes of an IP header: source and destination.

@@ -353,3 +353,29 @@ func BenchmarkCoalesce(b *testing.B) {
 		}
 	}
 }
+
+// TestReadOnlyRefNotHeld: a REF pbuf over memory the stack may not rewrite (no
+// FlagWritable: a zero-copy send's buffer looped back, ROM) is never merged into, since
+// merging rewrites its headers; the segments pass through as they came.
+func TestReadOnlyRefNotHeld(t *testing.T) {
+	a := newAlloc(t)
+	segs := train(0, 1000, 3, 1000)
+	pkts := make([]*pbuf.Pbuf, len(segs))
+	raw := make([][]byte, len(segs))
+	for i := range segs {
+		raw[i] = segs[i].bytes()
+		p, err := a.AllocRef(append([]byte(nil), raw[i]...), pbuf.REF, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pkts[i] = p
+	}
+	var e gro.Engine
+	var st stats.Offload
+	out := e.Coalesce(pkts, &st)
+	defer freeAll(out)
+	checkOut(t, segs, raw, out, [][]int{{0}, {1}, {2}})
+	if st.GROMerged != 0 {
+		t.Errorf("merged %d segments into read-only memory", st.GROMerged)
+	}
+}

@@ -118,6 +118,19 @@ var makers = []maker{
 	{"ram", func(t testing.TB, a *pbuf.Allocator, b []byte) *pbuf.Pbuf { return linktest.Frame(t, a, b) }},
 	{"pool", poolChain},
 	{"cut", cutChain},
+	{"ref", refFrame},
+}
+
+// refFrame is what an AF_XDP link lends in zero-copy receive: one REF pbuf over memory the
+// stack may rewrite (pbuf.FlagWritable).
+func refFrame(t testing.TB, a *pbuf.Allocator, b []byte) *pbuf.Pbuf {
+	t.Helper()
+	p, err := a.AllocRef(append([]byte(nil), b...), pbuf.REF, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.SetFlags(pbuf.FlagWritable)
+	return p
 }
 
 // poolChain is what a link's AllocRx gives: a POOL chain of 512-byte buffers.
