@@ -99,6 +99,8 @@ type ssWatcher struct {
 	filter string
 	done   chan struct{}
 	wg     sync.WaitGroup
+	ran    time.Duration // from watchSS to stop
+	start  time.Time
 
 	mu      sync.Mutex
 	samples int
@@ -134,17 +136,19 @@ func parseSS(s string) (info ssInfo, ok bool) {
 }
 
 func watchSS(ns *netns, filter string) *ssWatcher {
-	w := &ssWatcher{ns: ns, filter: filter, done: make(chan struct{})}
+	w := &ssWatcher{ns: ns, filter: filter, done: make(chan struct{}), start: time.Now()}
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
-		tick := time.NewTicker(200 * time.Millisecond)
+		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
-		for {
-			select {
-			case <-w.done:
-				return
-			case <-tick.C:
+		for first := true; ; first = false {
+			if !first {
+				select {
+				case <-w.done:
+					return
+				case <-tick.C:
+				}
 			}
 			out, err := ns.cmd(append([]string{"ss", "-tinH"}, strings.Fields(w.filter)...)...).Output()
 			if err != nil {
@@ -164,6 +168,7 @@ func watchSS(ns *netns, filter string) *ssWatcher {
 func (w *ssWatcher) stop() {
 	close(w.done)
 	w.wg.Wait()
+	w.ran = time.Since(w.start)
 }
 
 // check fails the test unless a sample showed the kernel's data acknowledged and its
@@ -174,8 +179,10 @@ func (w *ssWatcher) check(t *testing.T, n int64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.samples == 0 {
-		if n >= 64<<20 {
-			t.Errorf("ss never showed the connection (%s) during the transfer", w.filter)
+		// A fast transfer may end between two samples (128 MiB over AF_XDP took 225 ms):
+		// only one that ran for a second must have been seen.
+		if n >= 64<<20 && w.ran >= time.Second {
+			t.Errorf("ss never showed the connection (%s) during the %v transfer", w.filter, w.ran)
 		}
 		return
 	}
