@@ -42,9 +42,11 @@ func (g gvEngine) name() string {
 
 func (gvEngine) missing() string { return "" }
 
-func newGVisorStack(tuned bool) (*stack.Stack, error) {
+// newGVisorStack builds a gVisor stack as the bench runs it (tuned: RACK, CUBIC, larger
+// buffers), with IPv4, IPv6 and the extra network protocols (ARP for an Ethernet link).
+func newGVisorStack(tuned bool, extra ...stack.NetworkProtocolFactory) (*stack.Stack, error) {
 	s := stack.New(stack.Options{
-		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},
+		NetworkProtocols:   append([]stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol}, extra...),
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol6, icmp.NewProtocol4},
 		HandleLocal:        true,
 	})

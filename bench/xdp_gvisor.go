@@ -31,11 +31,7 @@ import (
 	gvxdp "gvisor.dev/gvisor/pkg/tcpip/link/xdp"
 	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
-	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
-	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
-	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
-	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 )
 
 // gvXDP is gVisor's side of an xdp network.
@@ -71,7 +67,7 @@ func openGVisorXDP(ns *namespace, tuned bool, mac [6]byte) (xdpSide, []string, e
 		g.close()
 		return nil, nil, err
 	}
-	s, err := newGVisorXDPStack(tuned)
+	s, err := newGVisorStack(tuned, arp.NewProtocol)
 	if err != nil {
 		g.close()
 		return nil, nil, err
@@ -90,31 +86,6 @@ func openGVisorXDP(ns *namespace, tuned bool, mac [6]byte) (xdpSide, []string, e
 	}
 	s.AddRoute(tcpip.Route{Destination: addr.Subnet(), NIC: 1})
 	return g, []string{"gVisor pkg/tcpip/link/xdp on queue 0 (its UMEM: 1024 × 2048 B; fifo qdisc) behind xdp.RedirectProgram"}, nil
-}
-
-// newGVisorXDPStack is newGVisorStack (gvisor.go) with ARP, which an Ethernet link needs.
-func newGVisorXDPStack(tuned bool) (*stack.Stack, error) {
-	s := stack.New(stack.Options{
-		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol, arp.NewProtocol},
-		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol6, icmp.NewProtocol4},
-		HandleLocal:        true,
-	})
-	opts := []tcpip.SettableTransportProtocolOption{ptr(tcpip.TCPSACKEnabled(true))}
-	if tuned {
-		opts = append(opts,
-			ptr(tcpip.TCPRecovery(tcpip.TCPRACKLossDetection)),
-			ptr(tcpip.CongestionControlOption("cubic")),
-			&tcpip.TCPReceiveBufferSizeRangeOption{Min: tcp.MinBufferSize, Default: tcp.DefaultSendBufferSize, Max: 8 << 20},
-			&tcpip.TCPSendBufferSizeRangeOption{Min: tcp.MinBufferSize, Default: tcp.DefaultReceiveBufferSize, Max: 6 << 20},
-		)
-	}
-	for _, o := range opts {
-		if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, o); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("gvisor option %T: %v", o, err)
-		}
-	}
-	return s, nil
 }
 
 // gvXDPEndpoint is gVisor's xdp endpoint with a detach that works (see above).

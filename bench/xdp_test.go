@@ -55,8 +55,8 @@ func TestUDPFrame(t *testing.T) {
 func TestUDPFrameRefuses(t *testing.T) {
 	in := netip.MustParseAddr("198.19.255.1")
 	for _, spec := range []frameSpec{
-		{src: in, dst: netip.MustParseAddr("192.0.2.1"), size: 60, eth: true},    // outside 198.18.0.0/15
-		{src: netip.MustParseAddr("10.0.0.1"), dst: in, size: 60, eth: true},     // outside
+		{src: in, dst: netip.MustParseAddr("127.0.0.1"), size: 60, eth: true},    // outside 198.18.0.0/15
+		{src: netip.MustParseAddr("127.0.0.2"), dst: in, size: 60, eth: true},    // outside, as source
 		{src: in, dst: netip.MustParseAddr("fd42:5eed::1"), size: 60, eth: true}, // IPv6
 		{src: in, dst: in, size: udpFrameMin - 1, eth: true},
 		{src: in, dst: in, size: 1515, eth: true},

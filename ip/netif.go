@@ -342,10 +342,15 @@ func (n *Netif) Input(p *pbuf.Pbuf) {
 	n.l.ipInput(n, p, false)
 }
 
-// InputIP takes ownership of one received IP packet of an Ethernet netif whose Ethernet
-// header the caller has checked and removed: a unicast frame to the netif's MAC from a
-// unicast source other than its own (as ethernet.Iface.Input checks), so that software GRO
-// can work on the IP packets of a batch. Core context.
+// Unframe removes the Ethernet header of a received frame that is a unicast IP packet to
+// the netif (ethernet.Iface.Unframe) and reports whether it did; it borrows p. False on an
+// IP-medium netif. Core context.
+func (n *Netif) Unframe(p *pbuf.Pbuf) bool {
+	return n.eth != nil && n.eth.Unframe(p)
+}
+
+// InputIP takes ownership of one received IP packet of an Ethernet netif that Unframe has
+// unframed, so that software GRO can work on the IP packets of a batch. Core context.
 func (n *Netif) InputIP(p *pbuf.Pbuf) {
 	n.l.timers.AssertCore()
 	n.stats.Recv++

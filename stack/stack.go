@@ -22,7 +22,6 @@ import (
 	"github.com/wispstack/wisp/transport/raw"
 	"github.com/wispstack/wisp/transport/tcp"
 	"github.com/wispstack/wisp/transport/udp"
-	"github.com/wispstack/wisp/wire"
 )
 
 // Config creates a Stack.
@@ -442,19 +441,12 @@ func (n *Netif) deliver(k int, pkts []*pbuf.Pbuf) {
 // every other frame (ARP, broadcast, multicast, a header split across pbufs) goes through
 // the netif's Ethernet input at once. Takes ownership of every pbuf; core context.
 func unframe(in *ip.Netif, pkts []*pbuf.Pbuf) []*pbuf.Pbuf {
-	hw := wire.MAC(in.HardwareAddr())
 	m := 0
 	for _, p := range pkts {
-		b := p.Payload()
-		if len(b) >= wire.EthernetHeaderLen {
-			f := wire.Ethernet(b)
-			typ, src := f.EtherType(), f.Src()
-			if f.Dst() == hw && src != hw && !src.IsMulticast() &&
-				(typ == wire.EtherTypeIPv4 || typ == wire.EtherTypeIPv6) && p.RemoveHeader(wire.EthernetHeaderLen) == nil {
-				pkts[m] = p
-				m++
-				continue
-			}
+		if in.Unframe(p) {
+			pkts[m] = p
+			m++
+			continue
 		}
 		in.Input(p)
 	}

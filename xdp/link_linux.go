@@ -212,8 +212,8 @@ func (l *Link) dispatcher() link.Dispatcher {
 // WritePackets is WriteQueue(0, pkts).
 func (l *Link) WritePackets(pkts []*pbuf.Pbuf) (int, error) { return l.queues[0].write(pkts) }
 
-// WriteQueue copies each frame of pkts into a free TX frame of queue q and posts it, with
-// one kick for the batch. It takes ownership of every pbuf. A frame larger than a UMEM
+// WriteQueue copies each frame of pkts into a free TX frame of queue q and posts them, and
+// wakes the queue's kicker once for the batch. It takes ownership of every pbuf. A frame larger than a UMEM
 // frame is dropped (errs.Val); when no frame is free, the rest are dropped
 // (errs.WouldBlock); after Close or once the interface is gone, errs.Clsd.
 func (l *Link) WriteQueue(q int, pkts []*pbuf.Pbuf) (int, error) {
