@@ -36,7 +36,7 @@ func layerOf(pkg string) (int, bool) {
 		return 7, true
 	case "endpoint":
 		return 8, true
-	case "internal": // shared helpers for adapters, tools and tests (e.g. TCP test apps)
+	case "internal", "forwarder": // shared helpers for adapters, tools and tests; TUN-proxy interception
 		return 9, true
 	case "adapter", "xdp":
 		return 10, true
@@ -135,13 +135,13 @@ func checkImport(errorf func(string, ...any), file, dir string, from int, imp st
 	if !strings.Contains(strings.SplitN(imp, "/", 2)[0], ".") {
 		return // standard library
 	}
-	if from <= 8 {
+	if from <= 8 || dir == "forwarder" || strings.HasPrefix(dir, "forwarder/") {
 		for _, ok := range engineAllowed {
 			if strings.HasPrefix(imp, ok) {
 				return
 			}
 		}
-		errorf("%s imports %s: the engine (up to endpoint) uses only the standard library and %v", file, imp, engineAllowed)
+		errorf("%s imports %s: the engine (up to endpoint, and forwarder) uses only the standard library and %v", file, imp, engineAllowed)
 	}
 }
 

@@ -30,6 +30,7 @@ type inCache struct {
 	src, dst netip.Addr
 	looped   bool
 	bcast    bool // IPv4: dst is a broadcast address of n
+	icept    bool // dst is not ours: n intercepts it
 	valid    bool
 }
 
@@ -38,8 +39,8 @@ func (c *inCache) hit(l *Layer, n *Netif, src, dst netip.Addr, looped bool) bool
 	return c.valid && c.gen == l.gen && c.n == n && c.dst == dst && c.src == src && c.looped == looped
 }
 
-func (c *inCache) set(l *Layer, n *Netif, src, dst netip.Addr, looped, bcast bool) {
-	*c = inCache{gen: l.gen, n: n, src: src, dst: dst, looped: looped, bcast: bcast, valid: true}
+func (c *inCache) set(l *Layer, n *Netif, src, dst netip.Addr, looped, bcast, icept bool) {
+	*c = inCache{gen: l.gen, n: n, src: src, dst: dst, looped: looped, bcast: bcast, icept: icept, valid: true}
 }
 
 // routeCache remembers the last successful route: route(dst, force) and, for IPv4,

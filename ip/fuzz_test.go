@@ -1,6 +1,8 @@
 package ip
 
 import (
+	"net/netip"
+
 	"testing"
 
 	"github.com/wispstack/wisp/link"
@@ -18,6 +20,8 @@ func FuzzNetifInput(f *testing.F) {
 	f.Add(ipv4Packet(v4B, v4A, wire.ProtoUDP, 64, udpish(3)), false)
 	f.Add(raFrame(1800, mustPrefix(mustAddr("fd42:5eed:7::"), 64), 3600, 1800, 1400), true)
 	f.Add([]byte{0x45}, true)
+	f.Add(ipv4Packet(v4B, mustAddr("198.19.9.9"), wire.ProtoICMP, 64, echo4(1, 1, []byte("intercepted"))), false)
+	f.Add(ipv6Packet(v6B, mustAddr("fd42:5eed:99::9"), wire.ProtoUDP, 64, udpish(2)), false)
 	f.Fuzz(func(t *testing.T, data []byte, eth bool) {
 		o := testOptions()
 		o.IPv6AutoConfig = true
@@ -40,6 +44,11 @@ func FuzzNetifInput(f *testing.F) {
 		ep2 := &linktest.Capture{Mtu: 1280, Discard: true}
 		e.addNetif(ep2, mustPrefix(mustAddr("fd42:5eed:1::1"), 64), mustPrefix(mustAddr("198.19.0.1"), 24))
 		e.l.RegisterTransport(wire.ProtoUDP, &recTransport{l: e.l, unreach: true})
+		if len(data)%3 == 0 {
+			// A TUN proxy's netif: every other address intercepted, echo by the length.
+			_ = n.SetIntercept(&Intercept{Exclude: []netip.Prefix{mustPrefix(mustAddr("198.19.7.0"), 24)}})
+			e.l.SetInterceptEcho(EchoMode(len(data)/3%3), func(h *Header, p *pbuf.Pbuf) { p.Free() })
+		}
 		if len(frame) == 0 || len(frame) > 14+0xffff { // no link delivers these
 			e.close()
 			return

@@ -23,6 +23,9 @@ func (l *Layer) icmp4Input(h *Header, p *pbuf.Pbuf) {
 			l.dropPkt(p, &l.icmp.Err)
 			return
 		}
+		if h.Intercepted && !l.interceptEcho(h, p, &l.icmp) {
+			return
+		}
 		// RFC 792: "To form an echo reply message, the source and destination addresses
 		// are simply reversed, the type code changed to 0, and the checksum recomputed."
 		// The data, identifier and sequence number stay as received.
@@ -105,8 +108,8 @@ func (l *Layer) icmp4Error(n *Netif, p *pbuf.Pbuf, typ, code uint8, rest uint32)
 	_ = r.Emit(b)
 	l.icmp.Xmit++
 	var from netip.Addr
-	if l.localNetif(dst) != nil {
-		from = dst
+	if l.localNetif(dst) != nil || n.intercepts(dst) {
+		from = dst // an intercepted destination answers as if it were ours
 	}
 	_ = l.output4(q, from, src, wire.ProtoICMP, OutputOptions{})
 }

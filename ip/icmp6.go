@@ -33,6 +33,9 @@ func (l *Layer) icmp6Input(h *Header, p *pbuf.Pbuf) {
 			l.dropPkt(p, &l.icmp6.Err)
 			return
 		}
+		if h.Intercepted && !l.interceptEcho(h, p, &l.icmp6) {
+			return
+		}
 		// "The data received in the ICMPv6 Echo Request message MUST be returned entirely
 		// and unmodified in the ICMPv6 Echo Reply message": only the type and checksum
 		// change (and the pseudo-header's source when it was a multicast).
@@ -126,8 +129,8 @@ func (l *Layer) icmp6Error(n *Netif, p *pbuf.Pbuf, typ, code uint8, param uint32
 		return
 	}
 	var from netip.Addr
-	if !dst.IsMulticast() && l.localNetif(dst) != nil {
-		from = dst
+	if !dst.IsMulticast() && (l.localNetif(dst) != nil || n.intercepts(dst)) {
+		from = dst // an intercepted destination answers as if it were ours
 	} else {
 		var err error
 		if from, err = l.SourceFor(src, n); err != nil {

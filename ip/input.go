@@ -28,7 +28,8 @@ func (l *Layer) ipInput(n *Netif, p *pbuf.Pbuf, looped bool) {
 // takes ownership.
 func (l *Layer) deliver(h *Header, p *pbuf.Pbuf) {
 	v6 := h.Dst.Is6()
-	if l.rawListen[h.Proto] > 0 && l.raw != nil && l.rawOffer(h, p) {
+	// Raw PCBs and ping sockets are the stack's own: an intercepted packet is not for them.
+	if l.rawListen[h.Proto] > 0 && l.raw != nil && !h.Intercepted && l.rawOffer(h, p) {
 		return
 	}
 	switch {

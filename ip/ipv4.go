@@ -44,10 +44,10 @@ func (l *Layer) input4(n *Netif, p *pbuf.Pbuf, looped bool) {
 		p.Shrink(tl)
 	}
 	src, dst := ip.Src(), ip.Dst()
-	var bcast, mcast bool
+	var bcast, mcast, icept bool
 	if c := &l.in4; c.hit(l, n, src, dst, looped) {
 		// The same addresses as the last packet delivered: the checks below passed.
-		bcast, mcast = c.bcast, dst.IsMulticast()
+		bcast, mcast, icept = c.bcast, dst.IsMulticast(), c.icept
 	} else {
 		// RFC 1122 §3.2.1.3: a source that is a broadcast or multicast address (or class
 		// E) "MUST be silently discarded"; loopback addresses "MUST NOT appear outside a
@@ -69,11 +69,13 @@ func (l *Layer) input4(n *Netif, p *pbuf.Pbuf, looped bool) {
 		}
 		if !bcast && !mcast {
 			if m := l.localNetif(dst); m == nil {
-				l.forward4(n, p)
-				return
+				if icept = !looped && n.intercepts(dst); !icept {
+					l.forward4(n, p)
+					return
+				}
 			}
 		}
-		c.set(l, n, src, dst, looped, bcast)
+		c.set(l, n, src, dst, looped, bcast, icept)
 	}
 	if ip.IsFragment() {
 		// RFC 791 §3.2: fragments are reassembled at the destination.
@@ -91,7 +93,7 @@ func (l *Layer) input4(n *Netif, p *pbuf.Pbuf, looped bool) {
 	}
 	h := &l.inHdr
 	*h = Header{Src: src, Dst: dst, Proto: ip.Protocol(), TTL: ip.TTL(), TOS: ip.TOS(),
-		HeaderLen: hl, Netif: n, Broadcast: bcast, Multicast: mcast}
+		HeaderLen: hl, Netif: n, Broadcast: bcast, Multicast: mcast, Intercepted: icept}
 	l.deliver(h, p)
 }
 

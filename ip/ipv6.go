@@ -28,8 +28,10 @@ func (l *Layer) input6(n *Netif, p *pbuf.Pbuf, looped bool) {
 		p.Shrink(tl) // link padding
 	}
 	src, dst := ip.Src(), ip.Dst()
-	mcast := dst.IsMulticast()
-	if c := &l.in6; !c.hit(l, n, src, dst, looped) {
+	mcast, icept := dst.IsMulticast(), false
+	if c := &l.in6; c.hit(l, n, src, dst, looped) {
+		icept = c.icept
+	} else {
 		// RFC 4291 §2.7: "Multicast addresses must not be used as source addresses";
 		// §2.5.3: the loopback address "must never be sent outside a single node", nor
 		// received.
@@ -53,17 +55,20 @@ func (l *Layer) input6(n *Netif, p *pbuf.Pbuf, looped bool) {
 				l.dropPkt(p, &l.ip6.Err)
 				return
 			}
-			l.forward6(n, p)
-			return
+			if icept = !looped && n.intercepts(dst); !icept {
+				l.forward6(n, p)
+				return
+			}
 		}
-		c.set(l, n, src, dst, looped, false)
+		c.set(l, n, src, dst, looped, false, icept)
 	}
-	l.walk6(n, p, src, dst, mcast, false)
+	l.walk6(n, p, src, dst, mcast, icept, false)
 }
 
 // walk6 processes the extension headers of p and delivers it (RFC 8200 §4); it takes
-// ownership. reassembled is set for the output of reassembly.
-func (l *Layer) walk6(n *Netif, p *pbuf.Pbuf, src, dst netip.Addr, mcast, reassembled bool) {
+// ownership. icept: dst is intercepted (Header.Intercepted); reassembled is set for the
+// output of reassembly.
+func (l *Layer) walk6(n *Netif, p *pbuf.Pbuf, src, dst netip.Addr, mcast, icept, reassembled bool) {
 	c, err := walkChain(p)
 	if err != nil {
 		if c.ErrPointer == 0 {
@@ -102,7 +107,7 @@ func (l *Layer) walk6(n *Netif, p *pbuf.Pbuf, src, dst netip.Addr, mcast, reasse
 			l.dropPkt(p, &l.ip6.Opterr) // a fragment of a fragment
 			return
 		}
-		l.fragInput6(n, p, src, dst, mcast, off)
+		l.fragInput6(n, p, src, dst, mcast, icept, off)
 		return
 	}
 	if nh == wire.ProtoNoNextHdr {
@@ -111,7 +116,7 @@ func (l *Layer) walk6(n *Netif, p *pbuf.Pbuf, src, dst netip.Addr, mcast, reasse
 	}
 	h := &l.inHdr
 	*h = Header{Src: src, Dst: dst, Proto: nh, TTL: hb[7], TOS: wire.IPv6(hb).TrafficClass(),
-		HeaderLen: off, Netif: n, Multicast: mcast, nhOff: nhField}
+		HeaderLen: off, Netif: n, Multicast: mcast, Intercepted: icept, nhOff: nhField}
 	l.deliver(h, p)
 }
 
@@ -150,7 +155,7 @@ func (l *Layer) options6(n *Netif, p *pbuf.Pbuf, eh wire.IPv6ExtHeader, off int,
 
 // fragInput6 feeds a fragment (Fragment header at fo) to the reassembler and processes the
 // datagram when complete (RFC 8200 §4.5); it takes ownership.
-func (l *Layer) fragInput6(n *Netif, p *pbuf.Pbuf, src, dst netip.Addr, mcast bool, fo int) {
+func (l *Layer) fragInput6(n *Netif, p *pbuf.Pbuf, src, dst netip.Addr, mcast, icept bool, fo int) {
 	hb := p.Payload()
 	fh := wire.IPv6Fragment(hb[fo:])
 	data := p.TotLen() - fo - wire.IPv6FragmentHeaderLen
@@ -202,7 +207,7 @@ func (l *Layer) fragInput6(n *Netif, p *pbuf.Pbuf, src, dst netip.Addr, mcast bo
 	copy(hb[wire.IPv6FragmentHeaderLen:off+wire.IPv6FragmentHeaderLen], hb[:off])
 	_ = dg.RemoveHeader(wire.IPv6FragmentHeaderLen)
 	wire.IPv6(dg.Payload()).SetPayloadLength(uint16(dg.TotLen() - wire.IPv6HeaderLen))
-	l.walk6(n, dg, src, dst, mcast, true)
+	l.walk6(n, dg, src, dst, mcast, icept, true)
 }
 
 // walkChain runs wire.WalkIPv6 over the headers in p's first pbuf. WalkIPv6 wants the

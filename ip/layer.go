@@ -100,6 +100,9 @@ type Header struct {
 	Netif     *Netif
 	// Broadcast and Multicast: the destination was a broadcast or multicast address.
 	Broadcast, Multicast bool
+	// Intercepted: Dst is not this stack's; Netif intercepts it (NetifConfig.Intercept) and
+	// delivered it to the transports, which answer from Dst as if it were theirs.
+	Intercepted bool
 
 	nhOff int // IPv6: offset of the Next Header field naming Proto (for Parameter Problem)
 }
@@ -129,7 +132,9 @@ type Layer struct {
 	routes     []routeEntry
 	transports [256]Transport
 	raw        Raw
-	rawListen  [256]int32 // per protocol: how many raw listeners want it (RawListen)
+	rawListen  [256]int32                    // per protocol: how many raw listeners want it (RawListen)
+	echoMode   EchoMode                      // echo requests to intercepted destinations (SetInterceptEcho)
+	echoHook   func(h *Header, p *pbuf.Pbuf) // EchoHost's receiver
 
 	loopq, loopNext []loopItem
 

@@ -28,6 +28,9 @@ type NetifConfig struct {
 	// is always shared): a neighbour advertisement with no entry to update is learned,
 	// since it answers another view's solicitation and every view is given it.
 	Shared bool
+	// Intercept, when set, makes the netif deliver unicast packets to addresses it does not
+	// own to the transports (Header.Intercepted) instead of forwarding or dropping them.
+	Intercept *Intercept
 }
 
 // Netif is one network interface: a link endpoint, its addresses and its batch of frames
@@ -50,6 +53,7 @@ type Netif struct {
 	off      link.Offloads   // what ep offers (link.Offloader), made consistent (gso.go)
 	follower bool            // NetifConfig.Follower
 	shared   bool            // NetifConfig.Shared or Follower
+	icept    *Intercept      // NetifConfig.Intercept, SetIntercept (a copy; nil: off)
 	filter   link.AddrFilter // ep, when it receives only its addresses' traffic (and n leads)
 
 	// Learned from router advertisements (RFC 4861 §6.3.4); zero: use the defaults.
@@ -89,6 +93,9 @@ func (l *Layer) AddNetif(ep link.Endpoint, c NetifConfig) (*Netif, error) {
 	}
 	n := &Netif{l: l, name: c.Name, index: idx, mtu: c.MTU, ep: ep, medium: ep.Medium(),
 		batch: make([]*pbuf.Pbuf, 0, link.MaxBatch), follower: c.Follower, shared: c.Shared || c.Follower}
+	if err := n.setIntercept(c.Intercept); err != nil {
+		return nil, err
+	}
 	if !c.Follower {
 		n.filter, _ = ep.(link.AddrFilter)
 	}

@@ -204,6 +204,10 @@ type NetifConfig struct {
 	Addrs []netip.Prefix
 	// Down leaves the netif down (default: up at once).
 	Down bool
+	// Intercept makes the netif take packets to addresses the stack does not own, for a
+	// TUN proxy (package forwarder): unicast packets to destinations within it are delivered
+	// to the transports as if the address were local (ip.Intercept says which). nil: off.
+	Intercept *ip.Intercept
 }
 
 // Netif is a network interface of a stack. Its methods are safe for concurrent use.
@@ -242,7 +246,8 @@ func (s *Stack) AddNetif(ep link.Endpoint, c NetifConfig) (*Netif, error) {
 		var n *ip.Netif
 		var err error
 		s.withCore(k, func(core *Core) {
-			n, err = core.ip.AddNetif(outs[k], ip.NetifConfig{Name: c.Name, MTU: c.MTU, Follower: k > 0, Shared: len(outs) > 1})
+			n, err = core.ip.AddNetif(outs[k], ip.NetifConfig{Name: c.Name, MTU: c.MTU, Follower: k > 0, Shared: len(outs) > 1,
+				Intercept: c.Intercept})
 		})
 		if err != nil {
 			undo()
@@ -486,6 +491,27 @@ func (n *Netif) SetUp(up bool) {
 	n.s.core.Lock()
 	defer n.s.core.Unlock()
 	n.eachCore(func(in *ip.Netif) { in.SetUp(up) })
+}
+
+// SetIntercept turns interception on (with ic's prefixes) or off (nil) on every core's view
+// of the netif (NetifConfig.Intercept). errs.Val for an invalid prefix.
+func (n *Netif) SetIntercept(ic *ip.Intercept) error {
+	n.s.core.Lock()
+	defer n.s.core.Unlock()
+	var err error
+	n.eachCore(func(in *ip.Netif) {
+		if err == nil {
+			err = in.SetIntercept(ic)
+		}
+	})
+	return err
+}
+
+// Intercept returns the netif's interception (a copy), nil when off.
+func (n *Netif) Intercept() *ip.Intercept {
+	n.s.core.Lock()
+	defer n.s.core.Unlock()
+	return n.n.Intercept()
 }
 
 // AddAddr adds an address with its prefix (198.18.0.1/24, fd42:5eed::1/64) and the
