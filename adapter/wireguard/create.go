@@ -11,6 +11,7 @@ import (
 	"github.com/wispstack/wisp/clock"
 	"github.com/wispstack/wisp/endpoint"
 	"github.com/wispstack/wisp/endpoint/dns"
+	"github.com/wispstack/wisp/link/packet"
 	"github.com/wispstack/wisp/opt"
 	"github.com/wispstack/wisp/stack"
 )
@@ -55,7 +56,7 @@ type Options struct {
 // the same throughput and CPU per GB.
 const (
 	DefaultBatchSize = 4
-	DefaultQueueLen  = 256
+	DefaultQueueLen  = packet.DefaultQueueLen
 )
 
 // CreateNetTUN creates a wisp stack with the given local addresses, reached through the
@@ -76,20 +77,17 @@ func CreateNetTUN(localAddresses, dnsServers []netip.Addr, mtu int) (tun.Device,
 // CreateNetTUNWithOptions is CreateNetTUN with wisp's options. The device it returns is a
 // *Device.
 func CreateNetTUNWithOptions(localAddresses, dnsServers []netip.Addr, mtu int, o Options) (tun.Device, *Net, error) {
-	if mtu < 68 || mtu > 65535 {
-		// RFC 791: "Every internet module must be able to forward a datagram of 68 octets
-		// without further fragmentation" (larger datagrams are fragmented to fit); 1280 for
-		// IPv6 is checked below when an IPv6 address is configured.
-		return nil, nil, fmt.Errorf("wireguard: MTU %d out of range [68, 65535]", mtu)
-	}
 	if o.Stack == (opt.Options{}) {
 		o.Stack = opt.Client()
 	}
 	if o.BatchSize <= 0 {
 		o.BatchSize = DefaultBatchSize
 	}
-	if o.QueueLen <= 0 {
-		o.QueueLen = DefaultQueueLen
+	// packet.New checks the MTU against [68, 65535] (IPv4's range); 1280 for IPv6 is
+	// checked below when an IPv6 address is configured.
+	pl, err := packet.New(packet.Config{MTU: mtu, Batch: o.BatchSize, QueueLen: max(o.QueueLen, 0), Offload: !o.NoOffload})
+	if err != nil {
+		return nil, nil, fmt.Errorf("wireguard: %w", err)
 	}
 	var prefixes []netip.Prefix
 	var hasV4, hasV6 bool
@@ -114,7 +112,7 @@ func CreateNetTUNWithOptions(localAddresses, dnsServers []netip.Addr, mtu int, o
 	if err != nil {
 		return nil, nil, err
 	}
-	dev := newDevice(mtu, o.BatchSize, o.QueueLen, !o.NoOffload)
+	dev := newDevice(pl)
 	dev.closer = s.Close
 	nif, err := s.AddNetif(dev.Link(), stack.NetifConfig{Name: "wg0", MTU: mtu, Addrs: prefixes})
 	if err != nil {

@@ -25,14 +25,16 @@
 // TCPMaxWnd, and a server or a relay of thousands of connections opt.Tunnel(), passed in
 // Options.Stack.
 //
-// Offloads are on unless Options.NoOffload: the stack hands the device TCP segments of up
-// to 64 KiB with one header and leaves checksums partial, and Read cuts each segment into
-// MTU-sized packets straight into wireguard-go's buffers, completing their checksums in the
-// same pass (segment.go); Write hands each batch wireguard-go decrypted to the stack in one
-// call, where GRO may coalesce it.
+// The device's packet mechanics are link/packet's (a Link, whose Read and Write already
+// have tun.Device's batch shape); Device adds the rest of tun.Device (Name, Events, File)
+// and closes the stack with itself. Offloads are on unless Options.NoOffload: the stack
+// hands the device TCP segments of up to 64 KiB with one header and leaves checksums
+// partial, and Read cuts each segment into MTU-sized packets straight into wireguard-go's
+// buffers, completing their checksums in the same pass; Write hands each batch wireguard-go
+// decrypted to the stack in one call, where GRO may coalesce it.
 //
-// Layer: adapter (imports endpoint, endpoint/dns, stack, link, pbuf, ring, wire, opt,
-// clock, stats, errs and golang.zx2c4.com/wireguard/tun). It is the only wisp package that
+// Layer: adapter (imports endpoint, endpoint/dns, stack, link, link/packet, opt, clock,
+// stats and golang.zx2c4.com/wireguard/tun). It is the only wisp package that
 // imports wireguard-go, besides bench and tests. Concurrency: Device and Net are safe for
 // concurrent use; closing the Device closes the stack and every socket on it, and leaves
 // no goroutine behind.

@@ -1,4 +1,4 @@
-package wireguard
+package packet
 
 import (
 	"bytes"
@@ -24,11 +24,6 @@ import (
 // These tests hand the device large segments as the stack builds them (one header, a GSO
 // mark, the checksum field holding the pseudo-header sum) and check with gopacket, an
 // independent decoder, every packet Read cuts from them.
-
-var (
-	v6Src = netip.MustParseAddr("fd42:5eed::1")
-	v6Dst = netip.MustParseAddr("fd42:5eed::2")
-)
 
 // gsoSpec is a large segment to build.
 type gsoSpec struct {
@@ -73,9 +68,9 @@ func (s gsoSpec) build(t testing.TB, alloc *pbuf.Allocator) (*pbuf.Pbuf, []byte)
 	if s.udp {
 		proto = wire.ProtoUDP
 	}
-	src, dst := tunAddr, peerAddr
+	src, dst := stackV4, hostV4
 	if s.v6 {
-		src, dst = v6Src, v6Dst
+		src, dst = stackV6, hostV6
 		r := wire.IPv6Repr{TrafficClass: 0x02, FlowLabel: 0x12345, NextHeader: proto, HopLimit: 64,
 			Src: src, Dst: dst, PayloadLen: l4Len}
 		if err := r.Emit(b); err != nil {
@@ -147,7 +142,7 @@ func (s gsoSpec) build(t testing.TB, alloc *pbuf.Allocator) (*pbuf.Pbuf, []byte)
 
 // readAll reads until want packets came (each Read given per buffers of bufLen bytes at
 // offset off) and returns them.
-func readAll(t *testing.T, d *Device, want, per, bufLen, off int) [][]byte {
+func readAll(t *testing.T, d *Link, want, per, bufLen, off int) [][]byte {
 	t.Helper()
 	bufs := make([][]byte, per)
 	for i := range bufs {
@@ -259,9 +254,9 @@ func checkCut(t *testing.T, s gsoSpec, payload []byte, got [][]byte) {
 // of Read as MTU-sized packets that gopacket decodes with good checksums, with the
 // headers Linux's TSO would write.
 func TestReadCutsGSO(t *testing.T) {
-	d, n := newTestTUN(t, Options{})
-	l := d.Link().(*linkEP)
-	alloc := n.Stack().Allocator()
+	d, st := newTestLink(t, Config{Offload: true})
+	ep := d.Endpoint().(*linkEP)
+	alloc := st.Allocator()
 	all := wire.TCPFlagACK | wire.TCPFlagPSH | wire.TCPFlagFIN | wire.TCPFlagCWR | wire.TCPFlagECE
 	const mss4, mss6 = 1420 - 20 - tcpHdrLen, 1420 - 40 - tcpHdrLen
 	for _, s := range []gsoSpec{
@@ -276,7 +271,7 @@ func TestReadCutsGSO(t *testing.T) {
 		name := fmt.Sprintf("v6=%v/opts=%d/%d by %d", s.v6, len(s.ipOpts), s.payload, s.size)
 		t.Run(name, func(t *testing.T) {
 			p, payload := s.build(t, alloc)
-			if w, err := l.WritePackets([]*pbuf.Pbuf{p}); w != 1 || err != nil {
+			if w, err := ep.WritePackets([]*pbuf.Pbuf{p}); w != 1 || err != nil {
 				t.Fatalf("WritePackets = %d, %v", w, err)
 			}
 			f0, s0, _ := d.OffloadStats()
@@ -296,9 +291,9 @@ func TestReadCutsGSO(t *testing.T) {
 // by the following Reads, before the frames queued after it, and nothing is lost or
 // reordered; the buffers of one Read may be of different sizes.
 func TestReadGSOCarriesOver(t *testing.T) {
-	d, n := newTestTUN(t, Options{})
-	l := d.Link().(*linkEP)
-	alloc := n.Stack().Allocator()
+	d, st := newTestLink(t, Config{Offload: true})
+	ep := d.Endpoint().(*linkEP)
+	alloc := st.Allocator()
 	const mss = 1420 - 20 - tcpHdrLen
 	s1 := gsoSpec{flags: wire.TCPFlagACK | wire.TCPFlagPSH, payload: 10 * mss, size: mss, pieces: []int{3000}, seq: 100, id: 1}
 	s2 := gsoSpec{v6: true, flags: wire.TCPFlagACK | wire.TCPFlagFIN, payload: 4*1000 + 1, size: 1000, seq: 5}
@@ -309,7 +304,7 @@ func TestReadGSOCarriesOver(t *testing.T) {
 	g1, pay1 := s1.build(t, alloc)
 	g2, pay2 := s2.build(t, alloc)
 	frames := []*pbuf.Pbuf{plain(1000), g1, plain(1001), g2, plain(1002)}
-	if w, err := l.WritePackets(frames); w != len(frames) || err != nil {
+	if w, err := ep.WritePackets(frames); w != len(frames) || err != nil {
 		t.Fatalf("WritePackets = %d, %v", w, err)
 	}
 	// Reads of 3 buffers: the plain packet and two segments, then three segments at a
@@ -347,15 +342,15 @@ func TestReadGSOCarriesOver(t *testing.T) {
 }
 
 // TestReadGSOCloseMidFrame: Close frees a large segment Read had begun to cut and the
-// frames queued behind it (newTestTUN's cleanup checks the pools).
+// frames queued behind it (newTestLink's cleanup checks the pools).
 func TestReadGSOCloseMidFrame(t *testing.T) {
-	d, n := newTestTUN(t, Options{})
-	l := d.Link().(*linkEP)
-	alloc := n.Stack().Allocator()
+	d, st := newTestLink(t, Config{Offload: true})
+	ep := d.Endpoint().(*linkEP)
+	alloc := st.Allocator()
 	g, _ := gsoSpec{flags: wire.TCPFlagACK, payload: 20000, size: 1000}.build(t, alloc)
 	p, _ := gsoSpec{noGSO: true, flags: wire.TCPFlagACK, payload: 10}.build(t, alloc)
 	q, _ := gsoSpec{noGSO: true, flags: wire.TCPFlagACK, payload: 10}.build(t, alloc)
-	if w, err := l.WritePackets([]*pbuf.Pbuf{g, p, q}); w != 3 || err != nil {
+	if w, err := ep.WritePackets([]*pbuf.Pbuf{g, p, q}); w != 3 || err != nil {
 		t.Fatalf("WritePackets = %d, %v", w, err)
 	}
 	readAll(t, d, 2, 2, 1500, 0)
@@ -370,9 +365,9 @@ func TestReadGSOCloseMidFrame(t *testing.T) {
 // TestReadCompletesChecksum: ordinary packets left with a partial checksum (TCP and UDP,
 // IPv4 and IPv6) leave Read with a complete one.
 func TestReadCompletesChecksum(t *testing.T) {
-	d, n := newTestTUN(t, Options{})
-	l := d.Link().(*linkEP)
-	alloc := n.Stack().Allocator()
+	d, st := newTestLink(t, Config{Offload: true})
+	ep := d.Endpoint().(*linkEP)
+	alloc := st.Allocator()
 	for _, s := range []gsoSpec{
 		{noGSO: true, flags: wire.TCPFlagACK | wire.TCPFlagPSH, payload: 1001, pieces: []int{17, 3}},
 		{noGSO: true, v6: true, flags: wire.TCPFlagACK, payload: 1300},
@@ -380,7 +375,7 @@ func TestReadCompletesChecksum(t *testing.T) {
 		{noGSO: true, udp: true, v6: true, payload: 0},
 	} {
 		p, payload := s.build(t, alloc)
-		if w, err := l.WritePackets([]*pbuf.Pbuf{p}); w != 1 || err != nil {
+		if w, err := ep.WritePackets([]*pbuf.Pbuf{p}); w != 1 || err != nil {
 			t.Fatalf("WritePackets = %d, %v", w, err)
 		}
 		_, _, c0 := d.OffloadStats()
@@ -395,18 +390,18 @@ func TestReadCompletesChecksum(t *testing.T) {
 	}
 }
 
-// TestReadGSODrops: a segment longer than wireguard-go's buffer drops the rest of its
+// TestReadGSODrops: a segment longer than the host's buffer drops the rest of its
 // frame; a malformed GSO frame is dropped whole; both are counted and the frames behind
 // them still come out.
 func TestReadGSODrops(t *testing.T) {
-	d, n := newTestTUN(t, Options{})
-	l := d.Link().(*linkEP)
-	alloc := n.Stack().Allocator()
+	d, st := newTestLink(t, Config{Offload: true})
+	ep := d.Endpoint().(*linkEP)
+	alloc := st.Allocator()
 	big, _ := gsoSpec{flags: wire.TCPFlagACK, payload: 5000, size: 1000}.build(t, alloc)
 	bad, _ := gsoSpec{flags: wire.TCPFlagACK, payload: 5000, size: 1000, totalLen: 4000}.build(t, alloc)
 	bad6, _ := gsoSpec{v6: true, flags: wire.TCPFlagACK, payload: 5000, size: 1000, totalLen: 6000}.build(t, alloc)
 	ok, _ := gsoSpec{noGSO: true, flags: wire.TCPFlagACK, payload: 100, id: 77}.build(t, alloc)
-	if w, err := l.WritePackets([]*pbuf.Pbuf{big, bad, bad6, ok}); w != 4 || err != nil {
+	if w, err := ep.WritePackets([]*pbuf.Pbuf{big, bad, bad6, ok}); w != 4 || err != nil {
 		t.Fatalf("WritePackets = %d, %v", w, err)
 	}
 	got := readAll(t, d, 1, 4, 1000, 0) // each segment is 1052 bytes
@@ -421,22 +416,22 @@ func TestReadGSODrops(t *testing.T) {
 // TestOffloadsOption: offloads are on by default; NoOffload offers the stack none, and
 // the device then refuses a frame over the MTU, GSO or not.
 func TestOffloadsOption(t *testing.T) {
-	d, n := newTestTUN(t, Options{})
+	d, st := newTestLink(t, Config{Offload: true})
 	want := link.Offloads{TxChecksum: true, TSO4: true, TSO6: true, GSOMax: 65535}
-	if got := d.Link().(link.Offloader).Offloads(); got != want {
+	if got := d.Endpoint().(link.Offloader).Offloads(); got != want {
 		t.Errorf("Offloads() = %+v, want %+v", got, want)
 	}
-	udp, _ := gsoSpec{noGSO: true, udp: true, payload: 2000}.build(t, n.Stack().Allocator())
-	if w, err := d.Link().WritePackets([]*pbuf.Pbuf{udp}); w != 0 || !errors.Is(err, errs.Val) {
+	udp, _ := gsoSpec{noGSO: true, udp: true, payload: 2000}.build(t, st.Allocator())
+	if w, err := d.Endpoint().WritePackets([]*pbuf.Pbuf{udp}); w != 0 || !errors.Is(err, errs.Val) {
 		t.Errorf("WritePackets(UDP over the MTU) = %d, %v", w, err)
 	}
 
-	d, n = newTestTUN(t, Options{NoOffload: true})
-	if got := d.Link().(link.Offloader).Offloads(); got != (link.Offloads{}) {
+	d, st = newTestLink(t, Config{})
+	if got := d.Endpoint().(link.Offloader).Offloads(); got != (link.Offloads{}) {
 		t.Errorf("NoOffload: Offloads() = %+v", got)
 	}
-	g, _ := gsoSpec{flags: wire.TCPFlagACK, payload: 5000, size: 1000}.build(t, n.Stack().Allocator())
-	if w, err := d.Link().WritePackets([]*pbuf.Pbuf{g}); w != 0 || !errors.Is(err, errs.Val) {
+	g, _ := gsoSpec{flags: wire.TCPFlagACK, payload: 5000, size: 1000}.build(t, st.Allocator())
+	if w, err := d.Endpoint().WritePackets([]*pbuf.Pbuf{g}); w != 0 || !errors.Is(err, errs.Val) {
 		t.Errorf("NoOffload: WritePackets(GSO) = %d, %v", w, err)
 	}
 }
@@ -444,9 +439,9 @@ func TestOffloadsOption(t *testing.T) {
 // TestReadGSOAllocs pins cutting a large segment at zero allocations: each run queues a
 // copy of a 30,000-byte segment (a pool chain) and reads its 30 packets, 8 per Read.
 func TestReadGSOAllocs(t *testing.T) {
-	d, n := newTestTUN(t, Options{})
-	l := d.Link().(*linkEP)
-	alloc := n.Stack().Allocator()
+	d, st := newTestLink(t, Config{Offload: true})
+	ep := d.Endpoint().(*linkEP)
+	alloc := st.Allocator()
 	tmpl, _ := gsoSpec{flags: wire.TCPFlagACK | wire.TCPFlagPSH, payload: 30000, size: 1000, pieces: []int{5000}}.build(t, alloc)
 	defer tmpl.Free()
 	const per = 8
@@ -462,7 +457,7 @@ func TestReadGSOAllocs(t *testing.T) {
 			t.Fatal(err)
 		}
 		frames[0] = p
-		if w, err := l.WritePackets(frames); w != 1 || err != nil {
+		if w, err := ep.WritePackets(frames); w != 1 || err != nil {
 			t.Fatalf("WritePackets = %d, %v", w, err)
 		}
 		for got := 0; got < 30; {
@@ -484,26 +479,26 @@ func TestReadGSOAllocs(t *testing.T) {
 // TestTxRoomCountsPackets: a large segment takes the ring's room of the packets it is cut
 // into, and gives it back when Read takes it; the ring still takes it into its last room.
 func TestTxRoomCountsPackets(t *testing.T) {
-	d, n := newTestTUN(t, Options{QueueLen: 16})
-	l := d.Link().(*linkEP)
-	alloc := n.Stack().Allocator()
+	d, st := newTestLink(t, Config{Offload: true, QueueLen: 16})
+	ep := d.Endpoint().(*linkEP)
+	alloc := st.Allocator()
 	g, _ := gsoSpec{flags: wire.TCPFlagACK, payload: 10 * 1000, size: 1000}.build(t, alloc)
 	p, _ := gsoSpec{noGSO: true, flags: wire.TCPFlagACK, payload: 10}.build(t, alloc)
-	if w, err := l.WritePackets([]*pbuf.Pbuf{g, p}); w != 2 || err != nil {
+	if w, err := ep.WritePackets([]*pbuf.Pbuf{g, p}); w != 2 || err != nil {
 		t.Fatalf("WritePackets = %d, %v", w, err)
 	}
-	if room := l.TxRoom(); room != 16-10-1 {
+	if room := ep.TxRoom(); room != 16-10-1 {
 		t.Errorf("TxRoom = %d with a 10-packet segment and a packet queued, want 5", room)
 	}
 	g2, _ := gsoSpec{flags: wire.TCPFlagACK, payload: 8 * 1000, size: 1000}.build(t, alloc)
-	if w, err := l.WritePackets([]*pbuf.Pbuf{g2}); w != 1 || err != nil {
+	if w, err := ep.WritePackets([]*pbuf.Pbuf{g2}); w != 1 || err != nil {
 		t.Fatalf("WritePackets(into the last room) = %d, %v", w, err)
 	}
-	if room := l.TxRoom(); room != 0 {
+	if room := ep.TxRoom(); room != 0 {
 		t.Errorf("TxRoom = %d over the limit, want 0", room)
 	}
 	readAll(t, d, 10+1+8, 32, 1500, 0)
-	if room := l.TxRoom(); room != 16 {
+	if room := ep.TxRoom(); room != 16 {
 		t.Errorf("TxRoom = %d after the reads, want 16", room)
 	}
 }
@@ -610,13 +605,13 @@ func checkSums(t *testing.T, b []byte, l4 int) {
 }
 
 // TestReadGSOConcurrent: the stack queues large segments and ordinary packets while
-// wireguard-go reads them a few at a time, concurrently (run with -race): the packets come
+// the host reads them a few at a time, concurrently (run with -race): the packets come
 // out whole and in order, the sequence numbers running on without a gap.
 func TestReadGSOConcurrent(t *testing.T) {
-	d, n := newTestTUN(t, Options{QueueLen: 64})
-	stacktest.OnFail(t, stacktest.Side{Name: "wisp", Stack: n.Stack(), Links: []any{d}})
-	l := d.Link().(*linkEP)
-	alloc := n.Stack().Allocator()
+	d, st := newTestLink(t, Config{Offload: true, QueueLen: 64})
+	stacktest.OnFail(t, stacktest.Side{Name: "wisp", Stack: st, Links: []any{d}})
+	ep := d.Endpoint().(*linkEP)
+	alloc := st.Allocator()
 	const frames = 60
 	var pkts []*pbuf.Pbuf
 	want := 0
@@ -645,7 +640,7 @@ func TestReadGSOConcurrent(t *testing.T) {
 		}()
 		deadline := time.Now().Add(10 * time.Second)
 		for i, p := range pkts {
-			for l.TxRoom() == 0 { // only the reader makes room: the write below is taken
+			for ep.TxRoom() == 0 { // only the reader makes room: the write below is taken
 				if time.Now().After(deadline) {
 					for _, q := range pkts[i:] {
 						q.Free()
@@ -655,7 +650,7 @@ func TestReadGSOConcurrent(t *testing.T) {
 				}
 				time.Sleep(50 * time.Microsecond)
 			}
-			if w, werr := l.WritePackets([]*pbuf.Pbuf{p}); w != 1 || werr != nil {
+			if w, werr := ep.WritePackets([]*pbuf.Pbuf{p}); w != 1 || werr != nil {
 				for _, q := range pkts[i+1:] {
 					q.Free()
 				}
@@ -682,14 +677,9 @@ func TestReadGSOConcurrent(t *testing.T) {
 // BenchmarkReadGSO measures Read cutting 64 KiB large segments into 1420-byte packets,
 // 32 per Read (b.SetBytes: the payload).
 func BenchmarkReadGSO(b *testing.B) {
-	td, n, err := CreateNetTUNWithOptions([]netip.Addr{tunAddr}, nil, 1420, Options{Seed: 1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	d := td.(*Device)
-	defer d.Close()
-	l := d.Link().(*linkEP)
-	alloc := n.Stack().Allocator()
+	d, st := newTestLink(b, Config{Offload: true})
+	ep := d.Endpoint().(*linkEP)
+	alloc := st.Allocator()
 	const mss = 1420 - 20 - tcpHdrLen
 	s := gsoSpec{flags: wire.TCPFlagACK, payload: 47 * mss, size: mss}
 	tmpl, _ := s.build(b, alloc)
@@ -709,7 +699,7 @@ func BenchmarkReadGSO(b *testing.B) {
 			b.Fatal(err)
 		}
 		frames[0] = p
-		if w, err := l.WritePackets(frames); w != 1 || err != nil {
+		if w, err := ep.WritePackets(frames); w != 1 || err != nil {
 			b.Fatalf("WritePackets = %d, %v", w, err)
 		}
 		b.StartTimer()

@@ -1,10 +1,11 @@
-package wireguard
+package packet
 
-// Large segments on the way to wireguard-go. With offloads on (Options.NoOffload false)
-// the stack hands the device TCP segments of up to 64 KiB with one header, a GSO mark (the
-// payload bytes of each segment on the wire) and a partial checksum. wireguard-go encrypts
-// one IP packet per message, so Read cuts each such frame into MTU-sized packets, written
-// straight into wireguard-go's buffers (the one copy Read always made):
+// Large segments on the way to the host. With offloads on (Config.Offload) the stack
+// hands the link TCP segments of up to 64 KiB with one header, a GSO mark (the
+// payload bytes of each segment on the wire) and a partial checksum. The host takes one IP
+// packet at a time (wireguard-go encrypts one per message), so Read cuts each such frame
+// into MTU-sized packets, written straight into the host's buffers (the one copy Read
+// always made):
 //
 //	frame     [IP|TCP|payload ...................................]  GSO size s
 //	bufs[n]   [IP|TCP|payload[0:s]]     ID+0, seq+0,   CWR kept, PSH/FIN cleared
@@ -25,7 +26,7 @@ import (
 // longest TCP header (IPv6 GSO frames carry no extension header).
 const hdrMax = 60 + 60
 
-// cutter is the progress through the GSO frame Read is cutting (Device.rmu guards it).
+// cutter is the progress through the GSO frame Read is cutting (Link.rmu guards it).
 type cutter struct {
 	p      *pbuf.Pbuf // the frame being cut; nil when none is
 	hdr    [hdrMax]byte
