@@ -155,6 +155,11 @@ type Options struct {
 	// the RTO (Linux's effective limit is the 63 s above). When a listener's backlog or the
 	// TCP_PCB pool is full, the oldest half-open connection is reaped first.
 	TCPSynRcvdTimeout time.Duration
+	// TCPDeferTimeout bounds how long an intercepted SYN a deferred intercept listener holds
+	// (transport/tcp ListenIntercept, forwarder's deferred accept) waits for the host's
+	// decision: past it the client gets a RST and the connection is counted in
+	// DeferTimeouts. Nothing is sent to the client before the decision.
+	TCPDeferTimeout time.Duration
 	// TCPMSL is the maximum segment lifetime; TIME-WAIT lasts 2*TCPMSL (lwIP TCP_MSL).
 	TCPMSL time.Duration
 	// TCPDelAckTimeout bounds how long an ACK is delayed (RFC 9293 §3.8.6.3: under 0.5 s).
@@ -258,6 +263,7 @@ func Embedded() Options {
 
 		TCPSynAckMaxRtx:   5,
 		TCPSynRcvdTimeout: 63 * time.Second,
+		TCPDeferTimeout:   10 * time.Second,
 		TCPMSL:            60 * time.Second,
 
 		TCPDelAckTimeout:     100 * time.Millisecond,

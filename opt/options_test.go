@@ -35,6 +35,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"IPDefaultTTL", func(o *Options) { o.IPDefaultTTL = 0 }},
 		{"IPReassMaxPbufs", func(o *Options) { o.IPReassMaxPbufs = 1 }},
 		{"ARPTableSize", func(o *Options) { o.ARPTableSize = 0 }},
+		{"TCPDeferTimeout", func(o *Options) { o.TCPDeferTimeout = 0 }},
 	}
 	for _, c := range cases {
 		o := Embedded()

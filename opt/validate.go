@@ -135,6 +135,9 @@ func (o *Options) Validate() error {
 	if o.TCPSynAckMaxRtx < 1 || o.TCPSynRcvdTimeout <= 0 {
 		bad("TCPSynAckMaxRtx", "TCPSynAckMaxRtx (%d) must be ≥ 1 and TCPSynRcvdTimeout (%v) positive", o.TCPSynAckMaxRtx, o.TCPSynRcvdTimeout)
 	}
+	if o.TCPDeferTimeout <= 0 {
+		bad("TCPDeferTimeout", "%v must be positive", o.TCPDeferTimeout)
+	}
 	if o.TCPMSL <= 0 {
 		bad("TCPMSL", "%v must be positive", o.TCPMSL)
 	}

@@ -37,6 +37,10 @@ type TCPExt struct {
 	CookieRefused        uint64 // valid cookie ACKs answered with a RST: no PCB could be had for them
 	HalfOpenReaped       uint64 // half-open (SYN-RECEIVED) connections dropped, oldest first, to make room for a new SYN
 	HalfOpenTimeouts     uint64 // half-open connections dropped after TCPSynAckMaxRtx SYN-ACKs or TCPSynRcvdTimeout
+	InterceptSyn         uint64 // intercepted SYNs (a TUN proxy's) that matched no connection: a new request for the intercept listener
+	InterceptRefused     uint64 // intercepted SYNs answered with a RST by the stack: no intercept listener, its backlog full, no PCB, or an undecided one refused to make room
+	SynDeduped           uint64 // retransmitted SYNs of a deferred (undecided) intercepted connection, dropped
+	DeferTimeouts        uint64 // deferred intercepted connections not decided within TCPDeferTimeout, answered with a RST
 	AcceptOverflows      uint64 // established connections the accept callback reset (a full accept mailbox, no netconn left)
 	RcvShareClamped      uint64 // window advertisements cut to the connection's fair share of receive memory
 	SndShareClamped      uint64 // send room (SndBuf, Write) cut to the connection's fair share of the heap

@@ -68,6 +68,14 @@ func b2u(b bool) uint32 {
 // RTO without traffic; otherwise, quiet, it arms parkAt for that time.
 func (c *PCB) tryPark() {
 	k := c.pcbCold
+	if k != nil && c.flags&fDeferred != 0 {
+		// An undecided intercepted SYN stays parked: an entry point (its timer, an API
+		// call of the host) took a cold part it did not use.
+		if *k == (pcbCold{}) {
+			c.dropCold()
+		}
+		return
+	}
 	if k == nil || c.t == nil || c.parkAt != 0 || !c.quiet() {
 		return // parkAt armed: the timer tries again (the check below is not free)
 	}

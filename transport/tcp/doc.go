@@ -19,10 +19,14 @@
 // twice cwnd, up to TCPMaxSndBuf, while the heap has room), and link back-pressure: a link
 // whose queue is full (link.TxRoomer) makes TCP wait rather than drop, and one whose full
 // queue is congestion (link.TxCongester) also reduces the window once per window of data.
+// Interception for TUN proxies (intercept.go): one intercept listener per Proto takes the
+// intercepted packets (ip.Header.Intercepted) that match no connection, answering from the
+// address they were sent to, with the handshake at once or deferred until its host decides.
 //
 // Files by role: proto.go (Proto, demux tables), pcb.go (the PCB), listen.go and cookie.go
-// (passive open), input.go (validation and demux), states.go (the state machine), ack.go
-// (acknowledgments, RTT, recovery, PRR), rtt.go (windowed minimum RTT), rack.go (SACK
+// (passive open), intercept.go (the intercept listener, undecided SYNs), input.go
+// (validation and demux), states.go (the state machine), ack.go (acknowledgments, RTT,
+// recovery, PRR), rtt.go (windowed minimum RTT), rack.go (SACK
 // scoreboard, RACK-TLP), frto.go (spurious timeouts), recv.go (data reception, out-of-order queue, SACK generation),
 // window.go (options, autotuning, the window advertised), batch.go (ACKs for a batch of
 // segments), output.go (what to send: new data, retransmissions, the timers that follow),

@@ -130,13 +130,25 @@ func (t *Proto) input(h *ip.Header, p *pbuf.Pbuf) {
 		return
 	}
 	if c := t.lookupConn(h.Dst, h.Src, in.dstPort, in.srcPort); c != nil {
+		if c.flags&fDeferred != 0 {
+			c.deferredInput(in, p) // undecided: parked, nothing sent (intercept.go)
+			t.checkInput(in)
+			return
+		}
 		gen := c.enter()
 		c.input(in, payload(in, p))
 		c.leave(gen)
 		t.checkInput(in)
 		return
 	}
-	if l := t.lookupListener(h.Dst, in.dstPort); l != nil {
+	l := t.listenerFor(h, in.dstPort)
+	if h.Intercepted && f&(wire.TCPFlagSYN|wire.TCPFlagACK) == wire.TCPFlagSYN {
+		t.ext.InterceptSyn++
+		if l == nil {
+			t.ext.InterceptRefused++ // the RST below (never a silent drop)
+		}
+	}
+	if l != nil {
 		t.listenInput(l, in, p)
 		t.checkInput(in)
 		return

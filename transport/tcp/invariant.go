@@ -85,7 +85,7 @@ func (t *Proto) checkTouched(c *PCB) {
 
 // violation returns the first rule of Proto's own bookkeeping that does not hold, or "".
 func (t *Proto) violation() string {
-	n, rx, snd, prom, tw, half, cold := 0, 0, 0, 0, 0, 0, 0
+	n, rx, snd, prom, tw, half, cold, undecided := 0, 0, 0, 0, 0, 0, 0, 0
 	var prev *PCB
 	for c := t.all.head; c != nil; c = c.all.next {
 		if c.all.prev != prev {
@@ -112,6 +112,9 @@ func (t *Proto) violation() string {
 		if c.halfOpen() {
 			half++
 		}
+		if c.flags&fDeferred != 0 {
+			undecided++
+		}
 	}
 	switch {
 	case n != t.all.n || prev != t.all.tail:
@@ -130,6 +133,16 @@ func (t *Proto) violation() string {
 		return "Proto.timeWait does not hold exactly the TIME-WAIT PCBs"
 	case half != t.halfOpen.n:
 		return "Proto.halfOpen does not hold exactly the listeners' SYN-RECEIVED PCBs"
+	case undecided != t.deferred.n:
+		return "Proto.deferred does not hold exactly the undecided intercepted PCBs"
+	case t.icept != nil && (t.icept.t != t || !t.icept.intercept):
+		return "Proto.icept is not this Proto's intercept listener"
+	}
+	for c := t.deferred.head; c != nil; c = c.tw.next {
+		if c.flags&fDeferred == 0 || c.state != StateSynReceived || c.listener == nil || !c.listener.deferred ||
+			c.flags&fBacklog == 0 {
+			return "Proto.deferred holds a PCB that is not an undecided SYN in its deferred listener's backlog"
+		}
 	}
 	for c := t.timeWait.head; c != nil; c = c.tw.next {
 		if c.state != StateTimeWait {
@@ -141,18 +154,24 @@ func (t *Proto) violation() string {
 			return "Proto.halfOpen holds a PCB that is not half-open"
 		}
 	}
+	pending := func(l *Listener) bool {
+		k := 0
+		for c := t.all.head; c != nil; c = c.all.next {
+			if c.listener == l && c.flags&fBacklog != 0 {
+				k++
+			}
+		}
+		return k == l.pending
+	}
 	for _, l := range t.lbuckets {
 		for ; l != nil; l = l.hnext {
-			k := 0
-			for c := t.all.head; c != nil; c = c.all.next {
-				if c.listener == l && c.flags&fBacklog != 0 {
-					k++
-				}
-			}
-			if k != l.pending {
+			if !pending(l) {
 				return "Listener.pending is not the number of its PCBs counted in the backlog"
 			}
 		}
+	}
+	if t.icept != nil && !pending(t.icept) {
+		return "the intercept listener's pending is not the number of its PCBs counted in the backlog"
 	}
 	return ""
 }
@@ -189,8 +208,8 @@ func (c *PCB) parkedViolation() string {
 	switch {
 	case c.busy != 0:
 		return "parked inside an entry point"
-	case !c.synchronized():
-		return "parked before the connection is synchronized"
+	case !c.synchronized() && c.flags&fDeferred == 0:
+		return "parked before the connection is synchronized (an undecided SYN excepted)"
 	case c.sndUna != c.sndNxt:
 		return "parked with data queued or in flight"
 	case c.flags&(fInRecovery|fRTORecovery|fUndo|fAckNow|fAckBatch|fNeedOutput) != 0:
@@ -252,6 +271,12 @@ func (c *PCB) stateViolation() string {
 			return "a CLOSED PCB holds data"
 		}
 	case StateSynSent, StateSynReceived:
+		if c.flags&fDeferred != 0 {
+			if c.sndUna != c.iss || c.sndNxt != c.iss || c.rcvNxt != c.irs+1 || c.rtxq.head != nil {
+				return "undecided SYN: something sent (SND.NXT != ISS, a queued SYN-ACK) or RCV.NXT != IRS+1"
+			}
+			break
+		}
 		if c.sndUna != c.iss || c.sndNxt != c.iss+1 {
 			return "SYN-SENT/SYN-RECEIVED: SND.UNA != ISS or SND.NXT != ISS+1"
 		}
@@ -549,6 +574,11 @@ func (c *PCB) timerViolation() string {
 	case s == StateClosed:
 		if c.rtoAt != 0 || c.persistAt != 0 || c.tlpAt != 0 || c.reoAt != 0 || c.closeAt != 0 || c.retryAt != 0 {
 			return "CLOSED with a connection timer"
+		}
+		return ""
+	case c.flags&fDeferred != 0:
+		if c.closeAt == 0 || c.rtoAt != 0 || c.delackAt != 0 || c.keepAt != 0 {
+			return "undecided SYN without its deadline (closeAt) or with a timer of a connection"
 		}
 		return ""
 	case c.closeAt != 0 && s != StateFinWait2:

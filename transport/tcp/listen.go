@@ -2,6 +2,7 @@ package tcp
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/wispstack/wisp/errs"
 	"github.com/wispstack/wisp/ip"
@@ -9,18 +10,24 @@ import (
 	"github.com/wispstack/wisp/wire"
 )
 
-// Listener is a listening PCB (lwIP struct tcp_pcb_listen), from the TCP_PCB_LISTEN pool.
+// Listener is a listening PCB (lwIP struct tcp_pcb_listen), from the TCP_PCB_LISTEN pool;
+// or a Proto's intercept listener (ListenIntercept, intercept.go), which has no address.
 type Listener struct {
 	t        *Proto
 	local    netip.AddrPort
 	hnext    *Listener // port bucket chain
 	acceptFn AcceptFunc
+	synFn    SynFunc // deferred intercept listener: an undecided SYN for the host
 	arg      any
 	backlog  int
-	pending  int            // SYN-RECEIVED connections and accepted ones still delayed
+	pending  int            // SYN-RECEIVED connections (undecided ones too) and accepted ones still delayed
 	send     ip.SendOptions // IP_TTL and IP_TOS set before Listen, for the connections it makes
 	userMSS  int            // TCP_MAXSEG set before Listen, for the connections it makes
 	flags    pcbFlags       // fReuseAddr, fNoDelay, fKeepAlive, fV6Only inherited by new connections
+	// The intercept listener: deferred (the handshake waits for AcceptSyn) and how long an
+	// undecided SYN may wait (0: Options.TCPDeferTimeout).
+	intercept, deferred bool
+	deferTimeout        time.Duration
 }
 
 // OnAccept sets the accept callback (lwIP tcp_accept). Without one, connections are reset.
@@ -49,10 +56,11 @@ func (l *Listener) Close() error {
 			wasPending := c.flags&fBacklog != 0
 			c.flags &^= fBacklog | fBacklogDelayed
 			if wasPending && c.state == StateSynReceived {
-				// Not accepted yet: the connection goes with its listener (reset, as
-				// lwIP does). Accepted ones (even delayed) belong to the application.
+				// Not accepted yet (or undecided): the connection goes with its
+				// listener (reset, as lwIP does). Accepted ones (even delayed) belong to
+				// the application. Only a host that saw it (OnSyn) hears errs.Abrt.
 				c.sendRST(c.sndNxt, c.rcvNxt, true)
-				c.abandon(nil)
+				c.abandon(errs.Abrt)
 			}
 		}
 		c = next
@@ -64,6 +72,11 @@ func (l *Listener) Close() error {
 // free unlinks the listener and returns it to the pool.
 func (l *Listener) free() {
 	t := l.t
+	if l.intercept {
+		t.icept = nil
+		t.listeners.Put(l)
+		return
+	}
 	for pp := &t.lbuckets[uint32(l.local.Port())&t.lmask]; *pp != nil; pp = &(*pp).hnext {
 		if *pp == l {
 			*pp = l.hnext
@@ -124,7 +137,8 @@ func (t *Proto) listenInput(l *Listener, in *segIn, p *pbuf.Pbuf) {
 		t.dropSeg(p, nil)
 		return
 	case f&wire.TCPFlagACK != 0:
-		if f&wire.TCPFlagSYN == 0 && t.opts.TCPSynCookies && t.cookieACK(l, in, p) {
+		// The intercept listener never sends cookies: no ACK can complete one.
+		if f&wire.TCPFlagSYN == 0 && t.opts.TCPSynCookies && !l.intercept && t.cookieACK(l, in, p) {
 			return
 		}
 		// "Any acknowledgment is bad if it arrives on a connection still in the LISTEN
@@ -141,7 +155,10 @@ func (t *Proto) listenInput(l *Listener, in *segIn, p *pbuf.Pbuf) {
 		t.dropSeg(p, &t.ext.DropListen)
 		return
 	}
-	if l.acceptFn == nil {
+	if l.acceptFn == nil && !l.deferred || l.deferred && l.synFn == nil {
+		if l.intercept {
+			t.ext.InterceptRefused++
+		}
 		t.resetFor(in, 0, in.seq+uint32(in.dataLen)+1, true)
 		t.dropSeg(p, &t.ext.DropListen)
 		return
@@ -149,6 +166,14 @@ func (t *Proto) listenInput(l *Listener, in *segIn, p *pbuf.Pbuf) {
 	if l.pending >= l.backlog {
 		t.ext.ListenOverflows++
 		switch {
+		case l.intercept:
+			// A TUN proxy's client is told at once (never a cookie, whose state would
+			// be a connection the host never heard of, nor a silent drop it would retry
+			// against for a minute).
+			t.ext.InterceptRefused++
+			t.resetFor(in, 0, in.seq+uint32(in.dataLen)+1, true)
+			t.dropSeg(p, &t.ext.DropListen)
+			return
 		case t.opts.TCPSynCookies && t.pcbObtainable():
 			// The backlog is full but a PCB can still be had: a cookie keeps the
 			// half-open state in the network (RFC 4987 §3.6).
@@ -174,7 +199,16 @@ func (t *Proto) listenInput(l *Listener, in *segIn, p *pbuf.Pbuf) {
 		// never become a connection (its ACK would find no PCB either): refuse at once,
 		// so the client hears ECONNREFUSED instead of hanging on a dead handshake.
 		t.st.Memerr++
+		if l.intercept {
+			t.ext.InterceptRefused++
+		}
 		t.refuseSYN(in, p)
+		return
+	}
+	if l.t == nil {
+		// Recycling a PCB told a host (ErrFunc), which closed this listener.
+		c.free()
+		t.dropSeg(p, &t.ext.DropListen)
 		return
 	}
 	c.initPassive(l, in)
@@ -187,13 +221,23 @@ func (t *Proto) listenInput(l *Listener, in *segIn, p *pbuf.Pbuf) {
 	c.sndWnd = int(in.wnd) // a SYN's window is never scaled (RFC 7323 §2.2)
 	c.maxSndWnd = c.sndWnd
 	c.sndWl1, c.sndWl2 = in.seq, 0
-	c.setState(StateSynReceived)
+	if l.deferred {
+		// Not setState: an undecided SYN is not a half-open connection (deferSyn).
+		c.state = StateSynReceived
+		c.flags |= fDeferred
+	} else {
+		c.setState(StateSynReceived)
+	}
 	t.hashInsert(c)
 	c.flags |= fBacklog
 	l.pending++
 	// RFC 9293 §3.10.7.2: "any other control or text should be queued for processing
 	// later" — data on a SYN is rare; it is dropped and the peer retransmits it.
 	p.Free()
+	if l.deferred {
+		c.deferSyn(l)
+		return
+	}
 	c.queueSYN()
 }
 
@@ -208,7 +252,8 @@ func (t *Proto) refuseSYN(in *segIn, p *pbuf.Pbuf) {
 // pcbObtainable reports whether allocPCB would find a PCB: a free one, or one it recycles
 // (TIME-WAIT, a closed-by-app connection waiting for its peer, a half-open one).
 func (t *Proto) pcbObtainable() bool {
-	return t.all.n < t.pcbs.Cap() || t.timeWait.head != nil || t.halfOpen.head != nil || t.oldestOrphan() != nil
+	return t.all.n < t.pcbs.Cap() || t.timeWait.head != nil || t.halfOpen.head != nil || t.deferred.head != nil ||
+		t.oldestOrphan() != nil
 }
 
 // reapHalfOpen drops l's oldest half-open connection, if it has one, to free a backlog slot.

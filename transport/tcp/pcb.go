@@ -219,6 +219,8 @@ const (
 	fAckBatch                            // an ACK is owed at the end of the input batch (Proto.ackq)
 	fCork                                // TCP_CORK: partial segments wait (at most corkLimit)
 	fLowatWait                           // SndBuf refused a writer for TCP_NOTSENT_LOWAT: tell it when unsent falls below
+	fDeferred                            // an intercepted SYN the host has not decided on (AcceptSyn/RefuseSyn): nothing sent, on Proto.deferred
+	fOffered                             // handed to the host before ESTABLISHED (Listener.OnSyn): its ErrFunc hears the end of the handshake
 )
 
 // alive reports whether c is still the connection it was when gen was read: code that ran
@@ -250,7 +252,14 @@ func (t *Proto) allocPCB() *PCB {
 			// oldest request first too): under a SYN flood the flood's own PCBs go
 			// before any established connection is touched.
 			t.ext.HalfOpenReaped++
-			h.abandon(nil) // silently: see Listener.reapHalfOpen
+			h.abandon(errs.Abrt) // silently (see Listener.reapHalfOpen); only a host that saw it hears
+			c, i = t.pcbs.GetIndex()
+		} else if d := t.deferred.head; d != nil {
+			// Last, the oldest intercepted SYN its host has not decided on: refused with
+			// a RST, as the host would have when it gave up (intercept.go).
+			t.ext.InterceptRefused++
+			d.sendRST(d.sndNxt, d.rcvNxt, true)
+			d.abandon(errs.Abrt)
 			c, i = t.pcbs.GetIndex()
 		}
 	}
@@ -319,7 +328,7 @@ func (c *PCB) abandon(err error) {
 		return
 	}
 	fn := c.errFn
-	if c.flags&fAppClosed != 0 || c.flags&fPassive != 0 && c.flags&fBacklog != 0 && c.state == StateSynReceived {
+	if c.flags&fAppClosed != 0 || c.flags&(fPassive|fBacklog|fOffered) == fPassive|fBacklog && c.state == StateSynReceived {
 		fn = nil // the application never saw this connection, or let it go
 	}
 	c.flags |= fDying
@@ -349,7 +358,8 @@ func (c *PCB) setState(s State) {
 	}
 }
 
-// leaveStateList takes c off the TIME-WAIT or half-open list it is on.
+// leaveStateList takes c off the TIME-WAIT, half-open or deferred list it is on (an
+// undecided PCB stops being one).
 func (c *PCB) leaveStateList() {
 	if c.state == StateTimeWait {
 		c.t.timeWait.remove(c)
@@ -357,11 +367,17 @@ func (c *PCB) leaveStateList() {
 	if c.halfOpen() {
 		c.t.halfOpen.remove(c)
 	}
+	if c.flags&fDeferred != 0 {
+		c.t.deferred.remove(c)
+		c.flags &^= fDeferred
+	}
 }
 
 // halfOpen reports whether c is a listener's connection still in SYN-RECEIVED (and so on
-// Proto.halfOpen).
-func (c *PCB) halfOpen() bool { return c.state == StateSynReceived && c.flags&fPassive != 0 }
+// Proto.halfOpen): not an undecided intercepted one, which sent nothing (Proto.deferred).
+func (c *PCB) halfOpen() bool {
+	return c.state == StateSynReceived && c.flags&(fPassive|fDeferred) == fPassive
+}
 
 // synchronized reports whether c is in a synchronized state (RFC 9293 §3.5.2, group 3).
 func (c *PCB) synchronized() bool { return c.state >= StateEstablished }

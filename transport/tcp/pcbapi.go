@@ -462,6 +462,10 @@ func (c *PCB) Close() error {
 	if !c.usable() {
 		return errs.Conn
 	}
+	if c.flags&fDeferred != 0 {
+		c.RefuseSyn(true) // an undecided intercepted SYN: nothing to close but the client's attempt
+		return nil
+	}
 	gen := c.enter()
 	defer c.leave(gen)
 	c.flags |= fAppClosed | fRxShut
@@ -728,7 +732,7 @@ func (c *PCB) Info() Info {
 		RcvWndScale: c.rcvScale, SRTT: c.srtt, RTTVar: c.rttvar, RTO: c.rtoDuration(),
 		Unacked: int(c.sndNxt - c.sndUna), Unsent: max(int(int32(c.sndEnd-c.sndNxt)), 0),
 		Retransmits: c.rtxCount, SACK: c.flags&fSACK != 0, Timestamps: c.flags&fTS != 0,
-		InRecovery: c.flags&(fInRecovery|fRTORecovery) != 0}
+		InRecovery: c.flags&(fInRecovery|fRTORecovery) != 0, Deferred: c.flags&fDeferred != 0}
 	if i.RcvWnd < 0 {
 		i.RcvWnd = 0
 	}
@@ -758,7 +762,11 @@ func (c *PCB) timersString(now int64) string {
 		b = fmt.Appendf(b, "%s=%v", name, time.Duration(at-now).Round(time.Millisecond))
 	}
 	d := c.deadlines()
-	for i, name := range [...]string{"rto", "persist", "tlp", "reo", "delack", "keep", "poll", "close", "retry", "park"} {
+	names := [...]string{"rto", "persist", "tlp", "reo", "delack", "keep", "poll", "close", "retry", "park"}
+	if c.flags&fDeferred != 0 {
+		names[7] = "defer" // closeAt is the host's deadline (intercept.go)
+	}
+	for i, name := range names {
 		add(name, d[i])
 	}
 	return string(b)

@@ -45,11 +45,13 @@ type Proto struct {
 	connMask  uint32
 	lbuckets  []*Listener // listener buckets by local port
 	lmask     uint32
-	last      *PCB // demux cache
+	icept     *Listener // the intercept listener (ListenIntercept), or nil
+	last      *PCB      // demux cache
 	hashKey   [2]uint64
 	all       pcbList    // every PCB in use, any state
 	timeWait  pcbList    // TIME-WAIT PCBs, oldest first (recycled first when TCP_PCB runs out)
 	halfOpen  pcbList    // listeners' SYN-RECEIVED PCBs, oldest first (reaped after TIME-WAIT and orphans)
+	deferred  pcbList    // undecided intercepted PCBs (fDeferred), oldest first (refused last, intercept.go)
 	nextEphem uint32     // RFC 6056 Algorithm 3's next_ephemeral
 	portOK    PortFilter // ephemeral ports this core may pick (SetPortFilter); nil: any
 	boundIdle int        // bound PCBs still CLOSED (ephemeral port checks skip the scan when 0)
@@ -130,6 +132,7 @@ func New(c ip.TransportConfig) (*Proto, error) {
 	t.challengeSec = -1
 	t.timeWait.tw = true
 	t.halfOpen.tw = true
+	t.deferred.tw = true
 	return t, nil
 }
 
@@ -174,6 +177,9 @@ func (t *Proto) Close() {
 			l.free()
 			l = next
 		}
+	}
+	if t.icept != nil {
+		t.icept.free()
 	}
 }
 
@@ -334,11 +340,21 @@ func (t *Proto) lookupListener(laddr netip.Addr, lport uint16) *Listener {
 	return dual
 }
 
+// listenerFor finds the listener for a segment that matched no connection: the intercept
+// listener (or none) for an intercepted packet, an ordinary listener for any other. An
+// ordinary listener never hears an intercepted packet, nor the intercept listener a local one.
+func (t *Proto) listenerFor(h *ip.Header, lport uint16) *Listener {
+	if h.Intercepted {
+		return t.icept
+	}
+	return t.lookupListener(h.Dst, lport)
+}
+
 // pcbLink is one PCB's place in a pcbList.
 type pcbLink struct{ next, prev *PCB }
 
 // pcbList is an intrusive doubly linked list of PCBs. A PCB is on two lists at once (all,
-// and timeWait while in TIME-WAIT), each through its own pcbLink, which link picks.
+// and timeWait, halfOpen or deferred), each through its own pcbLink, which link picks.
 type pcbList struct {
 	head, tail *PCB
 	n          int

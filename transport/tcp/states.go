@@ -195,8 +195,9 @@ func (c *PCB) resetReceived() {
 	case StateSynReceived:
 		if c.flags&fPassive != 0 {
 			// "If this connection was initiated with a passive OPEN ... return this
-			// connection to LISTEN state": the listener still listens; drop the PCB.
-			c.abandon(nil)
+			// connection to LISTEN state": the listener still listens; drop the PCB
+			// (abandon tells only a host that saw it, an intercepted one).
+			c.abandon(errs.Rst)
 			return
 		}
 		// "If this connection was initiated with an active OPEN ... the connection was
@@ -225,7 +226,7 @@ func (c *PCB) established() bool {
 		l := c.listener
 		if l == nil || l.acceptFn == nil {
 			c.sendRST(c.sndNxt, c.rcvNxt, true)
-			c.abandon(nil)
+			c.abandon(errs.Abrt) // heard only by a host that saw it (AcceptSyn)
 			return false
 		}
 		t.ext.PassiveOpens++
@@ -261,7 +262,7 @@ func (c *PCB) twReopen(in *segIn, p *pbuf.Pbuf) bool {
 	if !ok {
 		return false
 	}
-	l := t.lookupListener(in.hdr.Dst, in.dstPort)
+	l := t.listenerFor(in.hdr, in.dstPort)
 	if l == nil {
 		return false
 	}

@@ -79,6 +79,10 @@ func (c *PCB) timer() {
 	ns := t.nanos(now)
 	gen := c.gen()
 	if due(&c.closeAt, ns) {
+		if c.flags&fDeferred != 0 {
+			c.deferTimeout() // closeAt is an undecided intercepted SYN's deadline
+			return
+		}
 		if c.state == StateTimeWait {
 			c.abandon(errs.Clsd)
 		} else {
@@ -169,7 +173,7 @@ func (c *PCB) rtoExpired(ns int64) {
 			// TCPSynRcvdTimeout in all (Linux tcp_synack_retries: about 63 s).
 			if c.nrtx > t.opts.TCPSynAckMaxRtx || ns-c.synAt >= int64(t.opts.TCPSynRcvdTimeout) {
 				t.ext.HalfOpenTimeouts++
-				c.abandon(nil)
+				c.abandon(errs.Timeout) // heard only by a host that saw it (AcceptSyn)
 				return
 			}
 		} else if c.userTimeout > 0 && c.userTimedOut(ns) || c.userTimeout == 0 && c.nrtx > t.opts.TCPSynMaxRtx {

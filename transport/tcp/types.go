@@ -43,7 +43,8 @@ func (s State) String() string {
 // Close and Abort on the PCB it was called for.
 type (
 	// AcceptFunc is called when a connection on l reaches ESTABLISHED (lwIP tcp_accept).
-	// c is a new PCB with no callbacks set; the function sets them. Until it returns, the
+	// c is a new PCB with no callbacks set (but those its host set on an intercepted SYN
+	// it was offered, SynFunc); the function sets them. Until it returns, the
 	// connection counts against l's backlog, and longer when c.BacklogDelayed was called.
 	AcceptFunc func(l *Listener, c *PCB)
 	// ConnectedFunc is called when an active open reaches ESTABLISHED (lwIP tcp_connected).
@@ -96,6 +97,9 @@ type Info struct {
 	SACK, Timestamps         bool
 	InRecovery               bool
 	Congestion               string
+	// Deferred: an intercepted SYN its host has not decided on (SYN-RECEIVED, nothing sent;
+	// PCB.AcceptSyn, PCB.RefuseSyn).
+	Deferred bool
 
 	// What the connection holds and waits for (the live view, and the evidence a failing
 	// test prints).
@@ -109,7 +113,11 @@ type Info struct {
 
 // String prints the connection in one line, as ss -tin would.
 func (i Info) String() string {
-	return fmt.Sprintf("%v %v->%v snd.una=%d snd.nxt=%d snd.wnd=%d unacked=%d unsent=%d sndbuf=%d/%d cwnd=%d rcv.nxt=%d rcv.wnd=%d unread=%d oos=%d rto=%v srtt=%v rtx=%d timers=[%s]",
-		i.State, i.Local, i.Remote, i.SndUna, i.SndNxt, i.SndWnd, i.Unacked, i.Unsent, i.SndBuf, i.SndBufSize,
+	state := i.State.String()
+	if i.Deferred {
+		state += "(deferred)"
+	}
+	return fmt.Sprintf("%s %v->%v snd.una=%d snd.nxt=%d snd.wnd=%d unacked=%d unsent=%d sndbuf=%d/%d cwnd=%d rcv.nxt=%d rcv.wnd=%d unread=%d oos=%d rto=%v srtt=%v rtx=%d timers=[%s]",
+		state, i.Local, i.Remote, i.SndUna, i.SndNxt, i.SndWnd, i.Unacked, i.Unsent, i.SndBuf, i.SndBufSize,
 		i.Cwnd, i.RcvNxt, i.RcvWnd, i.RcvUnread, i.OOSegs, i.RTO, i.SRTT, i.Retransmits, i.Timers)
 }
