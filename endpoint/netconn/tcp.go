@@ -59,6 +59,8 @@ type TCPConn struct {
 	raddr     netip.AddrPort
 	dl        deadlines
 	rch, wch  chan struct{}
+
+	onClose func() // AdoptTCP's hook: runs once, at the end of Close
 }
 
 // refOwner is the pbuf.Releaser of WriteRef's REF pbufs.

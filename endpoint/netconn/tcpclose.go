@@ -65,6 +65,9 @@ func (c *TCPConn) Close() error {
 	// A waiter woken by the wakeups above may have lost its token to lingerWait.
 	wake(c.rch)
 	wake(c.wch)
+	if c.onClose != nil {
+		c.onClose()
+	}
 	return nil
 }
 

@@ -32,6 +32,12 @@
 // port (TableDecls), chained through the PCB. A datagram goes to the connected PCB whose
 // 4-tuple matches, else to the PCB bound to its destination address, else to a wildcard.
 //
+// Interception (TUN proxies): a datagram a netif intercepted (ip.Header.Intercepted: its
+// destination is not this stack's) goes only to the PCB given to SetIntercept, never to an
+// ordinary PCB, with RecvInfo.Dst/DstPort the destination and RecvInfo.Intercepted set;
+// without one it gets a port unreachable. That PCB answers with SendFrom, from any address
+// and port (no locality check, no bind), as lwIP forks' udp_sendfrom.
+//
 // Dual stack: a PCB bound to "::" (or to nothing) hears IPv4 too unless SetV6Only. A PCB
 // bound or connected with an IPv6 address ("::", or an IPv4-mapped one) is an IPv6 socket:
 // the IPv4 addresses it reports (LocalAddr, RemoteAddr, RecvInfo) are IPv4-mapped, as a

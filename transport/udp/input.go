@@ -53,26 +53,61 @@ func (p *Proto) Input(h *ip.Header, pb *pbuf.Pbuf) {
 	}
 	sport, dport := u.SrcPort(), u.DstPort()
 	src, dst := h.Src.WithZone(""), h.Dst.WithZone("")
+	if h.Intercepted {
+		// Never an ordinary PCB's, even one bound to a wildcard on that port: the datagram
+		// is the intercept receiver's, or nobody's (port unreachable from dst, as below).
+		if c := p.icept; c != nil {
+			p.deliver(c, trim(pb, ulen), h, src, sport, dport)
+			return
+		}
+		p.unreachable(h, pb, dst)
+		return
+	}
 	if h.Broadcast || h.Multicast {
 		p.deliverAll(h, pb, ulen, src, sport, dst, dport)
 		return
 	}
 	c := p.lookup(src, sport, dst, dport)
 	if c == nil {
-		// RFC 1122 §4.1.3.1: "If a datagram arrives addressed to a UDP port for which
-		// there is no pending LISTEN call, UDP SHOULD send an ICMP Port Unreachable
-		// message." ip refuses for broadcasts, multicasts and the other RFC 1122 §3.2.2
-		// cases, and rate-limits.
-		code := uint8(wire.ICMPv4PortUnreach)
-		if dst.Is6() {
-			code = wire.ICMPv6PortUnreach
-		}
-		p.ip.SendUnreachable(h, pb, code)
-		p.drop(pb, &p.st.Proterr)
+		p.unreachable(h, pb, dst)
 		return
 	}
 	pb = trim(pb, ulen)
-	p.deliver(c, pb, h, src, sport)
+	p.deliver(c, pb, h, src, sport, dport)
+}
+
+// unreachable answers a datagram nobody wants (pb, owned, at its UDP header) and drops it.
+func (p *Proto) unreachable(h *ip.Header, pb *pbuf.Pbuf, dst netip.Addr) {
+	// RFC 1122 §4.1.3.1: "If a datagram arrives addressed to a UDP port for which
+	// there is no pending LISTEN call, UDP SHOULD send an ICMP Port Unreachable
+	// message." ip refuses for broadcasts, multicasts and the other RFC 1122 §3.2.2
+	// cases, and rate-limits.
+	code := uint8(wire.ICMPv4PortUnreach)
+	if dst.Is6() {
+		code = wire.ICMPv6PortUnreach
+	}
+	p.ip.SendUnreachable(h, pb, code)
+	p.drop(pb, &p.st.Proterr)
+}
+
+// SetIntercept makes c (a PCB from NewPCB, never bound) the receiver of every intercepted
+// datagram (ip.Header.Intercepted): its RecvFunc gets them with info.Dst and info.DstPort
+// the intercepted destination and info.Intercepted set, and answers with SendFrom. nil
+// turns it off; closing c does too. Without one, an intercepted datagram gets an ICMP port
+// unreachable, as a datagram to a local port nobody listens on. Ordinary PCBs never see
+// intercepted datagrams, even one bound to a wildcard address on the port.
+func (p *Proto) SetIntercept(c *PCB) {
+	p.ip.AssertCore()
+	if p.closed || c != nil && c.p != p {
+		return
+	}
+	p.icept = c
+}
+
+// Intercepting returns the PCB SetIntercept set (nil: none).
+func (p *Proto) Intercepting() *PCB {
+	p.ip.AssertCore()
+	return p.icept
 }
 
 // drop frees p and counts a drop under reason.
@@ -180,7 +215,7 @@ func (p *Proto) deliverAll(h *ip.Header, pb *pbuf.Pbuf, ulen int, src netip.Addr
 		c.mark = 0
 		n--
 		if n == 0 {
-			p.deliver(c, pb, h, src, sport)
+			p.deliver(c, pb, h, src, sport, dport)
 			return
 		}
 		q, err := p.alloc.Clone(pbuf.LayerRaw, pbuf.POOL, pb)
@@ -189,20 +224,20 @@ func (p *Proto) deliverAll(h *ip.Header, pb *pbuf.Pbuf, ulen int, src netip.Addr
 			p.st.Memerr++
 			continue
 		}
-		p.deliver(c, q, h, src, sport)
+		p.deliver(c, q, h, src, sport, dport)
 	}
 	pb.Free()
 }
 
 // deliver hands the payload pb (owned) to c's callback.
-func (p *Proto) deliver(c *PCB, pb *pbuf.Pbuf, h *ip.Header, src netip.Addr, sport uint16) {
+func (p *Proto) deliver(c *PCB, pb *pbuf.Pbuf, h *ip.Header, src netip.Addr, sport, dport uint16) {
 	if c.recvFn == nil {
 		pb.Free()
 		return
 	}
 	p.info = RecvInfo{
-		Src: netip.AddrPortFrom(c.report(src), sport), Dst: c.report(h.Dst.WithZone("")),
-		TTL: h.TTL, TOS: h.TOS, Broadcast: h.Broadcast, Multicast: h.Multicast,
+		Src: netip.AddrPortFrom(c.report(src), sport), Dst: c.report(h.Dst.WithZone("")), DstPort: dport,
+		TTL: h.TTL, TOS: h.TOS, Broadcast: h.Broadcast, Multicast: h.Multicast, Intercepted: h.Intercepted,
 	}
 	if h.Netif != nil {
 		p.info.IfIndex = h.Netif.Index()

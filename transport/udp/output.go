@@ -30,7 +30,7 @@ func (c *PCB) Send(p *pbuf.Pbuf) error {
 		p.Free()
 		return errs.Conn
 	}
-	return c.send(p, c.rdst, c.rport, netip.Addr{}, 0, false, int(c.seg))
+	return c.send(p, c.rdst, c.rport, netip.Addr{}, 0, 0, false, int(c.seg))
 }
 
 // SendTo sends p to dst (lwIP udp_sendto). It takes ownership of p, which is the payload:
@@ -48,7 +48,7 @@ func (c *PCB) SendTo(p *pbuf.Pbuf, dst netip.AddrPort) error {
 		p.Free()
 		return errs.Clsd
 	}
-	return c.send(p, dst.Addr(), dst.Port(), netip.Addr{}, 0, true, int(c.seg))
+	return c.send(p, dst.Addr(), dst.Port(), netip.Addr{}, 0, 0, true, int(c.seg))
 }
 
 // SendToFrom is SendTo with an IP_PKTINFO choice: src (when valid) is the source address,
@@ -94,7 +94,7 @@ func (c *PCB) sendToFrom(p *pbuf.Pbuf, dst netip.AddrPort, src netip.Addr, ifInd
 			src = s
 		}
 	}
-	return c.send(p, dst.Addr(), dst.Port(), src, ifIndex, true, seg)
+	return c.send(p, dst.Addr(), dst.Port(), src, 0, ifIndex, true, seg)
 }
 
 // fail counts a refused send.
@@ -103,9 +103,31 @@ func (p *Proto) fail(reason *uint64) {
 	*reason++
 }
 
+// SendFrom sends p from src to dst as the reply of an intercepted session (SetIntercept):
+// src is any unicast address and port of dst's family — no locality check, and c needs no
+// local port (it is not bound by the send) —, so a TUN proxy answers from the address the
+// client sent to, or any other. It is fragmented, segmented (SetSegmentSize) and
+// checksummed as any send. It takes ownership of p. Errors: errs.Val (src or dst invalid,
+// unspecified, multicast, port 0, or of two families), and SendTo's.
+func (c *PCB) SendFrom(p *pbuf.Pbuf, src, dst netip.AddrPort) error {
+	c.assertCore()
+	if !c.usable() {
+		p.Free()
+		return errs.Clsd
+	}
+	s := src.Addr().Unmap().WithZone("")
+	if !s.IsValid() || s.IsUnspecified() || s.IsMulticast() || src.Port() == 0 {
+		p.Free()
+		c.p.fail(&c.p.st.Err)
+		return errs.Val
+	}
+	return c.send(p, dst.Addr().Unmap(), dst.Port(), s, src.Port(), 0, false, int(c.seg))
+}
+
 // send is every send; it takes ownership of pb. checkFamily is false for the connected
-// peer, checked by Connect. seg is the UDP_SEGMENT of the send (0: none).
-func (c *PCB) send(pb *pbuf.Pbuf, dst netip.Addr, dport uint16, src netip.Addr, ifIndex int, checkFamily bool, seg int) error {
+// peer, checked by Connect. seg is the UDP_SEGMENT of the send (0: none). sport, when not
+// 0, is the source port of a SendFrom (src then set): c is not bound for it.
+func (c *PCB) send(pb *pbuf.Pbuf, dst netip.Addr, dport uint16, src netip.Addr, sport uint16, ifIndex int, checkFamily bool, seg int) error {
 	p := c.p
 	if pb == nil {
 		return errs.Val
@@ -149,12 +171,15 @@ func (c *PCB) send(pb *pbuf.Pbuf, dst netip.Addr, dport uint16, src netip.Addr, 
 		p.fail(&p.st.Err)
 		return errs.Access
 	}
-	if c.flags&fBound == 0 {
-		if err := c.bind(netip.Addr{}, 0); err != nil {
-			pb.Free()
-			p.fail(&p.st.Err)
-			return err
+	if sport == 0 {
+		if c.flags&fBound == 0 {
+			if err := c.bind(netip.Addr{}, 0); err != nil {
+				pb.Free()
+				p.fail(&p.st.Err)
+				return err
+			}
 		}
+		sport = c.lport
 	}
 	if ifIndex != 0 || dst.IsMulticast() || bare == bcast4 {
 		n, err := p.egress(dst, ifIndex)
@@ -174,7 +199,7 @@ func (c *PCB) send(pb *pbuf.Pbuf, dst netip.Addr, dport uint16, src netip.Addr, 
 		}
 	}
 	if seg == 0 {
-		return c.emit(pb, src, dst, dport, o, c.csumMode(dst, pb.TotLen(), o))
+		return c.emit(pb, src, sport, dst, dport, o, c.csumMode(dst, pb.TotLen(), o))
 	}
 	segs, cut, err := c.segments(pb.TotLen(), seg, dst, o)
 	switch {
@@ -182,11 +207,11 @@ func (c *PCB) send(pb *pbuf.Pbuf, dst netip.Addr, dport uint16, src netip.Addr, 
 		pb.Free()
 		return err
 	case segs == 1:
-		return c.emit(pb, src, dst, dport, o, c.csumMode(dst, pb.TotLen(), o))
+		return c.emit(pb, src, sport, dst, dport, o, c.csumMode(dst, pb.TotLen(), o))
 	case cut:
-		return c.emitEach(pb, src, dst, dport, o, seg)
+		return c.emitEach(pb, src, sport, dst, dport, o, seg)
 	}
-	return c.emit(pb, src, dst, dport, o, seg)
+	return c.emit(pb, src, sport, dst, dport, o, seg)
 }
 
 // Checksum modes of emit besides a GSO segment size (> 0).
@@ -279,7 +304,7 @@ func (c *PCB) segments(n, seg int, dst netip.Addr, o ip.OutputOptions) (segs int
 
 // emitEach sends payload pb (owned) as datagrams of seg bytes, each a header in front of
 // a view of pb: a UDP_SEGMENT send to this host. It stops at the first error.
-func (c *PCB) emitEach(pb *pbuf.Pbuf, src, dst netip.Addr, dport uint16, o ip.OutputOptions, seg int) error {
+func (c *PCB) emitEach(pb *pbuf.Pbuf, src netip.Addr, sport uint16, dst netip.Addr, dport uint16, o ip.OutputOptions, seg int) error {
 	p := c.p
 	defer pb.Free()
 	total := pb.TotLen()
@@ -289,20 +314,21 @@ func (c *PCB) emitEach(pb *pbuf.Pbuf, src, dst netip.Addr, dport uint16, o ip.Ou
 			p.fail(&p.st.Memerr)
 			return errs.Mem
 		}
-		if err := c.emit(v, src, dst, dport, o, csumFull); err != nil {
+		if err := c.emit(v, src, sport, dst, dport, o, csumFull); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// emit puts the UDP header in front of payload pb (owned) and hands the datagram to ip.
+// emit puts the UDP header (source port sport) in front of payload pb (owned) and hands
+// the datagram to ip.
 // seg > 0 makes it a GSO packet of datagrams of seg bytes: the checksum is left partial
 // (pbuf.FlagChecksumPartial: the pseudo-header sum with the whole length, folded, not
 // complemented), and the link or ip's software GSO finishes each datagram's. seg is
 // csumPartial for an ordinary datagram whose checksum the link finishes, csumFull for one
 // whose checksum is computed here.
-func (c *PCB) emit(pb *pbuf.Pbuf, src, dst netip.Addr, dport uint16, o ip.OutputOptions, seg int) error {
+func (c *PCB) emit(pb *pbuf.Pbuf, src netip.Addr, sport uint16, dst netip.Addr, dport uint16, o ip.OutputOptions, seg int) error {
 	p := c.p
 	pb, err := p.header(pb)
 	if err != nil {
@@ -312,7 +338,7 @@ func (c *PCB) emit(pb *pbuf.Pbuf, src, dst netip.Addr, dport uint16, o ip.Output
 	bare := dst.WithZone("")
 	ulen := pb.TotLen()
 	hb := wire.UDP(pb.Payload())
-	r := wire.UDPRepr{SrcPort: c.lport, DstPort: dport, PayloadLen: ulen - wire.UDPHeaderLen}
+	r := wire.UDPRepr{SrcPort: sport, DstPort: dport, PayloadLen: ulen - wire.UDPHeaderLen}
 	_ = r.EmitHeader(hb) // the length was checked against MaxPayload above
 	datagrams := uint64(1)
 	switch {

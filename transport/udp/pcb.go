@@ -12,9 +12,11 @@ import (
 type RecvInfo struct {
 	Src                  netip.AddrPort // sender
 	Dst                  netip.Addr     // the packet's destination (IP_PKTINFO / IPV6_PKTINFO)
+	DstPort              uint16         // the datagram's destination port
 	IfIndex              int            // netif it arrived on
 	TTL, TOS             uint8          // IPv4 TTL and TOS, IPv6 hop limit and traffic class
 	Broadcast, Multicast bool           // the destination was a broadcast or multicast address
+	Intercepted          bool           // Dst is not ours: the netif intercepted it (Proto.SetIntercept)
 }
 
 // RecvFunc receives one datagram. It takes ownership of p: the payload only, UDP header
@@ -211,6 +213,9 @@ func (c *PCB) Close() {
 	p := c.p
 	if c.flags&fBound != 0 {
 		p.remove(c)
+	}
+	if p.icept == c {
+		p.icept = nil
 	}
 	p.closes++
 	p.pcbs.Put(c)

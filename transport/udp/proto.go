@@ -24,6 +24,7 @@ type Proto struct {
 
 	buckets []*PCB // bound PCBs by local port, chained through PCB.hnext
 	mask    uint32
+	icept   *PCB // SetIntercept's receiver of intercepted datagrams (nil: none)
 
 	st     stats.Proto
 	info   RecvInfo // handed to RecvFuncs (borrowed): a local would escape and allocate
