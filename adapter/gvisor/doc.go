@@ -8,6 +8,11 @@
 //     ...) becomes a gVisor stack.LinkEndpoint that a gVisor stack can put a NIC on. Frames
 //     from the wisp link become PacketBuffers delivered to gVisor; gVisor's outbound packets
 //     are copied into pbufs from the pbuf.Allocator the caller gives.
+//   - NewStack, NewTCPForwarder and NewUDPForwarder (forwarder*.go) are gVisor's tcp and udp
+//     forwarders over package forwarder, for TUN proxies written against gVisor (tun2socks's
+//     core/): requests with ID, CreateEndpoint and Complete, whose TCPEndpoint and
+//     UDPEndpoint gVisor's adapters/gonet drives. tun2socks's core/tcp.go and core/udp.go
+//     change in 5 lines (the stack type and the two constructors' package).
 //
 // With both, link/pipe is a wire with wisp on one end and gVisor on the other:
 //
@@ -36,10 +41,13 @@
 // NIC checks every checksum of an endpoint without CapabilityRXChecksumOffload. Endpoints
 // and links without offloads move exactly the frames they did.
 //
-// Layer: adapter (imports link, pbuf, wire, errs and gVisor's buffer, tcpip, tcpip/header and
-// tcpip/stack packages; it is the only wisp package that imports gVisor outside tests).
+// Layer: adapter (imports link, pbuf, wire, errs, stack, endpoint, forwarder, transport/tcp,
+// x/sys/unix and gVisor's buffer, tcpip, tcpip/header, tcpip/stack and waiter packages; it is
+// the only wisp package that imports gVisor outside tests).
 //
-// Concurrency: Link and Endpoint are safe for concurrent use. Neither starts a goroutine:
+// Concurrency: TCPEndpoint and UDPEndpoint start one reader goroutine each (it waits for
+// data and signals gVisor's waiter queue); Close stops it and waits for it. Link and
+// Endpoint are safe for concurrent use. Neither starts a goroutine:
 // deliveries run in the goroutine of the link that receives (a gVisor dispatch loop, a pipe
 // delivery goroutine), and writes in the caller's. Close stops deliveries and waits for the
 // one in progress, so it must not be called from inside a delivery (gVisor's stack.Wait and
