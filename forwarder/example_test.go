@@ -68,17 +68,12 @@ func Example() {
 				r.Reject(true) // the device gets a RST: ECONNREFUSED at once
 				return
 			}
-			defer up.Close()
 			c, err := r.Accept(ctx)
 			if err != nil {
+				up.Close()
 				return
 			}
-			defer c.Close()
-			done := make(chan struct{})
-			go func() { io.Copy(up, c); up.(*net.TCPConn).CloseWrite(); close(done) }()
-			io.Copy(c, up)
-			c.CloseWrite()
-			<-done
+			forwarder.Relay(c, up) // both ways, half-close and resets passed on; closes both
 		},
 	}})
 	if err != nil {

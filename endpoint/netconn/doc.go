@@ -35,6 +35,10 @@
 // A listener's mailbox holds at most AcceptMboxSize connections, counted against the
 // backlog until accepted; beyond, new connections are reset and counted by Overflows.
 //
+// Interception: AdoptTCP wraps a PCB that an intercept listener accepted (package forwarder
+// hands it to the host) exactly as Accept wraps a listener's, counted against
+// MempNumNetconn the same way.
+//
 // Limits: the connections of one stack are bounded by Options.MempNumNetconn (errs.Mem
 // beyond; a connection counts from creation until Close, an accepted one from the moment
 // it enters the accept mailbox).
