@@ -1,7 +1,7 @@
 // Command wisp runs a wisp stack: `wisp demo` runs two WireGuard peers over wisp in one
 // process (--plain: two stacks on an Ethernet pipe), `wisp serve` attaches a stack to a TUN
-// device or to a network interface through AF_XDP, `wisp wg` is a userspace WireGuard peer with wisp as its stack, `wisp budget`
-// prints the memory budget.
+// device or to a network interface through AF_XDP, `wisp wg` is a userspace WireGuard peer with wisp as its stack,
+// `wisp proxy` is a transparent TUN-to-SOCKS5 (or direct) proxy, `wisp budget` prints the memory budget.
 package main
 
 import (
@@ -39,6 +39,15 @@ commands:
            SOCKS5 proxy on the host that dials through the tunnel:
            wisp wg --config FILE [--echo PORT] [--discard PORT] [--http PORT [--http-root DIR]]
                    [--udp-echo PORT] [--socks5 HOST:PORT] [--preset NAME] [-v]
+  proxy    a transparent TUN proxy: every TCP connection, UDP session and ping a device
+           sends into the TUN device, to any address, is caught by wisp and carried by a
+           SOCKS5 server (CONNECT, UDP ASSOCIATE) or by this host's own sockets:
+           wisp proxy --tun NAME (--socks5 IP:PORT [--udp] | --direct) [--exclude PREFIX...]
+                      [--icmp local|drop|host] [--deferred=false] [--mtu N] [--no-offload]
+                      [--queues N] [--cores N] [--preset NAME] [-v]
+           (TCP handshakes complete only once upstream has connected, a refusal is a RST;
+           pings are answered by wisp unless --icmp says otherwise: host, with --direct,
+           pings for real through the host's ICMP socket)
   budget   print the memory budget of a preset: wisp budget [--preset NAME]
 
 Run 'wisp <command> -h' for a command's flags.
@@ -64,6 +73,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdServe(args[1:], stdout, stderr)
 	case "wg":
 		err = cmdWg(args[1:], stdout, stderr)
+	case "proxy":
+		err = cmdProxy(args[1:], stdout, stderr)
 	case "budget":
 		err = cmdBudget(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
