@@ -105,6 +105,21 @@ func (c *PCB) sendRST(seq, ack uint32, withACK bool) {
 	_ = c.t.send(c.laddr, c.dst, &h, nil, 0, c.phsum, c.TTL(), c.TOS(), txOffload{})
 }
 
+// rstSeq is the sequence number of a RST the connection sends on its own (abort, timeout,
+// close with unread data): SND.NXT, unless that lies beyond the peer's window (a zero
+// window probe's byte, or a window the peer shrank), where the window's end is used, as
+// Linux's tcp_acceptable_seq. A receiver checks a RST against its window (RFC 9293
+// §3.10.7.4) and, under RFC 5961, accepts only RCV.NXT: a RST beyond its window is dropped
+// outright, and the peer would wait on a connection that is gone.
+func (c *PCB) rstSeq() uint32 {
+	if c.state != StateSynReceived {
+		if end := c.sndUna + uint32(c.sndWnd); seqGT(c.sndNxt, end) {
+			return end
+		}
+	}
+	return c.sndNxt
+}
+
 // resetFor answers segment in, which has no connection, with a RST.
 func (t *Proto) resetFor(in *segIn, seq, ack uint32, withACK bool) {
 	h := wire.TCPRepr{SeqNum: seq, Flags: wire.TCPFlagRST}

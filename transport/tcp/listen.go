@@ -59,7 +59,7 @@ func (l *Listener) Close() error {
 				// Not accepted yet (or undecided): the connection goes with its
 				// listener (reset, as lwIP does). Accepted ones (even delayed) belong to
 				// the application. Only a host that saw it (OnSyn) hears errs.Abrt.
-				c.sendRST(c.sndNxt, c.rcvNxt, true)
+				c.sendRST(c.rstSeq(), c.rcvNxt, true)
 				c.abandon(errs.Abrt)
 			}
 		}

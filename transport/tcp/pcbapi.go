@@ -477,7 +477,7 @@ func (c *PCB) Close() error {
 		return nil
 	case StateEstablished, StateCloseWait, StateSynReceived:
 		if c.rcvUnread > 0 {
-			c.sendRST(c.sndNxt, c.rcvNxt, true)
+			c.sendRST(c.rstSeq(), c.rcvNxt, true)
 			c.abandon(nil)
 			return nil
 		}
@@ -549,7 +549,7 @@ func (c *PCB) Abort() {
 	gen := c.enter()
 	defer c.leave(gen)
 	if c.synchronized() && c.state != StateTimeWait || c.state == StateSynReceived {
-		c.sendRST(c.sndNxt, c.rcvNxt, true)
+		c.sendRST(c.rstSeq(), c.rcvNxt, true)
 	}
 	c.abandon(errs.Abrt)
 }

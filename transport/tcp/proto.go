@@ -166,7 +166,7 @@ func (t *Proto) Close() {
 	for c := t.all.head; c != nil; {
 		next := c.all.next
 		if c.state != StateClosed && c.state != StateTimeWait && c.state != StateSynSent && c.state != StateListen {
-			c.sendRST(c.sndNxt, c.rcvNxt, true)
+			c.sendRST(c.rstSeq(), c.rcvNxt, true)
 		}
 		c.abandon(errs.Abrt)
 		c = next

@@ -141,7 +141,7 @@ func (c *PCB) input(in *segIn, p *pbuf.Pbuf) {
 				t.ext.DropClosed++
 				t.st.Drop++
 				p.Free()
-				c.sendRST(c.sndNxt, c.rcvNxt, true)
+				c.sendRST(c.rstSeq(), c.rcvNxt, true)
 				c.abandon(errs.Abrt)
 				return
 			}
@@ -225,7 +225,7 @@ func (c *PCB) established() bool {
 	if c.flags&fPassive != 0 {
 		l := c.listener
 		if l == nil || l.acceptFn == nil {
-			c.sendRST(c.sndNxt, c.rcvNxt, true)
+			c.sendRST(c.rstSeq(), c.rcvNxt, true)
 			c.abandon(errs.Abrt) // heard only by a host that saw it (AcceptSyn)
 			return false
 		}

@@ -211,7 +211,7 @@ func (c *PCB) rtoExpired(ns int64) {
 	}
 	if c.userTimeout > 0 && c.userTimedOut(ns) || c.userTimeout == 0 && c.nrtx > t.opts.TCPMaxRtx {
 		t.ext.Timeouts++
-		c.sendRST(c.sndNxt, c.rcvNxt, true)
+		c.sendRST(c.rstSeq(), c.rcvNxt, true)
 		err := error(errs.Timeout)
 		if c.softErr != nil {
 			err = c.softErr
@@ -248,7 +248,7 @@ func (c *PCB) persistExpired(ns int64) {
 		c.stuckSince = max(ns, 1)
 	} else if c.userTimedOut(ns) {
 		t.ext.Timeouts++
-		c.sendRST(c.sndNxt, c.rcvNxt, true)
+		c.sendRST(c.rstSeq(), c.rcvNxt, true)
 		c.abandon(errs.Timeout)
 		return
 	}
@@ -355,7 +355,7 @@ func (c *PCB) keepalive(ns int64) {
 	if c.userTimeout > 0 && c.keepSent > 0 && ns-c.lastRecv >= int64(c.userTimeout) ||
 		c.userTimeout == 0 && c.keepSent >= c.keepCnt {
 		t.ext.KeepaliveTimeouts++
-		c.sendRST(c.sndNxt, c.rcvNxt, true)
+		c.sendRST(c.rstSeq(), c.rcvNxt, true)
 		c.abandon(errs.Timeout)
 		return
 	}

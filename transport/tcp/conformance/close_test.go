@@ -535,3 +535,30 @@ func TestTimeWaitOfOwnedPCBNotFreedSilently(t *testing.T) {
 		c.pcb.Close()
 	}
 }
+
+// An abort after the peer shrank its window to zero with data in flight: SND.NXT lies past
+// the window's end, and a RST there is outside the peer's window (RFC 9293 §3.10.7.4 drops
+// it, and so does Linux), so the peer would hold a connection that is gone. The RST carries
+// the window's end instead, as Linux's tcp_acceptable_seq.
+func TestAbortAfterShrunkWindowRSTInWindow(t *testing.T) {
+	forBoth(t, plain, func(t *testing.T, e *env, c *conn) {
+		c.wnd = 2000
+		c.ack()
+		c.write(pattern(5000, 5))
+		sent := 0
+		for _, s := range e.drain() {
+			sent += len(s.data)
+		}
+		if sent == 0 {
+			t.Fatal("nothing sent into a 2000-byte window")
+		}
+		c.wnd = 0
+		c.ackTo(c.stackNxt) // nothing acknowledged, the window shut
+		e.drain()
+		c.pcb.Abort()
+		s := e.next()
+		if !s.Flags.Has(wire.TCPFlagRST) || s.SeqNum != c.stackNxt {
+			t.Fatalf("Abort after %d bytes in flight behind a shrunk window: got %v, want RST seq=%d (the window's end)", sent, s, c.stackNxt)
+		}
+	})
+}
