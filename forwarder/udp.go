@@ -10,6 +10,7 @@ import (
 
 	"github.com/wispstack/wisp/clock"
 	"github.com/wispstack/wisp/endpoint"
+	"github.com/wispstack/wisp/endpoint/netconn"
 	"github.com/wispstack/wisp/errs"
 	"github.com/wispstack/wisp/pbuf"
 	"github.com/wispstack/wisp/ring"
@@ -179,7 +180,7 @@ type UDPSession struct {
 	closed bool
 	err    error // why the session ended
 	rch    chan struct{}
-	rd, wd deadline
+	rd, wd netconn.Deadline
 	drops  uint64
 }
 
@@ -196,8 +197,8 @@ func (f *Forwarder) newSession(k sessKey, src, dst netip.AddrPort, p *pbuf.Pbuf)
 	s := &UDPSession{f: f, k: k, id: FlowID{Src: src, Dst: dst}, idle: f.cfg.UDP.IdleTimeout,
 		live: true, q: ring.NewLazy[dgram](f.cfg.UDP.QueueLen), rch: make(chan struct{}, 1)}
 	s.nq = p.CopyOut(s.quote[:], 0)
-	s.rd.init(&s.mu, s.rch)
-	s.wd.init(&s.mu, s.rch)
+	s.rd.Init(&s.mu, s.rch)
+	s.wd.Init(&s.mu, s.rch)
 	tm := u.k.Timers()
 	s.last = tm.Now()
 	s.tmo.Init(s.expire)
@@ -222,7 +223,7 @@ func (s *UDPSession) push(p *pbuf.Pbuf, dst netip.AddrPort) {
 	}
 	u.queued.Add(1)
 	s.mu.Unlock()
-	wake(s.rch)
+	netconn.Wake(s.rch)
 }
 
 // expire runs on core 0 when the idle timer falls due: the session ends unless traffic
@@ -265,11 +266,11 @@ func (s *UDPSession) end(err error) {
 	for d, ok := s.q.Pop(); ok; d, ok = s.q.Pop() {
 		d.p.Free()
 	}
-	s.rd.stop()
-	s.wd.stop()
+	s.rd.Stop()
+	s.wd.Stop()
 	s.mu.Unlock()
 	s.f.udp.queued.Add(int64(-n))
-	wake(s.rch)
+	netconn.Wake(s.rch)
 }
 
 // ID returns the flow: Src the client, Dst the destination of its first datagram.
@@ -288,7 +289,7 @@ func (s *UDPSession) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) 
 		if s.q.Len() > 0 {
 			break
 		}
-		if s.rd.expired {
+		if s.rd.Expired() {
 			s.mu.Unlock()
 			return 0, netip.AddrPort{}, s.opErr("read", os.ErrDeadlineExceeded)
 		}
@@ -301,7 +302,7 @@ func (s *UDPSession) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) 
 	s.mu.Unlock()
 	s.f.udp.queued.Add(-1)
 	if more {
-		wake(s.rch) // another reader may go on
+		netconn.Wake(s.rch) // another reader may go on
 	}
 	n := d.p.CopyOut(b, 0)
 	d.p.Free()
@@ -324,7 +325,7 @@ func (s *UDPSession) ReadFrom(b []byte) (int, net.Addr, error) {
 // os.ErrDeadlineExceeded, net.ErrClosed.
 func (s *UDPSession) WriteToUDPAddrPort(b []byte, from netip.AddrPort) (int, error) {
 	s.mu.Lock()
-	closed, expired := s.closed, s.wd.expired
+	closed, expired := s.closed, s.wd.Expired()
 	s.mu.Unlock()
 	switch {
 	case closed:
@@ -425,8 +426,8 @@ func (s *UDPSession) LocalAddr() net.Addr { return net.UDPAddrFromAddrPort(s.id.
 // SetDeadline sets the read and write deadlines (net.PacketConn); zero clears them.
 func (s *UDPSession) SetDeadline(t time.Time) error {
 	s.mu.Lock()
-	s.rd.set(t)
-	s.wd.set(t)
+	s.rd.Set(t)
+	s.wd.Set(t)
 	s.mu.Unlock()
 	return nil
 }
@@ -434,7 +435,7 @@ func (s *UDPSession) SetDeadline(t time.Time) error {
 // SetReadDeadline sets the deadline of ReadFrom.
 func (s *UDPSession) SetReadDeadline(t time.Time) error {
 	s.mu.Lock()
-	s.rd.set(t)
+	s.rd.Set(t)
 	s.mu.Unlock()
 	return nil
 }
@@ -442,7 +443,7 @@ func (s *UDPSession) SetReadDeadline(t time.Time) error {
 // SetWriteDeadline sets the deadline of WriteTo.
 func (s *UDPSession) SetWriteDeadline(t time.Time) error {
 	s.mu.Lock()
-	s.wd.set(t)
+	s.wd.Set(t)
 	s.mu.Unlock()
 	return nil
 }
