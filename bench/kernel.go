@@ -63,7 +63,7 @@ func ipCmd(args ...string) error {
 func cleanupKernel() {
 	kernelMu.Lock()
 	defer kernelMu.Unlock()
-	for _, ns := range append(kernelNS[:], wgNSName, tunNSName, xdpNSK, xdpNSE) {
+	for _, ns := range append(kernelNS[:], wgNSName, tunNSName, xdpNSK, xdpNSE, proxyNSC, proxyNSS) {
 		if _, err := os.Stat("/run/netns/" + ns); err == nil {
 			_ = ipCmd("netns", "del", ns)
 		}

@@ -230,6 +230,7 @@ func scenarios() []scenario {
 	out = append(out, wgScenarios()...)
 	out = append(out, tunScenarios()...)
 	out = append(out, xdpScenarios()...)
+	out = append(out, proxyScenarios()...)
 	return append(out, sweepScenarios()...) // only when -run selects them (sweep.go)
 }
 
