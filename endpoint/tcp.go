@@ -216,6 +216,16 @@ func (c *TCPConn) WriteTo(w io.Writer) (int64, error) {
 	if err != nil {
 		return 0, c.err("read", err)
 	}
+	// A received chain is many pbufs (a 64 KiB GRO segment is 32 POOL buffers): they go to
+	// w in one net.Buffers write, which a kernel socket makes one writev, not one write
+	// each. The two slice headers come from a pool, so nothing is allocated per chain.
+	base, work := writeToBufs.Get().(*net.Buffers), writeToBufs.Get().(*net.Buffers)
+	defer func() {
+		clear((*base)[:cap(*base)])
+		*base, *work = (*base)[:0], nil
+		writeToBufs.Put(base)
+		writeToBufs.Put(work)
+	}()
 	var total int64
 	for {
 		c.timeo.arm(nc, true)
@@ -229,20 +239,23 @@ func (c *TCPConn) WriteTo(w io.Writer) (int64, error) {
 		if err != nil {
 			return total, c.err("read", c.timeo.fix(err, true))
 		}
-		for _, v := range buf.Bytes() {
-			m, werr := w.Write(v)
-			total += int64(m)
-			if werr == nil && m < len(v) {
-				werr = io.ErrShortWrite
-			}
-			if werr != nil {
-				buf.Release()
-				return total, werr
-			}
+		views := append((*base)[:0], buf.Bytes()...)
+		*base, *work = views[:0], views
+		n := int64(buf.Len())
+		m, werr := work.WriteTo(w)
+		total += m
+		if werr == nil && m < n {
+			werr = io.ErrShortWrite
 		}
 		buf.Release()
+		if werr != nil {
+			return total, werr
+		}
 	}
 }
+
+// writeToBufs holds the slice headers of WriteTo's vectored writes.
+var writeToBufs = sync.Pool{New: func() any { return new(net.Buffers) }}
 
 type writerOnly struct{ io.Writer }
 
