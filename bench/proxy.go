@@ -143,6 +143,8 @@ func proxyScenarios() []scenario {
 				{key: "idle", label: "at idle (after one probe connection)", unit: "MiB", goal: ratio(0.5), prec: 1},
 				{key: "open", label: "with the open connections (the notes say how many)", unit: "MiB", goal: abs(12), prec: 1},
 				{key: "perconn", label: "per open connection, over idle", unit: "KiB", prec: 1},
+				{key: "idleAnon", label: "at idle, anonymous (RssAnon: VmRSS less the program's file pages)", unit: "MiB", prec: 1},
+				{key: "openAnon", label: "with the open connections, anonymous (RssAnon)", unit: "MiB", prec: 1},
 				{key: "peak", label: "peak (VmHWM), after the connections closed", unit: "MiB", prec: 1},
 			}),
 	)

@@ -305,8 +305,9 @@ func (p *proxyProc) tail() string {
 	return s
 }
 
-// procMem is a process's resident set now and at its peak, in bytes.
-type procMem struct{ rss, hwm int64 }
+// procMem is what /proc/PID/status says of a process: VmRSS, VmHWM and RssAnon (the resident
+// pages that are not the program's files), in bytes.
+type procMem struct{ rss, hwm, anon int64 }
 
 func (p *proxyProc) mem() (procMem, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid()))
@@ -330,6 +331,8 @@ func (p *proxyProc) mem() (procMem, error) {
 			m.rss = n << 10
 		case "VmHWM":
 			m.hwm = n << 10
+		case "RssAnon":
+			m.anon = n << 10
 		}
 	}
 	if m.rss == 0 {

@@ -467,9 +467,11 @@ func (n *proxyNet) runMem(ps proxySizes) (map[string]float64, []string, error) {
 	}
 	time.Sleep(ps.settle)
 	return map[string]float64{
-		"idle":    float64(idle.rss) / mib,
-		"open":    float64(held.rss) / mib,
-		"perconn": float64(held.rss-idle.rss) / float64(open) / 1024,
+		"idle":     float64(idle.rss) / mib,
+		"open":     float64(held.rss) / mib,
+		"perconn":  float64(held.rss-idle.rss) / float64(open) / 1024,
+		"idleAnon": float64(idle.anon) / mib,
+		"openAnon": float64(held.anon) / mib,
 	}, notes, nil
 }
 
