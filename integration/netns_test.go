@@ -48,9 +48,16 @@ type netns struct {
 // deleted when the test ends, whatever happens.
 func newNetns(t *testing.T) *netns {
 	t.Helper()
+	return newNamedNetns(t, "wisp-it")
+}
+
+// newNamedNetns is newNetns with a name that starts with prefix (a test's own, so that what
+// it leaves behind is recognisable).
+func newNamedNetns(t *testing.T, prefix string) *netns {
+	t.Helper()
 	requireRoot(t)
 	requireTool(t, "ip")
-	ns := &netns{name: fmt.Sprintf("wisp-it-%d-%d", os.Getpid(), nsSeq.Add(1))}
+	ns := &netns{name: fmt.Sprintf("%s-%d-%d", prefix, os.Getpid(), nsSeq.Add(1))}
 	if out, err := exec.Command("ip", "netns", "add", ns.name).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add: %v: %s", err, out)
 	}

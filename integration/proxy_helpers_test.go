@@ -22,7 +22,7 @@ import (
 //	curl, dig, ping, iperf3 -c                         danted / microsocks :1080
 //	  │ routes 198.19.0.0/16, fd42:5eed:99::/64        targets on lo, "the internet":
 //	  ▼                                                  198.19.1.1 / fd42:5eed:99::1
-//	h17clitun ── wisp proxy --socks5 ───── veth ──────   HTTP :80 (this test process),
+//	wpxtun ── wisp proxy --socks5 ───── veth ──────   HTTP :80 (this test process),
 //	             198.18.170.1 ⇄ 198.18.170.2             iperf3 -s :5201; nothing on :81
 //	             fd42:5eed:170::1 ⇄ ::2                  198.19.1.53 / fd42:5eed:99::53
 //	                                                     dnsmasq :53
@@ -33,7 +33,7 @@ import (
 const (
 	proxySocks4 = "198.18.170.2"
 	proxySocks6 = "fd42:5eed:170::2"
-	proxyTun    = "h17clitun"
+	proxyTun    = "wpxtun"
 	target4     = "198.19.1.1"
 	target6     = "fd42:5eed:99::1"
 	dns4        = "198.19.1.53"
@@ -46,24 +46,6 @@ type proxyEnv struct {
 	client, server *netns
 	proxy          *servedWisp
 	socks          string // "dante" or "microsocks"
-}
-
-// newNamedNetns is newNetns with a name of this file's tests (h17cli…).
-func newNamedNetns(t *testing.T, role string) *netns {
-	t.Helper()
-	requireRoot(t)
-	requireTool(t, "ip")
-	ns := &netns{name: fmt.Sprintf("h17cli-%s-%d-%d", role, os.Getpid(), nsSeq.Add(1))}
-	if out, err := exec.Command("ip", "netns", "add", ns.name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "delete", ns.name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns delete %s: %v: %s", ns.name, err, out)
-		}
-	})
-	ns.run(t, "ip", "link", "set", "lo", "up")
-	return ns
 }
 
 // startGroup is startProc for a program that forks (danted): it runs in its own process
@@ -82,7 +64,7 @@ func startGroup(t *testing.T, c *exec.Cmd) *proc {
 func newProxyEnv(t *testing.T, socks string, args ...string) *proxyEnv {
 	t.Helper()
 	requireTool(t, map[string]string{"dante": "danted", "microsocks": "microsocks"}[socks])
-	e := &proxyEnv{client: newNamedNetns(t, "c"), server: newNamedNetns(t, "s"), socks: socks}
+	e := &proxyEnv{client: newNamedNetns(t, "wisp-px-c"), server: newNamedNetns(t, "wisp-px-s"), socks: socks}
 	e.join(t, e.client)
 	e.startTargets(t)
 	e.startSocks(t)
@@ -99,8 +81,8 @@ func newProxyEnv(t *testing.T, socks string, args ...string) *proxyEnv {
 // without, --icmp host falls back to raw sockets.
 func newProxyEnvDirect(t *testing.T, pingSockets bool, args ...string) *proxyEnv {
 	t.Helper()
-	e := &proxyEnv{client: newNamedNetns(t, "c"), server: newNamedNetns(t, "s"), socks: "direct"}
-	p := newNamedNetns(t, "p")
+	e := &proxyEnv{client: newNamedNetns(t, "wisp-px-c"), server: newNamedNetns(t, "wisp-px-s"), socks: "direct"}
+	p := newNamedNetns(t, "wisp-px-p")
 	e.join(t, p)
 	p.run(t, "ip", "route", "add", "198.19.0.0/16", "via", proxySocks4)
 	p.run(t, "ip", "-6", "route", "add", "fd42:5eed:99::/64", "via", proxySocks6)
@@ -118,7 +100,7 @@ func newProxyEnvDirect(t *testing.T, pingSockets bool, args ...string) *proxyEnv
 func (e *proxyEnv) join(t *testing.T, ns *netns) {
 	t.Helper()
 	s := e.server
-	veth0, veth1 := fmt.Sprintf("h17cliv%da", nsSeq.Load()), fmt.Sprintf("h17cliv%db", nsSeq.Load())
+	veth0, veth1 := fmt.Sprintf("wpxv%da", nsSeq.Load()), fmt.Sprintf("wpxv%db", nsSeq.Load())
 	ns.run(t, "ip", "link", "add", veth0, "type", "veth", "peer", "name", veth1, "netns", s.name)
 	ns.run(t, "ip", "addr", "add", "198.18.170.1/24", "dev", veth0)
 	ns.run(t, "ip", "addr", "add", "fd42:5eed:170::1/64", "dev", veth0, "nodad")
@@ -189,7 +171,7 @@ func (e *proxyEnv) startTargets(t *testing.T) {
 		out := newSyncBuffer()
 		cmd := e.server.cmd("dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
 			"--bind-interfaces", "--listen-address="+dns4, "--listen-address="+dns6, "--port=53", "--user=root",
-			"--pid-file="+pid, "--log-facility=-", "--host-record=h17cli.test,"+target4+","+target6)
+			"--pid-file="+pid, "--log-facility=-", "--host-record=proxy.test,"+target4+","+target6)
 		cmd.Stdout, cmd.Stderr = out, out
 		p := startProc(t, cmd)
 		t.Cleanup(func() {
@@ -258,7 +240,7 @@ func (e *proxyEnv) startSocks(t *testing.T) {
 	}, e.socks+" to listen on :1080")
 }
 
-// startProxy runs `wisp proxy --tun h17clitun -v args...` in ns, moves the TUN device to
+// startProxy runs `wisp proxy --tun wpxtun -v args...` in ns, moves the TUN device to
 // the client namespace if ns is another, gives it the client's addresses and routes the
 // targets' prefixes into it.
 func (e *proxyEnv) startProxy(t *testing.T, ns *netns, args ...string) {

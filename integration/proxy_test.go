@@ -184,9 +184,9 @@ func TestProxyCLIBadInput(t *testing.T) {
 	bin := buildWisp(t)
 	checkBadFlags(t, bin, []string{"proxy"}, []badFlags{
 		{[]string{}, "--tun NAME is required"},
-		{[]string{"--tun", "h17clix"}, "--socks5 IP:PORT is required"},
-		{[]string{"--tun", "h17clix", "--socks5", "nope"}, "is not IP:PORT"},
-		{[]string{"--tun", "h17clix", "--socks5", "198.18.0.1:1080", "--exclude", "198.18.0.0/33"}, "prefix length"},
+		{[]string{"--tun", "wpxx"}, "--socks5 IP:PORT is required"},
+		{[]string{"--tun", "wpxx", "--socks5", "nope"}, "is not IP:PORT"},
+		{[]string{"--tun", "wpxx", "--socks5", "198.18.0.1:1080", "--exclude", "198.18.0.0/33"}, "prefix length"},
 	})
 }
 
@@ -226,9 +226,9 @@ func TestProxyDante(t *testing.T) {
 		for _, q := range []struct{ server, typ, want string }{
 			{dns4, "A", target4}, {dns4, "AAAA", target6}, {dns6, "A", target4}, {dns6, "AAAA", target6},
 		} {
-			out, err := c.cmd("dig", "+time=3", "+tries=2", "+short", "@"+q.server, "h17cli.test", q.typ).CombinedOutput()
+			out, err := c.cmd("dig", "+time=3", "+tries=2", "+short", "@"+q.server, "proxy.test", q.typ).CombinedOutput()
 			if err != nil || strings.TrimSpace(string(out)) != q.want {
-				t.Errorf("dig @%s h17cli.test %s: %v: %q, want %q", q.server, q.typ, err, out, q.want)
+				t.Errorf("dig @%s proxy.test %s: %v: %q, want %q", q.server, q.typ, err, out, q.want)
 			}
 		}
 		out := e.stats(t)
@@ -267,9 +267,9 @@ func proxyDirect(t *testing.T, pingSockets bool, args ...string) {
 		requireTool(t, "dig")
 		requireTool(t, "dnsmasq")
 		for _, q := range []struct{ server, typ, want string }{{dns4, "A", target4}, {dns6, "AAAA", target6}} {
-			out, err := c.cmd("dig", "+time=3", "+tries=2", "+short", "@"+q.server, "h17cli.test", q.typ).CombinedOutput()
+			out, err := c.cmd("dig", "+time=3", "+tries=2", "+short", "@"+q.server, "proxy.test", q.typ).CombinedOutput()
 			if err != nil || strings.TrimSpace(string(out)) != q.want {
-				t.Errorf("dig @%s h17cli.test %s: %v: %q, want %q", q.server, q.typ, err, out, q.want)
+				t.Errorf("dig @%s proxy.test %s: %v: %q, want %q", q.server, q.typ, err, out, q.want)
 			}
 		}
 	})
@@ -302,7 +302,7 @@ func proxyDirect(t *testing.T, pingSockets bool, args ...string) {
 	slow := curl(c, "--limit-rate", "1M", "-o", "/dev/null", "http://"+target4+"/bytes/1073741824")
 	slow.Stderr = slowErr
 	p := startProc(t, slow)
-	udp := c.cmd("dig", "+time=1", "+tries=1", "@"+dns4, "h17cli.test")
+	udp := c.cmd("dig", "+time=1", "+tries=1", "@"+dns4, "proxy.test")
 	udp.Run()
 	time.Sleep(500 * time.Millisecond)
 	select {

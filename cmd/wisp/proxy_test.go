@@ -20,19 +20,19 @@ func TestProxyBadInput(t *testing.T) {
 		want string
 	}{
 		{[]string{"proxy"}, "--tun NAME is required"},
-		{[]string{"proxy", "--tun", "h17clit0"}, "--socks5 IP:PORT is required (or --direct)"},
-		{[]string{"proxy", "--tun", "h17clit0", "--socks5", "1080"}, `--socks5 "1080" is not IP:PORT`},
-		{[]string{"proxy", "--tun", "h17clit0", "--socks5", "proxy.example:1080"}, "is not IP:PORT"},
-		{[]string{"proxy", "--tun", "h17clit0", "--socks5", "198.18.0.1:0"}, "is not IP:PORT"},
-		{[]string{"proxy", "--tun", "h17clit0", "--socks5", "198.18.0.1:1080", "--direct"}, "exclude each other"},
-		{[]string{"proxy", "--tun", "h17clit0", "--socks5", "198.18.0.1:1080", "--exclude", "198.18.0.0"}, "has no prefix length"},
-		{[]string{"proxy", "--tun", "h17clit0", "--socks5", "198.18.0.1:1080", "--exclude", "nope/8"}, "is not an address with a prefix length"},
-		{[]string{"proxy", "--tun", "h17clit0", "--socks5", "198.18.0.1:1080", "--icmp", "host"}, "--icmp host needs --direct"},
-		{[]string{"proxy", "--tun", "h17clit0", "--socks5", "198.18.0.1:1080", "--icmp", "loud"}, `--icmp "loud"`},
-		{[]string{"proxy", "--tun", "h17clit0", "--direct", "--mtu", "100"}, "--mtu 100 out of range"},
-		{[]string{"proxy", "--tun", "h17clit0", "--direct", "--cores", "0"}, "--cores 0 out of range"},
-		{[]string{"proxy", "--tun", "h17clit0", "--direct", "--preset", "nope"}, "nope"},
-		{[]string{"proxy", "--tun", "h17clit0", "--direct", "stray"}, `unexpected argument "stray"`},
+		{[]string{"proxy", "--tun", "wpxt0"}, "--socks5 IP:PORT is required (or --direct)"},
+		{[]string{"proxy", "--tun", "wpxt0", "--socks5", "1080"}, `--socks5 "1080" is not IP:PORT`},
+		{[]string{"proxy", "--tun", "wpxt0", "--socks5", "proxy.example:1080"}, "is not IP:PORT"},
+		{[]string{"proxy", "--tun", "wpxt0", "--socks5", "198.18.0.1:0"}, "is not IP:PORT"},
+		{[]string{"proxy", "--tun", "wpxt0", "--socks5", "198.18.0.1:1080", "--direct"}, "exclude each other"},
+		{[]string{"proxy", "--tun", "wpxt0", "--socks5", "198.18.0.1:1080", "--exclude", "198.18.0.0"}, "has no prefix length"},
+		{[]string{"proxy", "--tun", "wpxt0", "--socks5", "198.18.0.1:1080", "--exclude", "nope/8"}, "is not an address with a prefix length"},
+		{[]string{"proxy", "--tun", "wpxt0", "--socks5", "198.18.0.1:1080", "--icmp", "host"}, "--icmp host needs --direct"},
+		{[]string{"proxy", "--tun", "wpxt0", "--socks5", "198.18.0.1:1080", "--icmp", "loud"}, `--icmp "loud"`},
+		{[]string{"proxy", "--tun", "wpxt0", "--direct", "--mtu", "100"}, "--mtu 100 out of range"},
+		{[]string{"proxy", "--tun", "wpxt0", "--direct", "--cores", "0"}, "--cores 0 out of range"},
+		{[]string{"proxy", "--tun", "wpxt0", "--direct", "--preset", "nope"}, "nope"},
+		{[]string{"proxy", "--tun", "wpxt0", "--direct", "stray"}, `unexpected argument "stray"`},
 	} {
 		var out, errOut bytes.Buffer
 		if code := run(c.args, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), c.want) {
