@@ -374,8 +374,14 @@ func (p *proxy) tcp(r *forwarder.TCPRequest) {
 		up.Close()
 		return
 	}
-	defer p.release(conn, up)
-	forwarder.Relay(conn, up)
+	// The relay runs on a fresh goroutine: this one's stack grew with the dial (a SOCKS
+	// handshake), and a parked goroutine keeps its stack for the connection's whole life.
+	p.wg.Add(1) // inside this handler's own count: close's Wait cannot have returned
+	go func() {
+		defer p.wg.Done()
+		defer p.release(conn, up)
+		forwarder.Relay(conn, up)
+	}()
 }
 
 // udpUpstream is where a UDP session's datagrams go: a SOCKS5 association or a host socket.
