@@ -191,7 +191,8 @@ type dgram struct {
 }
 
 // newSession makes and links the session of key k, whose first datagram is p (core
-// context of core 0).
+// context of core 0). p is borrowed: its first bytes are kept for a later Reject's ICMP
+// quote; the caller queues it.
 func (f *Forwarder) newSession(k sessKey, src, dst netip.AddrPort, p *pbuf.Pbuf) *UDPSession {
 	u := &f.udp
 	s := &UDPSession{f: f, k: k, id: FlowID{Src: src, Dst: dst}, idle: f.cfg.UDP.IdleTimeout,
