@@ -71,16 +71,15 @@ func echoUDP(p *pbuf.Pbuf) bool {
 }
 
 // echoer is a dispatcher that sends every UDP frame back on queue q and frees the rest.
+// Each queue's receiver delivers from its own goroutine, so each write has its own slice.
 func echoer(a *pbuf.Allocator, l *Link) *linktest.Dispatcher {
 	d := linktest.NewDispatcher(a)
-	out := make([]*pbuf.Pbuf, 1)
 	d.OnDeliver = func(p *pbuf.Pbuf) {
 		if !echoUDP(p) {
 			p.Free()
 			return
 		}
-		out[0] = p
-		l.WritePackets(out)
+		l.WritePackets([]*pbuf.Pbuf{p})
 	}
 	return d
 }
