@@ -289,6 +289,9 @@ func (r *TCPRequest) Accept(ctx context.Context) (*endpoint.TCPConn, error) {
 	r.conn = nil
 	r.mu.Unlock()
 	if c == nil {
+		if err == nil {
+			err = net.ErrClosed // the connection was taken back (the forwarder closed)
+		}
 		return nil, r.opErr(err)
 	}
 	tc := r.f.net.WrapTCPConn(c)
@@ -344,11 +347,15 @@ func (r *TCPRequest) cancel(err error, rst bool) {
 	r.finish(nil, err)
 }
 
-// dropConn resets the connection r holds, if Accept has not taken it.
+// dropConn resets the connection r holds, if Accept has not taken it; an Accept that comes
+// after finds net.ErrClosed.
 func (r *TCPRequest) dropConn() {
 	r.mu.Lock()
 	c := r.conn
 	r.conn = nil
+	if c != nil && r.err == nil {
+		r.err = net.ErrClosed
+	}
 	r.mu.Unlock()
 	if c != nil {
 		c.Abort()

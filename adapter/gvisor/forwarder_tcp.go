@@ -82,6 +82,9 @@ func (r *TCPForwarderRequest) CreateEndpoint(wq *waiter.Queue) (tcpip.Endpoint, 
 	r.created = true
 	r.mu.Unlock()
 	c, err := r.r.Accept(context.Background())
+	if err == nil && c == nil {
+		err = net.ErrClosed
+	}
 	if err != nil {
 		if errors.Is(err, net.ErrClosed) {
 			return nil, &tcpip.ErrConnectionAborted{}
