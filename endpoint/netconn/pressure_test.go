@@ -38,14 +38,15 @@ func pressureOptions() opt.Options {
 func TestStalledReadersDoNotStarve(t *testing.T) {
 	size := 64 << 20
 	ns := []int{1, 8, 63}
-	bound := 2.0
+	// Starvation shows as an order of magnitude or a timeout; how close to the idle time a
+	// fresh transfer stays is the bench's to measure (stalled, wg/stalled), not a timed
+	// test's: beside the other packages' tests on 2 vCPUs, 63 stalled readers swung the
+	// ratio to 3.1× in one CI run (CI, 2026-12-06) and the race pass to 2.5×.
+	bound := 5.0
 	if testing.Short() {
-		// The race pass: 8 MiB under the race detector, beside the other packages' tests,
-		// takes ~0.3 s and swings by 2.5× between runs (CI saw one); starvation shows as
-		// an order of magnitude or a timeout, which 3× still catches.
+		// The race pass: 8 MiB under the race detector takes ~0.3 s.
 		size = 8 << 20
 		ns = []int{1, 63}
-		bound = 3
 	}
 	for _, n := range ns {
 		t.Run(fmt.Sprintf("stalled=%d", n), func(t *testing.T) {
