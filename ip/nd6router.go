@@ -67,7 +67,18 @@ func (d *ndState) inputRA(h *Header, n *Netif, m []byte) {
 		}
 	}
 	l.rearm()
+	if n.onRA != nil {
+		// RFC 4861 §4.2: M, "addresses are available via DHCPv6"; O, "other
+		// configuration information is available via DHCPv6" (RFC 8415 §18.2.6: a
+		// stateless client sends an Information-Request).
+		n.onRA(ra.Managed(), ra.Other())
+	}
 }
+
+// SetRAHook makes fn hear the Managed (M) and Other (O) flags of every Router Advertisement
+// the netif accepts, in core context after the advertisement was applied (a DHCPv6 client
+// starts on them). nil removes it. Core context.
+func (n *Netif) SetRAHook(fn func(managed, other bool)) { n.onRA = fn }
 
 // prefixInfo applies one Prefix Information option.
 func (d *ndState) prefixInfo(n *Netif, pi wire.NDPPrefixInfo, now time.Time) {

@@ -64,6 +64,8 @@ type Netif struct {
 
 	// Router solicitations still to send and when the next is due (RFC 4861 §6.3.7).
 	rsLeft int
+	// onRA hears the M and O flags of every accepted Router Advertisement (SetRAHook).
+	onRA func(managed, other bool)
 	rsNext time.Time
 
 	// Multicast memberships and IGMP / MLD state (mcast.go).

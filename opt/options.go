@@ -198,6 +198,27 @@ type Options struct {
 	TCPRecvMboxSize int
 	UDPRecvMboxSize int
 	AcceptMboxSize  int
+
+	// DNSMaxServers is how many DNS servers the stack's resolver keeps (lwIP
+	// DNS_MAX_SERVERS): set by hand or by DHCP, asked in order. Default 2.
+	DNSMaxServers int
+	// DNSTableSize is how many names the resolver holds at once, in flight or cached for
+	// their TTL (lwIP DNS_TABLE_SIZE); a lookup when every entry is in flight fails with
+	// ERR_MEM. Default 4 (embedded), 64 (client, tunnel).
+	DNSTableSize int
+	// DNSMaxRetries is how many times a query is sent (to each server in turn) before the
+	// name fails (lwIP DNS_MAX_RETRIES). Default 4.
+	DNSMaxRetries int
+	// DNSRetryInterval is the wait for an answer before the next try (lwIP's DNS_TMR_INTERVAL
+	// tick times the entry's retry count, here a fixed interval). Default 1 s.
+	DNSRetryInterval time.Duration
+	// DNSMDNS sends names ending in ".local" to the mDNS group as one-shot queries (RFC 6762
+	// §5.1) instead of the servers (lwIP LWIP_DNS_SUPPORT_MDNS_QUERIES). Default off.
+	DNSMDNS bool
+	// DHCPDoesACDCheck makes the DHCP client probe an offered address with ARP before using
+	// it (RFC 5227; lwIP LWIP_DHCP_DOES_ACD_CHECK) and decline it when another host answers.
+	// Default on.
+	DHCPDoesACDCheck bool
 }
 
 // Embedded returns the lwIP 2.1 defaults from opt.h, the configuration a microcontroller
@@ -280,6 +301,12 @@ func Embedded() Options {
 		TCPRecvMboxSize: 6,
 		UDPRecvMboxSize: 6,
 		AcceptMboxSize:  6,
+
+		DNSMaxServers:    2,
+		DNSTableSize:     4,
+		DNSMaxRetries:    4,
+		DNSRetryInterval: time.Second,
+		DHCPDoesACDCheck: true,
 	}
 }
 
@@ -295,6 +322,7 @@ func Tunnel() Options {
 	o.MempNumPbufRAM = 16384
 
 	o.MempNumRawPCB = 16
+	o.DNSTableSize = 64
 	o.MempNumUDPPCB = 1024
 	o.MempNumTCPPCB = 8192
 	o.MempNumTCPPCBListen = 64

@@ -162,5 +162,17 @@ func (o *Options) Validate() error {
 	if o.TCPRecvMboxSize < 1 || o.UDPRecvMboxSize < 1 || o.AcceptMboxSize < 1 {
 		bad("TCPRecvMboxSize", "mailbox sizes must be ≥ 1 (tcp %d, udp %d, accept %d)", o.TCPRecvMboxSize, o.UDPRecvMboxSize, o.AcceptMboxSize)
 	}
+	if o.DNSMaxServers < 1 || o.DNSMaxServers > 16 {
+		bad("DNSMaxServers", "%d: want 1-16", o.DNSMaxServers)
+	}
+	if o.DNSTableSize < 1 || o.DNSTableSize > 1<<16 {
+		bad("DNSTableSize", "%d: want 1-65536", o.DNSTableSize)
+	}
+	if o.DNSMaxRetries < 1 || o.DNSMaxRetries > 64 {
+		bad("DNSMaxRetries", "%d: want 1-64", o.DNSMaxRetries)
+	}
+	if o.DNSRetryInterval < 10*time.Millisecond || o.DNSRetryInterval > time.Minute {
+		bad("DNSRetryInterval", "%v: want 10ms-1m", o.DNSRetryInterval)
+	}
 	return errors.Join(errs...)
 }

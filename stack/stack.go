@@ -111,6 +111,10 @@ func New(c Config) (*Stack, error) {
 	s.mergePools()
 	s.core = &c0.lk
 	s.timers, s.ip, s.tcp, s.udp, s.raw = c0.timers, c0.ip, c0.tcp, c0.udp, c0.raw
+	if err := s.initDNS(); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("wisp: %w", err)
+	}
 	return s, nil
 }
 
@@ -207,7 +211,14 @@ type NetifConfig struct {
 	// Intercept makes the netif take packets to addresses the stack does not own, for a
 	// TUN proxy (package forwarder): unicast packets to destinations within it are delivered
 	// to the transports as if the address were local (ip.Intercept says which). nil: off.
-	Intercept *ip.Intercept
+	Intercept *ip.Intercept // DHCP runs a DHCPv4 client on the netif (package apps/dhcp; an Ethernet link only):
+	// the lease's address, netmask, router and DNS servers are installed on the netif and
+	// removed when it ends. Netif.DHCP returns the client.
+	DHCP bool
+	// DHCPv6 asks for other configuration (DNS servers) with a stateless DHCPv6
+	// Information-Request (RFC 8415 §18.2.6) when a Router Advertisement sets the O flag,
+	// beside SLAAC (package apps/dhcp6). Netif.DHCPv6 returns the client.
+	DHCPv6 bool
 }
 
 // Netif is a network interface of a stack. Its methods are safe for concurrent use.
@@ -273,6 +284,22 @@ func (s *Stack) AddNetif(ep link.Endpoint, c NetifConfig) (*Netif, error) {
 	}
 	s.netifs = append(s.netifs, nif)
 	ep.Attach(nif)
+	if c.DHCP {
+		if err := nif.startDHCP(); err != nil {
+			s.core.Unlock()
+			_ = s.RemoveNetif(nif)
+			s.core.Lock()
+			return nil, fmt.Errorf("wisp: netif %s: dhcp: %w", c.Name, err)
+		}
+	}
+	if c.DHCPv6 {
+		if err := nif.startDHCPv6(); err != nil {
+			s.core.Unlock()
+			_ = s.RemoveNetif(nif)
+			s.core.Lock()
+			return nil, fmt.Errorf("wisp: netif %s: dhcpv6: %w", c.Name, err)
+		}
+	}
 	return nif, nil
 }
 
@@ -304,6 +331,8 @@ func (s *Stack) RemoveNetif(nif *Netif) error {
 		s.core.Unlock()
 		return errs.Val
 	}
+	nif.stopDHCP()
+	nif.stopDHCPv6()
 	s.netifs = slices.Delete(s.netifs, i, i+1)
 	nif.ep.Attach(nil)
 	addrs := nif.n.Addrs()
@@ -654,5 +683,7 @@ func (s *Stack) Stats() stats.Snapshot {
 	}
 	snap.Heap = s.alloc.HeapStats()
 	snap.Pools = s.pools.Snapshot(nil)
+	s.dnsStats(&snap)
+	s.timerStats(&snap)
 	return snap
 }

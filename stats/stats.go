@@ -5,6 +5,7 @@ import (
 	"io"
 	"reflect"
 	"strings"
+	"time"
 )
 
 // Proto counts one protocol's traffic, with the fields of lwIP's struct stats_proto.
@@ -85,6 +86,28 @@ type Snapshot struct {
 	Pools   []Pool
 	// Timers counts how often the stack's timer queue woke up; an idle stack does not.
 	TimerWakeups uint64
+	// TimerLate counts timer wakeups that ran at least LateTimer after their deadline (the
+	// core was held, or the process starved); TimerMaxLate is the worst lateness seen.
+	TimerLate    uint64
+	TimerMaxLate time.Duration
+	// DNS counts the stack's resolver (package apps/dns).
+	DNS DNS
+}
+
+// LateTimer is the lateness from which a timer wakeup counts in Snapshot.TimerLate.
+const LateTimer = 100 * time.Millisecond
+
+// DNS counts the work of a stack's resolver (lwIP has no such record; wisp's doctor reads
+// it).
+type DNS struct {
+	Queries   uint64 // queries sent to servers or mDNS, retries included
+	Retries   uint64 // queries sent again after no answer within DNSRetryInterval
+	Answers   uint64 // names resolved by an answer
+	CacheHits uint64 // lookups answered from the table without a query
+	NXDomain  uint64 // names a server said do not exist (or have no address)
+	Failures  uint64 // names that failed: no answer after DNSMaxRetries, or a server error
+	Mem       uint64 // lookups refused because every table entry was in flight (ERR_MEM)
+	Servers   int    // servers configured at the snapshot
 }
 
 // Protos lists the protocol records with lwIP's display names, in display order.
