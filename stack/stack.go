@@ -211,7 +211,8 @@ type NetifConfig struct {
 	// Intercept makes the netif take packets to addresses the stack does not own, for a
 	// TUN proxy (package forwarder): unicast packets to destinations within it are delivered
 	// to the transports as if the address were local (ip.Intercept says which). nil: off.
-	Intercept *ip.Intercept // DHCP runs a DHCPv4 client on the netif (package apps/dhcp; an Ethernet link only):
+	Intercept *ip.Intercept
+	// DHCP runs a DHCPv4 client on the netif (package apps/dhcp; an Ethernet link only):
 	// the lease's address, netmask, router and DNS servers are installed on the netif and
 	// removed when it ends. Netif.DHCP returns the client.
 	DHCP bool
