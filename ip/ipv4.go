@@ -67,15 +67,22 @@ func (l *Layer) input4(n *Netif, p *pbuf.Pbuf, looped bool) {
 			l.dropPkt(p, &l.ip.Err)
 			return
 		}
+		accepted := false
 		if !bcast && !mcast {
 			if m := l.localNetif(dst); m == nil {
 				if icept = !looped && n.intercepts(dst); !icept {
-					l.forward4(n, p)
-					return
+					// A DHCP reply to the offered address (SetAcceptUDPPort); never
+					// cached, as it depends on the port.
+					if accepted = !looped && n.acceptsUDP(ip, p, hl); !accepted {
+						l.forward4(n, p)
+						return
+					}
 				}
 			}
 		}
-		c.set(l, n, src, dst, looped, bcast, icept)
+		if !accepted {
+			c.set(l, n, src, dst, looped, bcast, icept)
+		}
 	}
 	if ip.IsFragment() {
 		// RFC 791 §3.2: fragments are reassembled at the destination.

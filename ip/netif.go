@@ -65,11 +65,15 @@ type Netif struct {
 	// Router solicitations still to send and when the next is due (RFC 4861 §6.3.7).
 	rsLeft int
 	// onRA hears the M and O flags of every accepted Router Advertisement (SetRAHook).
-	onRA func(managed, other bool)
+	onRA   func(managed, other bool)
 	rsNext time.Time
 
 	// Multicast memberships and IGMP / MLD state (mcast.go).
 	mc4, mc6 mcFamily
+
+	// acceptUDP is the UDP port taken for any address while n has no IPv4 address
+	// (SetAcceptUDPPort, dhcphook.go); 0: off.
+	acceptUDP uint16
 }
 
 // AddNetif adds a netif over ep with the lowest free index (1..255). An Ethernet endpoint

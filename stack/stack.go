@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/wispstack/wisp/apps/dhcp"
 	"github.com/wispstack/wisp/clock"
 	"github.com/wispstack/wisp/errs"
 	"github.com/wispstack/wisp/ip"
@@ -216,6 +217,9 @@ type NetifConfig struct {
 	// the lease's address, netmask, router and DNS servers are installed on the netif and
 	// removed when it ends. Netif.DHCP returns the client.
 	DHCP bool
+	// DHCPConfig configures that client: host name, client identifier, a remembered
+	// address (INIT-REBOOT), a function told of every lease change.
+	DHCPConfig dhcp.Config
 	// DHCPv6 asks for other configuration (DNS servers) with a stateless DHCPv6
 	// Information-Request (RFC 8415 §18.2.6) when a Router Advertisement sets the O flag,
 	// beside SLAAC (package apps/dhcp6). Netif.DHCPv6 returns the client.
@@ -229,7 +233,8 @@ type Netif struct {
 	per      []*ip.Netif // every core's view of the link, per[0] == n; core 0's lock
 	ep       link.Endpoint
 	rxMemErr atomic.Uint64
-	gro      []*gro.Engine // per core: software GRO of delivered batches (Options.GRO, MediumIP)
+	gro      []*gro.Engine           // per core: software GRO of delivered batches (Options.GRO, MediumIP)
+	dhcp     atomic.Pointer[dhcpRun] // the DHCPv4 client (NetifConfig.DHCP), nil when off
 }
 
 // AddNetif attaches a link to the stack. The stack takes ownership of ep: it closes it on
@@ -285,21 +290,21 @@ func (s *Stack) AddNetif(ep link.Endpoint, c NetifConfig) (*Netif, error) {
 	}
 	s.netifs = append(s.netifs, nif)
 	ep.Attach(nif)
+	var err error
 	if c.DHCP {
-		if err := nif.startDHCP(); err != nil {
-			s.core.Unlock()
-			_ = s.RemoveNetif(nif)
-			s.core.Lock()
-			return nil, fmt.Errorf("wisp: netif %s: dhcp: %w", c.Name, err)
+		if err = nif.startDHCP(c.DHCPConfig); err != nil {
+			err = fmt.Errorf("wisp: netif %s: dhcp: %w", c.Name, err)
 		}
 	}
-	if c.DHCPv6 {
-		if err := nif.startDHCPv6(); err != nil {
-			s.core.Unlock()
-			_ = s.RemoveNetif(nif)
-			s.core.Lock()
-			return nil, fmt.Errorf("wisp: netif %s: dhcpv6: %w", c.Name, err)
+	if c.DHCPv6 && err == nil {
+		if err = nif.startDHCPv6(); err != nil {
+			err = fmt.Errorf("wisp: netif %s: dhcpv6: %w", c.Name, err)
 		}
+	}
+	if err != nil {
+		// The link stays the caller's, as on every other failure of AddNetif.
+		_ = s.removeNetifLocked(nif)
+		return nil, err
 	}
 	return nif, nil
 }
@@ -327,9 +332,20 @@ func (n *Netif) eachCore(fn func(*ip.Netif)) {
 // (unless Options.TCPKeepConnWhenIPChanges) the TCP connections bound to them.
 func (s *Stack) RemoveNetif(nif *Netif) error {
 	s.core.Lock()
+	err := s.removeNetifLocked(nif)
+	s.core.Unlock()
+	if err == errs.Val {
+		return err
+	}
+	return errors.Join(err, nif.ep.Close())
+}
+
+// removeNetifLocked detaches nif (core 0's lock held): its DHCP clients stop (a RELEASE
+// leaves first), its addresses go on every core. errs.Val when nif is not the stack's. The
+// caller closes the link.
+func (s *Stack) removeNetifLocked(nif *Netif) error {
 	i := slices.Index(s.netifs, nif)
 	if i < 0 {
-		s.core.Unlock()
 		return errs.Val
 	}
 	nif.stopDHCP()
@@ -351,8 +367,7 @@ func (s *Stack) RemoveNetif(nif *Netif) error {
 			}
 		})
 	}
-	s.core.Unlock()
-	return errors.Join(err, nif.ep.Close())
+	return err
 }
 
 // Netifs lists the stack's netifs.

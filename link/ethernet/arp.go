@@ -224,6 +224,10 @@ func (e *Iface) arpInput(p *pbuf.Pbuf) {
 		e.st.Proterr++
 		return
 	}
+	if e.watched(op, spa, tpa) {
+		// After the packet is handled: fn may send (a DHCPDECLINE) or end the watch.
+		defer e.watchFn(sha)
+	}
 	if e.up.HasIPv4(spa) {
 		// Someone else claims one of our addresses (RFC 5227 §2.4 conflict): never learn it.
 		e.st.Drop++
@@ -353,4 +357,36 @@ func (e *Iface) rearm() {
 		return
 	}
 	e.cfg.Timers.Schedule(&e.timer, next.Sub(e.cfg.Timers.Now()))
+}
+
+// Request broadcasts an ARP request for target with sender protocol address sender; an
+// unspecified sender makes it an RFC 5227 ARP Probe. It creates no table entry: the reply
+// is learned (RFC 826) when it is addressed to one of our addresses. A Quiet Iface sends
+// nothing.
+func (e *Iface) Request(target, sender netip.Addr) {
+	if e.closed || e.cfg.Quiet || !target.Is4() || !sender.Is4() {
+		return
+	}
+	e.sendARP(wire.ARPRequest, wire.BroadcastMAC, wire.MAC{}, sender, target)
+}
+
+// Watch calls fn with the sender MAC of every ARP packet from another station whose sender
+// address is addr, or that probes for addr (sender 0.0.0.0, target addr): RFC 5227 §2.1.1's
+// conflicts while an address is probed. One watch per Iface; an invalid addr or a nil fn
+// ends it. fn runs in core context, after the packet has been handled.
+func (e *Iface) Watch(addr netip.Addr, fn func(hw [6]byte)) {
+	if !addr.Is4() || fn == nil {
+		e.watch, e.watchFn = netip.Addr{}, nil
+		return
+	}
+	e.watch, e.watchFn = addr, fn
+}
+
+// watched reports whether an ARP packet (from another station) conflicts with the watched
+// address.
+func (e *Iface) watched(op uint16, spa, tpa netip.Addr) bool {
+	if e.watchFn == nil {
+		return false
+	}
+	return spa == e.watch || op == wire.ARPRequest && spa.IsUnspecified() && tpa == e.watch
 }

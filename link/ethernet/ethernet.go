@@ -61,6 +61,10 @@ type Iface struct {
 	timer  clock.Timeout
 	lead   time.Duration // refresh this long before expiry
 	closed bool
+
+	// The RFC 5227 watch (Watch): fn hears the MAC of a station that uses or probes addr.
+	watch   netip.Addr
+	watchFn func(hw [6]byte)
 }
 
 // New returns an Iface with hardware address hw above which up sits.

@@ -193,9 +193,16 @@ func (c *PCB) send(pb *pbuf.Pbuf, dst netip.Addr, dport uint16, src netip.Addr, 
 	if !src.IsValid() {
 		var err error
 		if src, err = p.ip.SendSource(c.laddr, dst, o.Netif); err != nil {
-			pb.Free()
-			p.fail(&p.st.Rterr)
-			return err
+			if bare != bcast4 || ifIndex == 0 || o.Netif == nil {
+				pb.Free()
+				p.fail(&p.st.Rterr)
+				return err
+			}
+			// RFC 1122 §3.2.1.3: 0.0.0.0 as a source is "only allowed ... as a source
+			// address of an initialization procedure by which the host learns its own IP
+			// address" (BOOTP, DHCP): a limited broadcast out of a chosen netif that has
+			// no IPv4 address goes from it, as Linux sends it.
+			src = netip.IPv4Unspecified()
 		}
 	}
 	if seg == 0 {
