@@ -22,7 +22,9 @@
 // IPv4 header, wisp never returns it (see IPConn). Protocol 0, IPPROTO_RAW (255: no
 // IP_HDRINCL), the IPv6 extension headers and Unix sockets fail with EPROTONOSUPPORT.
 // Addresses are IP literals; "localhost" names the stack's loopback addresses when it has
-// them. There is no resolver: other names fail with a *net.DNSError. A "tcp" or "udp"
+// them. Dial resolves other names through the stack's resolver (Net.LookupHost and
+// LookupNetIP: package apps/dns, lwIP's dns.c, with its servers, retries and one table);
+// Listen and ListenPacket take literals only (other names fail with a *net.DNSError). A "tcp" or "udp"
 // socket on a wildcard address is dual-stack: it accepts IPv4 and reports IPv4 peers
 // v4-mapped (::ffff:198.18.0.1), as Go does on a kernel dual-stack socket.
 //

@@ -84,6 +84,6 @@ var (
 	errIsConn      = syscall.EISCONN         // already connected
 	errNoSuitable  = errors.New("no suitable address found")
 	errMissingAddr = errors.New("missing address")
-	errNoResolver  = "no resolver (DNS is not implemented by wisp's socket layer; use IP literals)"
+	errNoResolver  = "names are not resolved here (use an IP literal)"
 	errUnknownPort = "unknown port"
 )

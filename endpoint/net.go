@@ -31,7 +31,8 @@ func (n *Net) Stack() *stack.Stack { return n.s }
 // "ip4:proto", "ip6:proto", "ip:proto" for other IP protocols (an *IPConn, a raw socket;
 // the address has no port). Addresses are IP literals ("198.18.0.1:80",
 // "[fd42:5eed::1]:80"); "localhost" names the stack's loopback addresses when it has
-// some. Wisp does not resolve names: any other host fails with a *net.DNSError.
+// some; other names are resolved by the stack's resolver (LookupNetIP) and each address
+// is tried in turn (a *net.DNSError when that fails).
 func (n *Net) Dial(network, address string) (net.Conn, error) {
 	var d Dialer
 	d.Net = n
@@ -130,7 +131,7 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 			return nil, opError("dial", network, nil, nil, err)
 		}
 	}
-	addrs, err := n.resolve(host, f, true)
+	addrs, err := n.resolveDial(ctx, host, f)
 	if err != nil {
 		return nil, opError("dial", network, nil, nil, err)
 	}
@@ -328,8 +329,8 @@ func (n *Net) localAddr(address string, f family) (netip.AddrPort, error) {
 
 // resolve turns a host into addresses of family f: an IP literal, "" (none: the wildcard
 // when listening; the loopback addresses when dialing, as package net dials "the local
-// system"), or "localhost" (the stack's loopback addresses). Names need DNS, which the
-// socket layer does not do: a *net.DNSError.
+// system"), or "localhost" (the stack's loopback addresses). Other names fail with a
+// *net.DNSError here; Dial resolves them first (resolveDial).
 func (n *Net) resolve(host string, f family, dial bool) ([]netip.Addr, error) {
 	if host == "" && !dial {
 		return nil, nil

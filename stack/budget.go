@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/wispstack/wisp/apps/dns"
 	"github.com/wispstack/wisp/ip"
 	"github.com/wispstack/wisp/memp"
 	"github.com/wispstack/wisp/opt"
@@ -70,10 +71,13 @@ func (s *Stack) Budget() Budget {
 	return b
 }
 
-// transportTables appends the transports' fixed tables to the ip layer's.
+// transportTables appends the transports' fixed tables, and the resolver's (DNS_TABLE:
+// DNSTableSize entries, each with its name and up to dns.MaxAddrs addresses), to the ip
+// layer's.
 func transportTables(t []memp.TableDecl, o opt.Options) []memp.TableDecl {
 	t = append(t, tcp.TableDecls(o)...)
-	return append(t, udp.TableDecls(o)...)
+	t = append(t, udp.TableDecls(o)...)
+	return append(t, dns.TableDecls(o)...)
 }
 
 func (b *Budget) add(name string, count, size int) {

@@ -39,10 +39,6 @@ func (n *Netif) startDHCP(c dhcp.Config) error {
 		return err
 	}
 	n.dhcp.Store(run)
-	s.OnClose(func() {
-		cl.Close()
-		n.forgetDHCP()
-	})
 	return nil
 }
 
@@ -59,6 +55,17 @@ func (n *Netif) stopDHCP() {
 }
 
 func (n *Netif) forgetDHCP() *dhcpRun { return n.dhcp.Swap(nil) }
+
+// closeApps stops the netif's configuration clients when the stack closes (every core's
+// lock held): nothing is sent and nothing uninstalled, as the whole stack goes.
+func (n *Netif) closeApps() {
+	if run := n.forgetDHCP(); run != nil {
+		run.c.Close()
+	}
+	if c := n.dhcp6.Swap(nil); c != nil {
+		c.Stop()
+	}
+}
 
 // DHCP returns the netif's DHCPv4 client, nil when NetifConfig.DHCP is off or the netif was
 // removed. Its State, Lease and Stats are safe for concurrent use; Renew takes the core lock.

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 
 	"github.com/wispstack/wisp/apps/dhcp"
+	"github.com/wispstack/wisp/apps/dhcp6"
+	"github.com/wispstack/wisp/apps/dns"
 	"github.com/wispstack/wisp/clock"
 	"github.com/wispstack/wisp/errs"
 	"github.com/wispstack/wisp/ip"
@@ -59,7 +61,8 @@ type Stack struct {
 	raw     *raw.Proto
 	netifs  []*Netif
 	closed  bool
-	onClose []func() // core context, run first by Close (OnClose)
+	onClose []func()                     // core context, run first by Close (OnClose)
+	dns     atomic.Pointer[dns.Resolver] // the resolver (apps/dns) on core 0; nil after Close
 
 	closeOnce sync.Once
 }
@@ -175,6 +178,7 @@ func (s *Stack) Close() error {
 		}
 		s.closed = true
 		for _, n := range s.netifs {
+			n.closeApps()
 			n.ep.Attach(nil)
 			eps = append(eps, n.ep)
 		}
@@ -233,8 +237,9 @@ type Netif struct {
 	per      []*ip.Netif // every core's view of the link, per[0] == n; core 0's lock
 	ep       link.Endpoint
 	rxMemErr atomic.Uint64
-	gro      []*gro.Engine           // per core: software GRO of delivered batches (Options.GRO, MediumIP)
-	dhcp     atomic.Pointer[dhcpRun] // the DHCPv4 client (NetifConfig.DHCP), nil when off
+	gro      []*gro.Engine                // per core: software GRO of delivered batches (Options.GRO, MediumIP)
+	dhcp     atomic.Pointer[dhcpRun]      // the DHCPv4 client (NetifConfig.DHCP), nil when off
+	dhcp6    atomic.Pointer[dhcp6.Client] // the DHCPv6 client (NetifConfig.DHCPv6), nil when off
 }
 
 // AddNetif attaches a link to the stack. The stack takes ownership of ep: it closes it on

@@ -34,10 +34,15 @@ type Options struct {
 	// (link.TxRoomer) counts packets: a large segment takes the room of the packets Read
 	// cuts it into.
 	QueueLen int
-	// DNSTimeout bounds one DNS query to one server (0: 5 s, as netstack).
+	// DNSTimeout, when set, is the wait for an answer before the stack's resolver asks the
+	// next server (it sets Stack.DNSRetryInterval, within 10 ms..1 min) and bounds the TCP
+	// retry of a truncated answer; 0 keeps Stack's DNSRetryInterval (1 s, DNSMaxRetries 4
+	// tries in all, rotating through the servers) and a 5 s TCP retry.
 	DNSTimeout time.Duration
-	// DNSCacheSize bounds the DNS cache in names (0: dns.DefaultCacheSize; negative: no
-	// cache, as netstack).
+	// DNSCacheSize, when positive, sets Stack.DNSTableSize: the names the stack's resolver
+	// holds, in flight or cached for their TTL. 0 or negative keeps Stack's (64 in
+	// opt.Client); the table always caches answers for their TTL, as lwIP's does, so
+	// netstack's "no cache" has no equivalent.
 	DNSCacheSize int
 	// NoOffload turns the large-segment path off: the stack then hands the device
 	// MTU-sized packets with complete checksums, as before offloads. By default (false)
@@ -83,6 +88,13 @@ func CreateNetTUNWithOptions(localAddresses, dnsServers []netip.Addr, mtu int, o
 	if o.BatchSize <= 0 {
 		o.BatchSize = DefaultBatchSize
 	}
+	if o.DNSTimeout > 0 {
+		o.Stack.DNSRetryInterval = min(max(o.DNSTimeout, 10*time.Millisecond), time.Minute)
+	}
+	if o.DNSCacheSize > 0 {
+		o.Stack.DNSTableSize = min(o.DNSCacheSize, 1<<16)
+	}
+	o.Stack.DNSMaxServers = min(max(o.Stack.DNSMaxServers, len(dnsServers)), 16)
 	// packet.New checks the MTU against [68, 65535] (IPv4's range); 1280 for IPv6 is
 	// checked below when an IPv6 address is configured.
 	pl, err := packet.New(packet.Config{MTU: mtu, Batch: o.BatchSize, QueueLen: max(o.QueueLen, 0), Offload: !o.NoOffload})
@@ -141,16 +153,14 @@ func CreateNetTUNWithOptions(localAddresses, dnsServers []netip.Addr, mtu int, o
 		hasV4: hasV4,
 		hasV6: hasV6,
 	}
-	servers := make([]netip.AddrPort, 0, len(dnsServers))
-	for _, a := range dnsServers {
-		servers = append(servers, netip.AddrPortFrom(a.Unmap(), 53))
+	// The stack's resolver asks the servers (the first DNSMaxServers of them) in turn.
+	s.Lock()
+	for i, a := range dnsServers {
+		if i < o.Stack.DNSMaxServers {
+			_ = s.DNS().SetServer(i, netip.AddrPortFrom(a.Unmap(), 53))
+		}
 	}
-	n.res = &dns.Resolver{
-		Servers:   servers,
-		Dial:      n.dialDNS,
-		Timeout:   o.DNSTimeout,
-		CacheSize: o.DNSCacheSize,
-		Clock:     o.Clock,
-	}
+	s.Unlock()
+	n.res = &dns.Resolver{Stack: s, DialTCP: n.dialDNS, TCPTimeout: o.DNSTimeout}
 	return dev, n, nil
 }

@@ -51,7 +51,8 @@ func (n *Net) Budget() stack.Budget { return n.ep.Stack().Budget() }
 // signatures (Listen, ListenPacket, DialTCP(network, laddr, raddr), ...).
 func (n *Net) Endpoint() *endpoint.Net { return n.ep }
 
-// Resolver returns the resolver LookupHost and Dial use.
+// Resolver returns the resolver LookupHost and Dial use: the socket layer's front of the
+// stack's resolver (Stack().DNS(), whose servers CreateNetTUN set).
 func (n *Net) Resolver() *dns.Resolver { return n.res }
 
 // Device returns the tunnel's device (also returned by CreateNetTUN as a tun.Device).
@@ -145,12 +146,9 @@ func udpAP(a *net.UDPAddr) netip.AddrPort {
 	return netip.AddrPortFrom(ip.Unmap(), uint16(a.Port))
 }
 
-// dialDNS is the resolver's Dial: DNS goes through the tunnel.
-func (n *Net) dialDNS(ctx context.Context, network string, addr netip.AddrPort) (net.Conn, error) {
-	if network == "tcp" {
-		return n.ep.DialContextTCPAddrPort(ctx, addr)
-	}
-	return n.ep.DialUDPAddrPort(netip.AddrPort{}, addr)
+// dialDNS is the resolver's TCP dial (a truncated answer asked again): through the tunnel.
+func (n *Net) dialDNS(ctx context.Context, addr netip.AddrPort) (net.Conn, error) {
+	return n.ep.DialContextTCPAddrPort(ctx, addr)
 }
 
 // LookupHost resolves host through the tunnel's DNS servers.
@@ -160,7 +158,8 @@ func (n *Net) LookupHost(host string) ([]string, error) {
 
 // LookupContextHost resolves host as netstack does: an IP literal is returned as it is; a
 // name is asked for A records when the tunnel has an IPv4 address and AAAA records when it
-// has an IPv6 one, IPv6 results first when it has both. Answers are cached for their TTL.
+// has an IPv6 one, IPv6 results first when it has both. Answers are cached for their TTL
+// in the stack's resolver table.
 func (n *Net) LookupContextHost(ctx context.Context, host string) ([]string, error) {
 	addrs, err := n.lookup(ctx, host)
 	if err != nil {

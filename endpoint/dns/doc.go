@@ -1,14 +1,13 @@
-// Package dns is a small stub resolver written from RFC 1035: a message codec (Message,
-// Pack, Unpack, with name decompression) and a Resolver that looks up A and AAAA records
-// through any Dial function — so a tunnel's DNS goes over the tunnel's own stack.
+// Package dns is the socket layer's front of the stack's resolver (package apps/dns, lwIP's
+// dns.c on core 0): Resolver.LookupHost and LookupNetIP have package net's signatures and
+// errors (*net.DNSError), wait for the stack's resolver through netconn.LookupHost, and,
+// when a server's UDP answer is truncated, ask that server again over TCP (RFC 7766 §5)
+// and store the answer in the stack's table. There is one cache, the stack's table (sized
+// by opt.Options.DNSTableSize, with the TTLs of the answers); servers, retries and timeouts
+// are the stack's (DNSMaxServers, SetServer, DNSMaxRetries, DNSRetryInterval). The message
+// codec is wire/dns. It does no search lists, no EDNS(0) and no DNSSEC.
 //
-// The Resolver asks its servers in order with a timeout each, over UDP first and over TCP
-// when an answer is truncated (RFC 7766 §5); follows CNAME chains inside an answer; ignores
-// answers whose ID or question do not match (RFC 5452 §9.1); and keeps a bounded LRU cache
-// honouring TTLs (the smallest on the chain, RFC 2181 §8 for huge ones) and caching
-// negative answers for the SOA's minimum (RFC 2308 §5). The cache's time comes from an
-// injected clock.Clock. It does no search lists, no EDNS(0) and no DNSSEC.
-//
-// Layer: endpoint (imports only the standard library and clock). Concurrency: a Resolver
-// is safe for concurrent use once its fields are set; Message is a plain value.
+// Layer: endpoint (imports stack, endpoint/netconn, apps/dns, wire/dns, errs and the
+// standard library). Concurrency: a Resolver is safe for concurrent use once its fields
+// are set.
 package dns

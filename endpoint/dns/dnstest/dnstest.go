@@ -1,7 +1,7 @@
 // Package dnstest serves DNS to tests: a Server answers A and AAAA queries from a fixed zone,
-// over UDP and over TCP, with the endpoint/dns codec, until the test ends.
+// over UDP and over TCP, with the wire/dns codec, until the test ends.
 //
-// Layer: endpoint (imports endpoint/dns, the standard library and testing). For tests only.
+// Layer: endpoint (imports wire/dns, the standard library and testing). For tests only.
 // Safe for concurrent use once its fields are set.
 package dnstest
 
@@ -10,10 +10,11 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/wispstack/wisp/endpoint/dns"
+	"github.com/wispstack/wisp/wire/dns"
 )
 
 // Server answers A and AAAA queries (RFC 1035 §4.1) for the names in Zone from its
@@ -23,7 +24,14 @@ type Server struct {
 	Zone map[string][]netip.Addr
 	// TCPOnly names get a truncated answer over UDP, so that a client asks again over TCP.
 	TCPOnly map[string]bool
+	// TTL of the answers' records (0: 60 s).
+	TTL uint32
+
+	queries atomic.Int64
 }
+
+// Queries returns the number of queries the server has read, over UDP and TCP.
+func (s *Server) Queries() int { return int(s.queries.Load()) }
 
 // answer returns the response to the query req, or nil when req is not a query of one
 // question.
@@ -31,6 +39,11 @@ func (s *Server) answer(req []byte, udp bool) []byte {
 	var q dns.Message
 	if q.Unpack(req) != nil || len(q.Questions) != 1 {
 		return nil
+	}
+	s.queries.Add(1)
+	ttl := s.TTL
+	if ttl == 0 {
+		ttl = 60
 	}
 	m := dns.Message{Header: dns.Header{ID: q.ID, Response: true, RecursionDesired: q.RecursionDesired,
 		RecursionAvailable: true, Authoritative: true}, Questions: q.Questions}
@@ -44,7 +57,7 @@ func (s *Server) answer(req []byte, udp bool) []byte {
 	default:
 		for _, a := range addrs {
 			if qq.Type == dns.TypeA && a.Is4() || qq.Type == dns.TypeAAAA && a.Is6() {
-				m.Answers = append(m.Answers, dns.Resource{Name: qq.Name, Type: qq.Type, Class: dns.ClassINET, TTL: 60, Addr: a})
+				m.Answers = append(m.Answers, dns.Resource{Name: qq.Name, Type: qq.Type, Class: dns.ClassINET, TTL: ttl, Addr: a})
 			}
 		}
 	}

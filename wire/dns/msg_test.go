@@ -125,8 +125,8 @@ func TestEqualName(t *testing.T) {
 		{`a\\.`, `a\\`, true},
 		{"a.b", "a.c", false},
 	} {
-		if equalName(tc.a, tc.b) != tc.eq {
-			t.Errorf("equalName(%q, %q) != %v", tc.a, tc.b, tc.eq)
+		if EqualName(tc.a, tc.b) != tc.eq {
+			t.Errorf("EqualName(%q, %q) != %v", tc.a, tc.b, tc.eq)
 		}
 	}
 }

@@ -443,9 +443,9 @@ func packName(b []byte, name string) ([]byte, error) {
 	return b, nil
 }
 
-// equalName compares two presentation-form names, ASCII case-insensitively (RFC 4343) and
+// EqualName compares two presentation-form names, ASCII case-insensitively (RFC 4343) and
 // ignoring a trailing dot.
-func equalName(a, b string) bool {
+func EqualName(a, b string) bool {
 	a, b = trimDot(a), trimDot(b)
 	if len(a) != len(b) {
 		return false
