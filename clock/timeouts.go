@@ -36,8 +36,15 @@ type Timeouts struct {
 	armed   bool
 	armedAt time.Time
 	wakeups uint64
+	late    uint64        // wakeups at least LateWakeup after the earliest deadline they ran
+	maxLate time.Duration // the worst lateness of a wakeup
 	closed  bool
 }
+
+// LateWakeup is the lateness from which a wakeup counts in Late: a queue that fires this
+// long after a deadline had its core held (or its process starved) that long. It equals
+// stats.LateTimer (clock cannot import stats; a test keeps the two equal).
+const LateWakeup = 100 * time.Millisecond
 
 // NewTimeouts returns a queue driven by clk whose functions run with core held.
 func NewTimeouts(clk Clock, core sync.Locker) *Timeouts {
@@ -70,6 +77,12 @@ func (q *Timeouts) Clock() Clock { return q.clk }
 
 // Wakeups reports how often the queue's clock timer has fired.
 func (q *Timeouts) Wakeups() uint64 { return q.wakeups }
+
+// Late reports how many wakeups ran at least LateWakeup after the earliest deadline they
+// ran, and the worst lateness of any wakeup: how long timers waited for the core (a
+// caller holding the lock, a long callback) or for the process to be scheduled. Core
+// context.
+func (q *Timeouts) Late() (n uint64, worst time.Duration) { return q.late, q.maxLate }
 
 // Len reports how many Timeouts are scheduled.
 func (q *Timeouts) Len() int { return len(q.heap) }
@@ -157,6 +170,15 @@ func (q *Timeouts) fire() {
 	q.wakeups++
 	q.armed = false
 	now := q.clk.Now()
+	if len(q.heap) > 0 {
+		// The earliest deadline is the one that waited longest.
+		if late := now.Sub(q.heap[0].when); late > 0 {
+			if late >= LateWakeup {
+				q.late++
+			}
+			q.maxLate = max(q.maxLate, late)
+		}
+	}
 	for len(q.heap) > 0 && !q.heap[0].when.After(now) {
 		t := q.heap[0]
 		q.Cancel(t)

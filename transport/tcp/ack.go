@@ -225,6 +225,9 @@ func (c *PCB) ackData(in *segIn, ack uint32, ns int64) int {
 		}
 		break
 	}
+	if ack-c.iss < c.sndUna-c.iss {
+		c.ackWraps++ // SND.UNA went round the sequence space (BytesAcked)
+	}
 	c.sndUna = ack
 	c.lastRTT = 0
 	switch {

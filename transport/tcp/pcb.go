@@ -41,6 +41,9 @@ type PCB struct {
 	listener     *Listener
 	phsum        uint32 // pseudo-header checksum without the length
 	hasRTT       bool   // srtt and rttvar hold a measurement (RFC 6298 §2.2)
+	// How often SND.UNA and RCV.NXT went round the sequence space: with them the byte
+	// totals (Info.BytesAcked, BytesReceived) cost no 64-bit counters in the hot PCB.
+	ackWraps, rcvWraps uint16
 
 	ip.SendOptions // IP_TTL and IP_TOS of the segments (the multicast ones do not apply)
 

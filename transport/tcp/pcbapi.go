@@ -738,6 +738,7 @@ func (c *PCB) Info() Info {
 	}
 	i.Local, i.Remote = c.localAP(), c.remoteAP()
 	i.RcvUnread, i.SndBufSize = c.rcvUnread, c.sndBufLim
+	i.BytesAcked, i.BytesReceived = c.bytesAcked(), c.bytesReceived()
 	if c.pcbCold == nil {
 		i.Cwnd, i.Ssthresh, i.Congestion = c.parkedWindow() // parked (cold.go)
 		return i
@@ -776,11 +777,19 @@ func (c *PCB) timersString(now int64) string {
 // Timers filled in (Info leaves it empty: naming the timers allocates, and Info is read on
 // every connect and accept); core context. fn must not call into TCP.
 func (t *Proto) Conns(fn func(Info)) {
+	t.EachConn(func(_ *PCB, i Info) { fn(i) })
+}
+
+// EachConn is Conns with each connection's PCB, for a caller that also asks the
+// application it belongs to (Arg). fn may read the PCB (Arg, Info) but must not change
+// it or call into TCP otherwise. Core context.
+func (t *Proto) EachConn(fn func(*PCB, Info)) {
 	t.timers.AssertCore()
 	now := t.nowNs()
 	for c := t.all.head; c != nil; c = c.all.next {
 		i := c.Info()
 		i.Timers = c.timersString(now)
-		fn(i)
+		i.Pbufs, i.HeapBytes, i.OOBytes = c.memHeld()
+		fn(c, i)
 	}
 }

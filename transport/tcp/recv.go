@@ -84,7 +84,7 @@ func (c *PCB) receive(in *segIn, p *pbuf.Pbuf, gen uint32) {
 // be nil with fin).
 func (c *PCB) deliver(in *segIn, p *pbuf.Pbuf, n int, fin bool, gen uint32) {
 	t := c.t
-	c.rcvNxt += uint32(n)
+	c.rcvAdvance(n)
 	total := n
 	if c.ooseq.head != nil {
 		for s := c.ooseq.head; s != nil && !fin && seqLEQ(s.seq, c.rcvNxt); s = c.ooseq.head { // nothing follows a FIN
@@ -107,7 +107,7 @@ func (c *PCB) deliver(in *segIn, p *pbuf.Pbuf, n int, fin bool, gen uint32) {
 				} else {
 					pbuf.Cat(p, q)
 				}
-				c.rcvNxt += uint32(dl - d)
+				c.rcvAdvance(dl - d)
 				total += dl - d
 			}
 			if s.flags&sFIN != 0 && c.rcvNxt == s.seq+uint32(dl) {
@@ -149,7 +149,7 @@ func (c *PCB) deliver(in *segIn, p *pbuf.Pbuf, n int, fin bool, gen uint32) {
 		}
 	}
 	if fin {
-		c.rcvNxt++
+		c.rcvAdvance(1)
 		c.flags |= fFinRcvd
 		c.syncPromise() // the window's left edge moved by the FIN
 		c.ackNow()

@@ -109,6 +109,17 @@ type Info struct {
 	SndBuf        int    // bytes queued for sending (sent and not acknowledged, and unsent)
 	SndBufSize    int    // the send buffer's size (SndBufSize)
 	Timers        string // deadlines armed, e.g. "rto=180ms keep=2s" (Proto.Conns only)
+
+	// Totals of the connection's life: data bytes the peer acknowledged and data bytes
+	// received in order (SYN and FIN not counted); a rate is the difference of two Infos.
+	BytesAcked, BytesReceived uint64
+	// The packet memory the connection holds in its queues (Proto.Conns only): POOL pbufs
+	// (received frames) and heap bytes (RAM pbufs: data written with WriteCopy, a
+	// loopback's frames) of the send queue and the out-of-order queue, and the bytes
+	// waiting out of order. Data delivered to RecvFunc belongs to the application
+	// (RcvUnread counts it); REF/ROM data is the application's memory.
+	Pbufs, HeapBytes int
+	OOBytes          int
 }
 
 // String prints the connection in one line, as ss -tin would.
