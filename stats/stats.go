@@ -193,7 +193,11 @@ func (s *Snapshot) WriteTable(w io.Writer) error {
 		ew.printf("%-16s %9d %9d %9d %9d %12d\n", "MEMP_"+p.Name, p.Avail, p.Used, p.Max, p.Err, p.Bytes())
 	}
 	if s.TimerWakeups > 0 {
-		ew.printf("\ntimer wakeups: %d\n", s.TimerWakeups)
+		ew.printf("\ntimer wakeups: %d (late by %v or more: %d, worst %v)\n", s.TimerWakeups, LateTimer, s.TimerLate, s.TimerMaxLate)
+	}
+	if d := s.DNS; d != (DNS{}) {
+		ew.printf("dns: %d servers, %d queries (%d retries), %d answers, %d cache hits, %d nxdomain, %d failures, %d refused (table full)\n",
+			d.Servers, d.Queries, d.Retries, d.Answers, d.CacheHits, d.NXDomain, d.Failures, d.Mem)
 	}
 	return ew.err
 }

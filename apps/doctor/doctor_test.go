@@ -457,3 +457,21 @@ func TestHeapRulesByHand(t *testing.T) {
 		t.Errorf("nothing happened between the inputs:\n%s", list(fs))
 	}
 }
+
+// Connections refused for want of a PCB count in TCP's Memerr too: they are the PCB
+// rule's, never a "heap is full" finding while the heap refused nothing.
+func TestPCBRefusalsAreNotHeapErrors(t *testing.T) {
+	o := opt.Embedded()
+	in := doctor.Input{Cores: 1, Options: o}
+	in.Stats.Heap = stats.Heap{Avail: o.MemSize, Used: 256, Max: 256}
+	in.Stats.TCP.Memerr = 7
+	in.Stats.TCPExt.PCBExhausted = 7
+	in.Stats.Pools = []stats.Pool{{Name: "TCP_PCB", Avail: o.MempNumTCPPCB, Used: o.MempNumTCPPCB, Max: o.MempNumTCPPCB, Err: 7}}
+	fs := doctor.Diagnose(nil, &in)
+	for _, f := range fs {
+		if f.Option == "MemSize" {
+			t.Errorf("a heap finding from PCB refusals: %v", f)
+		}
+	}
+	find(t, "PCB refusals", fs, "MempNumTCPPCB")
+}

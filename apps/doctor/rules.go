@@ -112,6 +112,11 @@ func heapMem(d *delta) []Finding {
 	h, ph := d.s.Heap, d.ps.Heap
 	refused := diff(h.Err, ph.Err)
 	memerr := diff(d.s.TCP.Memerr, d.ps.TCP.Memerr)
+	// TCP's Memerr also counts connections refused for want of a PCB (the pcbs rule's):
+	// only what is left is the heap's or the segment pool's.
+	pcbRefused := diff(d.s.TCPExt.PCBExhausted, d.ps.TCPExt.PCBExhausted) +
+		diff(d.s.TCPExt.SynRefused, d.ps.TCPExt.SynRefused) + diff(d.s.TCPExt.CookieRefused, d.ps.TCPExt.CookieRefused)
+	memerr -= min(memerr, pcbRefused)
 	clamped := diff(d.s.TCPExt.SndShareClamped, d.ps.TCPExt.SndShareClamped)
 	if h.Avail == 0 || refused == 0 && memerr == 0 && clamped == 0 {
 		return nil

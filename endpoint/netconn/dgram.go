@@ -246,3 +246,13 @@ func bindConnect[A interface{ IsValid() bool }](pcb binder[A], laddr, raddr A, b
 	}
 	return nil
 }
+
+// QueueStats reports what the mailbox holds for stack.Conns (stack.QueueStater): the bytes
+// and datagrams queued (a datagram is one received chain), no heap, and the datagrams
+// dropped when it was full. Core context calls it; it takes the connection's mutex, in the
+// core → connection order delivery uses.
+func (c *dgramConn) QueueStats() (bytes, pbufs, heap int, drops uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.box.bytes, c.box.q.Len(), 0, c.box.drops
+}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wispstack/wisp/apps/doctor"
 	"github.com/wispstack/wisp/endpoint/netconn"
 	"github.com/wispstack/wisp/errs"
 	"github.com/wispstack/wisp/stack"
@@ -77,6 +78,27 @@ func TestUDPMboxDrops(t *testing.T) {
 	}
 	if srv.Buffered() != 1 {
 		t.Errorf("Buffered %d, want 1", srv.Buffered())
+	}
+	// The live view and the doctor see the mailbox and its drops (stack.QueueStater).
+	var seen bool
+	for _, c := range b.Conns() {
+		if c.Proto == "udp" && c.Local == srv.LocalAddr() {
+			seen = true
+			if c.RcvQueued != 4 || c.Pbufs != 4 || c.Drops != 6 {
+				t.Errorf("Conns: %+v; want 4 bytes, 4 datagrams, 6 drops", c)
+			}
+		}
+	}
+	if !seen {
+		t.Errorf("Conns lists no UDP PCB at %v", srv.LocalAddr())
+	}
+	in := b.DoctorInput()
+	var named bool
+	for _, f := range doctor.Diagnose(nil, &in) {
+		named = named || f.Option == "UDPRecvMboxSize"
+	}
+	if !named {
+		t.Errorf("no finding names UDPRecvMboxSize: %v", doctor.Diagnose(nil, &in))
 	}
 	for i := range 4 {
 		var b [4]byte
