@@ -36,7 +36,7 @@ func randomFar(rng *rand.Rand, i int) netip.AddrPort {
 	if i%2 == 0 {
 		return ap(netip.AddrFrom4([4]byte{198, 19, byte(rng.IntN(256)), byte(1 + rng.IntN(254))}), uint16(1+rng.IntN(65535)))
 	}
-	b := netip.MustParseAddr("fd42:5eed:99::").As16()
+	b := netip.MustParseAddr("fd42:5eed:0:99::").As16()
 	for j := 8; j < 16; j++ {
 		b[j] = byte(rng.IntN(256))
 	}

@@ -18,7 +18,7 @@ import (
 // fd42:5eed::1) reaches them by its default routes.
 var (
 	far4 = netip.MustParseAddr("198.19.7.7")
-	far6 = netip.MustParseAddr("fd42:5eed:77::7")
+	far6 = netip.MustParseAddr("fd42:5eed:0:77::7")
 	fars = []netip.Addr{far4, far6}
 )
 

@@ -87,7 +87,7 @@ func TestRelayKernelUpstream(t *testing.T) {
 	up, _ := kernelUpstream(t, answer)
 	stats := make(chan forwarder.RelayStats, 8)
 	r := newRig(t, forwarder.Config{TCP: forwarder.TCPConfig{Handler: relayHandler(t, up, stats), Deferred: true}}, rigConfig{})
-	for _, dst := range []string{"198.19.7.7:80", "[fd42:5eed:77::7]:443"} {
+	for _, dst := range []string{"198.19.7.7:80", "[fd42:5eed:0:77::7]:443"} {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		c, err := r.cli.DialContext(ctx, "tcp", dst)
 		cancel()

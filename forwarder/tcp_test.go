@@ -89,7 +89,7 @@ func TestTCPEarlyAndDeferred(t *testing.T) {
 		t.Run(fmt.Sprintf("deferred=%v,cores=%d", deferred, c.cores), func(t *testing.T) {
 			var wg sync.WaitGroup
 			r := newRig(t, forwarder.Config{TCP: forwarder.TCPConfig{Handler: echoHandler(t, &wg), Deferred: deferred}}, rigConfig{cores: c.cores})
-			for _, dst := range []string{"198.19.7.7:80", "[fd42:5eed:77::7]:443", "198.18.200.9:22", "198.19.1.2:8080", "[fd42:5eed:1::2]:8443"} {
+			for _, dst := range []string{"198.19.7.7:80", "[fd42:5eed:0:77::7]:443", "198.18.200.9:22", "198.19.1.2:8080", "[fd42:5eed:0:1::2]:8443"} {
 				data := make([]byte, 100_000)
 				for i := range data {
 					data[i] = byte(i * 7)
@@ -115,7 +115,7 @@ func TestTCPRejectRefused(t *testing.T) {
 		t.Run(fmt.Sprintf("deferred=%v", deferred), func(t *testing.T) {
 			var wg sync.WaitGroup
 			r := newRig(t, forwarder.Config{TCP: forwarder.TCPConfig{Handler: echoHandler(t, &wg), Deferred: deferred}}, rigConfig{})
-			for _, dst := range []string{"198.19.7.7:1", "[fd42:5eed:77::7]:1"} {
+			for _, dst := range []string{"198.19.7.7:1", "[fd42:5eed:0:77::7]:1"} {
 				start := time.Now()
 				err := roundTrip(r, dst, []byte("hello"))
 				if took := time.Since(start); took > 2*time.Second {
@@ -146,7 +146,7 @@ func TestTCPParallel(t *testing.T) {
 	for i := range n {
 		dst := fmt.Sprintf("198.19.%d.%d:%d", i/200, 1+i%200, 1000+i)
 		if i%2 == 1 {
-			dst = fmt.Sprintf("[fd42:5eed:%x::%x]:%d", i, i+1, 1000+i)
+			dst = fmt.Sprintf("[fd42:5eed:0:%x::%x]:%d", i, i+1, 1000+i)
 		}
 		go func() {
 			data := make([]byte, 10_000+i)

@@ -55,7 +55,7 @@ func attackOptions() opt.Options {
 
 // newAttackEnv is newTCPEnvWith plus what the injector needs (the TUN device, its index
 // and a deeper queue): wisp has 198.18.<subnet>.2/24 and
-// fd42:5eed:<subnet>::2/64, the kernel .1 and ::1. The stack is closed, its pools
+// fd42:5eed:0:<subnet>::2/64, the kernel .1 and ::1. The stack is closed, its pools
 // checked, the namespace removed and the goroutines counted when the test ends; a failed
 // test first prints the stack's counters.
 func newAttackEnv(t *testing.T, subnet int, o opt.Options) *attackEnv {

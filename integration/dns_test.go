@@ -35,7 +35,7 @@ func TestDNSResolverDnsmasq(t *testing.T) {
 		ttl  = 2 * time.Second
 	)
 	want4 := netip.MustParseAddr("198.18.183.7")
-	want6 := netip.MustParseAddr("fd42:5eed:183::7")
+	want6 := netip.MustParseAddr("fd42:5eed:0:183::7")
 	servers := []string{"198.18.183.53", "198.18.183.54"}
 	var procs []*proc
 	for i, a := range servers {

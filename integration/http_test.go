@@ -92,14 +92,14 @@ func curlBytes(t *testing.T, ns *netns, host string, n int64, seed uint64, what 
 func TestWispServeHTTP(t *testing.T) {
 	requireTool(t, "curl")
 	ns := newNetns(t)
-	srv := startServe(t, ns, "198.18.20.1/24", "fd42:5eed:20::1/64",
-		"--addr", "198.18.20.2/24", "--addr", "fd42:5eed:20::2/64", "--http", "80", "--http", "8080")
+	srv := startServe(t, ns, "198.18.20.1/24", "fd42:5eed:0:20::1/64",
+		"--addr", "198.18.20.2/24", "--addr", "fd42:5eed:0:20::2/64", "--http", "80", "--http", "8080")
 	out := srv.out
 	waitFor(t, func() bool { return strings.Contains(out.String(), "serving on") }, "wisp serve to start:\n"+out.String())
 
 	n := httpTransfer()
 	for _, f := range families {
-		host := []string{"198.18.20.2", "[fd42:5eed:20::2]"}[f.idx]
+		host := []string{"198.18.20.2", "[fd42:5eed:0:20::2]"}[f.idx]
 		page, err := curl(ns, "http://"+host+"/").CombinedOutput()
 		if err != nil || !strings.Contains(string(page), "userspace TCP/IP stack") {
 			t.Fatalf("%s: curl /: %v\n%s", f.name, err, page)
@@ -147,10 +147,10 @@ func TestWispServeHTTPRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	ns := newNetns(t)
-	srv := startServe(t, ns, "198.18.25.1/24", "fd42:5eed:25::1/64",
-		"--addr", "198.18.25.2/24", "--addr", "fd42:5eed:25::2/64", "--http", "80", "--http-root", dir)
+	srv := startServe(t, ns, "198.18.25.1/24", "fd42:5eed:0:25::1/64",
+		"--addr", "198.18.25.2/24", "--addr", "fd42:5eed:0:25::2/64", "--http", "80", "--http-root", dir)
 	waitFor(t, func() bool { return strings.Contains(srv.out.String(), "serving on") }, "wisp serve to start:\n"+srv.out.String())
-	for _, host := range []string{"198.18.25.2", "[fd42:5eed:25::2]"} {
+	for _, host := range []string{"198.18.25.2", "[fd42:5eed:0:25::2]"} {
 		got, err := curl(ns, "http://"+host+"/hello.txt").CombinedOutput()
 		if err != nil || string(got) != "hello from a file\n" {
 			t.Fatalf("curl %s/hello.txt: %v %q", host, err, got)

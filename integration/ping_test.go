@@ -58,14 +58,14 @@ func TestKernelPingsWispOverTUN(t *testing.T) {
 	}
 	stacktest.Closed(t, s)
 	if _, err := s.AddNetif(dev, stack.NetifConfig{Name: "wisp0", Addrs: []netip.Prefix{
-		netip.MustParsePrefix("198.18.1.2/24"), netip.MustParsePrefix("fd42:5eed:1::2/64")}}); err != nil {
+		netip.MustParsePrefix("198.18.1.2/24"), netip.MustParsePrefix("fd42:5eed:0:1::2/64")}}); err != nil {
 		dev.Close()
 		t.Fatal(err)
 	}
 	ns.run(t, "ip", "addr", "add", "198.18.1.1/24", "dev", "wisp0")
-	ns.run(t, "ip", "-6", "addr", "add", "fd42:5eed:1::1/64", "dev", "wisp0", "nodad")
+	ns.run(t, "ip", "-6", "addr", "add", "fd42:5eed:0:1::1/64", "dev", "wisp0", "nodad")
 	ns.run(t, "ip", "link", "set", "wisp0", "up")
-	kernelPings(t, ns, "198.18.1.2", "fd42:5eed:1::2")
+	kernelPings(t, ns, "198.18.1.2", "fd42:5eed:0:1::2")
 
 	snap := s.Stats()
 	if snap.ICMP.Xmit < 6 || snap.ICMP6.Xmit < 6 {
@@ -79,7 +79,7 @@ func TestKernelPingsWispOverTUN(t *testing.T) {
 	}
 	// And wisp pings the kernel.
 	ctx := t.Context()
-	for _, dst := range []string{"198.18.1.1", "fd42:5eed:1::1"} {
+	for _, dst := range []string{"198.18.1.1", "fd42:5eed:0:1::1"} {
 		if _, err := ping.Once(ctx, endpoint.New(s), netip.MustParseAddr(dst), 3000); err != nil {
 			t.Errorf("wisp pings kernel %s: %v", dst, err)
 		}
@@ -144,10 +144,10 @@ func TestWispServeCLI(t *testing.T) {
 	requireTool(t, "ping")
 	ns := newNetns(t)
 	capture := filepath.Join(t.TempDir(), "serve.pcap")
-	srv := startServe(t, ns, "198.18.2.1/24", "fd42:5eed:2::1/64",
-		"--addr", "198.18.2.2/24", "--addr", "fd42:5eed:2::2/64", "--pcap", capture)
+	srv := startServe(t, ns, "198.18.2.1/24", "fd42:5eed:0:2::1/64",
+		"--addr", "198.18.2.2/24", "--addr", "fd42:5eed:0:2::2/64", "--pcap", capture)
 	out := srv.out
-	kernelPings(t, ns, "198.18.2.2", "fd42:5eed:2::2")
+	kernelPings(t, ns, "198.18.2.2", "fd42:5eed:0:2::2")
 
 	srv.cmd.Process.Signal(syscall.SIGUSR1)
 	waitFor(t, func() bool { return strings.Contains(out.String(), "ICMPv6") }, "stats on SIGUSR1:\n"+out.String())

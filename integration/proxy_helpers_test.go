@@ -20,24 +20,24 @@ import (
 //
 //	client ns                                          server ns
 //	curl, dig, ping, iperf3 -c                         danted / microsocks :1080
-//	  │ routes 198.19.0.0/16, fd42:5eed:99::/64        targets on lo, "the internet":
-//	  ▼                                                  198.19.1.1 / fd42:5eed:99::1
+//	  │ routes 198.19.0.0/16, fd42:5eed:0:99::/64        targets on lo, "the internet":
+//	  ▼                                                  198.19.1.1 / fd42:5eed:0:99::1
 //	wpxtun ── wisp proxy --socks5 ───── veth ──────   HTTP :80 (this test process),
 //	             198.18.170.1 ⇄ 198.18.170.2             iperf3 -s :5201; nothing on :81
-//	             fd42:5eed:170::1 ⇄ ::2                  198.19.1.53 / fd42:5eed:99::53
+//	             fd42:5eed:0:170::1 ⇄ ::2                  198.19.1.53 / fd42:5eed:0:99::53
 //	                                                     dnsmasq :53
 //
-// The client's kernel sends from its TUN addresses (198.18.171.1, fd42:5eed:171::1); wisp
+// The client's kernel sends from its TUN addresses (198.18.171.1, fd42:5eed:0:171::1); wisp
 // intercepts every destination and carries each flow over the SOCKS server, which reaches
 // the targets in its own namespace. Neither namespace has a default route.
 const (
 	proxySocks4 = "198.18.170.2"
-	proxySocks6 = "fd42:5eed:170::2"
+	proxySocks6 = "fd42:5eed:0:170::2"
 	proxyTun    = "wpxtun"
 	target4     = "198.19.1.1"
-	target6     = "fd42:5eed:99::1"
+	target6     = "fd42:5eed:0:99::1"
 	dns4        = "198.19.1.53"
-	dns6        = "fd42:5eed:99::53"
+	dns6        = "fd42:5eed:0:99::53"
 )
 
 var proxyTargets = [2]string{target4, "[" + target6 + "]"}
@@ -85,7 +85,7 @@ func newProxyEnvDirect(t *testing.T, pingSockets bool, args ...string) *proxyEnv
 	p := newNamedNetns(t, "wisp-px-p")
 	e.join(t, p)
 	p.run(t, "ip", "route", "add", "198.19.0.0/16", "via", proxySocks4)
-	p.run(t, "ip", "-6", "route", "add", "fd42:5eed:99::/64", "via", proxySocks6)
+	p.run(t, "ip", "-6", "route", "add", "fd42:5eed:0:99::/64", "via", proxySocks6)
 	if pingSockets {
 		p.run(t, "sysctl", "-q", "-w", "net.ipv4.ping_group_range=0 2147483647")
 	}
@@ -96,14 +96,14 @@ func newProxyEnvDirect(t *testing.T, pingSockets bool, args ...string) *proxyEnv
 }
 
 // join links ns to the server namespace with a veth pair: ns has 198.18.170.1/24 and
-// fd42:5eed:170::1/64, the server .2 and ::2; the server's loopback gets the targets.
+// fd42:5eed:0:170::1/64, the server .2 and ::2; the server's loopback gets the targets.
 func (e *proxyEnv) join(t *testing.T, ns *netns) {
 	t.Helper()
 	s := e.server
 	veth0, veth1 := fmt.Sprintf("wpxv%da", nsSeq.Load()), fmt.Sprintf("wpxv%db", nsSeq.Load())
 	ns.run(t, "ip", "link", "add", veth0, "type", "veth", "peer", "name", veth1, "netns", s.name)
 	ns.run(t, "ip", "addr", "add", "198.18.170.1/24", "dev", veth0)
-	ns.run(t, "ip", "addr", "add", "fd42:5eed:170::1/64", "dev", veth0, "nodad")
+	ns.run(t, "ip", "addr", "add", "fd42:5eed:0:170::1/64", "dev", veth0, "nodad")
 	ns.run(t, "ip", "link", "set", veth0, "up")
 	s.run(t, "ip", "addr", "add", proxySocks4+"/24", "dev", veth1)
 	s.run(t, "ip", "addr", "add", proxySocks6+"/64", "dev", veth1, "nodad")
@@ -190,9 +190,9 @@ func (e *proxyEnv) startTargets(t *testing.T) {
 // the client's veth addresses to anywhere, out from the targets' addresses.
 const danteConf = `logoutput: stderr
 internal: 198.18.170.2 port = 1080
-internal: fd42:5eed:170::2 port = 1080
+internal: fd42:5eed:0:170::2 port = 1080
 external: 198.19.1.1
-external: fd42:5eed:99::1
+external: fd42:5eed:0:99::1
 clientmethod: none
 socksmethod: none
 user.privileged: root
@@ -259,10 +259,10 @@ func (e *proxyEnv) startProxy(t *testing.T, ns *netns, args ...string) {
 		c.waitLink(t, proxyTun)
 	}
 	c.run(t, "ip", "addr", "add", "198.18.171.1/32", "dev", proxyTun)
-	c.run(t, "ip", "-6", "addr", "add", "fd42:5eed:171::1/128", "dev", proxyTun, "nodad")
+	c.run(t, "ip", "-6", "addr", "add", "fd42:5eed:0:171::1/128", "dev", proxyTun, "nodad")
 	c.run(t, "ip", "link", "set", proxyTun, "up")
 	c.run(t, "ip", "route", "add", "198.19.0.0/16", "dev", proxyTun, "src", "198.18.171.1")
-	c.run(t, "ip", "-6", "route", "add", "fd42:5eed:99::/64", "dev", proxyTun, "src", "fd42:5eed:171::1")
+	c.run(t, "ip", "-6", "route", "add", "fd42:5eed:0:99::/64", "dev", proxyTun, "src", "fd42:5eed:0:171::1")
 }
 
 // stats sends SIGUSR1 to wisp proxy and returns what it printed (the stack's table and

@@ -105,7 +105,7 @@ func TestProxySOCKS5(t *testing.T) {
 	t.Run("ping", func(t *testing.T) {
 		requireTool(t, "ping")
 		// Addresses nobody has: wisp answers them itself (--icmp local).
-		for _, dst := range []string{"198.19.200.7", "198.19.1.1", "fd42:5eed:99::1234", target6} {
+		for _, dst := range []string{"198.19.200.7", "198.19.1.1", "fd42:5eed:0:99::1234", target6} {
 			out, err := c.cmd("ping", "-c", "3", "-i", "0.2", "-W", "3", dst).CombinedOutput()
 			if err != nil || !strings.Contains(string(out), "3 received") {
 				t.Errorf("ping %s: %v\n%s", dst, err, out)
@@ -280,7 +280,7 @@ func proxyDirect(t *testing.T, pingSockets bool, args ...string) {
 				t.Errorf("ping %s: %v\n%s", dst, err, out)
 			}
 		}
-		for _, dst := range []string{"198.19.200.7", "fd42:5eed:99::1234"} {
+		for _, dst := range []string{"198.19.200.7", "fd42:5eed:0:99::1234"} {
 			out, _ := c.cmd("ping", "-c", "2", "-i", "0.2", "-W", "1", dst).CombinedOutput()
 			if !strings.Contains(string(out), " 0 received") {
 				t.Errorf("ping %s (nobody has it) was answered:\n%s", dst, out)

@@ -54,8 +54,8 @@ func TestStallServeHTTP(t *testing.T) {
 	clients, big := stallSizes()
 	ns := newNetns(t)
 	stacktest.NoGoroutineLeak(t)
-	srv := startServe(t, ns, "198.18.70.1/24", "fd42:5eed:70::1/64",
-		"--addr", "198.18.70.2/24", "--addr", "fd42:5eed:70::2/64", "--http", "80")
+	srv := startServe(t, ns, "198.18.70.1/24", "fd42:5eed:0:70::1/64",
+		"--addr", "198.18.70.2/24", "--addr", "fd42:5eed:0:70::2/64", "--http", "80")
 	waitFor(t, func() bool { return strings.Contains(srv.out.String(), "serving on") }, "wisp serve to start:\n"+srv.out.String())
 	stalled := newStallGroup(t)
 	logEvidenceOnFailure(t, srv, ns)

@@ -32,7 +32,7 @@ func scaled[T int | int64](full, small T) T {
 }
 
 // tcpEnv is a wisp stack on a TUN device whose kernel side lives in a namespace of the test:
-// wisp has 198.18.<net>.2/24 and fd42:5eed:<net>::2/64, the kernel .1 and ::1.
+// wisp has 198.18.<net>.2/24 and fd42:5eed:0:<net>::2/64, the kernel .1 and ::1.
 type tcpEnv struct {
 	ns         *netns
 	s          *stack.Stack
@@ -69,8 +69,8 @@ func newTCPEnvTUN(t *testing.T, subnet int, o opt.Options, cfg tun.Config, wrap 
 	e := &tcpEnv{ns: ns}
 	e.wisp[0] = netip.MustParseAddr(fmt.Sprintf("198.18.%d.2", subnet))
 	e.kern[0] = netip.MustParseAddr(fmt.Sprintf("198.18.%d.1", subnet))
-	e.wisp[1] = netip.MustParseAddr(fmt.Sprintf("fd42:5eed:%x::2", subnet))
-	e.kern[1] = netip.MustParseAddr(fmt.Sprintf("fd42:5eed:%x::1", subnet))
+	e.wisp[1] = netip.MustParseAddr(fmt.Sprintf("fd42:5eed:0:%x::2", subnet))
+	e.kern[1] = netip.MustParseAddr(fmt.Sprintf("fd42:5eed:0:%x::1", subnet))
 	var dev *tun.Device
 	var err error
 	cfg.Name = "wisp0"

@@ -13,15 +13,15 @@ import (
 // stats printed at exit count TCP and the offloads.
 func TestWispServeTCP(t *testing.T) {
 	ns := newNetns(t)
-	srv := startServe(t, ns, "198.18.14.1/24", "fd42:5eed:14::1/64",
-		"--addr", "198.18.14.2/24", "--addr", "fd42:5eed:14::2/64", "--echo", "7", "--discard", "9", "--queues", "2", "--cores", "2")
+	srv := startServe(t, ns, "198.18.14.1/24", "fd42:5eed:0:14::1/64",
+		"--addr", "198.18.14.2/24", "--addr", "fd42:5eed:0:14::2/64", "--echo", "7", "--discard", "9", "--queues", "2", "--cores", "2")
 	out := srv.out
 	waitFor(t, func() bool { return strings.Contains(out.String(), "serving on") }, "wisp serve to start:\n"+out.String())
 
 	n := scaled[int64](16<<20, 2<<20)
 	_, deadline := withDeadline(t, 30*time.Second)
 	for _, f := range families {
-		wisp := netip.MustParseAddr([]string{"198.18.14.2", "fd42:5eed:14::2"}[f.idx])
+		wisp := netip.MustParseAddr([]string{"198.18.14.2", "fd42:5eed:0:14::2"}[f.idx])
 		start := time.Now()
 		c := ns.dial(t, f.net, netip.AddrPortFrom(wisp, 7))
 		checkPeer(t, f.name+" echo", kernelPeer(c, n, 51, deadline), n, patternSum(n, 51))

@@ -96,11 +96,11 @@ func TestUDPWispToKernelSocat(t *testing.T) {
 func TestWispServeUDPEcho(t *testing.T) {
 	requireTool(t, "socat")
 	ns := newNetns(t)
-	srv := startServe(t, ns, "198.18.23.1/24", "fd42:5eed:23::1/64",
-		"--addr", "198.18.23.2/24", "--addr", "fd42:5eed:23::2/64", "--udp-echo", "7")
+	srv := startServe(t, ns, "198.18.23.1/24", "fd42:5eed:0:23::1/64",
+		"--addr", "198.18.23.2/24", "--addr", "fd42:5eed:0:23::2/64", "--udp-echo", "7")
 	waitFor(t, func() bool { return strings.Contains(srv.out.String(), "serving on") }, "wisp serve to start:\n"+srv.out.String())
 	for _, f := range families {
-		addr := []string{"UDP4:198.18.23.2:7", "UDP6:[fd42:5eed:23::2]:7"}[f.idx]
+		addr := []string{"UDP4:198.18.23.2:7", "UDP6:[fd42:5eed:0:23::2]:7"}[f.idx]
 		for i, size := range []int{5, 1400, 3000} {
 			// One write of at most 4 KiB (PIPE_BUF) reaches socat as one read: one datagram.
 			b := make([]byte, size)

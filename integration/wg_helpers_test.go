@@ -109,7 +109,7 @@ func kernelWG(t *testing.T, ns *netns, dev string, priv wgconf.Key, port int, pe
 // kernelTunnel sets up what TestWispWGKernel and TestStallWireGuardSOCKS share: a veth pair
 // vethA–vethB between nsA and nsB on the underlay 198.18.<under>.0/24 (A is .1, B .2), and
 // wireguard-go on a kernel TUN in A (kernelWG, UDP port 51820) with the tunnel addresses
-// 198.18.<under+1>.1/24 and fd42:5eed:<under+1>::1/64. It returns the configuration of
+// 198.18.<under+1>.1/24 and fd42:5eed:0:<under+1>::1/64. It returns the configuration of
 // `wisp wg` in B (UDP port 51821, tunnel addresses .2 and ::2); iface goes into its
 // [Interface] section.
 func kernelTunnel(t *testing.T, nsA, nsB *netns, vethA, vethB string, under int, iface string) string {
@@ -120,18 +120,18 @@ func kernelTunnel(t *testing.T, nsA, nsB *netns, vethA, vethB string, under int,
 	dev := fmt.Sprintf("wg%d_%d", os.Getpid(), nsSeq.Add(1))
 	in := under + 1
 	kernelWG(t, nsA, dev, privA, 51820, pubB, fmt.Sprintf("198.18.%d.2:51821", under),
-		[]string{fmt.Sprintf("198.18.%d.2/32", in), fmt.Sprintf("fd42:5eed:%d::2/128", in)},
-		[]string{fmt.Sprintf("198.18.%d.1/24", in), fmt.Sprintf("fd42:5eed:%d::1/64", in)})
+		[]string{fmt.Sprintf("198.18.%d.2/32", in), fmt.Sprintf("fd42:5eed:0:%d::2/128", in)},
+		[]string{fmt.Sprintf("198.18.%d.1/24", in), fmt.Sprintf("fd42:5eed:0:%d::1/64", in)})
 	return fmt.Sprintf(`[Interface]
 PrivateKey = %[1]s
-Address = 198.18.%[3]d.2/24, fd42:5eed:%[3]d::2/64
+Address = 198.18.%[3]d.2/24, fd42:5eed:0:%[3]d::2/64
 %[4]sListenPort = 51821
 MTU = 1420
 
 [Peer]
 PublicKey = %[2]s
 Endpoint = 198.18.%[5]d.1:51820
-AllowedIPs = 198.18.%[3]d.0/24, fd42:5eed:%[3]d::/64
+AllowedIPs = 198.18.%[3]d.0/24, fd42:5eed:0:%[3]d::/64
 `, privB, pubA, in, iface, under)
 }
 

@@ -23,8 +23,8 @@ func wgTransfer() int64 { return scaled[int64](64<<20, 8<<20) }
 
 // The kernel side (namespace A) runs wireguard-go on a kernel TUN, configured with `wg set`
 // and `ip addr`; `wisp wg --config` runs in namespace B; a veth pair carries the UDP
-// underlay (198.18.30.0/24). Inside the tunnel A is 198.18.31.1 / fd42:5eed:31::1 and
-// wisp 198.18.31.2 / fd42:5eed:31::2.
+// underlay (198.18.30.0/24). Inside the tunnel A is 198.18.31.1 / fd42:5eed:0:31::1 and
+// wisp 198.18.31.2 / fd42:5eed:0:31::2.
 //
 //   - curl in A fetches /bytes/N from wisp's --http server through the tunnel, over IPv4 and
 //     IPv6, byte-exact by sha256;
@@ -58,7 +58,7 @@ func TestWispWGKernel(t *testing.T) {
 	go hs.Serve(hl)
 	t.Cleanup(func() { hs.Close() })
 	(&dnstest.Server{Zone: map[string][]netip.Addr{
-		"kernel.wisp.test.": {netip.MustParseAddr("198.18.31.1"), netip.MustParseAddr("fd42:5eed:31::1")},
+		"kernel.wisp.test.": {netip.MustParseAddr("198.18.31.1"), netip.MustParseAddr("fd42:5eed:0:31::1")},
 	}}).ServeUDP(t, dns)
 
 	w := startWispWG(t, nsB, conf, "--http", "80", "--socks5", "198.18.30.2:1080")
@@ -66,7 +66,7 @@ func TestWispWGKernel(t *testing.T) {
 	n := wgTransfer()
 	t.Run("curl-to-wisp-http", func(t *testing.T) {
 		for _, f := range families {
-			host := []string{"198.18.31.2", "[fd42:5eed:31::2]"}[f.idx]
+			host := []string{"198.18.31.2", "[fd42:5eed:0:31::2]"}[f.idx]
 			curlBytes(t, nsA, host, n, uint64(70+f.idx), f.name+" kernel curl → wireguard-go → wisp wg --http")
 		}
 	})
@@ -74,7 +74,7 @@ func TestWispWGKernel(t *testing.T) {
 	t.Run("curl-socks5-through-wisp", func(t *testing.T) {
 		for i, c := range []struct{ proxy, host string }{
 			{"socks5", "198.18.31.1"},
-			{"socks5", "[fd42:5eed:31::1]"},
+			{"socks5", "[fd42:5eed:0:31::1]"},
 			{"socks5h", "kernel.wisp.test"},
 		} {
 			seed := uint64(80 + i)
@@ -168,7 +168,7 @@ func TestWispWGBadConfig(t *testing.T) {
 		{[]string{"--config", write("endpoint.conf", good+"Endpoint = 198.18.40.1\n")}, "line 7: Endpoint"},
 		{[]string{"--config", write("key2.conf", good+"Colour = blue\n")}, `line 7: unknown key "Colour"`},
 		{[]string{"--config", write("mtu.conf", strings.Replace(good, "Address", "MTU = 60\nAddress", 1))}, "line 3: MTU: 60 out of range"},
-		{[]string{"--config", write("mtu6.conf", strings.Replace(good, "Address = 198.18.40.2/24", "MTU = 1000\nAddress = fd42:5eed:40::2/64", 1))}, "below IPv6's minimum"},
+		{[]string{"--config", write("mtu6.conf", strings.Replace(good, "Address = 198.18.40.2/24", "MTU = 1000\nAddress = fd42:5eed:0:40::2/64", 1))}, "below IPv6's minimum"},
 		{[]string{"--config", write("ok.conf", good), "--socks5", "nonsense"}, "--socks5"},
 		{[]string{"--config", write("ok2.conf", good), "--socks5", "198.18.40.2:99999"}, "out of range"},
 		{[]string{"--config", write("ok3.conf", good), "--http", "80", "--echo", "80"}, "port 80 is given twice"},

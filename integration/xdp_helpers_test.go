@@ -22,7 +22,7 @@ import (
 )
 
 // xdpNet is a veth pair between two namespaces of a test: the kernel peer on vA in a
-// (198.18.<subnet>.1/24, fd42:5eed:<subnet>::1/64), and vB in b, where wisp takes .2 and ::2
+// (198.18.<subnet>.1/24, fd42:5eed:0:<subnet>::1/64), and vB in b, where wisp takes .2 and ::2
 // through AF_XDP while b's own kernel keeps 198.18.<subnet>.3/24 on vB (the host's traffic
 // the XDP program passes). vA sends with its checksums complete (`ethtool -K vA tx off`):
 // the frames of a local sender otherwise reach vB's AF_XDP socket with CHECKSUM_PARTIAL's
@@ -44,8 +44,8 @@ func newXDPNet(t *testing.T, subnet, queues int) *xdpNet {
 	n.wisp[0] = netip.MustParseAddr(fmt.Sprintf("198.18.%d.2", subnet))
 	n.kern[0] = netip.MustParseAddr(fmt.Sprintf("198.18.%d.1", subnet))
 	n.host = netip.MustParseAddr(fmt.Sprintf("198.18.%d.3", subnet))
-	n.wisp[1] = netip.MustParseAddr(fmt.Sprintf("fd42:5eed:%x::2", subnet))
-	n.kern[1] = netip.MustParseAddr(fmt.Sprintf("fd42:5eed:%x::1", subnet))
+	n.wisp[1] = netip.MustParseAddr(fmt.Sprintf("fd42:5eed:0:%x::2", subnet))
+	n.kern[1] = netip.MustParseAddr(fmt.Sprintf("fd42:5eed:0:%x::1", subnet))
 	q := strconv.Itoa(queues)
 	n.a.run(t, "ip", "link", "add", "vA", "numtxqueues", q, "numrxqueues", q, "type", "veth",
 		"peer", "name", "vB", "numtxqueues", q, "numrxqueues", q, "netns", n.b.name)

@@ -37,7 +37,7 @@ import (
 	"github.com/wispstack/wisp/xdp"
 )
 
-// Subnets (198.18.<n>.0/24, fd42:5eed:<n in hex>::/64) of the AF_XDP tests. Each test has
+// Subnets (198.18.<n>.0/24, fd42:5eed:0:<n in hex>::/64) of the AF_XDP tests. Each test has
 // namespaces of its own; distinct subnets keep their logs and captures apart from the
 // other tests'.
 const (

@@ -23,7 +23,7 @@ func hotEnv(tb testing.TB) (*env, *Netif, *nullTransport) {
 	n, _ := e.l.AddNetif(&linktest.Capture{Discard: true}, NetifConfig{})
 	_ = n.AddAddr(netip.MustParsePrefix("198.18.9.1/16"))
 	_ = n.AddAddr(netip.PrefixFrom(v4A, 24))
-	_ = n.AddAddr(netip.MustParsePrefix("fd42:5eed:9::1/64"))
+	_ = n.AddAddr(netip.MustParsePrefix("fd42:5eed:0:9::1/64"))
 	_ = n.AddAddr(netip.PrefixFrom(v6A, 64))
 	n.SetUp(true)
 	_ = e.l.AddRoute(Route{Dst: netip.MustParsePrefix("0.0.0.0/0"), Gateway: mustAddr("198.18.0.254"), Netif: n})

@@ -18,10 +18,10 @@ func FuzzNetifInput(f *testing.F) {
 	f.Add(ipv6Packet(v6B, v6A, wire.ProtoICMPv6, 64, echo6(v6B, v6A, 1, 1, []byte("ping"))), false)
 	f.Add(ipv6Packet(v6B, v6A, wire.ProtoIPv6Frag, 64, []byte{17, 0, 0, 1, 0, 0, 0, 9, 1, 2, 3, 4, 5, 6, 7, 8}), false)
 	f.Add(ipv4Packet(v4B, v4A, wire.ProtoUDP, 64, udpish(3)), false)
-	f.Add(raFrame(1800, mustPrefix(mustAddr("fd42:5eed:7::"), 64), 3600, 1800, 1400), true)
+	f.Add(raFrame(1800, mustPrefix(mustAddr("fd42:5eed:0:7::"), 64), 3600, 1800, 1400), true)
 	f.Add([]byte{0x45}, true)
 	f.Add(ipv4Packet(v4B, mustAddr("198.19.9.9"), wire.ProtoICMP, 64, echo4(1, 1, []byte("intercepted"))), false)
-	f.Add(ipv6Packet(v6B, mustAddr("fd42:5eed:99::9"), wire.ProtoUDP, 64, udpish(2)), false)
+	f.Add(ipv6Packet(v6B, mustAddr("fd42:5eed:0:99::9"), wire.ProtoUDP, 64, udpish(2)), false)
 	f.Fuzz(func(t *testing.T, data []byte, eth bool) {
 		o := testOptions()
 		o.IPv6AutoConfig = true
@@ -42,7 +42,7 @@ func FuzzNetifInput(f *testing.F) {
 		ep := &linktest.Capture{Med: medium, Mtu: 1500, HW: [6]byte{0x02, 0, 0, 0, 0, 1}, Discard: true}
 		n := e.addNetif(ep, mustPrefix(v4A, 24), mustPrefix(v6A, 64))
 		ep2 := &linktest.Capture{Mtu: 1280, Discard: true}
-		e.addNetif(ep2, mustPrefix(mustAddr("fd42:5eed:1::1"), 64), mustPrefix(mustAddr("198.19.0.1"), 24))
+		e.addNetif(ep2, mustPrefix(mustAddr("fd42:5eed:0:1::1"), 64), mustPrefix(mustAddr("198.19.0.1"), 24))
 		e.l.RegisterTransport(wire.ProtoUDP, &recTransport{l: e.l, unreach: true})
 		if len(data)%3 == 0 {
 			// A TUN proxy's netif: every other address intercepted, echo by the length.

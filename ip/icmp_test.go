@@ -110,7 +110,7 @@ func TestICMPErrorsHost(t *testing.T) {
 }
 
 // router is a forwarding layer between two IP netifs: n1 198.18.0.1/24 fd42:5eed::1/64,
-// n2 (MTU 1280) 198.19.0.1/24 fd42:5eed:1::1/64.
+// n2 (MTU 1280) 198.19.0.1/24 fd42:5eed:0:1::1/64.
 func router(t *testing.T) (*env, *Netif, *Netif, *linktest.Capture, *linktest.Capture) {
 	o := testOptions()
 	o.IPForward = true
@@ -121,7 +121,7 @@ func router(t *testing.T) (*env, *Netif, *Netif, *linktest.Capture, *linktest.Ca
 	_ = n1.AddAddr(netip.MustParsePrefix("198.18.0.1/24"))
 	_ = n1.AddAddr(netip.MustParsePrefix("fd42:5eed::1/64"))
 	_ = n2.AddAddr(netip.MustParsePrefix("198.19.0.1/24"))
-	_ = n2.AddAddr(netip.MustParsePrefix("fd42:5eed:1::1/64"))
+	_ = n2.AddAddr(netip.MustParsePrefix("fd42:5eed:0:1::1/64"))
 	n1.SetUp(true)
 	n2.SetUp(true)
 	return e, n1, n2, ep1, ep2
@@ -131,7 +131,7 @@ func TestForwardingErrors(t *testing.T) {
 	e, n1, _, ep1, ep2 := router(t)
 	defer e.close()
 	src4, dst4 := netip.MustParseAddr("198.18.0.2"), netip.MustParseAddr("198.19.0.2")
-	src6, dst6 := netip.MustParseAddr("fd42:5eed::2"), netip.MustParseAddr("fd42:5eed:1::2")
+	src6, dst6 := netip.MustParseAddr("fd42:5eed::2"), netip.MustParseAddr("fd42:5eed:0:1::2")
 
 	e.inject(n1, ipv4Packet(src4, dst4, wire.ProtoUDP, 64, udpish(10)))
 	fr := ep2.Take()

@@ -29,7 +29,7 @@ func interceptEnv(t *testing.T, ic *Intercept) (*env, *Netif, *linktest.Capture,
 }
 
 func TestInterceptDelivers(t *testing.T) {
-	far4, far6 := mustAddr("198.19.7.7"), mustAddr("fd42:5eed:99::7")
+	far4, far6 := mustAddr("198.19.7.7"), mustAddr("fd42:5eed:0:99::7")
 	cases := []struct {
 		name string
 		ic   *Intercept
@@ -43,7 +43,7 @@ func TestInterceptDelivers(t *testing.T) {
 		{"include hit", &Intercept{Include: []netip.Prefix{netip.MustParsePrefix("198.19.0.0/16")}}, far4, true},
 		{"include miss", &Intercept{Include: []netip.Prefix{netip.MustParsePrefix("198.18.128.0/17")}}, far4, false},
 		{"exclude", &Intercept{Exclude: []netip.Prefix{netip.MustParsePrefix("198.19.7.0/24")}}, far4, false},
-		{"exclude v6", &Intercept{Exclude: []netip.Prefix{netip.MustParsePrefix("fd42:5eed:99::/48")}}, far6, false},
+		{"exclude v6", &Intercept{Exclude: []netip.Prefix{netip.MustParsePrefix("fd42:5eed:0:99::/64")}}, far6, false},
 		{"multicast", &Intercept{}, mustAddr("239.1.2.3"), false},
 		{"v6 multicast", &Intercept{}, mustAddr("ff0e::1"), false},
 		{"link-local", &Intercept{}, mustAddr("169.254.1.1"), false},
@@ -115,7 +115,7 @@ func TestInterceptSetAtRunTime(t *testing.T) {
 func TestInterceptFragments(t *testing.T) {
 	e, n, _, rec := interceptEnv(t, &Intercept{})
 	defer e.close()
-	for _, dst := range []netip.Addr{mustAddr("198.19.2.2"), mustAddr("fd42:5eed:99::2")} {
+	for _, dst := range []netip.Addr{mustAddr("198.19.2.2"), mustAddr("fd42:5eed:0:99::2")} {
 		src := v4A
 		if dst.Is6() {
 			src = v6A
@@ -152,7 +152,7 @@ func TestInterceptFragments(t *testing.T) {
 }
 
 func TestInterceptEcho(t *testing.T) {
-	far4, far6 := mustAddr("198.19.3.3"), mustAddr("fd42:5eed:99::3")
+	far4, far6 := mustAddr("198.19.3.3"), mustAddr("fd42:5eed:0:99::3")
 	ping := func(dst netip.Addr) []byte {
 		if dst.Is6() {
 			return ipv6Packet(v6A, dst, wire.ProtoICMPv6, 64, echo6(v6A, dst, 7, 1, []byte("hello")))
@@ -246,7 +246,7 @@ func TestSendPortUnreachable(t *testing.T) {
 	defer e.close()
 	for _, c := range []struct{ client, dst netip.AddrPort }{
 		{netip.AddrPortFrom(v4A, 40000), netip.MustParseAddrPort("198.19.4.4:53")},
-		{netip.AddrPortFrom(v6A, 40000), netip.MustParseAddrPort("[fd42:5eed:99::4]:53")},
+		{netip.AddrPortFrom(v6A, 40000), netip.MustParseAddrPort("[fd42:5eed:0:99::4]:53")},
 	} {
 		e.core.Lock()
 		err := e.l.SendPortUnreachable(c.client, c.dst, []byte("query"))

@@ -137,9 +137,9 @@ func TestSLAAC(t *testing.T) {
 	ep := &linktest.Capture{Med: link.MediumEthernet, Mtu: 1500, HW: [6]byte{0x02, 0, 0, 0, 0, 1}}
 	n := e.addNetif(ep)
 	e.clk.Advance(2 * time.Second)
-	pfx := netip.MustParsePrefix("fd42:5eed:7::/64")
+	pfx := netip.MustParsePrefix("fd42:5eed:0:7::/64")
 	e.inject(n, raFrame(1800, pfx, 3*3600, 1800, 1400))
-	want := mustAddr("fd42:5eed:7::ff:fe00:1")
+	want := mustAddr("fd42:5eed:0:7::ff:fe00:1")
 	ai, ok := addrState(n, want)
 	if !ok || ai.Origin != SLAAC || ai.State != Tentative {
 		t.Fatalf("SLAAC address: %+v (%v)", ai, n.Addrs())
@@ -148,14 +148,14 @@ func TestSLAAC(t *testing.T) {
 	if ai, _ = addrState(n, want); ai.State != Preferred || !ai.ValidUntil.Equal(e.clk.Now().Add(3*3600*time.Second-2*time.Second)) {
 		t.Fatalf("after DAD: %+v", ai)
 	}
-	gw, nh, err := e.l.Lookup(mustAddr("fd42:5eed:99::1"))
+	gw, nh, err := e.l.Lookup(mustAddr("fd42:5eed:0:99::1"))
 	if err != nil || gw != n || nh != mustAddr("fe80::99") {
 		t.Fatalf("default route: %v %v %v (%v)", gw, nh, err, e.l.Routes())
 	}
 	if n.mtuFor(true) != 1400 || n.hopLimit != 42 {
 		t.Fatalf("mtu %d hop limit %d", n.mtuFor(true), n.hopLimit)
 	}
-	if s, err := e.l.SourceFor(mustAddr("fd42:5eed:99::1"), nil); s != want || err != nil {
+	if s, err := e.l.SourceFor(mustAddr("fd42:5eed:0:99::1"), nil); s != want || err != nil {
 		t.Fatalf("source %v %v", s, err)
 	}
 	// The two-hour rule: a 60 s valid lifetime only cuts the remaining 3 h down to 2 h.
@@ -169,7 +169,7 @@ func TestSLAAC(t *testing.T) {
 	}
 	// A zero router lifetime removes the default router.
 	e.inject(n, raFrame(0, pfx, 7200, 0, 1400))
-	if _, _, err := e.l.Lookup(mustAddr("fd42:5eed:99::1")); err == nil {
+	if _, _, err := e.l.Lookup(mustAddr("fd42:5eed:0:99::1")); err == nil {
 		t.Fatal("default route survived lifetime 0")
 	}
 	e.clk.Advance(2*time.Hour + time.Second)

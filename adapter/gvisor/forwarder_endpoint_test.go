@@ -253,7 +253,7 @@ func TestForwarderUDPEndpoint(t *testing.T) {
 	if err := s.SetTransportProtocolHandler(udp.ProtocolNumber, f.HandlePacket); err != nil {
 		t.Fatal(err)
 	}
-	dst := netip.MustParseAddrPort("[fd42:5eed:5::5]:4242")
+	dst := netip.MustParseAddrPort("[fd42:5eed:0:5::5]:4242")
 	raddr := gvAddr(dst)
 	client, err := gonet.DialUDP(nt.gs, nil, &raddr, gvProto(dst.Addr()))
 	if err != nil {
@@ -287,7 +287,7 @@ func TestForwarderUDPEndpoint(t *testing.T) {
 	if err != nil || string(b[:n]) != "reply" {
 		t.Fatalf("client read %q: %v", b[:n], err)
 	}
-	other := net.UDPAddrFromAddrPort(netip.MustParseAddrPort("[fd42:5eed:5::6]:1"))
+	other := net.UDPAddrFromAddrPort(netip.MustParseAddrPort("[fd42:5eed:0:5::6]:1"))
 	if _, err := conn.WriteTo([]byte("x"), other); err == nil {
 		t.Errorf("WriteTo another address succeeded")
 	}

@@ -390,7 +390,7 @@ func serveHalfClose(t *testing.T, l net.Listener, want, reply []byte, done chan<
 // ---- the test ----
 
 // tun2socksNet is a gVisor client stack (the device) wired to a wisp stack that
-// intercepts (198.18.99.0/24 and fd42:5eed:99::/64 are the wire; anything else the client
+// intercepts (198.18.99.0/24 and fd42:5eed:0:99::/64 are the wire; anything else the client
 // reaches is intercepted), with the ported core/ on it.
 type tun2socksNet struct {
 	*testNet
@@ -474,7 +474,7 @@ func TestForwarderTun2socksTCP(t *testing.T) {
 	lap := netAddrPortOf(l.Addr())
 	dsts := []netip.AddrPort{
 		netip.MustParseAddrPort("198.18.200.7:80"),
-		netip.MustParseAddrPort("[fd42:5eed:1::7]:443"),
+		netip.MustParseAddrPort("[fd42:5eed:0:1::7]:443"),
 	}
 	for _, d := range dsts {
 		n.proxy.upstream[d] = lap
@@ -567,7 +567,7 @@ func TestForwarderTun2socksUDP(t *testing.T) {
 	}()
 	dsts := []netip.AddrPort{
 		netip.MustParseAddrPort("198.18.201.9:53"),
-		netip.MustParseAddrPort("[fd42:5eed:1::9]:5353"),
+		netip.MustParseAddrPort("[fd42:5eed:0:1::9]:5353"),
 	}
 	for _, d := range dsts {
 		n.proxy.upstream[d] = netAddrPortOf(echo.LocalAddr())
@@ -620,7 +620,7 @@ func TestForwarderTun2socksPing(t *testing.T) {
 	n := newTun2socksNet(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	for _, dst := range []string{"198.18.204.4", "fd42:5eed:4::4"} {
+	for _, dst := range []string{"198.18.204.4", "fd42:5eed:0:4::4"} {
 		if err := gvPing(ctx, n.testNet.gs, netip.MustParseAddr(dst), 56); err != nil {
 			t.Errorf("ping %s: %v", dst, err)
 		}
@@ -669,7 +669,7 @@ func TestForwarderCompleteReset(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	for _, dst := range []string{"198.18.202.2:80", "[fd42:5eed:2::2]:80"} {
+	for _, dst := range []string{"198.18.202.2:80", "[fd42:5eed:0:2::2]:80"} {
 		_, _, err := gvDial(ctx, nt.gs, netip.MustParseAddrPort(dst))
 		if refused := (&tcpip.ErrConnectionRefused{}).String(); err == nil || !strings.Contains(err.Error(), refused) {
 			t.Errorf("connect %s: %v, want %q", dst, err, refused)

@@ -37,8 +37,8 @@ import (
 var (
 	wispV4 = netip.MustParsePrefix("198.18.99.1/24")
 	gvV4   = netip.MustParsePrefix("198.18.99.2/24")
-	wispV6 = netip.MustParsePrefix("fd42:5eed:99::1/64")
-	gvV6   = netip.MustParsePrefix("fd42:5eed:99::2/64")
+	wispV6 = netip.MustParsePrefix("fd42:5eed:0:99::1/64")
+	gvV6   = netip.MustParsePrefix("fd42:5eed:0:99::2/64")
 )
 
 const gvNIC tcpip.NICID = 1

@@ -99,11 +99,11 @@ func proxyFlows(t *testing.T, deferred bool) {
 	}
 	stacktest.Closed(t, sb)
 	nifB, err := sb.AddNetif(pb, stack.NetifConfig{Name: "client",
-		Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.171.1/24"), netip.MustParsePrefix("fd42:5eed:171::1/64")}})
+		Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.171.1/24"), netip.MustParsePrefix("fd42:5eed:0:171::1/64")}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, pfx := range []string{"198.19.0.0/16", "fd42:5eed:99::/64"} {
+	for _, pfx := range []string{"198.19.0.0/16", "fd42:5eed:0:99::/64"} {
 		if err := sb.AddRoute(stack.Route{Dst: netip.MustParsePrefix(pfx), Netif: nifB}); err != nil {
 			t.Fatal(err)
 		}
@@ -111,7 +111,7 @@ func proxyFlows(t *testing.T, deferred bool) {
 	stacktest.WaitReady(t, nifA, nifB)
 	client := endpoint.New(sb)
 
-	for _, host := range []string{"198.19.1.1", "[fd42:5eed:99::1]"} {
+	for _, host := range []string{"198.19.1.1", "[fd42:5eed:0:99::1]"} {
 		conn, err := client.Dial("tcp", host+":80")
 		if err != nil {
 			t.Fatalf("%s: %v", host, err)
@@ -143,7 +143,7 @@ func proxyFlows(t *testing.T, deferred bool) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	for _, dst := range []string{"198.19.200.7", "fd42:5eed:99::1234"} {
+	for _, dst := range []string{"198.19.200.7", "fd42:5eed:0:99::1234"} {
 		if _, err := ping.Once(ctx, client, netip.MustParseAddr(dst), 56); err != nil {
 			t.Errorf("ping %s: %v", dst, err)
 		}

@@ -58,9 +58,9 @@ func TestKey(t *testing.T) {
 const goodConf = `# a wisp peer
 [Interface]
 PrivateKey = %PRIV%   # trailing comment
-Address = 198.18.5.2/24, fd42:5eed:5::2/64
+Address = 198.18.5.2/24, fd42:5eed:0:5::2/64
 address = 198.18.6.2
-DNS = 198.18.5.1, fd42:5eed:5::1, corp.example
+DNS = 198.18.5.1, fd42:5eed:0:5::1, corp.example
 MTU = 1420
 ListenPort = 51820
 FwMark = 0x10
@@ -69,8 +69,8 @@ PostUp = iptables -A FORWARD -i %i -j ACCEPT
 [peer]
 PublicKey = %BOB%
 PresharedKey = %PSK%
-Endpoint = [fd42:5eed:1::1]:51821
-AllowedIPs = 198.18.5.7/24, fd42:5eed:5::/64
+Endpoint = [fd42:5eed:0:1::1]:51821
+AllowedIPs = 198.18.5.7/24, fd42:5eed:0:5::/64
 AllowedIPs = 198.18.7.1
 PersistentKeepalive = 25
 
@@ -102,10 +102,10 @@ func TestParse(t *testing.T) {
 	if c.PrivateKey != alicePriv || c.MTU != 1420 || c.ListenPort != 51820 || c.FwMark != 16 {
 		t.Errorf("interface: %+v", c)
 	}
-	if got, want := c.Addresses, pfx("198.18.5.2/24", "fd42:5eed:5::2/64", "198.18.6.2/32"); !equal(got, want) {
+	if got, want := c.Addresses, pfx("198.18.5.2/24", "fd42:5eed:0:5::2/64", "198.18.6.2/32"); !equal(got, want) {
 		t.Errorf("Addresses = %v, want %v", got, want)
 	}
-	if len(c.DNS) != 2 || c.DNS[0] != netip.MustParseAddr("198.18.5.1") || c.DNS[1] != netip.MustParseAddr("fd42:5eed:5::1") {
+	if len(c.DNS) != 2 || c.DNS[0] != netip.MustParseAddr("198.18.5.1") || c.DNS[1] != netip.MustParseAddr("fd42:5eed:0:5::1") {
 		t.Errorf("DNS = %v", c.DNS)
 	}
 	if len(c.DNSSearch) != 1 || c.DNSSearch[0] != "corp.example" {
@@ -119,10 +119,10 @@ func TestParse(t *testing.T) {
 	}
 	p := c.Peers[0]
 	if p.PublicKey != bobPub || p.PresharedKey != psk || p.PersistentKeepalive != 25 || p.Line != 12 ||
-		p.EndpointAddr != netip.MustParseAddrPort("[fd42:5eed:1::1]:51821") {
+		p.EndpointAddr != netip.MustParseAddrPort("[fd42:5eed:0:1::1]:51821") {
 		t.Errorf("peer 0: %+v", p)
 	}
-	if got, want := p.AllowedIPs, pfx("198.18.5.0/24", "fd42:5eed:5::/64", "198.18.7.1/32"); !equal(got, want) {
+	if got, want := p.AllowedIPs, pfx("198.18.5.0/24", "fd42:5eed:0:5::/64", "198.18.7.1/32"); !equal(got, want) {
 		t.Errorf("AllowedIPs = %v, want %v", got, want)
 	}
 	q := c.Peers[1]
@@ -151,8 +151,8 @@ func TestParse(t *testing.T) {
 		"listen_port=51820\nfwmark=16\nreplace_peers=true\n" +
 		"public_key=" + bobPubHex + "\n" +
 		"preshared_key=" + psk.Hex() + "\n" +
-		"endpoint=[fd42:5eed:1::1]:51821\npersistent_keepalive_interval=25\nreplace_allowed_ips=true\n" +
-		"allowed_ip=198.18.5.0/24\nallowed_ip=fd42:5eed:5::/64\nallowed_ip=198.18.7.1/32\n" +
+		"endpoint=[fd42:5eed:0:1::1]:51821\npersistent_keepalive_interval=25\nreplace_allowed_ips=true\n" +
+		"allowed_ip=198.18.5.0/24\nallowed_ip=fd42:5eed:0:5::/64\nallowed_ip=198.18.7.1/32\n" +
 		"public_key=" + pub2.Hex() + "\n" +
 		"endpoint=198.18.9.9:4500\nreplace_allowed_ips=true\n"
 	if got := c.UAPI(); got != want {

@@ -17,7 +17,7 @@ import (
 // Intercepted destinations: addresses neither stack owns.
 var (
 	far4 = netip.MustParseAddr("198.19.7.7")
-	far6 = netip.MustParseAddr("fd42:5eed:77::7")
+	far6 = netip.MustParseAddr("fd42:5eed:0:77::7")
 )
 
 // inputIntercepted hands s's UDP a datagram src→dst as ip hands an intercepted one
