@@ -1,5 +1,17 @@
 // Package tun is a Linux TUN link (IFF_TUN|IFF_NO_PI): bare IPv4/IPv6 packets
-// (link.MediumIP) exchanged with the kernel through /dev/net/tun.
+// (link.MediumIP) exchanged with the kernel through /dev/net/tun, or with Config.TAP a TAP
+// link (IFF_TAP|IFF_NO_PI): Ethernet frames (link.MediumEthernet), so that the stack runs
+// ARP and NDP with the kernel, answers as a host of its own MAC address (Config.HardwareAddr,
+// or a random locally administered unicast address, never the kernel interface's) and can
+// sit on a bridge beside other hosts (a DHCP server, for one). The MTU is the IP packet's on
+// both: a TAP's frames are 14 bytes longer.
+//
+// On a TAP everything below works the same, but for where the virtio-net header's offsets
+// count from: the frame's start, the Ethernet header included (and its EtherType must say
+// the IP version of the packet: a VLAN-tagged GSO frame is dropped as malformed). Checksum
+// offload and TSO4/TSO6 both ways and multi-queue (the kernel spreads flows over the queues
+// by hash) are tested on a TAP with a stack on it; USO is asked for the same way as on a
+// TUN, where alone it is tested.
 //
 // Open gives one queue without offloads. OpenConfig can ask for offloads: a virtio-net
 // header on every packet (IFF_VNET_HDR, wire.VirtioNetHdr, little-endian) with checksum

@@ -463,31 +463,11 @@ func TestOffloadZeroAllocs(t *testing.T) {
 	ns := newNS(t)
 	alloc := bigAllocator()
 	dev := openIn(t, ns, Config{MTU: 1500, Offload: true}, "198.18.2.1", "fd42:5eed:2::1")
-	// No Attach: no reader goroutine; the test reads itself.
-	disp := linktest.NewDispatcher(alloc)
-	dev.dmu.Lock()
-	dev.disp = disp
-	dev.dmu.Unlock()
-	q := dev.queues[0]
-	var fd int
-	q.rc.Control(func(f uintptr) { fd = int(f) })
+	q, fd := readDirect(dev, alloc)
 
 	const runs = 100
 	// The kernel sends UDP datagrams into the TUN, their checksums left partial.
-	var sock int
-	if err := inNetns(ns, func() (err error) {
-		sock, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(sock)
-	to := &unix.SockaddrInet4{Port: 9999, Addr: [4]byte{198, 18, 2, 2}}
-	for range runs + 20 {
-		if err := unix.Sendto(sock, make([]byte, 1000), 0, to); err != nil {
-			t.Fatal(err)
-		}
-	}
+	kernelUDP(t, ns, [4]byte{198, 18, 2, 2}, runs+20)
 	read := 0
 	allocs := testing.AllocsPerRun(runs, func() {
 		if err := q.readOne(fd); err != nil {
@@ -507,22 +487,78 @@ func TestOffloadZeroAllocs(t *testing.T) {
 	}
 
 	// Writes: a 60 KiB GSO packet (the kernel answers it with a reset nobody reads).
-	pkt := tcpPacket(t, false, 60000, false)
-	pkt[12], pkt[13], pkt[14], pkt[15] = 198, 18, 2, 2
-	pkt[16], pkt[17], pkt[18], pkt[19] = 198, 18, 2, 1
+	pkt := tso4(t, [4]byte{198, 18, 2, 2}, [4]byte{198, 18, 2, 1}, 60000)
+	writeGSO(t, dev, alloc, pkt, runs)
+	// A GSO packet the device cannot take, and one for a device without offloads.
+	p := linktest.Frame(t, alloc, pkt)
+	p.SetGSO(pbuf.GSOUDPL4, 1000)
+	if _, err := dev.WritePackets([]*pbuf.Pbuf{p}); !errors.Is(err, errs.Val) {
+		t.Errorf("USO packet: %v", err)
+	}
+	q.release()
+	dev.Close()
+	linktest.CheckZero(t, alloc)
+}
+
+// readDirect gives dev a dispatcher without attaching it (no reader goroutine: the test
+// reads itself) and returns its first queue and that queue's fd.
+func readDirect(dev *Device, alloc *pbuf.Allocator) (*queue, int) {
+	dev.dmu.Lock()
+	dev.disp = linktest.NewDispatcher(alloc)
+	dev.dmu.Unlock()
+	q := dev.queues[0]
+	var fd int
+	q.rc.Control(func(f uintptr) { fd = int(f) })
+	return q, fd
+}
+
+// kernelUDP has the kernel of ns send n datagrams of 1000 bytes to dst:9999.
+func kernelUDP(t *testing.T, ns string, dst [4]byte, n int) {
+	t.Helper()
+	var sock int
+	if err := inNetns(ns, func() (err error) {
+		sock, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(sock)
+	to := &unix.SockaddrInet4{Port: 9999, Addr: dst}
+	for range n {
+		if err := unix.Sendto(sock, make([]byte, 1000), 0, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// tso4 is an IPv4 TCP packet from src to dst with payload bytes, its IP checksum complete
+// and its TCP checksum left partial: what the stack hands a link with TSO.
+func tso4(t *testing.T, src, dst [4]byte, payload int) []byte {
+	t.Helper()
+	pkt := tcpPacket(t, false, payload, false)
+	copy(pkt[12:16], src[:])
+	copy(pkt[16:20], dst[:])
 	var ip4 wire.IPv4 = pkt
 	ip4.SetChecksum()
 	l4 := pkt[20:]
 	copy(l4[16:], []byte{0, 0})
 	cs := wire.Fold(wire.PseudoHeaderChecksum(wire.ProtoTCP, ip4.Src(), ip4.Dst(), uint32(len(l4))))
 	l4[16], l4[17] = byte(cs>>8), byte(cs)
+	return pkt
+}
+
+// writeGSO writes frame (an IPv4 TSO packet, after dev's link header) runs times as a GSO
+// packet with its checksum partial, and fails the test if a write allocates or fails.
+func writeGSO(t *testing.T, dev *Device, alloc *pbuf.Allocator, frame []byte, runs int) {
+	t.Helper()
+	_, _, _, before := dev.OffloadStats()
 	pkts := make([]*pbuf.Pbuf, 1)
-	allocs = testing.AllocsPerRun(runs, func() {
-		p, err := alloc.Alloc(pbuf.LayerRaw, len(pkt), pbuf.POOL)
+	allocs := testing.AllocsPerRun(runs, func() {
+		p, err := alloc.Alloc(pbuf.LayerRaw, len(frame), pbuf.POOL)
 		if err != nil {
 			t.Fatal(err)
 		}
-		p.CopyIn(pkt, 0)
+		p.CopyIn(frame, 0)
 		p.SetGSO(pbuf.GSOTCPv4, 1448)
 		p.SetFlags(pbuf.FlagChecksumPartial)
 		pkts[0] = p
@@ -533,18 +569,9 @@ func TestOffloadZeroAllocs(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("write: %v allocations per frame", allocs)
 	}
-	if _, _, _, tg := dev.OffloadStats(); tg != runs+1 {
-		t.Errorf("%d GSO packets written", tg)
+	if _, _, _, tg := dev.OffloadStats(); tg-before != uint64(runs)+1 {
+		t.Errorf("%d GSO packets written", tg-before)
 	}
-	// A GSO packet the device cannot take, and one for a device without offloads.
-	p := linktest.Frame(t, alloc, pkt)
-	p.SetGSO(pbuf.GSOUDPL4, 1000)
-	if _, err := dev.WritePackets([]*pbuf.Pbuf{p}); !errors.Is(err, errs.Val) {
-		t.Errorf("USO packet: %v", err)
-	}
-	q.release()
-	dev.Close()
-	linktest.CheckZero(t, alloc)
 }
 
 // A partial checksum the virtio-net header cannot describe is refused on the way out.

@@ -152,7 +152,7 @@ func (q *queue) readOne(fd int) error {
 		ok := n > 0
 		if ok {
 			k := q.stand.CopyOut(q.peek[:min(n, len(q.peek))], 0)
-			flags, gso, size, ok = rxMeta(q.hdr[:], q.peek[:k], n, d.uso)
+			flags, gso, size, ok = rxMeta(q.hdr[:], q.peek[:k], n, d.lh, d.uso)
 		}
 		if !ok {
 			d.rxBadHdr.Add(1)

@@ -35,13 +35,17 @@ const (
 	tunFUSO6 = 0x40
 )
 
-// Device is an open TUN interface; it implements link.Endpoint and link.Offloader.
+// Device is an open TUN or TAP interface; it implements link.Endpoint and link.Offloader.
 type Device struct {
 	name    string
 	mtu     int
-	offload bool // every packet read and written has a virtio-net header
-	uso     bool // the kernel took USO: UDP GSO packets both ways
-	rxCap   int  // the longest packet a read takes: the MTU, or rxMax with offloads
+	tap     bool    // Ethernet frames (IFF_TAP)
+	lh      int     // link header bytes before the IP packet: 0, or 14 on a TAP
+	hw      [6]byte // the stack's MAC address on a TAP
+	kernHW  [6]byte // the kernel interface's own MAC address on a TAP
+	offload bool    // every packet read and written has a virtio-net header
+	uso     bool    // the kernel took USO: UDP GSO packets both ways
+	rxCap   int     // the longest frame a read takes: MTU (or rxMax with offloads) + lh
 	queues  []*queue
 
 	dmu   sync.RWMutex
@@ -76,17 +80,17 @@ func Open(name string, mtu int) (*Device, error) {
 	return OpenConfig(Config{Name: name, MTU: mtu})
 }
 
-// OpenConfig creates (or attaches to) the TUN interface c.Name with c.Queues queues, sets
-// its MTU and brings it up. With c.Offload it asks for virtio-net headers, checksum offload
-// and TSO; when the kernel refuses, it logs one line through c.Logf and opens the device
-// as without c.Offload.
+// OpenConfig creates (or attaches to) the TUN interface c.Name (a TAP interface with
+// c.TAP) with c.Queues queues, sets its MTU and brings it up. With c.Offload it asks for
+// virtio-net headers, checksum offload and TSO; when the kernel refuses, it logs one line
+// through c.Logf and opens the device as without c.Offload.
 func OpenConfig(c Config) (*Device, error) {
 	nq, err := c.check(unix.IFNAMSIZ)
 	if err != nil {
 		return nil, err
 	}
 	if c.Offload {
-		d, err := open(c.Name, c.MTU, nq, true)
+		d, err := open(&c, nq, true)
 		var refused *offloadRefused
 		if !errors.As(err, &refused) {
 			return d, err
@@ -97,7 +101,7 @@ func OpenConfig(c Config) (*Device, error) {
 		}
 		logf("tun: %s: the kernel refuses offloads (%v): packets go without virtio-net headers, no TSO, no checksum offload", refused.name, refused.err)
 	}
-	return open(c.Name, c.MTU, nq, false)
+	return open(&c, nq, false)
 }
 
 // offloadRefused is the kernel's refusal of a virtio-net header setting: OpenConfig then
@@ -129,10 +133,11 @@ func openFD() (int, error) {
 	return fd, nil
 }
 
-// open opens nq queues of the interface name, each a TUNSETIFF on its own fd (the first
+// open opens nq queues of the interface c.Name, each a TUNSETIFF on its own fd (the first
 // creates the interface, the others attach to it), with virtio-net headers and offloads
 // when vnet is set; it fails with *offloadRefused when the kernel refuses those.
-func open(name string, mtu, nq int, vnet bool) (d *Device, err error) {
+func open(c *Config, nq int, vnet bool) (d *Device, err error) {
+	name, mtu := c.Name, c.MTU
 	var fds []int
 	defer func() {
 		if err != nil {
@@ -142,6 +147,9 @@ func open(name string, mtu, nq int, vnet bool) (d *Device, err error) {
 		}
 	}()
 	flags := uint16(unix.IFF_TUN | unix.IFF_NO_PI)
+	if c.TAP {
+		flags = unix.IFF_TAP | unix.IFF_NO_PI
+	}
 	if nq > 1 {
 		flags |= unix.IFF_MULTI_QUEUE
 	}
@@ -177,19 +185,30 @@ func open(name string, mtu, nq int, vnet bool) (d *Device, err error) {
 			return nil, &offloadRefused{name: name, err: err}
 		}
 	}
-	if err := configure(name, mtu); err != nil {
+	kernHW, err := configure(name, mtu, c.TAP)
+	if err != nil {
 		return nil, err
 	}
 	d = &Device{
-		name: name, mtu: mtu, offload: vnet, uso: uso, rxCap: mtu,
+		name: name, mtu: mtu, offload: vnet, uso: uso,
 		wiov: make([]unix.Iovec, 0, maxIov),
 	}
+	if c.TAP {
+		d.tap, d.lh, d.kernHW = true, wire.EthernetHeaderLen, kernHW
+		switch d.hw = c.HardwareAddr; d.hw {
+		case [6]byte{}:
+			d.hw = randomMAC(kernHW)
+		case kernHW:
+			return nil, fmt.Errorf("tun: hardware address %s is the kernel interface %s's own", macString(kernHW), name)
+		}
+	}
+	d.rxCap = mtu + d.lh
 	d.wfn = func(fd uintptr) bool {
 		_, d.werr = writev(int(fd), d.wcur)
 		return true // never wait: a full device drops, as a real link does
 	}
 	if vnet {
-		d.rxCap = rxMax
+		d.rxCap = rxMax + d.lh
 	}
 	d.wbuf = make([]byte, d.rxCap)
 	for _, fd := range fds {
@@ -237,42 +256,60 @@ func vnetSetup(fd int) (uso bool, err error) {
 
 func littleEndian() bool { return binary.NativeEndian.Uint16([]byte{1, 0}) == 1 }
 
-// configure sets the MTU and the IFF_UP flag with ioctls on an AF_INET socket.
-func configure(name string, mtu int) error {
+// configure sets the MTU and the IFF_UP flag with ioctls on an AF_INET socket, and
+// returns the interface's MAC address when tap is set.
+func configure(name string, mtu int, tap bool) (hw [6]byte, err error) {
 	s, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("tun: control socket: %w", err)
+		return hw, fmt.Errorf("tun: control socket: %w", err)
 	}
 	defer unix.Close(s)
 	ifr, err := unix.NewIfreq(name)
 	if err != nil {
-		return fmt.Errorf("tun: bad interface name %q: %w", name, err)
+		return hw, fmt.Errorf("tun: bad interface name %q: %w", name, err)
 	}
 	ifr.SetUint32(uint32(mtu))
 	if err := unix.IoctlIfreq(s, unix.SIOCSIFMTU, ifr); err != nil {
-		return fmt.Errorf("tun: set MTU %d on %s: %w", mtu, name, err)
+		return hw, fmt.Errorf("tun: set MTU %d on %s: %w", mtu, name, err)
 	}
 	if err := unix.IoctlIfreq(s, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("tun: get flags of %s: %w", name, err)
+		return hw, fmt.Errorf("tun: get flags of %s: %w", name, err)
 	}
 	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP | unix.IFF_RUNNING)
 	if err := unix.IoctlIfreq(s, unix.SIOCSIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("tun: bring %s up: %w", name, err)
+		return hw, fmt.Errorf("tun: bring %s up: %w", name, err)
 	}
-	return nil
+	if tap {
+		if err := unix.IoctlIfreq(s, unix.SIOCGIFHWADDR, ifr); err != nil {
+			return hw, fmt.Errorf("tun: get the hardware address of %s: %w", name, err)
+		}
+		// struct sockaddr in the ifreq's union: a family, then the address bytes.
+		copy(hw[:], (*[unix.IFNAMSIZ + 16]byte)(unsafe.Pointer(ifr))[unix.IFNAMSIZ+2:])
+	}
+	return hw, nil
 }
 
 // Name returns the interface name the kernel gave.
 func (d *Device) Name() string { return d.name }
 
-// Medium implements link.Endpoint: bare IP packets.
-func (d *Device) Medium() link.Medium { return link.MediumIP }
+// Medium implements link.Endpoint: bare IP packets, or Ethernet frames on a TAP.
+func (d *Device) Medium() link.Medium {
+	if d.tap {
+		return link.MediumEthernet
+	}
+	return link.MediumIP
+}
 
-// MTU implements link.Endpoint.
+// MTU implements link.Endpoint: the largest IP packet (a TAP's frames are 14 bytes longer).
 func (d *Device) MTU() int { return d.mtu }
 
-// HardwareAddr implements link.Endpoint; a TUN device has none.
-func (d *Device) HardwareAddr() [6]byte { return [6]byte{} }
+// HardwareAddr implements link.Endpoint: the stack's MAC address on a TAP
+// (Config.HardwareAddr, or the random one chosen at open); a TUN device has none.
+func (d *Device) HardwareAddr() [6]byte { return d.hw }
+
+// KernelHardwareAddr returns the kernel interface's own MAC address on a TAP (the
+// kernel's side of the link), zero on a TUN.
+func (d *Device) KernelHardwareAddr() [6]byte { return d.kernHW }
 
 // Stats returns frames received (delivered), received but dropped (no dispatcher, no rx
 // buffer, or a malformed virtio-net header), written, and refused by the kernel or too long.
@@ -361,10 +398,10 @@ func (d *Device) write(p *pbuf.Pbuf) error {
 	partial := p.Flags()&pbuf.FlagChecksumPartial != 0
 	n := p.TotLen()
 	if gso != pbuf.GSONone {
-		if !d.offload || n > gsoMax {
+		if !d.offload || n-d.lh > gsoMax {
 			return errs.Val
 		}
-	} else if n > d.mtu || partial && !d.offload {
+	} else if n-d.lh > d.mtu || d.tap && n <= d.lh || partial && !d.offload {
 		return errs.Val
 	}
 	iov := d.wiov[:0]
@@ -372,7 +409,7 @@ func (d *Device) write(p *pbuf.Pbuf) error {
 		var r wire.VirtioNetHdrRepr
 		if gso != pbuf.GSONone || partial {
 			k := p.CopyOut(d.wpeek[:], 0)
-			if txHdr(&r, d.wpeek[:k], n, gso, size, partial) != nil {
+			if txHdr(&r, d.wpeek[:k], n, d.lh, gso, size, partial) != nil {
 				return errs.Val
 			}
 		}

@@ -7,9 +7,9 @@ import (
 	"github.com/wispstack/wisp/wire"
 )
 
-// peekLen is how many bytes of a packet the virtio-net checks look at: the longest IPv4
-// header and the TCP data offset byte fit.
-const peekLen = wire.IPv4MaxHeaderLen + wire.TCPMinHeaderLen
+// peekLen is how many bytes of a frame the virtio-net checks look at: a TAP's Ethernet
+// header, the longest IPv4 header and the TCP data offset byte fit.
+const peekLen = wire.EthernetHeaderLen + wire.IPv4MaxHeaderLen + wire.TCPMinHeaderLen
 
 // gsoMax is the largest GSO packet the device takes from the stack (link.Offloads.GSOMax).
 const gsoMax = 65535
@@ -19,6 +19,23 @@ const gsoMax = 65535
 const rxMax = 65536
 
 var errTxHdr = errors.New("tun: no virtio-net header describes this frame")
+
+// frameTransport is transport for a frame of n bytes whose first bytes are b, after lh
+// bytes of link header: 0 on a TUN, an Ethernet header on a TAP, whose EtherType must
+// then say the IP version the packet has (no VLAN tags). off counts from the frame's start.
+func frameTransport(b []byte, n, lh int) (ver, off int, proto uint8, ok bool) {
+	if lh == 0 {
+		return transport(b, n)
+	}
+	if len(b) <= lh || n <= lh {
+		return 0, 0, 0, false
+	}
+	ver, off, proto, ok = transport(b[lh:], n-lh)
+	if et := wire.Ethernet(b).EtherType(); ok && !(ver == 4 && et == wire.EtherTypeIPv4 || ver == 6 && et == wire.EtherTypeIPv6) {
+		return 0, 0, 0, false
+	}
+	return ver, off + lh, proto, ok
+}
 
 // transport locates the transport header of the IP packet of n bytes whose first bytes
 // are b (wire.IPTransport): the IP version, the header's offset and protocol. ok is false
@@ -41,8 +58,9 @@ func transport(b []byte, n int) (ver, off int, proto uint8, ok bool) {
 	return ver, off, proto, ok
 }
 
-// rxMeta turns the virtio-net header h of a packet of n bytes whose first bytes are b
-// (at least min(n, peekLen) of them) into the packet's marks. ok is false when the header
+// rxMeta turns the virtio-net header h of a frame of n bytes whose first bytes are b
+// (at least min(n, peekLen) of them), lh bytes of link header and then an IP packet, into
+// the frame's marks (the header's offsets count from the frame's start). ok is false when the header
 // is malformed or does not describe the packet: the frame is dropped.
 //
 // A GSO packet must be one TCP segment of the family its type says, or with uso (the
@@ -52,7 +70,7 @@ func transport(b []byte, n int) (ver, off int, proto uint8, ok bool) {
 // checksum gets FlagChecksumOK|FlagChecksumPartial; with NEEDS_CSUM anywhere else (a
 // tunnel's inner header) it gets no mark, so the stack verifies what it can. DATA_VALID
 // gets FlagChecksumOK.
-func rxMeta(h, b []byte, n int, uso bool) (flags pbuf.Flags, gso pbuf.GSOType, size int, ok bool) {
+func rxMeta(h, b []byte, n, lh int, uso bool) (flags pbuf.Flags, gso pbuf.GSOType, size int, ok bool) {
 	var r wire.VirtioNetHdrRepr
 	if r.Parse(h, n) != nil {
 		return 0, pbuf.GSONone, 0, false
@@ -60,7 +78,7 @@ func rxMeta(h, b []byte, n int, uso bool) (flags pbuf.Flags, gso pbuf.GSOType, s
 	if r.Flags == 0 {
 		return 0, pbuf.GSONone, 0, true // Parse refuses a GSO packet without a flag
 	}
-	ver, off, proto, tok := transport(b, n)
+	ver, off, proto, tok := frameTransport(b, n, lh)
 	partial := r.Flags&wire.VirtioNetNeedsCsum != 0
 	atL4 := tok && int(r.CsumStart) == off &&
 		((proto == wire.ProtoTCP || proto == wire.ProtoUDP) && int(r.CsumOffset) == wire.ChecksumOffset(proto))
@@ -94,18 +112,19 @@ func rxMeta(h, b []byte, n int, uso bool) (flags pbuf.Flags, gso pbuf.GSOType, s
 }
 
 // txHdr fills r for a frame of n bytes whose first bytes are b (at least min(n, peekLen)),
-// with GSO request gso/size, and a checksum left partial when partial is set: a GSO packet
+// lh bytes of link header and then an IP packet (the header's offsets count from the
+// frame's start), with GSO request gso/size, and a checksum left partial when partial is set: a GSO packet
 // gets its type, segment size, header length and NEEDS_CSUM at its TCP checksum (and the ECN
 // bit when CWR is set: only the first segment keeps it); a partial checksum of a plain packet
 // gets NEEDS_CSUM at its TCP or UDP checksum; a UDP GSO packet (USO) gets its type, size
 // and header length. It fails for anything else (a packet that is not TCP or UDP right
 // after its IP header).
-func txHdr(r *wire.VirtioNetHdrRepr, b []byte, n int, gso pbuf.GSOType, size int, partial bool) error {
+func txHdr(r *wire.VirtioNetHdrRepr, b []byte, n, lh int, gso pbuf.GSOType, size int, partial bool) error {
 	*r = wire.VirtioNetHdrRepr{}
 	if gso == pbuf.GSONone && !partial {
 		return nil
 	}
-	ver, off, proto, ok := transport(b, n)
+	ver, off, proto, ok := frameTransport(b, n, lh)
 	if !ok {
 		return errTxHdr
 	}

@@ -107,7 +107,7 @@ func TestRxMeta(t *testing.T) {
 		if c.name == "ufo" {
 			c.h[1] = wire.VirtioNetGSOUDP
 		}
-		flags, gso, size, ok := rxMeta(c.h, peek(c.pkt), len(c.pkt), false)
+		flags, gso, size, ok := rxMeta(c.h, peek(c.pkt), len(c.pkt), 0, false)
 		if ok != c.ok || ok && (flags != c.flags || gso != c.gso) {
 			t.Errorf("%s: flags %v gso %v/%d ok %v; want flags %v gso %v ok %v", c.name, flags, gso, size, ok, c.flags, c.gso, c.ok)
 		}
@@ -120,7 +120,7 @@ func TestRxMeta(t *testing.T) {
 func TestTxHdr(t *testing.T) {
 	var r wire.VirtioNetHdrRepr
 	p4 := tcpPacket(t, false, 8000, true)
-	if err := txHdr(&r, peek(p4), len(p4), pbuf.GSOTCPv4, 1448, true); err != nil {
+	if err := txHdr(&r, peek(p4), len(p4), 0, pbuf.GSOTCPv4, 1448, true); err != nil {
 		t.Fatal(err)
 	}
 	if want := (wire.VirtioNetHdrRepr{Flags: wire.VirtioNetNeedsCsum, GSOType: wire.VirtioNetGSOTCPv4, ECN: true,
@@ -128,31 +128,31 @@ func TestTxHdr(t *testing.T) {
 		t.Fatalf("%+v, want %+v", r, want)
 	}
 	p6 := tcpPacket(t, true, 100, false)
-	if err := txHdr(&r, peek(p6), len(p6), pbuf.GSOTCPv6, 1428, true); err != nil ||
+	if err := txHdr(&r, peek(p6), len(p6), 0, pbuf.GSOTCPv6, 1428, true); err != nil ||
 		r != (wire.VirtioNetHdrRepr{Flags: 1, GSOType: 4, HdrLen: 72, GSOSize: 1428, CsumStart: 40, CsumOffset: 16}) {
 		t.Fatalf("%+v %v", r, err)
 	}
-	if err := txHdr(&r, peek(p6), len(p6), pbuf.GSONone, 0, true); err != nil ||
+	if err := txHdr(&r, peek(p6), len(p6), 0, pbuf.GSONone, 0, true); err != nil ||
 		r != (wire.VirtioNetHdrRepr{Flags: 1, HdrLen: 58, CsumStart: 40, CsumOffset: 16}) {
 		t.Fatalf("%+v %v", r, err)
 	}
-	if err := txHdr(&r, peek(p6), len(p6), pbuf.GSONone, 0, false); err != nil || r != (wire.VirtioNetHdrRepr{}) {
+	if err := txHdr(&r, peek(p6), len(p6), 0, pbuf.GSONone, 0, false); err != nil || r != (wire.VirtioNetHdrRepr{}) {
 		t.Fatalf("%+v %v", r, err)
 	}
 	// What the header read back says is what was written.
 	h := make([]byte, wire.VirtioNetHdrLen)
-	txHdr(&r, peek(p4), len(p4), pbuf.GSOTCPv4, 1448, true)
+	txHdr(&r, peek(p4), len(p4), 0, pbuf.GSOTCPv4, 1448, true)
 	r.Emit(h)
-	if flags, gso, size, ok := rxMeta(h, peek(p4), len(p4), false); !ok || gso != pbuf.GSOTCPv4 || size != 1448 ||
+	if flags, gso, size, ok := rxMeta(h, peek(p4), len(p4), 0, false); !ok || gso != pbuf.GSOTCPv4 || size != 1448 ||
 		flags != pbuf.FlagChecksumOK|pbuf.FlagChecksumPartial {
 		t.Fatal(flags, gso, size, ok)
 	}
 	for name, f := range map[string]func() error{
-		"uso":          func() error { return txHdr(&r, peek(p4), len(p4), pbuf.GSOUDPL4, 1000, true) },
-		"wrong family": func() error { return txHdr(&r, peek(p4), len(p4), pbuf.GSOTCPv6, 1000, true) },
-		"no size":      func() error { return txHdr(&r, peek(p4), len(p4), pbuf.GSOTCPv4, 0, true) },
-		"length":       func() error { return txHdr(&r, peek(p4), len(p4)-1, pbuf.GSOTCPv4, 1448, true) },
-		"not ip":       func() error { return txHdr(&r, make([]byte, 80), 100, pbuf.GSONone, 0, true) },
+		"uso":          func() error { return txHdr(&r, peek(p4), len(p4), 0, pbuf.GSOUDPL4, 1000, true) },
+		"wrong family": func() error { return txHdr(&r, peek(p4), len(p4), 0, pbuf.GSOTCPv6, 1000, true) },
+		"no size":      func() error { return txHdr(&r, peek(p4), len(p4), 0, pbuf.GSOTCPv4, 0, true) },
+		"length":       func() error { return txHdr(&r, peek(p4), len(p4)-1, 0, pbuf.GSOTCPv4, 1448, true) },
+		"not ip":       func() error { return txHdr(&r, make([]byte, 80), 100, 0, pbuf.GSONone, 0, true) },
 	} {
 		if f() == nil {
 			t.Errorf("%s: accepted", name)
@@ -170,6 +170,7 @@ func FuzzRxMeta(f *testing.F) {
 	f.Add(hdr(1, 4, 72, 1428, 40, 16), p6[:peekLen], len(p6))
 	f.Add(hdr(2, 0, 0, 0, 0, 0), p6[:peekLen], len(p6))
 	f.Add(hdr(1, 0, 0, 0, 20, 16), p4[:peekLen], len(p4))
+	f.Add(hdr(1, 1, 66, 1448, 34, 16), ethFrame(p4)[:peekLen], len(p4)+14)
 	f.Fuzz(func(t *testing.T, h, b []byte, n int) {
 		if len(b) > peekLen {
 			b = b[:peekLen]
@@ -177,12 +178,16 @@ func FuzzRxMeta(f *testing.F) {
 		if n < len(b) { // the packet holds at least the bytes looked at
 			n = len(b)
 		}
-		flags, gso, size, ok := rxMeta(h, b, n, true)
+		lh := 0
+		if len(b) > 0 && b[0] == 0x02 { // a TAP frame: the MAC address ethFrame writes
+			lh = wire.EthernetHeaderLen
+		}
+		flags, gso, size, ok := rxMeta(h, b, n, lh, true)
 		if !ok {
 			return
 		}
 		if gso != pbuf.GSONone {
-			ver, off, proto, tok := transport(b, n)
+			ver, off, proto, tok := frameTransport(b, n, lh)
 			if !tok || proto != wire.ProtoTCP || size <= 0 || (gso == pbuf.GSOTCPv4) != (ver == 4) || off+wire.TCPMinHeaderLen > n {
 				t.Fatalf("accepted gso %v/%d on %x (%d bytes)", gso, size, b, n)
 			}
@@ -197,4 +202,58 @@ func FuzzRxMeta(f *testing.F) {
 			}
 		}
 	})
+}
+
+// ethFrame puts pkt (IPv4 or IPv6) behind an Ethernet header, as a TAP carries it.
+func ethFrame(pkt []byte) []byte {
+	b := make([]byte, wire.EthernetHeaderLen+len(pkt))
+	copy(b, []byte{0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2})
+	et := wire.EtherTypeIPv4
+	if pkt[0]>>4 == 6 {
+		et = wire.EtherTypeIPv6
+	}
+	binary.BigEndian.PutUint16(b[12:], uint16(et))
+	copy(b[wire.EthernetHeaderLen:], pkt)
+	return b
+}
+
+// On a TAP the virtio-net header's offsets count from the frame's start, the Ethernet
+// header included, and the EtherType must say the IP version the packet has.
+func TestVnetTAPFrames(t *testing.T) {
+	const lh = wire.EthernetHeaderLen
+	f4 := ethFrame(tcpPacket(t, false, 8000, true))
+	f6 := ethFrame(tcpPacket(t, true, 8000, false))
+	var r wire.VirtioNetHdrRepr
+	if err := txHdr(&r, peek(f4), len(f4), lh, pbuf.GSOTCPv4, 1448, true); err != nil ||
+		r != (wire.VirtioNetHdrRepr{Flags: 1, GSOType: 1, ECN: true, HdrLen: 66, GSOSize: 1448, CsumStart: 34, CsumOffset: 16}) {
+		t.Fatalf("%+v %v", r, err)
+	}
+	if err := txHdr(&r, peek(f6), len(f6), lh, pbuf.GSONone, 0, true); err != nil ||
+		r != (wire.VirtioNetHdrRepr{Flags: 1, HdrLen: 72, CsumStart: 54, CsumOffset: 16}) {
+		t.Fatalf("%+v %v", r, err)
+	}
+	const nc = wire.VirtioNetNeedsCsum
+	for _, c := range []metaCase{
+		{"tso4", hdr(nc, 1, 66, 1448, 34, 16), f4, true, pbuf.FlagChecksumOK | pbuf.FlagChecksumPartial, pbuf.GSOTCPv4},
+		{"tso6", hdr(nc, 4, 86, 1428, 54, 16), f6, true, pbuf.FlagChecksumOK | pbuf.FlagChecksumPartial, pbuf.GSOTCPv6},
+		{"partial", hdr(nc, 0, 0, 0, 54, 16), f6, true, pbuf.FlagChecksumOK | pbuf.FlagChecksumPartial, pbuf.GSONone},
+		{"tso4 offsets of a TUN", hdr(nc, 1, 52, 1448, 20, 16), f4, false, 0, 0},
+		{"partial offsets of a TUN", hdr(nc, 0, 0, 0, 40, 16), f6, true, 0, pbuf.GSONone},
+		{"wrong ethertype", hdr(nc, 1, 66, 1448, 34, 16), append(append([]byte{}, f4[:12]...), append([]byte{0x86, 0xdd}, f4[14:]...)...), false, 0, 0},
+		{"short", hdr(nc, 1, 66, 1448, 34, 16), f4[:10], false, 0, 0},
+	} {
+		flags, gso, _, ok := rxMeta(c.h, peek(c.pkt), len(c.pkt), lh, false)
+		if ok != c.ok || ok && (flags != c.flags || gso != c.gso) {
+			t.Errorf("%s: flags %v gso %v ok %v; want flags %v gso %v ok %v", c.name, flags, gso, ok, c.flags, c.gso, c.ok)
+		}
+	}
+	// An ARP frame (no IP behind the header) gets no header fields.
+	arp := make([]byte, 42)
+	binary.BigEndian.PutUint16(arp[12:], uint16(wire.EtherTypeARP))
+	if err := txHdr(&r, arp, len(arp), lh, pbuf.GSONone, 0, false); err != nil || r != (wire.VirtioNetHdrRepr{}) {
+		t.Fatalf("%+v %v", r, err)
+	}
+	if err := txHdr(&r, arp, len(arp), lh, pbuf.GSONone, 0, true); err == nil {
+		t.Fatal("partial checksum of an ARP frame accepted")
+	}
 }
