@@ -36,6 +36,7 @@ type proxyConfig struct {
 	direct    bool
 	icmp      forwarder.EchoMode
 	deferred  bool
+	stats     string // --stats HOST:PORT
 	mtu       int
 	noOffload bool
 	queues    int
@@ -62,7 +63,11 @@ func parseProxy(args []string, stderr io.Writer) (*proxyConfig, error) {
 	fs.IntVar(&c.cores, "cores", 1, "stack cores: TCP flows spread over them by their 4-tuple")
 	presetName := presetFlag(fs, "tunnel")
 	fs.BoolVar(&c.verbose, "v", false, "log every flow that fails upstream")
+	fs.StringVar(&c.stats, "stats", "", statsUsage)
 	if err := parse(fs, args); err != nil {
+		return nil, err
+	}
+	if err := checkStats(c.stats); err != nil {
 		return nil, err
 	}
 	c.preset = *presetName
@@ -128,6 +133,12 @@ func cmdProxy(args []string, stdout, stderr io.Writer) error {
 	if err := stack.BudgetFor(o).WriteTable(stdout); err != nil {
 		return err
 	}
+	if !c.noOffload {
+		if ok, why := offloadsFit(o, c.queues); !ok {
+			logf("preset %s: %s", c.preset, why)
+			c.noOffload = true
+		}
+	}
 	dev, err := tun.OpenConfig(tun.Config{Name: c.tun, MTU: c.mtu, Offload: !c.noOffload, Queues: c.queues, Logf: logf})
 	if err != nil {
 		return err
@@ -160,6 +171,14 @@ func cmdProxy(args []string, stdout, stderr io.Writer) error {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}()
+	if c.stats != "" {
+		stop, err := startStats(s, c.stats, "wisp proxy on "+c.tun, stdout)
+		if err != nil {
+			return err
+		}
+		// Runs before the proxy ends and the stack closes.
+		defer stop()
+	}
 	upstream := "SOCKS5 " + c.socks
 	if c.direct {
 		upstream = "direct (this host's sockets)"

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -22,32 +23,50 @@ import (
 
 func cmdServe(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("serve", stderr)
-	name := fs.String("tun", "", "TUN device to create or attach to (this or --xdp is required)")
+	name := fs.String("tun", "", "TUN device to create or attach to (this, --tap or --xdp is required)")
+	tapName := fs.String("tap", "", "TAP device to create or attach to: Ethernet frames, so wisp runs ARP and NDP with the kernel\n"+
+		"and can get its address by DHCP (--dhcp)")
+	useDHCP := fs.Bool("dhcp", false, "get an IPv4 address, router and DNS servers by DHCP (--tap only); the lease is printed when bound,\n"+
+		"and the services listen on 0.0.0.0 instead of the IPv4 --addr addresses")
+	useDHCPv6 := fs.Bool("dhcpv6", false, "ask for DNS servers by stateless DHCPv6 when a router advertises the O flag (--tap only)")
 	xdpName := fs.String("xdp", "", "network interface to serve on through AF_XDP instead of a TUN device: an XDP program\n"+
 		"sends wisp the frames for its --addr addresses (and ARP/NDP for them) and passes the rest\n"+
 		"to the kernel; run it in the interface's namespace (ip netns exec), as root")
 	var addrs prefixList
 	fs.Var(&addrs, "addr", "address with prefix length, like 198.18.0.1/24 or fd42:5eed::1/64 (repeatable, at least one)")
-	pcapFile := fs.String("pcap", "", "write every frame to this pcap file (--tun only)")
-	mtu := fs.Int("mtu", 1500, "MTU of the TUN device (--tun only: --xdp takes the interface's)")
-	noOffload := fs.Bool("no-offload", false, "open the TUN device without offloads (virtio-net headers, TSO, checksum offload):\nevery packet fits the MTU, as with a kernel that refuses them (--tun only)")
+	pcapFile := fs.String("pcap", "", "write every frame to this pcap file (--tun or --tap)")
+	mtu := fs.Int("mtu", 1500, "MTU of the TUN or TAP device (--xdp takes the interface's)")
+	noOffload := fs.Bool("no-offload", false, "open the TUN or TAP device without offloads (virtio-net headers, TSO, checksum offload):\nevery packet fits the MTU, as with a kernel that refuses them")
 	queues := fs.Int("queues", 1, "TUN queues (IFF_MULTI_QUEUE), each with its own reader: the kernel spreads flows over them;\n"+
 		"with --xdp: the interface's queues 0..N-1, one AF_XDP socket each")
 	cores := fs.Int("cores", 1, "stack cores: TCP connections spread over them by their 4-tuple, each core with its own lock\n"+
 		"(use with --queues; with --xdp the default is --queues)")
 	presetName := presetFlag(fs, "tunnel")
+	statsAddr := statsFlag(fs)
 	var sv services
 	sv.register(fs)
 	if err := sv.parse(fs, args); err != nil {
 		return err
 	}
+	if err := checkStats(*statsAddr); err != nil {
+		return err
+	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	links := 0
+	for _, l := range []string{*name, *tapName, *xdpName} {
+		if l != "" {
+			links++
+		}
+	}
 	switch {
-	case *name == "" && *xdpName == "":
-		return fmt.Errorf("%w: --tun NAME is required (or --xdp IFACE)", errUsage)
-	case *name != "" && *xdpName != "":
-		return fmt.Errorf("%w: --tun and --xdp exclude each other: give one link", errUsage)
+	case links == 0:
+		return fmt.Errorf("%w: --tun NAME is required (or --tap NAME, or --xdp IFACE)", errUsage)
+	case links > 1:
+		return fmt.Errorf("%w: --tun, --tap and --xdp exclude each other: give one link", errUsage)
+	case (*useDHCP || *useDHCPv6) && *tapName == "":
+		return fmt.Errorf("%w: --dhcp and --dhcpv6 need an Ethernet link: --tap NAME (a TUN carries no Ethernet frames,\n"+
+			"and --xdp gives wisp only the frames for its own addresses)", errUsage)
 	}
 	if *xdpName != "" {
 		for _, f := range []string{"pcap", "mtu", "no-offload"} {
@@ -59,8 +78,8 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 			*cores = min(*queues, stack.MaxCores)
 		}
 	}
-	if len(addrs) == 0 {
-		return fmt.Errorf("%w: at least one --addr CIDR is required", errUsage)
+	if len(addrs) == 0 && !*useDHCP {
+		return fmt.Errorf("%w: at least one --addr CIDR is required (or --tap NAME --dhcp)", errUsage)
 	}
 	if *mtu < 1280 || *mtu > 65535 {
 		return fmt.Errorf("%w: --mtu %d out of range [1280, 65535]", errUsage, *mtu)
@@ -87,7 +106,17 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		*name, ep = *xdpName, x
 		how = fmt.Sprintf("AF_XDP, %d queues, %d cores, mtu %d", x.Queues(), *cores, x.MTU())
 	} else {
-		dev, err := tun.OpenConfig(tun.Config{Name: *name, MTU: *mtu, Offload: !*noOffload, Queues: *queues, Logf: logf})
+		tap := *tapName != ""
+		if tap {
+			*name = *tapName
+		}
+		if !*noOffload {
+			if ok, why := offloadsFit(o, *queues); !ok {
+				logf("preset %s: %s", *presetName, why)
+				*noOffload = true
+			}
+		}
+		dev, err := tun.OpenConfig(tun.Config{Name: *name, MTU: *mtu, TAP: tap, Offload: !*noOffload, Queues: *queues, Logf: logf})
 		if err != nil {
 			return err
 		}
@@ -95,6 +124,10 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		how = fmt.Sprintf("mtu %d, offloads on (TSO, checksum)", *mtu)
 		if dev.Offloads() == (link.Offloads{}) {
 			how = fmt.Sprintf("mtu %d, offloads off", *mtu)
+		}
+		if tap {
+			hw := dev.HardwareAddr()
+			how = fmt.Sprintf("TAP, MAC %s, %s", net.HardwareAddr(hw[:]), how)
 		}
 		if *pcapFile != "" {
 			f, err := os.Create(*pcapFile)
@@ -115,26 +148,44 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer s.Close()
-	nif, err := s.AddNetif(ep, stack.NetifConfig{Name: *name, Addrs: addrs})
+	nif, err := s.AddNetif(ep, stack.NetifConfig{Name: *name, Addrs: addrs, DHCP: *useDHCP, DHCPv6: *useDHCPv6})
 	if err != nil {
 		ep.Close()
 		return err
+	}
+	if *useDHCP {
+		// Removing the netif stops its DHCP client with a RELEASE (closing the stack alone
+		// would not tell the server); runs after the services close, before s.Close.
+		defer s.RemoveNetif(nif)
 	}
 	// IPv6 addresses on Ethernet are tentative for a second (DAD): the services bind them.
 	if err := waitDAD(nif, 10*time.Second); err != nil {
 		return err
 	}
-	if err := startTCPApps(s, addrs, sv.echo, sv.discard, stdout); err != nil {
+	svcAddrs := addrs
+	if *useDHCP {
+		svcAddrs = dhcpServiceAddrs(addrs)
+		stopLeases := printLeases(nif, stdout)
+		defer stopLeases()
+	}
+	if err := startTCPApps(s, svcAddrs, sv.echo, sv.discard, stdout); err != nil {
 		return err
 	}
-	title := fmt.Sprintf("wisp serve on %s (%s)", *name, addrs.String())
-	a, err := startApps(endpoint.New(s), addrs, title, sv.http, sv.root, sv.udpEcho, stdout)
+	title := fmt.Sprintf("wisp serve on %s (%s)", *name, describeAddrs(addrs, *useDHCP, *useDHCPv6))
+	a, err := startApps(endpoint.New(s), svcAddrs, title, sv.http, sv.root, sv.udpEcho, stdout)
 	if err != nil {
 		return err
 	}
 	// Runs before s.Close (deferred earlier): conns close on a live stack.
 	defer a.close()
-	fmt.Fprintf(stdout, "wisp: serving on %s (%s), %s; SIGUSR1 prints stats, SIGINT/SIGTERM stops\n", *name, addrs.String(), how)
+	if *statsAddr != "" {
+		stop, err := startStats(s, *statsAddr, title, stdout)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	fmt.Fprintf(stdout, "wisp: serving on %s (%s), %s; SIGUSR1 prints stats, SIGINT/SIGTERM stops\n", *name, describeAddrs(addrs, *useDHCP, *useDHCPv6), how)
 
 	return waitSignals(s, stdout)
 }

@@ -30,6 +30,7 @@ func cmdWg(args []string, stdout, stderr io.Writer) error {
 	socks := fs.String("socks5", "", "run a SOCKS5 proxy on this host address (HOST:PORT) that dials through the tunnel\n(domain names are resolved by the tunnel's DNS)")
 	presetName := presetFlag(fs, "tunnel")
 	verbose := fs.Bool("v", false, "log wireguard-go's handshakes and errors in detail")
+	statsAddr := statsFlag(fs)
 	var sv services
 	sv.register(fs)
 	if err := sv.parse(fs, args); err != nil {
@@ -42,6 +43,9 @@ func cmdWg(args []string, stdout, stderr io.Writer) error {
 		if err := checkHostPort(*socks); err != nil {
 			return fmt.Errorf("%w: --socks5: %v", errUsage, err)
 		}
+	}
+	if err := checkStats(*statsAddr); err != nil {
+		return err
 	}
 	o, err := preset(*presetName)
 	if err != nil {
@@ -105,6 +109,13 @@ func cmdWg(args []string, stdout, stderr io.Writer) error {
 	defer a.close()
 	if *socks != "" {
 		stop, err := startSocks(*socks, tnet, stdout, stderr)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	if *statsAddr != "" {
+		stop, err := startStats(s, *statsAddr, title, stdout)
 		if err != nil {
 			return err
 		}
