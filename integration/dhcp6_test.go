@@ -22,7 +22,7 @@ import (
 func TestDHCPv6Dnsmasq(t *testing.T) {
 	requireRoot(t)
 	dnsmasq := requireTool(t, "dnsmasq")
-	ns := newNamedNetns(t, "h2s-dhcp6")
+	ns := newNamedNetns(t, "wisp-dhcp6")
 	stacktest.NoGoroutineLeak(t)
 	dir := t.TempDir()
 	var dev *tun.Device

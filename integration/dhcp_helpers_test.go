@@ -88,7 +88,7 @@ func newDHCPEnv(t *testing.T, subnet int, o dhcpOpts) *dhcpEnv {
 func newDHCPServer(t *testing.T, subnet int, o dhcpOpts) *dhcpEnv {
 	t.Helper()
 	requireTool(t, "dnsmasq")
-	ns := newNamedNetns(t, "h1t-dhcp")
+	ns := newNamedNetns(t, "wisp-dhcp")
 	stacktest.NoGoroutineLeak(t)
 	e := &dhcpEnv{ns: ns, subnet: subnet, mac: [6]byte{0x02, 0x42, 0xc6, 0x12, byte(subnet), 0x02},
 		dir: t.TempDir(), log: newSyncBuffer()}
@@ -100,7 +100,7 @@ func newDHCPServer(t *testing.T, subnet int, o dhcpOpts) *dhcpEnv {
 	ns.run(t, "ip", "link", "set", "wbr0", "up")
 	if o.conflict {
 		e.conflict = e.addr(50)
-		e.ns2 = newNamedNetns(t, "h1t-dhcp2")
+		e.ns2 = newNamedNetns(t, "wisp-dhcp2")
 		ns.run(t, "ip", "link", "add", "wveth0", "type", "veth", "peer", "name", "wveth1", "netns", e.ns2.name)
 		ns.run(t, "ip", "link", "set", "wveth0", "master", "wbr0", "up")
 		e.ns2.run(t, "ip", "addr", "add", e.conflict.String()+"/24", "dev", "wveth1")

@@ -2,45 +2,29 @@ package integration
 
 import (
 	"bytes"
-	"fmt"
-	"os"
 	"os/exec"
-	"runtime"
 	"sync/atomic"
 	"testing"
-	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/wispstack/wisp/internal/netnstest"
 )
 
-// requireRoot skips the test unless it runs as root.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("integration tests must run as root in CI")
-		}
-		t.Skip("needs root (network namespaces and TUN)")
-	}
-}
+// requireRoot skips the test unless it runs as root (fails under CI).
+func requireRoot(t *testing.T) { t.Helper(); netnstest.RequireRoot(t) }
 
 // requireTool skips (or, in CI, fails) when a program is not installed.
 func requireTool(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not installed; the README's test command installs it", name)
-		}
-		t.Skipf("%s is not installed", name)
-	}
-	return p
+	return netnstest.RequireTool(t, name)
 }
 
+// nsSeq numbers the kernel objects (veths, devices) tests name on their own.
 var nsSeq atomic.Int32
 
-// netns is a network namespace owned by one test.
+// netns is a network namespace owned by one test (netnstest.NS under the names this
+// package's tests use).
 type netns struct {
+	*netnstest.NS
 	name string
 }
 
@@ -55,34 +39,17 @@ func newNetns(t *testing.T) *netns {
 // it leaves behind is recognisable).
 func newNamedNetns(t *testing.T, prefix string) *netns {
 	t.Helper()
-	requireRoot(t)
-	requireTool(t, "ip")
-	ns := &netns{name: fmt.Sprintf("%s-%d-%d", prefix, os.Getpid(), nsSeq.Add(1))}
-	if out, err := exec.Command("ip", "netns", "add", ns.name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "delete", ns.name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns delete %s: %v: %s", ns.name, err, out)
-		}
-	})
-	ns.run(t, "ip", "link", "set", "lo", "up")
-	return ns
+	ns := netnstest.New(t, prefix)
+	return &netns{NS: ns, name: ns.Name}
 }
 
 // run runs a command inside the namespace and fails the test if it fails.
 func (ns *netns) run(t *testing.T, args ...string) string {
 	t.Helper()
-	out, err := ns.cmd(args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%v: %v\n%s", args, err, out)
-	}
-	return string(out)
+	return ns.Run(t, args...)
 }
 
-func (ns *netns) cmd(args ...string) *exec.Cmd {
-	return exec.Command("ip", append([]string{"netns", "exec", ns.name}, args...)...)
-}
+func (ns *netns) cmd(args ...string) *exec.Cmd { return ns.Cmd(args...) }
 
 // proc is a process a test runs (startProc): done closes once it has exited, and err is then
 // what Wait returned.
@@ -111,46 +78,16 @@ func startProc(t *testing.T, c *exec.Cmd) *proc {
 	return p
 }
 
-// do runs fn on an OS thread that has entered the namespace, so that sockets and devices
-// fn creates belong to it.
+// do runs fn on an OS thread that has entered the namespace (netnstest.NS.Do).
 func (ns *netns) do(t *testing.T, fn func()) {
 	t.Helper()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		// The thread's namespace is changed for good: let it exit with the goroutine
-		// instead of unlocking it.
-		target, err := unix.Open("/var/run/netns/"+ns.name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer unix.Close(target)
-		if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns: %w", err)
-			return
-		}
-		fn()
-		errc <- nil
-	}()
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
+	ns.Do(t, fn)
 }
 
 // waitLink waits until a link exists in the namespace.
 func (ns *netns) waitLink(t *testing.T, name string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if err := ns.cmd("ip", "link", "show", name).Run(); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("link %s did not appear in %s", name, ns.name)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	ns.WaitLink(t, name)
 }
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.

@@ -100,7 +100,8 @@ func newProxyEnvDirect(t *testing.T, pingSockets bool, args ...string) *proxyEnv
 func (e *proxyEnv) join(t *testing.T, ns *netns) {
 	t.Helper()
 	s := e.server
-	veth0, veth1 := fmt.Sprintf("wpxv%da", nsSeq.Load()), fmt.Sprintf("wpxv%db", nsSeq.Load())
+	n := nsSeq.Add(1)
+	veth0, veth1 := fmt.Sprintf("wpxv%da", n), fmt.Sprintf("wpxv%db", n)
 	ns.run(t, "ip", "link", "add", veth0, "type", "veth", "peer", "name", veth1, "netns", s.name)
 	ns.run(t, "ip", "addr", "add", "198.18.170.1/24", "dev", veth0)
 	ns.run(t, "ip", "addr", "add", "fd42:5eed:0:170::1/64", "dev", veth0, "nodad")

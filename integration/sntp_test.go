@@ -33,7 +33,7 @@ func newSNTPEnv(t *testing.T, extra string) *sntpEnv {
 	t.Helper()
 	requireRoot(t)
 	requireTool(t, "chronyd")
-	ns := newNamedNetns(t, "h2s-sntp")
+	ns := newNamedNetns(t, "wisp-sntp")
 	stacktest.NoGoroutineLeak(t)
 	e := &sntpEnv{ns: ns, dir: t.TempDir(),
 		kern: [2]netip.Addr{netip.MustParseAddr("198.18.218.1"), netip.MustParseAddr("fd42:5eed::da:1")}}

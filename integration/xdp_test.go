@@ -579,7 +579,7 @@ func TestWispServeXDP(t *testing.T) {
 func testWispServeXDPBadInput(t *testing.T, bin string) {
 	base := []string{"serve", "--xdp", "vB", "--addr", "198.18.0.1/24"}
 	checkBadFlags(t, bin, base, []badFlags{
-		{[]string{"--tun", "wisp9"}, "--tun and --xdp exclude each other"},
+		{[]string{"--tun", "wisp9"}, "--tun, --tap and --xdp exclude each other"},
 		{[]string{"--mtu", "9000"}, "--mtu is for --tun, not --xdp"},
 		{[]string{"--no-offload"}, "--no-offload is for --tun, not --xdp"},
 		{[]string{"--pcap", "/dev/null"}, "--pcap is for --tun, not --xdp"},

@@ -65,5 +65,6 @@
 // Not implemented yet: multicast source filtering, multicast forwarding, IPv4 options
 // processing (options are accepted and ignored,
 // and not copied into forwarded fragments), redirects, a path-MTU cache (PTB/Frag-needed
-// are passed to transports via ControlInput), DHCP.
+// are passed to transports via ControlInput). DHCP is apps/dhcp's; ip gives it the one
+// hook it needs before the netif has an address (SetAcceptUDPPort, dhcphook.go).
 package ip

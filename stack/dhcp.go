@@ -54,6 +54,17 @@ func (n *Netif) stopDHCP() {
 	n.s.ip.Flush()
 }
 
+// ReleaseDHCP stops the netif's DHCPv4 client as lwIP's dhcp_release_and_stop does: a
+// RELEASE goes to the server (written to the link before ReleaseDHCP returns) and the
+// lease's address, route and DNS servers are removed; the netif stays. A program that
+// closes a TAP right after may lose the frame in the kernel (its device goes with the
+// file), so it should give the kernel a moment first. No-op without a client.
+func (n *Netif) ReleaseDHCP() {
+	n.s.core.Lock()
+	defer n.s.core.Unlock()
+	n.stopDHCP()
+}
+
 func (n *Netif) forgetDHCP() *dhcpRun { return n.dhcp.Swap(nil) }
 
 // closeApps stops the netif's configuration clients when the stack closes (every core's

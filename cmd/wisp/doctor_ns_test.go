@@ -3,89 +3,17 @@ package main
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/wispstack/wisp/internal/netnstest"
 	"golang.org/x/sys/unix"
 )
-
-// nsEnv is a network namespace of one test (a loopback interface, no routes), deleted
-// when the test ends.
-type nsEnv struct{ name string }
-
-// newNS creates the namespace; it skips without root or ip (fails under CI=1).
-func newNS(t *testing.T) *nsEnv {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("this test must run as root in CI")
-		}
-		t.Skip("needs root (a network namespace and a TUN device)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("ip (iproute2) is not installed")
-		}
-		t.Skip("ip (iproute2) is not installed")
-	}
-	ns := &nsEnv{name: fmt.Sprintf("h5m-doc-%d", os.Getpid())}
-	if out, err := exec.Command("ip", "netns", "add", ns.name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "delete", ns.name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns delete %s: %v: %s", ns.name, err, out)
-		}
-	})
-	ns.run(t, "ip", "link", "set", "lo", "up")
-	return ns
-}
-
-func (ns *nsEnv) cmd(args ...string) *exec.Cmd {
-	return exec.Command("ip", append([]string{"netns", "exec", ns.name}, args...)...)
-}
-
-func (ns *nsEnv) run(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := ns.cmd(args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%v: %v\n%s", args, err, out)
-	}
-	return string(out)
-}
-
-// do runs fn on an OS thread inside the namespace: the sockets fn opens are the
-// namespace's. The thread is not returned to the scheduler.
-func (ns *nsEnv) do(t *testing.T, fn func()) {
-	t.Helper()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		fd, err := unix.Open("/var/run/netns/"+ns.name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer unix.Close(fd)
-		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns: %w", err)
-			return
-		}
-		fn()
-		errc <- nil
-	}()
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
-}
 
 // lockedBuffer is a bytes.Buffer for a process's output, read while it runs.
 type lockedBuffer struct {
@@ -136,11 +64,11 @@ func exitCode(t *testing.T, c *exec.Cmd) (int, string) {
 // samples, and it finds the exhaustion and names MempNumTCPPCB (status 1); --save keeps
 // the snapshot and --file reads it back with the same verdict.
 func TestDoctorAgainstServe(t *testing.T) {
-	ns := newNS(t)
+	ns := netnstest.New(t, "wisp-cmd")
 	bin := buildWisp(t)
 	const stats = "127.0.0.1:9464" // the namespace's own loopback
 	out := &lockedBuffer{}
-	srv := ns.cmd(bin, "serve", "--tun", "h5m0", "--addr", "198.18.77.2/24", "--echo", "7",
+	srv := ns.Cmd(bin, "serve", "--tun", "wdoc0", "--addr", "198.18.77.2/24", "--echo", "7",
 		"--preset", "embedded", "--no-offload", "--stats", stats)
 	srv.Stdout, srv.Stderr = out, out
 	if err := srv.Start(); err != nil {
@@ -164,17 +92,17 @@ func TestDoctorAgainstServe(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	ns.run(t, "ip", "addr", "add", "198.18.77.1/24", "dev", "h5m0")
-	ns.run(t, "ip", "link", "set", "h5m0", "up")
+	ns.Run(t, "ip", "addr", "add", "198.18.77.1/24", "dev", "wdoc0")
+	ns.Run(t, "ip", "link", "set", "wdoc0", "up")
 
 	url := "http://" + stats
-	if code, text := exitCode(t, ns.cmd(bin, "doctor", "--url", url, "--interval", "300ms")); code != 0 || !strings.Contains(text, "no findings:") {
+	if code, text := exitCode(t, ns.Cmd(bin, "doctor", "--url", url, "--interval", "300ms")); code != 0 || !strings.Contains(text, "no findings:") {
 		fail("healthy: exit %d, want 0 and no findings:\n%s", code, text)
 	}
 
 	// The doctor samples over 3 s; the kernel opens 12 connections in between.
 	saved := filepath.Join(t.TempDir(), "snap.json")
-	doc := ns.cmd(bin, "doctor", "--url", url, "--interval", "3s", "--save", saved)
+	doc := ns.Cmd(bin, "doctor", "--url", url, "--interval", "3s", "--save", saved)
 	docOut := &lockedBuffer{}
 	doc.Stdout, doc.Stderr = docOut, docOut
 	if err := doc.Start(); err != nil {
@@ -185,7 +113,7 @@ func TestDoctorAgainstServe(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	var conns []net.Conn
 	refused := 0
-	ns.do(t, func() {
+	ns.Do(t, func() {
 		for range 12 {
 			c, err := net.DialTimeout("tcp4", "198.18.77.2:7", 2*time.Second)
 			if err != nil {

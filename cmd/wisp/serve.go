@@ -154,9 +154,14 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *useDHCP {
-		// Removing the netif stops its DHCP client with a RELEASE (closing the stack alone
-		// would not tell the server); runs after the services close, before s.Close.
-		defer s.RemoveNetif(nif)
+		// Release the lease (closing the stack alone would not tell the server), after the
+		// services close and before s.Close; the TAP goes with its file, and the kernel may
+		// drop a frame still in its backlog then: give it a moment before the netif goes.
+		defer func() {
+			nif.ReleaseDHCP()
+			time.Sleep(100 * time.Millisecond)
+			s.RemoveNetif(nif)
+		}()
 	}
 	// IPv6 addresses on Ethernet are tentative for a second (DAD): the services bind them.
 	if err := waitDAD(nif, 10*time.Second); err != nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wispstack/wisp/internal/netnstest"
 	"golang.org/x/sys/unix"
 )
 
@@ -18,7 +19,7 @@ import (
 // (and is the one dnsmasq's lease file holds), the echo service answers on the leased
 // address, and SIGTERM releases the lease and ends the process cleanly.
 func TestServeTapDHCP(t *testing.T) {
-	ns := newNS(t)
+	ns := netnstest.New(t, "wisp-cmd")
 	dnsmasq, err := exec.LookPath("dnsmasq")
 	if err != nil {
 		if os.Getenv("CI") != "" {
@@ -28,7 +29,7 @@ func TestServeTapDHCP(t *testing.T) {
 	}
 	bin := buildWisp(t)
 	out := &lockedBuffer{}
-	srv := ns.cmd(bin, "serve", "--tap", "h5mt0", "--dhcp", "--echo", "7")
+	srv := ns.Cmd(bin, "serve", "--tap", "wdhcp0", "--dhcp", "--echo", "7")
 	srv.Stdout, srv.Stderr = out, out
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
@@ -39,17 +40,17 @@ func TestServeTapDHCP(t *testing.T) {
 		srv.Process.Kill()
 		<-done
 	})
-	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(out.String(), "wisp: serving on h5mt0 (DHCP), TAP"); {
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(out.String(), "wisp: serving on wdhcp0 (DHCP), TAP"); {
 		if time.Now().After(deadline) {
 			t.Fatalf("wisp serve did not start:\n%s", out.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	ns.run(t, "ip", "addr", "add", "198.18.89.1/24", "dev", "h5mt0")
-	ns.run(t, "ip", "link", "set", "h5mt0", "up")
+	ns.Run(t, "ip", "addr", "add", "198.18.89.1/24", "dev", "wdhcp0")
+	ns.Run(t, "ip", "link", "set", "wdhcp0", "up")
 	leases := filepath.Join(t.TempDir(), "leases")
 	dmOut := &lockedBuffer{}
-	dm := ns.cmd(dnsmasq, "--no-daemon", "--conf-file=/dev/null", "--interface=h5mt0", "--bind-interfaces", "--port=0",
+	dm := ns.Cmd(dnsmasq, "--no-daemon", "--conf-file=/dev/null", "--interface=wdhcp0", "--bind-interfaces", "--port=0",
 		"--dhcp-range=198.18.89.100,198.18.89.150,255.255.255.0,2m", "--dhcp-option=3,198.18.89.1",
 		"--dhcp-option=6,198.18.89.1", "--dhcp-leasefile="+leases, "--pid-file=", "--log-dhcp")
 	dm.Stdout, dm.Stderr = dmOut, dmOut
@@ -67,7 +68,7 @@ func TestServeTapDHCP(t *testing.T) {
 		lf, _ := os.ReadFile(leases)
 		t.Fatalf(format+"\n=== wisp serve ===\n%s\n=== dnsmasq ===\n%s\n=== lease file ===\n%s", append(args, out.String(), dmOut.String(), lf)...)
 	}
-	bound := regexp.MustCompile(`wisp: DHCP on h5mt0: bound (198\.18\.89\.\d+)/24 from server 198\.18\.89\.1, lease 2m0s .*router 198\.18\.89\.1, DNS \[198\.18\.89\.1\]`)
+	bound := regexp.MustCompile(`wisp: DHCP on wdhcp0: bound (198\.18\.89\.\d+)/24 from server 198\.18\.89\.1, lease 2m0s .*router 198\.18\.89\.1, DNS \[198\.18\.89\.1\]`)
 	var addr string
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		if m := bound.FindStringSubmatch(out.String()); m != nil {
@@ -83,7 +84,7 @@ func TestServeTapDHCP(t *testing.T) {
 		fail("dnsmasq's lease file lacks %s", addr)
 	}
 	var echoed string
-	ns.do(t, func() {
+	ns.Do(t, func() {
 		c, err := net.DialTimeout("tcp4", net.JoinHostPort(addr, "7"), 5*time.Second)
 		if err != nil {
 			echoed = err.Error()
