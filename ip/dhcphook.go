@@ -27,7 +27,7 @@ func (n *Netif) SetAcceptUDPPort(port uint16) {
 }
 
 // acceptsUDP reports whether packet p (at its IPv4 header of hl bytes, not for us) is taken
-// by SetAcceptUDPPort's rule.
+// by SetAcceptUDPPort's rule. It borrows p.
 func (n *Netif) acceptsUDP(ip wire.IPv4, p *pbuf.Pbuf, hl int) bool {
 	if n.acceptUDP == 0 || ip.Protocol() != wire.ProtoUDP || ip.IsFragment() || n.hasIPv4() {
 		return false

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -297,13 +298,50 @@ func (e *Endpoint) pbufOf(pkt *stack.PacketBuffer) *pbuf.Pbuf {
 	return p
 }
 
-// flush hands batch to the wisp link (which takes the pbufs) and clears it.
+// txWait bounds how long flush waits for a full transmit queue to drain.
+const txWait = 20 * time.Millisecond
+
+// flush hands batch to the wisp link (which takes every pbuf) and clears it. When the link
+// reports its queue's room (link.TxRoomer), flush gives it what fits and waits for the rest,
+// up to txWait without progress, as a write to gVisor's fdbased link blocks on a full
+// socket: a frame the link refuses is lost to gVisor's TCP, which sends it again only after
+// an RTO. After txWait the rest goes to the link, which drops and counts what it cannot take.
 func (e *Endpoint) flush(batch []*pbuf.Pbuf) (int, tcpip.Error) {
-	n, err := e.ep.WritePackets(batch)
-	clear(batch)
-	e.cnt.txPackets.Add(uint64(n))
-	e.cnt.txDropped.Add(uint64(len(batch) - n))
-	return n, tcpipError(err)
+	defer clear(batch)
+	r, _ := e.ep.(link.TxRoomer)
+	var deadline time.Time
+	sent := 0
+	for i := 0; i < len(batch); {
+		chunk := batch[i:]
+		if r != nil {
+			if room := r.TxRoom(); room <= 0 {
+				now := time.Now()
+				if deadline.IsZero() {
+					deadline = now.Add(txWait)
+				}
+				if now.Before(deadline) {
+					time.Sleep(50 * time.Microsecond)
+					continue
+				}
+			} else if room < len(chunk) {
+				chunk = chunk[:room]
+			}
+		}
+		n, err := e.ep.WritePackets(chunk)
+		i += len(chunk)
+		sent += n
+		e.cnt.txPackets.Add(uint64(n))
+		e.cnt.txDropped.Add(uint64(len(chunk) - n))
+		if err != nil {
+			for _, p := range batch[i:] {
+				p.Free()
+			}
+			e.cnt.txDropped.Add(uint64(len(batch) - i))
+			return sent, tcpipError(err)
+		}
+		deadline = time.Time{}
+	}
+	return sent, nil
 }
 
 // AllocRx implements link.Dispatcher: a POOL chain from the Endpoint's allocator, or nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"sync"
 	"testing"
+	"time"
 
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -297,4 +298,50 @@ func TestEndpointAllocs(t *testing.T) {
 			t.Errorf("%v: %.1f allocations per inbound frame, %.1f per outbound packet; want 0", medium, in, out)
 		}
 	}
+}
+
+// A full transmit queue (link.TxRoomer) makes WritePackets wait for room, as gVisor's
+// fdbased link blocks on a full socket, instead of dropping what does not fit: 64 frames
+// through an 8-frame queue that a reader drains arrive, none dropped.
+func TestEndpointWaitsForRoom(t *testing.T) {
+	stacktest.NoGoroutineLeak(t)
+	a, b := pipe.New(pipe.Config{MTU: 1500, Medium: link.MediumIP, Sync: true, QueueLen: 8})
+	aa := linktest.NewAllocator()
+	da := linktest.NewDispatcher(aa)
+	da.Discard = true
+	a.Attach(da)
+	ba := linktest.NewAllocator()
+	e := gvisor.NewEndpoint(b, ba)
+	e.Attach(&gvSink{})
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // the reader: moves queued frames across every 200 µs
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Microsecond):
+				b.Flush()
+			}
+		}
+	}()
+	var list gstack.PacketBufferList
+	for range 64 {
+		list.PushBack(outPacket(e, header.IPv4ProtocolNumber, linkA, ipPacket(4, 200, 0)))
+	}
+	n, err := e.WritePackets(list)
+	list.Reset()
+	close(stop)
+	<-done
+	b.Flush()
+	if n != 64 || err != nil {
+		t.Fatalf("WritePackets: %d, %v; want 64 through the 8-frame queue", n, err)
+	}
+	if st := e.Stats(); st.TxPackets != 64 || st.TxDropped != 0 {
+		t.Errorf("counters %+v: want 64 sent, none dropped", st)
+	}
+	e.Close()
+	linktest.CheckZero(t, ba)
+	linktest.CheckZero(t, aa)
 }
