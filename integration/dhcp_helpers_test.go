@@ -53,7 +53,9 @@ type dhcpEnv struct {
 type dhcpOpts struct {
 	t1, t2   int  // seconds, options 58 and 59 (0: dnsmasq's default: half and 7/8 of the lease)
 	keepConn bool // opt.Options.TCPKeepConnWhenIPChanges
-	conflict bool // the second namespace holding .50, and a dhcp-host that hands .50 to wisp
+	conflict bool // the second namespace holding .50, and a dhcp-host that hands .50 to wisp;
+	// only then does the client probe offers with ARP (DHCPDoesACDCheck: some 5 s a lease),
+	// which the other tests leave to TestDHCPDecline and apps/dhcp's tests
 	fixed    int  // a dhcp-host that hands 198.18.S.<fixed> to wisp (0: none)
 }
 
@@ -136,6 +138,7 @@ func (e *dhcpEnv) startStack(t *testing.T, o dhcpOpts) {
 	ns := e.ns
 	opts := opt.Tunnel()
 	opts.TCPKeepConnWhenIPChanges = o.keepConn
+	opts.DHCPDoesACDCheck = o.conflict
 	var err error
 	ns.do(t, func() {
 		e.dev, err = tun.OpenConfig(tun.Config{Name: "wtap0", MTU: 1500, TAP: true, HardwareAddr: e.mac})
