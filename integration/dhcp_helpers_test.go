@@ -56,7 +56,7 @@ type dhcpOpts struct {
 	conflict bool // the second namespace holding .50, and a dhcp-host that hands .50 to wisp;
 	// only then does the client probe offers with ARP (DHCPDoesACDCheck: some 5 s a lease),
 	// which the other tests leave to TestDHCPDecline and apps/dhcp's tests
-	fixed    int  // a dhcp-host that hands 198.18.S.<fixed> to wisp (0: none)
+	fixed int // a dhcp-host that hands 198.18.S.<fixed> to wisp (0: none)
 }
 
 // server is dnsmasq's address on the bridge.
