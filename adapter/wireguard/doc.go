@@ -13,7 +13,8 @@
 // channel operation per packet. Net has every method of netstack's Net with the same
 // parameter types; where netstack returns gonet's TCPConn, TCPListener and UDPConn, Net
 // returns endpoint's, which have their methods. Host names given to Dial and LookupHost
-// are resolved over the tunnel by endpoint/dns (UDP, TCP on truncation, a TTL cache).
+// are resolved over the tunnel by the stack's resolver (apps/dns: its table caches for the
+// TTL) through endpoint/dns's front (package net's errors, TCP on truncation).
 // CreateNetTUNWithOptions takes wisp's Options (stack sizing, clock, batch and queue,
 // offloads).
 //
