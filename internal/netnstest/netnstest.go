@@ -1,7 +1,3 @@
-// Package netnstest gives tests that need the kernel a network namespace of their own: created
-// with only a loopback interface (up) and no routes, deleted when the test ends whatever
-// happens, with commands run inside it and Go code run on a thread that entered it. It is
-// test support (it imports testing), shared by integration and the command's tests.
 package netnstest
 
 import (
