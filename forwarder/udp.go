@@ -399,8 +399,10 @@ func (s *UDPSession) Reject() {
 		_ = u.k.IP().SendPortUnreachable(s.id.Src, s.id.Dst, s.quote[:s.nq])
 		s.unlink()
 	}
-	u.k.Unlock()
+	// The queue is freed before the core lock goes (core → s.mu, delivery's order): once
+	// the session no longer counts as active, it holds no pbuf either.
 	s.end(net.ErrClosed)
+	u.k.Unlock()
 }
 
 // Close ends the session: queued datagrams are dropped, blocked calls return
@@ -413,8 +415,8 @@ func (s *UDPSession) Close() error {
 	u := &s.f.udp
 	u.k.Lock()
 	s.unlink()
+	s.end(net.ErrClosed) // as in Reject: no pbuf held once not active
 	u.k.Unlock()
-	s.end(net.ErrClosed)
 	if closed {
 		return s.opErr("close", net.ErrClosed)
 	}
